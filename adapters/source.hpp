@@ -1,0 +1,87 @@
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <uv.h>
+
+#include "runtime/base/row_batch.hpp"
+#include "runtime/base/schema.hpp"
+#include "runtime/base/status.hpp"
+
+namespace siphon {
+
+/// A connection to a source database, used by one table at a time, on the loop thread.
+/// Every method returns at once; its callback runs later on the loop, exactly once, unless
+/// the connection is destroyed first (then it never runs). No method blocks the loop.
+/// Adapters know their SQL dialect; the sync pipeline knows none.
+class SourceConnection {
+ public:
+  virtual ~SourceConnection() = default;
+
+  /// Opens the connection (no-op when already open and healthy).
+  virtual void Connect(std::function<void(Status)> done) = 0;
+
+  /// Reads a table's columns, primary key and row estimate from the catalog.
+  /// `table` is the name the script gave (`schema.table` or `table`). A missing table is
+  /// ErrorKind::kSchema.
+  virtual void Reflect(const std::string& table, std::function<void(Result<TableSchema>)> done) = 0;
+
+  /// Pulls one page. The batch has query.columns in that order, typed per DESIGN §5.
+  virtual void Pull(const TableSchema& table, const PageQuery& query,
+                    std::function<void(Result<RowBatch>)> done) = 0;
+
+  /// The exact SQL Pull runs for this query (for `siphon check`), parameters as $n or ?.
+  virtual std::string PageSql(const TableSchema& table, const PageQuery& query) const = 0;
+
+  /// Checks that a cursor over `order_by` can be paged by this source; the message says
+  /// what to do otherwise (e.g. a nullable cursor column).
+  virtual Status CheckCursor(const TableSchema& table, const std::vector<std::string>& order_by,
+                             bool has_lookback) const;
+
+  /// Drops the connection; a later Connect opens a new one.
+  virtual void Close() = 0;
+};
+
+/// A declared source (one `siphon.postgres{…}` call): makes connections.
+class Source {
+ public:
+  virtual ~Source() = default;
+  virtual std::string_view kind() const = 0;  ///< "postgres", "mysql", "sqlite"
+  /// Where it points, safe to print: never a password.
+  virtual std::string Describe() const = 0;
+  virtual std::unique_ptr<SourceConnection> NewConnection(uv_loop_t* loop) = 0;
+};
+
+/// Options of a source as the script gave them, already checked against the adapter's spec.
+using OptionValue = std::variant<std::string, int64_t, bool>;
+using Options = std::map<std::string, OptionValue>;
+
+enum class OptionType { kString, kInteger, kBoolean };
+
+/// One option a source accepts. The Lua layer validates scripts against these, and the
+/// README's reference lists them.
+struct OptionSpec {
+  std::string name;
+  OptionType type = OptionType::kString;
+  bool required = false;
+  std::string doc;
+};
+
+/// How an adapter registers itself: its `siphon.<kind>` name, its options and a factory.
+struct SourceDefinition {
+  std::string kind;
+  std::vector<OptionSpec> options;
+  /// Checks option combinations the spec cannot express (e.g. dsn or host) and builds the
+  /// source. Errors are ErrorKind::kConfig and name the option.
+  std::function<Result<std::unique_ptr<Source>>(const Options&)> make;
+};
+
+/// Every adapter compiled in (adapters/registry.cpp holds the list).
+const std::vector<SourceDefinition>& SourceDefinitions();
+const SourceDefinition* FindSourceDefinition(std::string_view kind);
+
+}  // namespace siphon

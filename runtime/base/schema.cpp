@@ -1,0 +1,97 @@
+#include "runtime/base/schema.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace siphon {
+
+std::string_view ColumnTypeName(ColumnType type) {
+  switch (type) {
+    case ColumnType::kInteger: return "INTEGER";
+    case ColumnType::kReal: return "REAL";
+    case ColumnType::kText: return "TEXT";
+    case ColumnType::kBlob: return "BLOB";
+  }
+  return "TEXT";
+}
+
+int TableSchema::Find(std::string_view name) const {
+  for (size_t i = 0; i < columns.size(); ++i) {
+    if (columns[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+std::string TableSchema::Hash() const {
+  // FNV-1a over "name:type;" of every column and the key: stable across builds and runs.
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](std::string_view s) {
+    for (unsigned char ch : s) {
+      h ^= ch;
+      h *= 1099511628211ull;
+    }
+  };
+  for (const auto& c : columns) {
+    mix(c.name);
+    mix(":");
+    mix(c.source_type);
+    mix(";");
+  }
+  mix("key:");
+  for (const auto& k : primary_key) {
+    mix(k);
+    mix(";");
+  }
+  char buf[17];
+  snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+CursorValue CursorValueOf(const RowBatch& batch, size_t row, size_t column) {
+  const Cell& c = batch.at(row, column);
+  switch (c.type) {
+    case ValueType::kInt: return c.i;
+    case ValueType::kReal: return c.d;
+    case ValueType::kText: return std::string(batch.bytes(c));
+    case ValueType::kNull:
+    case ValueType::kBlob: return std::monostate{};
+  }
+  return std::monostate{};
+}
+
+std::string CursorToJson(const Cursor& cursor) {
+  nlohmann::json arr = nlohmann::json::array();
+  for (const auto& v : cursor) {
+    if (std::holds_alternative<int64_t>(v)) {
+      arr.push_back(std::get<int64_t>(v));
+    } else if (std::holds_alternative<double>(v)) {
+      arr.push_back(std::get<double>(v));
+    } else if (std::holds_alternative<std::string>(v)) {
+      arr.push_back(std::get<std::string>(v));
+    } else {
+      arr.push_back(nullptr);
+    }
+  }
+  return arr.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::optional<Cursor> CursorFromJson(std::string_view json) {
+  auto parsed = nlohmann::json::parse(json, nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_array()) return std::nullopt;
+  Cursor cursor;
+  for (const auto& v : parsed) {
+    if (v.is_number_integer()) {
+      cursor.emplace_back(v.get<int64_t>());
+    } else if (v.is_number_float()) {
+      cursor.emplace_back(v.get<double>());
+    } else if (v.is_string()) {
+      cursor.emplace_back(v.get<std::string>());
+    } else if (v.is_null()) {
+      cursor.emplace_back(std::monostate{});
+    } else {
+      return std::nullopt;
+    }
+  }
+  return cursor;
+}
+
+}  // namespace siphon

@@ -1,0 +1,70 @@
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "runtime/base/row_batch.hpp"
+
+namespace siphon {
+
+/// The SQLite column type a source column is stored as (DESIGN §5).
+enum class ColumnType { kInteger, kReal, kText, kBlob };
+
+std::string_view ColumnTypeName(ColumnType type);  ///< "INTEGER", "REAL", "TEXT", "BLOB"
+
+/// How a column orders, which decides what a cursor on it may do.
+enum class OrderKind {
+  kNumber,  ///< integers, floats, numerics: compared as numbers on the source
+  kText,    ///< strings, uuids
+  kTime,    ///< dates and timestamps: `lookback` applies
+  kOther,   ///< not usable as a cursor (json, blobs, arrays, booleans)
+};
+
+/// One column of a source table, as reflected from the source's catalog.
+struct ColumnInfo {
+  std::string name;
+  std::string source_type;  ///< the source's own spelling, e.g. "timestamp with time zone"
+  ColumnType type = ColumnType::kText;
+  OrderKind order = OrderKind::kOther;
+  bool nullable = true;
+};
+
+/// A source table: columns in source order, primary key, estimated rows.
+struct TableSchema {
+  std::string qualified_name;  ///< as the script named it, e.g. "public.orders"
+  std::vector<ColumnInfo> columns;
+  std::vector<std::string> primary_key;
+  int64_t row_estimate = -1;  ///< -1 when unknown
+
+  /// Index of a column by exact name, or -1.
+  int Find(std::string_view name) const;
+  /// A stable digest of the column names and types (for `_siphon_state.schema_hash`).
+  std::string Hash() const;
+};
+
+/// One value of a cursor: the order columns of the last row written.
+/// Integers stay integers so the source compares numbers as numbers.
+using CursorValue = std::variant<std::monostate, int64_t, double, std::string>;
+using Cursor = std::vector<CursorValue>;
+
+/// The cell of a batch as a cursor value (text, int, real; blobs and nulls become null).
+CursorValue CursorValueOf(const RowBatch& batch, size_t row, size_t column);
+
+/// Cursor <-> JSON array text, as stored in `_siphon_state.cursor`.
+std::string CursorToJson(const Cursor& cursor);
+std::optional<Cursor> CursorFromJson(std::string_view json);
+
+/// What a page query asks of a source. The adapter turns it into its dialect.
+struct PageQuery {
+  std::vector<std::string> columns;   ///< projection, in this order
+  std::vector<std::string> order_by;  ///< keyset: cursor columns, then the remaining key columns
+  std::optional<Cursor> after;        ///< exclusive lower bound on order_by; none = from the start
+  /// When set (and `after` is set), the page starts at order_by[0] >= after[0] - lookback,
+  /// ignoring the tie-breaking columns: re-reads a window behind the watermark.
+  std::optional<double> lookback_seconds;
+  size_t limit = 5000;
+};
+
+}  // namespace siphon

@@ -1,0 +1,55 @@
+#pragma once
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "adapters/source.hpp"
+
+namespace siphon {
+
+/// How a page is written into the target.
+enum class WriteMode {
+  kUpsert,  ///< INSERT … ON CONFLICT(key) DO UPDATE
+  kAppend,  ///< INSERT … ON CONFLICT DO NOTHING
+};
+
+/// A declared source: the adapter's Source plus where it was declared.
+struct SourceDecl {
+  std::string name;      ///< "postgres#1": kind and declaration order, for logs
+  std::string location;  ///< "script.lua:3"
+  std::shared_ptr<Source> source;
+};
+
+/// One `siphon.replicate "name" { … }`: everything the pipeline needs for a table.
+/// Plain data, no Lua: the Lua layer builds it, the sync layer runs it.
+struct TableDecl {
+  std::string name;      ///< target table name
+  std::string location;  ///< "script.lua:12", for messages about this table
+  std::shared_ptr<SourceDecl> source;
+  std::string from;                   ///< source table, e.g. "public.orders"
+  std::vector<std::string> key;       ///< empty: the source's primary key
+  std::vector<std::string> cursor;    ///< empty: full refresh each run
+  std::vector<std::string> columns;   ///< empty: every column
+  std::chrono::milliseconds every{std::chrono::seconds(60)};
+  size_t batch = 5000;
+  std::optional<double> lookback_seconds;
+  WriteMode write = WriteMode::kUpsert;
+};
+
+/// The SQLite target.
+struct TargetDecl {
+  std::string path;
+  std::string location;
+};
+
+/// Everything a script declared.
+struct Deployment {
+  std::string script_path;
+  std::optional<TargetDecl> target;
+  std::vector<std::shared_ptr<SourceDecl>> sources;
+  std::vector<TableDecl> tables;
+};
+
+}  // namespace siphon

@@ -1,0 +1,12 @@
+# Turns every lua/*.lua into an entry of siphon::EmbeddedLua() (runtime/lua/embedded.hpp).
+file(GLOB files ${LUA_DIR}/*.lua)
+list(SORT files)
+set(body "// Generated from lua/*.lua by scripts/dev/embed_lua.cmake. Do not edit.\n#include \"runtime/lua/embedded.hpp\"\nnamespace siphon {\nconst std::vector<EmbeddedFile>& EmbeddedLua() {\n  static const std::vector<EmbeddedFile> files = {\n")
+foreach(f ${files})
+  get_filename_component(name ${f} NAME_WE)
+  file(READ ${f} content)
+  string(APPEND body "    {\"${name}\", R\"siphon_lua(${content})siphon_lua\"},\n")
+endforeach()
+string(APPEND body "  };\n  return files;\n}\n}  // namespace siphon\n")
+file(WRITE ${OUT}.tmp "${body}")
+configure_file(${OUT}.tmp ${OUT} COPYONLY)
