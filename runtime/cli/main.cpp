@@ -1,2 +1,62 @@
-// Placeholder entry point while the CLI layer is written (replaced in the same change).
-int main() { return 2; }
+// The siphon command line (DESIGN §3). Exit codes: 0 success, 1 a replication failed,
+// 2 bad usage or bad script.
+#include <CLI/CLI.hpp>
+
+#include "runtime/base/log.hpp"
+#include "runtime/cli/commands.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"siphon: replicate PostgreSQL and MySQL tables into SQLite, driven by a Lua script",
+               "siphon"};
+  app.set_version_flag("--version", SIPHON_VERSION);
+  app.require_subcommand(1);
+
+  std::string log_level = "info";
+  std::string log_format = "text";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("--log-format", log_format, "text or json (one object per line)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
+
+  siphon::ScriptOptions script;
+  std::vector<std::string> tables;
+  std::string replica;
+  bool json = false;
+
+  auto add_script = [&script](CLI::App* cmd) {
+    cmd->add_option("SCRIPT", script.script, "the deployment script (.lua)")
+        ->required()
+        ->check(CLI::ExistingFile);
+    cmd->add_flag("--unsafe-lua", script.unsafe_lua,
+                  "let the script use os.execute, io, C modules and debug");
+  };
+  CLI::App* run = app.add_subcommand("run", "replicate on schedule until stopped");
+  add_script(run);
+  CLI::App* once = app.add_subcommand("once", "sync every table until caught up, then exit");
+  add_script(once);
+  once->add_option("--table", tables, "only this table (repeatable)");
+  CLI::App* check = app.add_subcommand("check", "validate, connect, reflect and print the plan");
+  add_script(check);
+  CLI::App* status = app.add_subcommand("status", "per-table state read from a replica");
+  status->add_option("REPLICA", replica, "the target SQLite file")
+      ->required()
+      ->check(CLI::ExistingFile);
+  status->add_flag("--json", json, "print JSON");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  siphon::ConfigureLogging(log_level,
+                           log_format == "json" ? siphon::LogFormat::kJson : siphon::LogFormat::kText);
+
+  if (*run) return siphon::RunCommand(script);
+  if (*once) return siphon::OnceCommand(script, tables);
+  if (*check) return siphon::CheckCommand(script);
+  if (*status) return siphon::StatusCommand(replica, json);
+  return 2;
+}

@@ -1,0 +1,348 @@
+#include "runtime/cli/commands.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+#include <sqlite3.h>
+#include <uv.h>
+
+#include "adapters/source.hpp"
+#include "runtime/base/log.hpp"
+#include "runtime/lua/lua_host.hpp"
+#include "runtime/sync/plan.hpp"
+#include "runtime/sync/replicator.hpp"
+#include "runtime/target/target.hpp"
+
+namespace siphon {
+namespace {
+
+/// A loaded script: the deployment and the Lua state its callbacks live in.
+struct Loaded {
+  std::unique_ptr<LuaHost> host;
+  Deployment deployment;
+};
+
+std::optional<Loaded> Load(const ScriptOptions& options) {
+  LuaOptions lua;
+  lua.unsafe = options.unsafe_lua;
+  auto host = std::make_unique<LuaHost>(lua, SourceDefinitions());
+  if (Status st = host->LoadScript(options.script); !st.ok()) {
+    std::cerr << "siphon: " << st.message() << "\n";
+    return std::nullopt;
+  }
+  Loaded loaded;
+  loaded.deployment = host->TakeDeployment();
+  loaded.host = std::move(host);
+  return loaded;
+}
+
+/// Closes every handle still open and runs the loop until they are gone.
+void CloseLoop(uv_loop_t* loop) {
+  uv_walk(
+      loop,
+      [](uv_handle_t* h, void*) {
+        if (!uv_is_closing(h)) uv_close(h, nullptr);
+      },
+      nullptr);
+  uv_run(loop, UV_RUN_DEFAULT);
+  uv_loop_close(loop);
+}
+
+std::string Join(const std::vector<std::string>& v, std::string_view sep = ", ") {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? std::string(sep) : "") + v[i];
+  return out;
+}
+
+std::string FormatDuration(std::chrono::milliseconds ms) {
+  auto n = ms.count();
+  if (n % 3600000 == 0) return std::to_string(n / 3600000) + "h";
+  if (n % 60000 == 0) return std::to_string(n / 60000) + "m";
+  if (n % 1000 == 0) return std::to_string(n / 1000) + "s";
+  return std::to_string(n) + "ms";
+}
+
+/// SIGINT/SIGTERM: stop scheduling, let the page in flight commit or roll back, then stop the
+/// loop. A second signal exits at once (the target stays consistent: SQLite rolls back).
+class SignalStop {
+ public:
+  SignalStop(uv_loop_t* loop, std::function<void()> on_signal) : on_signal_(std::move(on_signal)) {
+    for (int i = 0; i < 2; ++i) {
+      handles_[i] = new uv_signal_t;
+      uv_signal_init(loop, handles_[i]);
+      handles_[i]->data = this;
+      uv_signal_start(
+          handles_[i],
+          [](uv_signal_t* h, int signum) {
+            auto* self = static_cast<SignalStop*>(h->data);
+            if (self->signalled_) {
+              Logger("siphon")->warn("second signal {}: exiting now", signum);
+              std::_Exit(0);
+            }
+            self->signalled_ = true;
+            Logger("siphon")->info("signal {}: finishing the pages in flight", signum);
+            self->on_signal_();
+          },
+          i == 0 ? SIGINT : SIGTERM);
+      uv_unref(reinterpret_cast<uv_handle_t*>(handles_[i]));
+    }
+  }
+  ~SignalStop() {
+    for (auto* h : handles_) {
+      uv_close(reinterpret_cast<uv_handle_t*>(h),
+               [](uv_handle_t* x) { delete reinterpret_cast<uv_signal_t*>(x); });
+    }
+  }
+  bool signalled() const { return signalled_; }
+
+ private:
+  std::function<void()> on_signal_;
+  uv_signal_t* handles_[2] = {nullptr, nullptr};
+  bool signalled_ = false;
+};
+
+int Replicate(const ScriptOptions& options, bool once, const std::vector<std::string>& tables) {
+  auto loaded = Load(options);
+  if (!loaded) return 2;
+  const Deployment& d = loaded->deployment;
+  for (const auto& name : tables) {
+    bool found = false;
+    for (const auto& t : d.tables) found |= t.name == name;
+    if (!found) {
+      std::cerr << "siphon: --table " << name << ": no such table in " << options.script << "\n";
+      return 2;
+    }
+  }
+
+  auto log = Logger("siphon");
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int code = 0;
+  {
+    Target target(&loop, d.target->path);
+    if (Status st = target.Open(); !st.ok()) {
+      std::cerr << "siphon: " << st.message() << "\n";
+      return 1;
+    }
+    RunnerOptions runner_options;
+    runner_options.once = once;
+    Replicator replicator(&loop, target, d, runner_options, tables);
+    log->info("{} {} table(s) into {}", once ? "syncing" : "replicating",
+              replicator.runners().size(), d.target->path);
+    for (const auto& r : replicator.runners()) {
+      const TableDecl& t = r->decl();
+      log->info("  {} <- {} {} ({}, every {}, batch {})", t.name, t.source->source->kind(),
+                t.from, t.cursor.empty() ? "full refresh" : "cursor " + Join(t.cursor),
+                FormatDuration(t.every), t.batch);
+    }
+    SignalStop signals(&loop, [&] { replicator.Stop([&] { uv_stop(&loop); }); });
+    auto started = std::chrono::steady_clock::now();
+    replicator.Start(once ? std::function<void()>([&] { uv_stop(&loop); }) : nullptr);
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    if (once) {
+      auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      for (const auto& r : replicator.runners()) {
+        if (r->last_status().ok()) {
+          log->info("  {}: {} rows", r->decl().name, r->rows_last_run());
+        } else {
+          log->error("  {}: failed: {}", r->decl().name, r->last_status().ToString());
+        }
+      }
+      code = signals.signalled() ? 0 : replicator.ExitCode();
+      log->info("done in {:.2f} s{}", secs, code == 0 ? "" : " with failures");
+    }
+  }
+  CloseLoop(&loop);
+  return code;
+}
+
+}  // namespace
+
+int RunCommand(const ScriptOptions& options) { return Replicate(options, false, {}); }
+
+int OnceCommand(const ScriptOptions& options, const std::vector<std::string>& tables) {
+  return Replicate(options, true, tables);
+}
+
+namespace {
+
+/// Checks the tables one after the other: connect, reflect, plan, print.
+class Checker {
+ public:
+  Checker(uv_loop_t* loop, const Deployment& d) : loop_(loop), d_(d) {}
+
+  void Next() {
+    if (index_ >= d_.tables.size()) return;
+    const TableDecl& t = d_.tables[index_];
+    conn_ = t.source->source->NewConnection(loop_);
+    conn_->Connect([this](Status st) {
+      if (!st.ok()) return Done(st);
+      conn_->Reflect(d_.tables[index_].from,
+                     [this](Result<TableSchema> schema) { OnSchema(std::move(schema)); });
+    });
+  }
+  int exit_code() const { return exit_code_; }
+
+ private:
+  void OnSchema(Result<TableSchema> schema) {
+    if (!schema.ok()) return Done(schema.status());
+    const TableDecl& t = d_.tables[index_];
+    Result<TablePlan> plan = MakePlan(t, *schema);
+    if (!plan.ok()) return Done(plan.status());
+    if (Status st = conn_->CheckCursor(*schema, plan->order_by, plan->lookback_seconds.has_value());
+        !st.ok()) {
+      return Done(st);
+    }
+    std::cout << "  from:    " << t.from;
+    if (schema->row_estimate >= 0) std::cout << " (about " << schema->row_estimate << " rows)";
+    std::cout << "\n  columns:\n";
+    for (const auto& c : plan->target.columns) {
+      std::cout << "    " << c.name << "  " << c.source_type << " -> " << ColumnTypeName(c.type)
+                << (c.nullable ? "" : " NOT NULL") << "\n";
+    }
+    std::cout << "  key:     " << Join(plan->key) << (t.key.empty() ? " (primary key)" : "")
+              << "\n";
+    if (plan->incremental) {
+      std::cout << "  mode:    incremental, cursor (" << Join(plan->order_by) << ")";
+      if (plan->lookback_seconds) std::cout << ", lookback " << *plan->lookback_seconds << " s";
+    } else {
+      std::cout << "  mode:    full refresh, paged by key (" << Join(plan->order_by) << ")";
+    }
+    std::cout << ", " << (t.write == WriteMode::kAppend ? "append" : "upsert") << ", every "
+              << FormatDuration(t.every) << ", batch " << t.batch << "\n";
+    std::cout << "  first page: " << conn_->PageSql(*schema, FirstPage(*plan, std::nullopt))
+              << "\n";
+    Cursor example;
+    for (size_t i = 0; i < plan->order_by.size(); ++i) example.emplace_back(std::monostate{});
+    PageQuery next = NextPage(*plan, example);
+    std::cout << "  next pages: " << conn_->PageSql(*schema, next) << "\n";
+    if (plan->lookback_seconds) {
+      PageQuery resume = FirstPage(*plan, example);
+      std::cout << "  each run starts with: " << conn_->PageSql(*schema, resume) << "\n";
+    }
+    Done(Status::Ok());
+  }
+
+  void Done(const Status& st) {
+    if (!st.ok()) {
+      std::cout << "  error:   " << st.ToString() << "\n";
+      exit_code_ = std::max(exit_code_, st.kind() == ErrorKind::kConfig ? 2 : 1);
+    }
+    conn_->Close();
+    // The connection is destroyed on a later tick: this callback may run inside it.
+    retired_.push_back(std::move(conn_));
+    if (++index_ < d_.tables.size()) {
+      PrintHeader();
+      Next();
+    }
+  }
+
+ public:
+  void PrintHeader() {
+    const TableDecl& t = d_.tables[index_];
+    std::cout << "\ntable " << t.name << "  (" << t.location << ")\n  source:  "
+              << t.source->source->kind() << " " << t.source->source->Describe() << "\n";
+  }
+
+ private:
+  uv_loop_t* loop_;
+  const Deployment& d_;
+  size_t index_ = 0;
+  int exit_code_ = 0;
+  std::unique_ptr<SourceConnection> conn_;
+  std::vector<std::unique_ptr<SourceConnection>> retired_;
+};
+
+}  // namespace
+
+int CheckCommand(const ScriptOptions& options) {
+  auto loaded = Load(options);
+  if (!loaded) return 2;
+  const Deployment& d = loaded->deployment;
+  std::cout << "script:  " << options.script << "\ntarget:  " << d.target->path << "\n";
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int code;
+  {
+    Checker checker(&loop, d);
+    if (!d.tables.empty()) {
+      checker.PrintHeader();
+      checker.Next();
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    code = checker.exit_code();
+  }
+  CloseLoop(&loop);
+  std::cout << "\n" << (code == 0 ? "ok: " : "failed: ") << d.tables.size() << " table(s)\n";
+  return code;
+}
+
+int StatusCommand(const std::string& replica, bool json) {
+  sqlite3* db = nullptr;
+  std::string uri = "file:" + replica + "?mode=ro";
+  if (sqlite3_open_v2(uri.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr) !=
+      SQLITE_OK) {
+    std::cerr << "siphon: cannot open " << replica << ": " << sqlite3_errmsg(db) << "\n";
+    sqlite3_close(db);
+    return 1;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt* s = nullptr;
+  const char* sql =
+      "SELECT table_name, status, rows_total, last_success_at, last_sync_at, cursor, "
+      "last_error, source_table FROM _siphon_state ORDER BY table_name";
+  if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK) {
+    std::cerr << "siphon: " << replica << " is not a siphon replica: " << sqlite3_errmsg(db)
+              << "\n";
+    sqlite3_close(db);
+    return 1;
+  }
+  auto text = [&s](int i) {
+    const unsigned char* v = sqlite3_column_text(s, i);
+    return v ? std::string(reinterpret_cast<const char*>(v)) : std::string();
+  };
+  nlohmann::json out = nlohmann::json::array();
+  std::vector<std::vector<std::string>> rows;
+  while (sqlite3_step(s) == SQLITE_ROW) {
+    nlohmann::json row = {{"table", text(0)},         {"status", text(1)},
+                          {"rows_total", sqlite3_column_int64(s, 2)},
+                          {"last_success_at", text(3)}, {"last_sync_at", text(4)},
+                          {"cursor", text(5)},        {"last_error", text(6)},
+                          {"source_table", text(7)}};
+    out.push_back(row);
+    rows.push_back({text(0), text(1), std::to_string(sqlite3_column_int64(s, 2)), text(3),
+                    text(5), text(6)});
+  }
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  if (json) {
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  std::vector<std::string> header = {"TABLE", "STATUS", "ROWS", "LAST SUCCESS", "CURSOR", "ERROR"};
+  std::vector<size_t> width(header.size());
+  for (size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
+  for (auto& r : rows) {
+    for (size_t i = 0; i < r.size(); ++i) {
+      if (r[i].size() > 60) r[i] = r[i].substr(0, 57) + "...";
+      width[i] = std::max(width[i], r[i].size());
+    }
+  }
+  auto print = [&width](const std::vector<std::string>& r) {
+    for (size_t i = 0; i < r.size(); ++i) {
+      std::cout << r[i];
+      if (i + 1 < r.size()) std::cout << std::string(width[i] - r[i].size() + 2, ' ');
+    }
+    std::cout << "\n";
+  };
+  print(header);
+  for (const auto& r : rows) print(r);
+  return 0;
+}
+
+}  // namespace siphon

@@ -1,0 +1,22 @@
+#pragma once
+#include <string>
+#include <vector>
+
+namespace siphon {
+
+/// Options shared by the commands that load a script.
+struct ScriptOptions {
+  std::string script;
+  bool unsafe_lua = false;
+};
+
+/// `siphon run`: replicate on schedule until SIGINT/SIGTERM. Returns the exit code.
+int RunCommand(const ScriptOptions& options);
+/// `siphon once`: every table (or the named ones) until caught up, then exit.
+int OnceCommand(const ScriptOptions& options, const std::vector<std::string>& tables);
+/// `siphon check`: validate, connect, reflect, print the plan; writes nothing.
+int CheckCommand(const ScriptOptions& options);
+/// `siphon status`: per-table state read from the target file.
+int StatusCommand(const std::string& replica, bool json);
+
+}  // namespace siphon

@@ -1,0 +1,129 @@
+#include "runtime/sync/plan.hpp"
+
+#include <algorithm>
+
+namespace siphon {
+namespace {
+
+bool Contains(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+}  // namespace
+
+Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
+  TablePlan plan;
+  const std::string where = decl.location + ": table \"" + decl.name + "\" (" + decl.from + ")";
+  auto require_column = [&](const std::string& name, const char* role) -> Status {
+    if (schema.Find(name) < 0) {
+      return Status(ErrorKind::kSchema,
+                    where + ": " + role + " column \"" + name + "\" does not exist in the source");
+    }
+    return Status::Ok();
+  };
+
+  plan.key = decl.key.empty() ? schema.primary_key : decl.key;
+  if (plan.key.empty() && decl.write != WriteMode::kAppend) {
+    return Status(ErrorKind::kConfig,
+                  where + " has no primary key: name the columns that identify a row with "
+                          "key = { \"id\" }");
+  }
+  for (const auto& k : plan.key) {
+    if (Status st = require_column(k, "key"); !st.ok()) return st;
+  }
+  for (const auto& c : decl.cursor) {
+    if (Status st = require_column(c, "cursor"); !st.ok()) return st;
+  }
+
+  // Columns: the projection (or every column), plus key and cursor columns it left out, since
+  // the target needs the key and the run needs the cursor values.
+  if (decl.columns.empty()) {
+    for (const auto& c : schema.columns) plan.columns.push_back(c.name);
+  } else {
+    for (const auto& c : decl.columns) {
+      if (Status st = require_column(c, "projected"); !st.ok()) return st;
+      if (Contains(plan.columns, c)) {
+        return Status(ErrorKind::kConfig, where + ": column \"" + c + "\" is listed twice");
+      }
+      plan.columns.push_back(c);
+    }
+    for (const auto& c : plan.key) {
+      if (!Contains(plan.columns, c)) plan.columns.push_back(c);
+    }
+    for (const auto& c : decl.cursor) {
+      if (!Contains(plan.columns, c)) plan.columns.push_back(c);
+    }
+  }
+
+  plan.incremental = !decl.cursor.empty();
+  plan.order_by = decl.cursor;
+  for (const auto& k : plan.key) {
+    if (!Contains(plan.order_by, k)) plan.order_by.push_back(k);
+  }
+  if (plan.order_by.empty()) {
+    return Status(ErrorKind::kConfig, where + ": append without a key needs a cursor");
+  }
+  for (const auto& o : plan.order_by) {
+    plan.order_index.push_back(
+        std::find(plan.columns.begin(), plan.columns.end(), o) - plan.columns.begin());
+  }
+  if (decl.lookback_seconds && !plan.incremental) {
+    return Status(ErrorKind::kConfig, where + ": lookback needs a cursor");
+  }
+  plan.lookback_seconds = decl.lookback_seconds;
+  plan.batch = decl.batch;
+
+  TargetTable& t = plan.target;
+  t.name = decl.name;
+  for (const auto& c : plan.columns) t.columns.push_back(schema.columns[schema.Find(c)]);
+  t.key = plan.key;
+  t.append = decl.write == WriteMode::kAppend;
+  if (plan.incremental) {
+    const ColumnInfo& first = schema.columns[schema.Find(decl.cursor[0])];
+    if (first.order == OrderKind::kTime ||
+        (first.order == OrderKind::kNumber && first.type != ColumnType::kText)) {
+      t.monotonic_column = first.name;
+      t.monotonic_is_time = first.order == OrderKind::kTime;
+    }
+  }
+  t.source_table = decl.from;
+  t.source = decl.source && decl.source->source ? decl.source->source->Describe() : "";
+  t.schema_hash = schema.Hash();
+  return plan;
+}
+
+PageQuery FirstPage(const TablePlan& plan, const std::optional<Cursor>& committed) {
+  PageQuery q;
+  q.columns = plan.columns;
+  q.order_by = plan.order_by;
+  q.limit = plan.batch;
+  q.after = committed;
+  if (committed && plan.lookback_seconds) q.lookback_seconds = plan.lookback_seconds;
+  return q;
+}
+
+PageQuery NextPage(const TablePlan& plan, const Cursor& after) {
+  PageQuery q;
+  q.columns = plan.columns;
+  q.order_by = plan.order_by;
+  q.limit = plan.batch;
+  q.after = after;
+  return q;
+}
+
+Cursor CursorOf(const TablePlan& plan, const RowBatch& page, size_t row) {
+  Cursor c;
+  c.reserve(plan.order_index.size());
+  for (size_t idx : plan.order_index) c.push_back(CursorValueOf(page, row, idx));
+  return c;
+}
+
+std::chrono::milliseconds Backoff(int attempt, std::chrono::milliseconds base,
+                                  std::chrono::milliseconds cap, std::mt19937_64& rng) {
+  int shift = std::clamp(attempt - 1, 0, 30);
+  auto delay = std::min<int64_t>(cap.count(), base.count() << std::min(shift, 20));
+  std::uniform_int_distribution<int64_t> jitter(delay / 2, delay);
+  return std::chrono::milliseconds(jitter(rng));
+}
+
+}  // namespace siphon

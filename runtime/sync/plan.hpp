@@ -1,0 +1,45 @@
+#pragma once
+#include <chrono>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "runtime/base/schema.hpp"
+#include "runtime/base/status.hpp"
+#include "runtime/sync/deployment.hpp"
+#include "runtime/target/target.hpp"
+
+namespace siphon {
+
+/// How one table is pulled and written, derived from its declaration and the reflected source
+/// schema. Dialect-free: the adapter turns the PageQuery into SQL.
+struct TablePlan {
+  std::vector<std::string> columns;   ///< pulled and written, in this order
+  std::vector<std::string> key;       ///< target PRIMARY KEY
+  std::vector<std::string> order_by;  ///< keyset order: cursor columns, then the rest of the key
+  std::vector<size_t> order_index;    ///< position of each order_by column in `columns`
+  bool incremental = false;           ///< a cursor was declared; otherwise full refresh
+  std::optional<double> lookback_seconds;
+  size_t batch = 5000;
+  TargetTable target;
+};
+
+/// Checks the declaration against the schema (columns exist, a key exists) and builds the plan.
+/// Errors are kSchema (the source lacks something) or kConfig (the script asks for the
+/// impossible), and name the table and column.
+Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema);
+
+/// The query of the first page of a run, starting after `committed` (none: from the start).
+PageQuery FirstPage(const TablePlan& plan, const std::optional<Cursor>& committed);
+/// The query of the page after one whose last row had the order values `after`.
+PageQuery NextPage(const TablePlan& plan, const Cursor& after);
+/// The order values of row `row` of a page pulled with this plan.
+Cursor CursorOf(const TablePlan& plan, const RowBatch& page, size_t row);
+
+/// Exponential backoff with jitter: attempt 1 waits about `base`, each next one twice as long,
+/// never more than `cap`; the wait is drawn uniformly from [delay/2, delay].
+std::chrono::milliseconds Backoff(int attempt, std::chrono::milliseconds base,
+                                  std::chrono::milliseconds cap, std::mt19937_64& rng);
+
+}  // namespace siphon

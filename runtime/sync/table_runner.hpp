@@ -1,0 +1,107 @@
+#pragma once
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+
+#include <spdlog/logger.h>
+#include <uv.h>
+
+#include "adapters/source.hpp"
+#include "runtime/sync/deployment.hpp"
+#include "runtime/sync/plan.hpp"
+#include "runtime/target/target.hpp"
+
+namespace siphon {
+
+/// How a runner schedules its runs.
+struct RunnerOptions {
+  bool once = false;  ///< run until caught up, then stop (`siphon once`)
+  int once_retries = 3;  ///< transient failures retried in once mode before giving up
+  std::chrono::milliseconds backoff_base{1000};
+  std::chrono::milliseconds backoff_cap{std::chrono::minutes(5)};
+};
+
+/// Replicates one table: a timer per table, one run at a time, pages back to back while they
+/// come back full, the next page pulled while the previous one is written, retries with
+/// backoff. Loop thread only. Knows no SQL: the adapter builds the queries.
+class TableRunner {
+ public:
+  TableRunner(uv_loop_t* loop, Target& target, TableDecl decl, RunnerOptions options);
+  ~TableRunner();
+  TableRunner(const TableRunner&) = delete;
+  TableRunner& operator=(const TableRunner&) = delete;
+
+  /// Schedules the first run now.
+  void Start();
+  /// No new runs or pages; `stopped` runs once nothing is in flight (the page being written
+  /// commits or rolls back first).
+  void Stop(std::function<void()> stopped);
+
+  const TableDecl& decl() const { return decl_; }
+  /// once mode: the table is caught up or gave up.
+  bool finished() const { return finished_; }
+  /// The last run's outcome (ok after a success).
+  const Status& last_status() const { return last_status_; }
+  int64_t rows_last_run() const { return rows_last_run_; }
+  /// Called when a once-mode table finishes.
+  void OnFinished(std::function<void()> fn) { on_finished_ = std::move(fn); }
+
+ private:
+  void ScheduleRun(std::chrono::milliseconds delay);
+  void BeginRun();
+  void OnConnected(Status st);
+  void OnReflected(Result<TableSchema> schema);
+  void OnPrepared(Result<TableState> state);
+  void Pull(PageQuery query);
+  void OnPage(Result<RowBatch> page);
+  void SubmitWrite();
+  void OnWritten(Status st, std::optional<Cursor> cursor);
+  void Fail(Status st);
+  void MaybeFinishRun();
+  void FinishRun();
+  void NotifyStoppedIfIdle();
+  bool busy() const;
+
+  uv_loop_t* loop_;
+  Target& target_;
+  TableDecl decl_;
+  RunnerOptions options_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::unique_ptr<SourceConnection> conn_;
+  uv_timer_t* timer_;  // heap: closed asynchronously
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::mt19937_64 rng_;
+
+  // Between runs.
+  std::optional<TableSchema> schema_;    // reset after a failure: reflect again
+  std::optional<TablePlan> plan_;
+  std::optional<Cursor> committed_;      // the cursor in _siphon_state
+  bool state_loaded_ = false;
+  int attempt_ = 0;                      // consecutive failed runs
+  bool stopping_ = false;
+  bool finished_ = false;
+  std::function<void()> stopped_;
+  std::function<void()> on_finished_;
+  Status last_status_;
+  int64_t rows_last_run_ = 0;
+
+  // During a run.
+  bool running_ = false;
+  bool pull_in_flight_ = false;
+  bool write_in_flight_ = false;
+  bool more_pages_ = false;  // the last page came back full
+  struct PendingPage {
+    std::shared_ptr<const RowBatch> rows;
+    std::optional<Cursor> cursor_after;
+  };
+  std::optional<PendingPage> pending_;  // pulled, waiting for the previous write
+  std::optional<Cursor> next_after_;    // where the next page starts
+  Status run_error_;
+  int64_t run_rows_ = 0;
+  std::chrono::steady_clock::time_point run_started_;
+};
+
+}  // namespace siphon

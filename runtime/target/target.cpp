@@ -1,0 +1,418 @@
+#include "runtime/target/target.hpp"
+
+#include <chrono>
+#include <ctime>
+#include <set>
+
+#include <sqlite3.h>
+
+#include "runtime/base/log.hpp"
+
+namespace siphon {
+namespace {
+
+std::string Quote(std::string_view ident) {
+  std::string out = "\"";
+  for (char c : ident) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+Status SqliteError(sqlite3* db, std::string_view what) {
+  return Status(ErrorKind::kTarget, std::string(what) + ": " + sqlite3_errmsg(db) + " (" +
+                                        sqlite3_errstr(sqlite3_extended_errcode(db)) + ")");
+}
+
+/// A prepared statement freed with its owner.
+struct Stmt {
+  sqlite3_stmt* s = nullptr;
+  Stmt() = default;
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  ~Stmt() { sqlite3_finalize(s); }
+};
+
+/// "2024-01-01T00:00:01.5Z" -> "2024-01-01T00:00:01.500000Z": ISO-8601 times of any
+/// fraction length, made comparable as text. Other text is returned as it is.
+std::string ComparableTime(std::string_view v) {
+  std::string out(v.substr(0, std::min<size_t>(v.size(), 19)));
+  if (v.size() < 19) return std::string(v);
+  size_t i = 19;
+  std::string frac;
+  if (i < v.size() && v[i] == '.') {
+    for (++i; i < v.size() && v[i] >= '0' && v[i] <= '9'; ++i) frac += v[i];
+  }
+  frac.resize(std::max<size_t>(frac.size(), 9), '0');
+  out += "." + frac;
+  out += v.substr(i);
+  return out;
+}
+
+/// siphon_time_ge(a, b): a >= b for ISO-8601 times with any number of fraction digits
+/// (julianday() keeps only milliseconds). NULL when either is NULL.
+void TimeGe(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  if (sqlite3_value_type(argv[0]) == SQLITE_NULL || sqlite3_value_type(argv[1]) == SQLITE_NULL) {
+    sqlite3_result_null(ctx);
+    return;
+  }
+  auto text = [](sqlite3_value* v) {
+    const unsigned char* p = sqlite3_value_text(v);
+    return std::string_view(reinterpret_cast<const char*>(p), sqlite3_value_bytes(v));
+  };
+  sqlite3_result_int(ctx, ComparableTime(text(argv[0])) >= ComparableTime(text(argv[1])));
+}
+
+constexpr const char* kStateSchema = R"sql(
+CREATE TABLE IF NOT EXISTS _siphon_state (
+  table_name      TEXT PRIMARY KEY,
+  cursor          TEXT,
+  rows_total      INTEGER NOT NULL DEFAULT 0,
+  last_sync_at    TEXT,
+  last_success_at TEXT,
+  last_error      TEXT,
+  schema_hash     TEXT,
+  status          TEXT,
+  source          TEXT,
+  source_table    TEXT
+);
+CREATE TABLE IF NOT EXISTS _siphon_log (
+  id          INTEGER PRIMARY KEY,
+  at          TEXT NOT NULL,
+  table_name  TEXT NOT NULL,
+  event       TEXT NOT NULL,
+  rows        INTEGER NOT NULL DEFAULT 0,
+  duration_ms INTEGER NOT NULL DEFAULT 0,
+  error       TEXT
+);
+CREATE INDEX IF NOT EXISTS _siphon_log_table ON _siphon_log(table_name, id);
+CREATE TABLE IF NOT EXISTS _siphon_rejects (
+  id         INTEGER PRIMARY KEY,
+  at         TEXT NOT NULL,
+  table_name TEXT NOT NULL,
+  row_json   TEXT,
+  error      TEXT
+);
+)sql";
+
+}  // namespace
+
+std::string NowIso() {
+  auto now = std::chrono::system_clock::now();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+           static_cast<int>(ms % 1000));
+  return buf;
+}
+
+struct Target::Table {
+  TargetTable spec;
+  Stmt upsert;
+  Stmt save_cursor;
+};
+
+Target::Target(uv_loop_t* loop, std::string path) : loop_(loop), path_(std::move(path)) {}
+
+Target::~Target() {
+  writer_.reset();  // finishes posted writes
+  tables_.clear();
+  if (db_) sqlite3_close_v2(db_);
+}
+
+Status Target::ExecOnWriter(const std::string& sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    return Status(ErrorKind::kTarget, msg + " (in: " + sql.substr(0, 200) + ")");
+  }
+  return Status::Ok();
+}
+
+Status Target::Open() {
+  int rc = sqlite3_open_v2(path_.c_str(), &db_,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    Status st = Status(ErrorKind::kTarget, "cannot open target " + path_ + ": " +
+                                               (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc)));
+    sqlite3_close_v2(db_);
+    db_ = nullptr;
+    return st;
+  }
+  // Readers never block the writer in WAL, and the writer waits (not fails) for a moment when
+  // another process holds the write lock. NORMAL loses at most the last commits on power loss,
+  // never consistency, and the cursor rolls back with its page.
+  sqlite3_busy_timeout(db_, 10000);
+  sqlite3_create_function_v2(db_, "siphon_time_ge", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                             nullptr, &TimeGe, nullptr, nullptr, nullptr);
+  for (const char* pragma :
+       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA temp_store=MEMORY",
+        "PRAGMA cache_size=-65536", "PRAGMA foreign_keys=OFF"}) {
+    if (Status st = ExecOnWriter(pragma); !st.ok()) return st.WithContext(path_);
+  }
+  if (Status st = ExecOnWriter(kStateSchema); !st.ok()) return st.WithContext(path_);
+  // From here on the connection belongs to the writer thread.
+  writer_ = std::make_unique<WorkerThread>(loop_);
+  return Status::Ok();
+}
+
+void Target::PrepareTable(TargetTable table, std::function<void(Result<TableState>)> done) {
+  auto result = std::make_shared<Result<TableState>>(Status());
+  writer_->Post([this, table = std::move(table), result] { *result = PrepareOnWriter(table); },
+                [done = std::move(done), result] { done(std::move(*result)); });
+}
+
+Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
+  // Create or extend the table.
+  std::set<std::string> existing;
+  {
+    Stmt info;
+    std::string sql = "PRAGMA table_info(" + Quote(spec.name) + ")";
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &info.s, nullptr) != SQLITE_OK) {
+      return SqliteError(db_, "reading table_info of " + spec.name);
+    }
+    while (sqlite3_step(info.s) == SQLITE_ROW) {
+      existing.insert(reinterpret_cast<const char*>(sqlite3_column_text(info.s, 1)));
+    }
+  }
+  if (existing.empty()) {
+    std::string sql = "CREATE TABLE " + Quote(spec.name) + " (";
+    for (const auto& c : spec.columns) {
+      sql += Quote(c.name) + " " + std::string(ColumnTypeName(c.type)) + ", ";
+    }
+    if (spec.key.empty()) {
+      sql.resize(sql.size() - 2);
+    } else {
+      sql += "PRIMARY KEY (";
+      for (size_t i = 0; i < spec.key.size(); ++i) sql += (i ? ", " : "") + Quote(spec.key[i]);
+      sql += ")";
+    }
+    sql += ")";
+    if (Status st = ExecOnWriter(sql); !st.ok()) return st;
+  } else {
+    for (const auto& c : spec.columns) {
+      if (existing.count(c.name)) continue;
+      std::string sql = "ALTER TABLE " + Quote(spec.name) + " ADD COLUMN " + Quote(c.name) + " " +
+                        std::string(ColumnTypeName(c.type));
+      if (Status st = ExecOnWriter(sql); !st.ok()) return st;
+    }
+  }
+
+  // The upsert: one prepared statement for every page of this table.
+  auto t = std::make_unique<Table>();
+  t->spec = spec;
+  std::string cols, params, updates;
+  for (size_t i = 0; i < spec.columns.size(); ++i) {
+    const std::string q = Quote(spec.columns[i].name);
+    cols += (i ? ", " : "") + q;
+    params += i ? ", ?" : "?";
+    bool is_key = false;
+    for (const auto& k : spec.key) is_key |= (k == spec.columns[i].name);
+    if (!is_key) updates += (updates.empty() ? "" : ", ") + q + " = excluded." + q;
+  }
+  std::string sql = "INSERT INTO " + Quote(spec.name) + " (" + cols + ") VALUES (" + params + ")";
+  if (!spec.key.empty()) {
+    std::string conflict = " ON CONFLICT (";
+    for (size_t i = 0; i < spec.key.size(); ++i) conflict += (i ? ", " : "") + Quote(spec.key[i]);
+    conflict += ")";
+    if (spec.append || updates.empty()) {
+      sql += conflict + " DO NOTHING";
+    } else {
+      sql += conflict + " DO UPDATE SET " + updates;
+      if (spec.monotonic_column) {
+        // A stored NULL never blocks an update.
+        std::string m = Quote(*spec.monotonic_column);
+        std::string stored = Quote(spec.name) + "." + m;
+        sql += spec.monotonic_is_time
+                   ? " WHERE " + stored + " IS NULL OR siphon_time_ge(excluded." + m + ", " +
+                         stored + ")"
+                   : " WHERE " + stored + " IS NULL OR excluded." + m + " >= " + stored;
+      }
+    }
+  }
+  if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &t->upsert.s, nullptr) !=
+      SQLITE_OK) {
+    return SqliteError(db_, "preparing the upsert of " + spec.name);
+  }
+  const char* save =
+      "UPDATE _siphon_state SET cursor = ?1, rows_total = rows_total + ?2, last_sync_at = ?3 "
+      "WHERE table_name = ?4";
+  if (sqlite3_prepare_v3(db_, save, -1, SQLITE_PREPARE_PERSISTENT, &t->save_cursor.s, nullptr) !=
+      SQLITE_OK) {
+    return SqliteError(db_, "preparing the cursor update");
+  }
+
+  // The state row: created on first sight, read otherwise.
+  {
+    Stmt ins;
+    const char* sql_ins =
+        "INSERT INTO _siphon_state (table_name, status, source, source_table, schema_hash) "
+        "VALUES (?1, 'new', ?2, ?3, ?4) ON CONFLICT (table_name) DO UPDATE SET "
+        "source = excluded.source, source_table = excluded.source_table, "
+        "schema_hash = excluded.schema_hash";
+    sqlite3_prepare_v2(db_, sql_ins, -1, &ins.s, nullptr);
+    sqlite3_bind_text(ins.s, 1, spec.name.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(ins.s, 2, spec.source.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(ins.s, 3, spec.source_table.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(ins.s, 4, spec.schema_hash.c_str(), -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(ins.s) != SQLITE_DONE) return SqliteError(db_, "creating the state row");
+  }
+  TableState state;
+  {
+    Stmt q;
+    sqlite3_prepare_v2(db_,
+                       "SELECT cursor, rows_total, last_sync_at, last_success_at, last_error, "
+                       "schema_hash, status FROM _siphon_state WHERE table_name = ?1",
+                       -1, &q.s, nullptr);
+    sqlite3_bind_text(q.s, 1, spec.name.c_str(), -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(q.s) != SQLITE_ROW) return SqliteError(db_, "reading the state row");
+    auto text = [&q](int i) {
+      const unsigned char* v = sqlite3_column_text(q.s, i);
+      return v ? std::string(reinterpret_cast<const char*>(v)) : std::string();
+    };
+    if (sqlite3_column_type(q.s, 0) != SQLITE_NULL) {
+      state.cursor = CursorFromJson(text(0));
+      if (!state.cursor) {
+        return Status(ErrorKind::kTarget, "unreadable cursor in _siphon_state for " + spec.name +
+                                              ": " + text(0));
+      }
+    }
+    state.rows_total = sqlite3_column_int64(q.s, 1);
+    state.last_sync_at = text(2);
+    state.last_success_at = text(3);
+    state.last_error = text(4);
+    state.schema_hash = text(5);
+    state.status = text(6);
+  }
+  tables_[spec.name] = std::move(t);
+  return state;
+}
+
+void Target::WritePage(const std::string& table, std::shared_ptr<const RowBatch> rows,
+                       std::optional<Cursor> cursor_after, std::function<void(Status)> done) {
+  auto status = std::make_shared<Status>();
+  writer_->Post(
+      [this, table, rows = std::move(rows), cursor = std::move(cursor_after), status] {
+        auto it = tables_.find(table);
+        if (it == tables_.end()) {
+          *status = Status(ErrorKind::kTarget, "table " + table + " was not prepared");
+          return;
+        }
+        *status = WriteOnWriter(*it->second, *rows, cursor);
+      },
+      [done = std::move(done), status] { done(std::move(*status)); });
+}
+
+Status Target::WriteOnWriter(Table& t, const RowBatch& rows, const std::optional<Cursor>& cursor) {
+  if (Status st = ExecOnWriter("BEGIN IMMEDIATE"); !st.ok()) return st;
+  Status result;
+  sqlite3_stmt* s = t.upsert.s;
+  const size_t ncols = rows.columns();
+  for (size_t r = 0; r < rows.rows() && result.ok(); ++r) {
+    for (size_t c = 0; c < ncols; ++c) {
+      const Cell& cell = rows.at(r, c);
+      const int i = static_cast<int>(c) + 1;
+      switch (cell.type) {
+        case ValueType::kNull: sqlite3_bind_null(s, i); break;
+        case ValueType::kInt: sqlite3_bind_int64(s, i, cell.i); break;
+        case ValueType::kReal: sqlite3_bind_double(s, i, cell.d); break;
+        case ValueType::kText: {
+          auto v = rows.bytes(cell);
+          sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+          break;
+        }
+        case ValueType::kBlob: {
+          auto v = rows.bytes(cell);
+          sqlite3_bind_blob(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+          break;
+        }
+      }
+    }
+    if (sqlite3_step(s) != SQLITE_DONE) result = SqliteError(db_, "writing " + t.spec.name);
+    sqlite3_reset(s);
+  }
+  sqlite3_clear_bindings(s);
+  if (result.ok()) {
+    sqlite3_stmt* u = t.save_cursor.s;
+    std::string json = cursor ? CursorToJson(*cursor) : std::string();
+    std::string now = NowIso();
+    if (cursor) {
+      sqlite3_bind_text(u, 1, json.data(), static_cast<int>(json.size()), SQLITE_STATIC);
+    } else {
+      sqlite3_bind_null(u, 1);
+    }
+    sqlite3_bind_int64(u, 2, static_cast<int64_t>(rows.rows()));
+    sqlite3_bind_text(u, 3, now.data(), static_cast<int>(now.size()), SQLITE_STATIC);
+    sqlite3_bind_text(u, 4, t.spec.name.data(), static_cast<int>(t.spec.name.size()),
+                      SQLITE_STATIC);
+    if (sqlite3_step(u) != SQLITE_DONE) result = SqliteError(db_, "saving the cursor");
+    sqlite3_reset(u);
+    sqlite3_clear_bindings(u);
+  }
+  if (result.ok()) {
+    if (Status st = ExecOnWriter("COMMIT"); !st.ok()) result = st;
+  }
+  if (!result.ok()) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  return result;
+}
+
+void Target::RecordRun(RunRecord record, std::function<void(Status)> done) {
+  auto status = std::make_shared<Status>();
+  writer_->Post(
+      [this, record = std::move(record), status] {
+        std::string now = NowIso();
+        Stmt st, log, trim;
+        const char* sql_state =
+            "UPDATE _siphon_state SET last_sync_at = ?1, status = ?2, last_error = ?3, "
+            "last_success_at = CASE WHEN ?3 IS NULL THEN ?1 ELSE last_success_at END "
+            "WHERE table_name = ?4";
+        const char* sql_log =
+            "INSERT INTO _siphon_log (at, table_name, event, rows, duration_ms, error) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+        if (Status s = ExecOnWriter("BEGIN IMMEDIATE"); !s.ok()) {
+          *status = s;
+          return;
+        }
+        sqlite3_prepare_v2(db_, sql_state, -1, &st.s, nullptr);
+        sqlite3_bind_text(st.s, 1, now.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st.s, 2, record.status.c_str(), -1, SQLITE_TRANSIENT);
+        if (record.error.empty()) {
+          sqlite3_bind_null(st.s, 3);
+        } else {
+          sqlite3_bind_text(st.s, 3, record.error.c_str(), -1, SQLITE_TRANSIENT);
+        }
+        sqlite3_bind_text(st.s, 4, record.table.c_str(), -1, SQLITE_TRANSIENT);
+        bool ok = sqlite3_step(st.s) == SQLITE_DONE;
+        sqlite3_prepare_v2(db_, sql_log, -1, &log.s, nullptr);
+        sqlite3_bind_text(log.s, 1, now.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(log.s, 2, record.table.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(log.s, 3, record.event.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(log.s, 4, record.rows);
+        sqlite3_bind_int64(log.s, 5, record.duration_ms);
+        if (record.error.empty()) {
+          sqlite3_bind_null(log.s, 6);
+        } else {
+          sqlite3_bind_text(log.s, 6, record.error.c_str(), -1, SQLITE_TRANSIENT);
+        }
+        ok = ok && sqlite3_step(log.s) == SQLITE_DONE;
+        std::string trim_sql = "DELETE FROM _siphon_log WHERE id <= (SELECT max(id) FROM _siphon_log) - " +
+                               std::to_string(kLogRetention);
+        ok = ok && ExecOnWriter(trim_sql).ok();
+        if (ok && ExecOnWriter("COMMIT").ok()) return;
+        *status = SqliteError(db_, "recording the run of " + record.table);
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      },
+      [done = std::move(done), status] {
+        if (done) done(std::move(*status));
+      });
+}
+
+}  // namespace siphon

@@ -1,0 +1,100 @@
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <uv.h>
+
+#include "runtime/base/row_batch.hpp"
+#include "runtime/base/schema.hpp"
+#include "runtime/base/status.hpp"
+#include "runtime/loop/worker.hpp"
+
+struct sqlite3;
+
+namespace siphon {
+
+/// What the writer needs to keep one replicated table.
+struct TargetTable {
+  std::string name;                 ///< target table name
+  std::vector<ColumnInfo> columns;  ///< in the order of every page's columns
+  std::vector<std::string> key;     ///< PRIMARY KEY of the target table
+  bool append = false;              ///< ON CONFLICT DO NOTHING instead of DO UPDATE
+  /// When set, an update never replaces a row whose value in this column is newer (replays
+  /// of an old page never regress a row). Holds a column of `columns`.
+  std::optional<std::string> monotonic_column;
+  bool monotonic_is_time = false;  ///< compare with julianday() (ISO-8601 text of any precision)
+  std::string source;               ///< source description, kept in _siphon_state
+  std::string source_table;         ///< e.g. "public.orders"
+  std::string schema_hash;
+};
+
+/// A table's row of `_siphon_state`.
+struct TableState {
+  std::optional<Cursor> cursor;  ///< none: start from the beginning
+  int64_t rows_total = 0;
+  std::string last_sync_at;
+  std::string last_success_at;
+  std::string last_error;
+  std::string schema_hash;
+  std::string status;
+};
+
+/// How a sync run ended, for `_siphon_state` and `_siphon_log`.
+struct RunRecord {
+  std::string table;
+  std::string event;  ///< "synced" or "error"
+  int64_t rows = 0;
+  int64_t duration_ms = 0;
+  std::string error;   ///< empty on success
+  std::string status;  ///< new `_siphon_state.status`: "ok", "error", "failed"
+};
+
+/// The SQLite target: one file in WAL mode, written only by its own thread.
+/// Every method but Open/Close is asynchronous: it returns at once and its callback runs on
+/// the loop thread when the writer is done. Pages of one table are written in the order they
+/// are posted.
+class Target {
+ public:
+  Target(uv_loop_t* loop, std::string path);
+  ~Target();
+
+  /// Opens (creating) the file, sets WAL, creates the `_siphon_*` tables. Blocks: start-up only.
+  Status Open();
+  const std::string& path() const { return path_; }
+
+  /// Creates the table if missing (adds missing columns to an existing one), prepares its
+  /// upsert and returns its state (cursor, counters).
+  void PrepareTable(TargetTable table, std::function<void(Result<TableState>)> done);
+
+  /// Writes a page and the cursor that follows it in ONE transaction: either both are
+  /// committed or neither. `cursor_after` none stores NULL (a full pass finished).
+  void WritePage(const std::string& table, std::shared_ptr<const RowBatch> rows,
+                 std::optional<Cursor> cursor_after, std::function<void(Status)> done);
+
+  /// Records a finished run in `_siphon_state` and `_siphon_log` (the log keeps the newest
+  /// kLogRetention rows).
+  void RecordRun(RunRecord record, std::function<void(Status)> done);
+
+  static constexpr int64_t kLogRetention = 10000;
+
+ private:
+  struct Table;
+  Status ExecOnWriter(const std::string& sql);
+  Result<TableState> PrepareOnWriter(const TargetTable& table);
+  Status WriteOnWriter(Table& t, const RowBatch& rows, const std::optional<Cursor>& cursor);
+
+  uv_loop_t* loop_;
+  std::string path_;
+  sqlite3* db_ = nullptr;  // writer thread only (and Open/destructor, when it is idle)
+  std::map<std::string, std::unique_ptr<Table>> tables_;  // writer thread only
+  std::unique_ptr<WorkerThread> writer_;
+};
+
+/// "2024-05-01T10:00:00.123Z": now, in UTC, as stored in the state tables.
+std::string NowIso();
+
+}  // namespace siphon

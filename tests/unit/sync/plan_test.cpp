@@ -1,0 +1,138 @@
+#include "runtime/sync/plan.hpp"
+
+#include <gtest/gtest.h>
+
+namespace siphon {
+namespace {
+
+TableSchema Orders() {
+  TableSchema s;
+  s.qualified_name = "public.orders";
+  s.columns = {
+      {"id", "bigint", ColumnType::kInteger, OrderKind::kNumber, false},
+      {"status", "text", ColumnType::kText, OrderKind::kText, true},
+      {"amount", "numeric(12,2)", ColumnType::kText, OrderKind::kNumber, true},
+      {"updated_at", "timestamp with time zone", ColumnType::kText, OrderKind::kTime, false},
+  };
+  s.primary_key = {"id"};
+  return s;
+}
+
+TableDecl Decl() {
+  TableDecl d;
+  d.name = "orders";
+  d.location = "deploy.lua:7";
+  d.from = "public.orders";
+  return d;
+}
+
+TEST(Plan, FullRefreshPagesByPrimaryKey) {
+  auto plan = MakePlan(Decl(), Orders());
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_FALSE(plan->incremental);
+  EXPECT_EQ(plan->order_by, std::vector<std::string>({"id"}));
+  EXPECT_EQ(plan->columns.size(), 4u);
+  EXPECT_EQ(plan->target.key, std::vector<std::string>({"id"}));
+  EXPECT_FALSE(plan->target.monotonic_column.has_value());
+}
+
+TEST(Plan, CursorThenKeyMakesTheKeysetOrder) {
+  TableDecl d = Decl();
+  d.cursor = {"updated_at"};
+  d.lookback_seconds = 5;
+  auto plan = MakePlan(d, Orders());
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_TRUE(plan->incremental);
+  EXPECT_EQ(plan->order_by, std::vector<std::string>({"updated_at", "id"}));
+  EXPECT_EQ(plan->order_index, std::vector<size_t>({3, 0}));
+  EXPECT_EQ(plan->target.monotonic_column, "updated_at");
+  EXPECT_TRUE(plan->target.monotonic_is_time);
+
+  PageQuery first = FirstPage(*plan, std::nullopt);
+  EXPECT_FALSE(first.after.has_value());
+  EXPECT_FALSE(first.lookback_seconds.has_value());  // nothing to look back from yet
+  Cursor c = {std::string("2024-01-01T00:00:00Z"), int64_t{7}};
+  PageQuery resume = FirstPage(*plan, c);
+  EXPECT_EQ(resume.lookback_seconds, 5.0);
+  PageQuery next = NextPage(*plan, c);
+  EXPECT_FALSE(next.lookback_seconds.has_value());  // only the first page of a run looks back
+  EXPECT_EQ(next.after, c);
+}
+
+TEST(Plan, ProjectionKeepsKeyAndCursorColumns) {
+  TableDecl d = Decl();
+  d.columns = {"status"};
+  d.cursor = {"updated_at"};
+  auto plan = MakePlan(d, Orders());
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->columns, std::vector<std::string>({"status", "id", "updated_at"}));
+}
+
+TEST(Plan, ErrorsNameTheTableAndColumn) {
+  TableDecl d = Decl();
+  d.cursor = {"modified"};
+  auto plan = MakePlan(d, Orders());
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(plan.status().kind(), ErrorKind::kSchema);
+  EXPECT_NE(plan.status().message().find("deploy.lua:7"), std::string::npos);
+  EXPECT_NE(plan.status().message().find("\"modified\""), std::string::npos);
+
+  TableSchema no_pk = Orders();
+  no_pk.primary_key.clear();
+  plan = MakePlan(Decl(), no_pk);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(plan.status().kind(), ErrorKind::kConfig);
+  EXPECT_NE(plan.status().message().find("no primary key"), std::string::npos);
+
+  d = Decl();
+  d.lookback_seconds = 3;
+  plan = MakePlan(d, Orders());
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.status().message().find("lookback needs a cursor"), std::string::npos);
+}
+
+TEST(Plan, CursorOfReadsTheOrderColumnsOfARow) {
+  TableDecl d = Decl();
+  d.cursor = {"updated_at"};
+  auto plan = MakePlan(d, Orders());
+  ASSERT_TRUE(plan.ok());
+  RowBatch b(4);
+  b.AddInt(42);
+  b.AddText("paid");
+  b.AddText("10.00");
+  b.AddText("2024-01-01T00:00:00.000001Z");
+  Cursor c = CursorOf(*plan, b, 0);
+  ASSERT_EQ(c.size(), 2u);
+  EXPECT_EQ(std::get<std::string>(c[0]), "2024-01-01T00:00:00.000001Z");
+  EXPECT_EQ(std::get<int64_t>(c[1]), 42);
+  EXPECT_EQ(CursorToJson(c), R"(["2024-01-01T00:00:00.000001Z",42])");
+  EXPECT_EQ(CursorFromJson(CursorToJson(c)), c);
+}
+
+TEST(Plan, CursorJsonKeepsInt64Extremes) {
+  Cursor c = {int64_t{INT64_MIN}, int64_t{INT64_MAX}, std::string("a\"b\\c"), 0.1};
+  auto back = CursorFromJson(CursorToJson(c));
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(*back, c);
+  EXPECT_FALSE(CursorFromJson("{}").has_value());
+  EXPECT_FALSE(CursorFromJson("[1,").has_value());
+}
+
+TEST(Backoff, GrowsExponentiallyWithJitterAndCap) {
+  std::mt19937_64 rng(1);
+  using std::chrono::milliseconds;
+  for (int i = 0; i < 100; ++i) {
+    auto a1 = Backoff(1, milliseconds(1000), milliseconds(60000), rng);
+    EXPECT_GE(a1.count(), 500);
+    EXPECT_LE(a1.count(), 1000);
+    auto a4 = Backoff(4, milliseconds(1000), milliseconds(60000), rng);
+    EXPECT_GE(a4.count(), 4000);
+    EXPECT_LE(a4.count(), 8000);
+    auto a40 = Backoff(40, milliseconds(1000), milliseconds(60000), rng);
+    EXPECT_GE(a40.count(), 30000);
+    EXPECT_LE(a40.count(), 60000);
+  }
+}
+
+}  // namespace
+}  // namespace siphon

@@ -1,0 +1,189 @@
+#include "runtime/target/target.hpp"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace siphon {
+namespace {
+
+class TargetTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("siphon_target_" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    path_ = (dir_ / "replica.db").string();
+    uv_loop_init(&loop_);
+  }
+  void TearDown() override {
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_loop_close(&loop_);
+    std::filesystem::remove_all(dir_);
+  }
+
+  static TargetTable Orders() {
+    TargetTable t;
+    t.name = "orders";
+    t.columns = {{"id", "bigint", ColumnType::kInteger, OrderKind::kNumber, false},
+                 {"note", "text", ColumnType::kText, OrderKind::kText, true},
+                 {"updated_at", "timestamptz", ColumnType::kText, OrderKind::kTime, false},
+                 {"data", "bytea", ColumnType::kBlob, OrderKind::kOther, true}};
+    t.key = {"id"};
+    t.monotonic_column = "updated_at";
+    t.monotonic_is_time = true;
+    t.source = "postgres test";
+    t.source_table = "public.orders";
+    return t;
+  }
+
+  TableState Prepare(Target& target, TargetTable t) {
+    std::optional<Result<TableState>> result;
+    target.PrepareTable(std::move(t), [&](Result<TableState> r) { result = std::move(r); });
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    EXPECT_TRUE(result && result->ok()) << (result ? result->status().ToString() : "no result");
+    return result && result->ok() ? **result : TableState{};
+  }
+
+  Status Write(Target& target, const RowBatch& rows, std::optional<Cursor> cursor) {
+    std::optional<Status> result;
+    target.WritePage("orders", std::make_shared<RowBatch>(rows), std::move(cursor),
+                     [&](Status st) { result = std::move(st); });
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    return result.value_or(Status(ErrorKind::kTarget, "no callback"));
+  }
+
+  std::vector<std::string> Column(const std::string& sql) {
+    sqlite3* db;
+    sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+    sqlite3_stmt* s;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    std::vector<std::string> out;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      const unsigned char* v = sqlite3_column_text(s, 0);
+      out.push_back(v ? reinterpret_cast<const char*>(v) : "NULL");
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return out;
+  }
+
+  static void AddRow(RowBatch& b, int64_t id, const char* note, const char* at) {
+    b.AddInt(id);
+    if (note) {
+      b.AddText(note);
+    } else {
+      b.AddNull();
+    }
+    b.AddText(at);
+    b.AddBlob(std::string_view("\0x\0", 3));
+  }
+
+  std::filesystem::path dir_;
+  std::string path_;
+  uv_loop_t loop_;
+};
+
+TEST_F(TargetTest, PageAndCursorCommitTogetherAndSurviveReopen) {
+  {
+    Target target(&loop_, path_);
+    ASSERT_TRUE(target.Open().ok());
+    TableState s = Prepare(target, Orders());
+    EXPECT_FALSE(s.cursor.has_value());
+    RowBatch b(4);
+    AddRow(b, 1, "a", "2024-01-01T00:00:00Z");
+    AddRow(b, 2, nullptr, "2024-01-01T00:00:01.5Z");
+    Cursor c = {std::string("2024-01-01T00:00:01.5Z"), int64_t{2}};
+    ASSERT_TRUE(Write(target, b, c).ok());
+  }
+  EXPECT_EQ(Column("SELECT note FROM orders ORDER BY id"), std::vector<std::string>({"a", "NULL"}));
+  EXPECT_EQ(Column("SELECT length(data) FROM orders WHERE id = 1"), std::vector<std::string>({"3"}));
+  EXPECT_EQ(Column("SELECT cursor FROM _siphon_state"),
+            std::vector<std::string>({R"(["2024-01-01T00:00:01.5Z",2])"}));
+  EXPECT_EQ(Column("PRAGMA journal_mode"), std::vector<std::string>({"wal"}));
+  Target again(&loop_, path_);
+  ASSERT_TRUE(again.Open().ok());
+  TableState s = Prepare(again, Orders());
+  ASSERT_TRUE(s.cursor.has_value());
+  EXPECT_EQ(std::get<int64_t>((*s.cursor)[1]), 2);
+  EXPECT_EQ(s.rows_total, 2);
+}
+
+TEST_F(TargetTest, UpsertUpdatesButNeverRegressesARow) {
+  Target target(&loop_, path_);
+  ASSERT_TRUE(target.Open().ok());
+  Prepare(target, Orders());
+  RowBatch b(4);
+  AddRow(b, 1, "new", "2024-01-01T00:00:02Z");
+  ASSERT_TRUE(Write(target, b, Cursor{std::string("x"), int64_t{1}}).ok());
+  RowBatch older(4);
+  AddRow(older, 1, "old", "2024-01-01T00:00:01.999999Z");
+  ASSERT_TRUE(Write(target, older, Cursor{std::string("x"), int64_t{1}}).ok());
+  EXPECT_EQ(Column("SELECT note FROM orders"), std::vector<std::string>({"new"}));
+  RowBatch newer(4);
+  AddRow(newer, 1, "newer", "2024-01-01T00:00:02.5Z");
+  ASSERT_TRUE(Write(target, newer, std::nullopt).ok());
+  EXPECT_EQ(Column("SELECT note FROM orders"), std::vector<std::string>({"newer"}));
+  EXPECT_EQ(Column("SELECT count(*) FROM _siphon_state WHERE cursor IS NULL"),
+            std::vector<std::string>({"1"}));
+}
+
+TEST_F(TargetTest, FailedPageLeavesCursorUnchanged) {
+  Target target(&loop_, path_);
+  ASSERT_TRUE(target.Open().ok());
+  Prepare(target, Orders());
+  RowBatch b(4);
+  AddRow(b, 1, "a", "2024-01-01T00:00:00Z");
+  ASSERT_TRUE(Write(target, b, Cursor{int64_t{1}}).ok());
+  // A text value in an INTEGER PRIMARY KEY fails the second row: the first row of the
+  // page must roll back with it, and the cursor must not move.
+  RowBatch mismatch(4);
+  AddRow(mismatch, 3, "c", "2024-01-01T00:00:02Z");
+  mismatch.AddText("not-an-integer-key");
+  mismatch.AddText("d");
+  mismatch.AddText("2024-01-01T00:00:03Z");
+  mismatch.AddNull();
+  Status st = Write(target, mismatch, Cursor{int64_t{99}});
+  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(st.kind(), ErrorKind::kTarget);
+  EXPECT_EQ(Column("SELECT count(*) FROM orders"), std::vector<std::string>({"1"}));
+  EXPECT_EQ(Column("SELECT cursor FROM _siphon_state"), std::vector<std::string>({"[1]"}));
+}
+
+TEST_F(TargetTest, RunRecordsAreLoggedAndStateUpdated) {
+  Target target(&loop_, path_);
+  ASSERT_TRUE(target.Open().ok());
+  Prepare(target, Orders());
+  bool done = false;
+  target.RecordRun({"orders", "error", 0, 12, "connect: refused", "error"},
+                   [&](Status st) { done = st.ok(); });
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  EXPECT_TRUE(done);
+  EXPECT_EQ(Column("SELECT last_error FROM _siphon_state"),
+            std::vector<std::string>({"connect: refused"}));
+  EXPECT_EQ(Column("SELECT last_success_at IS NULL FROM _siphon_state"),
+            std::vector<std::string>({"1"}));
+  target.RecordRun({"orders", "synced", 5, 3, "", "ok"}, nullptr);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  EXPECT_EQ(Column("SELECT last_error FROM _siphon_state"), std::vector<std::string>({"NULL"}));
+  EXPECT_EQ(Column("SELECT event || ':' || rows FROM _siphon_log ORDER BY id"),
+            std::vector<std::string>({"error:0", "synced:5"}));
+}
+
+TEST_F(TargetTest, ExistingTableGainsNewColumns) {
+  Target target(&loop_, path_);
+  ASSERT_TRUE(target.Open().ok());
+  TargetTable t = Orders();
+  t.columns.pop_back();
+  Prepare(target, t);
+  Prepare(target, Orders());
+  EXPECT_EQ(Column("SELECT name FROM pragma_table_info('orders') ORDER BY cid"),
+            std::vector<std::string>({"id", "note", "updated_at", "data"}));
+}
+
+}  // namespace
+}  // namespace siphon
