@@ -6,10 +6,14 @@ namespace siphon {
 
 std::string_view ColumnTypeName(ColumnType type) {
   switch (type) {
-    case ColumnType::kInteger: return "INTEGER";
-    case ColumnType::kReal: return "REAL";
-    case ColumnType::kText: return "TEXT";
-    case ColumnType::kBlob: return "BLOB";
+    case ColumnType::kInteger:
+      return "INTEGER";
+    case ColumnType::kReal:
+      return "REAL";
+    case ColumnType::kText:
+      return "TEXT";
+    case ColumnType::kBlob:
+      return "BLOB";
   }
   return "TEXT";
 }
@@ -49,11 +53,15 @@ std::string TableSchema::Hash() const {
 CursorValue CursorValueOf(const RowBatch& batch, size_t row, size_t column) {
   const Cell& c = batch.at(row, column);
   switch (c.type) {
-    case ValueType::kInt: return c.i;
-    case ValueType::kReal: return c.d;
-    case ValueType::kText: return std::string(batch.bytes(c));
+    case ValueType::kInt:
+      return c.i;
+    case ValueType::kReal:
+      return c.d;
+    case ValueType::kText:
+      return std::string(batch.bytes(c));
     case ValueType::kNull:
-    case ValueType::kBlob: return std::monostate{};
+    case ValueType::kBlob:
+      return std::monostate{};
   }
   return std::monostate{};
 }

@@ -4,16 +4,26 @@ namespace siphon {
 
 std::string_view ErrorKindName(ErrorKind kind) {
   switch (kind) {
-    case ErrorKind::kOk: return "ok";
-    case ErrorKind::kConfig: return "config";
-    case ErrorKind::kConnect: return "connect";
-    case ErrorKind::kAuth: return "auth";
-    case ErrorKind::kQuery: return "query";
-    case ErrorKind::kSchema: return "schema";
-    case ErrorKind::kType: return "type";
-    case ErrorKind::kTarget: return "target";
-    case ErrorKind::kScript: return "script";
-    case ErrorKind::kCancelled: return "cancelled";
+    case ErrorKind::kOk:
+      return "ok";
+    case ErrorKind::kConfig:
+      return "config";
+    case ErrorKind::kConnect:
+      return "connect";
+    case ErrorKind::kAuth:
+      return "auth";
+    case ErrorKind::kQuery:
+      return "query";
+    case ErrorKind::kSchema:
+      return "schema";
+    case ErrorKind::kType:
+      return "type";
+    case ErrorKind::kTarget:
+      return "target";
+    case ErrorKind::kScript:
+      return "script";
+    case ErrorKind::kCancelled:
+      return "cancelled";
   }
   return "unknown";
 }

@@ -6,9 +6,9 @@
 #include <memory>
 #include <optional>
 
-#include <nlohmann/json.hpp>
 #include <sqlite3.h>
 #include <uv.h>
+#include <nlohmann/json.hpp>
 
 #include "adapters/source.hpp"
 #include "runtime/base/log.hpp"
@@ -29,7 +29,12 @@ struct Loaded {
 std::optional<Loaded> Load(const ScriptOptions& options) {
   LuaOptions lua;
   lua.unsafe = options.unsafe_lua;
-  auto host = std::make_unique<LuaHost>(lua, SourceDefinitions());
+  auto created = LuaHost::Create(SourceDefinitions(), lua);
+  if (!created.ok()) {
+    std::cerr << "siphon: " << created.status().message() << "\n";
+    return std::nullopt;
+  }
+  std::unique_ptr<LuaHost> host = std::move(*created);
   if (Status st = host->LoadScript(options.script); !st.ok()) {
     std::cerr << "siphon: " << st.message() << "\n";
     return std::nullopt;
@@ -135,8 +140,8 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
               replicator.runners().size(), d.target->path);
     for (const auto& r : replicator.runners()) {
       const TableDecl& t = r->decl();
-      log->info("  {} <- {} {} ({}, every {}, batch {})", t.name, t.source->source->kind(),
-                t.from, t.cursor.empty() ? "full refresh" : "cursor " + Join(t.cursor),
+      log->info("  {} <- {} {} ({}, every {}, batch {})", t.name, t.source->source->kind(), t.from,
+                t.cursor.empty() ? "full refresh" : "cursor " + Join(t.cursor),
                 FormatDuration(t.every), t.batch);
     }
     SignalStop signals(&loop, [&] { replicator.Stop([&] { uv_stop(&loop); }); });
@@ -163,7 +168,9 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
 
 }  // namespace
 
-int RunCommand(const ScriptOptions& options) { return Replicate(options, false, {}); }
+int RunCommand(const ScriptOptions& options) {
+  return Replicate(options, false, {});
+}
 
 int OnceCommand(const ScriptOptions& options, const std::vector<std::string>& tables) {
   return Replicate(options, true, tables);
@@ -218,7 +225,8 @@ class Checker {
     std::cout << "  first page: " << conn_->PageSql(*schema, FirstPage(*plan, std::nullopt))
               << "\n";
     Cursor example;
-    for (size_t i = 0; i < plan->order_by.size(); ++i) example.emplace_back(std::monostate{});
+    // Placeholder values: PageSql shows parameters, never values.
+    for (size_t i = 0; i < plan->order_by.size(); ++i) example.emplace_back(std::string());
     PageQuery next = NextPage(*plan, example);
     std::cout << "  next pages: " << conn_->PageSql(*schema, next) << "\n";
     if (plan->lookback_seconds) {
@@ -245,8 +253,8 @@ class Checker {
  public:
   void PrintHeader() {
     const TableDecl& t = d_.tables[index_];
-    std::cout << "\ntable " << t.name << "  (" << t.location << ")\n  source:  "
-              << t.source->source->kind() << " " << t.source->source->Describe() << "\n";
+    std::cout << "\ntable " << t.name << "  (" << t.location
+              << ")\n  source:  " << t.source->source->Describe() << "\n";
   }
 
  private:
@@ -309,14 +317,17 @@ int StatusCommand(const std::string& replica, bool json) {
   nlohmann::json out = nlohmann::json::array();
   std::vector<std::vector<std::string>> rows;
   while (sqlite3_step(s) == SQLITE_ROW) {
-    nlohmann::json row = {{"table", text(0)},         {"status", text(1)},
+    nlohmann::json row = {{"table", text(0)},
+                          {"status", text(1)},
                           {"rows_total", sqlite3_column_int64(s, 2)},
-                          {"last_success_at", text(3)}, {"last_sync_at", text(4)},
-                          {"cursor", text(5)},        {"last_error", text(6)},
+                          {"last_success_at", text(3)},
+                          {"last_sync_at", text(4)},
+                          {"cursor", text(5)},
+                          {"last_error", text(6)},
                           {"source_table", text(7)}};
     out.push_back(row);
-    rows.push_back({text(0), text(1), std::to_string(sqlite3_column_int64(s, 2)), text(3),
-                    text(5), text(6)});
+    rows.push_back(
+        {text(0), text(1), std::to_string(sqlite3_column_int64(s, 2)), text(3), text(5), text(6)});
   }
   sqlite3_finalize(s);
   sqlite3_close(db);

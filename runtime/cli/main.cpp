@@ -10,6 +10,8 @@ int main(int argc, char** argv) {
                "siphon"};
   app.set_version_flag("--version", SIPHON_VERSION);
   app.require_subcommand(1);
+  app.fallthrough();  // global options may follow the subcommand: `siphon run x.lua --log-level
+                      // debug`
 
   std::string log_level = "info";
   std::string log_format = "text";
@@ -51,8 +53,8 @@ int main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
-  siphon::ConfigureLogging(log_level,
-                           log_format == "json" ? siphon::LogFormat::kJson : siphon::LogFormat::kText);
+  siphon::ConfigureLogging(
+      log_level, log_format == "json" ? siphon::LogFormat::kJson : siphon::LogFormat::kText);
 
   if (*run) return siphon::RunCommand(script);
   if (*once) return siphon::OnceCommand(script, tables);

@@ -28,10 +28,10 @@ struct TableDecl {
   std::string name;      ///< target table name
   std::string location;  ///< "script.lua:12", for messages about this table
   std::shared_ptr<SourceDecl> source;
-  std::string from;                   ///< source table, e.g. "public.orders"
-  std::vector<std::string> key;       ///< empty: the source's primary key
-  std::vector<std::string> cursor;    ///< empty: full refresh each run
-  std::vector<std::string> columns;   ///< empty: every column
+  std::string from;                  ///< source table, e.g. "public.orders"
+  std::vector<std::string> key;      ///< empty: the source's primary key
+  std::vector<std::string> cursor;   ///< empty: full refresh each run
+  std::vector<std::string> columns;  ///< empty: every column
   std::chrono::milliseconds every{std::chrono::seconds(60)};
   size_t batch = 5000;
   std::optional<double> lookback_seconds;

@@ -25,8 +25,9 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
   plan.key = decl.key.empty() ? schema.primary_key : decl.key;
   if (plan.key.empty() && decl.write != WriteMode::kAppend) {
     return Status(ErrorKind::kConfig,
-                  where + " has no primary key: name the columns that identify a row with "
-                          "key = { \"id\" }");
+                  where +
+                      " has no primary key: name the columns that identify a row with "
+                      "key = { \"id\" }");
   }
   for (const auto& k : plan.key) {
     if (Status st = require_column(k, "key"); !st.ok()) return st;
@@ -64,8 +65,8 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
     return Status(ErrorKind::kConfig, where + ": append without a key needs a cursor");
   }
   for (const auto& o : plan.order_by) {
-    plan.order_index.push_back(
-        std::find(plan.columns.begin(), plan.columns.end(), o) - plan.columns.begin());
+    plan.order_index.push_back(std::find(plan.columns.begin(), plan.columns.end(), o) -
+                               plan.columns.begin());
   }
   if (decl.lookback_seconds && !plan.incremental) {
     return Status(ErrorKind::kConfig, where + ": lookback needs a cursor");

@@ -14,8 +14,8 @@ namespace siphon {
 /// Runs a deployment: one TableRunner per declared table, all on one loop, sharing the target.
 class Replicator {
  public:
-  Replicator(uv_loop_t* loop, Target& target, const Deployment& deployment,
-             RunnerOptions options, const std::vector<std::string>& only_tables = {});
+  Replicator(uv_loop_t* loop, Target& target, const Deployment& deployment, RunnerOptions options,
+             const std::vector<std::string>& only_tables = {});
 
   /// Starts every table. In once mode, `finished` runs when every table caught up or gave up.
   void Start(std::function<void()> finished = nullptr);

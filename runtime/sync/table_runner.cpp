@@ -24,7 +24,9 @@ TableRunner::~TableRunner() {
            [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
 }
 
-void TableRunner::Start() { ScheduleRun(std::chrono::milliseconds(0)); }
+void TableRunner::Start() {
+  ScheduleRun(std::chrono::milliseconds(0));
+}
 
 void TableRunner::Stop(std::function<void()> stopped) {
   stopping_ = true;
@@ -33,7 +35,9 @@ void TableRunner::Stop(std::function<void()> stopped) {
   NotifyStoppedIfIdle();
 }
 
-bool TableRunner::busy() const { return running_ || pull_in_flight_ || write_in_flight_; }
+bool TableRunner::busy() const {
+  return running_ || pull_in_flight_ || write_in_flight_;
+}
 
 void TableRunner::NotifyStoppedIfIdle() {
   if (!stopping_ || busy() || !stopped_) return;
@@ -243,8 +247,8 @@ void TableRunner::FinishRun() {
     plan_.reset();
     record.event = "error";
     record.error = run_error_.ToString();
-    const bool retry = run_error_.transient() &&
-                       (!options_.once || attempt_ <= options_.once_retries);
+    const bool retry =
+        run_error_.transient() && (!options_.once || attempt_ <= options_.once_retries);
     next = Backoff(attempt_, options_.backoff_base, options_.backoff_cap, rng_);
     record.status = retry || !options_.once ? "error" : "failed";
     if (retry || !options_.once) {

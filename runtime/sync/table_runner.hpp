@@ -18,7 +18,7 @@ namespace siphon {
 
 /// How a runner schedules its runs.
 struct RunnerOptions {
-  bool once = false;  ///< run until caught up, then stop (`siphon once`)
+  bool once = false;     ///< run until caught up, then stop (`siphon once`)
   int once_retries = 3;  ///< transient failures retried in once mode before giving up
   std::chrono::milliseconds backoff_base{1000};
   std::chrono::milliseconds backoff_cap{std::chrono::minutes(5)};
@@ -76,11 +76,11 @@ class TableRunner {
   std::mt19937_64 rng_;
 
   // Between runs.
-  std::optional<TableSchema> schema_;    // reset after a failure: reflect again
+  std::optional<TableSchema> schema_;  // reset after a failure: reflect again
   std::optional<TablePlan> plan_;
-  std::optional<Cursor> committed_;      // the cursor in _siphon_state
+  std::optional<Cursor> committed_;  // the cursor in _siphon_state
   bool state_loaded_ = false;
-  int attempt_ = 0;                      // consecutive failed runs
+  int attempt_ = 0;  // consecutive failed runs
   bool stopping_ = false;
   bool finished_ = false;
   std::function<void()> stopped_;

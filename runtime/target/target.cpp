@@ -106,9 +106,8 @@ std::string NowIso() {
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[64];
-  snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-           static_cast<int>(ms % 1000));
+  snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
   return buf;
 }
 
@@ -137,9 +136,9 @@ Status Target::ExecOnWriter(const std::string& sql) {
 }
 
 Status Target::Open() {
-  int rc = sqlite3_open_v2(path_.c_str(), &db_,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path_.c_str(), &db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     Status st = Status(ErrorKind::kTarget, "cannot open target " + path_ + ": " +
                                                (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc)));
@@ -151,8 +150,8 @@ Status Target::Open() {
   // another process holds the write lock. NORMAL loses at most the last commits on power loss,
   // never consistency, and the cursor rolls back with its page.
   sqlite3_busy_timeout(db_, 10000);
-  sqlite3_create_function_v2(db_, "siphon_time_ge", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
-                             nullptr, &TimeGe, nullptr, nullptr, nullptr);
+  sqlite3_create_function_v2(db_, "siphon_time_ge", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
+                             &TimeGe, nullptr, nullptr, nullptr);
   for (const char* pragma :
        {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA temp_store=MEMORY",
         "PRAGMA cache_size=-65536", "PRAGMA foreign_keys=OFF"}) {
@@ -281,8 +280,8 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     if (sqlite3_column_type(q.s, 0) != SQLITE_NULL) {
       state.cursor = CursorFromJson(text(0));
       if (!state.cursor) {
-        return Status(ErrorKind::kTarget, "unreadable cursor in _siphon_state for " + spec.name +
-                                              ": " + text(0));
+        return Status(ErrorKind::kTarget,
+                      "unreadable cursor in _siphon_state for " + spec.name + ": " + text(0));
       }
     }
     state.rows_total = sqlite3_column_int64(q.s, 1);
@@ -321,9 +320,15 @@ Status Target::WriteOnWriter(Table& t, const RowBatch& rows, const std::optional
       const Cell& cell = rows.at(r, c);
       const int i = static_cast<int>(c) + 1;
       switch (cell.type) {
-        case ValueType::kNull: sqlite3_bind_null(s, i); break;
-        case ValueType::kInt: sqlite3_bind_int64(s, i, cell.i); break;
-        case ValueType::kReal: sqlite3_bind_double(s, i, cell.d); break;
+        case ValueType::kNull:
+          sqlite3_bind_null(s, i);
+          break;
+        case ValueType::kInt:
+          sqlite3_bind_int64(s, i, cell.i);
+          break;
+        case ValueType::kReal:
+          sqlite3_bind_double(s, i, cell.d);
+          break;
         case ValueType::kText: {
           auto v = rows.bytes(cell);
           sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
@@ -403,8 +408,9 @@ void Target::RecordRun(RunRecord record, std::function<void(Status)> done) {
           sqlite3_bind_text(log.s, 6, record.error.c_str(), -1, SQLITE_TRANSIENT);
         }
         ok = ok && sqlite3_step(log.s) == SQLITE_DONE;
-        std::string trim_sql = "DELETE FROM _siphon_log WHERE id <= (SELECT max(id) FROM _siphon_log) - " +
-                               std::to_string(kLogRetention);
+        std::string trim_sql =
+            "DELETE FROM _siphon_log WHERE id <= (SELECT max(id) FROM _siphon_log) - " +
+            std::to_string(kLogRetention);
         ok = ok && ExecOnWriter(trim_sql).ok();
         if (ok && ExecOnWriter("COMMIT").ok()) return;
         *status = SqliteError(db_, "recording the run of " + record.table);

@@ -27,8 +27,8 @@ struct TargetTable {
   /// of an old page never regress a row). Holds a column of `columns`.
   std::optional<std::string> monotonic_column;
   bool monotonic_is_time = false;  ///< compare with julianday() (ISO-8601 text of any precision)
-  std::string source;               ///< source description, kept in _siphon_state
-  std::string source_table;         ///< e.g. "public.orders"
+  std::string source;              ///< source description, kept in _siphon_state
+  std::string source_table;        ///< e.g. "public.orders"
   std::string schema_hash;
 };
 

@@ -61,7 +61,8 @@ class TargetTest : public ::testing::Test {
     sqlite3* db;
     sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
     sqlite3_stmt* s;
-    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
     std::vector<std::string> out;
     while (sqlite3_step(s) == SQLITE_ROW) {
       const unsigned char* v = sqlite3_column_text(s, 0);
@@ -101,7 +102,8 @@ TEST_F(TargetTest, PageAndCursorCommitTogetherAndSurviveReopen) {
     ASSERT_TRUE(Write(target, b, c).ok());
   }
   EXPECT_EQ(Column("SELECT note FROM orders ORDER BY id"), std::vector<std::string>({"a", "NULL"}));
-  EXPECT_EQ(Column("SELECT length(data) FROM orders WHERE id = 1"), std::vector<std::string>({"3"}));
+  EXPECT_EQ(Column("SELECT length(data) FROM orders WHERE id = 1"),
+            std::vector<std::string>({"3"}));
   EXPECT_EQ(Column("SELECT cursor FROM _siphon_state"),
             std::vector<std::string>({R"(["2024-01-01T00:00:01.5Z",2])"}));
   EXPECT_EQ(Column("PRAGMA journal_mode"), std::vector<std::string>({"wal"}));

@@ -1,0 +1,433 @@
+#include "adapters/postgres/pg_connection.hpp"
+
+#include <cstring>
+
+#include "adapters/postgres/pg_sql.hpp"
+#include "adapters/postgres/pg_types.hpp"
+
+namespace siphon::postgres {
+
+namespace {
+
+// Handles are heap-allocated and freed by the uv_close callback, so they may outlive the
+// connection object by one loop turn; `data` is cleared first so no callback reaches it.
+template <typename H>
+void CloseHandle(H*& handle) {
+  if (handle == nullptr) return;
+  handle->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(handle),
+           [](uv_handle_t* h) { delete reinterpret_cast<H*>(h); });
+  handle = nullptr;
+}
+
+std::string Sanitize(std::string_view message, const std::string& password) {
+  std::string out(message);
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  for (char& ch : out) {
+    if (ch == '\n') ch = ' ';
+  }
+  if (!password.empty()) {
+    size_t pos = 0;
+    while ((pos = out.find(password, pos)) != std::string::npos) {
+      out.replace(pos, password.size(), "********");
+      pos += 8;
+    }
+  }
+  return out;
+}
+
+bool Contains(std::string_view haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string_view::npos;
+}
+
+}  // namespace
+
+Status PgResultError(const PGresult* result, bool connection_lost, const std::string& password) {
+  const char* state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  const char* primary = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
+  std::string sqlstate = state ? state : "";
+  std::string message = primary ? primary : PQresultErrorMessage(result);
+  ErrorKind kind = ErrorKind::kQuery;
+  if (connection_lost || sqlstate.rfind("08", 0) == 0 || sqlstate.rfind("57P", 0) == 0) {
+    kind = ErrorKind::kConnect;
+  } else if (sqlstate.rfind("28", 0) == 0 || sqlstate == "42501") {
+    kind = ErrorKind::kAuth;
+  } else if (sqlstate == "42P01" || sqlstate == "42703" || sqlstate == "3F000" ||
+             sqlstate == "42704") {
+    kind = ErrorKind::kSchema;
+  } else if (sqlstate == "3D000") {
+    kind = ErrorKind::kConfig;
+  }
+  if (!sqlstate.empty()) message += " (SQLSTATE " + sqlstate + ")";
+  return Status(kind, Sanitize(message, password));
+}
+
+Status PgConnectError(std::string_view libpq_message, const std::string& password) {
+  std::string message = Sanitize(libpq_message, password);
+  ErrorKind kind = ErrorKind::kConnect;
+  if (Contains(message, "password authentication failed") ||
+      Contains(message, "no password supplied") || Contains(message, "authentication failed") ||
+      Contains(message, "no pg_hba.conf entry") ||
+      (Contains(message, "role \"") && Contains(message, "does not exist"))) {
+    kind = ErrorKind::kAuth;
+    if (!Contains(message, "SQLSTATE")) message += " (SQLSTATE 28P01)";
+  } else if (Contains(message, "database \"") && Contains(message, "does not exist")) {
+    kind = ErrorKind::kConfig;
+    message += " (SQLSTATE 3D000)";
+  } else if (!Contains(message, "SQLSTATE")) {
+    message += " (SQLSTATE 08001)";
+  }
+  return Status(kind, message);
+}
+
+RowBatch DecodeRows(const PGresult* result, size_t* rejected) {
+  const int fields = PQnfields(result);
+  const int rows = PQntuples(result);
+  std::vector<PgDecoder> decoders(fields);
+  for (int c = 0; c < fields; ++c) decoders[c] = DecoderForOid(PQftype(result, c));
+  RowBatch batch(static_cast<size_t>(fields));
+  batch.Reserve(static_cast<size_t>(rows), static_cast<size_t>(rows) * fields * 8);
+  size_t bad = 0;
+  for (int r = 0; r < rows; ++r) {
+    for (int c = 0; c < fields; ++c) {
+      if (PQgetisnull(result, r, c)) {
+        batch.AddNull();
+        continue;
+      }
+      const char* text = PQgetvalue(result, r, c);
+      int size = PQgetlength(result, r, c);
+      if (!AppendPgValue(decoders[c], text, static_cast<size_t>(size), batch)) ++bad;
+    }
+  }
+  if (rejected != nullptr) *rejected = bad;
+  return batch;
+}
+
+PgConnection::PgConnection(uv_loop_t* loop, PgConnectParams params)
+    : loop_(loop), params_(std::move(params)) {
+  timer_ = new uv_timer_t;
+  uv_timer_init(loop_, timer_);
+  timer_->data = this;
+  defer_ = new uv_timer_t;
+  uv_timer_init(loop_, defer_);
+  defer_->data = this;
+}
+
+PgConnection::~PgConnection() {
+  DropConnection();
+  CloseHandle(timer_);
+  CloseHandle(defer_);
+}
+
+bool PgConnection::ready() const {
+  return state_ == State::kIdle && conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK;
+}
+
+void PgConnection::Post(std::function<void()> fn) {
+  posted_.push_back(std::move(fn));
+  uv_timer_start(
+      defer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<PgConnection*>(t->data);
+        if (self == nullptr) return;
+        auto fns = std::move(self->posted_);
+        self->posted_.clear();
+        std::weak_ptr<char> alive = self->alive_;
+        for (auto& fn : fns) {
+          fn();
+          if (alive.expired()) return;  // a callback destroyed the connection
+        }
+      },
+      0, 0);
+}
+
+void PgConnection::Connect(std::function<void(Status)> done) {
+  if (ready()) {
+    Post([done = std::move(done)] { done(Status::Ok()); });
+    return;
+  }
+  if (state_ != State::kClosed && state_ != State::kIdle) {
+    Post([done = std::move(done)] {
+      done(Status(ErrorKind::kQuery, "postgres connection is busy"));
+    });
+    return;
+  }
+  DropConnection();
+  std::vector<const char*> keys, values;
+  for (const auto& [k, v] : params_.keywords) {
+    keys.push_back(k.c_str());
+    values.push_back(v.c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  conn_ = PQconnectStartParams(keys.data(), values.data(), params_.expand_dbname ? 1 : 0);
+  if (conn_ == nullptr || PQstatus(conn_) == CONNECTION_BAD) {
+    Status s = conn_ ? PgConnectError(PQerrorMessage(conn_), params_.password)
+                     : Status(ErrorKind::kConnect, "libpq could not allocate a connection");
+    DropConnection();
+    Post([done = std::move(done), s] { done(s); });
+    return;
+  }
+  state_ = State::kConnecting;
+  connect_done_ = std::move(done);
+  uv_timer_start(
+      timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<PgConnection*>(t->data);
+        if (self == nullptr) return;
+        self->FailConnect(Status(ErrorKind::kConnect,
+                                 "timed out connecting to postgres after " +
+                                     std::to_string(self->params_.connect_timeout_ms) + " ms"));
+      },
+      static_cast<uint64_t>(params_.connect_timeout_ms), 0);
+  // libpq's contract: after PQconnectStart, act as if PQconnectPoll returned WRITING.
+  ResetPoll();
+  if (poll_ == nullptr) {
+    Post([this] {
+      FailConnect(Status(ErrorKind::kConnect, "postgres connection has no usable socket"));
+    });
+    return;
+  }
+  Watch(UV_WRITABLE);
+}
+
+void PgConnection::ResetPoll() {
+  // The socket may change between PQconnectPoll steps (another host or address, an SSL
+  // retry), and a reused descriptor number would leave a stale epoll entry: start afresh.
+  CloseHandle(poll_);
+  poll_fd_ = -1;
+  poll_events_ = 0;
+  int fd = PQsocket(conn_);
+  if (fd < 0) return;
+  auto* poll = new uv_poll_t;
+  if (uv_poll_init(loop_, poll, fd) != 0) {
+    delete poll;
+    return;
+  }
+  poll->data = this;
+  poll_ = poll;
+  poll_fd_ = fd;
+}
+
+void PgConnection::Watch(int events) {
+  if (poll_ == nullptr || events == poll_events_) return;
+  poll_events_ = events;
+  if (events == 0) {
+    uv_poll_stop(poll_);
+    return;
+  }
+  uv_poll_start(poll_, events, [](uv_poll_t* p, int status, int ev) {
+    auto* self = static_cast<PgConnection*>(p->data);
+    if (self != nullptr) self->OnPoll(status, ev);
+  });
+}
+
+void PgConnection::OnPoll(int status, int events) {
+  // On a poll error let libpq find out what is wrong with the socket.
+  if (status < 0) events = UV_READABLE | UV_WRITABLE;
+  switch (state_) {
+    case State::kConnecting:
+      OnConnectPoll();
+      break;
+    case State::kSetup:
+    case State::kBusy:
+      OnQueryIo(events);
+      break;
+    case State::kClosed:
+    case State::kIdle:
+      Watch(0);
+      break;
+  }
+}
+
+void PgConnection::OnConnectPoll() {
+  switch (PQconnectPoll(conn_)) {
+    case PGRES_POLLING_OK:
+      // The connect timer keeps running through the session setup round trip.
+      if (PQsetnonblocking(conn_, 1) != 0) {
+        FailConnect(PgConnectError(PQerrorMessage(conn_), params_.password));
+        return;
+      }
+      ResetPoll();
+      state_ = State::kSetup;
+      SendSetup();
+      return;
+    case PGRES_POLLING_FAILED:
+      FailConnect(PgConnectError(PQerrorMessage(conn_), params_.password));
+      return;
+    case PGRES_POLLING_READING:
+      ResetPoll();
+      Watch(UV_READABLE);
+      break;
+    case PGRES_POLLING_WRITING:
+    default:
+      ResetPoll();
+      Watch(UV_WRITABLE);
+      break;
+  }
+  if (poll_ == nullptr) {
+    FailConnect(Status(ErrorKind::kConnect, "postgres connection has no usable socket"));
+  }
+}
+
+void PgConnection::SendSetup() {
+  if (PQsendQuery(conn_, kSessionSql) == 0) {
+    FailConnect(PgConnectError(PQerrorMessage(conn_), params_.password));
+    return;
+  }
+  StartStatement();
+}
+
+void PgConnection::Query(std::string sql, std::vector<std::string> params,
+                         std::function<void(Result<PgResultPtr>)> done) {
+  if (state_ != State::kIdle || conn_ == nullptr) {
+    bool busy = state_ != State::kClosed;
+    Post([done = std::move(done), busy] {
+      done(busy ? Status(ErrorKind::kQuery, "postgres connection is busy")
+                : Status(ErrorKind::kConnect, "postgres connection is not open"));
+    });
+    return;
+  }
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p.c_str());
+  // libpq copies the statement and parameters into its output buffer before returning.
+  if (PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                        nullptr, nullptr, 0) == 0) {
+    bool lost = PQstatus(conn_) != CONNECTION_OK;
+    Status s(lost ? ErrorKind::kConnect : ErrorKind::kQuery,
+             Sanitize(PQerrorMessage(conn_), params_.password));
+    if (lost) DropConnection();
+    Post([done = std::move(done), s] { done(s); });
+    return;
+  }
+  state_ = State::kBusy;
+  query_done_ = std::move(done);
+  StartStatement();
+}
+
+Status PgConnection::LostError() const {
+  return Status(ErrorKind::kConnect,
+                Sanitize(PQerrorMessage(conn_), params_.password) + " (SQLSTATE 08006)");
+}
+
+void PgConnection::StartStatement() {
+  int r = PQflush(conn_);
+  if (r < 0) {
+    FailStatement(LostError());
+    return;
+  }
+  flushing_ = r == 1;
+  Watch(flushing_ ? (UV_READABLE | UV_WRITABLE) : UV_READABLE);
+}
+
+void PgConnection::OnQueryIo(int events) {
+  if (events & UV_READABLE) {
+    if (PQconsumeInput(conn_) == 0) {
+      FailStatement(LostError());
+      return;
+    }
+  }
+  if (flushing_ && (events & (UV_READABLE | UV_WRITABLE))) {
+    int r = PQflush(conn_);
+    if (r < 0) {
+      FailStatement(LostError());
+      return;
+    }
+    flushing_ = r == 1;
+  }
+  if (!flushing_) {
+    while (PQisBusy(conn_) == 0) {
+      PGresult* r = PQgetResult(conn_);
+      if (r == nullptr) {
+        FinishStatement();
+        return;
+      }
+      if (PQresultStatus(r) == PGRES_FATAL_ERROR) {
+        if (error_ == nullptr) {
+          error_.reset(r);
+        } else {
+          PQclear(r);
+        }
+      } else {
+        result_.reset(r);
+      }
+    }
+  }
+  Watch(flushing_ ? (UV_READABLE | UV_WRITABLE) : UV_READABLE);
+}
+
+void PgConnection::FinishStatement() {
+  PgResultPtr result = std::move(result_);
+  PgResultPtr error = std::move(error_);
+  bool lost = PQstatus(conn_) != CONNECTION_OK;
+  Status status;
+  if (error) status = PgResultError(error.get(), lost, params_.password);
+  State was = state_;
+  if (lost) {
+    DropConnection();
+    if (status.ok()) status = Status(ErrorKind::kConnect, "postgres connection lost");
+  } else {
+    state_ = State::kIdle;
+    Watch(0);
+  }
+  if (was == State::kSetup) {
+    if (timer_ != nullptr) uv_timer_stop(timer_);
+    if (!status.ok() && !lost) DropConnection();
+    auto done = std::move(connect_done_);
+    done(status);
+    return;
+  }
+  auto done = std::move(query_done_);
+  if (!status.ok()) {
+    done(status);
+  } else if (result == nullptr) {
+    done(Status(ErrorKind::kQuery, "postgres returned no result"));
+  } else {
+    done(std::move(result));
+  }
+}
+
+void PgConnection::FailStatement(Status status) {
+  State was = state_;
+  DropConnection();
+  if (was == State::kSetup) {
+    auto done = std::move(connect_done_);
+    done(status);
+  } else {
+    auto done = std::move(query_done_);
+    done(status);
+  }
+}
+
+void PgConnection::FailConnect(Status status) {
+  DropConnection();
+  auto done = std::move(connect_done_);
+  if (done) done(status);
+}
+
+void PgConnection::DropConnection() {
+  CloseHandle(poll_);
+  poll_fd_ = -1;
+  poll_events_ = 0;
+  flushing_ = false;
+  result_.reset();
+  error_.reset();
+  if (timer_ != nullptr) uv_timer_stop(timer_);
+  if (conn_ != nullptr) PQfinish(conn_);
+  conn_ = nullptr;
+  state_ = State::kClosed;
+}
+
+void PgConnection::Close() {
+  auto connect_done = std::move(connect_done_);
+  auto query_done = std::move(query_done_);
+  connect_done_ = nullptr;
+  query_done_ = nullptr;
+  DropConnection();
+  Status cancelled(ErrorKind::kCancelled, "postgres connection closed");
+  if (connect_done) Post([connect_done, cancelled] { connect_done(cancelled); });
+  if (query_done) Post([query_done, cancelled] { query_done(cancelled); });
+}
+
+}  // namespace siphon::postgres

@@ -1,0 +1,103 @@
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <libpq-fe.h>
+#include <uv.h>
+
+#include "runtime/base/row_batch.hpp"
+#include "runtime/base/status.hpp"
+
+namespace siphon::postgres {
+
+/// Frees a PGresult.
+struct PgResultDeleter {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using PgResultPtr = std::unique_ptr<PGresult, PgResultDeleter>;
+
+/// How to reach the server: libpq keyword/value pairs (a `dbname` holding a conninfo string
+/// or URI is expanded), the connect timeout, and the password to keep out of messages.
+struct PgConnectParams {
+  std::vector<std::pair<std::string, std::string>> keywords;
+  bool expand_dbname = false;  ///< the first `dbname` is a conninfo string or URI
+  int connect_timeout_ms = 10000;
+  std::string password;
+};
+
+/// The error of a failed statement as a Status: the kind from its SQLSTATE, the message with
+/// the SQLSTATE appended and the password removed.
+Status PgResultError(const PGresult* result, bool connection_lost, const std::string& password);
+
+/// The error of a failed connection attempt (authentication failures are kAuth).
+Status PgConnectError(std::string_view libpq_message, const std::string& password);
+
+/// Decodes a whole text-format result into a batch (columns in result order) with the
+/// pg_types decoders chosen by each column's type OID. Values a decoder rejects are kept as
+/// TEXT; `rejected` counts them.
+RowBatch DecodeRows(const PGresult* result, size_t* rejected = nullptr);
+
+/// One libpq connection driven by the libuv loop without blocking it: PQconnectStartParams
+/// and PQconnectPoll on uv_poll, then PQsendQuery(Params)/PQflush/PQconsumeInput. One
+/// statement at a time. Callbacks run on the loop, never after the object is destroyed.
+class PgConnection {
+ public:
+  PgConnection(uv_loop_t* loop, PgConnectParams params);
+  ~PgConnection();
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  /// Connects and applies the session settings (kSessionSql). Ok at once when already open.
+  void Connect(std::function<void(Status)> done);
+
+  /// Runs one statement with text-format parameters; the result holds its rows.
+  void Query(std::string sql, std::vector<std::string> params,
+             std::function<void(Result<PgResultPtr>)> done);
+
+  /// True when connected, healthy and idle.
+  bool ready() const;
+
+  /// Drops the connection; a callback still pending gets ErrorKind::kCancelled.
+  void Close();
+
+  /// Runs `fn` on a later turn of the loop (not after this object is destroyed).
+  void Post(std::function<void()> fn);
+
+ private:
+  enum class State { kClosed, kConnecting, kSetup, kIdle, kBusy };
+
+  void Watch(int events);
+  void ResetPoll();
+  void OnPoll(int status, int events);
+  void OnConnectPoll();
+  void OnQueryIo(int events);
+  void SendSetup();
+  void StartStatement();
+  void FinishStatement();
+  void FailStatement(Status status);
+  void FailConnect(Status status);
+  Status LostError() const;  ///< the connection broke while a statement ran
+  void DropConnection();
+
+  uv_loop_t* loop_;
+  PgConnectParams params_;
+  PGconn* conn_ = nullptr;
+  State state_ = State::kClosed;
+  uv_poll_t* poll_ = nullptr;
+  int poll_fd_ = -1;
+  int poll_events_ = 0;
+  uv_timer_t* timer_ = nullptr;  // connect timeout
+  uv_timer_t* defer_ = nullptr;  // runs posted callbacks on the next loop turn
+  std::vector<std::function<void()>> posted_;
+  bool flushing_ = false;
+  PgResultPtr result_;
+  PgResultPtr error_;
+  std::function<void(Status)> connect_done_;
+  std::function<void(Result<PgResultPtr>)> query_done_;
+  std::shared_ptr<char> alive_ = std::make_shared<char>(0);
+};
+
+}  // namespace siphon::postgres

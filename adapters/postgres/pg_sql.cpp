@@ -1,0 +1,184 @@
+#include "adapters/postgres/pg_sql.hpp"
+
+#include <cstdio>
+
+#include "adapters/postgres/pg_types.hpp"
+
+namespace siphon::postgres {
+
+const char* const kReflectSql =
+    "SELECT a.attname,"
+    " format_type(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END,"
+    "  CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END),"
+    " a.attnotnull OR (t.typtype = 'd' AND t.typnotnull),"
+    " COALESCE(bt.typtype, t.typtype),"
+    " (SELECT k.ord FROM pg_catalog.pg_index i,"
+    "   unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)"
+    "   WHERE i.indrelid = c.oid AND i.indisprimary AND k.attnum = a.attnum),"
+    " c.reltuples::float8, c.relkind"
+    " FROM pg_catalog.pg_class c"
+    " JOIN pg_catalog.pg_attribute a"
+    "  ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
+    " JOIN pg_catalog.pg_type t ON t.oid = a.atttypid"
+    " LEFT JOIN pg_catalog.pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype"
+    " WHERE c.oid = pg_catalog.to_regclass($1)"
+    " ORDER BY a.attnum";
+
+// TimeZone/DateStyle fix the timestamp text the decoders parse; extra_float_digits=3 makes
+// float output exact; every later statement runs in a read-only transaction.
+const char* const kSessionSql =
+    "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres';"
+    " SET extra_float_digits = 3; SET bytea_output = 'hex';"
+    " SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY";
+
+std::string QuoteIdent(std::string_view name) {
+  std::string out;
+  out.reserve(name.size() + 2);
+  out.push_back('"');
+  for (char ch : name) {
+    if (ch == '"') out.push_back('"');
+    out.push_back(ch);
+  }
+  out.push_back('"');
+  return out;
+}
+
+Result<TableName> SplitTableName(std::string_view name) {
+  std::string parts[2];
+  bool quoted_part[2] = {false, false};
+  int part = 0;
+  bool in_quotes = false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    char ch = name[i];
+    if (in_quotes) {
+      if (ch == '"') {
+        if (i + 1 < name.size() && name[i + 1] == '"') {
+          parts[part].push_back('"');
+          ++i;
+        } else {
+          in_quotes = false;
+        }
+      } else {
+        parts[part].push_back(ch);
+      }
+    } else if (ch == '"') {
+      in_quotes = true;
+      quoted_part[part] = true;
+    } else if (ch == '.' && part == 0) {
+      part = 1;
+    } else {
+      parts[part].push_back(ch);
+    }
+  }
+  std::string quoted_name = "\"" + std::string(name) + "\"";
+  if (in_quotes)
+    return Status(ErrorKind::kConfig, "table name " + quoted_name + " has an unclosed quote");
+  for (int p = 0; p <= part; ++p) {
+    if (parts[p].empty() && !quoted_part[p]) {
+      return Status(ErrorKind::kConfig, "table name " + quoted_name + " has an empty part");
+    }
+  }
+  if (part == 0) return TableName{"", std::move(parts[0])};
+  return TableName{std::move(parts[0]), std::move(parts[1])};
+}
+
+std::string QuotedTableName(const TableName& name) {
+  if (name.schema.empty()) return QuoteIdent(name.table);
+  return QuoteIdent(name.schema) + "." + QuoteIdent(name.table);
+}
+
+std::string CursorParam(const CursorValue& value) {
+  if (const auto* i = std::get_if<int64_t>(&value)) return std::to_string(*i);
+  if (const auto* d = std::get_if<double>(&value)) {
+    char buf[40];
+    snprintf(buf, sizeof buf, "%.17g", *d);
+    return buf;
+  }
+  if (const auto* s = std::get_if<std::string>(&value)) return *s;
+  return std::string();
+}
+
+Result<PageStatement> BuildPageQuery(const TableSchema& table, const PageQuery& query) {
+  auto name = SplitTableName(table.qualified_name);
+  if (!name.ok()) return name.status();
+  auto column = [&table](const std::string& c) -> const ColumnInfo* {
+    int idx = table.Find(c);
+    return idx < 0 ? nullptr : &table.columns[idx];
+  };
+  auto missing = [&table](const std::string& c) {
+    return Status(ErrorKind::kSchema, "column \"" + c + "\" not found in " + table.qualified_name);
+  };
+
+  PageStatement st;
+  std::string& sql = st.sql;
+  sql = "SELECT ";
+  for (size_t i = 0; i < query.columns.size(); ++i) {
+    const ColumnInfo* c = column(query.columns[i]);
+    if (c == nullptr) return missing(query.columns[i]);
+    if (i > 0) sql += ", ";
+    std::string quoted = QuoteIdent(c->name);
+    if (ClassifyType(c->source_type, 'b').json_array) {
+      sql += "to_json(" + quoted + ")::text AS " + quoted;
+    } else {
+      sql += quoted;
+    }
+  }
+  if (query.columns.empty()) return Status(ErrorKind::kSchema, "a page needs at least one column");
+  sql += " FROM " + QuotedTableName(*name);
+
+  std::vector<const ColumnInfo*> order;
+  for (const auto& o : query.order_by) {
+    const ColumnInfo* c = column(o);
+    if (c == nullptr) return missing(o);
+    order.push_back(c);
+  }
+  if (query.after.has_value()) {
+    const Cursor& after = *query.after;
+    if (after.size() != order.size() || order.empty()) {
+      return Status(ErrorKind::kSchema, "cursor of " + table.qualified_name + " has " +
+                                            std::to_string(after.size()) + " values for " +
+                                            std::to_string(order.size()) + " order columns");
+    }
+    for (size_t i = 0; i < after.size(); ++i) {
+      if (std::holds_alternative<std::monostate>(after[i])) {
+        return Status(ErrorKind::kSchema, "cursor value for \"" + order[i]->name + "\" of " +
+                                              table.qualified_name + " is NULL");
+      }
+    }
+    if (query.lookback_seconds.has_value()) {
+      // Only the first column bounds the window: ties and later values are all re-read.
+      st.params.push_back(CursorParam(after[0]));
+      st.params.push_back(CursorParam(*query.lookback_seconds));
+      sql += " WHERE " + QuoteIdent(order[0]->name) + " >= ($1::" + order[0]->source_type +
+             " - make_interval(secs => $2::double precision))";
+    } else {
+      std::string lhs, rhs;
+      for (size_t i = 0; i < order.size(); ++i) {
+        if (i > 0) {
+          lhs += ", ";
+          rhs += ", ";
+        }
+        lhs += QuoteIdent(order[i]->name);
+        st.params.push_back(CursorParam(after[i]));
+        rhs += "$" + std::to_string(i + 1) + "::" + order[i]->source_type;
+      }
+      // A row comparison is one index range condition on a (c1, c2, …) btree index.
+      if (order.size() == 1) {
+        sql += " WHERE " + lhs + " > " + rhs;
+      } else {
+        sql += " WHERE (" + lhs + ") > (" + rhs + ")";
+      }
+    }
+  }
+  if (!order.empty()) {
+    sql += " ORDER BY ";
+    for (size_t i = 0; i < order.size(); ++i) {
+      if (i > 0) sql += ", ";
+      sql += QuoteIdent(order[i]->name);
+    }
+  }
+  sql += " LIMIT " + std::to_string(query.limit);
+  return st;
+}
+
+}  // namespace siphon::postgres

@@ -1,0 +1,46 @@
+#pragma once
+#include <cstdint>
+#include <string_view>
+
+#include "runtime/base/row_batch.hpp"
+#include "runtime/base/schema.hpp"
+
+namespace siphon::postgres {
+
+/// How a PostgreSQL column is stored and ordered, decided from the catalog (by type name).
+struct PgTypeClass {
+  ColumnType type = ColumnType::kText;
+  OrderKind order = OrderKind::kOther;
+  /// True for arrays: the page query selects `to_json(col)::text` so the server builds the JSON.
+  bool json_array = false;
+  /// True when siphon has no dedicated conversion and keeps PostgreSQL's text form (the
+  /// adapter warns once per column).
+  bool text_form = false;
+};
+
+/// Classifies a column. `type_name` is format_type() of the column's base type (domains
+/// resolved), e.g. "numeric(30,10)", "timestamp(3) with time zone", "integer[]";
+/// `typtype` is pg_type.typtype ('b' base, 'e' enum, 'c' composite, 'r' range, …).
+PgTypeClass ClassifyType(std::string_view type_name, char typtype);
+
+/// How one result column is decoded from the text result format, chosen by its type OID.
+enum class PgDecoder : uint8_t {
+  kInt,          ///< int2/int4/int8/oid → INTEGER
+  kReal,         ///< float4/float8 → REAL ('NaN' → TEXT)
+  kBool,         ///< 't'/'f' → 1/0
+  kBytea,        ///< '\x…' hex → BLOB
+  kTimestampTz,  ///< '2024-01-01 10:00:00.5+00' → '2024-01-01T10:00:00.500000Z'
+  kTimestamp,    ///< '2024-01-01 10:00:00.5' → '2024-01-01T10:00:00.500000'
+  kText,         ///< anything else: the text as PostgreSQL prints it
+};
+
+/// The decoder for a result column type (PQftype). Domains arrive as their base type.
+PgDecoder DecoderForOid(uint32_t oid);
+
+/// Appends one non-NULL value, given in PostgreSQL's text output (session settings
+/// DateStyle=ISO, TimeZone=UTC, extra_float_digits=3, bytea_output=hex), to `batch`.
+/// Returns false when the text is not valid for the decoder (the cell is then appended as
+/// TEXT so the batch stays rectangular).
+bool AppendPgValue(PgDecoder decoder, const char* text, size_t size, RowBatch& batch);
+
+}  // namespace siphon::postgres

@@ -1,0 +1,328 @@
+#include "adapters/postgres/postgres_source.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <set>
+
+#include <libpq-fe.h>
+#include <spdlog/spdlog.h>
+
+#include "adapters/postgres/pg_connection.hpp"
+#include "adapters/postgres/pg_sql.hpp"
+#include "adapters/postgres/pg_types.hpp"
+
+namespace siphon::postgres {
+
+namespace {
+
+constexpr int kDefaultConnectTimeoutSeconds = 10;
+
+/// State shared by every connection of one source, on the loop thread.
+struct SourceState {
+  PgConnectParams params;
+  std::set<std::string> warned;  ///< "table.column" already warned about
+};
+
+class PgSourceConnection : public SourceConnection {
+ public:
+  PgSourceConnection(uv_loop_t* loop, std::shared_ptr<SourceState> state)
+      : state_(std::move(state)), conn_(loop, state_->params) {}
+
+  void Connect(std::function<void(Status)> done) override { conn_.Connect(std::move(done)); }
+
+  void Reflect(const std::string& table, std::function<void(Result<TableSchema>)> done) override {
+    auto name = SplitTableName(table);
+    if (!name.ok()) {
+      Status s = name.status();
+      conn_.Post([done = std::move(done), s] { done(s); });
+      return;
+    }
+    std::string regclass = QuotedTableName(*name);
+    WithConnection([this, table, regclass, done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      conn_.Query(kReflectSql, {regclass},
+                  [this, table, done = std::move(done)](Result<PgResultPtr> r) {
+                    if (!r.ok()) return done(r.status().WithContext("reflect " + table));
+                    done(SchemaFrom(table, r->get()));
+                  });
+    });
+  }
+
+  void Pull(const TableSchema& table, const PageQuery& query,
+            std::function<void(Result<RowBatch>)> done) override {
+    auto st = BuildPageQuery(table, query);
+    if (!st.ok()) {
+      Status s = st.status();
+      conn_.Post([done = std::move(done), s] { done(s); });
+      return;
+    }
+    WithConnection([this, st = std::move(*st), name = table.qualified_name,
+                    done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      conn_.Query(std::move(st.sql), std::move(st.params),
+                  [name, done = std::move(done)](Result<PgResultPtr> r) {
+                    if (!r.ok()) return done(r.status().WithContext("pull " + name));
+                    size_t rejected = 0;
+                    RowBatch batch = DecodeRows(r->get(), &rejected);
+                    if (rejected > 0) {
+                      spdlog::warn("postgres {}: {} values kept as text (unexpected format)", name,
+                                   rejected);
+                    }
+                    done(std::move(batch));
+                  });
+    });
+  }
+
+  std::string PageSql(const TableSchema& table, const PageQuery& query) const override {
+    auto st = BuildPageQuery(table, query);
+    if (!st.ok()) return "-- " + st.status().message();
+    return st->sql;
+  }
+
+  Status CheckCursor(const TableSchema& table, const std::vector<std::string>& order_by,
+                     bool has_lookback) const override {
+    for (const auto& name : order_by) {
+      int idx = table.Find(name);
+      if (idx < 0) {
+        return Status(ErrorKind::kSchema,
+                      "column \"" + name + "\" not found in " + table.qualified_name);
+      }
+      const ColumnInfo& c = table.columns[idx];
+      if (c.order == OrderKind::kOther) {
+        return Status(ErrorKind::kConfig, "column \"" + c.name + "\" (" + c.source_type +
+                                              ") cannot be a cursor or key column: it has no "
+                                              "usable order");
+      }
+      if (c.nullable) {
+        return Status(ErrorKind::kConfig,
+                      "cursor column \"" + c.name + "\" of " + table.qualified_name +
+                          " is nullable: rows where it is NULL would never be replicated. "
+                          "Declare it NOT NULL on the source, choose a NOT NULL cursor column, "
+                          "or remove `cursor` for a full refresh each run");
+      }
+    }
+    if (has_lookback && !order_by.empty()) {
+      const ColumnInfo& c = table.columns[table.Find(order_by[0])];
+      if (c.order != OrderKind::kTime) {
+        return Status(ErrorKind::kConfig,
+                      "lookback needs a date or timestamp column first in "
+                      "cursor; \"" +
+                          c.name + "\" is " + c.source_type);
+      }
+    }
+    return Status::Ok();
+  }
+
+  void Close() override { conn_.Close(); }
+
+ private:
+  // Reflect and Pull open the connection themselves when it is not open (or was lost).
+  void WithConnection(std::function<void(Status)> then) {
+    if (conn_.ready()) {
+      then(Status::Ok());  // `then` only starts an asynchronous query
+    } else {
+      conn_.Connect(std::move(then));
+    }
+  }
+
+  Result<TableSchema> SchemaFrom(const std::string& table, const PGresult* res) {
+    const int rows = PQntuples(res);
+    if (rows == 0) return Status(ErrorKind::kSchema, "table " + table + " not found");
+    TableSchema schema;
+    schema.qualified_name = table;
+    std::vector<std::pair<int, std::string>> key;
+    for (int r = 0; r < rows; ++r) {
+      ColumnInfo c;
+      c.name = PQgetvalue(res, r, 0);
+      c.source_type = PQgetvalue(res, r, 1);
+      c.nullable = PQgetvalue(res, r, 2)[0] != 't';
+      char typtype = PQgetvalue(res, r, 3)[0];
+      PgTypeClass cls = ClassifyType(c.source_type, typtype);
+      c.type = cls.type;
+      c.order = cls.order;
+      if (!PQgetisnull(res, r, 4)) key.emplace_back(atoi(PQgetvalue(res, r, 4)), c.name);
+      if (cls.text_form && state_->warned.insert(table + "." + c.name).second) {
+        spdlog::warn("postgres {}: column \"{}\" has type {}, which siphon stores as its text form",
+                     table, c.name, c.source_type);
+      }
+      schema.columns.push_back(std::move(c));
+    }
+    std::sort(key.begin(), key.end());
+    for (auto& k : key) schema.primary_key.push_back(std::move(k.second));
+    double reltuples = atof(PQgetvalue(res, 0, 5));
+    char relkind = PQgetvalue(res, 0, 6)[0];
+    // reltuples is -1 until the first VACUUM/ANALYZE; views have no statistics at all.
+    schema.row_estimate =
+        (reltuples < 0 || relkind == 'v') ? -1 : static_cast<int64_t>(std::llround(reltuples));
+    return schema;
+  }
+
+  std::shared_ptr<SourceState> state_;
+  PgConnection conn_;
+};
+
+class PgSource : public Source {
+ public:
+  PgSource(std::shared_ptr<SourceState> state, std::string description)
+      : state_(std::move(state)), description_(std::move(description)) {}
+
+  std::string_view kind() const override { return "postgres"; }
+  std::string Describe() const override { return description_; }
+  std::unique_ptr<SourceConnection> NewConnection(uv_loop_t* loop) override {
+    return std::make_unique<PgSourceConnection>(loop, state_);
+  }
+
+ private:
+  std::shared_ptr<SourceState> state_;
+  std::string description_;
+};
+
+const std::string* GetString(const Options& options, const std::string& name) {
+  auto it = options.find(name);
+  if (it == options.end()) return nullptr;
+  return std::get_if<std::string>(&it->second);
+}
+
+std::optional<int64_t> GetInt(const Options& options, const std::string& name) {
+  auto it = options.find(name);
+  if (it == options.end()) return std::nullopt;
+  if (const auto* i = std::get_if<int64_t>(&it->second)) return *i;
+  if (const auto* s = std::get_if<std::string>(&it->second)) {
+    char* end = nullptr;
+    long long v = strtoll(s->c_str(), &end, 10);
+    if (end != s->c_str() && *end == '\0') return v;
+  }
+  return std::nullopt;
+}
+
+std::string DescribeTarget(const std::string& host, const std::string& port,
+                           const std::string& dbname, const std::string& user) {
+  std::string out = "postgres " + (host.empty() ? std::string("localhost") : host) + ":" +
+                    (port.empty() ? std::string("5432") : port) + "/" +
+                    (dbname.empty() ? user : dbname);
+  if (!user.empty()) out += " user=" + user;
+  return out;
+}
+
+Result<std::unique_ptr<Source>> Make(const Options& options) {
+  static const char* const kFields[] = {"host", "port", "user", "password", "database", "sslmode"};
+  auto state = std::make_shared<SourceState>();
+  PgConnectParams& params = state->params;
+  std::string host, port, dbname, user;
+  std::optional<int64_t> timeout_seconds = GetInt(options, "connect_timeout");
+
+  const std::string* dsn = GetString(options, "dsn");
+  if (dsn != nullptr) {
+    std::string given;
+    for (const char* f : kFields) {
+      if (options.count(f)) given += std::string(given.empty() ? "" : ", ") + f;
+    }
+    if (!given.empty()) {
+      return Status(ErrorKind::kConfig, "siphon.postgres: `dsn` cannot be combined with " + given +
+                                            "; give either dsn or the separate fields");
+    }
+    char* err = nullptr;
+    PQconninfoOption* parsed = PQconninfoParse(dsn->c_str(), &err);
+    if (parsed == nullptr) {
+      // libpq's message may quote part of the string (a password among it): only name the key.
+      std::string why =
+          err != nullptr && std::string_view(err).rfind("invalid connection option", 0) == 0
+              ? std::string(": ") + err
+              : std::string();
+      if (err != nullptr) PQfreemem(err);
+      while (!why.empty() && why.back() == '\n') why.pop_back();
+      return Status(ErrorKind::kConfig,
+                    "siphon.postgres: `dsn` is not a libpq connection string or URI" + why);
+    }
+    for (PQconninfoOption* o = parsed; o->keyword != nullptr; ++o) {
+      if (o->val == nullptr) continue;
+      std::string_view k = o->keyword;
+      if (k == "host") host = o->val;
+      if (k == "hostaddr" && host.empty()) host = o->val;
+      if (k == "port") port = o->val;
+      if (k == "dbname") dbname = o->val;
+      if (k == "user") user = o->val;
+      if (k == "password") params.password = o->val;
+      if (k == "connect_timeout" && !timeout_seconds) timeout_seconds = atoi(o->val);
+    }
+    PQconninfoFree(parsed);
+    params.keywords.emplace_back("dbname", *dsn);
+    params.expand_dbname = true;
+  } else {
+    const std::string* h = GetString(options, "host");
+    if (h == nullptr) {
+      return Status(ErrorKind::kConfig, "siphon.postgres needs `dsn` or `host`");
+    }
+    host = *h;
+    params.keywords.emplace_back("host", host);
+    if (auto p = GetInt(options, "port")) {
+      if (*p < 1 || *p > 65535) {
+        return Status(ErrorKind::kConfig, "siphon.postgres: `port` must be 1..65535");
+      }
+      port = std::to_string(*p);
+      params.keywords.emplace_back("port", port);
+    }
+    if (const auto* u = GetString(options, "user")) {
+      user = *u;
+      params.keywords.emplace_back("user", user);
+    }
+    if (const auto* pw = GetString(options, "password")) {
+      params.password = *pw;
+      params.keywords.emplace_back("password", *pw);
+    }
+    if (const auto* d = GetString(options, "database")) {
+      dbname = *d;
+      params.keywords.emplace_back("dbname", dbname);
+    }
+    if (const auto* m = GetString(options, "sslmode")) {
+      static const std::set<std::string> kModes = {"disable", "allow",     "prefer",
+                                                   "require", "verify-ca", "verify-full"};
+      if (!kModes.count(*m)) {
+        return Status(ErrorKind::kConfig,
+                      "siphon.postgres: `sslmode` must be one of disable, allow, prefer, "
+                      "require, verify-ca, verify-full");
+      }
+      params.keywords.emplace_back("sslmode", *m);
+    }
+  }
+  if (timeout_seconds && *timeout_seconds <= 0) {
+    return Status(ErrorKind::kConfig, "siphon.postgres: `connect_timeout` must be positive");
+  }
+  params.connect_timeout_ms =
+      static_cast<int>(timeout_seconds.value_or(kDefaultConnectTimeoutSeconds) * 1000);
+  // Set after the dsn so they override it: the decoders need UTF-8 text.
+  params.keywords.emplace_back("client_encoding", "UTF8");
+  if (const auto* app = GetString(options, "application_name")) {
+    params.keywords.emplace_back("application_name", *app);
+  } else {
+    params.keywords.emplace_back("fallback_application_name", "siphon");
+  }
+  std::string description = DescribeTarget(host, port, dbname, user);
+  return std::unique_ptr<Source>(new PgSource(std::move(state), std::move(description)));
+}
+
+}  // namespace
+
+SourceDefinition Definition() {
+  SourceDefinition d;
+  d.kind = "postgres";
+  d.options = {
+      {"dsn", OptionType::kString, false,
+       "libpq connection string or URI (postgresql://user@host:5432/db); not with host etc."},
+      {"host", OptionType::kString, false, "server host name or address"},
+      {"port", OptionType::kInteger, false, "server port (default 5432)"},
+      {"user", OptionType::kString, false, "role to connect as"},
+      {"password", OptionType::kString, false, "password (never printed)"},
+      {"database", OptionType::kString, false, "database name (default: the user name)"},
+      {"sslmode", OptionType::kString, false,
+       "disable, allow, prefer (default), require, verify-ca, verify-full"},
+      {"connect_timeout", OptionType::kInteger, false, "seconds to wait for a connection (10)"},
+      {"application_name", OptionType::kString, false,
+       "shown in pg_stat_activity (default \"siphon\")"},
+  };
+  d.make = Make;
+  return d;
+}
+
+}  // namespace siphon::postgres

@@ -1,0 +1,41 @@
+// SourceConnection's one out-of-line virtual lives here, in siphon_base, because it is the
+// class's key function: the vtable is emitted beside it, and every adapter library (linked
+// without siphon_core in its own tests) needs that vtable.
+#include "adapters/source.hpp"
+
+namespace siphon {
+
+Status SourceConnection::CheckCursor(const TableSchema& table,
+                                     const std::vector<std::string>& order_by,
+                                     bool has_lookback) const {
+  for (size_t i = 0; i < order_by.size(); ++i) {
+    int idx = table.Find(order_by[i]);
+    if (idx < 0) {
+      return Status(ErrorKind::kSchema,
+                    "column \"" + order_by[i] + "\" not found in " + table.qualified_name);
+    }
+    const ColumnInfo& c = table.columns[idx];
+    if (c.order == OrderKind::kOther) {
+      return Status(ErrorKind::kConfig, "column \"" + c.name + "\" (" + c.source_type +
+                                            ") cannot be a cursor or key column: it has no order");
+    }
+    if (c.nullable) {
+      return Status(ErrorKind::kConfig,
+                    "cursor column \"" + c.name + "\" of " + table.qualified_name +
+                        " is nullable: rows where it is NULL would never be replicated. "
+                        "Declare it NOT NULL on the source, choose a NOT NULL cursor column, "
+                        "or remove `cursor` for a full refresh each run");
+    }
+  }
+  if (has_lookback && !order_by.empty()) {
+    int idx = table.Find(order_by[0]);
+    if (table.columns[idx].order != OrderKind::kTime) {
+      return Status(ErrorKind::kConfig, "lookback needs a time column first in cursor; \"" +
+                                            order_by[0] + "\" is " +
+                                            table.columns[idx].source_type);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace siphon

@@ -1,0 +1,809 @@
+// The PostgreSQL adapter driven on a real libuv loop against the real server started by the
+// `servers` fixture.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "adapters/postgres/pg_connection.hpp"
+#include "adapters/postgres/pg_sql.hpp"
+#include "adapters/postgres/pg_types.hpp"
+#include "adapters/postgres/postgres_source.hpp"
+#include "tests/integration/harness/harness.hpp"
+
+namespace siphon::test {
+namespace {
+
+constexpr const char* kWrongPassword = "wrong-Pa55word-xyzzy";
+
+class PgAdapter : public ::testing::Test {
+ protected:
+  PgAdapter() { uv_loop_init(&loop_); }
+  ~PgAdapter() override {
+    conn_.reset();
+    source_.reset();
+    uv_run(&loop_, UV_RUN_DEFAULT);  // let closed handles finish
+    EXPECT_EQ(uv_loop_close(&loop_), 0) << "a uv handle was left open";
+  }
+
+  std::unique_ptr<Source> MakeSource(const Options& options) {
+    auto made = postgres::Definition().make(options);
+    EXPECT_TRUE(made.ok()) << made.status().ToString();
+    return made.ok() ? std::move(*made) : nullptr;
+  }
+
+  SourceConnection& Conn(const Options& options) {
+    source_ = MakeSource(options);
+    conn_ = source_->NewConnection(&loop_);
+    return *conn_;
+  }
+  SourceConnection& Conn() { return Conn(Options{{"dsn", db_.Dsn()}}); }
+
+  // Runs the loop until the callback of `start` has run; fails the test if it never does.
+  template <typename T, typename F>
+  T Await(F start) {
+    std::optional<T> out;
+    start([&out](T v) { out.emplace(std::move(v)); });
+    while (!out.has_value()) {
+      if (uv_run(&loop_, UV_RUN_ONCE) == 0 && !out.has_value()) break;
+    }
+    if (!out.has_value()) {
+      ADD_FAILURE() << "callback never ran";
+      return T(Status(ErrorKind::kQuery, "callback never ran"));
+    }
+    return std::move(*out);
+  }
+
+  Status Connect(SourceConnection& c) {
+    return Await<Status>([&c](auto done) { c.Connect(done); });
+  }
+  Result<TableSchema> Reflect(SourceConnection& c, const std::string& table) {
+    return Await<Result<TableSchema>>([&](auto done) { c.Reflect(table, done); });
+  }
+  Result<RowBatch> Pull(SourceConnection& c, const TableSchema& t, const PageQuery& q) {
+    return Await<Result<RowBatch>>([&](auto done) { c.Pull(t, q, done); });
+  }
+
+  // Runs the loop for `ms` milliseconds.
+  void Spin(int ms) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < until) uv_run(&loop_, UV_RUN_NOWAIT);
+  }
+
+  PgDb db_;
+  uv_loop_t loop_;
+  std::unique_ptr<Source> source_;
+  std::unique_ptr<SourceConnection> conn_;
+};
+
+std::string Text(const RowBatch& b, size_t r, size_t c) {
+  const Cell& cell = b.at(r, c);
+  EXPECT_TRUE(cell.type == ValueType::kText || cell.type == ValueType::kBlob)
+      << "row " << r << " column " << c;
+  return std::string(b.bytes(cell));
+}
+
+TEST_F(PgAdapter, ConnectsAndReconnectIsNoop) {
+  auto& c = Conn();
+  ASSERT_TRUE(Connect(c).ok());
+  EXPECT_TRUE(Connect(c).ok());
+  c.Close();
+  EXPECT_TRUE(Connect(c).ok());
+  EXPECT_EQ(db_.Scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                       "'siphon' AND datname = current_database()"),
+            "1");
+}
+
+TEST_F(PgAdapter, WrongPasswordIsAuthWithoutThePassword) {
+  const ServerEnv& env = Servers();
+  auto& c = Conn(Options{{"host", env.pg_host},
+                         {"port", int64_t{env.pg_port}},
+                         {"user", env.pg_user},
+                         {"password", std::string(kWrongPassword)},
+                         {"database", db_.name()}});
+  EXPECT_EQ(source_->Describe().find(kWrongPassword), std::string::npos);
+  Status s = Connect(c);
+  EXPECT_EQ(s.kind(), ErrorKind::kAuth) << s.ToString();
+  EXPECT_NE(s.message().find("password authentication failed"), std::string::npos);
+  EXPECT_EQ(s.ToString().find(kWrongPassword), std::string::npos);
+  // The same through a dsn, and through Reflect (which connects by itself).
+  auto& d = Conn(Options{{"dsn", "host=" + env.pg_host + " port=" + std::to_string(env.pg_port) +
+                                     " user=" + env.pg_user + " password=" + kWrongPassword +
+                                     " dbname=" + db_.name()}});
+  auto r = Reflect(d, "x");
+  EXPECT_EQ(r.status().kind(), ErrorKind::kAuth);
+  EXPECT_EQ(r.status().ToString().find(kWrongPassword), std::string::npos);
+}
+
+TEST_F(PgAdapter, AuthErrorMessagesAreSanitized) {
+  Status s = postgres::PgConnectError(
+      "FATAL:  password authentication failed for user \"x\" secret-pw\n", "secret-pw");
+  EXPECT_EQ(s.kind(), ErrorKind::kAuth);
+  EXPECT_EQ(s.message().find("secret-pw"), std::string::npos);
+}
+
+TEST_F(PgAdapter, UnreachableServerIsConnect) {
+  // A port nothing listens on: refused at once.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int port = ntohs(addr.sin_port);
+  close(fd);
+  auto& c = Conn(Options{
+      {"host", std::string("127.0.0.1")}, {"port", int64_t{port}}, {"user", std::string("x")}});
+  Status s = Connect(c);
+  EXPECT_EQ(s.kind(), ErrorKind::kConnect) << s.ToString();
+}
+
+TEST_F(PgAdapter, MovesToTheNextHostOnANewSocket) {
+  // libpq closes the refused socket and opens another mid-connect: the poll handle follows.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int closed_port = ntohs(addr.sin_port);
+  close(fd);
+  const ServerEnv& env = Servers();
+  auto& c = Conn(
+      Options{{"dsn", "host=127.0.0.1," + env.pg_host + " port=" + std::to_string(closed_port) +
+                          "," + std::to_string(env.pg_port) + " user=" + env.pg_user +
+                          " password=" + env.pg_password + " dbname=" + db_.name()}});
+  Status s = Connect(c);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  db_.Exec("CREATE TABLE t (id int PRIMARY KEY)");
+  EXPECT_TRUE(Reflect(c, "t").ok());
+}
+
+TEST_F(PgAdapter, SilentServerTimesOut) {
+  // Listens but never answers: only siphon's own timer can end the attempt.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(listen(fd, 4), 0);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  auto& c = Conn(Options{{"host", std::string("127.0.0.1")},
+                         {"port", int64_t{ntohs(addr.sin_port)}},
+                         {"user", std::string("x")},
+                         {"sslmode", std::string("disable")},
+                         {"connect_timeout", int64_t{1}}});
+  auto start = std::chrono::steady_clock::now();
+  Status s = Connect(c);
+  auto took = std::chrono::steady_clock::now() - start;
+  close(fd);
+  EXPECT_EQ(s.kind(), ErrorKind::kConnect) << s.ToString();
+  EXPECT_NE(s.message().find("timed out"), std::string::npos) << s.message();
+  EXPECT_LT(took, std::chrono::seconds(5));
+}
+
+TEST_F(PgAdapter, MissingTableAndColumnAreSchemaErrors) {
+  auto& c = Conn();
+  auto r = Reflect(c, "public.nope");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().kind(), ErrorKind::kSchema);
+  EXPECT_NE(r.status().message().find("table public.nope not found"), std::string::npos);
+  EXPECT_EQ(Reflect(c, "nosuchschema.t").status().kind(), ErrorKind::kSchema);
+
+  db_.Exec("CREATE TABLE t (id int PRIMARY KEY, gone text)");
+  auto t = Reflect(c, "t");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  db_.Exec("ALTER TABLE t DROP COLUMN gone");
+  PageQuery q;
+  q.columns = {"id", "gone"};
+  q.order_by = {"id"};
+  auto p = Pull(c, *t, q);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().kind(), ErrorKind::kSchema) << p.status().ToString();
+  EXPECT_NE(p.status().message().find("42703"), std::string::npos);
+  db_.Exec("DROP TABLE t");
+  q.columns = {"id"};
+  p = Pull(c, *t, q);
+  EXPECT_EQ(p.status().kind(), ErrorKind::kSchema) << p.status().ToString();
+  EXPECT_NE(p.status().message().find("42P01"), std::string::npos);
+}
+
+TEST_F(PgAdapter, ReflectsColumnsKeyAndEstimate) {
+  db_.Exec("CREATE SCHEMA \"Sales.EU\"");
+  db_.Exec(
+      "CREATE TABLE \"Sales.EU\".\"Order\"\"s\" (a int NOT NULL, \"B\" bigint NOT NULL, "
+      "amount numeric(30,10), price float8, ok boolean, name varchar(20), tags text[], "
+      "doc jsonb, raw bytea, at timestamptz NOT NULL, day date, span interval, "
+      "PRIMARY KEY (\"B\", a))");
+  db_.Exec("ALTER TABLE \"Sales.EU\".\"Order\"\"s\" DROP COLUMN ok");
+  db_.Exec(
+      "INSERT INTO \"Sales.EU\".\"Order\"\"s\" (a, \"B\", at) "
+      "SELECT g, g, now() FROM generate_series(1, 1000) g");
+  auto& c = Conn();
+  auto before = Reflect(c, "\"Sales.EU\".\"Order\"\"s\"");
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  EXPECT_EQ(before->row_estimate, -1);  // never analyzed
+  db_.Exec("ANALYZE \"Sales.EU\".\"Order\"\"s\"");
+  auto t = Reflect(c, "\"Sales.EU\".\"Order\"\"s\"");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->qualified_name, "\"Sales.EU\".\"Order\"\"s\"");
+  EXPECT_EQ(t->row_estimate, 1000);
+  EXPECT_EQ(t->primary_key, (std::vector<std::string>{"B", "a"}));
+  struct Want {
+    const char* name;
+    const char* source_type;
+    ColumnType type;
+    OrderKind order;
+    bool nullable;
+  } want[] = {
+      {"a", "integer", ColumnType::kInteger, OrderKind::kNumber, false},
+      {"B", "bigint", ColumnType::kInteger, OrderKind::kNumber, false},
+      {"amount", "numeric(30,10)", ColumnType::kText, OrderKind::kNumber, true},
+      {"price", "double precision", ColumnType::kReal, OrderKind::kNumber, true},
+      {"name", "character varying(20)", ColumnType::kText, OrderKind::kText, true},
+      {"tags", "text[]", ColumnType::kText, OrderKind::kOther, true},
+      {"doc", "jsonb", ColumnType::kText, OrderKind::kOther, true},
+      {"raw", "bytea", ColumnType::kBlob, OrderKind::kOther, true},
+      {"at", "timestamp with time zone", ColumnType::kText, OrderKind::kTime, false},
+      {"day", "date", ColumnType::kText, OrderKind::kTime, true},
+      {"span", "interval", ColumnType::kText, OrderKind::kOther, true},
+  };
+  ASSERT_EQ(t->columns.size(), std::size(want));
+  for (size_t i = 0; i < std::size(want); ++i) {
+    SCOPED_TRACE(want[i].name);
+    EXPECT_EQ(t->columns[i].name, want[i].name);
+    EXPECT_EQ(t->columns[i].source_type, want[i].source_type);
+    EXPECT_EQ(t->columns[i].type, want[i].type);
+    EXPECT_EQ(t->columns[i].order, want[i].order);
+    EXPECT_EQ(t->columns[i].nullable, want[i].nullable);
+  }
+  EXPECT_TRUE(c.CheckCursor(*t, {"at", "B", "a"}, true).ok());
+  EXPECT_EQ(c.CheckCursor(*t, {"day"}, false).kind(), ErrorKind::kConfig);  // nullable
+  EXPECT_EQ(c.CheckCursor(*t, {"B"}, true).kind(), ErrorKind::kConfig);     // lookback on int
+
+  // Search-path resolution, and views as sources.
+  db_.Exec("CREATE TABLE plain (id int PRIMARY KEY)");
+  db_.Exec("CREATE VIEW v AS SELECT id, id * 2 AS twice FROM plain");
+  auto plain = Reflect(c, "plain");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->primary_key, std::vector<std::string>{"id"});
+  auto view = Reflect(c, "public.v");
+  ASSERT_TRUE(view.ok()) << view.status().ToString();
+  EXPECT_TRUE(view->primary_key.empty());
+  EXPECT_EQ(view->columns.size(), 2u);
+  EXPECT_EQ(view->row_estimate, -1);
+}
+
+class PgPaging : public PgAdapter {
+ protected:
+  // Pulls every page after `after` and returns the ids in order, plus the last cursor.
+  std::vector<int64_t> PullAll(SourceConnection& c, const TableSchema& t, size_t limit,
+                               std::optional<Cursor>& after, int* pages = nullptr) {
+    std::vector<int64_t> ids;
+    PageQuery q;
+    q.columns = {"id", "updated_at", "note"};
+    q.order_by = {"updated_at", "id"};
+    q.limit = limit;
+    for (;;) {
+      q.after = after;
+      auto page = Pull(c, t, q);
+      if (!page.ok()) {
+        ADD_FAILURE() << page.status().ToString();
+        break;
+      }
+      if (pages) ++*pages;
+      for (size_t r = 0; r < page->rows(); ++r) ids.push_back(page->at(r, 0).i);
+      if (page->rows() > 0) {
+        size_t last = page->rows() - 1;
+        after = Cursor{CursorValueOf(*page, last, 1), CursorValueOf(*page, last, 0)};
+      }
+      if (page->rows() < limit) break;
+    }
+    return ids;
+  }
+};
+
+TEST_F(PgPaging, TiedCursorValuesArriveExactlyOnce) {
+  db_.Exec(
+      "CREATE TABLE events (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL, "
+      "note text)");
+  db_.Exec("CREATE INDEX ON events (updated_at, id)");
+  // 10k rows on one timestamp (with microseconds), inserted in random order.
+  db_.Exec(
+      "INSERT INTO events SELECT g, '2024-03-01 12:00:00.123456+02', 'n' || g "
+      "FROM generate_series(1, 10000) g ORDER BY random()");
+  auto& c = Conn();
+  auto t = Reflect(c, "public.events");
+  ASSERT_TRUE(t.ok());
+  ASSERT_TRUE(c.CheckCursor(*t, {"updated_at", "id"}, false).ok());
+  std::optional<Cursor> after;
+  int pages = 0;
+  std::vector<int64_t> ids = PullAll(c, *t, 7, after, &pages);
+  ASSERT_EQ(ids.size(), 10000u);
+  for (size_t i = 0; i < ids.size(); ++i) ASSERT_EQ(ids[i], static_cast<int64_t>(i + 1));
+  EXPECT_EQ(pages, 1429);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(std::get<std::string>((*after)[0]), "2024-03-01T10:00:00.123456Z");
+
+  // More rows with the same value arrive later: only they come back.
+  db_.Exec(
+      "INSERT INTO events SELECT g, '2024-03-01 10:00:00.123456Z', 'late' "
+      "FROM generate_series(10001, 10010) g");
+  std::vector<int64_t> more = PullAll(c, *t, 7, after);
+  ASSERT_EQ(more.size(), 10u);
+  EXPECT_EQ(more.front(), 10001);
+  EXPECT_EQ(more.back(), 10010);
+  EXPECT_TRUE(PullAll(c, *t, 7, after).empty());
+}
+
+TEST_F(PgPaging, LookbackRereadsTheWindow) {
+  db_.Exec(
+      "CREATE TABLE events (id bigint PRIMARY KEY, updated_at timestamp NOT NULL, "
+      "note text)");
+  db_.Exec(
+      "INSERT INTO events SELECT g, timestamp '2024-01-01 00:00:00' + g * interval "
+      "'1 second', NULL FROM generate_series(1, 20) g");
+  auto& c = Conn();
+  auto t = Reflect(c, "events");
+  ASSERT_TRUE(t.ok());
+  ASSERT_TRUE(c.CheckCursor(*t, {"updated_at", "id"}, true).ok());
+  PageQuery q;
+  q.columns = {"id", "updated_at"};
+  q.order_by = {"updated_at", "id"};
+  q.after = Cursor{std::string("2024-01-01T00:00:10"), int64_t{10}};
+  q.lookback_seconds = 3.5;
+  auto page = Pull(c, *t, q);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  // >= 00:00:06.5: ids 7..20, the rows at and before the watermark included.
+  ASSERT_EQ(page->rows(), 14u);
+  EXPECT_EQ(page->at(0, 0).i, 7);
+  EXPECT_EQ(Text(*page, 0, 1), "2024-01-01T00:00:07");
+  EXPECT_EQ(page->at(13, 0).i, 20);
+}
+
+// Replaces $n placeholders by literals so EXPLAIN can plan the page query on its own.
+std::string Inline(std::string sql, const std::vector<std::string>& params) {
+  for (size_t i = params.size(); i > 0; --i) {
+    std::string ph = "$" + std::to_string(i);
+    std::string lit = "'" + params[i - 1] + "'";
+    for (size_t pos; (pos = sql.find(ph)) != std::string::npos;) sql.replace(pos, ph.size(), lit);
+  }
+  return sql;
+}
+
+TEST_F(PgPaging, PageQueriesUseTheIndex) {
+  db_.Exec(
+      "CREATE TABLE events (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL, "
+      "note text)");
+  db_.Exec("CREATE INDEX events_cursor ON events (updated_at, id)");
+  db_.Exec(
+      "INSERT INTO events SELECT g, timestamptz '2024-01-01' + (g / 3) * interval '1 s', "
+      "repeat('x', 40) FROM generate_series(1, 200000) g");
+  db_.Exec("ANALYZE events");
+  auto& c = Conn();
+  auto t = Reflect(c, "public.events");
+  ASSERT_TRUE(t.ok());
+  PageQuery q;
+  q.columns = {"id", "updated_at", "note"};
+  q.order_by = {"updated_at", "id"};
+  q.limit = 5000;
+  for (int variant = 0; variant < 3; ++variant) {
+    q.after.reset();
+    q.lookback_seconds.reset();
+    std::vector<std::string> params;
+    if (variant >= 1) q.after = Cursor{std::string("2024-01-01T10:00:00Z"), int64_t{108000}};
+    if (variant == 1) params = {"2024-01-01T10:00:00Z", "108000"};
+    if (variant == 2) {
+      q.lookback_seconds = 5;
+      params = {"2024-01-01T10:00:00Z", "5"};
+    }
+    std::string sql = c.PageSql(*t, q);
+    SCOPED_TRACE(sql);
+    Rows plan = db_.Query("EXPLAIN " + Inline(sql, params));
+    std::string text;
+    for (const auto& row : plan) text += row[0].value_or("") + "\n";
+    EXPECT_NE(text.find("Index Scan using events_cursor"), std::string::npos) << text;
+    EXPECT_EQ(text.find("Seq Scan"), std::string::npos) << text;
+    EXPECT_EQ(text.find("Sort"), std::string::npos) << text;
+    auto page = Pull(c, *t, q);
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    EXPECT_EQ(page->rows(), 5000u);
+  }
+}
+
+TEST_F(PgAdapter, AwkwardValuesRoundTrip) {
+  db_.Exec("CREATE TYPE mood AS ENUM ('sad', 'happy')");
+  db_.Exec(
+      "CREATE TABLE awk (id int PRIMARY KEY, t text, i8 bigint, n numeric(30,10), f float8, "
+      "r real, b boolean, raw bytea, tz timestamptz, ts timestamp, d date, arr int[], "
+      "tarr text[], j jsonb, u uuid, m mood, c char(4), iv interval)");
+  db_.Exec(R"(INSERT INTO awk VALUES
+    (1, 'héllo 🎉 ünïcode', -9223372036854775808, 12345678901234567890.0123456789, 0.1,
+     1.5, true, '\x00ff00'::bytea, '2024-01-01 10:00:00.123456-08', '2024-01-01 10:00:00.5',
+     '2024-02-29', '{1,NULL,3}', '{"a\"b",NULL,"c,d"}', '{"k": [1, "é"]}',
+     'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'happy', 'ab', '1 day 02:03:04'),
+    (2, '', 9223372036854775807, -0.0000000001, 'NaN', 'Infinity', false, '\x'::bytea,
+     '2024-06-30 23:59:59+05:30', '1999-12-31 23:59:59', '0044-03-15 BC', '{}', '{{a,b},{c,d}}',
+     '[]', NULL, 'sad', '', '-1 mon'),
+    (3, E'line\nbreak ''quote'' "dq" back\\slash\ttab', 0, 'NaN', '-Infinity', NULL, NULL,
+     '\x5c78'::bytea, 'infinity', '-infinity', 'infinity', NULL, '{NULL}', 'null', NULL, NULL,
+     NULL, NULL),
+    (4, '''); DROP TABLE awk; --', NULL, 0, 1e308, 3.4e38, NULL, NULL,
+     '2004-10-19 10:23:54+00 BC', '2004-10-19 10:23:54 BC', NULL, NULL, NULL, NULL, NULL,
+     NULL, NULL, NULL))");
+  auto& c = Conn();
+  auto t = Reflect(c, "awk");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  PageQuery q;
+  for (const auto& col : t->columns) q.columns.push_back(col.name);
+  q.order_by = {"id"};
+  auto page = Pull(c, *t, q);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->rows(), 4u);
+  ASSERT_EQ(page->columns(), 18u);
+  const RowBatch& b = *page;
+  auto isnull = [&b](size_t r, size_t col) { return b.at(r, col).type == ValueType::kNull; };
+  // Row 1
+  EXPECT_EQ(Text(b, 0, 1), "héllo 🎉 ünïcode");
+  EXPECT_EQ(b.at(0, 2).i, INT64_MIN);
+  EXPECT_EQ(Text(b, 0, 3), "12345678901234567890.0123456789");
+  EXPECT_EQ(b.at(0, 4).type, ValueType::kReal);
+  EXPECT_EQ(b.at(0, 4).d, 0.1);
+  EXPECT_EQ(b.at(0, 5).d, 1.5);
+  EXPECT_EQ(b.at(0, 6).type, ValueType::kInt);
+  EXPECT_EQ(b.at(0, 6).i, 1);
+  EXPECT_EQ(b.at(0, 7).type, ValueType::kBlob);
+  EXPECT_EQ(Text(b, 0, 7), std::string("\0\xff\0", 3));
+  EXPECT_EQ(Text(b, 0, 8), "2024-01-01T18:00:00.123456Z");
+  EXPECT_EQ(Text(b, 0, 9), "2024-01-01T10:00:00.500000");
+  EXPECT_EQ(Text(b, 0, 10), "2024-02-29");
+  EXPECT_EQ(Text(b, 0, 11), "[1,null,3]");
+  EXPECT_EQ(Text(b, 0, 12), "[\"a\\\"b\",null,\"c,d\"]");
+  EXPECT_EQ(Text(b, 0, 13), "{\"k\": [1, \"é\"]}");
+  EXPECT_EQ(Text(b, 0, 14), "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+  EXPECT_EQ(Text(b, 0, 15), "happy");
+  EXPECT_EQ(Text(b, 0, 16), "ab  ");
+  EXPECT_EQ(Text(b, 0, 17), "1 day 02:03:04");
+  // Row 2
+  EXPECT_EQ(Text(b, 1, 1), "");
+  EXPECT_EQ(b.at(1, 2).i, INT64_MAX);
+  EXPECT_EQ(Text(b, 1, 3), "-0.0000000001");
+  EXPECT_EQ(Text(b, 1, 4), "NaN");
+  EXPECT_EQ(b.at(1, 5).type, ValueType::kReal);
+  EXPECT_TRUE(std::isinf(b.at(1, 5).d));
+  EXPECT_EQ(b.at(1, 6).i, 0);
+  EXPECT_EQ(b.at(1, 7).type, ValueType::kBlob);
+  EXPECT_EQ(Text(b, 1, 7), "");
+  EXPECT_EQ(Text(b, 1, 8), "2024-06-30T18:29:59Z");
+  EXPECT_EQ(Text(b, 1, 9), "1999-12-31T23:59:59");
+  EXPECT_EQ(Text(b, 1, 10), "0044-03-15 BC");
+  EXPECT_EQ(Text(b, 1, 11), "[]");
+  EXPECT_EQ(Text(b, 1, 12), "[[\"a\",\"b\"],[\"c\",\"d\"]]");
+  EXPECT_EQ(Text(b, 1, 13), "[]");
+  EXPECT_TRUE(isnull(1, 14));
+  EXPECT_EQ(Text(b, 1, 16), "    ");
+  EXPECT_EQ(Text(b, 1, 17), "-1 mons");
+  // Row 3
+  EXPECT_EQ(Text(b, 2, 1), "line\nbreak 'quote' \"dq\" back\\slash\ttab");
+  EXPECT_EQ(b.at(2, 2).i, 0);
+  EXPECT_EQ(Text(b, 2, 3), "NaN");
+  EXPECT_TRUE(std::isinf(b.at(2, 4).d) && b.at(2, 4).d < 0);
+  EXPECT_TRUE(isnull(2, 5));
+  EXPECT_EQ(Text(b, 2, 7), "\\x");
+  EXPECT_EQ(Text(b, 2, 8), "infinity");
+  EXPECT_EQ(Text(b, 2, 9), "-infinity");
+  EXPECT_EQ(Text(b, 2, 10), "infinity");
+  EXPECT_TRUE(isnull(2, 11));
+  EXPECT_EQ(Text(b, 2, 12), "[null]");
+  EXPECT_EQ(Text(b, 2, 13), "null");
+  // Row 4
+  EXPECT_EQ(Text(b, 3, 1), "'); DROP TABLE awk; --");
+  EXPECT_TRUE(isnull(3, 2));
+  EXPECT_EQ(Text(b, 3, 3), "0.0000000000");
+  EXPECT_EQ(b.at(3, 4).d, 1e308);
+  EXPECT_EQ(b.at(3, 5).d, 3.4e38);  // float4's shortest decimal text, read as a double
+  EXPECT_EQ(Text(b, 3, 8), "2004-10-19 10:23:54+00 BC");
+  EXPECT_EQ(Text(b, 3, 9), "2004-10-19 10:23:54 BC");
+  for (size_t col = 10; col < 18; ++col) EXPECT_TRUE(isnull(3, col)) << col;
+  EXPECT_EQ(db_.Scalar("SELECT count(*) FROM awk"), "4");
+
+  // Cursor values read back from a page are exact bounds on the source.
+  for (const char* col : {"tz", "ts", "n", "f"}) {
+    SCOPED_TRACE(col);
+    int idx = t->Find(col);
+    PageQuery k;
+    k.columns = {"id"};
+    k.order_by = {col};
+    k.after = Cursor{CursorValueOf(b, 0, static_cast<size_t>(idx))};
+    auto after = Pull(c, *t, k);
+    ASSERT_TRUE(after.ok()) << after.status().ToString();
+    std::string expected = db_.Scalar(std::string("SELECT count(*) FROM awk WHERE ") + col +
+                                      " > (SELECT " + col + " FROM awk WHERE id = 1)");
+    EXPECT_EQ(std::to_string(after->rows()), expected);
+  }
+}
+
+// The Airbyte PostgreSQL type corpus: every value that PostgreSQL 15 accepts decodes to
+// siphon's form for its type; the expected form is computed by the server itself.
+TEST_F(PgAdapter, AirbyteTypeCorpusDecodes) {
+  std::ifstream in("/work/shared/testdata/airbyte-types/pg.json");
+  if (!in) in.open(std::string(SIPHON_SOURCE_DIR) + "/tests/testdata/airbyte-types/pg.json");
+  ASSERT_TRUE(in.good()) << "type corpus not found";
+  nlohmann::json corpus = nlohmann::json::parse(in);
+  auto& c = Conn();
+  int tables = 0, values = 0;
+  for (size_t e = 0; e < corpus.size(); ++e) {
+    const auto& entry = corpus[e];
+    if (!entry.value("valid_here", false)) continue;
+    std::string type = entry["full_type"].is_string() ? entry["full_type"].get<std::string>()
+                                                      : entry["source_type"].get<std::string>();
+    SCOPED_TRACE("entry " + std::to_string(e) + ": " + type);
+    std::string table = "corpus_" + std::to_string(e);
+    if (entry.contains("setup_sql") && entry["setup_sql"].is_array()) {
+      for (const auto& s : entry["setup_sql"]) {
+        std::string sql = s.get<std::string>();
+        // Session settings (lc_monetary, TimeZone) only shaped the original test's inserts;
+        // they would leak into the harness session, and not every locale exists here.
+        if (sql.rfind("SET ", 0) == 0) continue;
+        if (sql.rfind("CREATE TYPE", 0) == 0 &&
+            db_.Scalar("SELECT count(*) FROM pg_type WHERE typname = '" +
+                       sql.substr(12, sql.find(' ', 12) - 12) + "'") != "0") {
+          continue;  // several entries share a type
+        }
+        db_.Exec(sql);
+      }
+    }
+    db_.Exec("CREATE TABLE " + table + " (id serial PRIMARY KEY, v " + type + ")");
+    for (const auto& v : entry["insert_values"]) {
+      db_.Exec("INSERT INTO " + table + " (v) VALUES (" + v.get<std::string>() + ")");
+    }
+    auto t = Reflect(c, table);
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    const ColumnInfo& col = t->columns[1];
+    PageQuery q;
+    q.columns = {"id", "v"};
+    q.order_by = {"id"};
+    auto page = Pull(c, *t, q);
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    ASSERT_EQ(page->rows(), entry["insert_values"].size());
+    ++tables;
+
+    // What siphon must produce, as the server computes it.
+    std::string base =
+        postgres::ClassifyType(col.source_type, 'b').json_array ? "array" : col.source_type;
+    std::string expect_sql;
+    char kind = 't';  // t: exact text, i: integer, r: real, b: blob hex, n: non-empty text
+    if (base == "array") {
+      expect_sql = "to_json(v)::text";
+    } else if (col.type == ColumnType::kInteger && col.order == OrderKind::kNumber) {
+      kind = 'i';
+      expect_sql = "v::text";
+    } else if (base == "boolean") {
+      kind = 'i';
+      expect_sql = "CASE WHEN v THEN '1' ELSE '0' END";
+    } else if (col.type == ColumnType::kReal) {
+      kind = 'r';
+      expect_sql = "v::text";
+    } else if (base == "bytea") {
+      kind = 'b';
+      expect_sql = "encode(v, 'hex')";
+    } else if (base.rfind("timestamp", 0) == 0 &&
+               base.find("with time zone") != std::string::npos) {
+      expect_sql =
+          "CASE WHEN NOT isfinite(v) OR to_char(v, 'BC') = 'BC' THEN 'keep' ELSE "
+          "to_char(v AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
+          "to_char(v, 'US') = '000000' THEN '' ELSE '.' || to_char(v, 'US') END || 'Z' END";
+    } else if (base.rfind("timestamp", 0) == 0) {
+      expect_sql =
+          "CASE WHEN NOT isfinite(v) OR to_char(v, 'BC') = 'BC' THEN 'keep' ELSE "
+          "to_char(v, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
+          "to_char(v, 'US') = '000000' THEN '' ELSE '.' || to_char(v, 'US') END END";
+    } else if (base == "date") {
+      expect_sql =
+          "CASE WHEN NOT isfinite(v) OR to_char(v, 'BC') = 'BC' THEN 'keep' ELSE "
+          "to_char(v, 'YYYY-MM-DD') END";
+    } else if (postgres::ClassifyType(col.source_type, 'b').text_form) {
+      kind = 'n';  // the text form of types siphon has no conversion for (enums included)
+      expect_sql = "format('%s', v)";
+    } else {
+      expect_sql = "format('%s', v)";  // text, varchar, char, uuid, json(b), numeric, enums
+    }
+    db_.Exec("SET TimeZone = 'UTC'");  // as the adapter's session: to_json prints the offset
+    Rows expected = db_.Query("SELECT CASE WHEN v IS NULL THEN NULL ELSE " + expect_sql +
+                              " END FROM " + table + " ORDER BY id");
+    ASSERT_EQ(expected.size(), page->rows());
+    for (size_t r = 0; r < page->rows(); ++r) {
+      SCOPED_TRACE("row " + std::to_string(r));
+      ++values;
+      EXPECT_EQ(page->at(r, 0).type, ValueType::kInt);
+      const Cell& cell = page->at(r, 1);
+      if (!expected[r][0].has_value()) {
+        EXPECT_EQ(cell.type, ValueType::kNull);
+        continue;
+      }
+      const std::string& want = *expected[r][0];
+      switch (kind) {
+        case 'i':
+          ASSERT_EQ(cell.type, ValueType::kInt);
+          EXPECT_EQ(std::to_string(cell.i), want);
+          break;
+        case 'r':
+          if (want == "NaN") {
+            EXPECT_EQ(Text(*page, r, 1), "NaN");
+          } else {
+            ASSERT_EQ(cell.type, ValueType::kReal);
+            EXPECT_EQ(cell.d, strtod(want.c_str(), nullptr));
+          }
+          break;
+        case 'b': {
+          ASSERT_EQ(cell.type, ValueType::kBlob);
+          std::string hex;
+          for (unsigned char ch : page->bytes(cell)) {
+            char buf[3];
+            snprintf(buf, sizeof buf, "%02x", ch);
+            hex += buf;
+          }
+          EXPECT_EQ(hex, want);
+          break;
+        }
+        case 'n': {
+          ASSERT_EQ(cell.type, ValueType::kText);
+          if (!want.empty()) {
+            EXPECT_FALSE(page->bytes(cell).empty());
+          }
+          break;
+        }
+        default:
+          ASSERT_EQ(cell.type, ValueType::kText);
+          if (want == "keep") {
+            std::string got(page->bytes(cell));
+            EXPECT_TRUE(got.find("infinity") != std::string::npos ||
+                        got.find(" BC") != std::string::npos)
+                << got;
+          } else {
+            EXPECT_EQ(page->bytes(cell), want);
+          }
+      }
+    }
+  }
+  EXPECT_GE(tables, 90);
+  EXPECT_GE(values, 200);
+}
+
+TEST_F(PgAdapter, DestroyingAConnectionMidQueryIsSafe) {
+  db_.Exec("CREATE VIEW slow AS SELECT 1 AS id, pg_sleep(1)::text AS s");
+  auto& c = Conn();
+  auto t = Reflect(c, "slow");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  PageQuery q;
+  q.columns = {"id", "s"};
+  bool called = false;
+  c.Pull(*t, q, [&called](Result<RowBatch>) { called = true; });
+  Spin(100);
+  conn_.reset();  // query in flight
+  Spin(1500);
+  EXPECT_FALSE(called);
+
+  // Close() instead: the pending callback reports the cancellation, once.
+  auto& d = *(conn_ = source_->NewConnection(&loop_));
+  int calls = 0;
+  ErrorKind kind = ErrorKind::kOk;
+  d.Pull(*t, q, [&](Result<RowBatch> r) {
+    ++calls;
+    kind = r.status().kind();
+  });
+  Spin(100);
+  d.Close();
+  Spin(1500);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(kind, ErrorKind::kCancelled);
+}
+
+TEST_F(PgAdapter, KilledBackendIsConnectThenReconnects) {
+  db_.Exec("CREATE VIEW slow AS SELECT 1 AS id, pg_sleep(3)::text AS s");
+  db_.Exec("CREATE TABLE t (id int PRIMARY KEY)");
+  db_.Exec("INSERT INTO t VALUES (1), (2)");
+  auto& c = Conn(Options{{"dsn", db_.Dsn()}, {"application_name", std::string("siphon-kill")}});
+  auto slow = Reflect(c, "slow");
+  auto t = Reflect(c, "t");
+  ASSERT_TRUE(slow.ok() && t.ok());
+  PageQuery q;
+  q.columns = {"id", "s"};
+  std::optional<Result<RowBatch>> got;
+  c.Pull(*slow, q, [&got](Result<RowBatch> r) { got.emplace(std::move(r)); });
+  Spin(300);
+  db_.Exec(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+      "WHERE application_name = 'siphon-kill'");
+  while (!got.has_value()) uv_run(&loop_, UV_RUN_ONCE);
+  ASSERT_FALSE(got->ok());
+  EXPECT_EQ(got->status().kind(), ErrorKind::kConnect) << got->status().ToString();
+  EXPECT_TRUE(got->status().transient());
+  PageQuery all;
+  all.columns = {"id"};
+  all.order_by = {"id"};
+  auto page = Pull(c, *t, all);  // reconnects by itself
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_EQ(page->rows(), 2u);
+}
+
+TEST_F(PgAdapter, PagesAreReadOnly) {
+  // A function with a side effect, reached through a view: the page transaction refuses it.
+  db_.Exec("CREATE TABLE sink (x int)");
+  db_.Exec(
+      "CREATE FUNCTION touch() RETURNS int LANGUAGE sql VOLATILE AS "
+      "'INSERT INTO sink VALUES (1) RETURNING x'");
+  db_.Exec("CREATE VIEW sneaky AS SELECT touch() AS id");
+  auto& c = Conn();
+  auto t = Reflect(c, "sneaky");
+  ASSERT_TRUE(t.ok());
+  PageQuery q;
+  q.columns = {"id"};
+  auto page = Pull(c, *t, q);
+  ASSERT_FALSE(page.ok());
+  EXPECT_NE(page.status().message().find("25006"), std::string::npos)
+      << page.status().ToString();  // read_only_sql_transaction
+  EXPECT_EQ(db_.Scalar("SELECT count(*) FROM sink"), "0");
+}
+
+TEST_F(PgAdapter, DecodesAMillionRowsQuickly) {
+  db_.Exec(
+      "CREATE TABLE big (id bigint PRIMARY KEY, n int, name text, amount numeric(12,2), "
+      "note text, doc jsonb, at timestamptz)");
+  db_.Exec(
+      "INSERT INTO big SELECT g, g % 1000, 'name ' || g, g * 1.25, "
+      "CASE WHEN g % 3 = 0 THEN NULL ELSE 'note' END, '{\"k\": 1}', "
+      "timestamptz '2024-01-01' + g * interval '1.5 s' FROM generate_series(1, 1000000) g");
+  auto& c = Conn();
+  auto t = Reflect(c, "big");
+  ASSERT_TRUE(t.ok());
+  PageQuery q;
+  for (const auto& col : t->columns) q.columns.push_back(col.name);
+  q.order_by = {"id"};
+  q.limit = 1000000;
+  auto start = std::chrono::steady_clock::now();
+  auto page = Pull(c, *t, q);
+  double pull_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->rows(), 1000000u);
+  EXPECT_EQ(page->at(999999, 0).i, 1000000);
+  EXPECT_EQ(Text(*page, 0, 6), "2024-01-01T00:00:01.500000Z");
+  std::printf("[ info ] pulled 1M rows x 7 columns in %.2f s (%.0f rows/s, query + decode)\n",
+              pull_s, 1e6 / pull_s);
+  EXPECT_LT(pull_s, 30.0);
+
+  // The decoding alone, on the same result fetched with the adapter's session settings.
+  PGconn* pg = PQconnectdb(db_.Dsn().c_str());
+  ASSERT_EQ(PQstatus(pg), CONNECTION_OK);
+  PQclear(PQexec(pg, postgres::kSessionSql));
+  PGresult* res = PQexec(pg, c.PageSql(*t, q).c_str());
+  ASSERT_EQ(PQresultStatus(res), PGRES_TUPLES_OK);
+  start = std::chrono::steady_clock::now();
+  size_t rejected = 0;
+  RowBatch batch = postgres::DecodeRows(res, &rejected);
+  double decode_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  PQclear(res);
+  PQfinish(pg);
+  EXPECT_EQ(batch.rows(), 1000000u);
+  EXPECT_EQ(rejected, 0u);
+  std::printf("[ info ] decoded 1M rows x 7 columns in %.3f s (%.0f rows/s)\n", decode_s,
+              1e6 / decode_s);
+  EXPECT_LT(decode_s, 5.0);
+}
+
+}  // namespace
+}  // namespace siphon::test

@@ -1,0 +1,304 @@
+// End-to-end: the real siphon binary replicates a real PostgreSQL database into a real SQLite
+// file (issue 2's "must hold" list).
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "tests/integration/harness/harness.hpp"
+
+namespace siphon::test {
+namespace {
+
+class PgSync : public ::testing::Test {
+ protected:
+  /// Writes a deployment script replicating from `db_` into `replica` and returns its path.
+  std::string Script(const std::string& tables, const std::string& extra = "") {
+    std::string path = dir_.File("deploy.lua");
+    WriteFile(path,
+              "local pg = siphon.postgres { dsn = siphon.env(\"TEST_PG_DSN\") }\n"
+              "siphon.target { path = \"" +
+                  Replica() + "\" }\n" + extra + tables);
+    return path;
+  }
+  std::string Replica() const { return dir_.File("replica.db"); }
+  std::map<std::string, std::string> Env() const { return {{"TEST_PG_DSN", db_.Dsn()}}; }
+  ProcessResult Siphon(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {SIPHON_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return siphon::test::Run(argv, Env());
+  }
+  ProcessResult Once(const std::string& script) { return Siphon({"once", script}); }
+  Rows Target(const std::string& sql) { return SqliteQuery(Replica(), sql); }
+  std::string TargetScalar(const std::string& sql) {
+    Rows r = Target(sql);
+    return r.empty() || r[0].empty() || !r[0][0] ? "" : *r[0][0];
+  }
+
+  PgDb db_;
+  TempDir dir_;
+};
+
+std::string Dump(const ProcessResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
+}
+
+TEST_F(PgSync, EveryTypeRoundTrips) {
+  db_.Exec(R"sql(
+    SET TimeZone = 'America/New_York';
+    CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+    CREATE TABLE t (
+      id int8 PRIMARY KEY, i2 int2, i4 int4, i8 int8, f4 float4, f8 float8,
+      n numeric(30,10), nn numeric, b bool, tx text, vc varchar(20), ch char(3), u uuid,
+      j json, jb jsonb, m mood, arr int4[], tarr text[], by bytea,
+      tz timestamptz, ts timestamp, d date, tm time, iv interval);
+    INSERT INTO t VALUES
+      (1, -32768, -2147483648, -9223372036854775808, 1.5, 0.1,
+       12345678901234567890.0123456789, 1e-20, true, 'héllo 🌍 "q" \ back', '', 'ab',
+       'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": [1, 2.50]}', '{"b": null}', 'happy',
+       '{1,NULL,3}', '{"x,y",NULL,"q\"z"}', '\x00ff00'::bytea,
+       '2024-03-10 01:59:59.123456-05', '2024-01-01 00:00:00', '2024-02-29', '12:34:56',
+       '1 day 2 hours'),
+      (2, 32767, 2147483647, 9223372036854775807, -0.0, 1e308,
+       -0.0000000001, 'NaN', false, E'line1\nline2\ttab', '''); DROP TABLE t; --', 'x',
+       NULL, 'null', '[]', 'sad', '{}', '{}', ''::bytea,
+       '2024-06-01 12:00:00+09:30', '1999-12-31 23:59:59.999999', '0001-01-01', NULL, NULL),
+      (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+  )sql");
+  auto r = Once(Script(R"(siphon.replicate "t" { source = pg, from = "public.t" })"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+
+  auto row = [&](int id, const std::string& col) {
+    return TargetScalar("SELECT typeof(" + col + ") || ':' || coalesce(quote(" + col +
+                        "), '') FROM t WHERE id = " + std::to_string(id));
+  };
+  EXPECT_EQ(row(1, "i2"), "integer:-32768");
+  EXPECT_EQ(row(1, "i4"), "integer:-2147483648");
+  EXPECT_EQ(row(1, "i8"), "integer:-9223372036854775808");
+  EXPECT_EQ(row(2, "i8"), "integer:9223372036854775807");
+  EXPECT_EQ(row(1, "f4"), "real:1.5");
+  EXPECT_EQ(row(1, "f8"), "real:0.1");
+  EXPECT_EQ(row(2, "f8"), "real:1.0e+308");
+  EXPECT_EQ(row(1, "n"), "text:'12345678901234567890.0123456789'");
+  EXPECT_EQ(row(2, "n"), "text:'-0.0000000001'");
+  EXPECT_EQ(row(1, "nn"), "text:'0.00000000000000000001'");
+  EXPECT_EQ(row(2, "nn"), "text:'NaN'");
+  EXPECT_EQ(row(1, "b"), "integer:1");
+  EXPECT_EQ(row(2, "b"), "integer:0");
+  EXPECT_EQ(row(1, "tx"), "text:'héllo 🌍 \"q\" \\ back'");
+  EXPECT_EQ(row(2, "tx"), "text:'line1\nline2\ttab'");
+  EXPECT_EQ(row(1, "vc"), "text:''");
+  EXPECT_EQ(row(2, "vc"), "text:'''); DROP TABLE t; --'");
+  EXPECT_EQ(row(1, "ch"), "text:'ab '");
+  EXPECT_EQ(row(1, "u"), "text:'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'");
+  EXPECT_EQ(row(1, "j"), "text:'{\"a\": [1, 2.50]}'");
+  EXPECT_EQ(row(1, "jb"), "text:'{\"b\": null}'");
+  EXPECT_EQ(row(2, "j"), "text:'null'");
+  EXPECT_EQ(row(1, "m"), "text:'happy'");
+  EXPECT_EQ(row(1, "arr"), "text:'[1,null,3]'");
+  EXPECT_EQ(row(1, "tarr"), "text:'[\"x,y\",null,\"q\\\"z\"]'");
+  EXPECT_EQ(row(2, "arr"), "text:'[]'");
+  EXPECT_EQ(row(1, "by"), "blob:X'00FF00'");
+  EXPECT_EQ(row(2, "by"), "blob:X''");
+  EXPECT_EQ(row(1, "tz"), "text:'2024-03-10T06:59:59.123456Z'");
+  EXPECT_EQ(row(2, "tz"), "text:'2024-06-01T02:30:00Z'");
+  EXPECT_EQ(row(1, "ts"), "text:'2024-01-01T00:00:00'");
+  EXPECT_EQ(row(2, "ts"), "text:'1999-12-31T23:59:59.999999'");
+  EXPECT_EQ(row(1, "d"), "text:'2024-02-29'");
+  EXPECT_EQ(row(2, "d"), "text:'0001-01-01'");
+  EXPECT_EQ(row(1, "tm"), "text:'12:34:56'");
+  for (const char* col : {"i2", "i4", "i8", "f4",  "f8",   "n",  "nn", "b",  "tx", "vc", "ch", "u",
+                          "j",  "jb", "m",  "arr", "tarr", "by", "tz", "ts", "d",  "tm", "iv"}) {
+    EXPECT_EQ(row(3, col), "null:NULL") << col;
+  }
+  // The hostile text stayed text: the source table is still there.
+  EXPECT_EQ(db_.Scalar("SELECT count(*) FROM t"), "3");
+}
+
+TEST_F(PgSync, TiedCursorValuesInSmallPagesAreNeitherSkippedNorDuplicated) {
+  db_.Exec(R"sql(
+    CREATE TABLE ev (id int8 PRIMARY KEY, v int4 NOT NULL,
+                     updated_at timestamptz NOT NULL);
+    CREATE INDEX ON ev (updated_at, id);
+    INSERT INTO ev SELECT g, g, '2024-01-01 00:00:00.000001+00' FROM generate_series(1, 3000) g;
+  )sql");
+  std::string script =
+      Script(R"(siphon.replicate "ev" { source = pg, cursor = { "updated_at" }, batch = 7 })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || count(DISTINCT id) || '/' || sum(id) FROM ev"),
+            "3000/3000/4501500");
+  db_.Exec(R"sql(
+    INSERT INTO ev SELECT g, g, '2024-01-01 00:00:00.000001+00' FROM generate_series(3001, 4000) g;
+    UPDATE ev SET v = -v, updated_at = '2024-01-01 00:00:00.000002+00' WHERE id % 100 = 0;
+  )sql");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || count(DISTINCT id) || '/' || sum(v) FROM ev"),
+            db_.Scalar("SELECT count(*) || '/' || count(DISTINCT id) || '/' || sum(v) FROM ev"));
+  // The microseconds of the cursor are kept exactly.
+  EXPECT_EQ(TargetScalar("SELECT cursor FROM _siphon_state WHERE table_name = 'ev'"),
+            "[\"2024-01-01T00:00:00.000002Z\",4000]");
+}
+
+TEST_F(PgSync, UpdatesInsertsAndLateCommitsInsideLookbackArrive) {
+  db_.Exec(R"sql(
+    CREATE TABLE o (id int8 PRIMARY KEY, status text, updated_at timestamptz NOT NULL);
+    INSERT INTO o SELECT g, 'new', now() - interval '1 hour' + g * interval '1 ms'
+      FROM generate_series(1, 500) g;
+  )sql");
+  std::string script = Script(
+      R"(siphon.replicate "o" { source = pg, cursor = { "updated_at", "id" }, lookback = "30s", batch = 100 })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  db_.Exec(R"sql(
+    UPDATE o SET status = 'paid', updated_at = clock_timestamp() WHERE id <= 50;
+    INSERT INTO o VALUES (501, 'new', clock_timestamp());
+  )sql");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM o WHERE status = 'paid'"), "50");
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM o"), "501");
+  // A transaction that started before the last run and commits after it: its row's cursor
+  // value is behind the watermark, but inside the lookback window.
+  db_.Exec("INSERT INTO o VALUES (502, 'late', clock_timestamp() - interval '5 seconds')");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT status FROM o WHERE id = 502"), "late");
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM o"), "502");
+}
+
+TEST_F(PgSync, FullRefreshReplicatesATableLargerThanManyPages) {
+  db_.Exec(R"sql(
+    CREATE TABLE big (id int4 PRIMARY KEY, payload text);
+    INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 10000) g;
+  )sql");
+  std::string script = Script(R"(siphon.replicate "big" { source = pg, batch = 333 })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(id) FROM big"), "10000/50005000");
+  EXPECT_EQ(TargetScalar("SELECT cursor IS NULL FROM _siphon_state"), "1");
+  db_.Exec("UPDATE big SET payload = 'changed' WHERE id = 9999");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT payload FROM big WHERE id = 9999"), "changed");
+}
+
+TEST_F(PgSync, AMissingTableFailsOnlyThatTable) {
+  db_.Exec("CREATE TABLE good (id int4 PRIMARY KEY); INSERT INTO good VALUES (1), (2);");
+  auto r = Once(Script(R"(
+siphon.replicate "good" { source = pg }
+siphon.replicate "gone" { source = pg, from = "public.does_not_exist" }
+)"));
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM good"), "2");
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM _siphon_log WHERE table_name = 'gone' AND "
+                         "event = 'error' AND error LIKE '%does_not_exist%'"),
+            "1");
+  EXPECT_NE(r.err.find("does_not_exist"), std::string::npos) << Dump(r);
+}
+
+TEST_F(PgSync, AWrongPasswordIsAnAuthFailureThatNeverShowsThePassword) {
+  db_.Exec("CREATE TABLE a (id int4 PRIMARY KEY)");
+  const std::string secret = "Wr0ng-S3cret-Pa55";
+  std::string path = dir_.File("deploy.lua");
+  const ServerEnv& s = Servers();
+  WriteFile(path, "local pg = siphon.postgres { host = '" + s.pg_host +
+                      "', port = " + std::to_string(s.pg_port) + ", user = '" + s.pg_user +
+                      "', password = siphon.env('BAD_PW'), database = '" + db_.name() +
+                      "' }\nsiphon.target { path = '" + Replica() +
+                      "' }\nsiphon.replicate 'a' { source = pg }\n");
+  auto r = siphon::test::Run({SIPHON_BIN, "once", path}, {{"BAD_PW", secret}});
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("auth"), std::string::npos) << Dump(r);
+  EXPECT_EQ(r.out.find(secret), std::string::npos);
+  EXPECT_EQ(r.err.find(secret), std::string::npos);
+  for (const char* sql :
+       {"SELECT group_concat(coalesce(last_error,'') || source) FROM _siphon_state",
+        "SELECT group_concat(coalesce(error,'')) FROM _siphon_log"}) {
+    std::string text = TargetScalar(sql);
+    EXPECT_EQ(text.find(secret), std::string::npos) << text;
+  }
+  auto check = siphon::test::Run({SIPHON_BIN, "check", path}, {{"BAD_PW", secret}});
+  EXPECT_NE(check.exit_code, 0);
+  EXPECT_EQ(check.out.find(secret), std::string::npos);
+  EXPECT_EQ(check.err.find(secret), std::string::npos);
+}
+
+TEST_F(PgSync, ANullableCursorColumnIsRefusedWithAdvice) {
+  db_.Exec(R"sql(
+    CREATE TABLE n (id int4 PRIMARY KEY, updated_at timestamptz);
+    INSERT INTO n VALUES (1, now()), (2, NULL);
+  )sql");
+  auto r = Once(Script(R"(siphon.replicate "n" { source = pg, cursor = "updated_at" })"));
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("nullable"), std::string::npos) << Dump(r);
+  EXPECT_NE(r.err.find("NOT NULL"), std::string::npos) << Dump(r);
+}
+
+TEST_F(PgSync, KillNineDuringTheFirstSyncLosesNothing) {
+  db_.Exec(R"sql(
+    CREATE TABLE k (id int8 PRIMARY KEY, v text NOT NULL, updated_at timestamptz NOT NULL);
+    INSERT INTO k SELECT g, repeat(md5(g::text), 4), '2024-01-01 00:00:00+00'::timestamptz + g * interval '1 ms'
+      FROM generate_series(1, 300000) g;
+    CREATE INDEX ON k (updated_at, id);
+    CREATE TABLE f (id int8 PRIMARY KEY, v text NOT NULL);
+    INSERT INTO f SELECT g, md5(g::text) FROM generate_series(1, 100000) g;
+  )sql");
+  std::string script = Script(R"(
+siphon.replicate "k" { source = pg, cursor = "updated_at", batch = 2000 }
+siphon.replicate "f" { source = pg, batch = 2000 }
+)");
+  std::mt19937 rng(std::random_device{}());
+  int kills = 0;
+  for (int i = 0; i < 6; ++i) {
+    Process p({SIPHON_BIN, "once", script}, Env());
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::uniform_int_distribution<>(50, 700)(rng)));
+    if (p.Running()) {
+      p.Signal(SIGKILL);
+      ++kills;
+    }
+    p.Wait();
+    EXPECT_EQ(TargetScalar("PRAGMA integrity_check"), "ok");
+  }
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_GT(kills, 0);
+  EXPECT_EQ(TargetScalar("PRAGMA integrity_check"), "ok");
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(id) || '/' || sum(length(v)) FROM k"),
+            db_.Scalar("SELECT count(*) || '/' || sum(id) || '/' || sum(length(v)) FROM k"));
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(id) FROM f"),
+            db_.Scalar("SELECT count(*) || '/' || sum(id) FROM f"));
+  EXPECT_EQ(TargetScalar("SELECT cursor FROM _siphon_state WHERE table_name = 'k'"),
+            "[\"2024-01-01T00:05:00Z\",300000]");
+  EXPECT_EQ(TargetScalar("SELECT cursor IS NULL FROM _siphon_state WHERE table_name = 'f'"), "1");
+}
+
+TEST_F(PgSync, CheckPrintsThePlanAndWritesNothing) {
+  db_.Exec(
+      R"sql(CREATE TABLE c (id int8 PRIMARY KEY, name text, updated_at timestamptz NOT NULL))sql");
+  auto r = Siphon(
+      {"check",
+       Script(
+           R"(siphon.replicate "c" { source = pg, cursor = { "updated_at" }, every = "30s" })")});
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.out.find("updated_at  timestamp with time zone -> TEXT"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("incremental"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("SELECT"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("LIMIT 5000"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(Replica()));
+}
+
+TEST_F(PgSync, ScriptMistakesStopStartUpWithFileAndLine) {
+  auto r = Once(Script("siphon.replicate \"x\" {\n  source = pg,\n  evry = \"5s\",\n}\n"));
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("deploy.lua:"), std::string::npos) << Dump(r);
+  EXPECT_NE(r.err.find("evry"), std::string::npos) << Dump(r);
+}
+
+}  // namespace
+}  // namespace siphon::test

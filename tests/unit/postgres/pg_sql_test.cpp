@@ -1,0 +1,184 @@
+#include "adapters/postgres/pg_sql.hpp"
+
+#include <gtest/gtest.h>
+
+#include "adapters/postgres/postgres_source.hpp"
+
+namespace siphon::postgres {
+namespace {
+
+TableSchema Orders() {
+  TableSchema t;
+  t.qualified_name = "public.orders";
+  auto add = [&t](const char* name, const char* type) {
+    ColumnInfo c;
+    c.name = name;
+    c.source_type = type;
+    t.columns.push_back(c);
+  };
+  add("id", "bigint");
+  add("updated_at", "timestamp with time zone");
+  add("status", "text");
+  add("tags", "text[]");
+  add("we\"ird", "integer");
+  t.primary_key = {"id"};
+  return t;
+}
+
+TEST(PgSql, QuotesIdentifiers) {
+  EXPECT_EQ(QuoteIdent("orders"), "\"orders\"");
+  EXPECT_EQ(QuoteIdent("My\"Table"), "\"My\"\"Table\"");
+  EXPECT_EQ(QuoteIdent("a.b"), "\"a.b\"");
+}
+
+TEST(PgSql, SplitsTableNames) {
+  struct Case {
+    const char* in;
+    const char* schema;
+    const char* table;
+  } cases[] = {
+      {"orders", "", "orders"},
+      {"public.orders", "public", "orders"},
+      {"Sales.Orders", "Sales", "Orders"},
+      {"\"my.schema\".\"my.table\"", "my.schema", "my.table"},
+      {"\"say \"\"hi\"\"\"", "", "say \"hi\""},
+      {"s.\"t.u\"", "s", "t.u"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.in);
+    auto n = SplitTableName(c.in);
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    EXPECT_EQ(n->schema, c.schema);
+    EXPECT_EQ(n->table, c.table);
+  }
+  EXPECT_EQ(SplitTableName("\"open").status().kind(), ErrorKind::kConfig);
+  EXPECT_EQ(SplitTableName(".t").status().kind(), ErrorKind::kConfig);
+  EXPECT_EQ(SplitTableName("").status().kind(), ErrorKind::kConfig);
+  EXPECT_EQ(QuotedTableName({"public", "x\"y"}), "\"public\".\"x\"\"y\"");
+  EXPECT_EQ(QuotedTableName({"", "t"}), "\"t\"");
+}
+
+TEST(PgSql, CursorParamsAreExact) {
+  EXPECT_EQ(CursorParam(int64_t{-9223372036854775807LL - 1}), "-9223372036854775808");
+  EXPECT_EQ(CursorParam(0.1), "0.10000000000000001");
+  EXPECT_EQ(CursorParam(std::string("2024-01-01T10:00:00.123456Z")), "2024-01-01T10:00:00.123456Z");
+}
+
+TEST(PgSql, FirstPageHasNoWhere) {
+  PageQuery q;
+  q.columns = {"id", "status", "tags"};
+  q.order_by = {"updated_at", "id"};
+  q.limit = 5000;
+  auto st = BuildPageQuery(Orders(), q);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_EQ(st->sql,
+            "SELECT \"id\", \"status\", to_json(\"tags\")::text AS \"tags\" FROM "
+            "\"public\".\"orders\" ORDER BY \"updated_at\", \"id\" LIMIT 5000");
+  EXPECT_TRUE(st->params.empty());
+}
+
+TEST(PgSql, KeysetPageComparesRows) {
+  PageQuery q;
+  q.columns = {"id", "we\"ird"};
+  q.order_by = {"updated_at", "id"};
+  q.after = Cursor{std::string("2024-01-01T10:00:00Z"), int64_t{42}};
+  q.limit = 7;
+  auto st = BuildPageQuery(Orders(), q);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_EQ(st->sql,
+            "SELECT \"id\", \"we\"\"ird\" FROM \"public\".\"orders\" WHERE (\"updated_at\", "
+            "\"id\") > ($1::timestamp with time zone, $2::bigint) ORDER BY \"updated_at\", "
+            "\"id\" LIMIT 7");
+  EXPECT_EQ(st->params, (std::vector<std::string>{"2024-01-01T10:00:00Z", "42"}));
+}
+
+TEST(PgSql, SingleColumnKeyset) {
+  PageQuery q;
+  q.columns = {"id"};
+  q.order_by = {"id"};
+  q.after = Cursor{int64_t{5}};
+  auto st = BuildPageQuery(Orders(), q);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->sql,
+            "SELECT \"id\" FROM \"public\".\"orders\" WHERE \"id\" > $1::bigint ORDER BY \"id\" "
+            "LIMIT 5000");
+}
+
+TEST(PgSql, LookbackIgnoresTieBreakers) {
+  PageQuery q;
+  q.columns = {"id"};
+  q.order_by = {"updated_at", "id"};
+  q.after = Cursor{std::string("2024-01-01T10:00:00Z"), int64_t{42}};
+  q.lookback_seconds = 5.5;
+  q.limit = 100;
+  auto st = BuildPageQuery(Orders(), q);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->sql,
+            "SELECT \"id\" FROM \"public\".\"orders\" WHERE \"updated_at\" >= "
+            "($1::timestamp with time zone - make_interval(secs => $2::double precision)) "
+            "ORDER BY \"updated_at\", \"id\" LIMIT 100");
+  EXPECT_EQ(st->params, (std::vector<std::string>{"2024-01-01T10:00:00Z", "5.5"}));
+}
+
+TEST(PgSql, UnknownColumnsAndBadCursorsAreErrors) {
+  PageQuery q;
+  q.columns = {"id", "nope"};
+  EXPECT_EQ(BuildPageQuery(Orders(), q).status().kind(), ErrorKind::kSchema);
+  q.columns = {"id"};
+  q.order_by = {"id"};
+  q.after = Cursor{int64_t{1}, int64_t{2}};
+  EXPECT_EQ(BuildPageQuery(Orders(), q).status().kind(), ErrorKind::kSchema);
+  q.after = Cursor{std::monostate{}};
+  EXPECT_EQ(BuildPageQuery(Orders(), q).status().kind(), ErrorKind::kSchema);
+}
+
+TEST(PgSql, InjectionInNamesStaysQuoted) {
+  TableSchema t = Orders();
+  t.qualified_name = "public.\"x\"\"; DROP TABLE y; --\"";
+  PageQuery q;
+  q.columns = {"id"};
+  auto st = BuildPageQuery(t, q);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->sql, "SELECT \"id\" FROM \"public\".\"x\"\"; DROP TABLE y; --\" LIMIT 5000");
+}
+
+// Options are checked without connecting.
+TEST(PgDefinition, ValidatesOptionsAndHidesPassword) {
+  SourceDefinition d = Definition();
+  EXPECT_EQ(d.kind, "postgres");
+  auto both = d.make(
+      Options{{"dsn", std::string("host=a")}, {"host", std::string("b")}, {"port", int64_t{5432}}});
+  ASSERT_FALSE(both.ok());
+  EXPECT_EQ(both.status().kind(), ErrorKind::kConfig);
+  EXPECT_NE(both.status().message().find("host, port"), std::string::npos);
+
+  auto none = d.make(Options{});
+  EXPECT_EQ(none.status().kind(), ErrorKind::kConfig);
+
+  auto bad = d.make(Options{{"dsn", std::string("host=a password=s3cret nonsense")}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message().find("s3cret"), std::string::npos);
+
+  auto fields = d.make(Options{{"host", std::string("db.example")},
+                               {"port", int64_t{6543}},
+                               {"user", std::string("repl")},
+                               {"password", std::string("s3cret")},
+                               {"database", std::string("shop")}});
+  ASSERT_TRUE(fields.ok()) << fields.status().ToString();
+  EXPECT_EQ((*fields)->Describe(), "postgres db.example:6543/shop user=repl");
+
+  auto uri = d.make(Options{{"dsn", std::string("postgresql://repl:s3cret@db.example:6543/shop")}});
+  ASSERT_TRUE(uri.ok()) << uri.status().ToString();
+  EXPECT_EQ((*uri)->Describe(), "postgres db.example:6543/shop user=repl");
+  EXPECT_EQ((*uri)->kind(), "postgres");
+
+  auto conninfo = d.make(Options{{"dsn", std::string("host=h dbname=d user=u password=s3cret")}});
+  ASSERT_TRUE(conninfo.ok());
+  EXPECT_EQ((*conninfo)->Describe().find("s3cret"), std::string::npos);
+
+  auto sslmode = d.make(Options{{"host", std::string("h")}, {"sslmode", std::string("maybe")}});
+  EXPECT_EQ(sslmode.status().kind(), ErrorKind::kConfig);
+}
+
+}  // namespace
+}  // namespace siphon::postgres
