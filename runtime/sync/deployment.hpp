@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "adapters/source.hpp"
+#include "runtime/sync/transform.hpp"
 
 namespace siphon {
 
@@ -36,6 +37,10 @@ struct TableDecl {
   size_t batch = 5000;
   std::optional<double> lookback_seconds;
   WriteMode write = WriteMode::kUpsert;
+  /// `lagging` fires when the table has not synced successfully for this long.
+  std::optional<std::chrono::milliseconds> max_lag;
+  /// Optional row transform (the Lua layer provides it); null: rows are written as pulled.
+  std::shared_ptr<RowTransform> transform;
 };
 
 /// The SQLite target.

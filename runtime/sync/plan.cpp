@@ -76,7 +76,10 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
 
   TargetTable& t = plan.target;
   t.name = decl.name;
-  for (const auto& c : plan.columns) t.columns.push_back(schema.columns[schema.Find(c)]);
+  for (const auto& c : plan.columns) {
+    plan.source_columns.push_back(schema.columns[schema.Find(c)]);
+  }
+  t.columns = plan.source_columns;
   t.key = plan.key;
   t.append = decl.write == WriteMode::kAppend;
   if (plan.incremental) {
@@ -91,6 +94,28 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
   t.source = decl.source && decl.source->source ? decl.source->source->Describe() : "";
   t.schema_hash = schema.Hash();
   return plan;
+}
+
+Status ApplyTransformColumns(TablePlan& plan, RowTransform& transform) {
+  Result<std::vector<ColumnInfo>> out = transform.OutputColumns(plan.source_columns);
+  if (!out.ok()) return out.status();
+  auto has = [&out](const std::string& name) {
+    for (const auto& c : *out) {
+      if (c.name == name) return true;
+    }
+    return false;
+  };
+  for (const auto& k : plan.key) {
+    if (!has(k)) {
+      return Status(ErrorKind::kConfig,
+                    "the transform's columns must keep the key column \"" + k + "\"");
+    }
+  }
+  if (plan.target.monotonic_column && !has(*plan.target.monotonic_column)) {
+    plan.target.monotonic_column.reset();
+  }
+  plan.target.columns = std::move(*out);
+  return Status::Ok();
 }
 
 PageQuery FirstPage(const TablePlan& plan, const std::optional<Cursor>& committed) {

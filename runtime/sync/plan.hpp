@@ -15,20 +15,24 @@ namespace siphon {
 /// How one table is pulled and written, derived from its declaration and the reflected source
 /// schema. Dialect-free: the adapter turns the PageQuery into SQL.
 struct TablePlan {
-  std::vector<std::string> columns;   ///< pulled and written, in this order
-  std::vector<std::string> key;       ///< target PRIMARY KEY
+  std::vector<std::string> columns;        ///< pulled, in this order
+  std::vector<ColumnInfo> source_columns;  ///< the same, as reflected
+  std::vector<std::string> key;            ///< target PRIMARY KEY
   std::vector<std::string> order_by;  ///< keyset order: cursor columns, then the rest of the key
   std::vector<size_t> order_index;    ///< position of each order_by column in `columns`
   bool incremental = false;           ///< a cursor was declared; otherwise full refresh
   std::optional<double> lookback_seconds;
   size_t batch = 5000;
-  TargetTable target;
+  TargetTable target;  ///< written columns: source_columns, or what the transform makes
 };
 
 /// Checks the declaration against the schema (columns exist, a key exists) and builds the plan.
 /// Errors are kSchema (the source lacks something) or kConfig (the script asks for the
 /// impossible), and name the table and column.
 Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema);
+
+/// Makes the target's columns those the transform outputs; they must keep the key columns.
+Status ApplyTransformColumns(TablePlan& plan, RowTransform& transform);
 
 /// The query of the first page of a run, starting after `committed` (none: from the start).
 PageQuery FirstPage(const TablePlan& plan, const std::optional<Cursor>& committed);

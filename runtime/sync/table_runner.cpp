@@ -4,6 +4,24 @@
 
 namespace siphon {
 
+std::string_view RunnerStateName(RunnerState state) {
+  switch (state) {
+    case RunnerState::kIdle:
+      return "idle";
+    case RunnerState::kRunning:
+      return "running";
+    case RunnerState::kBackoff:
+      return "backoff";
+    case RunnerState::kPaused:
+      return "paused";
+    case RunnerState::kStopped:
+      return "stopped";
+    case RunnerState::kFinished:
+      return "finished";
+  }
+  return "unknown";
+}
+
 TableRunner::TableRunner(uv_loop_t* loop, Target& target, TableDecl decl, RunnerOptions options)
     : loop_(loop),
       target_(target),
@@ -11,9 +29,12 @@ TableRunner::TableRunner(uv_loop_t* loop, Target& target, TableDecl decl, Runner
       options_(options),
       log_(Logger("table:" + decl_.name)),
       timer_(new uv_timer_t),
+      lag_timer_(new uv_timer_t),
       rng_(std::random_device{}()) {
   uv_timer_init(loop_, timer_);
   timer_->data = this;
+  uv_timer_init(loop_, lag_timer_);
+  lag_timer_->data = this;
 }
 
 TableRunner::~TableRunner() {
@@ -28,10 +49,73 @@ void TableRunner::Start() {
   ScheduleRun(std::chrono::milliseconds(0));
 }
 
+void TableRunner::Pause() {
+  paused_ = true;
+  uv_timer_stop(timer_);
+  if (!running_) stats_.state = RunnerState::kPaused;
+}
+
+void TableRunner::Resume() {
+  if (!paused_) return;
+  paused_ = false;
+  if (!running_) ScheduleRun(std::chrono::milliseconds(0));
+}
+
+bool TableRunner::SyncNow() {
+  if (running_ || paused_ || stopping_ || finished_) return false;
+  ScheduleRun(std::chrono::milliseconds(0));
+  return true;
+}
+
+bool TableRunner::Resync() {
+  if (running_ || stopping_ || finished_) return false;
+  uv_timer_stop(timer_);
+  running_ = true;  // no run may start while the cursor is being reset
+  std::weak_ptr<bool> alive = alive_;
+  target_.ResetCursor(decl_.name, [this, alive](Status st) {
+    if (!alive.lock()) return;
+    running_ = false;
+    if (!st.ok()) log_->error("resync: {}", st.ToString());
+    log_->info("resync: the cursor is reset, pulling everything again");
+    committed_.reset();
+    plan_.reset();  // reflect again: a resync also picks up a changed schema
+    schema_.reset();
+    if (stopping_) {
+      NotifyStoppedIfIdle();
+    } else if (!paused_) {
+      ScheduleRun(std::chrono::milliseconds(0));
+    }
+  });
+  return true;
+}
+
+void TableRunner::Emit(EventKind kind, int64_t rows, int64_t duration_ms) {
+  if (!options_.events) return;
+  Event ev;
+  ev.kind = kind;
+  ev.table = decl_.name;
+  ev.source = decl_.source && decl_.source->source ? decl_.source->source->Describe() : "";
+  ev.rows = rows;
+  ev.duration_ms = duration_ms;
+  ev.cursor = stats_.cursor;
+  ev.attempt = stats_.attempt;
+  if (kind == EventKind::kError) {
+    ev.error = stats_.last_error;
+    ev.error_kind = stats_.last_error_kind;
+  }
+  if (stats_.last_success.time_since_epoch().count() != 0) {
+    ev.lag_s = std::chrono::duration<double>(std::chrono::system_clock::now() - stats_.last_success)
+                   .count();
+  }
+  options_.events->Emit(ev);
+}
+
 void TableRunner::Stop(std::function<void()> stopped) {
   stopping_ = true;
+  stats_.state = RunnerState::kStopped;
   stopped_ = std::move(stopped);
   uv_timer_stop(timer_);
+  uv_timer_stop(lag_timer_);
   NotifyStoppedIfIdle();
 }
 
@@ -49,6 +133,12 @@ void TableRunner::NotifyStoppedIfIdle() {
 
 void TableRunner::ScheduleRun(std::chrono::milliseconds delay) {
   if (stopping_) return;
+  if (paused_) {
+    stats_.state = RunnerState::kPaused;
+    return;
+  }
+  stats_.next_run = std::chrono::system_clock::now() + delay;
+  if (stats_.state != RunnerState::kBackoff) stats_.state = RunnerState::kIdle;
   uv_timer_start(
       timer_,
       [](uv_timer_t* t) {
@@ -58,14 +148,17 @@ void TableRunner::ScheduleRun(std::chrono::milliseconds delay) {
 }
 
 void TableRunner::BeginRun() {
-  if (running_ || stopping_) return;
+  if (running_ || stopping_ || paused_) return;
   running_ = true;
+  stats_.state = RunnerState::kRunning;
+  stats_.run_rows = 0;
   run_error_ = Status::Ok();
   run_rows_ = 0;
   more_pages_ = false;
   next_after_.reset();
   run_started_ = std::chrono::steady_clock::now();
   if (!conn_) conn_ = decl_.source->source->NewConnection(loop_);
+  Emit(EventKind::kSyncStart, 0, 0);
   std::weak_ptr<bool> alive = alive_;
   conn_->Connect([this, alive](Status st) {
     if (alive.lock()) OnConnected(std::move(st));
@@ -94,11 +187,19 @@ void TableRunner::OnReflected(Result<TableSchema> schema) {
     MaybeFinishRun();
     return;
   }
+  stats_.row_estimate = schema->row_estimate;
   Result<TablePlan> plan = MakePlan(decl_, *schema);
   if (!plan.ok()) {
     Fail(plan.status());
     MaybeFinishRun();
     return;
+  }
+  if (decl_.transform) {
+    if (Status st = ApplyTransformColumns(*plan, *decl_.transform); !st.ok()) {
+      Fail(st.WithContext(decl_.location + ": table \"" + decl_.name + "\""));
+      MaybeFinishRun();
+      return;
+    }
   }
   std::vector<std::string> checked = plan->order_by;
   if (Status st = conn_->CheckCursor(*schema, checked, plan->lookback_seconds.has_value());
@@ -153,6 +254,17 @@ void TableRunner::OnPage(Result<RowBatch> page) {
   const bool full = n >= plan_->batch;
   if (n > 0) next_after_ = CursorOf(*plan_, *rows, n - 1);
   more_pages_ = full;
+  std::vector<Reject> rejects;
+  if (decl_.transform && n > 0) {
+    // The cursor comes from the pulled rows above: a dropped or rewritten row still moves it.
+    auto out = std::make_shared<RowBatch>(plan_->target.columns.size());
+    if (Status st = decl_.transform->Apply(plan_->source_columns, *rows, *out, rejects); !st.ok()) {
+      Fail(st);
+      MaybeFinishRun();
+      return;
+    }
+    rows = std::move(out);
+  }
 
   // Incremental: the cursor follows the last row. Full refresh: the cursor marks the pass in
   // progress, and is cleared with the page that ends the pass.
@@ -160,8 +272,8 @@ void TableRunner::OnPage(Result<RowBatch> page) {
   if (plan_->incremental || full) cursor_after = next_after_;
   const bool ends_pass = !plan_->incremental && !full;
   if (n > 0 || (ends_pass && committed_)) {
-    pending_ = PendingPage{std::move(rows), std::move(cursor_after)};
-    run_rows_ += static_cast<int64_t>(n);
+    pending_ = PendingPage{std::move(rows), std::move(cursor_after), std::move(rejects),
+                           static_cast<int64_t>(n)};
     SubmitWrite();
   }
   if (more_pages_ && !pending_) Pull(NextPage(*plan_, *next_after_));
@@ -175,10 +287,22 @@ void TableRunner::SubmitWrite() {
   pending_.reset();
   std::weak_ptr<bool> alive = alive_;
   auto cursor = page.cursor_after;
-  target_.WritePage(decl_.name, std::move(page.rows), std::move(page.cursor_after),
-                    [this, alive, cursor = std::move(cursor)](Status st) mutable {
-                      if (alive.lock()) OnWritten(std::move(st), std::move(cursor));
-                    });
+  const int64_t written = static_cast<int64_t>(page.rows->rows());
+  const int64_t rejected = static_cast<int64_t>(page.rejects.size());
+  const int64_t pulled = page.source_rows;
+  target_.WritePage(
+      decl_.name, std::move(page.rows), std::move(page.cursor_after),
+      [this, alive, cursor = std::move(cursor), written, rejected, pulled](Status st) mutable {
+        if (!alive.lock()) return;
+        if (st.ok()) {
+          run_rows_ += pulled;
+          stats_.run_rows = run_rows_;
+          stats_.rows_written += written;
+          stats_.rows_rejected += rejected;
+        }
+        OnWritten(std::move(st), std::move(cursor));
+      },
+      std::move(page.rejects));
 }
 
 void TableRunner::OnWritten(Status st, std::optional<Cursor> cursor) {
@@ -189,6 +313,8 @@ void TableRunner::OnWritten(Status st, std::optional<Cursor> cursor) {
     return;
   }
   committed_ = std::move(cursor);
+  stats_.cursor = committed_ ? CursorToJson(*committed_) : "";
+  Emit(EventKind::kBatch, stats_.run_rows, 0);
   if (run_error_.ok()) {
     SubmitWrite();
     if (more_pages_ && !pending_ && !pull_in_flight_ && !stopping_) {
@@ -215,6 +341,7 @@ void TableRunner::FinishRun() {
   running_ = false;
   const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - run_started_);
+  stats_.last_duration_ms = duration.count();
   if (stopping_ && run_error_.ok()) {
     log_->info("stopped after {} rows", run_rows_);
     NotifyStoppedIfIdle();
@@ -230,8 +357,16 @@ void TableRunner::FinishRun() {
   std::chrono::milliseconds next = decl_.every;
   bool finish_now = false;
   if (run_error_.ok()) {
-    if (attempt_ > 0) log_->info("recovered after {} failed attempt(s)", attempt_);
+    const bool recovered = attempt_ > 0;
+    if (recovered) log_->info("recovered after {} failed attempt(s)", attempt_);
+    stats_.runs_ok++;
+    stats_.last_success = std::chrono::system_clock::now();
+    lagging_ = false;
+    stats_.state = RunnerState::kIdle;
+    Emit(EventKind::kSynced, run_rows_, duration.count());
+    if (recovered) Emit(EventKind::kRecovered, run_rows_, duration.count());
     attempt_ = 0;
+    stats_.attempt = 0;
     record.event = "synced";
     record.status = "ok";
     if (run_rows_ > 0) {
@@ -242,6 +377,12 @@ void TableRunner::FinishRun() {
     finish_now = options_.once;
   } else {
     ++attempt_;
+    stats_.attempt = attempt_;
+    stats_.runs_failed++;
+    stats_.last_error = run_error_.message();
+    stats_.last_error_kind = std::string(ErrorKindName(run_error_.kind()));
+    stats_.state = RunnerState::kBackoff;
+    Emit(EventKind::kError, run_rows_, duration.count());
     if (conn_) conn_->Close();
     schema_.reset();
     plan_.reset();
@@ -268,6 +409,7 @@ void TableRunner::FinishRun() {
       NotifyStoppedIfIdle();
     } else if (finish_now) {
       finished_ = true;
+      stats_.state = RunnerState::kFinished;
       if (on_finished_) on_finished_();
     } else {
       ScheduleRun(next);

@@ -11,6 +11,7 @@
 
 #include "adapters/source.hpp"
 #include "runtime/sync/deployment.hpp"
+#include "runtime/sync/events.hpp"
 #include "runtime/sync/plan.hpp"
 #include "runtime/target/target.hpp"
 
@@ -22,6 +23,29 @@ struct RunnerOptions {
   int once_retries = 3;  ///< transient failures retried in once mode before giving up
   std::chrono::milliseconds backoff_base{1000};
   std::chrono::milliseconds backoff_cap{std::chrono::minutes(5)};
+  EventSink* events = nullptr;  ///< where events go (not owned; may be null)
+};
+
+/// What a runner is doing, for `/status`, metrics and progress lines.
+enum class RunnerState { kIdle, kRunning, kBackoff, kPaused, kStopped, kFinished };
+std::string_view RunnerStateName(RunnerState state);
+
+/// Counters of one table since the process started (the durable ones are in _siphon_state).
+struct TableStats {
+  RunnerState state = RunnerState::kIdle;
+  int64_t runs_ok = 0;
+  int64_t runs_failed = 0;
+  int64_t rows_written = 0;   ///< rows written by this process
+  int64_t rows_rejected = 0;  ///< rows sent to _siphon_rejects by this process
+  int64_t run_rows = 0;       ///< rows of the run in progress (or the last run)
+  int64_t row_estimate = -1;  ///< the source's estimate, from the last reflection
+  int64_t last_duration_ms = 0;
+  int attempt = 0;                                       ///< consecutive failed runs
+  std::chrono::system_clock::time_point last_success{};  ///< epoch: never
+  std::chrono::system_clock::time_point next_run{};      ///< when idle or in backoff
+  std::string last_error;
+  std::string last_error_kind;
+  std::string cursor;  ///< JSON, as committed
 };
 
 /// Replicates one table: a timer per table, one run at a time, pages back to back while they
@@ -40,7 +64,16 @@ class TableRunner {
   /// commits or rolls back first).
   void Stop(std::function<void()> stopped);
 
+  /// Stops scheduling runs until Resume (a run in progress finishes first).
+  void Pause();
+  void Resume();
+  /// Starts a run now. False when one is already running (or the table is paused/stopped).
+  bool SyncNow();
+  /// Forgets the cursor and starts a full re-pull now. False when a run is in progress.
+  bool Resync();
+
   const TableDecl& decl() const { return decl_; }
+  const TableStats& stats() const { return stats_; }
   /// once mode: the table is caught up or gave up.
   bool finished() const { return finished_; }
   /// The last run's outcome (ok after a success).
@@ -63,6 +96,8 @@ class TableRunner {
   void MaybeFinishRun();
   void FinishRun();
   void NotifyStoppedIfIdle();
+  void Emit(EventKind kind, int64_t rows, int64_t duration_ms);
+  void CheckLag();
   bool busy() const;
 
   uv_loop_t* loop_;
@@ -71,7 +106,10 @@ class TableRunner {
   RunnerOptions options_;
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<SourceConnection> conn_;
-  uv_timer_t* timer_;  // heap: closed asynchronously
+  uv_timer_t* timer_;      // heap: closed asynchronously
+  uv_timer_t* lag_timer_;  // checks max_lag; heap: closed asynchronously
+  bool lagging_ = false;   // `lagging` fired and no success since
+  std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::mt19937_64 rng_;
 
@@ -86,6 +124,8 @@ class TableRunner {
   std::function<void()> stopped_;
   std::function<void()> on_finished_;
   Status last_status_;
+  TableStats stats_;
+  bool paused_ = false;
   int64_t rows_last_run_ = 0;
 
   // During a run.
@@ -96,6 +136,8 @@ class TableRunner {
   struct PendingPage {
     std::shared_ptr<const RowBatch> rows;
     std::optional<Cursor> cursor_after;
+    std::vector<Reject> rejects;
+    int64_t source_rows = 0;
   };
   std::optional<PendingPage> pending_;  // pulled, waiting for the previous write
   std::optional<Cursor> next_after_;    // where the next page starts

@@ -296,23 +296,43 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
 }
 
 void Target::WritePage(const std::string& table, std::shared_ptr<const RowBatch> rows,
-                       std::optional<Cursor> cursor_after, std::function<void(Status)> done) {
+                       std::optional<Cursor> cursor_after, std::function<void(Status)> done,
+                       std::vector<Reject> rejects) {
   auto status = std::make_shared<Status>();
   writer_->Post(
-      [this, table, rows = std::move(rows), cursor = std::move(cursor_after), status] {
+      [this, table, rows = std::move(rows), cursor = std::move(cursor_after), status,
+       rejects = std::move(rejects)] {
         auto it = tables_.find(table);
         if (it == tables_.end()) {
           *status = Status(ErrorKind::kTarget, "table " + table + " was not prepared");
           return;
         }
-        *status = WriteOnWriter(*it->second, *rows, cursor);
+        *status = WriteOnWriter(*it->second, *rows, cursor, rejects);
       },
       [done = std::move(done), status] { done(std::move(*status)); });
 }
 
-Status Target::WriteOnWriter(Table& t, const RowBatch& rows, const std::optional<Cursor>& cursor) {
+Status Target::WriteOnWriter(Table& t, const RowBatch& rows, const std::optional<Cursor>& cursor,
+                             const std::vector<Reject>& rejects) {
   if (Status st = ExecOnWriter("BEGIN IMMEDIATE"); !st.ok()) return st;
   Status result;
+  if (!rejects.empty()) {
+    Stmt ins;
+    const char* sql =
+        "INSERT INTO _siphon_rejects (at, table_name, row_json, error) VALUES (?1, ?2, ?3, ?4)";
+    std::string now = NowIso();
+    if (sqlite3_prepare_v2(db_, sql, -1, &ins.s, nullptr) != SQLITE_OK) {
+      result = SqliteError(db_, "preparing the rejects insert");
+    }
+    for (size_t i = 0; i < rejects.size() && result.ok(); ++i) {
+      sqlite3_bind_text(ins.s, 1, now.c_str(), -1, SQLITE_STATIC);
+      sqlite3_bind_text(ins.s, 2, t.spec.name.c_str(), -1, SQLITE_STATIC);
+      sqlite3_bind_text(ins.s, 3, rejects[i].row_json.c_str(), -1, SQLITE_STATIC);
+      sqlite3_bind_text(ins.s, 4, rejects[i].error.c_str(), -1, SQLITE_STATIC);
+      if (sqlite3_step(ins.s) != SQLITE_DONE) result = SqliteError(db_, "writing a reject");
+      sqlite3_reset(ins.s);
+    }
+  }
   sqlite3_stmt* s = t.upsert.s;
   const size_t ncols = rows.columns();
   for (size_t r = 0; r < rows.rows() && result.ok(); ++r) {
@@ -367,6 +387,19 @@ Status Target::WriteOnWriter(Table& t, const RowBatch& rows, const std::optional
   }
   if (!result.ok()) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
   return result;
+}
+
+void Target::ResetCursor(const std::string& table, std::function<void(Status)> done) {
+  auto status = std::make_shared<Status>();
+  writer_->Post(
+      [this, table, status] {
+        Stmt s;
+        sqlite3_prepare_v2(db_, "UPDATE _siphon_state SET cursor = NULL WHERE table_name = ?1", -1,
+                           &s.s, nullptr);
+        sqlite3_bind_text(s.s, 1, table.c_str(), -1, SQLITE_STATIC);
+        if (sqlite3_step(s.s) != SQLITE_DONE) *status = SqliteError(db_, "resetting the cursor");
+      },
+      [done = std::move(done), status] { done(std::move(*status)); });
 }
 
 void Target::RecordRun(RunRecord record, std::function<void(Status)> done) {

@@ -12,6 +12,7 @@
 #include "runtime/base/schema.hpp"
 #include "runtime/base/status.hpp"
 #include "runtime/loop/worker.hpp"
+#include "runtime/sync/transform.hpp"
 
 struct sqlite3;
 
@@ -72,8 +73,13 @@ class Target {
 
   /// Writes a page and the cursor that follows it in ONE transaction: either both are
   /// committed or neither. `cursor_after` none stores NULL (a full pass finished).
+  /// `rejects` go to `_siphon_rejects` in the same transaction.
   void WritePage(const std::string& table, std::shared_ptr<const RowBatch> rows,
-                 std::optional<Cursor> cursor_after, std::function<void(Status)> done);
+                 std::optional<Cursor> cursor_after, std::function<void(Status)> done,
+                 std::vector<Reject> rejects = {});
+
+  /// Sets a table's cursor to NULL: the next run starts from the beginning (resync).
+  void ResetCursor(const std::string& table, std::function<void(Status)> done);
 
   /// Records a finished run in `_siphon_state` and `_siphon_log` (the log keeps the newest
   /// kLogRetention rows).
@@ -85,7 +91,8 @@ class Target {
   struct Table;
   Status ExecOnWriter(const std::string& sql);
   Result<TableState> PrepareOnWriter(const TargetTable& table);
-  Status WriteOnWriter(Table& t, const RowBatch& rows, const std::optional<Cursor>& cursor);
+  Status WriteOnWriter(Table& t, const RowBatch& rows, const std::optional<Cursor>& cursor,
+                       const std::vector<Reject>& rejects);
 
   uv_loop_t* loop_;
   std::string path_;

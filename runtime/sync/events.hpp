@@ -1,0 +1,42 @@
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace siphon {
+
+/// Replication events (DESIGN §2). The sync layer emits them; the Lua layer delivers them to
+/// `siphon.on` handlers, and the admin API counts them. Plain data: no Lua here.
+enum class EventKind {
+  kSyncStart,     ///< a run begins
+  kBatch,         ///< a page (and its cursor) committed
+  kSynced,        ///< a run ended caught up
+  kError,         ///< a run failed (each failure)
+  kRecovered,     ///< the first success after failures
+  kSchemaChange,  ///< the source schema differs from the one recorded
+  kLagging,       ///< no success for longer than the table's max_lag
+};
+
+std::string_view EventName(EventKind kind);  ///< "sync_start", "batch", …
+
+struct Event {
+  EventKind kind = EventKind::kSynced;
+  std::string table;
+  std::string source;  ///< the source's description (never a password)
+  int64_t rows = 0;    ///< rows in the page (batch) or the run (synced)
+  int64_t duration_ms = 0;
+  std::string cursor;      ///< JSON array, as in _siphon_state
+  std::string error;       ///< kError: the message
+  std::string error_kind;  ///< kError: "connect", "auth", "query", …
+  int attempt = 0;         ///< kError / kRecovered: consecutive failures so far
+  double lag_s = 0;        ///< seconds since the last success
+};
+
+/// Where a runner sends its events. Called on the loop thread; must not block.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void Emit(const Event& event) = 0;
+};
+
+}  // namespace siphon
