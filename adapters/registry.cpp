@@ -1,5 +1,7 @@
+#include "adapters/mysql/mysql_source.hpp"
 #include "adapters/postgres/postgres_source.hpp"
 #include "adapters/source.hpp"
+#include "adapters/sqlite/sqlite_source.hpp"
 
 namespace siphon {
 
@@ -7,6 +9,8 @@ const std::vector<SourceDefinition>& SourceDefinitions() {
   // One line per adapter.
   static const std::vector<SourceDefinition> definitions = {
       postgres::Definition(),
+      mysql::Definition(),
+      sqlite_source::Definition(),
   };
   return definitions;
 }

@@ -42,6 +42,14 @@ class SourceConnection {
   virtual Status CheckCursor(const TableSchema& table, const std::vector<std::string>& order_by,
                              bool has_lookback) const;
 
+  /// The safe horizon for a cursor on `column`: a value such that no transaction still open
+  /// on the source can commit a row below it, or none when the source cannot tell (or the
+  /// column is not a time the source stamps). A run reads only rows below it, so a
+  /// transaction committing late is not skipped. The default has no horizon and calls
+  /// `done` before returning.
+  virtual void SafeHorizon(const TableSchema& table, const std::string& column,
+                           std::function<void(Result<std::optional<CursorValue>>)> done);
+
   /// Drops the connection; a later Connect opens a new one.
   virtual void Close() = 0;
 };

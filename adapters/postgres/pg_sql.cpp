@@ -170,6 +170,14 @@ Result<PageStatement> BuildPageQuery(const TableSchema& table, const PageQuery& 
       }
     }
   }
+  if (query.before.has_value() && !order.empty()) {
+    if (std::holds_alternative<std::monostate>(*query.before)) {
+      return Status(ErrorKind::kSchema, "the horizon of " + table.qualified_name + " is NULL");
+    }
+    st.params.push_back(CursorParam(*query.before));
+    sql += std::string(query.after.has_value() ? " AND " : " WHERE ") + QuoteIdent(order[0]->name) +
+           " < $" + std::to_string(st.params.size()) + "::" + order[0]->source_type;
+  }
   if (!order.empty()) {
     sql += " ORDER BY ";
     for (size_t i = 0; i < order.size(); ++i) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <set>
 
@@ -22,7 +23,32 @@ constexpr int kDefaultConnectTimeoutSeconds = 10;
 struct SourceState {
   PgConnectParams params;
   std::set<std::string> warned;  ///< "table.column" already warned about
+  bool warned_horizon = false;   ///< the missing pg_read_all_stats was reported
+  std::string warned_stale;      ///< the long-open transaction last reported
 };
+
+constexpr uint32_t kTimestamptzOid = 1184;
+constexpr int kHorizonMaxHoldSeconds = 60;
+
+// The safe horizon: the start of the oldest write transaction still open in this database
+// (it may yet commit rows stamped with its now()), or this statement's start when there is
+// none (a transaction starting after it stamps later values). A transaction open for longer
+// than kHorizonMaxHoldSeconds no longer holds replication back: column 2 names it.
+// Column 3: whether this role can see other roles' transactions at all.
+const char* const kHorizonSql = R"sql(
+WITH open AS (
+  SELECT pid, application_name, usename, state, xact_start FROM pg_stat_activity
+  WHERE backend_xid IS NOT NULL AND datname = current_database() AND pid <> pg_backend_pid())
+SELECT least(statement_timestamp(),
+             (SELECT min(xact_start) FROM open
+              WHERE xact_start > statement_timestamp() - interval '60 seconds')),
+       (SELECT format('pid %s, user %s, application %L, %s since %s', pid, usename,
+                      application_name, state, xact_start)
+        FROM open WHERE xact_start <= statement_timestamp() - interval '60 seconds'
+        ORDER BY xact_start LIMIT 1),
+       pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')
+         OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+)sql";
 
 class PgSourceConnection : public SourceConnection {
  public:
@@ -112,6 +138,44 @@ class PgSourceConnection : public SourceConnection {
       }
     }
     return Status::Ok();
+  }
+
+  void SafeHorizon(const TableSchema& table, const std::string& column,
+                   std::function<void(Result<std::optional<CursorValue>>)> done) override {
+    // Only timestamptz columns are compared with transaction start times; a plain timestamp
+    // holds whatever local time the application wrote.
+    int idx = table.Find(column);
+    if (idx < 0 || table.columns[idx].source_type != "timestamp with time zone") {
+      done(std::optional<CursorValue>());
+      return;
+    }
+    WithConnection([this, done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      conn_.Query(kHorizonSql, {}, [this, done = std::move(done)](Result<PgResultPtr> r) {
+        if (!r.ok()) return done(r.status().WithContext("safe horizon"));
+        const PGresult* res = r->get();
+        if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+          return done(std::optional<CursorValue>());
+        }
+        if (!PQgetisnull(res, 0, 1) && state_->warned_stale != PQgetvalue(res, 0, 1)) {
+          state_->warned_stale = PQgetvalue(res, 0, 1);
+          spdlog::warn(
+              "postgres: a write transaction has been open for over {} s and no longer holds "
+              "back replication ({}); rows it commits are only caught by `lookback`",
+              kHorizonMaxHoldSeconds, PQgetvalue(res, 0, 1));
+        }
+        if (PQgetvalue(res, 0, 2)[0] != 't' && !state_->warned_horizon) {
+          state_->warned_horizon = true;
+          spdlog::warn(
+              "postgres: the role cannot see other sessions' transactions (grant it "
+              "pg_read_all_stats), so late commits are only caught by `lookback`");
+        }
+        RowBatch one(1);
+        const char* text = PQgetvalue(res, 0, 0);
+        AppendPgValue(DecoderForOid(kTimestamptzOid), text, strlen(text), one);
+        done(std::optional<CursorValue>(CursorValueOf(one, 0, 0)));
+      });
+    });
   }
 
   void Close() override { conn_.Close(); }

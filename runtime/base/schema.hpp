@@ -64,6 +64,9 @@ struct PageQuery {
   /// When set (and `after` is set), the page starts at order_by[0] >= after[0] - lookback,
   /// ignoring the tie-breaking columns: re-reads a window behind the watermark.
   std::optional<double> lookback_seconds;
+  /// When set, only rows with order_by[0] < before: the source's safe horizon, behind which
+  /// no write transaction is still open (SourceConnection::SafeHorizon).
+  std::optional<CursorValue> before;
   size_t limit = 5000;
 };
 

@@ -5,6 +5,11 @@
 
 namespace siphon {
 
+void SourceConnection::SafeHorizon(const TableSchema&, const std::string&,
+                                   std::function<void(Result<std::optional<CursorValue>>)> done) {
+  done(std::optional<CursorValue>());
+}
+
 Status SourceConnection::CheckCursor(const TableSchema& table,
                                      const std::vector<std::string>& order_by,
                                      bool has_lookback) const {

@@ -172,7 +172,7 @@ void TableRunner::OnConnected(Status st) {
     return;
   }
   if (plan_) {
-    Pull(FirstPage(*plan_, committed_));
+    StartPulling();
     return;
   }
   std::weak_ptr<bool> alive = alive_;
@@ -227,10 +227,39 @@ void TableRunner::OnPrepared(Result<TableState> state) {
     MaybeFinishRun();
     return;
   }
-  Pull(FirstPage(*plan_, committed_));
+  StartPulling();
+}
+
+void TableRunner::StartPulling() {
+  horizon_.reset();
+  if (!plan_->incremental) {
+    Pull(FirstPage(*plan_, committed_));
+    return;
+  }
+  // Incremental runs read only below the source's safe horizon, so a transaction still open
+  // cannot commit a row behind the cursor this run leaves.
+  pull_in_flight_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  conn_->SafeHorizon(*schema_, plan_->order_by[0],
+                     [this, alive](Result<std::optional<CursorValue>> horizon) {
+                       if (!alive.lock()) return;
+                       pull_in_flight_ = false;
+                       if (!horizon.ok()) {
+                         Fail(horizon.status());
+                         MaybeFinishRun();
+                         return;
+                       }
+                       horizon_ = *horizon;
+                       if (stopping_) {
+                         MaybeFinishRun();
+                         return;
+                       }
+                       Pull(FirstPage(*plan_, committed_));
+                     });
 }
 
 void TableRunner::Pull(PageQuery query) {
+  query.before = horizon_;
   pull_in_flight_ = true;
   std::weak_ptr<bool> alive = alive_;
   conn_->Pull(*schema_, query, [this, alive](Result<RowBatch> page) {

@@ -88,6 +88,7 @@ class TableRunner {
   void OnConnected(Status st);
   void OnReflected(Result<TableSchema> schema);
   void OnPrepared(Result<TableState> state);
+  void StartPulling();
   void Pull(PageQuery query);
   void OnPage(Result<RowBatch> page);
   void SubmitWrite();
@@ -141,6 +142,7 @@ class TableRunner {
   };
   std::optional<PendingPage> pending_;  // pulled, waiting for the previous write
   std::optional<Cursor> next_after_;    // where the next page starts
+  std::optional<CursorValue> horizon_;  // this run reads only below it (late commits)
   Status run_error_;
   int64_t run_rows_ = 0;
   std::chrono::steady_clock::time_point run_started_;

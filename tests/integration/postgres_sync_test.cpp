@@ -1,6 +1,7 @@
 // End-to-end: the real siphon binary replicates a real PostgreSQL database into a real SQLite
 // file (issue 2's "must hold" list).
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 #include <signal.h>
 
 #include <filesystem>
@@ -169,6 +170,33 @@ TEST_F(PgSync, UpdatesInsertsAndLateCommitsInsideLookbackArrive) {
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
   EXPECT_EQ(TargetScalar("SELECT status FROM o WHERE id = 502"), "late");
   EXPECT_EQ(TargetScalar("SELECT count(*) FROM o"), "502");
+}
+
+TEST_F(PgSync, AnOpenWriteTransactionHoldsTheCursorBackUntilItCommits) {
+  db_.Exec(R"sql(CREATE TABLE h (id int8 PRIMARY KEY, updated_at timestamptz NOT NULL))sql");
+  // Session A starts a write transaction: its rows carry its start time and commit later.
+  PGconn* a = PQconnectdb(db_.Dsn().c_str());
+  ASSERT_EQ(PQstatus(a), CONNECTION_OK) << PQerrorMessage(a);
+  auto exec = [a](const char* sql) {
+    PGresult* r = PQexec(a, sql);
+    EXPECT_TRUE(PQresultStatus(r) == PGRES_COMMAND_OK) << PQerrorMessage(a);
+    PQclear(r);
+  };
+  exec("BEGIN");
+  exec("INSERT INTO h VALUES (1, now())");
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // Session B commits a row stamped after A's start.
+  db_.Exec("INSERT INTO h VALUES (2, now())");
+  // No lookback: only the horizon protects A's row.
+  std::string script = Script(R"(siphon.replicate "h" { source = pg, cursor = "updated_at" })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM h"), "0");  // B's row waits behind A's start
+  exec("COMMIT");
+  PQfinish(a);
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(id) FROM (SELECT id FROM h ORDER BY id)"), "1,2");
 }
 
 TEST_F(PgSync, FullRefreshReplicatesATableLargerThanManyPages) {

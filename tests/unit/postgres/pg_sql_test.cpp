@@ -120,6 +120,28 @@ TEST(PgSql, LookbackIgnoresTieBreakers) {
   EXPECT_EQ(st->params, (std::vector<std::string>{"2024-01-01T10:00:00Z", "5.5"}));
 }
 
+TEST(PgSql, TheSafeHorizonBoundsTheFirstCursorColumn) {
+  PageQuery q;
+  q.columns = {"id"};
+  q.order_by = {"updated_at", "id"};
+  q.before = std::string("2024-01-01T10:00:05Z");
+  q.limit = 10;
+  auto first = BuildPageQuery(Orders(), q);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->sql,
+            "SELECT \"id\" FROM \"public\".\"orders\" WHERE \"updated_at\" < "
+            "$1::timestamp with time zone ORDER BY \"updated_at\", \"id\" LIMIT 10");
+  q.after = Cursor{std::string("2024-01-01T10:00:00Z"), int64_t{42}};
+  auto next = BuildPageQuery(Orders(), q);
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->sql,
+            "SELECT \"id\" FROM \"public\".\"orders\" WHERE (\"updated_at\", \"id\") > "
+            "($1::timestamp with time zone, $2::bigint) AND \"updated_at\" < "
+            "$3::timestamp with time zone ORDER BY \"updated_at\", \"id\" LIMIT 10");
+  EXPECT_EQ(next->params,
+            (std::vector<std::string>{"2024-01-01T10:00:00Z", "42", "2024-01-01T10:00:05Z"}));
+}
+
 TEST(PgSql, UnknownColumnsAndBadCursorsAreErrors) {
   PageQuery q;
   q.columns = {"id", "nope"};

@@ -1,0 +1,35 @@
+#pragma once
+#include <string>
+
+#include "adapters/source.hpp"
+#include "runtime/base/status.hpp"
+
+namespace siphon::mysql {
+
+/// Where and how to connect, from `siphon.mysql{…}` options.
+struct MysqlConfig {
+  std::string host = "127.0.0.1";
+  int port = 3306;
+  std::string user;
+  std::string password;
+  std::string database;
+  std::string socket;  ///< unix socket path; when set, host and port are not used
+  bool tls = false;    ///< require TLS
+  int connect_timeout_s = 10;
+
+  /// "mysql://user@host:port/db" (or "…socket=/path"): never the password.
+  std::string Describe() const;
+};
+
+/// The options `siphon.mysql{…}` accepts.
+std::vector<OptionSpec> OptionSpecs();
+
+/// Builds the config from options checked against OptionSpecs(): either `dsn`
+/// ("mysql://user:pass@host:port/db", percent-decoded) or the separate fields; both at
+/// once is a kConfig error naming the conflicting fields.
+Result<MysqlConfig> ParseOptions(const Options& options);
+
+/// Parses "mysql://user:pass@host:port/db" (also "mariadb://"). Parts are percent-decoded.
+Result<MysqlConfig> ParseDsn(std::string_view dsn);
+
+}  // namespace siphon::mysql

@@ -1,0 +1,486 @@
+#include "adapters/mysql/mysql_connection.hpp"
+
+#include <sys/socket.h>
+
+#include <mutex>
+
+#include <spdlog/spdlog.h>
+
+#include "adapters/mysql/mysql_sql.hpp"
+
+namespace siphon::mysql {
+
+namespace {
+
+// Each statement of a session's setup runs inside the non-blocking connect.
+constexpr const char* kSessionSetup[] = {
+    "SET time_zone = '+00:00', NAMES utf8mb4",
+    // The source is only read: every statement runs in a read-only transaction.
+    "SET SESSION TRANSACTION READ ONLY",
+};
+
+template <typename Handle>
+void CloseHandle(Handle* handle) {
+  handle->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(handle),
+           [](uv_handle_t* h) { delete reinterpret_cast<Handle*>(h); });
+}
+
+std::shared_ptr<spdlog::logger> Logger(const std::string& table) {
+  return spdlog::default_logger()->clone("mysql:" + table);
+}
+
+}  // namespace
+
+MysqlConnection::MysqlConnection(uv_loop_t* loop, std::shared_ptr<const MysqlConfig> config)
+    : loop_(loop), config_(std::move(config)), alive_(std::make_shared<bool>(true)) {
+  // mysql_init initialises the library on first use, which is not thread-safe.
+  static std::once_flag library_once;
+  std::call_once(library_once, [] { mysql_library_init(0, nullptr, nullptr); });
+  timer_ = new uv_timer_t;
+  uv_timer_init(loop_, timer_);
+  timer_->data = this;
+  defer_timer_ = new uv_timer_t;
+  uv_timer_init(loop_, defer_timer_);
+  defer_timer_->data = this;
+}
+
+MysqlConnection::~MysqlConnection() {
+  *alive_ = false;
+  Teardown();
+  CloseHandle(timer_);
+  CloseHandle(defer_timer_);
+}
+
+void MysqlConnection::Defer(std::function<void()> fn) {
+  deferred_.push_back(std::move(fn));
+  uv_timer_start(defer_timer_, OnDefer, 0, 0);
+}
+
+void MysqlConnection::OnDefer(uv_timer_t* handle) {
+  auto* self = static_cast<MysqlConnection*>(handle->data);
+  if (!self) return;
+  std::vector<std::function<void()>> items;
+  items.swap(self->deferred_);
+  std::shared_ptr<bool> alive = self->alive_;
+  for (auto& fn : items) {
+    fn();
+    // The callback may have destroyed the connection: its other callbacks must not run.
+    if (!*alive) return;
+  }
+}
+
+void MysqlConnection::Run(Step step, std::function<void()> finished) {
+  step_ = std::move(step);
+  finished_ = std::move(finished);
+  Drive(-1);
+}
+
+void MysqlConnection::Drive(int ready) {
+  int status = step_(ready);
+  if (status != 0) {
+    Wait(status);
+    return;
+  }
+  auto finished = std::move(finished_);
+  finished_ = nullptr;
+  step_ = nullptr;
+  finished();
+}
+
+void MysqlConnection::Wait(int status) {
+  int fd = static_cast<int>(mysql_get_socket(mysql_));
+  if (poll_ && poll_fd_ != fd) {
+    CloseHandle(poll_);
+    poll_ = nullptr;
+  }
+  if (!poll_) {
+    poll_ = new uv_poll_t;
+    uv_poll_init(loop_, poll_, fd);
+    poll_->data = this;
+    poll_fd_ = fd;
+  }
+  int events = 0;
+  if (status & MYSQL_WAIT_READ) events |= UV_READABLE;
+  if (status & MYSQL_WAIT_WRITE) events |= UV_WRITABLE;
+  if (status & MYSQL_WAIT_EXCEPT) events |= UV_PRIORITIZED;
+  if (events) uv_poll_start(poll_, events, OnPoll);
+  if (status & MYSQL_WAIT_TIMEOUT) {
+    uv_timer_start(timer_, OnTimer, mysql_get_timeout_value_ms(mysql_), 0);
+  }
+}
+
+void MysqlConnection::OnPoll(uv_poll_t* handle, int status, int events) {
+  auto* self = static_cast<MysqlConnection*>(handle->data);
+  if (!self) return;
+  uv_poll_stop(handle);
+  uv_timer_stop(self->timer_);
+  int ready = 0;
+  if (status < 0) {
+    // Let the client library find the socket error itself.
+    ready = MYSQL_WAIT_READ | MYSQL_WAIT_WRITE;
+  } else {
+    if (events & UV_READABLE) ready |= MYSQL_WAIT_READ;
+    if (events & UV_WRITABLE) ready |= MYSQL_WAIT_WRITE;
+    if (events & UV_PRIORITIZED) ready |= MYSQL_WAIT_EXCEPT;
+  }
+  self->Drive(ready);
+}
+
+void MysqlConnection::OnTimer(uv_timer_t* handle) {
+  auto* self = static_cast<MysqlConnection*>(handle->data);
+  if (!self) return;
+  if (self->poll_) uv_poll_stop(self->poll_);
+  self->Drive(MYSQL_WAIT_TIMEOUT);
+}
+
+void MysqlConnection::Teardown() {
+  if (poll_) {
+    CloseHandle(poll_);
+    poll_ = nullptr;
+    poll_fd_ = -1;
+  }
+  if (timer_) uv_timer_stop(timer_);
+  step_ = nullptr;
+  finished_ = nullptr;
+  abort_ = nullptr;
+  if (mysql_) {
+    if (busy_ || result_) {
+      // An operation is suspended mid-protocol: make every further read or write fail at
+      // once, so freeing the result and closing never wait on the network.
+      int fd = static_cast<int>(mysql_get_socket(mysql_));
+      if (fd >= 0) shutdown(fd, SHUT_RDWR);
+    }
+    if (result_) mysql_free_result(result_);
+    mysql_close(mysql_);
+  }
+  result_ = nullptr;
+  mysql_ = nullptr;
+  connected_ = false;
+  busy_ = false;
+}
+
+void MysqlConnection::Close() {
+  auto abort = std::move(abort_);
+  Teardown();
+  if (abort) Defer([abort] { abort(Status(ErrorKind::kCancelled, "connection closed")); });
+}
+
+Status MysqlConnection::TakeError(std::string_view context) {
+  unsigned number = mysql_ ? mysql_errno(mysql_) : 2006;
+  std::string message = mysql_ ? mysql_error(mysql_) : "not connected";
+  if (number == 0) {
+    number = 2013;
+    message = "the operation failed without an error from the client library";
+  }
+  Status status = MysqlStatus(number, message, context, config_->password);
+  // A broken connection (or one stopped mid-result) cannot be reused.
+  if (status.kind() == ErrorKind::kConnect || result_) Teardown();
+  return status;
+}
+
+std::string MysqlConnection::Quote(std::string_view value) {
+  std::string out(value.size() * 2 + 2, '\0');
+  out[0] = '\'';
+  // Honours the connection's charset and NO_BACKSLASH_ESCAPES (from the server status).
+  unsigned long n = mysql_real_escape_string(mysql_, out.data() + 1, value.data(), value.size());
+  out.resize(n + 2);
+  out[n + 1] = '\'';
+  return out;
+}
+
+void MysqlConnection::Connect(std::function<void(Status)> done) {
+  if (busy_) {
+    Defer([done] { done(Status(ErrorKind::kQuery, "mysql connection is busy")); });
+    return;
+  }
+  if (connected_) {
+    Defer([done] { done(Status::Ok()); });
+    return;
+  }
+  Teardown();
+  mysql_ = mysql_init(nullptr);
+  if (!mysql_) {
+    Defer([done] { done(Status(ErrorKind::kConnect, "mysql_init failed: out of memory")); });
+    return;
+  }
+  mysql_options(mysql_, MYSQL_OPT_NONBLOCK, nullptr);
+  mysql_options(mysql_, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+  unsigned int timeout = static_cast<unsigned int>(config_->connect_timeout_s);
+  mysql_options(mysql_, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+  unsigned int no_local_infile = 0;
+  mysql_options(mysql_, MYSQL_OPT_LOCAL_INFILE, &no_local_infile);
+  for (const char* sql : kSessionSetup) mysql_options(mysql_, MYSQL_INIT_COMMAND, sql);
+  if (config_->tls) {
+    my_bool enforce = 1;
+    mysql_options(mysql_, MYSQL_OPT_SSL_ENFORCE, &enforce);
+  }
+  busy_ = true;
+  abort_ = [done](Status s) { done(std::move(s)); };
+  auto ok = std::make_shared<bool>(false);
+  const MysqlConfig& c = *config_;
+  Run(
+      [this, ok, &c](int ready) {
+        MYSQL* ret = nullptr;
+        int status = ready < 0 ? mysql_real_connect_start(
+                                     &ret, mysql_, c.socket.empty() ? c.host.c_str() : "localhost",
+                                     c.user.c_str(), c.password.c_str(),
+                                     c.database.empty() ? nullptr : c.database.c_str(),
+                                     static_cast<unsigned>(c.port),
+                                     c.socket.empty() ? nullptr : c.socket.c_str(), 0)
+                               : mysql_real_connect_cont(&ret, mysql_, ready);
+        if (status == 0) *ok = ret != nullptr;
+        return status;
+      },
+      [this, ok, done] {
+        busy_ = false;
+        abort_ = nullptr;
+        if (!*ok) {
+          Status status = TakeError("connect to " + config_->Describe());
+          Teardown();
+          Defer([done, status] { done(status); });
+          return;
+        }
+        connected_ = true;
+        Defer([done] { done(Status::Ok()); });
+      });
+}
+
+void MysqlConnection::Execute(std::string sql, std::function<void(MYSQL_RES*)> on_result,
+                              RowSink sink, std::function<void(Status)> done) {
+  busy_ = true;
+  auto query_ret = std::make_shared<int>(0);
+  auto shared_sql = std::make_shared<std::string>(std::move(sql));
+  Run(
+      [this, query_ret, shared_sql](int ready) {
+        return ready < 0 ? mysql_real_query_start(query_ret.get(), mysql_, shared_sql->data(),
+                                                  shared_sql->size())
+                         : mysql_real_query_cont(query_ret.get(), mysql_, ready);
+      },
+      [this, query_ret, on_result, sink, done] {
+        if (*query_ret != 0) {
+          busy_ = false;
+          done(TakeError("query"));
+          return;
+        }
+        // mysql_use_result reads nothing yet: rows are fetched below, without blocking.
+        result_ = mysql_use_result(mysql_);
+        if (!result_) {
+          busy_ = false;
+          if (mysql_errno(mysql_) != 0) {
+            done(TakeError("query"));
+          } else {
+            done(Status(ErrorKind::kQuery, "query returned no result set"));
+          }
+          return;
+        }
+        on_result(result_);
+        Run(
+            [this, sink](int ready) {
+              MYSQL_ROW row = nullptr;
+              int status = ready < 0 ? mysql_fetch_row_start(&row, result_)
+                                     : mysql_fetch_row_cont(&row, result_, ready);
+              // Rows already buffered come back at once: drain them in one wake-up.
+              while (status == 0) {
+                if (!row) return 0;
+                sink(row, mysql_fetch_lengths(result_));
+                status = mysql_fetch_row_start(&row, result_);
+              }
+              return status;
+            },
+            [this, done] {
+              busy_ = false;
+              if (mysql_errno(mysql_) != 0) {
+                done(TakeError("fetch"));
+                return;
+              }
+              // Every row was read, so freeing the result does no I/O.
+              mysql_free_result(result_);
+              result_ = nullptr;
+              done(Status::Ok());
+            });
+      });
+}
+
+void MysqlConnection::Reflect(const std::string& table,
+                              std::function<void(Result<TableSchema>)> done) {
+  if (busy_ || !connected_) {
+    Status s = busy_ ? Status(ErrorKind::kQuery, "mysql connection is busy")
+                     : Status(ErrorKind::kConnect, "not connected to " + config_->Describe());
+    Defer([done, s] { done(s); });
+    return;
+  }
+  TableRef ref = SplitTableName(table);
+  auto schema = std::make_shared<TableSchema>();
+  schema->qualified_name = table;
+  auto seen_table = std::make_shared<bool>(false);
+  abort_ = [done](Status s) { done(std::move(s)); };
+  Execute(
+      ReflectSql(ref, [this](std::string_view v) { return Quote(v); }), [](MYSQL_RES*) {},
+      [schema, seen_table](MYSQL_ROW row, unsigned long* lengths) {
+        auto text = [&](int i) { return row[i] ? std::string(row[i], lengths[i]) : std::string(); };
+        std::string kind = text(0);
+        if (kind == "c") {
+          ColumnInfo column;
+          column.name = text(1);
+          column.source_type = text(2);
+          MysqlTypeClass cls = ClassifyType(text(3), column.source_type);
+          column.type = cls.type;
+          column.order = cls.order;
+          column.nullable = text(4) != "NO";
+          schema->columns.push_back(std::move(column));
+        } else if (kind == "k") {
+          schema->primary_key.push_back(text(1));
+        } else if (kind == "t") {
+          *seen_table = true;
+          if (row[5]) schema->row_estimate = std::stoll(text(5));
+        }
+      },
+      [this, done, schema, seen_table, table, ref](Status status) {
+        abort_ = nullptr;
+        if (!status.ok()) {
+          Status s = status.WithContext("reflect " + table);
+          Defer([done, s] { done(s); });
+          return;
+        }
+        if (schema->columns.empty()) {
+          std::string where =
+              ref.schema.empty() ? (config_->database.empty() ? " (no database selected: name it "
+                                                                "as database.table)"
+                                                              : " in database " + config_->database)
+                                 : "";
+          Status s(ErrorKind::kSchema, "table " + table + " not found" + where);
+          Defer([done, s] { done(s); });
+          return;
+        }
+        Defer([done, schema] { done(std::move(*schema)); });
+      });
+}
+
+std::string MysqlConnection::PageSql(const TableSchema& table, const PageQuery& query) const {
+  Result<std::string> sql = BuildPageSql(table, query, nullptr);
+  return sql.ok() ? *sql : "-- " + sql.status().ToString();
+}
+
+void MysqlConnection::Pull(const TableSchema& table, const PageQuery& query,
+                           std::function<void(Result<RowBatch>)> done) {
+  if (busy_ || !connected_) {
+    Status s = busy_ ? Status(ErrorKind::kQuery, "mysql connection is busy")
+                     : Status(ErrorKind::kConnect, "not connected to " + config_->Describe());
+    Defer([done, s] { done(s); });
+    return;
+  }
+  Result<std::vector<std::string>> params =
+      PageParameters(table, query, [this](std::string_view v) { return Quote(v); });
+  if (!params.ok()) {
+    Status s = params.status();
+    Defer([done, s] { done(s); });
+    return;
+  }
+  Result<std::string> sql = BuildPageSql(table, query, &*params);
+  if (!sql.ok()) {
+    Status s = sql.status();
+    Defer([done, s] { done(s); });
+    return;
+  }
+  std::vector<std::string> names = query.columns;
+  if (names.empty()) {
+    for (const auto& c : table.columns) names.push_back(c.name);
+  }
+  struct PageState {
+    RowBatch batch;
+    std::vector<MysqlDecoder> decoders;
+    std::vector<bool> zero_dates;
+    bool invalid = false;
+    std::string invalid_column;
+  };
+  auto page = std::make_shared<PageState>();
+  page->batch = RowBatch(names.size());
+  page->batch.Reserve(query.limit, 0);
+  abort_ = [done](Status s) { done(std::move(s)); };
+  std::string table_name = table.qualified_name;
+  Execute(
+      std::move(*sql),
+      [page](MYSQL_RES* result) {
+        unsigned n = mysql_num_fields(result);
+        MYSQL_FIELD* fields = mysql_fetch_fields(result);
+        for (unsigned i = 0; i < n; ++i) {
+          page->decoders.push_back(
+              DecoderFor(fields[i].type, fields[i].flags, fields[i].charsetnr));
+        }
+        page->zero_dates.assign(n, false);
+      },
+      [page](MYSQL_ROW row, unsigned long* lengths) {
+        size_t n = page->decoders.size();
+        for (size_t i = 0; i < n; ++i) {
+          if (!row[i]) {
+            page->batch.AddNull();
+            continue;
+          }
+          DecodeOutcome outcome =
+              AppendMysqlValue(page->decoders[i], row[i], lengths[i], page->batch);
+          if (outcome == DecodeOutcome::kZeroDate) page->zero_dates[i] = true;
+          if (outcome == DecodeOutcome::kInvalid) page->invalid = true;
+        }
+      },
+      [this, done, page, names, table_name](Status status) {
+        abort_ = nullptr;
+        if (!status.ok()) {
+          Status s = status.WithContext("pull " + table_name);
+          Defer([done, s] { done(s); });
+          return;
+        }
+        for (size_t i = 0; i < page->zero_dates.size() && i < names.size(); ++i) {
+          if (!page->zero_dates[i]) continue;
+          if (!warned_.insert(table_name + "\n" + names[i]).second) continue;
+          Logger(table_name)
+              ->warn("column \"{}\" holds zero dates ('0000-00-00'); they are replicated as NULL",
+                     names[i]);
+        }
+        if (page->decoders.size() != names.size()) {
+          Status s(ErrorKind::kQuery, "pull " + table_name + ": the page returned " +
+                                          std::to_string(page->decoders.size()) +
+                                          " columns, expected " + std::to_string(names.size()));
+          Defer([done, s] { done(s); });
+          return;
+        }
+        Defer([done, page] { done(std::move(page->batch)); });
+      });
+}
+
+void MysqlConnection::QueryText(
+    const std::string& sql,
+    std::function<void(Result<std::vector<std::vector<std::optional<std::string>>>>)> done) {
+  using Rows = std::vector<std::vector<std::optional<std::string>>>;
+  if (busy_ || !connected_) {
+    Status s = busy_ ? Status(ErrorKind::kQuery, "mysql connection is busy")
+                     : Status(ErrorKind::kConnect, "not connected to " + config_->Describe());
+    Defer([done, s] { done(s); });
+    return;
+  }
+  auto rows = std::make_shared<Rows>();
+  auto columns = std::make_shared<unsigned>(0);
+  abort_ = [done](Status s) { done(std::move(s)); };
+  Execute(
+      sql, [columns](MYSQL_RES* result) { *columns = mysql_num_fields(result); },
+      [rows, columns](MYSQL_ROW row, unsigned long* lengths) {
+        auto& out = rows->emplace_back();
+        for (unsigned i = 0; i < *columns; ++i) {
+          if (row[i]) {
+            out.emplace_back(std::string(row[i], lengths[i]));
+          } else {
+            out.emplace_back(std::nullopt);
+          }
+        }
+      },
+      [this, done, rows](Status status) {
+        abort_ = nullptr;
+        if (!status.ok()) {
+          Defer([done, status] { done(status); });
+          return;
+        }
+        Defer([done, rows] { done(std::move(*rows)); });
+      });
+}
+
+}  // namespace siphon::mysql

@@ -1,0 +1,87 @@
+#pragma once
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <mysql.h>
+#include <uv.h>
+
+#include "adapters/mysql/mysql_config.hpp"
+#include "adapters/mysql/mysql_types.hpp"
+#include "adapters/source.hpp"
+
+namespace siphon::mysql {
+
+/// A MariaDB Connector/C connection driven on a libuv loop with the non-blocking
+/// `*_start` / `*_cont` API: MYSQL_WAIT_READ/WRITE/EXCEPT become uv_poll events and
+/// MYSQL_WAIT_TIMEOUT a uv_timer, so no call blocks the loop thread. The session runs with
+/// time_zone '+00:00', utf8mb4 and read-only transactions, over the text protocol.
+/// Callbacks always run from the loop (never inside the call that started them), and never
+/// after the connection is destroyed.
+class MysqlConnection final : public SourceConnection {
+ public:
+  MysqlConnection(uv_loop_t* loop, std::shared_ptr<const MysqlConfig> config);
+  ~MysqlConnection() override;
+
+  void Connect(std::function<void(Status)> done) override;
+  void Reflect(const std::string& table, std::function<void(Result<TableSchema>)> done) override;
+  void Pull(const TableSchema& table, const PageQuery& query,
+            std::function<void(Result<RowBatch>)> done) override;
+  std::string PageSql(const TableSchema& table, const PageQuery& query) const override;
+  void Close() override;
+
+  /// Runs one statement and returns its rows as text (NULL = nullopt), e.g. for EXPLAIN.
+  /// Same rules as Pull: non-blocking, callback from the loop.
+  void QueryText(
+      const std::string& sql,
+      std::function<void(Result<std::vector<std::vector<std::optional<std::string>>>>)> done);
+
+ private:
+  /// Calls the *_start function (ready < 0) or the *_cont function with the ready events;
+  /// returns the MYSQL_WAIT_* mask to wait for, 0 when the operation has finished.
+  using Step = std::function<int(int ready)>;
+  /// Called for each row of a result.
+  using RowSink = std::function<void(MYSQL_ROW row, unsigned long* lengths)>;
+
+  void Run(Step step, std::function<void()> finished);
+  void Drive(int ready);
+  void Wait(int status);
+  static void OnPoll(uv_poll_t* handle, int status, int events);
+  static void OnTimer(uv_timer_t* handle);
+  static void OnDefer(uv_timer_t* handle);
+
+  /// Queues `fn` to run from the loop on its next turn (results are delivered this way).
+  void Defer(std::function<void()> fn);
+  /// Sends `sql`, then streams its rows (mysql_use_result + mysql_fetch_row_start/_cont)
+  /// into `sink`; `done` gets the outcome.
+  void Execute(std::string sql, std::function<void(MYSQL_RES*)> on_result, RowSink sink,
+               std::function<void(Status)> done);
+  /// The current client error as a Status (and drops a broken connection).
+  Status TakeError(std::string_view context);
+  /// Closes the MySQL handle and the uv handles without blocking, even mid-operation.
+  void Teardown();
+  std::string Quote(std::string_view value);
+
+  uv_loop_t* loop_;
+  std::shared_ptr<const MysqlConfig> config_;
+  MYSQL* mysql_ = nullptr;
+  bool connected_ = false;
+  bool busy_ = false;
+  MYSQL_RES* result_ = nullptr;
+  uv_poll_t* poll_ = nullptr;
+  int poll_fd_ = -1;
+  uv_timer_t* timer_ = nullptr;
+  uv_timer_t* defer_timer_ = nullptr;
+  std::vector<std::function<void()>> deferred_;
+  Step step_;
+  std::function<void()> finished_;
+  /// Fails the operation in flight (used by Close); empty when idle.
+  std::function<void(Status)> abort_;
+  /// Columns already warned about (zero dates), so each warns once per connection.
+  std::set<std::string> warned_;
+  std::shared_ptr<bool> alive_;
+};
+
+}  // namespace siphon::mysql

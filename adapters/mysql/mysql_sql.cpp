@@ -1,0 +1,276 @@
+#include "adapters/mysql/mysql_sql.hpp"
+
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <variant>
+
+#include "adapters/mysql/mysql_types.hpp"
+
+namespace siphon::mysql {
+
+namespace {
+
+// A number the server parses as a numeric literal: [-+]digits[.digits][e[-+]digits].
+bool IsNumericLiteral(std::string_view s) {
+  size_t i = 0;
+  if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+  size_t digits = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++digits;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++digits;
+  }
+  if (digits == 0) return false;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    size_t exp = 0;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++exp;
+    if (exp == 0) return false;
+  }
+  return i == s.size();
+}
+
+Status UnknownColumn(const TableSchema& table, std::string_view column) {
+  return Status(ErrorKind::kSchema,
+                "column \"" + std::string(column) + "\" not found in " + table.qualified_name);
+}
+
+}  // namespace
+
+std::string QuoteIdent(std::string_view name) {
+  std::string out = "`";
+  for (char c : name) {
+    if (c == '`') out.push_back('`');
+    out.push_back(c);
+  }
+  out.push_back('`');
+  return out;
+}
+
+TableRef SplitTableName(std::string_view qualified) {
+  size_t dot = qualified.find('.');
+  if (dot == std::string_view::npos) return {"", std::string(qualified)};
+  return {std::string(qualified.substr(0, dot)), std::string(qualified.substr(dot + 1))};
+}
+
+std::string QuotedTable(const TableRef& ref) {
+  if (ref.schema.empty()) return QuoteIdent(ref.table);
+  return QuoteIdent(ref.schema) + "." + QuoteIdent(ref.table);
+}
+
+namespace {
+
+// One cursor value of `column` as a SQL literal (see PageParameters).
+Result<std::string> CursorLiteral(const ColumnInfo& column, const CursorValue& v,
+                                  const QuoteLiteral& quote) {
+  if (const int64_t* n = std::get_if<int64_t>(&v)) return std::to_string(*n);
+  if (const double* d = std::get_if<double>(&v)) {
+    if (!std::isfinite(*d)) {
+      return Status(ErrorKind::kType, "cursor value of \"" + column.name + "\" is not finite");
+    }
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.17g", *d);
+    return std::string(buf);
+  }
+  if (const std::string* s = std::get_if<std::string>(&v)) {
+    if (column.order == OrderKind::kNumber) {
+      // Wide integers and decimals travel as text; a numeric literal keeps the comparison
+      // exact and numeric (a quoted string would be compared as a double).
+      if (!IsNumericLiteral(*s)) {
+        return Status(ErrorKind::kType,
+                      "cursor value of numeric column \"" + column.name + "\" is not a number: " + *s);
+      }
+      return *s;
+    }
+    if (column.order == OrderKind::kTime) return quote(TimeForMysql(*s));
+    return quote(*s);
+  }
+  return Status(ErrorKind::kType, "cursor value of \"" + column.name + "\" is NULL");
+}
+
+Status AppendAfterParameters(const TableSchema& table, const PageQuery& query,
+                             const QuoteLiteral& quote, std::vector<std::string>& params) {
+  if (!query.after) return Status::Ok();
+  const Cursor& after = *query.after;
+  if (after.size() != query.order_by.size()) {
+    return Status(ErrorKind::kType, "cursor of " + table.qualified_name + " has " +
+                                        std::to_string(after.size()) + " values for " +
+                                        std::to_string(query.order_by.size()) + " order columns");
+  }
+  for (size_t i = 0; i < after.size(); ++i) {
+    int idx = table.Find(query.order_by[i]);
+    if (idx < 0) return UnknownColumn(table, query.order_by[i]);
+    Result<std::string> literal = CursorLiteral(table.columns[idx], after[i], quote);
+    if (!literal.ok()) return literal.status();
+    params.push_back(std::move(*literal));
+  }
+  if (query.lookback_seconds) {
+    params.push_back(std::to_string(std::llround(*query.lookback_seconds * 1e6)));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> PageParameters(const TableSchema& table, const PageQuery& query,
+                                                const QuoteLiteral& quote) {
+  std::vector<std::string> params;
+  if (Status st = AppendAfterParameters(table, query, quote, params); !st.ok()) return st;
+  if (query.before && !query.order_by.empty()) {
+    int idx = table.Find(query.order_by[0]);
+    if (idx < 0) return UnknownColumn(table, query.order_by[0]);
+    Result<std::string> literal = CursorLiteral(table.columns[idx], *query.before, quote);
+    if (!literal.ok()) return literal.status().WithContext("safe horizon");
+    params.push_back(std::move(*literal));
+  }
+  return params;
+}
+
+Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& query,
+                                 const std::vector<std::string>* params) {
+  std::vector<std::string> columns = query.columns;
+  if (columns.empty()) {
+    for (const auto& c : table.columns) columns.push_back(c.name);
+  }
+  std::string sql = "SELECT ";
+  for (size_t i = 0; i < columns.size(); ++i) {
+    if (table.Find(columns[i]) < 0) return UnknownColumn(table, columns[i]);
+    if (i) sql += ", ";
+    sql += QuoteIdent(columns[i]);
+  }
+  sql += " FROM " + QuotedTable(SplitTableName(table.qualified_name));
+  std::vector<std::string> order;
+  for (const auto& name : query.order_by) {
+    if (table.Find(name) < 0) return UnknownColumn(table, name);
+    order.push_back(QuoteIdent(name));
+  }
+  auto param = [&](size_t i) -> std::string {
+    return params && i < params->size() ? (*params)[i] : std::string("?");
+  };
+  if (query.after && !order.empty()) {
+    if (query.lookback_seconds) {
+      // The first page of a run re-reads a window behind the watermark; the tie-breaking
+      // columns do not apply (the window may hold rows before and after the last key).
+      sql += " WHERE " + order[0] + " >= (" + param(0) + " - INTERVAL " + param(order.size()) +
+             " MICROSECOND)";
+    } else {
+      // P(i) = c_i >= v_i AND (c_i > v_i OR P(i+1)); P(last) = c_last > v_last.
+      std::string predicate = order.back() + " > " + param(order.size() - 1);
+      for (size_t i = order.size() - 1; i-- > 0;) {
+        predicate = order[i] + " >= " + param(i) + " AND (" + order[i] + " > " + param(i) + " OR " +
+                    (i + 2 == order.size() ? predicate : "(" + predicate + ")") + ")";
+      }
+      sql += " WHERE " + predicate;
+    }
+  }
+  if (query.before && !order.empty()) {
+    // The safe horizon: nothing at or beyond it is read this run. Its parameter follows the
+    // cursor's (and the lookback's).
+    size_t at = query.after ? order.size() + (query.lookback_seconds ? 1 : 0) : 0;
+    // Every keyset predicate above is a conjunction at its top level (its ORs are inside
+    // parentheses), so the bound can simply be AND-ed on.
+    sql += std::string(query.after ? " AND " : " WHERE ") + order[0] + " < " + param(at);
+  }
+  if (!order.empty()) {
+    sql += " ORDER BY ";
+    for (size_t i = 0; i < order.size(); ++i) {
+      if (i) sql += ", ";
+      sql += order[i];
+    }
+  }
+  sql += " LIMIT " + std::to_string(query.limit);
+  return sql;
+}
+
+std::string ReflectSql(const TableRef& ref, const QuoteLiteral& quote) {
+  std::string schema = ref.schema.empty() ? std::string("DATABASE()") : quote(ref.schema);
+  std::string where = "TABLE_SCHEMA = " + schema + " AND TABLE_NAME = " + quote(ref.table);
+  return "SELECT 'c', COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE, ORDINAL_POSITION "
+         "FROM information_schema.COLUMNS WHERE " +
+         where +
+         " UNION ALL SELECT 'k', COLUMN_NAME, NULL, NULL, NULL, SEQ_IN_INDEX "
+         "FROM information_schema.STATISTICS WHERE " +
+         where +
+         " AND INDEX_NAME = 'PRIMARY'"
+         " UNION ALL SELECT 't', TABLE_TYPE, NULL, NULL, NULL, TABLE_ROWS "
+         "FROM information_schema.TABLES WHERE " +
+         where + " ORDER BY 1, 6";
+}
+
+std::string HorizonSql(bool local_time) {
+  const std::string hold = std::to_string(kHorizonMaxHoldSeconds);
+  // A transaction's start is a lower bound of every NOW() its statements stamp; trx_started
+  // has whole seconds, truncated, so it stays a lower bound.
+  std::string bound = "LEAST(h.now, COALESCE(MIN(IF(t.trx_started > h.now - INTERVAL " + hold +
+                      " SECOND, t.trx_started, NULL)), h.now))";
+  if (local_time) bound = "CONVERT_TZ(" + bound + ", '+00:00', @@global.time_zone)";
+  return "SELECT DATE_FORMAT(" + bound +
+         ", '%Y-%m-%d %H:%i:%s.%f'), "
+         "(SELECT CONCAT('thread ', o.trx_mysql_thread_id, ', user ', COALESCE(p.USER, '?'), "
+         "', host ', COALESCE(p.HOST, '?'), ', ', o.trx_state, ' since ', o.trx_started, ' UTC') "
+         "FROM information_schema.INNODB_TRX o LEFT JOIN information_schema.PROCESSLIST p "
+         "ON p.ID = o.trx_mysql_thread_id "
+         "WHERE o.trx_mysql_thread_id <> CONNECTION_ID() AND o.trx_is_read_only = 0 "
+         "AND (o.trx_rows_modified > 0 OR o.trx_tables_locked > 0 OR o.trx_state = 'LOCK WAIT') "
+         "AND o.trx_started <= h.now - INTERVAL " +
+         hold +
+         " SECOND ORDER BY o.trx_started LIMIT 1) "
+         "FROM (SELECT NOW(6) AS now) h LEFT JOIN information_schema.INNODB_TRX t "
+         "ON t.trx_mysql_thread_id <> CONNECTION_ID() AND t.trx_is_read_only = 0 "
+         "AND (t.trx_rows_modified > 0 OR t.trx_tables_locked > 0 OR t.trx_state = 'LOCK WAIT') "
+         "GROUP BY h.now";
+}
+
+bool HorizonApplies(std::string_view column_type) {
+  std::string lower;
+  for (char c : column_type) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  return lower.rfind("datetime", 0) == 0 || lower.rfind("timestamp", 0) == 0;
+}
+
+ErrorKind ErrorKindFor(unsigned error_number) {
+  switch (error_number) {
+    case 1044:  // ER_DBACCESS_DENIED_ERROR
+    case 1045:  // ER_ACCESS_DENIED_ERROR
+    case 1142:  // ER_TABLEACCESS_DENIED_ERROR
+    case 1143:  // ER_COLUMNACCESS_DENIED_ERROR
+    case 1698:  // ER_ACCESS_DENIED_NO_PASSWORD_ERROR
+      return ErrorKind::kAuth;
+    case 1040:  // ER_CON_COUNT_ERROR
+    case 1053:  // ER_SERVER_SHUTDOWN
+    case 1927:  // ER_CONNECTION_KILLED (MariaDB)
+    case 2002:  // CR_CONNECTION_ERROR
+    case 2003:  // CR_CONN_HOST_ERROR
+    case 2005:  // CR_UNKNOWN_HOST
+    case 2006:  // CR_SERVER_GONE_ERROR
+    case 2013:  // CR_SERVER_LOST
+    case 2026:  // CR_SSL_CONNECTION_ERROR
+    case 2055:  // CR_SERVER_LOST_EXTENDED
+    case 4031:  // ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8)
+      return ErrorKind::kConnect;
+    case 1049:  // ER_BAD_DB_ERROR
+    case 1054:  // ER_BAD_FIELD_ERROR
+    case 1146:  // ER_NO_SUCH_TABLE
+      return ErrorKind::kSchema;
+    default:
+      return ErrorKind::kQuery;
+  }
+}
+
+Status MysqlStatus(unsigned error_number, std::string_view message, std::string_view context,
+                   std::string_view password) {
+  std::string text(message);
+  if (!password.empty()) {
+    for (size_t at = text.find(password); at != std::string::npos; at = text.find(password, at)) {
+      text.replace(at, password.size(), "***");
+      at += 3;
+    }
+  }
+  std::string full = std::string(context);
+  if (!full.empty()) full += ": ";
+  full += text + " (MySQL error " + std::to_string(error_number) + ")";
+  return Status(ErrorKindFor(error_number), full);
+}
+
+}  // namespace siphon::mysql

@@ -1,0 +1,75 @@
+#pragma once
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runtime/base/schema.hpp"
+#include "runtime/base/status.hpp"
+
+namespace siphon::mysql {
+
+/// `name` quoted as a MySQL identifier: backticks, inner backticks doubled.
+std::string QuoteIdent(std::string_view name);
+
+/// A table as the script named it: "db.table" or "table" (the connection's database).
+struct TableRef {
+  std::string schema;  ///< empty = the current database
+  std::string table;
+};
+TableRef SplitTableName(std::string_view qualified);
+std::string QuotedTable(const TableRef& ref);
+
+/// Renders a string as a complete SQL literal ('…' with the connection's escaping).
+using QuoteLiteral = std::function<std::string(std::string_view)>;
+
+/// The page query's parameters as SQL literals: one per order_by column (the cursor), then,
+/// when lookback applies, the lookback in microseconds. Every value is escaped by `quote` or
+/// validated as a number; time cursor values are converted back to MySQL's form.
+/// Errors: kType (a NULL or unusable cursor value), kSchema (an unknown column).
+Result<std::vector<std::string>> PageParameters(const TableSchema& table, const PageQuery& query,
+                                                const QuoteLiteral& quote);
+
+/// The page query. `params` from PageParameters, or nullptr to show `?` placeholders.
+///   SELECT `a`, `b` FROM `db`.`t`
+///   WHERE `c1` >= ? AND (`c1` > ? OR (`c2` >= ? AND (`c2` > ? OR `c3` > ?)))
+///   ORDER BY `c1`, `c2`, `c3` LIMIT n
+/// The leading `c1 >= ?` gives MySQL an index range (a row comparison would not); the rest
+/// is the exact keyset. With lookback: WHERE `c1` >= (? - INTERVAL ? MICROSECOND).
+/// Every identifier must be a column of `table` (kSchema otherwise).
+Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& query,
+                                 const std::vector<std::string>* params);
+
+/// One query returning, for `ref`, rows ('c', name, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE,
+/// ordinal), ('k', name, …, seq_in_index) for the primary key, and ('t', …, TABLE_ROWS).
+std::string ReflectSql(const TableRef& ref, const QuoteLiteral& quote);
+
+/// How long an open write transaction may hold a run's upper bound back. Beyond it the
+/// transaction is reported (HorizonSql's second column) and `lookback` is the defence, so a
+/// session left idle in a transaction cannot stall replication.
+constexpr int kHorizonMaxHoldSeconds = 60;
+
+/// The safe horizon query (MariaDB's and MySQL's information_schema.INNODB_TRX; needs the
+/// PROCESS privilege, error 1227 otherwise). One row:
+///   1. the start of the oldest write transaction of another session, opened less than
+///      kHorizonMaxHoldSeconds ago, else NOW(6): 'YYYY-MM-DD HH:MM:SS.ffffff';
+///   2. NULL, or a description of the oldest write transaction older than that (ignored).
+/// Transactions count as writing when they modified or locked something or wait for a
+/// lock; read-only ones never hold replication back. With `local_time` (a DATETIME cursor,
+/// which holds the writers' local time) column 1 is in the server's default time zone
+/// (@@global.time_zone, what NOW() gives an application session); else in UTC (a
+/// TIMESTAMP cursor, which the session reads in '+00:00').
+std::string HorizonSql(bool local_time);
+
+/// Whether a cursor on a column of this COLUMN_TYPE is bounded by the safe horizon: the
+/// column must hold times the server stamps (DATETIME, TIMESTAMP), not dates.
+bool HorizonApplies(std::string_view column_type);
+
+/// The error kind of a MySQL client or server error number.
+ErrorKind ErrorKindFor(unsigned error_number);
+
+/// "context: message (MySQL error N)", with `password` (when not empty) masked.
+Status MysqlStatus(unsigned error_number, std::string_view message, std::string_view context,
+                   std::string_view password);
+
+}  // namespace siphon::mysql

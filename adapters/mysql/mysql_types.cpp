@@ -1,0 +1,268 @@
+#include "adapters/mysql/mysql_types.hpp"
+
+#include <mysql.h>
+
+#include <cctype>
+#include <charconv>
+#include <cstring>
+
+namespace siphon::mysql {
+
+namespace {
+
+constexpr unsigned kBinaryCharset = 63;
+
+constexpr MysqlTypeClass kInteger{ColumnType::kInteger, OrderKind::kNumber};
+constexpr MysqlTypeClass kWideInteger{ColumnType::kText, OrderKind::kNumber};
+constexpr MysqlTypeClass kFloat{ColumnType::kReal, OrderKind::kNumber};
+// FLOAT is single precision: the text the server prints (0.1) is not the value it compares
+// (0.100000001…), so a FLOAT cursor would re-read its last row forever.
+constexpr MysqlTypeClass kSingle{ColumnType::kReal, OrderKind::kOther};
+constexpr MysqlTypeClass kDecimal{ColumnType::kText, OrderKind::kNumber};
+constexpr MysqlTypeClass kString{ColumnType::kText, OrderKind::kText};
+constexpr MysqlTypeClass kDocument{ColumnType::kText, OrderKind::kOther};
+constexpr MysqlTypeClass kBinary{ColumnType::kBlob, OrderKind::kOther};
+constexpr MysqlTypeClass kTime{ColumnType::kText, OrderKind::kTime};
+
+struct NamedClass {
+  std::string_view name;
+  MysqlTypeClass cls;
+};
+
+// DATA_TYPE values of information_schema.COLUMNS (MySQL 5.7/8 and MariaDB 10.x).
+constexpr NamedClass kNamed[] = {
+    {"tinyint", kInteger},
+    {"smallint", kInteger},
+    {"mediumint", kInteger},
+    {"int", kInteger},
+    {"integer", kInteger},
+    {"bigint", kInteger},
+    {"year", kInteger},
+    {"bit", kInteger},
+    {"float", kSingle},
+    {"double", kFloat},
+    {"double precision", kFloat},
+    {"real", kFloat},
+    {"decimal", kDecimal},
+    {"numeric", kDecimal},
+    {"char", kString},
+    {"varchar", kString},
+    {"tinytext", kString},
+    {"text", kString},
+    {"mediumtext", kString},
+    {"longtext", kString},
+    {"uuid", kString},
+    // ENUM orders by member index, not by its text, so it cannot be a text cursor.
+    {"enum", kDocument},
+    {"set", kDocument},
+    {"json", kDocument},
+    {"time", kDocument},
+    {"inet4", kDocument},
+    {"inet6", kDocument},
+    {"date", kTime},
+    {"datetime", kTime},
+    {"timestamp", kTime},
+    {"binary", kBinary},
+    {"varbinary", kBinary},
+    {"tinyblob", kBinary},
+    {"blob", kBinary},
+    {"mediumblob", kBinary},
+    {"longblob", kBinary},
+    {"geometry", kBinary},
+    {"point", kBinary},
+    {"linestring", kBinary},
+    {"polygon", kBinary},
+    {"multipoint", kBinary},
+    {"multilinestring", kBinary},
+    {"multipolygon", kBinary},
+    {"geometrycollection", kBinary},
+};
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// '0000-00-00…' and dates with a zero month or day, which MySQL stores in non-strict modes.
+bool IsZeroDate(const char* data, size_t size) {
+  if (size < 10 || data[4] != '-' || data[7] != '-') return false;
+  return (data[5] == '0' && data[6] == '0') || (data[8] == '0' && data[9] == '0');
+}
+
+// 'YYYY-MM-DD HH:MM:SS[.f…]' → 'YYYY-MM-DDTHH:MM:SS[.ffffff][Z]'.
+DecodeOutcome AppendDateTime(const char* data, size_t size, bool utc, RowBatch& batch) {
+  if (IsZeroDate(data, size)) {
+    batch.AddNull();
+    return DecodeOutcome::kZeroDate;
+  }
+  std::string_view text(data, size);
+  if (size < 19 || text[10] != ' ') {
+    batch.AddText(text);
+    return DecodeOutcome::kInvalid;
+  }
+  std::string_view fraction;
+  if (size > 19) {
+    if (text[19] != '.' || size - 20 > 6) {
+      batch.AddText(text);
+      return DecodeOutcome::kInvalid;
+    }
+    fraction = text.substr(20);
+  }
+  char* p = batch.AddTextBuffer(19 + (fraction.empty() ? 0 : 7) + (utc ? 1 : 0));
+  memcpy(p, data, 19);
+  p[10] = 'T';
+  p += 19;
+  if (!fraction.empty()) {
+    *p++ = '.';
+    memcpy(p, fraction.data(), fraction.size());
+    p += fraction.size();
+    for (size_t i = fraction.size(); i < 6; ++i) *p++ = '0';
+  }
+  if (utc) *p = 'Z';
+  return DecodeOutcome::kOk;
+}
+
+void AppendUnsigned(uint64_t v, std::string_view text, RowBatch& batch) {
+  if (v <= static_cast<uint64_t>(INT64_MAX)) {
+    batch.AddInt(static_cast<int64_t>(v));
+  } else {
+    batch.AddText(text);
+  }
+}
+
+}  // namespace
+
+MysqlTypeClass ClassifyType(std::string_view data_type, std::string_view column_type) {
+  std::string name = Lower(data_type);
+  std::string full = Lower(column_type);
+  if (name == "bigint" && full.find("unsigned") != std::string::npos) return kWideInteger;
+  if (name == "bit" && (full == "bit(64)")) return kWideInteger;
+  for (const auto& n : kNamed) {
+    if (n.name == name) return n.cls;
+  }
+  return kDocument;
+}
+
+MysqlDecoder DecoderFor(int field_type, unsigned flags, unsigned charsetnr) {
+  switch (field_type) {
+    case MYSQL_TYPE_TINY:
+    case MYSQL_TYPE_SHORT:
+    case MYSQL_TYPE_INT24:
+    case MYSQL_TYPE_LONG:
+      return MysqlDecoder::kInt;
+    case MYSQL_TYPE_LONGLONG:
+      return (flags & UNSIGNED_FLAG) ? MysqlDecoder::kUnsigned : MysqlDecoder::kInt;
+    case MYSQL_TYPE_YEAR:
+      return MysqlDecoder::kYear;
+    case MYSQL_TYPE_FLOAT:
+    case MYSQL_TYPE_DOUBLE:
+      return MysqlDecoder::kReal;
+    case MYSQL_TYPE_DECIMAL:
+    case MYSQL_TYPE_NEWDECIMAL:
+      return MysqlDecoder::kDecimal;
+    case MYSQL_TYPE_BIT:
+      return MysqlDecoder::kBit;
+    case MYSQL_TYPE_DATE:
+    case MYSQL_TYPE_NEWDATE:
+      return MysqlDecoder::kDate;
+    case MYSQL_TYPE_DATETIME:
+    case MYSQL_TYPE_DATETIME2:
+      return MysqlDecoder::kDateTime;
+    case MYSQL_TYPE_TIMESTAMP:
+    case MYSQL_TYPE_TIMESTAMP2:
+      return MysqlDecoder::kTimestamp;
+    case MYSQL_TYPE_TIME:
+    case MYSQL_TYPE_TIME2:
+      return MysqlDecoder::kTime;
+    // MySQL 8 sends JSON with the binary charset, yet its text is utf8mb4.
+    case MYSQL_TYPE_JSON:
+      return MysqlDecoder::kText;
+    case MYSQL_TYPE_GEOMETRY:
+      return MysqlDecoder::kBlob;
+    case MYSQL_TYPE_STRING:
+    case MYSQL_TYPE_VAR_STRING:
+    case MYSQL_TYPE_VARCHAR:
+    case MYSQL_TYPE_TINY_BLOB:
+    case MYSQL_TYPE_MEDIUM_BLOB:
+    case MYSQL_TYPE_LONG_BLOB:
+    case MYSQL_TYPE_BLOB:
+      // ENUM and SET arrive as MYSQL_TYPE_STRING with their flag; they are always text.
+      if (flags & (ENUM_FLAG | SET_FLAG)) return MysqlDecoder::kText;
+      return charsetnr == kBinaryCharset ? MysqlDecoder::kBlob : MysqlDecoder::kText;
+    default:
+      return MysqlDecoder::kText;
+  }
+}
+
+DecodeOutcome AppendMysqlValue(MysqlDecoder decoder, const char* data, size_t size,
+                               RowBatch& batch) {
+  const char* end = data + size;
+  switch (decoder) {
+    case MysqlDecoder::kInt:
+    case MysqlDecoder::kYear: {
+      int64_t v = 0;
+      auto r = std::from_chars(data, end, v);
+      if (r.ec != std::errc() || r.ptr != end) break;
+      batch.AddInt(v);
+      return DecodeOutcome::kOk;
+    }
+    case MysqlDecoder::kUnsigned: {
+      uint64_t v = 0;
+      auto r = std::from_chars(data, end, v);
+      if (r.ec != std::errc() || r.ptr != end) break;
+      AppendUnsigned(v, std::string_view(data, size), batch);
+      return DecodeOutcome::kOk;
+    }
+    case MysqlDecoder::kReal: {
+      double v = 0;
+      auto r = std::from_chars(data, end, v);
+      if (r.ec != std::errc() || r.ptr != end) break;
+      batch.AddReal(v);
+      return DecodeOutcome::kOk;
+    }
+    case MysqlDecoder::kBit: {
+      if (size > 8) break;
+      uint64_t v = 0;
+      for (size_t i = 0; i < size; ++i) v = (v << 8) | static_cast<unsigned char>(data[i]);
+      if (v <= static_cast<uint64_t>(INT64_MAX)) {
+        batch.AddInt(static_cast<int64_t>(v));
+      } else {
+        char buf[24];
+        auto r = std::to_chars(buf, buf + sizeof buf, v);
+        batch.AddText(std::string_view(buf, r.ptr - buf));
+      }
+      return DecodeOutcome::kOk;
+    }
+    case MysqlDecoder::kDate:
+      if (IsZeroDate(data, size)) {
+        batch.AddNull();
+        return DecodeOutcome::kZeroDate;
+      }
+      batch.AddText(std::string_view(data, size));
+      return DecodeOutcome::kOk;
+    case MysqlDecoder::kDateTime:
+      return AppendDateTime(data, size, false, batch);
+    case MysqlDecoder::kTimestamp:
+      return AppendDateTime(data, size, true, batch);
+    case MysqlDecoder::kDecimal:
+    case MysqlDecoder::kTime:
+    case MysqlDecoder::kText:
+      batch.AddText(std::string_view(data, size));
+      return DecodeOutcome::kOk;
+    case MysqlDecoder::kBlob:
+      batch.AddBlob(std::string_view(data, size));
+      return DecodeOutcome::kOk;
+  }
+  batch.AddText(std::string_view(data, size));
+  return DecodeOutcome::kInvalid;
+}
+
+std::string TimeForMysql(std::string_view iso) {
+  std::string out(iso);
+  if (!out.empty() && (out.back() == 'Z' || out.back() == 'z')) out.pop_back();
+  if (out.size() > 10 && (out[10] == 'T' || out[10] == 't')) out[10] = ' ';
+  return out;
+}
+
+}  // namespace siphon::mysql

@@ -1,0 +1,60 @@
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "runtime/base/row_batch.hpp"
+#include "runtime/base/schema.hpp"
+
+namespace siphon::mysql {
+
+/// How a MySQL/MariaDB column is stored and ordered, decided from information_schema.
+struct MysqlTypeClass {
+  ColumnType type = ColumnType::kText;
+  OrderKind order = OrderKind::kOther;
+};
+
+/// Classifies a column from information_schema.COLUMNS: `data_type` is DATA_TYPE (e.g.
+/// "bigint"), `column_type` is COLUMN_TYPE (e.g. "bigint(20) unsigned"). Case-insensitive.
+/// BIGINT UNSIGNED and BIT(64) are TEXT columns: their values above 2^63-1 arrive as exact
+/// decimal text, which an INTEGER column in SQLite would turn into a lossy REAL.
+MysqlTypeClass ClassifyType(std::string_view data_type, std::string_view column_type);
+
+/// How one result column of the text protocol is decoded, chosen from its MYSQL_FIELD.
+enum class MysqlDecoder : uint8_t {
+  kInt,        ///< TINYINT…BIGINT (signed, or unsigned that always fits) → INTEGER
+  kUnsigned,   ///< BIGINT UNSIGNED: INTEGER up to 2^63-1, exact decimal TEXT above
+  kReal,       ///< FLOAT/DOUBLE → REAL
+  kDecimal,    ///< DECIMAL → TEXT exactly as the server prints it
+  kYear,       ///< YEAR → INTEGER
+  kBit,        ///< BIT(n): big-endian bytes → INTEGER (TEXT above 2^63-1)
+  kDate,       ///< '2024-01-31'; zero dates → NULL
+  kDateTime,   ///< '2024-01-31 10:00:00.5' → '2024-01-31T10:00:00.500000'; zero → NULL
+  kTimestamp,  ///< as kDateTime (session time_zone is UTC) with 'Z'; zero → NULL
+  kTime,       ///< TIME → TEXT as printed ('-838:59:59', '10:00:00.250000')
+  kText,       ///< CHAR/VARCHAR/TEXT/ENUM/SET/JSON → TEXT (utf8mb4)
+  kBlob,       ///< BINARY/VARBINARY/BLOB/GEOMETRY → BLOB
+};
+
+/// The decoder for a result column: `field_type` is MYSQL_FIELD::type (enum_field_types),
+/// `flags` its flags, `charsetnr` its character set number (63 = binary, which tells
+/// BINARY/VARBINARY/BLOB from CHAR/VARCHAR/TEXT of the same field type).
+MysqlDecoder DecoderFor(int field_type, unsigned flags, unsigned charsetnr);
+
+/// What appending a value did.
+enum class DecodeOutcome {
+  kOk,
+  kZeroDate,  ///< a zero or partly zero date ('0000-00-00', '2024-00-10'): appended NULL
+  kInvalid,   ///< the text did not parse for the decoder: appended as TEXT unchanged
+};
+
+/// Appends one non-NULL value, in the text protocol's form (session time_zone '+00:00'),
+/// to `batch`. The batch always gets exactly one cell.
+DecodeOutcome AppendMysqlValue(MysqlDecoder decoder, const char* data, size_t size,
+                               RowBatch& batch);
+
+/// A cursor value that siphon produced for a time column ('2024-01-01T10:00:00.123456Z')
+/// in the form MySQL parses in a comparison ('2024-01-01 10:00:00.123456').
+std::string TimeForMysql(std::string_view iso);
+
+}  // namespace siphon::mysql

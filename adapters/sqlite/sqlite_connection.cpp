@@ -1,0 +1,337 @@
+#include "adapters/sqlite/sqlite_connection.hpp"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+
+#include "adapters/sqlite/sqlite_dialect.hpp"
+
+namespace siphon::sqlite_source {
+
+struct SqliteConnection::Handle {
+  sqlite3* db = nullptr;
+  ~Handle() {
+    if (db) sqlite3_close_v2(db);
+  }
+};
+
+namespace {
+
+struct Job {
+  uv_work_t req;
+  std::function<void()> work;
+  std::function<void()> finish;
+  std::shared_ptr<bool> alive;
+};
+
+// "file:" URI of a path: '%', '?' and '#' would otherwise be read as URI syntax.
+std::string FileUri(const std::string& path) {
+  std::string uri = "file:";
+  for (char c : path) {
+    if (c == '%' || c == '?' || c == '#') {
+      char buf[4];
+      snprintf(buf, sizeof buf, "%%%02X", static_cast<unsigned char>(c));
+      uri += buf;
+    } else {
+      uri.push_back(c);
+    }
+  }
+  return uri + "?mode=ro";
+}
+
+Status SqliteError(sqlite3* db, int rc, const std::string& context) {
+  std::string message = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  ErrorKind kind = ErrorKind::kQuery;
+  int primary = rc & 0xff;
+  if (primary == SQLITE_CANTOPEN) kind = ErrorKind::kConnect;
+  if (primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT) kind = ErrorKind::kConfig;
+  if (primary == SQLITE_INTERRUPT) kind = ErrorKind::kCancelled;
+  if (primary == SQLITE_ERROR && message.rfind("no such", 0) == 0) kind = ErrorKind::kSchema;
+  return Status(kind, context + ": " + message);
+}
+
+// A prepared statement that finalizes itself.
+struct Statement {
+  sqlite3_stmt* stmt = nullptr;
+  ~Statement() { sqlite3_finalize(stmt); }
+};
+
+int BindCursorValue(sqlite3_stmt* stmt, int index, const CursorValue& v) {
+  if (const int64_t* i = std::get_if<int64_t>(&v)) return sqlite3_bind_int64(stmt, index, *i);
+  if (const double* d = std::get_if<double>(&v)) return sqlite3_bind_double(stmt, index, *d);
+  if (const std::string* s = std::get_if<std::string>(&v)) {
+    return sqlite3_bind_text(stmt, index, s->data(), static_cast<int>(s->size()), SQLITE_TRANSIENT);
+  }
+  return sqlite3_bind_null(stmt, index);
+}
+
+}  // namespace
+
+SqliteConnection::SqliteConnection(uv_loop_t* loop, std::string path)
+    : loop_(loop), path_(std::move(path)), alive_(std::make_shared<bool>(true)) {}
+
+SqliteConnection::~SqliteConnection() {
+  *alive_ = false;
+  // A page still running on a worker stops at its next row; the worker closes the handle.
+  if (handle_ && in_flight_ > 0 && handle_->db) sqlite3_interrupt(handle_->db);
+}
+
+void SqliteConnection::Submit(std::function<void()> work, std::function<void()> finish) {
+  auto* job = new Job{uv_work_t{}, std::move(work), std::move(finish), alive_};
+  job->req.data = job;
+  ++in_flight_;
+  int rc = uv_queue_work(
+      loop_, &job->req, [](uv_work_t* req) { static_cast<Job*>(req->data)->work(); },
+      [](uv_work_t* req, int) {
+        std::unique_ptr<Job> job(static_cast<Job*>(req->data));
+        if (!*job->alive) return;
+        job->finish();
+      });
+  if (rc != 0) {
+    // Only fails for a bad loop or request; run inline so the caller still gets its answer.
+    job->work();
+    std::unique_ptr<Job> owned(job);
+    owned->finish();
+  }
+}
+
+bool SqliteConnection::Refuse(const std::function<void(Status)>& fail) {
+  Status status;
+  if (in_flight_ > 0) {
+    status = Status(ErrorKind::kQuery, "sqlite connection is busy");
+  } else if (!handle_) {
+    status = Status(ErrorKind::kConnect, "not connected to " + path_);
+  } else {
+    return false;
+  }
+  Submit([] {},
+         [this, fail, status] {
+           --in_flight_;
+           fail(status);
+         });
+  return true;
+}
+
+bool SqliteConnection::Cancelled(int generation, const std::function<void(Status)>& fail) {
+  if (generation == generation_) return false;
+  fail(Status(ErrorKind::kCancelled, "sqlite connection closed"));
+  return true;
+}
+
+void SqliteConnection::Connect(std::function<void(Status)> done) {
+  if (handle_ && in_flight_ == 0) {
+    Submit([] {},
+           [this, done] {
+             --in_flight_;
+             done(Status::Ok());
+           });
+    return;
+  }
+  if (in_flight_ > 0) {
+    Refuse(done);
+    return;
+  }
+  auto handle = std::make_shared<Handle>();
+  auto status = std::make_shared<Status>();
+  std::string path = path_;
+  Submit(
+      [handle, status, path] {
+        int rc = sqlite3_open_v2(FileUri(path).c_str(), &handle->db,
+                                 SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr);
+        if (rc != SQLITE_OK) {
+          *status = SqliteError(handle->db, rc, "open " + path + " (read-only)");
+          return;
+        }
+        // Wait for a writer's lock rather than fail at once (this is a worker thread).
+        sqlite3_busy_timeout(handle->db, 5000);
+        // Opening is lazy: reading the schema proves the file is a database.
+        rc = sqlite3_exec(handle->db, "SELECT count(*) FROM sqlite_schema", nullptr, nullptr,
+                          nullptr);
+        if (rc != SQLITE_OK) *status = SqliteError(handle->db, rc, "open " + path);
+      },
+      [this, handle, status, done, generation = generation_] {
+        --in_flight_;
+        if (Cancelled(generation, done)) return;
+        if (status->ok()) handle_ = handle;
+        done(*status);
+      });
+}
+
+void SqliteConnection::Reflect(const std::string& table,
+                               std::function<void(Result<TableSchema>)> done) {
+  auto fail = [done](Status s) { done(std::move(s)); };
+  if (Refuse(fail)) return;
+  auto handle = handle_;
+  auto result = std::make_shared<Result<TableSchema>>(Status(ErrorKind::kSchema, ""));
+  Submit(
+      [handle, result, table] {
+        sqlite3* db = handle->db;
+        TableRef ref = SplitTableName(table);
+        TableSchema schema;
+        schema.qualified_name = table;
+        Statement columns;
+        int rc = sqlite3_prepare_v2(
+            db, "SELECT name, type, \"notnull\", pk, hidden FROM pragma_table_xinfo(?1, ?2)", -1,
+            &columns.stmt, nullptr);
+        if (rc != SQLITE_OK) {
+          *result = SqliteError(db, rc, "reflect " + table);
+          return;
+        }
+        sqlite3_bind_text(columns.stmt, 1, ref.table.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(columns.stmt, 2, ref.schema.c_str(), -1, SQLITE_TRANSIENT);
+        std::vector<std::pair<int, std::string>> key;
+        while ((rc = sqlite3_step(columns.stmt)) == SQLITE_ROW) {
+          if (sqlite3_column_int(columns.stmt, 4) == 1) continue;  // virtual-table hidden column
+          ColumnInfo column;
+          column.name = reinterpret_cast<const char*>(sqlite3_column_text(columns.stmt, 0));
+          const unsigned char* type = sqlite3_column_text(columns.stmt, 1);
+          column.source_type = type ? reinterpret_cast<const char*>(type) : "";
+          SqliteTypeClass cls = ClassifyDeclaredType(column.source_type);
+          column.type = cls.type;
+          column.order = cls.order;
+          column.nullable = sqlite3_column_int(columns.stmt, 2) == 0;
+          int pk = sqlite3_column_int(columns.stmt, 3);
+          if (pk > 0) key.emplace_back(pk, column.name);
+          schema.columns.push_back(std::move(column));
+        }
+        if (rc != SQLITE_DONE) {
+          *result = SqliteError(db, rc, "reflect " + table);
+          return;
+        }
+        if (schema.columns.empty()) {
+          *result = Status(ErrorKind::kSchema, "table " + table + " not found");
+          return;
+        }
+        std::sort(key.begin(), key.end());
+        for (auto& k : key) schema.primary_key.push_back(k.second);
+        // An INTEGER PRIMARY KEY is the rowid: never NULL whatever the declaration says.
+        if (schema.primary_key.size() == 1) {
+          ColumnInfo& c = schema.columns[schema.Find(schema.primary_key[0])];
+          std::string upper = c.source_type;
+          for (char& ch : upper) ch = static_cast<char>(toupper(static_cast<unsigned char>(ch)));
+          if (upper == "INTEGER") c.nullable = false;
+        }
+        // The largest rowid is a cheap estimate (WITHOUT ROWID tables and views have none).
+        Statement estimate;
+        std::string sql =
+            "SELECT max(_rowid_) FROM " + QuoteIdent(ref.schema) + "." + QuoteIdent(ref.table);
+        if (sqlite3_prepare_v2(db, sql.c_str(), -1, &estimate.stmt, nullptr) == SQLITE_OK &&
+            sqlite3_step(estimate.stmt) == SQLITE_ROW &&
+            sqlite3_column_type(estimate.stmt, 0) == SQLITE_INTEGER) {
+          schema.row_estimate = sqlite3_column_int64(estimate.stmt, 0);
+        }
+        *result = std::move(schema);
+      },
+      [this, result, done, fail, generation = generation_] {
+        --in_flight_;
+        if (Cancelled(generation, fail)) return;
+        done(std::move(*result));
+      });
+}
+
+std::string SqliteConnection::PageSql(const TableSchema& table, const PageQuery& query) const {
+  Result<std::string> sql = BuildPageSql(table, query);
+  return sql.ok() ? *sql : "-- " + sql.status().ToString();
+}
+
+void SqliteConnection::Pull(const TableSchema& table, const PageQuery& query,
+                            std::function<void(Result<RowBatch>)> done) {
+  auto fail = [done](Status s) { done(std::move(s)); };
+  if (Refuse(fail)) return;
+  Result<std::string> sql = BuildPageSql(table, query);
+  if (!sql.ok()) {
+    Status s = sql.status();
+    Submit([] {},
+           [this, fail, s] {
+             --in_flight_;
+             fail(s);
+           });
+    return;
+  }
+  // The values bound to ?1…?n.
+  std::vector<CursorValue> params;
+  if (query.after && !query.order_by.empty()) {
+    if (query.after->size() != query.order_by.size()) {
+      Status s(ErrorKind::kType, "cursor of " + table.qualified_name + " has " +
+                                     std::to_string(query.after->size()) + " values for " +
+                                     std::to_string(query.order_by.size()) + " order columns");
+      Submit([] {},
+             [this, fail, s] {
+               --in_flight_;
+               fail(s);
+             });
+      return;
+    }
+    if (query.lookback_seconds) {
+      auto bound = LookbackBound((*query.after)[0], *query.lookback_seconds);
+      params.push_back(bound ? *bound : (*query.after)[0]);
+    } else {
+      params = *query.after;
+    }
+  }
+  size_t columns = query.columns.empty() ? table.columns.size() : query.columns.size();
+  auto handle = handle_;
+  auto result = std::make_shared<Result<RowBatch>>(Status(ErrorKind::kQuery, ""));
+  std::string context = "pull " + table.qualified_name;
+  size_t limit = query.limit;
+  Submit(
+      [handle, result, sql = std::move(*sql), params, columns, context, limit] {
+        sqlite3* db = handle->db;
+        Statement page;
+        int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &page.stmt, nullptr);
+        if (rc != SQLITE_OK) {
+          *result = SqliteError(db, rc, context);
+          return;
+        }
+        for (size_t i = 0; i < params.size(); ++i) {
+          BindCursorValue(page.stmt, static_cast<int>(i + 1), params[i]);
+        }
+        RowBatch batch(columns);
+        batch.Reserve(limit, 0);
+        while ((rc = sqlite3_step(page.stmt)) == SQLITE_ROW) {
+          for (int c = 0; c < static_cast<int>(columns); ++c) {
+            switch (sqlite3_column_type(page.stmt, c)) {
+              case SQLITE_INTEGER:
+                batch.AddInt(sqlite3_column_int64(page.stmt, c));
+                break;
+              case SQLITE_FLOAT:
+                batch.AddReal(sqlite3_column_double(page.stmt, c));
+                break;
+              case SQLITE_TEXT: {
+                const char* text = reinterpret_cast<const char*>(sqlite3_column_text(page.stmt, c));
+                batch.AddText(std::string_view(text, sqlite3_column_bytes(page.stmt, c)));
+                break;
+              }
+              case SQLITE_BLOB: {
+                const char* blob = static_cast<const char*>(sqlite3_column_blob(page.stmt, c));
+                int size = sqlite3_column_bytes(page.stmt, c);
+                batch.AddBlob(size ? std::string_view(blob, size) : std::string_view());
+                break;
+              }
+              default:
+                batch.AddNull();
+                break;
+            }
+          }
+        }
+        if (rc != SQLITE_DONE) {
+          *result = SqliteError(db, rc, context);
+          return;
+        }
+        *result = std::move(batch);
+      },
+      [this, result, done, fail, generation = generation_] {
+        --in_flight_;
+        if (Cancelled(generation, fail)) return;
+        done(std::move(*result));
+      });
+}
+
+void SqliteConnection::Close() {
+  if (handle_ && in_flight_ > 0 && handle_->db) sqlite3_interrupt(handle_->db);
+  // A worker still using the handle keeps it alive until it has finished.
+  handle_.reset();
+  ++generation_;
+}
+
+}  // namespace siphon::sqlite_source

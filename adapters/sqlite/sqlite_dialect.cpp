@@ -1,0 +1,138 @@
+#include "adapters/sqlite/sqlite_dialect.hpp"
+
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+
+namespace siphon::sqlite_source {
+
+namespace {
+
+std::string Upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool Contains(const std::string& s, const char* part) {
+  return s.find(part) != std::string::npos;
+}
+
+Status UnknownColumn(const TableSchema& table, std::string_view column) {
+  return Status(ErrorKind::kSchema,
+                "column \"" + std::string(column) + "\" not found in " + table.qualified_name);
+}
+
+}  // namespace
+
+SqliteTypeClass ClassifyDeclaredType(std::string_view declared) {
+  std::string t = Upper(declared);
+  // The affinity rules, in SQLite's order.
+  if (Contains(t, "INT")) return {ColumnType::kInteger, OrderKind::kNumber};
+  if (Contains(t, "CHAR") || Contains(t, "CLOB") || Contains(t, "TEXT")) {
+    return {ColumnType::kText, OrderKind::kText};
+  }
+  if (t.empty() || Contains(t, "BLOB")) return {ColumnType::kBlob, OrderKind::kOther};
+  if (Contains(t, "REAL") || Contains(t, "FLOA") || Contains(t, "DOUB")) {
+    return {ColumnType::kReal, OrderKind::kNumber};
+  }
+  // NUMERIC affinity: dates and times are conventionally stored as ISO text.
+  if (Contains(t, "DATE") || Contains(t, "TIMESTAMP")) return {ColumnType::kText, OrderKind::kTime};
+  if (Contains(t, "TIME")) return {ColumnType::kText, OrderKind::kOther};
+  if (Contains(t, "BOOL")) return {ColumnType::kInteger, OrderKind::kOther};
+  return {ColumnType::kReal, OrderKind::kNumber};
+}
+
+std::string QuoteIdent(std::string_view name) {
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  out.push_back('"');
+  return out;
+}
+
+TableRef SplitTableName(std::string_view qualified) {
+  size_t dot = qualified.find('.');
+  if (dot == std::string_view::npos) return {"main", std::string(qualified)};
+  return {std::string(qualified.substr(0, dot)), std::string(qualified.substr(dot + 1))};
+}
+
+Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& query) {
+  std::vector<std::string> columns = query.columns;
+  if (columns.empty()) {
+    for (const auto& c : table.columns) columns.push_back(c.name);
+  }
+  std::string sql = "SELECT ";
+  for (size_t i = 0; i < columns.size(); ++i) {
+    if (table.Find(columns[i]) < 0) return UnknownColumn(table, columns[i]);
+    if (i) sql += ", ";
+    sql += QuoteIdent(columns[i]);
+  }
+  TableRef ref = SplitTableName(table.qualified_name);
+  sql += " FROM " + QuoteIdent(ref.schema) + "." + QuoteIdent(ref.table);
+  std::string order;
+  std::string values;
+  for (size_t i = 0; i < query.order_by.size(); ++i) {
+    if (table.Find(query.order_by[i]) < 0) return UnknownColumn(table, query.order_by[i]);
+    if (i) order += ", ", values += ", ";
+    order += QuoteIdent(query.order_by[i]);
+    values += "?" + std::to_string(i + 1);
+  }
+  if (query.after && !query.order_by.empty()) {
+    if (query.lookback_seconds) {
+      sql += " WHERE " + QuoteIdent(query.order_by[0]) + " >= ?1";
+    } else if (query.order_by.size() == 1) {
+      sql += " WHERE " + order + " > " + values;
+    } else {
+      sql += " WHERE (" + order + ") > (" + values + ")";
+    }
+  }
+  if (!order.empty()) sql += " ORDER BY " + order;
+  sql += " LIMIT " + std::to_string(query.limit);
+  return sql;
+}
+
+std::optional<CursorValue> LookbackBound(const CursorValue& value, double seconds) {
+  if (const int64_t* i = std::get_if<int64_t>(&value)) {
+    return CursorValue(*i - static_cast<int64_t>(std::ceil(seconds)));
+  }
+  if (const double* d = std::get_if<double>(&value)) return CursorValue(*d - seconds);
+  const std::string* s = std::get_if<std::string>(&value);
+  if (!s) return std::nullopt;
+  struct tm tm = {};
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+  char sep = 0;
+  int n = 0;
+  if (sscanf(s->c_str(), "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10) return std::nullopt;
+  bool has_time = s->size() >= 19;
+  if (has_time) {
+    sep = (*s)[10];
+    if ((sep != ' ' && sep != 'T') || sscanf(s->c_str() + 11, "%2d:%2d:%2d", &h, &mi, &sec) != 3) {
+      return std::nullopt;
+    }
+  } else if (s->size() != 10) {
+    return std::nullopt;
+  }
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  time_t t = timegm(&tm) - static_cast<time_t>(std::ceil(seconds));
+  struct tm out = {};
+  gmtime_r(&t, &out);
+  char buf[64];
+  if (has_time) {
+    snprintf(buf, sizeof buf, "%04d-%02d-%02d%c%02d:%02d:%02d", out.tm_year + 1900, out.tm_mon + 1,
+             out.tm_mday, sep, out.tm_hour, out.tm_min, out.tm_sec);
+  } else {
+    snprintf(buf, sizeof buf, "%04d-%02d-%02d", out.tm_year + 1900, out.tm_mon + 1, out.tm_mday);
+  }
+  return CursorValue(std::string(buf));
+}
+
+}  // namespace siphon::sqlite_source

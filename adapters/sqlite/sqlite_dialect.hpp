@@ -1,0 +1,41 @@
+#pragma once
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "runtime/base/schema.hpp"
+#include "runtime/base/status.hpp"
+
+namespace siphon::sqlite_source {
+
+/// How a SQLite column is stored and ordered, from its declared type (affinity rules of
+/// https://sqlite.org/datatype3.html §3.1, plus date/time names → kTime).
+struct SqliteTypeClass {
+  ColumnType type = ColumnType::kBlob;
+  OrderKind order = OrderKind::kOther;
+};
+SqliteTypeClass ClassifyDeclaredType(std::string_view declared);
+
+/// `name` as a SQLite identifier: double quotes, inner quotes doubled.
+std::string QuoteIdent(std::string_view name);
+
+/// "schema.table" or "table" (schema "main").
+struct TableRef {
+  std::string schema = "main";
+  std::string table;
+};
+TableRef SplitTableName(std::string_view qualified);
+
+/// The page query; parameters are numbered: ?1…?n the cursor values (order_by order), then
+///   keyset:   WHERE ("c1", "c2") > (?1, ?2)        (a row value: SQLite uses the index)
+///   lookback: WHERE "c1" >= ?1                      (the lower bound, computed by the caller)
+/// ORDER BY "c1", "c2" LIMIT n. Every identifier must be a column of `table` (kSchema).
+Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& query);
+
+/// The lower bound of a lookback page for a time cursor value: text in the same layout as
+/// the value ('YYYY-MM-DD HH:MM:SS' or with 'T'), `seconds` earlier, truncated to whole
+/// seconds so it never lies after the exact bound; numbers (unix times) minus `seconds`.
+/// nullopt when the text is not a date SQLite understands.
+std::optional<CursorValue> LookbackBound(const CursorValue& value, double seconds);
+
+}  // namespace siphon::sqlite_source

@@ -1,0 +1,69 @@
+-- A read replica of a MariaDB (or MySQL) shop database in a local SQLite file.
+--
+--   SHOP_PW=… siphon run examples/mysql.lua
+--
+-- The MySQL user needs only SELECT on the replicated tables, e.g.
+--   CREATE USER 'repl'@'%' IDENTIFIED BY '…';
+--   GRANT SELECT ON shop.* TO 'repl'@'%';
+-- siphon's session is read-only anyway (SET SESSION TRANSACTION READ ONLY), in UTC and
+-- utf8mb4, so TIMESTAMP values arrive as '2024-01-01T10:00:00Z' whatever the server's zone.
+
+local shop = siphon.mysql {
+  host     = siphon.env("SHOP_HOST", "127.0.0.1"),
+  port     = 3306,
+  user     = "repl",
+  password = siphon.env("SHOP_PW"),
+  database = "shop",
+  -- tls = true,                       -- require TLS
+  -- socket = "/run/mysqld/mysqld.sock",  -- a unix socket instead of host/port
+}
+-- Or, in one string (percent-encode special characters in the password):
+--   local shop = siphon.mysql { dsn = siphon.env("SHOP_DSN") }  -- mysql://repl:pw@host:3306/shop
+
+siphon.target { path = siphon.env("REPLICA", "shop-replica.db") }
+
+-- Incremental: rows changed since the last run, in keyset pages. siphon writes
+-- `updated_at >= ? AND (updated_at > ? OR id > ?)` so MariaDB reads the (updated_at, id)
+-- index as a range; give the table that index:
+--   ALTER TABLE orders ADD INDEX orders_sync (updated_at, id);
+-- updated_at must be NOT NULL, e.g.
+--   updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
+siphon.replicate "orders" {
+  source   = shop,
+  from     = "orders",               -- or "shop.orders"
+  cursor   = { "updated_at", "id" },
+  every    = "30s",
+  batch    = 5000,
+  lookback = "5s",                   -- re-read rows that committed late
+  deletes  = { soft = "deleted_at" },
+}
+
+-- A table that only grows: the auto-increment key is the cursor, rows are only inserted.
+siphon.replicate "order_events" {
+  source = shop,
+  from   = "order_events",
+  cursor = { "id" },
+  write  = "append",
+  every  = "10s",
+}
+
+-- Small reference tables: no cursor means a full refresh on each run.
+siphon.replicate "products" {
+  source  = shop,
+  from    = "products",
+  every   = "5m",
+  columns = { "sku", "name", "price", "active" },
+  transform = function(row)
+    -- DECIMAL arrives as exact text ("19.90"); keep it that way for money.
+    row.name = row.name and row.name:gsub("^%s+", ""):gsub("%s+$", "")
+    return row
+  end,
+}
+
+siphon.on("error", function(ev)
+  siphon.log.error("%s failed (attempt %d): %s", ev.table, ev.attempt or 1, ev.error)
+end)
+
+siphon.on("synced", function(ev)
+  if ev.rows > 0 then siphon.log.info("%s +%d rows in %d ms", ev.table, ev.rows, ev.duration_ms) end
+end)

@@ -1,0 +1,612 @@
+// The MySQL/MariaDB adapter against the real MariaDB started by the `servers` fixture,
+// driven on a libuv loop exactly as the sync pipeline drives it.
+#include <chrono>
+#include <fstream>
+#include <random>
+#include <set>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "adapters/mysql/mysql_config.hpp"
+#include "adapters/mysql/mysql_connection.hpp"
+#include "adapters/mysql/mysql_source.hpp"
+#include "adapters/mysql/mysql_sql.hpp"
+#include "tests/integration/harness/harness.hpp"
+
+namespace siphon::mysql {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+class MysqlAdapterTest : public ::testing::Test {
+ protected:
+  void SetUp() override { uv_loop_init(&loop_); }
+  void TearDown() override {
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    EXPECT_EQ(uv_loop_close(&loop_), 0);
+  }
+
+  std::unique_ptr<MysqlConnection> NewConnection(const test::MyDb& db,
+                                                 std::optional<std::string> password = {}) {
+    const auto& env = test::Servers();
+    auto config = std::make_shared<MysqlConfig>();
+    config->host = env.mysql_host;
+    config->port = env.mysql_port;
+    config->user = env.mysql_user;
+    config->password = password ? *password : env.mysql_password;
+    config->database = db.name();
+    return std::make_unique<MysqlConnection>(&loop_, config);
+  }
+
+  template <typename T>
+  T Await(std::function<void(std::function<void(T)>)> start) {
+    std::optional<T> out;
+    start([&](T v) { out.emplace(std::move(v)); });
+    while (!out) uv_run(&loop_, UV_RUN_ONCE);
+    return std::move(*out);
+  }
+  Status Connect(SourceConnection& c) {
+    return Await<Status>([&](auto done) { c.Connect(done); });
+  }
+  Result<TableSchema> Reflect(SourceConnection& c, const std::string& t) {
+    return Await<Result<TableSchema>>([&](auto done) { c.Reflect(t, done); });
+  }
+  Result<RowBatch> Pull(SourceConnection& c, const TableSchema& t, const PageQuery& q) {
+    return Await<Result<RowBatch>>([&](auto done) { c.Pull(t, q, done); });
+  }
+  test::Rows QueryText(MysqlConnection& c, const std::string& sql) {
+    auto rows = Await<Result<test::Rows>>([&](auto done) { c.QueryText(sql, done); });
+    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+    return rows.ok() ? *rows : test::Rows{};
+  }
+
+  uv_loop_t loop_;
+};
+
+TEST_F(MysqlAdapterTest, ConnectsAndReflects) {
+  test::MyDb db;
+  db.Exec(
+      "CREATE TABLE orders (region VARCHAR(10) NOT NULL, id BIGINT UNSIGNED NOT NULL,"
+      " amount DECIMAL(12,2), note TEXT, updated_at DATETIME(6) NOT NULL,"
+      " PRIMARY KEY (region, id))");
+  db.Exec("INSERT INTO orders VALUES ('eu', 1, 1.50, NULL, NOW(6)), ('us', 2, 2, 'x', NOW(6))");
+  db.Exec("ANALYZE TABLE orders");
+  auto conn = NewConnection(db);
+  ASSERT_TRUE(Connect(*conn).ok());
+  // The session is what the adapter promises: UTC, utf8mb4, read-only.
+  auto session = QueryText(*conn, "SELECT @@time_zone, @@character_set_client, @@tx_read_only");
+  ASSERT_EQ(session.size(), 1u);
+  EXPECT_EQ(session[0][0], "+00:00");
+  EXPECT_EQ(session[0][1], "utf8mb4");
+  EXPECT_EQ(session[0][2], "1");
+  auto write = Await<Result<test::Rows>>([&](auto done) {
+    conn->QueryText("INSERT INTO orders VALUES ('xx', 9, 1, '', NOW())", done);
+  });
+  ASSERT_FALSE(write.ok());
+  EXPECT_NE(write.status().message().find("1792"), std::string::npos) << write.status().message();
+  for (std::string name : {std::string("orders"), db.name() + ".orders"}) {
+    auto schema = Reflect(*conn, name);
+    ASSERT_TRUE(schema.ok()) << schema.status().ToString();
+    EXPECT_EQ(schema->qualified_name, name);
+    ASSERT_EQ(schema->columns.size(), 5u);
+    EXPECT_EQ(schema->columns[0].name, "region");
+    EXPECT_EQ(schema->columns[1].source_type, "bigint(20) unsigned");
+    EXPECT_EQ(schema->columns[2].type, ColumnType::kText);
+    EXPECT_EQ(schema->columns[2].order, OrderKind::kNumber);
+    EXPECT_TRUE(schema->columns[3].nullable);
+    EXPECT_FALSE(schema->columns[4].nullable);
+    EXPECT_EQ(schema->columns[4].order, OrderKind::kTime);
+    EXPECT_EQ(schema->primary_key, (std::vector<std::string>{"region", "id"}));
+    EXPECT_EQ(schema->row_estimate, 2);
+  }
+}
+
+TEST_F(MysqlAdapterTest, WrongPasswordIsAuthWithoutThePassword) {
+  test::MyDb db;
+  const std::string wrong = "Wr0ng-Passw0rd-xyz";
+  auto conn = NewConnection(db, wrong);
+  Status s = Connect(*conn);
+  EXPECT_EQ(s.kind(), ErrorKind::kAuth) << s.ToString();
+  EXPECT_NE(s.message().find("1045"), std::string::npos) << s.message();
+  EXPECT_EQ(s.message().find(wrong), std::string::npos) << s.message();
+}
+
+TEST_F(MysqlAdapterTest, NothingListeningIsConnect) {
+  test::MyDb db;
+  auto config = std::make_shared<MysqlConfig>();
+  config->host = "127.0.0.1";
+  config->port = 1;  // nothing listens on port 1
+  config->user = "nobody";
+  MysqlConnection conn(&loop_, config);
+  Status s = Connect(conn);
+  EXPECT_EQ(s.kind(), ErrorKind::kConnect) << s.ToString();
+  EXPECT_TRUE(s.transient());
+}
+
+TEST_F(MysqlAdapterTest, MissingTableAndColumnAreSchemaErrors) {
+  test::MyDb db;
+  db.Exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)");
+  auto conn = NewConnection(db);
+  ASSERT_TRUE(Connect(*conn).ok());
+  auto missing = Reflect(*conn, "nope");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().kind(), ErrorKind::kSchema);
+  EXPECT_NE(missing.status().message().find("nope"), std::string::npos);
+  auto schema = Reflect(*conn, "t");
+  ASSERT_TRUE(schema.ok());
+  PageQuery q;
+  q.columns = {"id", "v"};
+  q.order_by = {"id"};
+  // Dropped after reflection: the server's 1054 / 1146 become kSchema.
+  db.Exec("ALTER TABLE t DROP COLUMN v");
+  auto page = Pull(*conn, *schema, q);
+  ASSERT_FALSE(page.ok());
+  EXPECT_EQ(page.status().kind(), ErrorKind::kSchema) << page.status().ToString();
+  EXPECT_NE(page.status().message().find("1054"), std::string::npos);
+  db.Exec("DROP TABLE t");
+  q.columns = {"id"};
+  page = Pull(*conn, *schema, q);
+  ASSERT_FALSE(page.ok());
+  EXPECT_EQ(page.status().kind(), ErrorKind::kSchema) << page.status().ToString();
+  EXPECT_NE(page.status().message().find("1146"), std::string::npos);
+  // The connection is still usable after query errors.
+  EXPECT_EQ(QueryText(*conn, "SELECT 1").size(), 1u);
+}
+
+// 10k rows tied on one cursor value, pages of 7, more tied rows inserted mid-way:
+// every row arrives exactly once.
+TEST_F(MysqlAdapterTest, TiesAtPageEdgesAreNeverSkipped) {
+  test::MyDb db;
+  db.Exec(
+      "CREATE TABLE e (id BIGINT PRIMARY KEY, at TIMESTAMP(6) NOT NULL, v VARCHAR(10),"
+      " KEY e_at (at, id))");
+  db.Exec("INSERT INTO e SELECT seq, '2024-01-01 10:00:00.123456', 'x' FROM seq_1_to_10000");
+  auto conn = NewConnection(db);
+  ASSERT_TRUE(Connect(*conn).ok());
+  auto schema = Reflect(*conn, "e");
+  ASSERT_TRUE(schema.ok());
+  PageQuery q;
+  q.columns = {"id", "at"};
+  q.order_by = {"at", "id"};
+  q.limit = 7;
+  std::multiset<int64_t> seen;
+  int pages = 0;
+  for (;;) {
+    auto batch = Pull(*conn, *schema, q);
+    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+    if (batch->rows() == 0) break;
+    for (size_t r = 0; r < batch->rows(); ++r) seen.insert(batch->at(r, 0).i);
+    size_t last = batch->rows() - 1;
+    ASSERT_EQ(batch->bytes(batch->at(last, 1)), "2024-01-01T10:00:00.123456Z");
+    q.after = Cursor{CursorValueOf(*batch, last, 1), CursorValueOf(*batch, last, 0)};
+    if (++pages == 500) {
+      db.Exec(
+          "INSERT INTO e SELECT 10000 + seq, '2024-01-01 10:00:00.123456', 'late'"
+          " FROM seq_1_to_50");
+    }
+  }
+  EXPECT_EQ(seen.size(), 10050u);
+  EXPECT_EQ(std::set<int64_t>(seen.begin(), seen.end()).size(), 10050u);
+  EXPECT_EQ(*seen.begin(), 1);
+  EXPECT_EQ(*seen.rbegin(), 10050);
+}
+
+// Every page query is an index range scan (a row comparison would scan the table).
+TEST_F(MysqlAdapterTest, PageQueryIsAnIndexRangeScan) {
+  test::MyDb db;
+  db.Exec(
+      "CREATE TABLE e (id BIGINT PRIMARY KEY, updated_at DATETIME(6) NOT NULL,"
+      " v VARCHAR(20), KEY e_upd (updated_at, id))");
+  db.Exec(
+      "INSERT INTO e SELECT seq, '2024-01-01' + INTERVAL (seq DIV 10) SECOND, 'v'"
+      " FROM seq_1_to_20000");
+  db.Exec("ANALYZE TABLE e");
+  auto conn = NewConnection(db);
+  ASSERT_TRUE(Connect(*conn).ok());
+  auto schema = Reflect(*conn, "e");
+  ASSERT_TRUE(schema.ok());
+  auto quote = [](std::string_view v) { return "'" + std::string(v) + "'"; };
+  struct Case {
+    std::vector<std::string> order_by;
+    Cursor after;
+    std::string key;
+  } cases[] = {
+      {{"updated_at", "id"}, {std::string("2024-01-01T00:10:00"), int64_t{6000}}, "e_upd"},
+      {{"id"}, {int64_t{15000}}, "PRIMARY"},
+  };
+  for (const auto& c : cases) {
+    PageQuery q;
+    q.columns = {"id", "updated_at", "v"};
+    q.order_by = c.order_by;
+    q.after = c.after;
+    q.limit = 100;
+    auto params = PageParameters(*schema, q, quote);
+    ASSERT_TRUE(params.ok());
+    auto sql = BuildPageSql(*schema, q, &*params);
+    ASSERT_TRUE(sql.ok());
+    // id, select_type, table, type, possible_keys, key, key_len, ref, rows, Extra
+    auto plan = QueryText(*conn, "EXPLAIN " + *sql);
+    ASSERT_EQ(plan.size(), 1u);
+    EXPECT_EQ(plan[0][3].value_or(""), "range") << *sql;
+    EXPECT_EQ(plan[0][5].value_or(""), c.key) << *sql;
+    EXPECT_EQ(plan[0][9].value_or("").find("filesort"), std::string::npos) << *sql;
+    // And the page itself is right: it starts just after the cursor.
+    auto page = Pull(*conn, *schema, q);
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    ASSERT_EQ(page->rows(), 100u);
+    EXPECT_EQ(page->at(0, 0).i, std::get<int64_t>(c.after.back()) + 1);
+  }
+  // The lookback page too.
+  PageQuery q;
+  q.columns = {"id"};
+  q.order_by = {"updated_at", "id"};
+  q.after = Cursor{std::string("2024-01-01T00:10:00"), int64_t{6000}};
+  q.lookback_seconds = 5;
+  auto params = PageParameters(*schema, q, quote);
+  auto sql = BuildPageSql(*schema, q, &*params);
+  auto plan = QueryText(*conn, "EXPLAIN " + *sql);
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0][3].value_or(""), "range") << *sql;
+  auto page = Pull(*conn, *schema, q);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_EQ(page->at(0, 0).i, 5950);  // 00:09:55 is the first second of the window
+}
+
+std::string Base64Decode(std::string_view in) {
+  static const std::string chars =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  int val = 0, bits = -8;
+  for (char c : in) {
+    size_t pos = chars.find(c);
+    if (pos == std::string::npos) break;
+    val = (val << 6) + static_cast<int>(pos);
+    bits += 6;
+    if (bits >= 0) {
+      out.push_back(static_cast<char>((val >> bits) & 0xff));
+      bits -= 8;
+    }
+  }
+  return out;
+}
+
+std::string Replace(std::string s, const std::string& from, const std::string& to) {
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
+    s.replace(at, from.size(), to);
+  }
+  return s;
+}
+
+// siphon's form of a value, written as the test expects it.
+struct Expected {
+  ValueType type = ValueType::kNull;
+  std::string bytes;
+  int64_t i = 0;
+  double d = 0;
+};
+
+void ExpectCell(const RowBatch& batch, size_t row, size_t col, const Expected& e,
+                const std::string& what) {
+  const Cell& cell = batch.at(row, col);
+  ASSERT_EQ(cell.type, e.type) << what;
+  if (e.type == ValueType::kInt) {
+    EXPECT_EQ(cell.i, e.i) << what;
+  } else if (e.type == ValueType::kReal) {
+    EXPECT_NEAR(cell.d, e.d, std::abs(e.d) * 1e-15) << what;
+  } else if (e.type == ValueType::kText || e.type == ValueType::kBlob) {
+    EXPECT_EQ(batch.bytes(cell), e.bytes) << what;
+  }
+}
+
+// Airbyte's MySQL datatype corpus: every literal inserts and arrives in siphon's form.
+TEST_F(MysqlAdapterTest, AirbyteTypeCorpusRoundTrips) {
+  std::ifstream file(SIPHON_SOURCE_DIR "/../shared/testdata/airbyte-types/mysql.json");
+  if (!file) file.open("/work/shared/testdata/airbyte-types/mysql.json");
+  ASSERT_TRUE(file) << "airbyte-types/mysql.json not found";
+  nlohmann::json corpus = nlohmann::json::parse(file);
+  std::mt19937 rng(42);
+  std::string alnum50;
+  const char* alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  for (int i = 0; i < 50; ++i) alnum50.push_back(alphabet[rng() % 62]);
+  // A PNG signature and header chunk, then bytes that are not valid UTF-8.
+  const std::string png_base64 =
+      "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8/5+hHgAHggJ/"
+      "PchI7wAAAABJRU5ErkJggg==";
+  test::MyDb db;
+  auto conn = NewConnection(db);
+  ASSERT_TRUE(Connect(*conn).ok());
+  int n = 0, checked = 0;
+  for (const auto& entry : corpus) {
+    if (!entry.value("valid_here", false)) continue;
+    std::string type = entry["full_type"].is_null() ? entry["source_type"].get<std::string>()
+                                                    : entry["full_type"].get<std::string>();
+    std::string airbyte = entry["airbyte_type"];
+    std::string table = "c" + std::to_string(n++);
+    std::string lower = type;
+    for (char& ch : lower) ch = static_cast<char>(tolower(ch));
+    db.Exec("CREATE TABLE " + table + " (id INT AUTO_INCREMENT PRIMARY KEY, v " + type + ")");
+    const auto& values = entry["insert_values"];
+    const auto& expected = entry["expected"];
+    ASSERT_EQ(values.size(), expected.size()) << type;
+    for (const auto& v : values) {
+      std::string literal = Replace(Replace(v.get<std::string>(), "{{RANDOM_ALNUM_50}}", alnum50),
+                                    "{{TEST_PNG_BASE64}}", png_base64);
+      db.Exec("SET STATEMENT sql_mode = '', time_zone = '+00:00' FOR INSERT INTO " + table +
+              " (v) VALUES (" + literal + ")");
+    }
+    auto schema = Reflect(*conn, table);
+    ASSERT_TRUE(schema.ok()) << schema.status().ToString();
+    PageQuery q;
+    q.columns = {"id", "v"};
+    q.order_by = {"id"};
+    auto batch = Pull(*conn, *schema, q);
+    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+    ASSERT_EQ(batch->rows(), values.size()) << type;
+    for (size_t r = 0; r < values.size(); ++r) {
+      std::string what = type + " <- " + values[r].get<std::string>().substr(0, 60);
+      Expected e;
+      if (!expected[r].is_null()) {
+        std::string x =
+            Replace(Replace(expected[r].get<std::string>(), "{{RANDOM_ALNUM_50}}", alnum50),
+                    "{{TEST_PNG_BASE64}}", png_base64);
+        if (airbyte == "boolean") {
+          e = {ValueType::kInt, "", x == "true" ? 1 : 0};
+        } else if (airbyte == "string(base64)" && lower.rfind("bit", 0) == 0) {
+          std::string bytes = Base64Decode(x);
+          int64_t value = 0;
+          for (unsigned char ch : bytes) value = (value << 8) | ch;
+          e = {ValueType::kInt, "", value};
+        } else if (airbyte == "string(base64)") {
+          e = {ValueType::kBlob, Base64Decode(x)};
+        } else if (lower.rfind("decimal", 0) == 0) {
+          e = {ValueType::kText, x};  // exactly as MariaDB prints it
+        } else if (airbyte == "integer") {
+          e = {ValueType::kInt, "", std::stoll(x)};
+        } else if (airbyte == "number") {
+          e = {ValueType::kReal, "", 0, std::stod(x)};
+        } else if (airbyte == "string(timestamp_with_timezone)") {
+          // TIMESTAMP(0): siphon prints the precision the column has, in UTC with Z.
+          e = {ValueType::kText, Replace(x, ".000000Z", "Z")};
+        } else if (airbyte == "string(time_without_timezone)") {
+          // TIME as MariaDB prints it, sign included.
+          std::string lit = values[r];
+          e = {ValueType::kText, lit.substr(1, lit.size() - 2)};
+        } else {
+          e = {ValueType::kText, x};
+        }
+      }
+      ExpectCell(*batch, r, 1, e, what);
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 120);
+}
+
+TEST_F(MysqlAdapterTest, EdgeValuesRoundTrip) {
+  test::MyDb db;
+  db.Exec(
+      "CREATE TABLE x (id INT PRIMARY KEY, u BIGINT UNSIGNED, d DECIMAL(40,12),"
+      " dt DATETIME(6), ts TIMESTAMP(6) NULL, s VARCHAR(50) CHARACTER SET utf8mb4,"
+      " b BLOB, vb VARBINARY(10), z DATE, bits BIT(64), y YEAR, f FLOAT, j JSON)");
+  db.Exec(
+      "SET STATEMENT sql_mode = '', time_zone = '+00:00' FOR INSERT INTO x VALUES"
+      " (1, 18446744073709551615, 1234567890123456789012345678.123456789012,"
+      "  '2024-02-29 23:59:59.000001', '2024-02-29 23:59:59.999999', '🦄 emoji ünï',"
+      "  '', x'00ff00', '0000-00-00', "
+      "b'1111111111111111111111111111111111111111111111111111111111111111',"
+      "  2155, 3.5, '{\"k\": \"🦄\"}'),"
+      " (2, 9223372036854775807, -0.000000000001, '1000-01-01 00:00:00', NULL, '', NULL,"
+      "  '', '2024-01-31', b'101', 1901, -1e-3, NULL),"
+      " (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)");
+  auto conn = NewConnection(db);
+  ASSERT_TRUE(Connect(*conn).ok());
+  auto schema = Reflect(*conn, "x");
+  ASSERT_TRUE(schema.ok());
+  PageQuery q;
+  q.order_by = {"id"};
+  auto batch = Pull(*conn, *schema, q);
+  ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+  ASSERT_EQ(batch->rows(), 3u);
+  using V = ValueType;
+  ExpectCell(*batch, 0, 1, {V::kText, "18446744073709551615"}, "u max");
+  ExpectCell(*batch, 0, 2, {V::kText, "1234567890123456789012345678.123456789012"}, "decimal");
+  ExpectCell(*batch, 0, 3, {V::kText, "2024-02-29T23:59:59.000001"}, "datetime(6)");
+  ExpectCell(*batch, 0, 4, {V::kText, "2024-02-29T23:59:59.999999Z"}, "timestamp(6)");
+  ExpectCell(*batch, 0, 5, {V::kText, "🦄 emoji ünï"}, "emoji");
+  ExpectCell(*batch, 0, 6, {V::kBlob, ""}, "empty blob");
+  ExpectCell(*batch, 0, 7, {V::kBlob, std::string("\x00\xff\x00", 3)}, "varbinary");
+  ExpectCell(*batch, 0, 8, {V::kNull, ""}, "zero date");
+  ExpectCell(*batch, 0, 9, {V::kText, "18446744073709551615"}, "bit(64) all ones");
+  ExpectCell(*batch, 0, 10, {V::kInt, "", 2155}, "year");
+  ExpectCell(*batch, 0, 11, {V::kReal, "", 0, 3.5}, "float");
+  ExpectCell(*batch, 0, 12, {V::kText, "{\"k\": \"🦄\"}"}, "json");
+  ExpectCell(*batch, 1, 1, {V::kInt, "", INT64_MAX}, "u fits");
+  ExpectCell(*batch, 1, 2, {V::kText, "-0.000000000001"}, "small decimal");
+  ExpectCell(*batch, 1, 3, {V::kText, "1000-01-01T00:00:00.000000"}, "datetime(6) min");
+  ExpectCell(*batch, 1, 4, {V::kNull, ""}, "null timestamp");
+  ExpectCell(*batch, 1, 5, {V::kText, ""}, "empty string");
+  ExpectCell(*batch, 1, 7, {V::kBlob, ""}, "empty varbinary");
+  ExpectCell(*batch, 1, 8, {V::kText, "2024-01-31"}, "date");
+  ExpectCell(*batch, 1, 9, {V::kInt, "", 5}, "bit");
+  ExpectCell(*batch, 1, 11, {V::kReal, "", 0, -1e-3}, "float neg");
+  for (size_t c = 1; c < batch->columns(); ++c) ExpectCell(*batch, 2, c, {V::kNull, ""}, "nulls");
+  // A wide unsigned value works as a cursor: bound as an exact number.
+  q.columns = {"id", "u"};
+  q.order_by = {"u"};
+  q.after = Cursor{std::string("9223372036854775807")};
+  db.Exec("UPDATE x SET u = 5 WHERE id = 3");
+  auto after = Pull(*conn, *schema, q);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  ASSERT_EQ(after->rows(), 1u);
+  EXPECT_EQ(after->at(0, 0).i, 1);
+}
+
+TEST_F(MysqlAdapterTest, TextCursorsAreEscaped) {
+  test::MyDb db;
+  db.Exec("CREATE TABLE s (code VARCHAR(40) COLLATE utf8mb4_bin PRIMARY KEY)");
+  db.Exec("INSERT INTO s VALUES ('a'), ('it''s'), ('back\\\\slash'), ('q\"'), ('zz'), ('🦄')");
+  auto conn = NewConnection(db);
+  ASSERT_TRUE(Connect(*conn).ok());
+  auto schema = Reflect(*conn, "s");
+  ASSERT_TRUE(schema.ok());
+  PageQuery q;
+  q.columns = {"code"};
+  q.order_by = {"code"};
+  q.limit = 1;
+  std::vector<std::string> seen;
+  for (;;) {
+    auto batch = Pull(*conn, *schema, q);
+    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+    if (batch->rows() == 0) break;
+    seen.emplace_back(batch->bytes(batch->at(0, 0)));
+    q.after = Cursor{seen.back()};
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"a", "back\\slash", "it's", "q\"", "zz", "🦄"}));
+}
+
+// A slow query on one connection (SLEEP in a view) does not hold up another connection's
+// pages on the same loop: the I/O is non-blocking.
+TEST_F(MysqlAdapterTest, SlowQueryDoesNotBlockTheLoop) {
+  test::MyDb db;
+  db.Exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)");
+  db.Exec("INSERT INTO t SELECT seq, seq FROM seq_1_to_100");
+  db.Exec("CREATE VIEW slow AS SELECT id, v FROM t WHERE id = 1 AND SLEEP(2) = 0");
+  auto slow = NewConnection(db);
+  auto fast = NewConnection(db);
+  ASSERT_TRUE(Connect(*slow).ok());
+  ASSERT_TRUE(Connect(*fast).ok());
+  auto slow_schema = Reflect(*slow, "slow");
+  auto fast_schema = Reflect(*fast, "t");
+  ASSERT_TRUE(slow_schema.ok() && fast_schema.ok());
+  PageQuery q;
+  q.columns = {"id", "v"};
+  q.order_by = {"id"};
+  q.limit = 10;
+  auto start = Clock::now();
+  std::optional<Clock::time_point> slow_done, fast_done;
+  slow->Pull(*slow_schema, q, [&](Result<RowBatch> b) {
+    EXPECT_TRUE(b.ok()) << b.status().ToString();
+    slow_done = Clock::now();
+  });
+  int fast_pages = 0;
+  PageQuery fq = q;
+  std::function<void(Result<RowBatch>)> next = [&](Result<RowBatch> b) {
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    if (b->rows() == 0) {
+      fast_done = Clock::now();
+      return;
+    }
+    ++fast_pages;
+    fq.after = Cursor{CursorValueOf(*b, b->rows() - 1, 0)};
+    fast->Pull(*fast_schema, fq, next);
+  };
+  fast->Pull(*fast_schema, fq, next);
+  while (!slow_done || !fast_done) uv_run(&loop_, UV_RUN_ONCE);
+  EXPECT_EQ(fast_pages, 10);
+  EXPECT_LT(*fast_done, *slow_done);
+  EXPECT_LT(*fast_done - start, std::chrono::milliseconds(1000));
+  EXPECT_GE(*slow_done - start, std::chrono::milliseconds(1900));
+}
+
+// Destroying a connection with a query in flight: no callback, no crash, handles closed
+// (TearDown checks that the loop closes cleanly).
+TEST_F(MysqlAdapterTest, DestroyWithAQueryInFlight) {
+  test::MyDb db;
+  db.Exec("CREATE TABLE t (id INT PRIMARY KEY)");
+  db.Exec("INSERT INTO t VALUES (1)");
+  db.Exec("CREATE VIEW slow AS SELECT id FROM t WHERE SLEEP(3) = 0");
+  auto conn = NewConnection(db);
+  ASSERT_TRUE(Connect(*conn).ok());
+  auto schema = Reflect(*conn, "slow");
+  ASSERT_TRUE(schema.ok());
+  PageQuery q;
+  q.columns = {"id"};
+  q.order_by = {"id"};
+  bool called = false;
+  conn->Pull(*schema, q, [&](Result<RowBatch>) { called = true; });
+  uv_timer_t timer;
+  uv_timer_init(&loop_, &timer);
+  timer.data = &conn;
+  uv_timer_start(
+      &timer,
+      [](uv_timer_t* t) {
+        static_cast<std::unique_ptr<MysqlConnection>*>(t->data)->reset();
+        uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
+      },
+      300, 0);
+  auto start = Clock::now();
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  EXPECT_FALSE(called);
+  EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(2000));
+  // Close() instead: the callback runs once, cancelled.
+  auto again = NewConnection(db);
+  ASSERT_TRUE(Connect(*again).ok());
+  Status closed;
+  int calls = 0;
+  again->Pull(*schema, q, [&](Result<RowBatch> b) {
+    ++calls;
+    closed = b.status();
+  });
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  again->Close();
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(closed.kind(), ErrorKind::kCancelled);
+  // And it reconnects.
+  ASSERT_TRUE(Connect(*again).ok());
+  auto t = Reflect(*again, "t");
+  EXPECT_TRUE(t.ok());
+}
+
+// The server drops the session (KILL, like a restart): the next page fails as kConnect
+// (transient), and Connect opens a fresh session that works.
+TEST_F(MysqlAdapterTest, KilledSessionIsAConnectErrorAndReconnects) {
+  test::MyDb db;
+  db.Exec("CREATE TABLE t (id INT PRIMARY KEY)");
+  db.Exec("INSERT INTO t VALUES (1), (2)");
+  auto conn = NewConnection(db);
+  ASSERT_TRUE(Connect(*conn).ok());
+  auto schema = Reflect(*conn, "t");
+  ASSERT_TRUE(schema.ok());
+  auto id = QueryText(*conn, "SELECT CONNECTION_ID()");
+  ASSERT_EQ(id.size(), 1u);
+  db.Exec("KILL " + *id[0][0]);
+  PageQuery q;
+  q.columns = {"id"};
+  q.order_by = {"id"};
+  auto page = Pull(*conn, *schema, q);
+  ASSERT_FALSE(page.ok());
+  EXPECT_EQ(page.status().kind(), ErrorKind::kConnect) << page.status().ToString();
+  EXPECT_TRUE(page.status().transient());
+  ASSERT_TRUE(Connect(*conn).ok());
+  page = Pull(*conn, *schema, q);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_EQ(page->rows(), 2u);
+}
+
+TEST_F(MysqlAdapterTest, DefinitionConnectsThroughTheSourceInterface) {
+  test::MyDb db;
+  db.Exec("CREATE TABLE t (id INT PRIMARY KEY)");
+  const auto& env = test::Servers();
+  std::string dsn = "mysql://" + env.mysql_user + ":" + env.mysql_password + "@" + env.mysql_host +
+                    ":" + std::to_string(env.mysql_port) + "/" + db.name();
+  auto source = Definition().make({{"dsn", dsn}});
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  if (!env.mysql_password.empty()) {
+    EXPECT_EQ((*source)->Describe().find(env.mysql_password), std::string::npos);
+  }
+  auto conn = (*source)->NewConnection(&loop_);
+  ASSERT_TRUE(Connect(*conn).ok());
+  auto schema = Reflect(*conn, "t");
+  ASSERT_TRUE(schema.ok());
+  PageQuery q;
+  q.columns = {"id"};
+  q.order_by = {"id"};
+  q.after = Cursor{int64_t{0}};
+  EXPECT_EQ(conn->PageSql(*schema, q),
+            "SELECT `id` FROM `t` WHERE `id` > ? ORDER BY `id` LIMIT 5000");
+}
+
+}  // namespace
+}  // namespace siphon::mysql

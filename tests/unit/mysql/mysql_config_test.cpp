@@ -1,0 +1,66 @@
+#include "adapters/mysql/mysql_config.hpp"
+
+#include <gtest/gtest.h>
+
+#include "adapters/mysql/mysql_source.hpp"
+
+namespace siphon::mysql {
+namespace {
+
+TEST(MysqlConfig, ParsesDsnWithPercentDecoding) {
+  auto c = ParseDsn("mysql://repl:p%40ss%3Aword@db.example.com:3307/shop%20db");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->user, "repl");
+  EXPECT_EQ(c->password, "p@ss:word");
+  EXPECT_EQ(c->host, "db.example.com");
+  EXPECT_EQ(c->port, 3307);
+  EXPECT_EQ(c->database, "shop db");
+  auto v6 = ParseDsn("mariadb://u@[::1]/d");
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->port, 3306);
+  EXPECT_FALSE(ParseDsn("postgres://u@h/d").ok());
+  EXPECT_FALSE(ParseDsn("mysql://u@h:99999/d").ok());
+  EXPECT_FALSE(ParseDsn("mysql://u:%zz@h/d").ok());
+}
+
+TEST(MysqlConfig, DsnAndFieldsConflict) {
+  Options o{{"dsn", std::string("mysql://u:pw@h/d")},
+            {"host", std::string("x")},
+            {"password", std::string("pw2")}};
+  auto c = ParseOptions(o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().kind(), ErrorKind::kConfig);
+  EXPECT_NE(c.status().message().find("host"), std::string::npos);
+  EXPECT_NE(c.status().message().find("password"), std::string::npos);
+  EXPECT_EQ(c.status().message().find("pw2"), std::string::npos);
+}
+
+TEST(MysqlConfig, FieldsWithDefaults) {
+  Options o{{"user", std::string("repl")},
+            {"password", std::string("secret")},
+            {"database", std::string("shop")},
+            {"tls", true}};
+  auto c = ParseOptions(o);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->port, 3306);
+  EXPECT_EQ(c->host, "127.0.0.1");
+  EXPECT_TRUE(c->tls);
+  EXPECT_EQ(c->Describe().find("secret"), std::string::npos);
+  EXPECT_EQ(c->Describe(), "mysql://repl@127.0.0.1:3306/shop?tls=true");
+  EXPECT_FALSE(ParseOptions({{"user", std::string("u")}, {"port", int64_t{0}}}).ok());
+  EXPECT_FALSE(ParseOptions({{"host", std::string("h")}}).ok());
+}
+
+TEST(MysqlConfig, DefinitionBuildsASource) {
+  SourceDefinition d = Definition();
+  EXPECT_EQ(d.kind, "mysql");
+  auto source = d.make({{"dsn", std::string("mysql://u:topsecret@h:3310/db")}});
+  ASSERT_TRUE(source.ok());
+  EXPECT_EQ((*source)->kind(), "mysql");
+  EXPECT_EQ((*source)->Describe().find("topsecret"), std::string::npos);
+  EXPECT_NE((*source)->Describe().find("h:3310"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace siphon::mysql

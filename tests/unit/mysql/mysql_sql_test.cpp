@@ -1,0 +1,151 @@
+#include "adapters/mysql/mysql_sql.hpp"
+
+#include <gtest/gtest.h>
+
+namespace siphon::mysql {
+namespace {
+
+// A stand-in for the connection's escaping (backslash mode), enough to see where it applies.
+std::string TestQuote(std::string_view v) {
+  std::string out = "'";
+  for (char c : v) {
+    if (c == '\'' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out + "'";
+}
+
+TableSchema Orders() {
+  TableSchema t;
+  t.qualified_name = "shop.orders";
+  t.columns = {
+      {"id", "bigint(20)", ColumnType::kInteger, OrderKind::kNumber, false},
+      {"updated_at", "datetime(6)", ColumnType::kText, OrderKind::kTime, false},
+      {"code", "varchar(20)", ColumnType::kText, OrderKind::kText, false},
+      {"big", "bigint(20) unsigned", ColumnType::kText, OrderKind::kNumber, false},
+      {"we`ird", "int(11)", ColumnType::kInteger, OrderKind::kNumber, true},
+  };
+  t.primary_key = {"id"};
+  return t;
+}
+
+TEST(MysqlSql, QuotesIdentifiers) {
+  EXPECT_EQ(QuoteIdent("orders"), "`orders`");
+  EXPECT_EQ(QuoteIdent("we`ird"), "`we``ird`");
+  EXPECT_EQ(QuotedTable(SplitTableName("shop.orders")), "`shop`.`orders`");
+  EXPECT_EQ(QuotedTable(SplitTableName("orders")), "`orders`");
+}
+
+TEST(MysqlSql, FirstPageHasNoPredicate) {
+  PageQuery q;
+  q.columns = {"id", "code", "we`ird"};
+  q.order_by = {"updated_at", "id"};
+  q.limit = 7;
+  auto sql = BuildPageSql(Orders(), q, nullptr);
+  ASSERT_TRUE(sql.ok()) << sql.status().ToString();
+  EXPECT_EQ(*sql,
+            "SELECT `id`, `code`, `we``ird` FROM `shop`.`orders` ORDER BY `updated_at`, `id` "
+            "LIMIT 7");
+}
+
+TEST(MysqlSql, KeysetPredicateOneTwoThreeColumns) {
+  PageQuery q;
+  q.columns = {"id"};
+  q.order_by = {"id"};
+  q.after = Cursor{int64_t{5}};
+  EXPECT_EQ(*BuildPageSql(Orders(), q, nullptr),
+            "SELECT `id` FROM `shop`.`orders` WHERE `id` > ? ORDER BY `id` LIMIT 5000");
+  q.order_by = {"updated_at", "id"};
+  q.after = Cursor{std::string("2024-01-01T10:00:00.123456"), int64_t{5}};
+  EXPECT_EQ(*BuildPageSql(Orders(), q, nullptr),
+            "SELECT `id` FROM `shop`.`orders` WHERE `updated_at` >= ? AND (`updated_at` > ? OR "
+            "`id` > ?) ORDER BY `updated_at`, `id` LIMIT 5000");
+  q.order_by = {"updated_at", "code", "id"};
+  q.after = Cursor{std::string("2024-01-01T10:00:00"), std::string("it's"), int64_t{5}};
+  EXPECT_EQ(*BuildPageSql(Orders(), q, nullptr),
+            "SELECT `id` FROM `shop`.`orders` WHERE `updated_at` >= ? AND (`updated_at` > ? OR "
+            "(`code` >= ? AND (`code` > ? OR `id` > ?))) ORDER BY `updated_at`, `code`, `id` "
+            "LIMIT 5000");
+  auto params = PageParameters(Orders(), q, TestQuote);
+  ASSERT_TRUE(params.ok()) << params.status().ToString();
+  EXPECT_EQ(*params, (std::vector<std::string>{"'2024-01-01 10:00:00'", "'it\\'s'", "5"}));
+  EXPECT_EQ(*BuildPageSql(Orders(), q, &*params),
+            "SELECT `id` FROM `shop`.`orders` WHERE `updated_at` >= '2024-01-01 10:00:00' AND "
+            "(`updated_at` > '2024-01-01 10:00:00' OR (`code` >= 'it\\'s' AND (`code` > "
+            "'it\\'s' OR `id` > 5))) ORDER BY `updated_at`, `code`, `id` LIMIT 5000");
+}
+
+TEST(MysqlSql, LookbackStartsBehindTheWatermark) {
+  PageQuery q;
+  q.columns = {"id", "updated_at"};
+  q.order_by = {"updated_at", "id"};
+  q.after = Cursor{std::string("2024-01-01T10:00:00.123456Z"), int64_t{9}};
+  q.lookback_seconds = 5.5;
+  q.limit = 100;
+  EXPECT_EQ(*BuildPageSql(Orders(), q, nullptr),
+            "SELECT `id`, `updated_at` FROM `shop`.`orders` WHERE `updated_at` >= (? - INTERVAL ? "
+            "MICROSECOND) ORDER BY `updated_at`, `id` LIMIT 100");
+  auto params = PageParameters(Orders(), q, TestQuote);
+  ASSERT_TRUE(params.ok());
+  EXPECT_EQ(*params, (std::vector<std::string>{"'2024-01-01 10:00:00.123456'", "9", "5500000"}));
+  EXPECT_EQ(*BuildPageSql(Orders(), q, &*params),
+            "SELECT `id`, `updated_at` FROM `shop`.`orders` WHERE `updated_at` >= "
+            "('2024-01-01 10:00:00.123456' - INTERVAL 5500000 MICROSECOND) ORDER BY "
+            "`updated_at`, `id` LIMIT 100");
+}
+
+TEST(MysqlSql, NumericCursorTextStaysANumberAndIsValidated) {
+  PageQuery q;
+  q.order_by = {"big"};
+  q.after = Cursor{std::string("18446744073709551615")};
+  auto params = PageParameters(Orders(), q, TestQuote);
+  ASSERT_TRUE(params.ok());
+  EXPECT_EQ((*params)[0], "18446744073709551615");
+  q.after = Cursor{std::string("1 OR 1=1")};
+  params = PageParameters(Orders(), q, TestQuote);
+  ASSERT_FALSE(params.ok());
+  EXPECT_EQ(params.status().kind(), ErrorKind::kType);
+  q.after = Cursor{2.5};
+  params = PageParameters(Orders(), q, TestQuote);
+  ASSERT_TRUE(params.ok());
+  EXPECT_EQ((*params)[0], "2.5");
+  q.after = Cursor{std::monostate{}};
+  EXPECT_FALSE(PageParameters(Orders(), q, TestQuote).ok());
+}
+
+TEST(MysqlSql, UnknownColumnsAreSchemaErrors) {
+  PageQuery q;
+  q.columns = {"id", "nope"};
+  auto sql = BuildPageSql(Orders(), q, nullptr);
+  ASSERT_FALSE(sql.ok());
+  EXPECT_EQ(sql.status().kind(), ErrorKind::kSchema);
+  EXPECT_NE(sql.status().message().find("nope"), std::string::npos);
+  q.columns = {"id"};
+  q.order_by = {"x`y"};
+  EXPECT_EQ(BuildPageSql(Orders(), q, nullptr).status().kind(), ErrorKind::kSchema);
+}
+
+TEST(MysqlSql, ReflectSqlQuotesNames) {
+  std::string sql = ReflectSql(SplitTableName("shop.it's"), TestQuote);
+  EXPECT_NE(sql.find("TABLE_SCHEMA = 'shop' AND TABLE_NAME = 'it\\'s'"), std::string::npos);
+  sql = ReflectSql(SplitTableName("orders"), TestQuote);
+  EXPECT_NE(sql.find("TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'orders'"), std::string::npos);
+}
+
+TEST(MysqlSql, ErrorKinds) {
+  EXPECT_EQ(ErrorKindFor(1045), ErrorKind::kAuth);
+  EXPECT_EQ(ErrorKindFor(2002), ErrorKind::kConnect);
+  EXPECT_EQ(ErrorKindFor(2003), ErrorKind::kConnect);
+  EXPECT_EQ(ErrorKindFor(2006), ErrorKind::kConnect);
+  EXPECT_EQ(ErrorKindFor(2013), ErrorKind::kConnect);
+  EXPECT_EQ(ErrorKindFor(1146), ErrorKind::kSchema);
+  EXPECT_EQ(ErrorKindFor(1054), ErrorKind::kSchema);
+  EXPECT_EQ(ErrorKindFor(1064), ErrorKind::kQuery);
+  Status s = MysqlStatus(1045, "Access denied for user 'u' (password s3cret)", "connect", "s3cret");
+  EXPECT_EQ(s.kind(), ErrorKind::kAuth);
+  EXPECT_EQ(s.message().find("s3cret"), std::string::npos);
+  EXPECT_NE(s.message().find("1045"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace siphon::mysql
