@@ -1,0 +1,33 @@
+#include "runtime/lua/binding.hpp"
+
+namespace siphon {
+
+std::string CallerLocation(lua_State* L, int level) {
+  lua_Debug ar;
+  if (lua_getstack(L, level, &ar) == 0 || lua_getinfo(L, "Sl", &ar) == 0) return "";
+  if (ar.currentline <= 0) return "";
+  // The chunk name in full ("@path"); Lua's short_src would cut a long path to 60 bytes.
+  const char* source = ar.source;
+  std::string file = (source[0] == '@' || source[0] == '=') ? source + 1 : ar.short_src;
+  return file + ":" + std::to_string(ar.currentline);
+}
+
+void RequireLoading(lua_State* L, const char* function) {
+  if (!LuaHost::From(L)->declarations().loading) {
+    throw ScriptError(std::string(function) +
+                      " declares the deployment: call it from the script itself, not from a "
+                      "callback");
+  }
+}
+
+void PushErrorAt(lua_State* L, const char* message) {
+  NativeScope native(L);
+  std::string where = CallerLocation(L, 1);
+  if (where.empty()) {
+    lua_pushstring(L, message);
+  } else {
+    lua_pushfstring(L, "%s: %s", where.c_str(), message);
+  }
+}
+
+}  // namespace siphon

@@ -1,0 +1,74 @@
+#pragma once
+// Shared by the bindings_*.cpp files: how a C++ binding is exposed to Lua safely.
+#include <stdexcept>
+#include <string>
+
+#include <lua.hpp>
+
+#include "runtime/lua/lua_host.hpp"
+
+namespace siphon {
+
+/// Thrown by a binding body for a mistake in the script; Bind turns it into a Lua error
+/// prefixed with the calling line.
+class ScriptError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// "script.lua:12" for the Lua function `level` frames up (1: the caller of the running C
+/// function), or "" when that frame is not Lua code. Uses the full chunk name, not Lua's
+/// 60-character short form.
+std::string CallerLocation(lua_State* L, int level = 1);
+
+/// Lifts the memory cap for the scope of a binding body (LuaHost::EnterNative).
+class NativeScope {
+ public:
+  explicit NativeScope(lua_State* L) : host_(LuaHost::From(L)) { host_->EnterNative(); }
+  ~NativeScope() { host_->LeaveNative(); }
+  NativeScope(const NativeScope&) = delete;
+  NativeScope& operator=(const NativeScope&) = delete;
+
+ private:
+  LuaHost* host_;
+};
+
+/// Throws a ScriptError unless the script's main chunk is running: `function` (e.g.
+/// "siphon.replicate") declares the deployment and cannot be called from a callback.
+void RequireLoading(lua_State* L, const char* function);
+
+/// Pushes "LOCATION: message" (or just the message when the caller is not Lua code).
+void PushErrorAt(lua_State* L, const char* message);
+
+/// Exposes `Body` to Lua. The body runs with the memory cap lifted and may throw
+/// (ScriptError or any std::exception); it must only use Lua API calls that cannot raise
+/// otherwise (raw access, no metamethods, no calls into Lua). Errors are raised after every
+/// C++ object of the body is destroyed, so lua_error's longjmp skips no destructor.
+template <int (*Body)(lua_State*)>
+int Bind(lua_State* L) {
+  int results = 0;
+  bool failed = false;
+  {
+    NativeScope native(L);
+    try {
+      results = Body(L);
+    } catch (const std::exception& e) {
+      PushErrorAt(L, e.what());
+      failed = true;
+    }
+  }
+  if (failed) return lua_error(L);
+  return results;
+}
+
+// Each namespace of the API registers its functions into the `siphon` table at `siphon`.
+void RegisterSourceBindings(lua_State* L, int siphon);
+void RegisterTargetBinding(lua_State* L, int siphon);
+void RegisterReplicateBinding(lua_State* L, int siphon);
+void RegisterEnvLogBindings(lua_State* L, int siphon);
+
+/// Opens the standard libraries: the sandbox (runtime/lua/sandbox.cpp) or, when `unsafe`,
+/// all of them; both get `require` of the embedded lua/ modules and the script's folder.
+void OpenLibraries(lua_State* L, bool unsafe);
+
+}  // namespace siphon

@@ -1,0 +1,163 @@
+// siphon.replicate "name" { … } (also siphon.replicate("name", { … })): one target table.
+#include <algorithm>
+#include <cctype>
+
+#include "runtime/lua/binding.hpp"
+#include "runtime/lua/options.hpp"
+
+namespace siphon {
+namespace {
+
+// The fields of siphon.replicate. Extension point: a new field is one entry here plus the
+// line in Declare that copies it into TableDecl (issue 4 adds transform, on, on_row_error).
+std::vector<FieldSpec> ReplicateSpec(const Declarations& d) {
+  std::string sources;
+  for (size_t i = 0; i < d.definitions.size(); ++i) {
+    if (i > 0) sources += i + 1 == d.definitions.size() ? " or " : ", ";
+    sources += "siphon." + d.definitions[i].kind + "{…}";
+  }
+  std::vector<FieldSpec> spec;
+  spec.reserve(16);  // add() hands out references into it
+  auto add = [&spec](std::string name, FieldType type, std::string doc) -> FieldSpec& {
+    FieldSpec f;
+    f.name = std::move(name);
+    f.type = type;
+    f.doc = std::move(doc);
+    return spec.emplace_back(std::move(f));
+  };
+  FieldSpec& source =
+      add("source", FieldType::kSource, "the source to read, as returned by siphon.<kind>{ … }");
+  source.required = true;
+  source.expected = "a source returned by " + sources;
+  add("from", FieldType::kString,
+      "source table (\"schema.table\" or \"table\"); default: the name");
+  add("key", FieldType::kStringList, "key columns; default: the source's primary key");
+  add("cursor", FieldType::kStringList, "keyset cursor columns; omitted: a full refresh every run");
+  add("every", FieldType::kDuration,
+      "how often to sync: \"500ms\", \"30s\", \"5m\", \"1h\", \"1m30s\" or seconds")
+      .default_value = std::chrono::milliseconds(std::chrono::seconds(60));
+  FieldSpec& batch = add("batch", FieldType::kInteger, "rows per page");
+  batch.default_value = int64_t{5000};
+  batch.min = 1;
+  batch.max = 1000000;
+  add("lookback", FieldType::kDuration, "window re-read behind a time cursor, for late commits");
+  add("columns", FieldType::kStringList, "columns to replicate; default: all");
+  FieldSpec& write =
+      add("write", FieldType::kString,
+          "\"upsert\" (insert or update by key) or \"append\" (insert, keep existing)");
+  write.default_value = std::string("upsert");
+  write.choices = {"upsert", "append"};
+  return spec;
+}
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+void CheckTableName(const std::string& name) {
+  if (name.empty()) throw ScriptError("siphon.replicate: the table name must not be empty");
+  if (name.find('\0') != std::string::npos) {
+    throw ScriptError("siphon.replicate: the table name must not contain a NUL byte");
+  }
+  std::string lower = Lower(name);
+  if (lower.rfind("_siphon", 0) == 0) {
+    throw ScriptError("siphon.replicate: table name '" + name +
+                      "' is reserved (names starting with _siphon hold siphon's state)");
+  }
+  if (lower.rfind("sqlite_", 0) == 0) {
+    throw ScriptError("siphon.replicate: table name '" + name +
+                      "' is reserved (names starting with sqlite_ belong to SQLite)");
+  }
+}
+
+// Declares table `name` from the field table at `index`.
+void Declare(lua_State* L, const std::string& name, int index) {
+  Declarations& d = LuaHost::From(L)->declarations();
+  RequireLoading(L, "siphon.replicate");
+  CheckTableName(name);
+  std::string what = "siphon.replicate \"" + name + "\"";
+  if (lua_type(L, index) != LUA_TTABLE) {
+    throw ScriptError(what + " expects a table of fields { source = …, … }, got " +
+                      DescribeValue(L, index));
+  }
+  Result<Fields> fields = ReadFields(L, index, ReplicateSpec(d), what);
+  if (!fields.ok()) throw ScriptError(fields.status().message());
+
+  // SQLite table names are case-insensitive: "Orders" and "orders" are one table.
+  for (const TableDecl& t : d.deployment.tables) {
+    if (Lower(t.name) == Lower(name)) {
+      throw ScriptError(what + ": table '" + t.name + "' is already declared at " + t.location);
+    }
+  }
+  size_t source = fields->get<SourceHandle>("source")->index;
+  if (source >= d.deployment.sources.size()) {
+    throw ScriptError(what + ": field 'source' is a source of an earlier script run");
+  }
+
+  TableDecl t;
+  t.name = name;
+  t.location = CallerLocation(L, 1);
+  t.source = d.deployment.sources[source];
+  t.from = name;
+  if (const auto* from = fields->get<std::string>("from")) {
+    if (from->empty()) throw ScriptError(what + ": field 'from' must not be empty");
+    t.from = *from;
+  }
+  if (const auto* key = fields->get<std::vector<std::string>>("key")) t.key = *key;
+  if (const auto* cursor = fields->get<std::vector<std::string>>("cursor")) t.cursor = *cursor;
+  if (const auto* columns = fields->get<std::vector<std::string>>("columns")) {
+    t.columns = *columns;
+  }
+  t.every = *fields->get<std::chrono::milliseconds>("every");
+  t.batch = static_cast<size_t>(*fields->get<int64_t>("batch"));
+  if (const auto* lookback = fields->get<std::chrono::milliseconds>("lookback")) {
+    t.lookback_seconds = static_cast<double>(lookback->count()) / 1000.0;
+  }
+  t.write =
+      *fields->get<std::string>("write") == "append" ? WriteMode::kAppend : WriteMode::kUpsert;
+  d.deployment.tables.push_back(std::move(t));
+}
+
+// The second half of `siphon.replicate "name" { … }`: upvalues are the name and the serial
+// of the pending declaration.
+int CurriedBody(lua_State* L) {
+  Declarations& d = LuaHost::From(L)->declarations();
+  std::string name = lua_tostring(L, lua_upvalueindex(1));
+  d.pending_tables.erase(static_cast<int>(lua_tointeger(L, lua_upvalueindex(2))));
+  Declare(L, name, 1);
+  return 0;
+}
+
+int ReplicateBody(lua_State* L) {
+  RequireLoading(L, "siphon.replicate");
+  if (lua_type(L, 1) != LUA_TSTRING) {
+    throw ScriptError(
+        "siphon.replicate expects the target table name first: siphon.replicate \"orders\" { "
+        "source = …, … }, got " +
+        DescribeValue(L, 1));
+  }
+  std::string name = lua_tostring(L, 1);
+  if (lua_gettop(L) >= 2) {
+    Declare(L, name, 2);
+    return 0;
+  }
+  CheckTableName(name);
+  Declarations& d = LuaHost::From(L)->declarations();
+  int serial = d.next_pending++;
+  d.pending_tables[serial] = {name, CallerLocation(L, 1)};
+  lua_pushvalue(L, 1);
+  lua_pushinteger(L, serial);
+  lua_pushcclosure(L, Bind<CurriedBody>, 2);
+  return 1;
+}
+
+}  // namespace
+
+void RegisterReplicateBinding(lua_State* L, int siphon) {
+  lua_pushcfunction(L, Bind<ReplicateBody>);
+  lua_setfield(L, siphon, "replicate");
+}
+
+}  // namespace siphon

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Builds siphon and runs its tests; exits with ctest's status.
+#
+#   scripts/test.sh                 everything (unit + integration; servers start on their own)
+#   scripts/test.sh -L unit         any other arguments go to ctest (-L, -R, -E, ...)
+#   scripts/test.sh --sanitize      ASan + UBSan build in build-asan/
+#
+# The build directory is build/ (build-asan/ with --sanitize) unless SIPHON_BUILD_DIR is set.
+# Compiler progress lines are hidden; warnings, errors and test results are shown.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sanitize=0
+ctest_args=()
+for arg in "$@"; do
+  case "$arg" in
+    --sanitize) sanitize=1 ;;
+    -h | --help)
+      sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    *) ctest_args+=("$arg") ;;
+  esac
+done
+
+section() { printf '\n== %s\n' "$*"; }
+
+section "dependencies"
+./scripts/setup.sh
+echo "ok"
+
+cmake_args=(-G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIPHON_WERROR=ON)
+if ((sanitize)); then
+  build=${SIPHON_BUILD_DIR:-build-asan}
+  cmake_args+=(-DSIPHON_SANITIZE=ON)
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+else
+  build=${SIPHON_BUILD_DIR:-build}
+fi
+mkdir -p "$build"
+
+section "configure ($build)"
+if ! cmake -S . -B "$build" "${cmake_args[@]}" >"$build/configure.log" 2>&1; then
+  cat "$build/configure.log"
+  echo "configure failed" >&2
+  exit 1
+fi
+echo "ok"
+
+section "build"
+# Ninja's "[n/N] Building ..." lines drown the warnings and errors that matter.
+set +e
+cmake --build "$build" -j2 2>&1 | grep -v -E '^\[[0-9]+/[0-9]+\] '
+build_status=${PIPESTATUS[0]}
+set -e
+if ((build_status != 0)); then
+  echo "build failed" >&2
+  exit 1
+fi
+echo "ok"
+
+# The `servers` fixture stops the test servers itself; this covers a run cut short
+# (Ctrl-C, a ctest crash) so no PostgreSQL or MariaDB is left behind.
+# shellcheck disable=SC2317  # called by the EXIT trap
+stop_servers() {
+  if [[ -d "$build/test-servers/state" ]]; then
+    ./scripts/dev/servers.sh stop "$build/test-servers" >/dev/null 2>&1 || true
+  fi
+}
+trap stop_servers EXIT
+
+section "test"
+status=0
+# --no-tests=error: a filter that matches nothing must not pass as green.
+ctest --test-dir "$build" --output-on-failure --no-tests=error -j2 "${ctest_args[@]}" || status=$?
+exit "$status"

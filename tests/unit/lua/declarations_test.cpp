@@ -1,0 +1,307 @@
+#include <cstdlib>
+
+#include "runtime/lua/options.hpp"
+#include "tests/unit/lua/lua_test_util.hpp"
+
+namespace siphon::testing {
+namespace {
+
+using std::chrono::milliseconds;
+
+TEST_F(LuaTest, DeclaresADeployment) {
+  auto host = NewHost();
+  Status s = Load(*host, std::string(kHeader) + R"(
+siphon.replicate "orders" {
+  source = pg,
+  from = "public.orders",
+  key = "id",
+  cursor = { "updated_at", "id" },
+  every = "1m30s",
+  batch = 1e3,
+  lookback = "5s",
+  columns = { "id", "status", "updated_at" },
+  write = "append",
+}
+siphon.replicate("customers", { source = pg, every = 2.5 })
+assert(require("siphon") == siphon)
+)");
+  ASSERT_TRUE(s.ok()) << s.message();
+  Deployment d = host->TakeDeployment();
+  EXPECT_EQ(d.script_path, ScriptPath());
+  ASSERT_TRUE(d.target);
+  EXPECT_EQ(d.target->path, (dir_ / "replica.db").string());
+  EXPECT_EQ(d.target->location, ScriptPath() + ":2");
+  ASSERT_EQ(d.sources.size(), 1u);
+  EXPECT_EQ(d.sources[0]->name, "postgres#1");
+  EXPECT_EQ(d.sources[0]->location, ScriptPath() + ":1");
+  EXPECT_EQ(d.sources[0]->source->kind(), "postgres");
+  ASSERT_EQ(d.tables.size(), 2u);
+
+  const TableDecl& orders = d.tables[0];
+  EXPECT_EQ(orders.name, "orders");
+  EXPECT_EQ(orders.location, ScriptPath() + ":4");
+  EXPECT_EQ(orders.source, d.sources[0]);
+  EXPECT_EQ(orders.from, "public.orders");
+  EXPECT_EQ(orders.key, std::vector<std::string>{"id"});
+  EXPECT_EQ(orders.cursor, (std::vector<std::string>{"updated_at", "id"}));
+  EXPECT_EQ(orders.every, milliseconds(90000));
+  EXPECT_EQ(orders.batch, 1000u);
+  ASSERT_TRUE(orders.lookback_seconds);
+  EXPECT_DOUBLE_EQ(*orders.lookback_seconds, 5.0);
+  EXPECT_EQ(orders.columns, (std::vector<std::string>{"id", "status", "updated_at"}));
+  EXPECT_EQ(orders.write, WriteMode::kAppend);
+
+  const TableDecl& customers = d.tables[1];
+  EXPECT_EQ(customers.location, ScriptPath() + ":15");
+  EXPECT_EQ(customers.from, "customers");
+  EXPECT_TRUE(customers.key.empty());
+  EXPECT_TRUE(customers.cursor.empty());
+  EXPECT_EQ(customers.every, milliseconds(2500));
+  EXPECT_EQ(customers.batch, 5000u);
+  EXPECT_FALSE(customers.lookback_seconds);
+  EXPECT_EQ(customers.write, WriteMode::kUpsert);
+}
+
+TEST_F(LuaTest, TargetPathAbsoluteStaysAsGiven) {
+  auto host = NewHost();
+  Status s = Load(*host, R"(local pg = siphon.postgres { host = "127.0.0.1", port = 5432 }
+siphon.target { path = "/var/lib/siphon/../siphon/replica.db" }
+siphon.replicate "t" { source = pg })");
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(host->TakeDeployment().target->path, "/var/lib/siphon/replica.db");
+}
+
+struct BadScript {
+  const char* name;
+  const char* body;  // appended after kHeader (lines 1-2), so its first line is line 3
+  int line;          // 0: no line expected
+  const char* message;
+};
+
+class DeclarationErrors : public LuaTest, public ::testing::WithParamInterface<BadScript> {};
+
+TEST_P(DeclarationErrors, StopAtTheDeclaringLine) {
+  const BadScript& c = GetParam();
+  auto host = NewHost();
+  Status s = Load(*host, std::string(kHeader) + c.body);
+  ASSERT_FALSE(s.ok()) << c.name;
+  EXPECT_EQ(s.kind(), ErrorKind::kConfig);
+  std::string first_line = s.message().substr(0, s.message().find('\n'));
+  std::string expected = c.message;
+  if (size_t at = expected.find("{script}"); at != std::string::npos) {
+    expected.replace(at, 8, ScriptPath());
+  }
+  if (c.line > 0) expected = ScriptPath() + ":" + std::to_string(c.line) + ": " + expected;
+  EXPECT_EQ(first_line, expected) << c.name << "\nfull message: " << s.message();
+}
+
+const BadScript kBadScripts[] = {
+    {"unknown_field", "siphon.replicate 'orders' { source = pg, evry = '30s' }", 3,
+     "siphon.replicate \"orders\": unknown field 'evry' (did you mean 'every'?)"},
+    {"unknown_field_far", "siphon.replicate 'orders' { source = pg, transform = print }", 3,
+     "siphon.replicate \"orders\": unknown field 'transform'"},
+    {"every_boolean", "siphon.replicate 'orders' { source = pg, every = true }", 3,
+     "siphon.replicate \"orders\": field 'every' must be a duration string or number, got "
+     "boolean"},
+    {"every_garbage", "siphon.replicate 'orders' { source = pg, every = 'soon' }", 3,
+     "siphon.replicate \"orders\": field 'every' is an invalid duration 'soon': expected a "
+     "number followed by a unit (ms, s, m, h, d), e.g. '30s' or '1m30s'"},
+    {"every_zero", "siphon.replicate 'orders' { source = pg, every = 0 }", 3,
+     "siphon.replicate \"orders\": field 'every' is an invalid duration '0 seconds': must be "
+     "greater than zero"},
+    {"lookback_negative", "siphon.replicate 'orders' { source = pg, lookback = '-5s' }", 3,
+     "siphon.replicate \"orders\": field 'lookback' is an invalid duration '-5s': must not be "
+     "negative"},
+    {"batch_zero", "siphon.replicate 'orders' { source = pg, batch = 0 }", 3,
+     "siphon.replicate \"orders\": field 'batch' must be between 1 and 1000000, got 0"},
+    {"batch_huge", "siphon.replicate 'orders' { source = pg, batch = 1000001 }", 3,
+     "siphon.replicate \"orders\": field 'batch' must be between 1 and 1000000, got 1000001"},
+    {"batch_fraction", "siphon.replicate 'orders' { source = pg, batch = 1.5 }", 3,
+     "siphon.replicate \"orders\": field 'batch' must be an integer, got number (1.5)"},
+    {"batch_string", "siphon.replicate 'orders' { source = pg, batch = '10' }", 3,
+     "siphon.replicate \"orders\": field 'batch' must be an integer, got string \"10\""},
+    {"write_choice", "siphon.replicate 'orders' { source = pg, write = 'merge' }", 3,
+     "siphon.replicate \"orders\": field 'write' must be one of \"upsert\", \"append\", got "
+     "\"merge\""},
+    {"source_string", "siphon.replicate 'orders' { source = 'pg' }", 3,
+     "siphon.replicate \"orders\": field 'source' must be a source returned by "
+     "siphon.postgres{…}, got string \"pg\""},
+    {"source_table", "siphon.replicate 'orders' { source = { dsn = 'x' } }", 3,
+     "siphon.replicate \"orders\": field 'source' must be a source returned by "
+     "siphon.postgres{…}, got table"},
+    {"source_missing", "siphon.replicate 'orders' { from = 'public.orders' }", 3,
+     "siphon.replicate \"orders\": missing required field 'source'"},
+    {"source_undefined_global", "siphon.replicate 'orders' { source = gp }", 3,
+     "global 'gp' is not defined"},
+    {"key_number", "siphon.replicate 'orders' { source = pg, key = { 'id', 2 } }", 3,
+     "siphon.replicate \"orders\": field 'key' must be a string or a list of strings, got a "
+     "list with number (2) at [2]"},
+    {"key_empty", "siphon.replicate 'orders' { source = pg, key = {} }", 3,
+     "siphon.replicate \"orders\": field 'key' must not be an empty list"},
+    {"cursor_boolean", "siphon.replicate 'orders' { source = pg, cursor = false }", 3,
+     "siphon.replicate \"orders\": field 'cursor' must be a string or a list of strings, got "
+     "boolean"},
+    {"columns_twice", "siphon.replicate 'orders' { source = pg, columns = { 'id', 'id' } }", 3,
+     "siphon.replicate \"orders\": field 'columns' lists \"id\" twice"},
+    {"from_empty", "siphon.replicate 'orders' { source = pg, from = '' }", 3,
+     "siphon.replicate \"orders\": field 'from' must not be empty"},
+    {"positional_field", "siphon.replicate 'orders' { pg }", 3,
+     "siphon.replicate \"orders\": fields must be named (name = value), got a number (1) key"},
+    {"duplicate_table",
+     "siphon.replicate 'orders' { source = pg }\n\nsiphon.replicate 'Orders' { source = pg }", 5,
+     "siphon.replicate \"Orders\": table 'orders' is already declared at {script}:3"},
+    {"reserved_name", "siphon.replicate '_siphon_state' { source = pg }", 3,
+     "siphon.replicate: table name '_siphon_state' is reserved (names starting with _siphon "
+     "hold siphon's state)"},
+    {"empty_name", "siphon.replicate '' { source = pg }", 3,
+     "siphon.replicate: the table name must not be empty"},
+    {"name_not_string", "siphon.replicate { source = pg }", 3,
+     "siphon.replicate expects the target table name first: siphon.replicate \"orders\" { "
+     "source = …, … }, got table"},
+    {"fields_not_table", "siphon.replicate 'orders' 'x'", 3,
+     "siphon.replicate \"orders\" expects a table of fields { source = …, … }, got string "
+     "\"x\""},
+    {"curried_never_called", "siphon.replicate 'orders'\n", 3,
+     "siphon.replicate \"orders\" has no field table (write siphon.replicate \"orders\" { "
+     "source = …, … })"},
+    {"multiline", "\n\nsiphon.replicate 'orders' {\n  source = pg,\n  every = {},\n}", 5,
+     "siphon.replicate \"orders\": field 'every' must be a duration string or number, got "
+     "table"},
+    {"second_target", "siphon.target { path = 'other.db' }", 3,
+     "siphon.target is already declared at {script}:2 (a deployment has exactly one target)"},
+    {"target_unknown", "siphon.target { paht = 'x.db' }", 3,
+     "siphon.target: unknown field 'paht' (did you mean 'path'?)"},
+    {"target_string", "siphon.target 'x.db'", 3,
+     "siphon.target expects a table of fields: siphon.target { path = \"replica.db\" }, got "
+     "string \"x.db\""},
+    {"postgres_wrong_type", "siphon.postgres { dsn = 1 }", 3,
+     "siphon.postgres: field 'dsn' must be a string, got number (1)"},
+    {"postgres_typo", "siphon.postgres { dns = 'x' }", 3,
+     "siphon.postgres: unknown field 'dns' (did you mean 'dsn'?)"},
+    {"postgres_make_error", "siphon.postgres { port = 5432 }", 3,
+     "siphon.postgres needs `dsn` or `host`"},
+    {"env_missing", "local x = siphon.env('SIPHON_TEST_SURELY_UNSET')", 3,
+     "environment variable 'SIPHON_TEST_SURELY_UNSET' is not set (set it, or give a default: "
+     "siphon.env(\"SIPHON_TEST_SURELY_UNSET\", \"…\"))"},
+    {"error_in_function",
+     "local function declare()\n  siphon.replicate 'orders' { source = pg, batch = -1 }\nend\n"
+     "declare()",
+     4, "siphon.replicate \"orders\": field 'batch' must be between 1 and 1000000, got -1"},
+    {"runtime_error", "local t = nil\nlocal x = t.field", 4,
+     "attempt to index a nil value (local 't')"},
+};
+
+INSTANTIATE_TEST_SUITE_P(Lua, DeclarationErrors, ::testing::ValuesIn(kBadScripts),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST_F(LuaTest, MessagesCarryATraceback) {
+  auto host = NewHost();
+  Status s = Load(*host, std::string(kHeader) +
+                             "siphon.replicate 'orders' { source = pg, "
+                             "batch = 0 }\n");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("stack traceback:"), std::string::npos) << s.message();
+}
+
+TEST_F(LuaTest, ScriptWithoutTargetOrTables) {
+  {
+    auto host = NewHost();
+    Status s = Load(*host,
+                    "local pg = siphon.postgres { dsn = 'postgresql://127.0.0.1/x' }\n"
+                    "siphon.replicate 'orders' { source = pg }\n");
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.message(), ScriptPath() +
+                               ": no siphon.target{…} declared (add siphon.target { "
+                               "path = \"replica.db\" })");
+  }
+  {
+    auto host = NewHost();
+    Status s = Load(*host, kHeader);
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.message(), ScriptPath() +
+                               ": no tables declared (add siphon.replicate \"name\" "
+                               "{ source = …, … })");
+  }
+}
+
+TEST_F(LuaTest, MissingFileAndSyntaxError) {
+  auto host = NewHost();
+  Status s = host->LoadScript((dir_ / "nope.lua").string());
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.kind(), ErrorKind::kConfig);
+  EXPECT_EQ(s.message(), "cannot read script '" + (dir_ / "nope.lua").string() + "': no such file");
+
+  auto host2 = NewHost();
+  s = Load(*host2, "local x = \nsiphon.target {{{ \n");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message().rfind(ScriptPath() + ":", 0), 0u) << s.message();
+  EXPECT_NE(s.message().find("expected"), std::string::npos) << s.message();
+}
+
+TEST_F(LuaTest, EnvReadsVariablesAndDefaults) {
+  setenv("SIPHON_TEST_DSN", "postgresql://env@127.0.0.1/x", 1);
+  unsetenv("SIPHON_TEST_UNSET_VAR");
+  auto host = NewHost();
+  Status s = Load(*host, R"(
+local pg = siphon.postgres { dsn = siphon.env("SIPHON_TEST_DSN") }
+assert(siphon.env("SIPHON_TEST_UNSET_VAR", "fallback") == "fallback")
+assert(siphon.env("SIPHON_TEST_UNSET_VAR", 5) == 5)
+assert(siphon.env("SIPHON_TEST_UNSET_VAR", nil) == nil)
+assert(siphon.env("SIPHON_TEST_DSN", "unused") == "postgresql://env@127.0.0.1/x")
+siphon.target { path = "r.db" }
+siphon.replicate "t" { source = pg }
+)");
+  ASSERT_TRUE(s.ok()) << s.message();
+  Deployment d = host->TakeDeployment();
+  EXPECT_NE(d.sources[0]->source->Describe().find("127.0.0.1"), std::string::npos);
+  unsetenv("SIPHON_TEST_DSN");
+}
+
+TEST_F(LuaTest, QuickstartExampleDeclaresThreeTables) {
+  std::string path = std::string(SIPHON_SOURCE_DIR) + "/examples/quickstart.lua";
+  unsetenv("PG_DSN");
+  unsetenv("REPLICA");
+  {
+    auto host = NewHost();
+    Status s = host->LoadScript(path);
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.message().rfind(path + ":9: environment variable 'PG_DSN' is not set", 0), 0u)
+        << s.message();
+  }
+  setenv("PG_DSN", "postgresql://repl@127.0.0.1:5432/shop", 1);
+  auto host = NewHost();
+  Status s = host->LoadScript(path);
+  unsetenv("PG_DSN");
+  ASSERT_TRUE(s.ok()) << s.message();
+  Deployment d = host->TakeDeployment();
+  ASSERT_EQ(d.tables.size(), 3u);
+  EXPECT_EQ(d.tables[0].from, "public.orders");
+  EXPECT_EQ(d.tables[1].write, WriteMode::kAppend);
+  EXPECT_EQ(d.tables[1].cursor, std::vector<std::string>{"id"});
+  EXPECT_EQ(d.tables[2].every, std::chrono::minutes(5));
+  EXPECT_EQ(d.target->path, std::string(SIPHON_SOURCE_DIR) + "/examples/shop-replica.db");
+}
+
+TEST(LuaOptions, ClosestNameAndReference) {
+  std::vector<std::string> names = {"source", "from", "every", "batch", "lookback"};
+  EXPECT_EQ(ClosestName("evry", names), "every");
+  EXPECT_EQ(ClosestName("bach", names), "batch");
+  EXPECT_EQ(ClosestName("look_back", names), "lookback");
+  EXPECT_EQ(ClosestName("transform", names), "");
+
+  FieldSpec every;
+  every.name = "every";
+  every.type = FieldType::kDuration;
+  every.default_value = std::chrono::milliseconds(60000);
+  every.doc = "how often";
+  FieldSpec write;
+  write.name = "write";
+  write.default_value = std::string("upsert");
+  write.choices = {"upsert", "append"};
+  EXPECT_EQ(DescribeFields({every, write}),
+            "- `every` (duration, default \"60s\"): how often\n"
+            "- `write` (string, default \"upsert\": \"upsert\" | \"append\")\n");
+}
+
+}  // namespace
+}  // namespace siphon::testing
