@@ -27,7 +27,7 @@ psql=(psql -X -q -v ON_ERROR_STOP=1 -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER")
 "${psql[@]}" -d postgres -c "DROP DATABASE IF EXISTS shop" -c "CREATE DATABASE shop"
 "${psql[@]}" -d shop -f examples/demo/shop.sql
 export PG_DSN="host=$PG_HOST port=$PG_PORT user=$PG_USER password=$PG_PASSWORD dbname=shop"
-export REPLICA=$work/replica.db
+export REPLICA=$work/shop-replica.db
 rm -f "$REPLICA" "$REPLICA-wal" "$REPLICA-shm"
 
 step "siphon check examples/quickstart.lua   (validate, reflect, print the plan)"
@@ -38,15 +38,17 @@ step "siphon once examples/quickstart.lua    (first sync)"
 
 step "The replica ($REPLICA)"
 sqlite3 -header -column "$REPLICA" \
-  "SELECT id, customer_id, status, amount, items, tags, updated_at FROM orders ORDER BY id LIMIT 5"
+  "SELECT id, customer, status, amount, items, tags, updated_at FROM orders ORDER BY id LIMIT 5"
 sqlite3 -header -column "$REPLICA" \
   "SELECT status, count(*) AS orders, printf('%.2f', sum(amount)) AS total FROM orders GROUP BY status"
+sqlite3 -header -column "$REPLICA" "SELECT sku, name, price, active FROM products ORDER BY sku LIMIT 3"
 
 step "Changing the source: 3 orders paid, 2 new"
 "${psql[@]}" -d shop -c "UPDATE orders SET status = 'paid', updated_at = clock_timestamp() WHERE id IN (3, 6, 9)" \
-  -c "INSERT INTO orders (id, customer_id, status, amount, items) VALUES
-        (50001, 1, 'new', 19.99, '{\"sku\": \"SKU-1\", \"qty\": 1}'),
-        (50002, 2, 'new', 5.00, '{\"sku\": \"SKU-2\", \"qty\": 2}')"
+  -c "INSERT INTO orders (id, customer, status, amount, items) VALUES
+        (50001, 'ada@example.com', 'new', 19.99, '{\"sku\": \"SKU-1\", \"qty\": 1}'),
+        (50002, 'alan@example.com', 'new', 5.00, '{\"sku\": \"SKU-2\", \"qty\": 2}')" \
+  -c "INSERT INTO order_events (order_id, event) VALUES (3, 'paid'), (6, 'paid'), (9, 'paid')"
 
 step "siphon once again: only the changes are pulled"
 "$siphon" once examples/quickstart.lua

@@ -389,6 +389,55 @@ Status Target::WriteOnWriter(Table& t, const RowBatch& rows, const std::optional
   return result;
 }
 
+void Target::Exec(std::string sql, std::vector<CursorValue> params,
+                  std::function<void(Result<int64_t>)> done) {
+  auto result = std::make_shared<Result<int64_t>>(Status());
+  writer_->Post(
+      [this, sql = std::move(sql), params = std::move(params), result] {
+        const char* tail = sql.c_str();
+        const char* end = sql.c_str() + sql.size();
+        int64_t changed = 0;
+        bool first = true;
+        // Every statement of the text runs; the parameters bind to the first one.
+        while (tail < end) {
+          Stmt s;
+          if (sqlite3_prepare_v2(db_, tail, static_cast<int>(end - tail), &s.s, &tail) !=
+              SQLITE_OK) {
+            *result = SqliteError(db_, "target:exec");
+            return;
+          }
+          if (s.s == nullptr) break;  // only whitespace or comments were left
+          if (first) {
+            for (size_t i = 0; i < params.size(); ++i) {
+              const int idx = static_cast<int>(i) + 1;
+              const CursorValue& v = params[i];
+              if (std::holds_alternative<int64_t>(v)) {
+                sqlite3_bind_int64(s.s, idx, std::get<int64_t>(v));
+              } else if (std::holds_alternative<double>(v)) {
+                sqlite3_bind_double(s.s, idx, std::get<double>(v));
+              } else if (std::holds_alternative<std::string>(v)) {
+                const std::string& t = std::get<std::string>(v);
+                sqlite3_bind_text(s.s, idx, t.data(), static_cast<int>(t.size()), SQLITE_STATIC);
+              } else {
+                sqlite3_bind_null(s.s, idx);
+              }
+            }
+            first = false;
+          }
+          int rc;
+          while ((rc = sqlite3_step(s.s)) == SQLITE_ROW) {
+          }
+          if (rc != SQLITE_DONE) {
+            *result = SqliteError(db_, "target:exec");
+            return;
+          }
+          changed += sqlite3_changes64(db_);
+        }
+        *result = changed;
+      },
+      [done = std::move(done), result] { done(std::move(*result)); });
+}
+
 void Target::ResetCursor(const std::string& table, std::function<void(Status)> done) {
   auto status = std::make_shared<Status>();
   writer_->Post(

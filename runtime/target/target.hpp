@@ -78,6 +78,11 @@ class Target {
                  std::optional<Cursor> cursor_after, std::function<void(Status)> done,
                  std::vector<Reject> rejects = {});
 
+  /// Runs maintenance SQL (`siphon.target:exec`) on the writer thread, between pages, with
+  /// bound parameters (NULL, integer, real, text). `done` gets the number of rows changed.
+  void Exec(std::string sql, std::vector<CursorValue> params,
+            std::function<void(Result<int64_t>)> done);
+
   /// Sets a table's cursor to NULL: the next run starts from the beginning (resync).
   void ResetCursor(const std::string& table, std::function<void(Status)> done);
 

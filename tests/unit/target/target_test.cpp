@@ -187,5 +187,31 @@ TEST_F(TargetTest, ExistingTableGainsNewColumns) {
             std::vector<std::string>({"id", "note", "updated_at", "data"}));
 }
 
+TEST_F(TargetTest, ExecRunsMaintenanceWithBoundParameters) {
+  Target target(&loop_, path_);
+  ASSERT_TRUE(target.Open().ok());
+  Prepare(target, Orders());
+  RowBatch b(4);
+  AddRow(b, 1, "a", "2024-01-01T00:00:00Z");
+  AddRow(b, 2, "b", "2024-01-01T00:00:01Z");
+  ASSERT_TRUE(Write(target, b, Cursor{int64_t{2}}).ok());
+  std::optional<Result<int64_t>> changed;
+  target.Exec("DELETE FROM orders WHERE note = ?1; PRAGMA optimize",
+              {std::string("a'); DROP TABLE orders; --")},
+              [&](Result<int64_t> r) { changed = std::move(r); });
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  ASSERT_TRUE(changed && changed->ok());
+  EXPECT_EQ(**changed, 0);
+  target.Exec("DELETE FROM orders WHERE note = ?1", {std::string("a")},
+              [&](Result<int64_t> r) { changed = std::move(r); });
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  ASSERT_TRUE(changed && changed->ok());
+  EXPECT_EQ(**changed, 1);
+  target.Exec("SELEC nonsense", {}, [&](Result<int64_t> r) { changed = std::move(r); });
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  ASSERT_TRUE(changed && !changed->ok());
+  EXPECT_EQ(changed->status().kind(), ErrorKind::kTarget);
+}
+
 }  // namespace
 }  // namespace siphon
