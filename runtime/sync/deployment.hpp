@@ -1,5 +1,6 @@
 #pragma once
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,6 +15,34 @@ namespace siphon {
 enum class WriteMode {
   kUpsert,  ///< INSERT … ON CONFLICT(key) DO UPDATE
   kAppend,  ///< INSERT … ON CONFLICT DO NOTHING
+};
+
+/// What a table does when a source column changes type (`on_schema_change`).
+enum class SchemaChangeAction {
+  kContinue,  ///< keep replicating; the target column keeps its declared type
+  kPause,     ///< stop the table until resumed (an `error` event says why)
+  kResync,    ///< forget the cursor and pull everything again
+};
+
+/// Columns added, dropped and retyped on the source since the schema siphon recorded.
+struct SchemaDiff {
+  std::vector<std::string> added;
+  std::vector<std::string> dropped;
+  struct Retyped {
+    std::string column, from, to;
+  };
+  std::vector<Retyped> retyped;
+  bool empty() const { return added.empty() && dropped.empty() && retyped.empty(); }
+  /// {"added":[…],"dropped":[…],"retyped":[{"column":…,"from":…,"to":…}]}
+  std::string ToJson() const;
+};
+
+/// Decides the action for a schema change (the Lua layer implements it for
+/// `on_schema_change = function(diff) … end`).
+class SchemaChangeHandler {
+ public:
+  virtual ~SchemaChangeHandler() = default;
+  virtual Result<SchemaChangeAction> Decide(const std::string& table, const SchemaDiff& diff) = 0;
 };
 
 /// A declared source: the adapter's Source plus where it was declared.
@@ -39,6 +68,11 @@ struct TableDecl {
   WriteMode write = WriteMode::kUpsert;
   /// `lagging` fires when the table has not synced successfully for this long.
   std::optional<std::chrono::milliseconds> max_lag;
+  /// Schema evolution: what a retyped column does, and whether added columns are
+  /// back-filled at once (a full re-pull) rather than as rows change.
+  SchemaChangeAction on_schema_change = SchemaChangeAction::kContinue;
+  std::shared_ptr<SchemaChangeHandler> schema_change_handler;  ///< overrides on_schema_change
+  bool backfill = false;
   /// Optional row transform (the Lua layer provides it); null: rows are written as pulled.
   std::shared_ptr<RowTransform> transform;
 };

@@ -30,6 +30,9 @@ struct Event {
   std::string error_kind;  ///< kError: "connect", "auth", "query", …
   int attempt = 0;         ///< kError / kRecovered: consecutive failures so far
   double lag_s = 0;        ///< seconds since the last success
+  int64_t deleted = 0;     ///< kSynced: rows removed because the source no longer has them
+  std::string diff;        ///< kSchemaChange: SchemaDiff::ToJson()
+  std::string action;      ///< kSchemaChange: "continue", "pause" or "resync"
 };
 
 /// Where a runner sends its events. Called on the loop thread; must not block.

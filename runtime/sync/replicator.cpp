@@ -7,7 +7,7 @@ namespace siphon {
 
 Replicator::Replicator(uv_loop_t* loop, Target& target, const Deployment& deployment,
                        RunnerOptions options, const std::vector<std::string>& only_tables)
-    : loop_(loop) {
+    : loop_(loop), target_(target), options_(options) {
   for (const auto& t : deployment.tables) {
     if (!only_tables.empty() &&
         std::find(only_tables.begin(), only_tables.end(), t.name) == only_tables.end()) {
@@ -41,6 +41,113 @@ void Replicator::Stop(std::function<void()> stopped) {
       if (--*left == 0 && *done) (*done)();
     });
   }
+}
+
+TableRunner* Replicator::Find(const std::string& name) const {
+  for (const auto& r : runners_) {
+    if (r->decl().name == name) return r.get();
+  }
+  return nullptr;
+}
+
+bool Replicator::SameDeclaration(const TableDecl& a, const TableDecl& b) {
+  if (a.transform || b.transform) return false;
+  auto describe = [](const TableDecl& t) {
+    return t.source && t.source->source
+               ? std::string(t.source->source->kind()) + " " + t.source->source->Describe()
+               : std::string();
+  };
+  return a.name == b.name && a.from == b.from && a.key == b.key && a.cursor == b.cursor &&
+         a.columns == b.columns && a.every == b.every && a.batch == b.batch &&
+         a.lookback_seconds == b.lookback_seconds && a.write == b.write && a.max_lag == b.max_lag &&
+         describe(a) == describe(b);
+}
+
+void Replicator::Retire(std::unique_ptr<TableRunner> runner, std::function<void()> gone) {
+  struct Pending {
+    uv_timer_t timer;
+    std::unique_ptr<TableRunner> runner;
+    std::function<void()> gone;
+  };
+  auto* p = new Pending{{}, std::move(runner), std::move(gone)};
+  uv_timer_init(loop_, &p->timer);
+  p->timer.data = p;
+  uv_timer_start(
+      &p->timer,
+      [](uv_timer_t* t) {
+        auto* p = static_cast<Pending*>(t->data);
+        p->runner.reset();
+        if (p->gone) p->gone();
+        uv_close(reinterpret_cast<uv_handle_t*>(t),
+                 [](uv_handle_t* h) { delete static_cast<Pending*>(h->data); });
+      },
+      0, 0);
+}
+
+ReloadDiff Replicator::Reconcile(const Deployment& next, std::function<void()> retired) {
+  ReloadDiff diff;
+  auto left = std::make_shared<size_t>(1);  // released at the end of this function
+  auto done = std::make_shared<std::function<void()>>(std::move(retired));
+  auto release = [left, done] {
+    if (--*left == 0 && *done) (*done)();
+  };
+
+  std::vector<std::unique_ptr<TableRunner>> kept;
+  std::vector<std::unique_ptr<TableRunner>> stopping;
+  for (auto& r : runners_) {
+    const TableDecl* declared = nullptr;
+    for (const auto& t : next.tables) {
+      if (t.name == r->decl().name) declared = &t;
+    }
+    if (declared && SameDeclaration(r->decl(), *declared)) {
+      diff.unchanged.push_back(r->decl().name);
+      kept.push_back(std::move(r));
+      continue;
+    }
+    if (!declared) diff.removed.push_back(r->decl().name);
+    stopping.push_back(std::move(r));
+  }
+  for (const auto& t : next.tables) {
+    bool existed = false;
+    for (const auto& r : stopping) existed |= r->decl().name == t.name;
+    bool unchanged =
+        std::find(diff.unchanged.begin(), diff.unchanged.end(), t.name) != diff.unchanged.end();
+    if (unchanged) continue;
+    auto runner = std::make_unique<TableRunner>(loop_, target_, t, options_);
+    if (existed) {
+      diff.changed.push_back(t.name);
+    } else {
+      diff.added.push_back(t.name);
+      runner->Start();
+    }
+    kept.push_back(std::move(runner));
+  }
+  runners_ = std::move(kept);
+
+  // Owned by the replicator until stopped: Stop may call back at once when the runner is idle.
+  std::vector<TableRunner*> to_stop;
+  for (auto& old : stopping) {
+    to_stop.push_back(old.get());
+    stopping_.push_back(std::move(old));
+  }
+  for (TableRunner* raw : to_stop) {
+    ++*left;
+    std::string name = raw->decl().name;
+    raw->Stop([this, raw, name, release] {
+      for (auto it = stopping_.begin(); it != stopping_.end(); ++it) {
+        if (it->get() != raw) continue;
+        Retire(std::move(*it), release);
+        stopping_.erase(it);
+        break;
+      }
+      // The replacement starts only now that no page of the old runner is in flight.
+      if (TableRunner* replacement = Find(name); replacement && replacement != raw) {
+        replacement->Start();
+      }
+    });
+  }
+  release();
+  return diff;
 }
 
 int Replicator::ExitCode() const {

@@ -11,6 +11,14 @@
 
 namespace siphon {
 
+/// What a reload changed, by table name.
+struct ReloadDiff {
+  std::vector<std::string> added;      ///< new tables: started
+  std::vector<std::string> removed;    ///< tables no longer declared: stopped
+  std::vector<std::string> changed;    ///< restarted with the new declaration, cursor kept
+  std::vector<std::string> unchanged;  ///< left running as they were
+};
+
 /// Runs a deployment: one TableRunner per declared table, all on one loop, sharing the target.
 class Replicator {
  public:
@@ -23,14 +31,34 @@ class Replicator {
   void Stop(std::function<void()> stopped);
 
   const std::vector<std::unique_ptr<TableRunner>>& runners() const { return runners_; }
+  /// The runner of a table, or null.
+  TableRunner* Find(const std::string& name) const;
+
+  /// Applies a reloaded deployment (run mode): added tables start, removed tables stop,
+  /// tables whose declaration changed (see SameDeclaration) are stopped and started again
+  /// with the new one once their page in flight is done. The cursor lives in
+  /// `_siphon_state`, so a restarted table continues where it was. `retired` runs when every
+  /// stopped runner is gone (the caller may then free what their declarations referred to,
+  /// such as the old Lua state).
+  ReloadDiff Reconcile(const Deployment& next, std::function<void()> retired = nullptr);
+
+  /// True when a running table can keep its runner under `b`. A table with a transform always
+  /// counts as changed: its function belongs to the script's previous Lua state.
+  static bool SameDeclaration(const TableDecl& a, const TableDecl& b);
 
   /// once mode: 0 when every table synced, 2 when a table failed on a script mistake (bad
   /// cursor, missing key), 1 when a table failed otherwise.
   int ExitCode() const;
 
  private:
+  /// Destroys a stopped runner on a later loop turn (its own callback may be on the stack).
+  void Retire(std::unique_ptr<TableRunner> runner, std::function<void()> gone);
+
   uv_loop_t* loop_;
+  Target& target_;
+  RunnerOptions options_;
   std::vector<std::unique_ptr<TableRunner>> runners_;
+  std::vector<std::unique_ptr<TableRunner>> stopping_;  // removed or replaced, not stopped yet
   std::function<void()> finished_;
   size_t remaining_ = 0;
 };

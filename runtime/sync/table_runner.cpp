@@ -58,6 +58,11 @@ void TableRunner::Pause() {
 void TableRunner::Resume() {
   if (!paused_) return;
   paused_ = false;
+  // A table paused for a schema change goes on with the new schema: prepare it again, and
+  // the change found there is accepted.
+  accept_schema_ = true;
+  plan_.reset();
+  schema_.reset();
   if (!running_) ScheduleRun(std::chrono::milliseconds(0));
 }
 
@@ -99,6 +104,7 @@ void TableRunner::Emit(EventKind kind, int64_t rows, int64_t duration_ms) {
   ev.duration_ms = duration_ms;
   ev.cursor = stats_.cursor;
   ev.attempt = stats_.attempt;
+  if (kind == EventKind::kSynced) ev.deleted = run_deleted_;
   if (kind == EventKind::kError) {
     ev.error = stats_.last_error;
     ev.error_kind = stats_.last_error_kind;
@@ -154,6 +160,7 @@ void TableRunner::BeginRun() {
   stats_.run_rows = 0;
   run_error_ = Status::Ok();
   run_rows_ = 0;
+  run_deleted_ = 0;
   more_pages_ = false;
   next_after_.reset();
   run_started_ = std::chrono::steady_clock::now();
@@ -171,10 +178,7 @@ void TableRunner::OnConnected(Status st) {
     MaybeFinishRun();
     return;
   }
-  if (plan_) {
-    StartPulling();
-    return;
-  }
+  // Every run reflects (one catalog query): a changed source schema is noticed at once.
   std::weak_ptr<bool> alive = alive_;
   conn_->Reflect(decl_.from, [this, alive](Result<TableSchema> schema) {
     if (alive.lock()) OnReflected(std::move(schema));
@@ -183,11 +187,21 @@ void TableRunner::OnConnected(Status st) {
 
 void TableRunner::OnReflected(Result<TableSchema> schema) {
   if (!schema.ok()) {
+    if (schema.status().kind() == ErrorKind::kSchema && stats_.runs_ok > 0 && !options_.once) {
+      // The table synced before and is gone now (dropped or renamed): retrying is pointless
+      // until someone looks, so the table pauses with an `error` event.
+      log_->error("{}: pausing the table", schema.status().ToString());
+      paused_ = true;
+    }
     Fail(schema.status());
     MaybeFinishRun();
     return;
   }
   stats_.row_estimate = schema->row_estimate;
+  if (plan_ && schema_ && schema->Hash() == schema_->Hash()) {
+    StartPulling();  // nothing changed since the last run
+    return;
+  }
   Result<TablePlan> plan = MakePlan(decl_, *schema);
   if (!plan.ok()) {
     Fail(plan.status());
@@ -223,6 +237,12 @@ void TableRunner::OnPrepared(Result<TableState> state) {
     return;
   }
   committed_ = state->cursor;
+  full_pass_ = state->full_pass;
+  if (!state->schema_hash.empty() && state->schema_hash != plan_->target.schema_hash) {
+    HandleSchemaChange(DiffSchema(state->schema_json, *schema_));
+    return;
+  }
+  accept_schema_ = false;
   if (stopping_) {
     MaybeFinishRun();
     return;
@@ -230,8 +250,77 @@ void TableRunner::OnPrepared(Result<TableState> state) {
   StartPulling();
 }
 
+void TableRunner::HandleSchemaChange(const SchemaDiff& diff) {
+  // Added columns were added to the target by PrepareTable; dropped ones stay in the target
+  // and are no longer written. What a retyped column does is the script's choice.
+  SchemaChangeAction action =
+      diff.retyped.empty() ? SchemaChangeAction::kContinue : decl_.on_schema_change;
+  if (decl_.schema_change_handler) {
+    Result<SchemaChangeAction> chosen = decl_.schema_change_handler->Decide(decl_.name, diff);
+    if (!chosen.ok()) {
+      log_->error("on_schema_change: {} (pausing the table)", chosen.status().ToString());
+      action = SchemaChangeAction::kPause;
+    } else {
+      action = *chosen;
+    }
+  }
+  if (accept_schema_ && action == SchemaChangeAction::kPause)
+    action = SchemaChangeAction::kContinue;
+  accept_schema_ = false;
+  if (action == SchemaChangeAction::kContinue && decl_.backfill && !diff.added.empty()) {
+    action = SchemaChangeAction::kResync;  // back-fill the new columns now
+  }
+  static constexpr const char* kNames[] = {"continue", "pause", "resync"};
+  const char* name = kNames[static_cast<int>(action)];
+  log_->warn("schema change {}: {}", diff.ToJson(), name);
+  if (options_.events) {
+    Event ev;
+    ev.kind = EventKind::kSchemaChange;
+    ev.table = decl_.name;
+    ev.source = decl_.source->source->Describe();
+    ev.diff = diff.ToJson();
+    ev.action = name;
+    ev.cursor = stats_.cursor;
+    options_.events->Emit(ev);
+  }
+  if (action == SchemaChangeAction::kPause) {
+    // The schema is not recorded: the change is reported again when the table resumes
+    // (Resume accepts it).
+    paused_ = true;
+    Fail(Status(ErrorKind::kSchema, "the source schema changed (" + diff.ToJson() +
+                                        "); the table is paused until resumed"));
+    MaybeFinishRun();
+    return;
+  }
+  std::weak_ptr<bool> alive = alive_;
+  auto resync = action == SchemaChangeAction::kResync;
+  target_.SaveSchema(decl_.name, plan_->target.schema_hash, plan_->target.schema_json,
+                     [this, alive, resync](Status st) {
+                       if (!alive.lock()) return;
+                       if (!st.ok()) {
+                         Fail(st);
+                         MaybeFinishRun();
+                         return;
+                       }
+                       if (resync) {
+                         committed_.reset();
+                         target_.ResetCursor(decl_.name, [this, alive](Status reset) {
+                           if (!alive.lock()) return;
+                           if (!reset.ok()) Fail(reset);
+                           if (!run_error_.ok() || stopping_) return MaybeFinishRun();
+                           StartPulling();
+                         });
+                         return;
+                       }
+                       if (stopping_) return MaybeFinishRun();
+                       StartPulling();
+                     });
+}
+
 void TableRunner::StartPulling() {
   horizon_.reset();
+  // A full pass resumes where a crash left it (cursor set), or starts a new pass.
+  pass_ = committed_ ? std::max<int64_t>(full_pass_, 1) : full_pass_ + 1;
   if (!plan_->incremental) {
     Pull(FirstPage(*plan_, committed_));
     return;
@@ -299,10 +388,17 @@ void TableRunner::OnPage(Result<RowBatch> page) {
   // progress, and is cleared with the page that ends the pass.
   std::optional<Cursor> cursor_after;
   if (plan_->incremental || full) cursor_after = next_after_;
-  const bool ends_pass = !plan_->incremental && !full;
-  if (n > 0 || (ends_pass && committed_)) {
-    pending_ = PendingPage{std::move(rows), std::move(cursor_after), std::move(rejects),
-                           static_cast<int64_t>(n)};
+  const bool ends_pass = plan_->target.full_refresh && !full;
+  if (n > 0 || ends_pass) {
+    PageWrite write;
+    write.rows = std::move(rows);
+    write.cursor_after = std::move(cursor_after);
+    write.rejects = std::move(rejects);
+    if (plan_->target.full_refresh) {
+      write.pass = pass_;
+      write.sweep = ends_pass;
+    }
+    pending_ = PendingPage{std::move(write), static_cast<int64_t>(n)};
     SubmitWrite();
   }
   if (more_pages_ && !pending_) Pull(NextPage(*plan_, *next_after_));
@@ -315,23 +411,26 @@ void TableRunner::SubmitWrite() {
   PendingPage page = std::move(*pending_);
   pending_.reset();
   std::weak_ptr<bool> alive = alive_;
-  auto cursor = page.cursor_after;
-  const int64_t written = static_cast<int64_t>(page.rows->rows());
-  const int64_t rejected = static_cast<int64_t>(page.rejects.size());
+  auto cursor = page.write.cursor_after;
+  const int64_t written = static_cast<int64_t>(page.write.rows->rows());
+  const int64_t rejected = static_cast<int64_t>(page.write.rejects.size());
   const int64_t pulled = page.source_rows;
-  target_.WritePage(
-      decl_.name, std::move(page.rows), std::move(page.cursor_after),
-      [this, alive, cursor = std::move(cursor), written, rejected, pulled](Status st) mutable {
-        if (!alive.lock()) return;
-        if (st.ok()) {
-          run_rows_ += pulled;
-          stats_.run_rows = run_rows_;
-          stats_.rows_written += written;
-          stats_.rows_rejected += rejected;
-        }
-        OnWritten(std::move(st), std::move(cursor));
-      },
-      std::move(page.rejects));
+  const int64_t pass = page.write.pass;
+  target_.WritePage(decl_.name, std::move(page.write),
+                    [this, alive, cursor = std::move(cursor), written, rejected, pulled,
+                     pass](Result<int64_t> swept) mutable {
+                      if (!alive.lock()) return;
+                      if (swept.ok()) {
+                        run_rows_ += pulled;
+                        run_deleted_ += *swept;
+                        full_pass_ = std::max(full_pass_, pass);
+                        stats_.run_rows = run_rows_;
+                        stats_.rows_written += written;
+                        stats_.rows_rejected += rejected;
+                        stats_.rows_deleted += *swept;
+                      }
+                      OnWritten(swept.ok() ? Status::Ok() : swept.status(), std::move(cursor));
+                    });
 }
 
 void TableRunner::OnWritten(Status st, std::optional<Cursor> cursor) {
@@ -380,6 +479,7 @@ void TableRunner::FinishRun() {
   RunRecord record;
   record.table = decl_.name;
   record.rows = run_rows_;
+  record.deleted = run_deleted_;
   record.duration_ms = duration.count();
   rows_last_run_ = run_rows_;
   last_status_ = run_error_;
@@ -398,7 +498,9 @@ void TableRunner::FinishRun() {
     stats_.attempt = 0;
     record.event = "synced";
     record.status = "ok";
-    if (run_rows_ > 0) {
+    if (run_deleted_ > 0) {
+      log_->info("synced {} rows, deleted {} in {} ms", run_rows_, run_deleted_, duration.count());
+    } else if (run_rows_ > 0) {
       log_->info("synced {} rows in {} ms", run_rows_, duration.count());
     } else {
       log_->debug("no new rows ({} ms)", duration.count());

@@ -37,6 +37,7 @@ struct TableStats {
   int64_t runs_failed = 0;
   int64_t rows_written = 0;   ///< rows written by this process
   int64_t rows_rejected = 0;  ///< rows sent to _siphon_rejects by this process
+  int64_t rows_deleted = 0;   ///< rows removed because the source no longer has them
   int64_t run_rows = 0;       ///< rows of the run in progress (or the last run)
   int64_t row_estimate = -1;  ///< the source's estimate, from the last reflection
   int64_t last_duration_ms = 0;
@@ -88,6 +89,7 @@ class TableRunner {
   void OnConnected(Status st);
   void OnReflected(Result<TableSchema> schema);
   void OnPrepared(Result<TableState> state);
+  void HandleSchemaChange(const SchemaDiff& diff);
   void StartPulling();
   void Pull(PageQuery query);
   void OnPage(Result<RowBatch> page);
@@ -135,16 +137,18 @@ class TableRunner {
   bool write_in_flight_ = false;
   bool more_pages_ = false;  // the last page came back full
   struct PendingPage {
-    std::shared_ptr<const RowBatch> rows;
-    std::optional<Cursor> cursor_after;
-    std::vector<Reject> rejects;
-    int64_t source_rows = 0;
+    PageWrite write;
+    int64_t source_rows = 0;  // rows pulled (before a transform)
   };
   std::optional<PendingPage> pending_;  // pulled, waiting for the previous write
   std::optional<Cursor> next_after_;    // where the next page starts
   std::optional<CursorValue> horizon_;  // this run reads only below it (late commits)
   Status run_error_;
   int64_t run_rows_ = 0;
+  int64_t run_deleted_ = 0;
+  int64_t pass_ = 0;            // full refresh: the pass this run writes
+  int64_t full_pass_ = 0;       // the last pass recorded in _siphon_state
+  bool accept_schema_ = false;  // resumed after a pause for a schema change
   std::chrono::steady_clock::time_point run_started_;
 };
 

@@ -1,6 +1,7 @@
 #include "runtime/target/target.hpp"
 
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <set>
 
@@ -76,7 +77,9 @@ CREATE TABLE IF NOT EXISTS _siphon_state (
   schema_hash     TEXT,
   status          TEXT,
   source          TEXT,
-  source_table    TEXT
+  source_table    TEXT,
+  schema_json     TEXT,
+  full_pass       INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS _siphon_log (
   id          INTEGER PRIMARY KEY,
@@ -84,6 +87,7 @@ CREATE TABLE IF NOT EXISTS _siphon_log (
   table_name  TEXT NOT NULL,
   event       TEXT NOT NULL,
   rows        INTEGER NOT NULL DEFAULT 0,
+  deleted     INTEGER NOT NULL DEFAULT 0,
   duration_ms INTEGER NOT NULL DEFAULT 0,
   error       TEXT
 );
@@ -115,6 +119,7 @@ struct Target::Table {
   TargetTable spec;
   Stmt upsert;
   Stmt save_cursor;
+  Stmt sweep;  // full refresh only
 };
 
 Target::Target(uv_loop_t* loop, std::string path) : loop_(loop), path_(std::move(path)) {}
@@ -158,6 +163,23 @@ Status Target::Open() {
     if (Status st = ExecOnWriter(pragma); !st.ok()) return st.WithContext(path_);
   }
   if (Status st = ExecOnWriter(kStateSchema); !st.ok()) return st.WithContext(path_);
+  // Files written by an older siphon gain the state columns added since.
+  static const std::pair<const char*, const char*> kAdded[] = {
+      {"_siphon_state", "schema_json TEXT"},
+      {"_siphon_state", "full_pass INTEGER NOT NULL DEFAULT 0"},
+      {"_siphon_log", "deleted INTEGER NOT NULL DEFAULT 0"}};
+  for (const auto& [table, add] : kAdded) {
+    std::string column(add, strchr(add, ' '));
+    Stmt probe;
+    std::string sql = std::string("SELECT 1 FROM pragma_table_info('") + table +
+                      "') WHERE name = '" + column + "'";
+    sqlite3_prepare_v2(db_, sql.c_str(), -1, &probe.s, nullptr);
+    if (sqlite3_step(probe.s) == SQLITE_ROW) continue;
+    if (Status st = ExecOnWriter(std::string("ALTER TABLE ") + table + " ADD COLUMN " + add);
+        !st.ok()) {
+      return st.WithContext(path_);
+    }
+  }
   // From here on the connection belongs to the writer thread.
   writer_ = std::make_unique<WorkerThread>(loop_);
   return Status::Ok();
@@ -182,11 +204,12 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
       existing.insert(reinterpret_cast<const char*>(sqlite3_column_text(info.s, 1)));
     }
   }
+  std::vector<std::pair<std::string, std::string>> wanted;  // name, declared type
+  for (const auto& c : spec.columns) wanted.emplace_back(c.name, ColumnTypeName(c.type));
+  if (spec.full_refresh) wanted.emplace_back(kPassColumn, "INTEGER");
   if (existing.empty()) {
     std::string sql = "CREATE TABLE " + Quote(spec.name) + " (";
-    for (const auto& c : spec.columns) {
-      sql += Quote(c.name) + " " + std::string(ColumnTypeName(c.type)) + ", ";
-    }
+    for (const auto& [name, type] : wanted) sql += Quote(name) + " " + type + ", ";
     if (spec.key.empty()) {
       sql.resize(sql.size() - 2);
     } else {
@@ -197,10 +220,10 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     sql += ")";
     if (Status st = ExecOnWriter(sql); !st.ok()) return st;
   } else {
-    for (const auto& c : spec.columns) {
-      if (existing.count(c.name)) continue;
-      std::string sql = "ALTER TABLE " + Quote(spec.name) + " ADD COLUMN " + Quote(c.name) + " " +
-                        std::string(ColumnTypeName(c.type));
+    for (const auto& [name, type] : wanted) {
+      if (existing.count(name)) continue;
+      std::string sql =
+          "ALTER TABLE " + Quote(spec.name) + " ADD COLUMN " + Quote(name) + " " + type;
       if (Status st = ExecOnWriter(sql); !st.ok()) return st;
     }
   }
@@ -216,6 +239,13 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     bool is_key = false;
     for (const auto& k : spec.key) is_key |= (k == spec.columns[i].name);
     if (!is_key) updates += (updates.empty() ? "" : ", ") + q + " = excluded." + q;
+  }
+  if (spec.full_refresh) {
+    // The pass number is the last parameter; a row seen again is marked as seen.
+    const std::string q = Quote(kPassColumn);
+    cols += ", " + q;
+    params += ", ?";
+    updates += (updates.empty() ? "" : ", ") + q + " = excluded." + q;
   }
   std::string sql = "INSERT INTO " + Quote(spec.name) + " (" + cols + ") VALUES (" + params + ")";
   if (!spec.key.empty()) {
@@ -242,26 +272,34 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     return SqliteError(db_, "preparing the upsert of " + spec.name);
   }
   const char* save =
-      "UPDATE _siphon_state SET cursor = ?1, rows_total = rows_total + ?2, last_sync_at = ?3 "
-      "WHERE table_name = ?4";
+      "UPDATE _siphon_state SET cursor = ?1, rows_total = rows_total + ?2, last_sync_at = ?3, "
+      "full_pass = max(full_pass, ?5) WHERE table_name = ?4";
   if (sqlite3_prepare_v3(db_, save, -1, SQLITE_PREPARE_PERSISTENT, &t->save_cursor.s, nullptr) !=
       SQLITE_OK) {
     return SqliteError(db_, "preparing the cursor update");
+  }
+  if (spec.full_refresh) {
+    std::string sweep =
+        "DELETE FROM " + Quote(spec.name) + " WHERE " + Quote(kPassColumn) + " IS NOT ?1";
+    if (sqlite3_prepare_v3(db_, sweep.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &t->sweep.s,
+                           nullptr) != SQLITE_OK) {
+      return SqliteError(db_, "preparing the sweep of " + spec.name);
+    }
   }
 
   // The state row: created on first sight, read otherwise.
   {
     Stmt ins;
     const char* sql_ins =
-        "INSERT INTO _siphon_state (table_name, status, source, source_table, schema_hash) "
-        "VALUES (?1, 'new', ?2, ?3, ?4) ON CONFLICT (table_name) DO UPDATE SET "
-        "source = excluded.source, source_table = excluded.source_table, "
-        "schema_hash = excluded.schema_hash";
+        "INSERT INTO _siphon_state (table_name, status, source, source_table, schema_hash, "
+        "schema_json) VALUES (?1, 'new', ?2, ?3, ?4, ?5) ON CONFLICT (table_name) DO UPDATE SET "
+        "source = excluded.source, source_table = excluded.source_table";
     sqlite3_prepare_v2(db_, sql_ins, -1, &ins.s, nullptr);
     sqlite3_bind_text(ins.s, 1, spec.name.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(ins.s, 2, spec.source.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(ins.s, 3, spec.source_table.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(ins.s, 4, spec.schema_hash.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(ins.s, 5, spec.schema_json.c_str(), -1, SQLITE_TRANSIENT);
     if (sqlite3_step(ins.s) != SQLITE_DONE) return SqliteError(db_, "creating the state row");
   }
   TableState state;
@@ -269,7 +307,8 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     Stmt q;
     sqlite3_prepare_v2(db_,
                        "SELECT cursor, rows_total, last_sync_at, last_success_at, last_error, "
-                       "schema_hash, status FROM _siphon_state WHERE table_name = ?1",
+                       "schema_hash, status, schema_json, full_pass FROM _siphon_state "
+                       "WHERE table_name = ?1",
                        -1, &q.s, nullptr);
     sqlite3_bind_text(q.s, 1, spec.name.c_str(), -1, SQLITE_TRANSIENT);
     if (sqlite3_step(q.s) != SQLITE_ROW) return SqliteError(db_, "reading the state row");
@@ -290,32 +329,55 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     state.last_error = text(4);
     state.schema_hash = text(5);
     state.status = text(6);
+    state.schema_json = text(7);
+    state.full_pass = sqlite3_column_int64(q.s, 8);
   }
   tables_[spec.name] = std::move(t);
   return state;
 }
 
-void Target::WritePage(const std::string& table, std::shared_ptr<const RowBatch> rows,
-                       std::optional<Cursor> cursor_after, std::function<void(Status)> done,
-                       std::vector<Reject> rejects) {
-  auto status = std::make_shared<Status>();
+void Target::WritePage(const std::string& table, PageWrite page,
+                       std::function<void(Result<int64_t>)> done) {
+  auto result = std::make_shared<Result<int64_t>>(Status());
   writer_->Post(
-      [this, table, rows = std::move(rows), cursor = std::move(cursor_after), status,
-       rejects = std::move(rejects)] {
+      [this, table, page = std::move(page), result] {
         auto it = tables_.find(table);
         if (it == tables_.end()) {
-          *status = Status(ErrorKind::kTarget, "table " + table + " was not prepared");
+          *result = Status(ErrorKind::kTarget, "table " + table + " was not prepared");
           return;
         }
-        *status = WriteOnWriter(*it->second, *rows, cursor, rejects);
+        *result = WriteOnWriter(*it->second, page);
       },
-      [done = std::move(done), status] { done(std::move(*status)); });
+      [done = std::move(done), result] { done(std::move(*result)); });
 }
 
-Status Target::WriteOnWriter(Table& t, const RowBatch& rows, const std::optional<Cursor>& cursor,
-                             const std::vector<Reject>& rejects) {
+void Target::SaveSchema(const std::string& table, std::string hash, std::string json,
+                        std::function<void(Status)> done) {
+  auto status = std::make_shared<Status>();
+  writer_->Post(
+      [this, table, hash = std::move(hash), json = std::move(json), status] {
+        Stmt s;
+        sqlite3_prepare_v2(
+            db_,
+            "UPDATE _siphon_state SET schema_hash = ?1, schema_json = ?2 WHERE table_name = ?3", -1,
+            &s.s, nullptr);
+        sqlite3_bind_text(s.s, 1, hash.c_str(), -1, SQLITE_STATIC);
+        sqlite3_bind_text(s.s, 2, json.c_str(), -1, SQLITE_STATIC);
+        sqlite3_bind_text(s.s, 3, table.c_str(), -1, SQLITE_STATIC);
+        if (sqlite3_step(s.s) != SQLITE_DONE) *status = SqliteError(db_, "saving the schema");
+      },
+      [done = std::move(done), status] {
+        if (done) done(std::move(*status));
+      });
+}
+
+Result<int64_t> Target::WriteOnWriter(Table& t, const PageWrite& page) {
+  const RowBatch& rows = *page.rows;
+  const std::optional<Cursor>& cursor = page.cursor_after;
+  const std::vector<Reject>& rejects = page.rejects;
   if (Status st = ExecOnWriter("BEGIN IMMEDIATE"); !st.ok()) return st;
   Status result;
+  int64_t swept = 0;
   if (!rejects.empty()) {
     Stmt ins;
     const char* sql =
@@ -361,10 +423,20 @@ Status Target::WriteOnWriter(Table& t, const RowBatch& rows, const std::optional
         }
       }
     }
+    if (t.spec.full_refresh) sqlite3_bind_int64(s, static_cast<int>(ncols) + 1, page.pass);
     if (sqlite3_step(s) != SQLITE_DONE) result = SqliteError(db_, "writing " + t.spec.name);
     sqlite3_reset(s);
   }
   sqlite3_clear_bindings(s);
+  if (result.ok() && page.sweep && t.sweep.s != nullptr) {
+    // The pass is complete: rows no page of it wrote are gone from the source.
+    sqlite3_bind_int64(t.sweep.s, 1, page.pass);
+    if (sqlite3_step(t.sweep.s) != SQLITE_DONE) {
+      result = SqliteError(db_, "sweeping deleted rows of " + t.spec.name);
+    }
+    swept = sqlite3_changes64(db_);
+    sqlite3_reset(t.sweep.s);
+  }
   if (result.ok()) {
     sqlite3_stmt* u = t.save_cursor.s;
     std::string json = cursor ? CursorToJson(*cursor) : std::string();
@@ -378,6 +450,7 @@ Status Target::WriteOnWriter(Table& t, const RowBatch& rows, const std::optional
     sqlite3_bind_text(u, 3, now.data(), static_cast<int>(now.size()), SQLITE_STATIC);
     sqlite3_bind_text(u, 4, t.spec.name.data(), static_cast<int>(t.spec.name.size()),
                       SQLITE_STATIC);
+    sqlite3_bind_int64(u, 5, page.pass);
     if (sqlite3_step(u) != SQLITE_DONE) result = SqliteError(db_, "saving the cursor");
     sqlite3_reset(u);
     sqlite3_clear_bindings(u);
@@ -385,8 +458,11 @@ Status Target::WriteOnWriter(Table& t, const RowBatch& rows, const std::optional
   if (result.ok()) {
     if (Status st = ExecOnWriter("COMMIT"); !st.ok()) result = st;
   }
-  if (!result.ok()) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-  return result;
+  if (!result.ok()) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    return result;
+  }
+  return swept;
 }
 
 void Target::Exec(std::string sql, std::vector<CursorValue> params,
@@ -462,8 +538,8 @@ void Target::RecordRun(RunRecord record, std::function<void(Status)> done) {
             "last_success_at = CASE WHEN ?3 IS NULL THEN ?1 ELSE last_success_at END "
             "WHERE table_name = ?4";
         const char* sql_log =
-            "INSERT INTO _siphon_log (at, table_name, event, rows, duration_ms, error) "
-            "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+            "INSERT INTO _siphon_log (at, table_name, event, rows, duration_ms, error, deleted) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
         if (Status s = ExecOnWriter("BEGIN IMMEDIATE"); !s.ok()) {
           *status = s;
           return;
@@ -489,6 +565,7 @@ void Target::RecordRun(RunRecord record, std::function<void(Status)> done) {
         } else {
           sqlite3_bind_text(log.s, 6, record.error.c_str(), -1, SQLITE_TRANSIENT);
         }
+        sqlite3_bind_int64(log.s, 7, record.deleted);
         ok = ok && sqlite3_step(log.s) == SQLITE_DONE;
         std::string trim_sql =
             "DELETE FROM _siphon_log WHERE id <= (SELECT max(id) FROM _siphon_log) - " +

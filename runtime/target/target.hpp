@@ -31,6 +31,23 @@ struct TargetTable {
   std::string source;              ///< source description, kept in _siphon_state
   std::string source_table;        ///< e.g. "public.orders"
   std::string schema_hash;
+  std::string schema_json;  ///< the reflected source columns, for diffs after a restart
+  /// Full refresh: rows carry the number of the pass that last wrote them in a column
+  /// `_siphon_pass`, and the page that ends a pass deletes the rows of older passes
+  /// (mark and sweep), so deletions reach the target without ever emptying it.
+  bool full_refresh = false;
+};
+
+/// The name of the mark column of full-refresh tables.
+inline constexpr const char* kPassColumn = "_siphon_pass";
+
+/// One page to commit, with everything that must commit with it.
+struct PageWrite {
+  std::shared_ptr<const RowBatch> rows;
+  std::optional<Cursor> cursor_after;  ///< none: store NULL (a full pass finished)
+  std::vector<Reject> rejects;         ///< to `_siphon_rejects`
+  int64_t pass = 0;                    ///< full refresh: the pass these rows belong to
+  bool sweep = false;                  ///< full refresh: this page ends the pass
 };
 
 /// A table's row of `_siphon_state`.
@@ -41,7 +58,9 @@ struct TableState {
   std::string last_success_at;
   std::string last_error;
   std::string schema_hash;
+  std::string schema_json;
   std::string status;
+  int64_t full_pass = 0;  ///< the last full-refresh pass started
 };
 
 /// How a sync run ended, for `_siphon_state` and `_siphon_log`.
@@ -49,6 +68,7 @@ struct RunRecord {
   std::string table;
   std::string event;  ///< "synced" or "error"
   int64_t rows = 0;
+  int64_t deleted = 0;  ///< rows removed from the target in this run
   int64_t duration_ms = 0;
   std::string error;   ///< empty on success
   std::string status;  ///< new `_siphon_state.status`: "ok", "error", "failed"
@@ -71,12 +91,14 @@ class Target {
   /// upsert and returns its state (cursor, counters).
   void PrepareTable(TargetTable table, std::function<void(Result<TableState>)> done);
 
-  /// Writes a page and the cursor that follows it in ONE transaction: either both are
-  /// committed or neither. `cursor_after` none stores NULL (a full pass finished).
-  /// `rejects` go to `_siphon_rejects` in the same transaction.
-  void WritePage(const std::string& table, std::shared_ptr<const RowBatch> rows,
-                 std::optional<Cursor> cursor_after, std::function<void(Status)> done,
-                 std::vector<Reject> rejects = {});
+  /// Writes a page, its rejects and the cursor that follows it in ONE transaction: either
+  /// all are committed or none. `done` gets the rows a sweep deleted.
+  void WritePage(const std::string& table, PageWrite page,
+                 std::function<void(Result<int64_t>)> done);
+
+  /// Records the reflected schema (JSON and hash) after a schema change was handled.
+  void SaveSchema(const std::string& table, std::string hash, std::string json,
+                  std::function<void(Status)> done);
 
   /// Runs maintenance SQL (`siphon.target:exec`) on the writer thread, between pages, with
   /// bound parameters (NULL, integer, real, text). `done` gets the number of rows changed.
@@ -96,8 +118,7 @@ class Target {
   struct Table;
   Status ExecOnWriter(const std::string& sql);
   Result<TableState> PrepareOnWriter(const TargetTable& table);
-  Status WriteOnWriter(Table& t, const RowBatch& rows, const std::optional<Cursor>& cursor,
-                       const std::vector<Reject>& rejects);
+  Result<int64_t> WriteOnWriter(Table& t, const PageWrite& page);
 
   uv_loop_t* loop_;
   std::string path_;

@@ -118,6 +118,40 @@ TEST(Plan, CursorJsonKeepsInt64Extremes) {
   EXPECT_FALSE(CursorFromJson("[1,").has_value());
 }
 
+TEST(Plan, SchemaDiffFindsAddedDroppedAndRetypedColumns) {
+  TableSchema before = Orders();
+  std::string recorded = SchemaToJson(before);
+  TableSchema now = before;
+  now.columns.erase(now.columns.begin() + 1);    // status dropped
+  now.columns[1].source_type = "numeric(14,4)";  // amount retyped
+  now.columns.push_back({"note", "text", ColumnType::kText, OrderKind::kText, true});
+  SchemaDiff diff = DiffSchema(recorded, now);
+  EXPECT_EQ(diff.added, std::vector<std::string>({"note"}));
+  EXPECT_EQ(diff.dropped, std::vector<std::string>({"status"}));
+  ASSERT_EQ(diff.retyped.size(), 1u);
+  EXPECT_EQ(diff.retyped[0].column, "amount");
+  EXPECT_EQ(diff.retyped[0].from, "numeric(12,2)");
+  EXPECT_EQ(diff.retyped[0].to, "numeric(14,4)");
+  EXPECT_EQ(diff.ToJson(),
+            R"({"added":["note"],"dropped":["status"],"retyped":[{"column":"amount","from":"numeric(12,2)","to":"numeric(14,4)"
+}]
+})");
+  EXPECT_TRUE(DiffSchema(recorded, before).empty());
+EXPECT_TRUE(DiffSchema("", now).empty());
+EXPECT_TRUE(DiffSchema("not json", now).empty());
+}
+
+TEST(Plan, OnlyFullRefreshTablesCarryThePassMark) {
+  auto full = MakePlan(Decl(), Orders());
+  ASSERT_TRUE(full.ok());
+  EXPECT_TRUE(full->target.full_refresh);
+  TableDecl d = Decl();
+  d.cursor = {"updated_at"};
+  auto inc = MakePlan(d, Orders());
+  ASSERT_TRUE(inc.ok());
+  EXPECT_FALSE(inc->target.full_refresh);
+}
+
 TEST(Backoff, GrowsExponentiallyWithJitterAndCap) {
   std::mt19937_64 rng(1);
   using std::chrono::milliseconds;

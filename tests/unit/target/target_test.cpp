@@ -50,11 +50,16 @@ class TargetTest : public ::testing::Test {
   }
 
   Status Write(Target& target, const RowBatch& rows, std::optional<Cursor> cursor) {
-    std::optional<Status> result;
-    target.WritePage("orders", std::make_shared<RowBatch>(rows), std::move(cursor),
-                     [&](Status st) { result = std::move(st); });
+    PageWrite page;
+    page.rows = std::make_shared<RowBatch>(rows);
+    page.cursor_after = std::move(cursor);
+    return WritePage(target, std::move(page)).status();
+  }
+  Result<int64_t> WritePage(Target& target, PageWrite page, const std::string& table = "orders") {
+    std::optional<Result<int64_t>> result;
+    target.WritePage(table, std::move(page), [&](Result<int64_t> r) { result = std::move(r); });
     uv_run(&loop_, UV_RUN_DEFAULT);
-    return result.value_or(Status(ErrorKind::kTarget, "no callback"));
+    return result.value_or(Result<int64_t>(Status(ErrorKind::kTarget, "no callback")));
   }
 
   std::vector<std::string> Column(const std::string& sql) {
@@ -161,7 +166,7 @@ TEST_F(TargetTest, RunRecordsAreLoggedAndStateUpdated) {
   ASSERT_TRUE(target.Open().ok());
   Prepare(target, Orders());
   bool done = false;
-  target.RecordRun({"orders", "error", 0, 12, "connect: refused", "error"},
+  target.RecordRun({"orders", "error", 0, 0, 12, "connect: refused", "error"},
                    [&](Status st) { done = st.ok(); });
   uv_run(&loop_, UV_RUN_DEFAULT);
   EXPECT_TRUE(done);
@@ -169,7 +174,7 @@ TEST_F(TargetTest, RunRecordsAreLoggedAndStateUpdated) {
             std::vector<std::string>({"connect: refused"}));
   EXPECT_EQ(Column("SELECT last_success_at IS NULL FROM _siphon_state"),
             std::vector<std::string>({"1"}));
-  target.RecordRun({"orders", "synced", 5, 3, "", "ok"}, nullptr);
+  target.RecordRun({"orders", "synced", 5, 0, 3, "", "ok"}, nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
   EXPECT_EQ(Column("SELECT last_error FROM _siphon_state"), std::vector<std::string>({"NULL"}));
   EXPECT_EQ(Column("SELECT event || ':' || rows FROM _siphon_log ORDER BY id"),
@@ -185,6 +190,42 @@ TEST_F(TargetTest, ExistingTableGainsNewColumns) {
   Prepare(target, Orders());
   EXPECT_EQ(Column("SELECT name FROM pragma_table_info('orders') ORDER BY cid"),
             std::vector<std::string>({"id", "note", "updated_at", "data"}));
+}
+
+TEST_F(TargetTest, FullRefreshPassesSweepRowsTheSourceNoLongerHas) {
+  Target target(&loop_, path_);
+  ASSERT_TRUE(target.Open().ok());
+  TargetTable t = Orders();
+  t.monotonic_column.reset();
+  t.full_refresh = true;
+  Prepare(target, t);
+  auto page = [&](std::vector<int64_t> ids, int64_t pass, bool sweep) {
+    RowBatch b(4);
+    for (int64_t id : ids) AddRow(b, id, "x", "2024-01-01T00:00:00Z");
+    PageWrite w;
+    w.rows = std::make_shared<RowBatch>(b);
+    if (!sweep) w.cursor_after = Cursor{ids.back()};
+    w.pass = pass;
+    w.sweep = sweep;
+    return WritePage(target, std::move(w));
+  };
+  ASSERT_TRUE(page({1, 2, 3}, 1, false).ok());
+  auto swept = page({4, 5}, 1, true);
+  ASSERT_TRUE(swept.ok());
+  EXPECT_EQ(*swept, 0);
+  // Pass 2: rows 2 and 4 are gone from the source. Mid-pass, readers still see them.
+  ASSERT_TRUE(page({1, 3}, 2, false).ok());
+  EXPECT_EQ(Column("SELECT count(*) FROM orders"), std::vector<std::string>({"5"}));
+  swept = page({5}, 2, true);
+  ASSERT_TRUE(swept.ok());
+  EXPECT_EQ(*swept, 2);
+  EXPECT_EQ(Column("SELECT group_concat(id) FROM (SELECT id FROM orders ORDER BY id)"),
+            std::vector<std::string>({"1,3,5"}));
+  EXPECT_EQ(Column("SELECT full_pass FROM _siphon_state"), std::vector<std::string>({"2"}));
+  // A source that became empty: the sweep of an empty last page empties the table.
+  swept = page({}, 3, true);
+  ASSERT_TRUE(swept.ok());
+  EXPECT_EQ(*swept, 3);
 }
 
 TEST_F(TargetTest, ExecRunsMaintenanceWithBoundParameters) {

@@ -1,0 +1,135 @@
+// End-to-end: deletions and schema changes on the source reach the replica (issue 7).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "tests/integration/harness/harness.hpp"
+
+namespace siphon::test {
+namespace {
+
+class Evolution : public ::testing::Test {
+ protected:
+  std::string Script(const std::string& tables) {
+    std::string path = dir_.File("deploy.lua");
+    WriteFile(path,
+              "local pg = siphon.postgres { dsn = siphon.env(\"TEST_PG_DSN\") }\n"
+              "siphon.target { path = \"" +
+                  Replica() + "\" }\n" + tables);
+    return path;
+  }
+  std::string Replica() const { return dir_.File("replica.db"); }
+  ProcessResult Once(const std::string& script) {
+    return siphon::test::Run({SIPHON_BIN, "once", script}, {{"TEST_PG_DSN", db_.Dsn()}});
+  }
+  std::string TargetScalar(const std::string& sql) {
+    Rows r = SqliteQuery(Replica(), sql);
+    return r.empty() || r[0].empty() || !r[0][0] ? "" : *r[0][0];
+  }
+  static std::string Dump(const ProcessResult& r) {
+    return "exit " + std::to_string(r.exit_code) + "\n" + r.out + r.err;
+  }
+
+  PgDb db_;
+  TempDir dir_;
+};
+
+TEST_F(Evolution, AFullRefreshTableFollowsDeletesAndIsNeverEmptyForReaders) {
+  db_.Exec(R"sql(
+    CREATE TABLE items (id int4 PRIMARY KEY, name text NOT NULL);
+    INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 20000) g;
+  )sql");
+  std::string script = Script(R"(siphon.replicate "items" { source = pg, batch = 500 })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  ASSERT_EQ(TargetScalar("SELECT count(*) FROM items"), "20000");
+
+  db_.Exec(R"sql(
+    DELETE FROM items WHERE id % 40 = 0;
+    INSERT INTO items SELECT g, 'new ' || g FROM generate_series(20001, 20300) g;
+    UPDATE items SET name = 'renamed' WHERE id = 7;
+  )sql");
+  // A reader polls the replica through the whole run: it must never see the table empty
+  // (or missing rows that are still in the source, here: fewer than the survivors).
+  std::atomic<bool> done{false};
+  std::atomic<int> polls{0};
+  std::atomic<long> lowest{1 << 30};
+  std::thread reader([&] {
+    while (!done) {
+      Rows rows = SqliteQuery(Replica(), "SELECT count(*) FROM items");
+      if (!rows.empty() && rows[0][0]) {
+        long n = std::stol(*rows[0][0]);
+        if (n < lowest) lowest = n;
+        ++polls;
+      }
+    }
+  });
+  r = Once(script);
+  done = true;
+  reader.join();
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_GT(polls.load(), 0);
+  EXPECT_GE(lowest.load(), 19500);  // 20000 - 500 deleted: never below the survivors
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(id) FROM items"),
+            db_.Scalar("SELECT count(*) || '/' || sum(id) FROM items"));
+  EXPECT_EQ(TargetScalar("SELECT name FROM items WHERE id = 7"), "renamed");
+  EXPECT_EQ(TargetScalar("SELECT deleted FROM _siphon_log WHERE table_name = 'items' "
+                         "ORDER BY id DESC LIMIT 1"),
+            "500");
+  // The source emptied: the replica follows.
+  db_.Exec("DELETE FROM items");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM items"), "0");
+}
+
+TEST_F(Evolution, AddedDroppedAndRetypedColumnsFollowTheRules) {
+  db_.Exec(R"sql(
+    CREATE TABLE o (id int8 PRIMARY KEY, status text, amount numeric(10,2),
+                    updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+    INSERT INTO o (id, status, amount) SELECT g, 'new', g FROM generate_series(1, 100) g;
+  )sql");
+  std::string script =
+      Script(R"(siphon.replicate "o" { source = pg, cursor = { "updated_at", "id" } })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+
+  // Added with values, and a row changed after it: the new column arrives with the row.
+  db_.Exec(R"sql(
+    ALTER TABLE o ADD COLUMN note text DEFAULT 'hello';
+    UPDATE o SET note = 'changed', updated_at = clock_timestamp() WHERE id = 5;
+  )sql");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("schema change"), std::string::npos) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT note FROM o WHERE id = 5"), "changed");
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM pragma_table_info('o') WHERE name = 'note'"), "1");
+
+  // Dropped: the target keeps the column and its old values; new rows leave it NULL.
+  db_.Exec(R"sql(
+    ALTER TABLE o DROP COLUMN status;
+    INSERT INTO o (id, amount) VALUES (101, 1);
+  )sql");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT status FROM o WHERE id = 1"), "new");
+  EXPECT_EQ(TargetScalar("SELECT coalesce(status, 'NULL') FROM o WHERE id = 101"), "NULL");
+
+  // Retyped: by default replication continues with the new values.
+  db_.Exec(R"sql(
+    ALTER TABLE o ALTER COLUMN amount TYPE numeric(14,4);
+    UPDATE o SET amount = 2.5, updated_at = clock_timestamp() WHERE id = 6;
+  )sql");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("numeric(14,4)"), std::string::npos) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT amount FROM o WHERE id = 6"), "2.5000");
+  // The new schema is recorded: the next run reports nothing.
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(r.err.find("schema change"), std::string::npos) << Dump(r);
+}
+
+}  // namespace
+}  // namespace siphon::test
