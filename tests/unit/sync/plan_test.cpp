@@ -132,13 +132,13 @@ TEST(Plan, SchemaDiffFindsAddedDroppedAndRetypedColumns) {
   EXPECT_EQ(diff.retyped[0].column, "amount");
   EXPECT_EQ(diff.retyped[0].from, "numeric(12,2)");
   EXPECT_EQ(diff.retyped[0].to, "numeric(14,4)");
-  EXPECT_EQ(diff.ToJson(),
-            R"({"added":["note"],"dropped":["status"],"retyped":[{"column":"amount","from":"numeric(12,2)","to":"numeric(14,4)"
-}]
-})");
+  const std::string expected =
+      "{\"added\":[\"note\"],\"dropped\":[\"status\"],\"retyped\":[{\"column\":\"amount\","
+      "\"from\":\"numeric(12,2)\",\"to\":\"numeric(14,4)\"}]}";
+  EXPECT_EQ(diff.ToJson(), expected);
   EXPECT_TRUE(DiffSchema(recorded, before).empty());
-EXPECT_TRUE(DiffSchema("", now).empty());
-EXPECT_TRUE(DiffSchema("not json", now).empty());
+  EXPECT_TRUE(DiffSchema("", now).empty());
+  EXPECT_TRUE(DiffSchema("not json", now).empty());
 }
 
 TEST(Plan, OnlyFullRefreshTablesCarryThePassMark) {
