@@ -2,18 +2,23 @@
 --
 --   SHOP_PW=… siphon run examples/mysql.lua
 --
--- The MySQL user needs only SELECT on the replicated tables, e.g.
+-- Environment: SHOP_PW (required); SHOP_HOST, SHOP_PORT, SHOP_USER, SHOP_DB and REPLICA
+-- (defaults 127.0.0.1, 3306, repl, shop, shop-replica.db).
+--
+-- The MySQL user needs SELECT on the replicated tables, and PROCESS so that siphon can see
+-- open write transactions (the safe horizon, which keeps a late commit from being skipped):
 --   CREATE USER 'repl'@'%' IDENTIFIED BY '…';
 --   GRANT SELECT ON shop.* TO 'repl'@'%';
+--   GRANT PROCESS ON *.* TO 'repl'@'%';
 -- siphon's session is read-only anyway (SET SESSION TRANSACTION READ ONLY), in UTC and
 -- utf8mb4, so TIMESTAMP values arrive as '2024-01-01T10:00:00Z' whatever the server's zone.
 
 local shop = siphon.mysql {
   host     = siphon.env("SHOP_HOST", "127.0.0.1"),
-  port     = 3306,
-  user     = "repl",
+  port     = tonumber(siphon.env("SHOP_PORT", "3306")),
+  user     = siphon.env("SHOP_USER", "repl"),
   password = siphon.env("SHOP_PW"),
-  database = "shop",
+  database = siphon.env("SHOP_DB", "shop"),
   -- tls = true,                       -- require TLS
   -- socket = "/run/mysqld/mysqld.sock",  -- a unix socket instead of host/port
 }
@@ -35,7 +40,6 @@ siphon.replicate "orders" {
   every    = "30s",
   batch    = 5000,
   lookback = "5s",                   -- re-read rows that committed late
-  deletes  = { soft = "deleted_at" },
 }
 
 -- A table that only grows: the auto-increment key is the cursor, rows are only inserted.

@@ -56,6 +56,19 @@ std::string MysqlConfig::Describe() const {
   return out;
 }
 
+namespace {
+
+Status ApplyReadTimeout(const Options& options, MysqlConfig& config) {
+  auto it = options.find("read_timeout");
+  if (it == options.end()) return Status::Ok();
+  int64_t t = std::get<int64_t>(it->second);
+  if (t <= 0 || t > 86400) return ConfigError("read_timeout must be between 1 and 86400 seconds");
+  config.read_timeout_s = static_cast<int>(t);
+  return Status::Ok();
+}
+
+}  // namespace
+
 std::vector<OptionSpec> OptionSpecs() {
   return {
       {"dsn", OptionType::kString, false,
@@ -71,6 +84,9 @@ std::vector<OptionSpec> OptionSpecs() {
       {"tls", OptionType::kBoolean, false, "require TLS (default false)"},
       {"connect_timeout", OptionType::kInteger, false,
        "seconds to wait for a connection (default 10)"},
+      {"read_timeout", OptionType::kInteger, false,
+       "seconds a query may wait for the server to answer before the run fails and is retried "
+       "(default 300)"},
   };
 }
 
@@ -155,6 +171,7 @@ Result<MysqlConfig> ParseOptions(const Options& options) {
       config->connect_timeout_s = static_cast<int>(std::get<int64_t>(it->second));
     }
     if (config->connect_timeout_s <= 0) return ConfigError("connect_timeout must be positive");
+    if (Status st = ApplyReadTimeout(options, *config); !st.ok()) return st;
     return config;
   }
   MysqlConfig config;
@@ -175,6 +192,7 @@ Result<MysqlConfig> ParseOptions(const Options& options) {
       return ConfigError("connect_timeout must be between 1 and 3600 seconds");
     config.connect_timeout_s = static_cast<int>(t);
   }
+  if (Status st = ApplyReadTimeout(options, config); !st.ok()) return st;
   if (config.user.empty()) return ConfigError("user is required (or give a dsn)");
   if (config.host.empty() && config.socket.empty())
     return ConfigError("host or socket is required");

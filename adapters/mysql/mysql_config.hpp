@@ -16,6 +16,8 @@ struct MysqlConfig {
   std::string socket;  ///< unix socket path; when set, host and port are not used
   bool tls = false;    ///< require TLS
   int connect_timeout_s = 10;
+  /// Seconds a read or write on an open connection may wait (MYSQL_OPT_READ_TIMEOUT).
+  int read_timeout_s = 300;
 
   /// "mysql://user@host:port/db" (or "…socket=/path"): never the password.
   std::string Describe() const;

@@ -32,8 +32,12 @@ std::shared_ptr<spdlog::logger> Logger(const std::string& table) {
 
 }  // namespace
 
-MysqlConnection::MysqlConnection(uv_loop_t* loop, std::shared_ptr<const MysqlConfig> config)
-    : loop_(loop), config_(std::move(config)), alive_(std::make_shared<bool>(true)) {
+MysqlConnection::MysqlConnection(uv_loop_t* loop, std::shared_ptr<const MysqlConfig> config,
+                                 std::shared_ptr<MysqlSourceState> state)
+    : loop_(loop),
+      config_(std::move(config)),
+      state_(state ? std::move(state) : std::make_shared<MysqlSourceState>()),
+      alive_(std::make_shared<bool>(true)) {
   // mysql_init initialises the library on first use, which is not thread-safe.
   static std::once_flag library_once;
   std::call_once(library_once, [] { mysql_library_init(0, nullptr, nullptr); });
@@ -173,6 +177,7 @@ Status MysqlConnection::TakeError(std::string_view context) {
     number = 2013;
     message = "the operation failed without an error from the client library";
   }
+  last_errno_ = number;
   Status status = MysqlStatus(number, message, context, config_->password);
   // A broken connection (or one stopped mid-result) cannot be reused.
   if (status.kind() == ErrorKind::kConnect || result_) Teardown();
@@ -208,6 +213,11 @@ void MysqlConnection::Connect(std::function<void(Status)> done) {
   mysql_options(mysql_, MYSQL_SET_CHARSET_NAME, "utf8mb4");
   unsigned int timeout = static_cast<unsigned int>(config_->connect_timeout_s);
   mysql_options(mysql_, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+  // A server that stops answering mid-query (network gone, host frozen) fails the run
+  // instead of holding the table forever; the runner then retries with backoff.
+  unsigned int io_timeout = static_cast<unsigned int>(config_->read_timeout_s);
+  mysql_options(mysql_, MYSQL_OPT_READ_TIMEOUT, &io_timeout);
+  mysql_options(mysql_, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout);
   unsigned int no_local_infile = 0;
   mysql_options(mysql_, MYSQL_OPT_LOCAL_INFILE, &no_local_infile);
   for (const char* sql : kSessionSetup) mysql_options(mysql_, MYSQL_INIT_COMMAND, sql);
@@ -446,6 +456,57 @@ void MysqlConnection::Pull(const TableSchema& table, const PageQuery& query,
         }
         Defer([done, page] { done(std::move(page->batch)); });
       });
+}
+
+void MysqlConnection::SafeHorizon(const TableSchema& table, const std::string& column,
+                                  std::function<void(Result<std::optional<CursorValue>>)> done) {
+  int idx = table.Find(column);
+  if (idx < 0 || table.columns[idx].order != OrderKind::kTime ||
+      !HorizonApplies(table.columns[idx].source_type) || state_->warned_no_process) {
+    Defer([done] { done(std::optional<CursorValue>()); });
+    return;
+  }
+  // COLUMN_TYPE is lower case: "timestamp(6)", "datetime".
+  const bool utc = table.columns[idx].source_type.rfind("timestamp", 0) == 0;
+  std::string table_name = table.qualified_name;
+  QueryText(HorizonSql(!utc), [this, done, utc, table_name](auto rows) {
+    if (!rows.ok()) {
+      if (last_errno_ != 1227) {  // ER_SPECIFIC_ACCESS_DENIED_ERROR: PROCESS is missing
+        done(rows.status().WithContext("safe horizon"));
+        return;
+      }
+      if (!state_->warned_no_process) {
+        state_->warned_no_process = true;
+        Logger(table_name)
+            ->warn(
+                "{}: the user lacks the PROCESS privilege, so siphon cannot see open "
+                "transactions (information_schema.INNODB_TRX); rows committed late are only "
+                "caught by `lookback` (GRANT PROCESS ON *.* TO the user)",
+                config_->Describe());
+      }
+      done(std::optional<CursorValue>());
+      return;
+    }
+    if (rows->size() != 1 || (*rows)[0].size() < 2 || !(*rows)[0][0]) {
+      // CONVERT_TZ gives NULL for a global time zone it does not know.
+      done(std::optional<CursorValue>());
+      return;
+    }
+    const auto& stale = (*rows)[0][1];
+    if (stale && state_->warned_stale != *stale) {
+      state_->warned_stale = *stale;
+      Logger(table_name)
+          ->warn(
+              "a write transaction has been open for over {} s and no longer holds back "
+              "replication ({}); rows it commits are only caught by `lookback`",
+              kHorizonMaxHoldSeconds, *stale);
+    }
+    const std::string& text = *(*rows)[0][0];
+    RowBatch one(1);
+    AppendMysqlValue(utc ? MysqlDecoder::kTimestamp : MysqlDecoder::kDateTime, text.data(),
+                     text.size(), one);
+    done(std::optional<CursorValue>(CursorValueOf(one, 0, 0)));
+  });
 }
 
 void MysqlConnection::QueryText(

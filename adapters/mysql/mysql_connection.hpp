@@ -14,6 +14,13 @@
 
 namespace siphon::mysql {
 
+/// What the connections of one source remember together, so a warning shows once per
+/// source rather than once per table. Loop thread only.
+struct MysqlSourceState {
+  bool warned_no_process = false;  ///< the user lacks PROCESS: no safe horizon
+  std::string warned_stale;        ///< the stale transaction last reported
+};
+
 /// A MariaDB Connector/C connection driven on a libuv loop with the non-blocking
 /// `*_start` / `*_cont` API: MYSQL_WAIT_READ/WRITE/EXCEPT become uv_poll events and
 /// MYSQL_WAIT_TIMEOUT a uv_timer, so no call blocks the loop thread. The session runs with
@@ -22,7 +29,8 @@ namespace siphon::mysql {
 /// after the connection is destroyed.
 class MysqlConnection final : public SourceConnection {
  public:
-  MysqlConnection(uv_loop_t* loop, std::shared_ptr<const MysqlConfig> config);
+  MysqlConnection(uv_loop_t* loop, std::shared_ptr<const MysqlConfig> config,
+                  std::shared_ptr<MysqlSourceState> state = nullptr);
   ~MysqlConnection() override;
 
   void Connect(std::function<void(Status)> done) override;
@@ -30,6 +38,11 @@ class MysqlConnection final : public SourceConnection {
   void Pull(const TableSchema& table, const PageQuery& query,
             std::function<void(Result<RowBatch>)> done) override;
   std::string PageSql(const TableSchema& table, const PageQuery& query) const override;
+  /// For a DATETIME or TIMESTAMP cursor: the start of the oldest write transaction open on
+  /// the server (information_schema.INNODB_TRX, HorizonSql), capped at
+  /// kHorizonMaxHoldSeconds. Without the PROCESS privilege: no horizon, and one warning.
+  void SafeHorizon(const TableSchema& table, const std::string& column,
+                   std::function<void(Result<std::optional<CursorValue>>)> done) override;
   void Close() override;
 
   /// Runs one statement and returns its rows as text (NULL = nullopt), e.g. for EXPLAIN.
@@ -66,7 +79,10 @@ class MysqlConnection final : public SourceConnection {
 
   uv_loop_t* loop_;
   std::shared_ptr<const MysqlConfig> config_;
+  std::shared_ptr<MysqlSourceState> state_;
   MYSQL* mysql_ = nullptr;
+  /// The client or server error number of the last failure (0 after a success).
+  unsigned last_errno_ = 0;
   bool connected_ = false;
   bool busy_ = false;
   MYSQL_RES* result_ = nullptr;

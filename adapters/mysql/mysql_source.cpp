@@ -10,16 +10,18 @@ namespace {
 class MysqlSource final : public Source {
  public:
   explicit MysqlSource(MysqlConfig config)
-      : config_(std::make_shared<const MysqlConfig>(std::move(config))) {}
+      : config_(std::make_shared<const MysqlConfig>(std::move(config))),
+        state_(std::make_shared<MysqlSourceState>()) {}
 
   std::string_view kind() const override { return "mysql"; }
   std::string Describe() const override { return config_->Describe(); }
   std::unique_ptr<SourceConnection> NewConnection(uv_loop_t* loop) override {
-    return std::make_unique<MysqlConnection>(loop, config_);
+    return std::make_unique<MysqlConnection>(loop, config_, state_);
   }
 
  private:
   std::shared_ptr<const MysqlConfig> config_;
+  std::shared_ptr<MysqlSourceState> state_;
 };
 
 }  // namespace

@@ -79,8 +79,8 @@ Result<std::string> CursorLiteral(const ColumnInfo& column, const CursorValue& v
       // Wide integers and decimals travel as text; a numeric literal keeps the comparison
       // exact and numeric (a quoted string would be compared as a double).
       if (!IsNumericLiteral(*s)) {
-        return Status(ErrorKind::kType,
-                      "cursor value of numeric column \"" + column.name + "\" is not a number: " + *s);
+        return Status(ErrorKind::kType, "cursor value of numeric column \"" + column.name +
+                                            "\" is not a number: " + *s);
       }
       return *s;
     }
@@ -225,7 +225,8 @@ std::string HorizonSql(bool local_time) {
 
 bool HorizonApplies(std::string_view column_type) {
   std::string lower;
-  for (char c : column_type) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  for (char c : column_type)
+    lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   return lower.rfind("datetime", 0) == 0 || lower.rfind("timestamp", 0) == 0;
 }
 

@@ -13,7 +13,10 @@ namespace {
 constexpr unsigned kBinaryCharset = 63;
 
 constexpr MysqlTypeClass kInteger{ColumnType::kInteger, OrderKind::kNumber};
-constexpr MysqlTypeClass kWideInteger{ColumnType::kText, OrderKind::kNumber};
+// Values up to 2^63-1 must stay INTEGER and larger ones become exact TEXT (DESIGN §5), so
+// the target column needs BLOB affinity, which stores each value as given: a TEXT column
+// would turn 5 into '5' and an INTEGER one 18446744073709551615 into a lossy REAL.
+constexpr MysqlTypeClass kWideInteger{ColumnType::kAny, OrderKind::kNumber};
 constexpr MysqlTypeClass kFloat{ColumnType::kReal, OrderKind::kNumber};
 // FLOAT is single precision: the text the server prints (0.1) is not the value it compares
 // (0.100000001…), so a FLOAT cursor would re-read its last row forever.

@@ -16,8 +16,9 @@ struct MysqlTypeClass {
 
 /// Classifies a column from information_schema.COLUMNS: `data_type` is DATA_TYPE (e.g.
 /// "bigint"), `column_type` is COLUMN_TYPE (e.g. "bigint(20) unsigned"). Case-insensitive.
-/// BIGINT UNSIGNED and BIT(64) are TEXT columns: their values above 2^63-1 arrive as exact
-/// decimal text, which an INTEGER column in SQLite would turn into a lossy REAL.
+/// BIGINT UNSIGNED and BIT(64) are BLOB-affinity columns (ColumnType::kBlob): their values
+/// up to 2^63-1 are stored as INTEGER, larger ones as exact decimal TEXT, which an INTEGER
+/// column would turn into a lossy REAL and a TEXT column would not keep as numbers.
 MysqlTypeClass ClassifyType(std::string_view data_type, std::string_view column_type);
 
 /// How one result column of the text protocol is decoded, chosen from its MYSQL_FIELD.

@@ -41,7 +41,9 @@ SqliteTypeClass ClassifyDeclaredType(std::string_view declared) {
   if (Contains(t, "DATE") || Contains(t, "TIMESTAMP")) return {ColumnType::kText, OrderKind::kTime};
   if (Contains(t, "TIME")) return {ColumnType::kText, OrderKind::kOther};
   if (Contains(t, "BOOL")) return {ColumnType::kInteger, OrderKind::kOther};
-  return {ColumnType::kReal, OrderKind::kNumber};
+  // NUMERIC affinity holds integers and reals side by side; a BLOB-affinity target column
+  // keeps each as it is (a REAL one would turn 10 into 10.0).
+  return {ColumnType::kAny, OrderKind::kNumber};
 }
 
 std::string QuoteIdent(std::string_view name) {

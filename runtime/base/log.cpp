@@ -62,10 +62,15 @@ bool ConfigureLogging(const std::string& level, LogFormat format) {
   auto lvl = spdlog::level::from_str(level);
   if (lvl == spdlog::level::off && level != "off") return false;
   LogConfig& c = Config();
-  std::lock_guard lock(c.mu);
-  c.level = lvl;
-  c.format = format;
-  spdlog::apply_all([&c](const std::shared_ptr<spdlog::logger>& l) { Apply(*l, c); });
+  {
+    std::lock_guard lock(c.mu);
+    c.level = lvl;
+    c.format = format;
+    spdlog::apply_all([&c](const std::shared_ptr<spdlog::logger>& l) { Apply(*l, c); });
+  }
+  // spdlog's own default logger writes to stdout, which belongs to siphon's output
+  // (`check`, `status --json`): code that logs through spdlog::warn() goes to stderr too.
+  spdlog::set_default_logger(Logger("siphon"));
   return true;
 }
 

@@ -9,6 +9,7 @@ namespace siphon {
 enum class LogFormat { kText, kJson };
 
 /// Sets the level ("trace".."off") and format of every siphon logger; logs go to stderr.
+/// spdlog's default logger (spdlog::warn() and friends) becomes siphon's stderr logger.
 /// Returns false for an unknown level.
 bool ConfigureLogging(const std::string& level, LogFormat format);
 

@@ -1,5 +1,7 @@
 #include "runtime/base/schema.hpp"
 
+#include <map>
+
 #include <nlohmann/json.hpp>
 
 namespace siphon {
@@ -100,6 +102,46 @@ std::optional<Cursor> CursorFromJson(std::string_view json) {
     }
   }
   return cursor;
+}
+
+std::string SchemaDiff::ToJson() const {
+  nlohmann::json j = {{"added", added}, {"dropped", dropped}, {"retyped", nlohmann::json::array()}};
+  for (const auto& r : retyped) {
+    j["retyped"].push_back({{"column", r.column}, {"from", r.from}, {"to", r.to}});
+  }
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string SchemaToJson(const TableSchema& schema) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& c : schema.columns) j.push_back({{"name", c.name}, {"type", c.source_type}});
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+SchemaDiff DiffSchema(std::string_view recorded_json, const TableSchema& now) {
+  SchemaDiff diff;
+  auto old = nlohmann::json::parse(recorded_json, nullptr, false);
+  if (old.is_discarded() || !old.is_array() || old.empty()) return diff;
+  std::map<std::string, std::string> before;
+  std::vector<std::string> order;
+  for (const auto& c : old) {
+    if (!c.is_object() || !c.contains("name") || !c["name"].is_string()) continue;
+    std::string name = c["name"].get<std::string>();
+    before[name] = c.value("type", "");
+    order.push_back(name);
+  }
+  for (const auto& c : now.columns) {
+    auto it = before.find(c.name);
+    if (it == before.end()) {
+      diff.added.push_back(c.name);
+    } else if (it->second != c.source_type) {
+      diff.retyped.push_back({c.name, it->second, c.source_type});
+    }
+  }
+  for (const auto& name : order) {
+    if (now.Find(name) < 0) diff.dropped.push_back(name);
+  }
+  return diff;
 }
 
 }  // namespace siphon

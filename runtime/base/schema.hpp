@@ -10,9 +10,19 @@
 namespace siphon {
 
 /// The SQLite column type a source column is stored as (DESIGN §5).
-enum class ColumnType { kInteger, kReal, kText, kBlob };
+enum class ColumnType {
+  kInteger,
+  kReal,
+  kText,
+  kBlob,
+  /// No declared type (BLOB affinity): values are stored exactly as given, an integer as
+  /// INTEGER and text as TEXT (e.g. MySQL BIGINT UNSIGNED: INTEGER up to 2^63-1, exact
+  /// decimal TEXT above).
+  kAny,
+};
 
-std::string_view ColumnTypeName(ColumnType type);  ///< "INTEGER", "REAL", "TEXT", "BLOB"
+/// "INTEGER", "REAL", "TEXT", "BLOB", or "" for kAny.
+std::string_view ColumnTypeName(ColumnType type);
 
 /// How a column orders, which decides what a cursor on it may do.
 enum class OrderKind {
@@ -55,6 +65,25 @@ CursorValue CursorValueOf(const RowBatch& batch, size_t row, size_t column);
 /// Cursor <-> JSON array text, as stored in `_siphon_state.cursor`.
 std::string CursorToJson(const Cursor& cursor);
 std::optional<Cursor> CursorFromJson(std::string_view json);
+
+/// Columns added, dropped and retyped on the source since the schema siphon recorded.
+struct SchemaDiff {
+  std::vector<std::string> added;
+  std::vector<std::string> dropped;
+  struct Retyped {
+    std::string column, from, to;
+  };
+  std::vector<Retyped> retyped;
+  bool empty() const { return added.empty() && dropped.empty() && retyped.empty(); }
+  /// {"added":[…],"dropped":[…],"retyped":[{"column":…,"from":…,"to":…}]}
+  std::string ToJson() const;
+};
+
+/// The reflected columns as JSON ([{"name":…,"type":…},…]), recorded in _siphon_state.
+std::string SchemaToJson(const TableSchema& schema);
+/// What changed between a recorded schema (SchemaToJson) and the reflected one. An empty or
+/// unreadable record gives an empty diff.
+SchemaDiff DiffSchema(std::string_view recorded_json, const TableSchema& now);
 
 /// What a page query asks of a source. The adapter turns it into its dialect.
 struct PageQuery {

@@ -24,19 +24,6 @@ enum class SchemaChangeAction {
   kResync,    ///< forget the cursor and pull everything again
 };
 
-/// Columns added, dropped and retyped on the source since the schema siphon recorded.
-struct SchemaDiff {
-  std::vector<std::string> added;
-  std::vector<std::string> dropped;
-  struct Retyped {
-    std::string column, from, to;
-  };
-  std::vector<Retyped> retyped;
-  bool empty() const { return added.empty() && dropped.empty() && retyped.empty(); }
-  /// {"added":[…],"dropped":[…],"retyped":[{"column":…,"from":…,"to":…}]}
-  std::string ToJson() const;
-};
-
 /// Decides the action for a schema change (the Lua layer implements it for
 /// `on_schema_change = function(diff) … end`).
 class SchemaChangeHandler {

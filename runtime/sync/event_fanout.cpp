@@ -2,6 +2,10 @@
 
 namespace siphon {
 
+void EventFanout::Remove(EventSink* sink) {
+  sinks_.erase(std::remove(sinks_.begin(), sinks_.end(), sink), sinks_.end());
+}
+
 void EventFanout::Emit(const Event& event) {
   for (EventSink* sink : sinks_) sink->Emit(event);
 }

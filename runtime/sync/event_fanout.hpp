@@ -1,4 +1,5 @@
 #pragma once
+#include <algorithm>
 #include <vector>
 
 #include "runtime/sync/events.hpp"
@@ -12,6 +13,8 @@ class EventFanout : public EventSink {
   void Add(EventSink* sink) {
     if (sink) sinks_.push_back(sink);
   }
+  /// Stops handing events to `sink` (e.g. the previous Lua state's handlers after a reload).
+  void Remove(EventSink* sink);
   void Emit(const Event& event) override;
   bool empty() const { return sinks_.empty(); }
 

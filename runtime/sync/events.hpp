@@ -17,7 +17,26 @@ enum class EventKind {
   kLagging,       ///< no success for longer than the table's max_lag
 };
 
-std::string_view EventName(EventKind kind);  ///< "sync_start", "batch", …
+/// "sync_start", "batch", … (inline: the Lua layer names events without linking the core)
+inline std::string_view EventName(EventKind kind) {
+  switch (kind) {
+    case EventKind::kSyncStart:
+      return "sync_start";
+    case EventKind::kBatch:
+      return "batch";
+    case EventKind::kSynced:
+      return "synced";
+    case EventKind::kError:
+      return "error";
+    case EventKind::kRecovered:
+      return "recovered";
+    case EventKind::kSchemaChange:
+      return "schema_change";
+    case EventKind::kLagging:
+      return "lagging";
+  }
+  return "unknown";
+}
 
 struct Event {
   EventKind kind = EventKind::kSynced;

@@ -1,9 +1,6 @@
 #include "runtime/sync/plan.hpp"
 
 #include <algorithm>
-#include <map>
-
-#include <nlohmann/json.hpp>
 
 namespace siphon {
 namespace {
@@ -88,7 +85,8 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
   if (plan.incremental) {
     const ColumnInfo& first = schema.columns[schema.Find(decl.cursor[0])];
     if (first.order == OrderKind::kTime ||
-        (first.order == OrderKind::kNumber && first.type != ColumnType::kText)) {
+        (first.order == OrderKind::kNumber &&
+         (first.type == ColumnType::kInteger || first.type == ColumnType::kReal))) {
       t.monotonic_column = first.name;
       t.monotonic_is_time = first.order == OrderKind::kTime;
     }
@@ -99,46 +97,6 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
   t.schema_json = SchemaToJson(schema);
   t.full_refresh = !plan.incremental && !t.append;
   return plan;
-}
-
-std::string SchemaDiff::ToJson() const {
-  nlohmann::json j = {{"added", added}, {"dropped", dropped}, {"retyped", nlohmann::json::array()}};
-  for (const auto& r : retyped) {
-    j["retyped"].push_back({{"column", r.column}, {"from", r.from}, {"to", r.to}});
-  }
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-std::string SchemaToJson(const TableSchema& schema) {
-  nlohmann::json j = nlohmann::json::array();
-  for (const auto& c : schema.columns) j.push_back({{"name", c.name}, {"type", c.source_type}});
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-SchemaDiff DiffSchema(std::string_view recorded_json, const TableSchema& now) {
-  SchemaDiff diff;
-  auto old = nlohmann::json::parse(recorded_json, nullptr, false);
-  if (old.is_discarded() || !old.is_array() || old.empty()) return diff;
-  std::map<std::string, std::string> before;
-  std::vector<std::string> order;
-  for (const auto& c : old) {
-    if (!c.is_object() || !c.contains("name") || !c["name"].is_string()) continue;
-    std::string name = c["name"].get<std::string>();
-    before[name] = c.value("type", "");
-    order.push_back(name);
-  }
-  for (const auto& c : now.columns) {
-    auto it = before.find(c.name);
-    if (it == before.end()) {
-      diff.added.push_back(c.name);
-    } else if (it->second != c.source_type) {
-      diff.retyped.push_back({c.name, it->second, c.source_type});
-    }
-  }
-  for (const auto& name : order) {
-    if (now.Find(name) < 0) diff.dropped.push_back(name);
-  }
-  return diff;
 }
 
 Status ApplyTransformColumns(TablePlan& plan, RowTransform& transform) {

@@ -31,12 +31,6 @@ struct TablePlan {
 /// impossible), and name the table and column.
 Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema);
 
-/// The reflected columns as JSON ([{"name":…,"type":…},…]), recorded in _siphon_state.
-std::string SchemaToJson(const TableSchema& schema);
-/// What changed between a recorded schema (SchemaToJson) and the reflected one. An empty or
-/// unreadable record gives an empty diff.
-SchemaDiff DiffSchema(std::string_view recorded_json, const TableSchema& now);
-
 /// Makes the target's columns those the transform outputs; they must keep the key columns.
 Status ApplyTransformColumns(TablePlan& plan, RowTransform& transform);
 

@@ -36,6 +36,21 @@ TEST(MysqlConfig, DsnAndFieldsConflict) {
   EXPECT_EQ(c.status().message().find("pw2"), std::string::npos);
 }
 
+TEST(MysqlConfig, ReadTimeoutDefaultsAndBounds) {
+  Options o{{"user", std::string("repl")}};
+  auto c = ParseOptions(o);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->read_timeout_s, 300);
+  o["read_timeout"] = int64_t{30};
+  EXPECT_EQ(ParseOptions(o)->read_timeout_s, 30);
+  Options dsn{{"dsn", std::string("mysql://u@h/d")}, {"read_timeout", int64_t{7}}};
+  EXPECT_EQ(ParseOptions(dsn)->read_timeout_s, 7);
+  o["read_timeout"] = int64_t{0};
+  auto bad = ParseOptions(o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("read_timeout"), std::string::npos);
+}
+
 TEST(MysqlConfig, FieldsWithDefaults) {
   Options o{{"user", std::string("repl")},
             {"password", std::string("secret")},

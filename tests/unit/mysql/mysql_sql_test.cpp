@@ -94,6 +94,60 @@ TEST(MysqlSql, LookbackStartsBehindTheWatermark) {
             "`updated_at`, `id` LIMIT 100");
 }
 
+TEST(MysqlSql, TheSafeHorizonBoundsEveryPage) {
+  PageQuery q;
+  q.columns = {"id"};
+  q.order_by = {"updated_at", "id"};
+  q.before = CursorValue(std::string("2024-01-01T10:00:05.000000"));
+  q.limit = 10;
+  // First page of a table: only the bound.
+  auto params = PageParameters(Orders(), q, TestQuote);
+  ASSERT_TRUE(params.ok()) << params.status().ToString();
+  EXPECT_EQ(*params, (std::vector<std::string>{"'2024-01-01 10:00:05.000000'"}));
+  EXPECT_EQ(*BuildPageSql(Orders(), q, &*params),
+            "SELECT `id` FROM `shop`.`orders` WHERE `updated_at` < '2024-01-01 10:00:05.000000' "
+            "ORDER BY `updated_at`, `id` LIMIT 10");
+  // After a cursor: the keyset predicate, then the bound as the last parameter.
+  q.after = Cursor{std::string("2024-01-01T10:00:00Z"), int64_t{7}};
+  params = PageParameters(Orders(), q, TestQuote);
+  ASSERT_TRUE(params.ok());
+  EXPECT_EQ(*params, (std::vector<std::string>{"'2024-01-01 10:00:00'", "7",
+                                               "'2024-01-01 10:00:05.000000'"}));
+  EXPECT_EQ(*BuildPageSql(Orders(), q, nullptr),
+            "SELECT `id` FROM `shop`.`orders` WHERE `updated_at` >= ? AND (`updated_at` > ? OR "
+            "`id` > ?) AND `updated_at` < ? ORDER BY `updated_at`, `id` LIMIT 10");
+  EXPECT_EQ(*BuildPageSql(Orders(), q, &*params),
+            "SELECT `id` FROM `shop`.`orders` WHERE `updated_at` >= '2024-01-01 10:00:00' AND "
+            "(`updated_at` > '2024-01-01 10:00:00' OR `id` > 7) AND `updated_at` < "
+            "'2024-01-01 10:00:05.000000' ORDER BY `updated_at`, `id` LIMIT 10");
+  // With lookback the bound follows the lookback parameter.
+  q.lookback_seconds = 2;
+  params = PageParameters(Orders(), q, TestQuote);
+  ASSERT_TRUE(params.ok());
+  EXPECT_EQ(*BuildPageSql(Orders(), q, &*params),
+            "SELECT `id` FROM `shop`.`orders` WHERE `updated_at` >= ('2024-01-01 10:00:00' - "
+            "INTERVAL 2000000 MICROSECOND) AND `updated_at` < '2024-01-01 10:00:05.000000' "
+            "ORDER BY `updated_at`, `id` LIMIT 10");
+  q.before = CursorValue(std::monostate{});
+  EXPECT_FALSE(PageParameters(Orders(), q, TestQuote).ok());
+}
+
+TEST(MysqlSql, HorizonQueryReadsOtherSessionsWriteTransactions) {
+  std::string utc = HorizonSql(false);
+  EXPECT_NE(utc.find("information_schema.INNODB_TRX"), std::string::npos);
+  EXPECT_NE(utc.find("trx_mysql_thread_id <> CONNECTION_ID()"), std::string::npos);
+  EXPECT_NE(utc.find("trx_is_read_only = 0"), std::string::npos);
+  EXPECT_NE(utc.find("INTERVAL 60 SECOND"), std::string::npos);
+  EXPECT_EQ(utc.find("CONVERT_TZ"), std::string::npos);
+  EXPECT_NE(HorizonSql(true).find("CONVERT_TZ("), std::string::npos);
+  EXPECT_NE(HorizonSql(true).find("@@global.time_zone"), std::string::npos);
+  EXPECT_TRUE(HorizonApplies("timestamp(6)"));
+  EXPECT_TRUE(HorizonApplies("datetime"));
+  EXPECT_TRUE(HorizonApplies("DATETIME(3)"));
+  EXPECT_FALSE(HorizonApplies("date"));
+  EXPECT_FALSE(HorizonApplies("bigint(20)"));
+}
+
 TEST(MysqlSql, NumericCursorTextStaysANumberAndIsValidated) {
   PageQuery q;
   q.order_by = {"big"};

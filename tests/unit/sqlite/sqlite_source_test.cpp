@@ -31,7 +31,7 @@ TEST(SqliteDialect, DeclaredTypes) {
       {"", ColumnType::kBlob, OrderKind::kOther},
       {"REAL", ColumnType::kReal, OrderKind::kNumber},
       {"DOUBLE PRECISION", ColumnType::kReal, OrderKind::kNumber},
-      {"DECIMAL(10,2)", ColumnType::kReal, OrderKind::kNumber},
+      {"DECIMAL(10,2)", ColumnType::kAny, OrderKind::kNumber},
       {"DATE", ColumnType::kText, OrderKind::kTime},
       {"DATETIME", ColumnType::kText, OrderKind::kTime},
       {"timestamp", ColumnType::kText, OrderKind::kTime},

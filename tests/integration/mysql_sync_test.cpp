@@ -1,0 +1,429 @@
+// End-to-end: the real siphon binary replicates a real MariaDB database into a real SQLite
+// file (issue 3's "must hold" list). The server restart lives in faults/, which runs alone.
+#include <gtest/gtest.h>
+#include <mysql.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "tests/integration/harness/harness.hpp"
+
+namespace siphon::test {
+namespace {
+
+std::string Dump(const ProcessResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
+}
+
+class MysqlSync : public ::testing::Test {
+ protected:
+  /// The `siphon.mysql{…}` source for `db_`, its password read from the environment.
+  std::string Source() const {
+    const ServerEnv& s = Servers();
+    return "local my = siphon.mysql { host = '" + s.mysql_host +
+           "', port = " + std::to_string(s.mysql_port) + ", user = '" + s.mysql_user +
+           "', password = siphon.env('TEST_MYSQL_PW'), database = '" + db_.name() + "' }\n";
+  }
+  /// Writes a deployment script replicating from `db_` into `Replica()`; returns its path.
+  std::string Script(const std::string& tables, const std::string& extra = "") {
+    std::string path = dir_.File("deploy.lua");
+    WriteFile(path, Source() + "siphon.target { path = '" + Replica() + "' }\n" + extra + tables);
+    return path;
+  }
+  std::string Replica() const { return dir_.File("replica.db"); }
+  std::map<std::string, std::string> Env() const {
+    return {{"TEST_MYSQL_PW", Servers().mysql_password}};
+  }
+  ProcessResult Siphon(const std::vector<std::string>& args,
+                       std::map<std::string, std::string> extra_env = {}) {
+    std::vector<std::string> argv = {SIPHON_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::map<std::string, std::string> env = Env();
+    env.insert(extra_env.begin(), extra_env.end());
+    return siphon::test::Run(argv, env);
+  }
+  ProcessResult Once(const std::string& script) { return Siphon({"once", script}); }
+  std::string TargetScalar(const std::string& sql) {
+    Rows r = SqliteQuery(Replica(), sql);
+    return r.empty() || r[0].empty() || !r[0][0] ? "" : *r[0][0];
+  }
+  /// "storage class:quoted value" of one cell of the target.
+  std::string Cell(const std::string& table, int id, const std::string& col) {
+    return TargetScalar("SELECT typeof(" + col + ") || ':' || coalesce(quote(" + col +
+                        "), '') FROM " + table + " WHERE id = " + std::to_string(id));
+  }
+
+  MyDb db_;
+  TempDir dir_;
+};
+
+TEST_F(MysqlSync, EveryTypeRoundTrips) {
+  db_.Exec(R"sql(
+    SET SESSION sql_mode = '';
+    SET time_zone = '+02:00';
+    CREATE TABLE t (
+      id INT PRIMARY KEY, ti TINYINT, si SMALLINT, mi MEDIUMINT, i INT, bi BIGINT,
+      ubi BIGINT UNSIGNED, uti TINYINT UNSIGNED, f FLOAT, d DOUBLE, dec40 DECIMAL(40,12),
+      dt DATETIME(6), dt0 DATETIME, ts TIMESTAMP(6) NULL DEFAULT NULL, da DATE, tm TIME, y YEAR,
+      b1 BIT(1), b64 BIT(64), ch CHAR(3), vc VARCHAR(50), tx TEXT,
+      en ENUM('sad','ok','happy'), st SET('a','b','c'), js JSON,
+      bin BINARY(3), vb VARBINARY(10), bl BLOB
+    ) DEFAULT CHARSET = utf8mb4;
+    INSERT INTO t VALUES
+      (1, -128, -32768, -8388608, -2147483648, -9223372036854775808, 5, 255, 1.5, 0.1,
+       '1234567890123456789012345678.123456789012', '2024-02-29 23:59:59.000001',
+       '2024-01-01 00:00:00', '2024-03-10 08:59:59.123456', '2024-02-29', '12:34:56', 2024,
+       b'1', b'101', 'ab', 'héllo 🌍 "q" \\ back', 'line1\nline2\ttab', 'happy', 'a,c',
+       '{"a": [1, 2.50]}', X'00FF00', '', X''),
+      (2, 127, 32767, 8388607, 2147483647, 9223372036854775807, 18446744073709551615, 0,
+       -0.25, 1e308, '-0.000000000001', '1000-01-01 00:00:00.000000', '9999-12-31 23:59:59',
+       '1970-01-01 02:00:01.000000', '1000-01-01', '-838:59:59', 1901,
+       b'0', b'1111111111111111111111111111111111111111111111111111111111111111', 'xyz',
+       '''); DROP TABLE t; --', '', 'sad', '', 'null', X'000000', X'01', X'DEADBEEF'),
+      (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+      (4, 0, 0, 0, 0, 0, 9223372036854775807, 0, 0, 0, 0, '0000-00-00 00:00:00',
+       '2024-00-10 00:00:00', NULL, '0000-00-00', '00:00:00', 0, b'0', b'0', '', '', '', 'ok',
+       'b', '[]', X'000000', X'', X'');
+  )sql");
+  auto r = Once(Script("siphon.replicate 't' { source = my, from = 't', batch = 2 }\n"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+
+  EXPECT_EQ(Cell("t", 1, "ti"), "integer:-128");
+  EXPECT_EQ(Cell("t", 1, "si"), "integer:-32768");
+  EXPECT_EQ(Cell("t", 1, "mi"), "integer:-8388608");
+  EXPECT_EQ(Cell("t", 1, "i"), "integer:-2147483648");
+  EXPECT_EQ(Cell("t", 1, "bi"), "integer:-9223372036854775808");
+  EXPECT_EQ(Cell("t", 2, "bi"), "integer:9223372036854775807");
+  // BIGINT UNSIGNED: INTEGER while it fits, its exact decimal text above 2^63-1.
+  EXPECT_EQ(Cell("t", 1, "ubi"), "integer:5");
+  EXPECT_EQ(Cell("t", 2, "ubi"), "text:'18446744073709551615'");
+  EXPECT_EQ(Cell("t", 4, "ubi"), "integer:9223372036854775807");
+  EXPECT_EQ(Cell("t", 1, "uti"), "integer:255");
+  EXPECT_EQ(Cell("t", 1, "f"), "real:1.5");
+  EXPECT_EQ(Cell("t", 2, "f"), "real:-0.25");
+  EXPECT_EQ(Cell("t", 1, "d"), "real:0.1");
+  EXPECT_EQ(Cell("t", 2, "d"), "real:1.0e+308");
+  EXPECT_EQ(Cell("t", 1, "dec40"), "text:'1234567890123456789012345678.123456789012'");
+  EXPECT_EQ(Cell("t", 2, "dec40"), "text:'-0.000000000001'");
+  EXPECT_EQ(Cell("t", 4, "dec40"), "text:'0.000000000000'");
+  EXPECT_EQ(Cell("t", 1, "dt"), "text:'2024-02-29T23:59:59.000001'");
+  EXPECT_EQ(Cell("t", 2, "dt"), "text:'1000-01-01T00:00:00.000000'");
+  EXPECT_EQ(Cell("t", 1, "dt0"), "text:'2024-01-01T00:00:00'");
+  EXPECT_EQ(Cell("t", 2, "dt0"), "text:'9999-12-31T23:59:59'");
+  // TIMESTAMP is read in UTC whatever zone wrote it (+02:00 here).
+  EXPECT_EQ(Cell("t", 1, "ts"), "text:'2024-03-10T06:59:59.123456Z'");
+  EXPECT_EQ(Cell("t", 2, "ts"), "text:'1970-01-01T00:00:01.000000Z'");
+  EXPECT_EQ(Cell("t", 1, "da"), "text:'2024-02-29'");
+  EXPECT_EQ(Cell("t", 2, "da"), "text:'1000-01-01'");
+  EXPECT_EQ(Cell("t", 1, "tm"), "text:'12:34:56'");
+  EXPECT_EQ(Cell("t", 2, "tm"), "text:'-838:59:59'");
+  EXPECT_EQ(Cell("t", 1, "y"), "integer:2024");
+  EXPECT_EQ(Cell("t", 2, "y"), "integer:1901");
+  EXPECT_EQ(Cell("t", 1, "b1"), "integer:1");
+  EXPECT_EQ(Cell("t", 2, "b1"), "integer:0");
+  EXPECT_EQ(Cell("t", 1, "b64"), "integer:5");
+  EXPECT_EQ(Cell("t", 2, "b64"), "text:'18446744073709551615'");
+  EXPECT_EQ(Cell("t", 1, "ch"), "text:'ab'");
+  EXPECT_EQ(Cell("t", 1, "vc"), "text:'héllo 🌍 \"q\" \\ back'");
+  EXPECT_EQ(Cell("t", 2, "vc"), "text:'''); DROP TABLE t; --'");
+  EXPECT_EQ(Cell("t", 1, "tx"), "text:'line1\nline2\ttab'");
+  EXPECT_EQ(Cell("t", 2, "tx"), "text:''");
+  EXPECT_EQ(Cell("t", 1, "en"), "text:'happy'");
+  EXPECT_EQ(Cell("t", 1, "st"), "text:'a,c'");
+  EXPECT_EQ(Cell("t", 2, "st"), "text:''");
+  EXPECT_EQ(Cell("t", 1, "js"), "text:'{\"a\": [1, 2.50]}'");
+  EXPECT_EQ(Cell("t", 2, "js"), "text:'null'");
+  EXPECT_EQ(Cell("t", 1, "bin"), "blob:X'00FF00'");
+  EXPECT_EQ(Cell("t", 1, "vb"), "blob:X''");
+  EXPECT_EQ(Cell("t", 2, "vb"), "blob:X'01'");
+  EXPECT_EQ(Cell("t", 1, "bl"), "blob:X''");
+  EXPECT_EQ(Cell("t", 2, "bl"), "blob:X'DEADBEEF'");
+  for (const char* col :
+       {"ti", "si", "mi", "i",   "bi", "ubi", "uti", "f",  "d",  "dec40", "dt",  "dt0", "ts", "da",
+        "tm", "y",  "b1", "b64", "ch", "vc",  "tx",  "en", "st", "js",    "bin", "vb",  "bl"}) {
+    EXPECT_EQ(Cell("t", 3, col), "null:NULL") << col;
+  }
+  // Zero dates become NULL, with one warning per column (the table has 4 rows in 2 pages).
+  EXPECT_EQ(Cell("t", 4, "dt"), "null:NULL");
+  EXPECT_EQ(Cell("t", 4, "dt0"), "null:NULL");
+  EXPECT_EQ(Cell("t", 4, "da"), "null:NULL");
+  for (const char* col : {"\"dt\"", "\"dt0\"", "\"da\""}) {
+    const std::string log = r.out + r.err;  // the log goes to stdout
+    size_t first = log.find("column " + std::string(col) + " holds zero dates");
+    EXPECT_NE(first, std::string::npos) << col << "\n" << Dump(r);
+    EXPECT_EQ(log.find("column " + std::string(col) + " holds zero dates", first + 1),
+              std::string::npos)
+        << col;
+  }
+  // The hostile text stayed text.
+  EXPECT_EQ(db_.Scalar("SELECT count(*) FROM t"), "4");
+}
+
+TEST_F(MysqlSync, TiedCursorValuesInSmallPagesAreNeitherSkippedNorDuplicated) {
+  db_.Exec(R"sql(
+    CREATE TABLE ev (id BIGINT PRIMARY KEY, v INT NOT NULL, updated_at DATETIME(6) NOT NULL,
+                     KEY ev_sync (updated_at, id));
+    INSERT INTO ev SELECT seq, seq, '2024-01-01 00:00:00.000001' FROM seq_1_to_3000;
+  )sql");
+  std::string script = Script(
+      "siphon.replicate 'ev' { source = my, from = 'ev', cursor = 'updated_at', batch = 7 }\n");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || count(DISTINCT id) || '/' || sum(id) FROM ev"),
+            "3000/3000/4501500");
+  db_.Exec(R"sql(
+    INSERT INTO ev SELECT seq, seq, '2024-01-01 00:00:00.000001' FROM seq_3001_to_4000;
+    UPDATE ev SET v = -v, updated_at = '2024-01-01 00:00:00.000002' WHERE id % 100 = 0;
+  )sql");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || count(DISTINCT id) || '/' || sum(v) FROM ev"),
+            db_.Scalar("SELECT CONCAT(count(*), '/', count(DISTINCT id), '/', sum(v)) FROM ev"));
+  EXPECT_EQ(TargetScalar("SELECT cursor FROM _siphon_state WHERE table_name = 'ev'"),
+            "[\"2024-01-01T00:00:00.000002\",4000]");
+}
+
+TEST_F(MysqlSync, EveryPageIsAnIndexRangeScan) {
+  db_.Exec(R"sql(
+    CREATE TABLE ev (id BIGINT PRIMARY KEY, updated_at DATETIME(6) NOT NULL,
+                     KEY ev_sync (updated_at, id));
+    INSERT INTO ev SELECT seq, '2024-01-01' + INTERVAL (seq DIV 10) SECOND FROM seq_1_to_20000;
+    ANALYZE TABLE ev;
+  )sql");
+  // The predicate siphon writes for a page after ('2024-01-01 00:10:00', 6000).
+  Rows plan = db_.Query(
+      "EXPLAIN SELECT `id`, `updated_at` FROM `ev` WHERE `updated_at` >= '2024-01-01 00:10:00' "
+      "AND (`updated_at` > '2024-01-01 00:10:00' OR `id` > 6000) AND `updated_at` < "
+      "'2024-01-01 00:20:00' ORDER BY `updated_at`, `id` LIMIT 500");
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0][3].value_or(""), "range");    // type
+  EXPECT_EQ(plan[0][5].value_or(""), "ev_sync");  // key
+  EXPECT_EQ(plan[0][9].value_or("").find("filesort"), std::string::npos);
+  // And `check` prints exactly that shape.
+  auto r = Siphon({"check", Script("siphon.replicate 'ev' { source = my, from = 'ev', cursor = "
+                                   "'updated_at', batch = 500 }\n")});
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.out.find("`updated_at` >= ? AND (`updated_at` > ? OR `id` > ?)"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("ORDER BY `updated_at`, `id` LIMIT 500"), std::string::npos) << r.out;
+}
+
+TEST_F(MysqlSync, UpdatesAndInsertsBetweenRunsArriveExactly) {
+  db_.Exec(R"sql(
+    CREATE TABLE o (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, status VARCHAR(10),
+                    amount DECIMAL(12,2) NOT NULL,
+                    updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+                      ON UPDATE CURRENT_TIMESTAMP(6),
+                    KEY o_sync (updated_at, id));
+    INSERT INTO o (status, amount, updated_at)
+      SELECT 'new', seq / 100, NOW(6) - INTERVAL 1 HOUR + INTERVAL seq MICROSECOND
+      FROM seq_1_to_500;
+  )sql");
+  std::string script = Script(
+      "siphon.replicate 'o' { source = my, from = 'o', cursor = { 'updated_at', 'id' }, "
+      "lookback = '30s', batch = 100 }\n");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM o"), "500");
+  EXPECT_EQ(Cell("o", 500, "id"), "integer:500");
+  db_.Exec(R"sql(
+    UPDATE o SET status = 'paid', amount = amount + 1000 WHERE id <= 50;
+    INSERT INTO o (status, amount) VALUES ('new', 1.5);
+  )sql");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  const char* digest =
+      "SELECT count(*) || '/' || sum(id) || '/' || group_concat(status || amount, ',') FROM "
+      "(SELECT * FROM o ORDER BY id)";
+  EXPECT_EQ(TargetScalar(digest),
+            db_.Scalar("SELECT CONCAT(count(*), '/', sum(id), '/', group_concat(CONCAT(status, "
+                       "amount) ORDER BY id SEPARATOR ',')) FROM o"));
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM o WHERE status = 'paid'"), "50");
+  EXPECT_EQ(Cell("o", 1, "amount"), "text:'1000.01'");
+  // A row committed late with a stamp behind the watermark, inside the lookback window.
+  db_.Exec(
+      "INSERT INTO o (status, amount, updated_at) VALUES ('late', 2, NOW(6) - INTERVAL 5 "
+      "SECOND)");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  // (AUTO_INCREMENT may skip ids after a multi-row insert: compare by content.)
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM o WHERE status = 'late'"), "1");
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM o"), "502");
+}
+
+TEST_F(MysqlSync, AnOpenWriteTransactionHoldsTheCursorBackUntilItCommits) {
+  db_.Exec(R"sql(CREATE TABLE h (id INT PRIMARY KEY,
+                                 updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)))sql");
+  // Session A opens a write transaction; its row commits after B's.
+  const ServerEnv& s = Servers();
+  MYSQL* a = mysql_init(nullptr);
+  ASSERT_NE(
+      mysql_real_connect(a, s.mysql_host.c_str(), s.mysql_user.c_str(), s.mysql_password.c_str(),
+                         db_.name().c_str(), static_cast<unsigned>(s.mysql_port), nullptr, 0),
+      nullptr)
+      << mysql_error(a);
+  auto exec = [a](const char* sql) { EXPECT_EQ(mysql_query(a, sql), 0) << mysql_error(a); };
+  exec("BEGIN");
+  exec("INSERT INTO h (id) VALUES (1)");
+  // trx_started has whole seconds: B's stamp must be in a later second than A's start.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  db_.Exec("INSERT INTO h (id) VALUES (2)");
+  // No lookback: only the horizon protects A's row.
+  std::string script =
+      Script("siphon.replicate 'h' { source = my, from = 'h', cursor = 'updated_at' }\n");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM h"), "0");  // B's row waits behind A's start
+  exec("COMMIT");
+  mysql_close(a);
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(id) FROM (SELECT id FROM h ORDER BY id)"), "1,2")
+      << Dump(r);
+}
+
+TEST_F(MysqlSync, WithoutTheProcessPrivilegeThereIsNoHorizonAndOneWarning) {
+  const std::string user =
+      "np_" + db_.name().substr(db_.name().size() > 20 ? db_.name().size() - 20 : 0);
+  db_.Exec(
+      "CREATE TABLE h (id INT PRIMARY KEY, updated_at TIMESTAMP(6) NOT NULL);"
+      "INSERT INTO h VALUES (1, NOW(6)), (2, NOW(6));"
+      "DROP USER IF EXISTS '" +
+      user +
+      "'@'127.0.0.1';"
+      "CREATE USER '" +
+      user +
+      "'@'127.0.0.1' IDENTIFIED BY 'np-pw';"
+      "GRANT SELECT ON `" +
+      db_.name() + "`.* TO '" + user + "'@'127.0.0.1';");
+  const ServerEnv& s = Servers();
+  std::string path = dir_.File("np.lua");
+  WriteFile(path, "local my = siphon.mysql { host = '" + s.mysql_host +
+                      "', port = " + std::to_string(s.mysql_port) + ", user = '" + user +
+                      "', password = 'np-pw', database = '" + db_.name() +
+                      "' }\nsiphon.target { path = '" + Replica() +
+                      "' }\nsiphon.replicate 'h' { source = my, from = 'h', cursor = "
+                      "'updated_at' }\nsiphon.replicate 'h2' { source = my, from = 'h', cursor = "
+                      "'updated_at' }\n");
+  auto r = siphon::test::Run({SIPHON_BIN, "once", path});
+  db_.Exec("DROP USER '" + user + "'@'127.0.0.1'");
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM h") + TargetScalar("SELECT count(*) FROM h2"), "22");
+  const std::string log = r.out + r.err;  // the log goes to stdout
+  size_t first = log.find("PROCESS privilege");
+  EXPECT_NE(first, std::string::npos) << Dump(r);
+  EXPECT_EQ(log.find("PROCESS privilege", first + 1), std::string::npos) << Dump(r);
+}
+
+TEST_F(MysqlSync, ASlowMysqlQueryDoesNotDelayAPostgresTable) {
+  PgDb pg;
+  pg.Exec(
+      "CREATE TABLE fast (id int PRIMARY KEY, v text); INSERT INTO fast VALUES (1, 'a'), (2, "
+      "'b');");
+  // SLEEP runs once per row of the view: the page query takes 3 s on the server.
+  db_.Exec(R"sql(
+    CREATE TABLE base (id INT PRIMARY KEY, v VARCHAR(10));
+    INSERT INTO base VALUES (1, 'x');
+    CREATE VIEW slow AS SELECT id, v FROM base WHERE SLEEP(3) = 0;
+  )sql");
+  auto r =
+      Siphon({"once", Script("siphon.replicate 'slow' { source = my, from = 'slow', key = 'id' }\n"
+                             "siphon.replicate 'fast' { source = pg, from = 'public.fast' }\n",
+                             "local pg = siphon.postgres { dsn = siphon.env('TEST_PG_DSN') }\n")},
+             {{"TEST_PG_DSN", pg.Dsn()}});
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM slow"), "1");
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM fast"), "2");
+  // The PostgreSQL table finished while MariaDB was still sleeping: first, and fast.
+  Rows log = SqliteQuery(Replica(),
+                         "SELECT table_name, duration_ms, (julianday(at) - julianday((SELECT at "
+                         "FROM _siphon_log WHERE table_name = 'slow' AND event = 'synced'))) * "
+                         "86400000 FROM _siphon_log WHERE event = 'synced' ORDER BY id");
+  ASSERT_EQ(log.size(), 2u) << Dump(r);
+  EXPECT_EQ(log[0][0].value_or(""), "fast");
+  EXPECT_LT(std::stoll(log[0][1].value_or("99999")), 1500);
+  EXPECT_GE(std::stoll(log[1][1].value_or("0")), 3000);
+  // at: the fast table's synced row landed at least 1.5 s before the slow one's.
+  EXPECT_LT(std::stod(log[0][2].value_or("0")), -1500.0) << log[0][2].value_or("NULL");
+}
+
+TEST_F(MysqlSync, ATableWithoutAKeyIsRefusedOrAppended) {
+  db_.Exec(R"sql(
+    CREATE TABLE nokey (seq BIGINT NOT NULL AUTO_INCREMENT, msg VARCHAR(20), UNIQUE KEY (seq));
+    INSERT INTO nokey (msg) SELECT CONCAT('m', seq) FROM seq_1_to_250;
+  )sql");
+  auto r = Once(Script("siphon.replicate 'nokey' { source = my, from = 'nokey' }\n"));
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("nokey"), std::string::npos) << Dump(r);
+  EXPECT_NE(r.err.find("no primary key"), std::string::npos) << Dump(r);
+  EXPECT_NE(r.err.find("key = "), std::string::npos) << Dump(r);
+
+  std::string script = Script(
+      "siphon.replicate 'nokey' { source = my, from = 'nokey', write = 'append', cursor = 'seq', "
+      "batch = 40 }\n");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(seq) FROM nokey"), "250/31375");
+  db_.Exec("INSERT INTO nokey (msg) VALUES ('late1'), ('late2')");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || group_concat(msg) FROM nokey WHERE seq > 250"),
+            "2/late1,late2");
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM nokey"), "252");
+}
+
+TEST_F(MysqlSync, ADsnSourceAndAWrongPasswordNeverShowThePassword) {
+  db_.Exec("CREATE TABLE a (id INT PRIMARY KEY); INSERT INTO a VALUES (1), (2), (3);");
+  const ServerEnv& s = Servers();
+  std::string path = dir_.File("dsn.lua");
+  WriteFile(path, "siphon.target { path = '" + Replica() +
+                      "' }\nlocal my = siphon.mysql { dsn = siphon.env('MY_DSN') }\n"
+                      "siphon.replicate 'a' { source = my, from = 'a' }\n");
+  auto dsn = [&](const std::string& pw) {
+    return "mysql://" + s.mysql_user + ":" + pw + "@" + s.mysql_host + ":" +
+           std::to_string(s.mysql_port) + "/" + db_.name();
+  };
+  auto r = siphon::test::Run({SIPHON_BIN, "once", path}, {{"MY_DSN", dsn(s.mysql_password)}});
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM a"), "3");
+  const std::string secret = "Wr0ng-S3cret-Pa55";
+  r = siphon::test::Run({SIPHON_BIN, "once", path}, {{"MY_DSN", dsn(secret)}});
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("1045"), std::string::npos) << Dump(r);
+  EXPECT_EQ(r.out.find(secret), std::string::npos);
+  EXPECT_EQ(r.err.find(secret), std::string::npos);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM _siphon_log WHERE error LIKE '%" + secret + "%'"),
+            "0");
+}
+
+TEST_F(MysqlSync, TheMysqlExampleChecksAgainstTheTestServer) {
+  db_.Exec(R"sql(
+    CREATE TABLE orders (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
+      status VARCHAR(10) NOT NULL, amount DECIMAL(12,2) NOT NULL,
+      updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
+      deleted_at TIMESTAMP(6) NULL, KEY orders_sync (updated_at, id));
+    CREATE TABLE order_events (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
+      order_id BIGINT UNSIGNED NOT NULL, kind VARCHAR(20) NOT NULL);
+    CREATE TABLE products (sku VARCHAR(20) PRIMARY KEY, name VARCHAR(50), price DECIMAL(10,2),
+      active TINYINT(1), stock INT);
+  )sql");
+  const ServerEnv& s = Servers();
+  auto r = siphon::test::Run(
+      {SIPHON_BIN, "check", std::string(SIPHON_SOURCE_DIR) + "/examples/mysql.lua"},
+      {{"SHOP_HOST", s.mysql_host},
+       {"SHOP_PORT", std::to_string(s.mysql_port)},
+       {"SHOP_USER", s.mysql_user},
+       {"SHOP_PW", s.mysql_password},
+       {"SHOP_DB", db_.name()},
+       {"REPLICA", Replica()}});
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.out.find("orders"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("`updated_at` >= ? AND (`updated_at` > ? OR `id` > ?)"), std::string::npos)
+      << r.out;
+  EXPECT_FALSE(std::filesystem::exists(Replica()));
+}
+
+}  // namespace
+}  // namespace siphon::test

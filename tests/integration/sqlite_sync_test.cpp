@@ -1,0 +1,196 @@
+// End-to-end: the real siphon binary replicates a SQLite file (`siphon.sqlite{ path }`, an
+// app's local database) into the SQLite target, incrementally and by full refresh.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+
+#include "tests/integration/harness/harness.hpp"
+
+namespace siphon::test {
+namespace {
+
+std::string Dump(const ProcessResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
+}
+
+class SqliteSync : public ::testing::Test {
+ protected:
+  /// Runs statements on the source file (a writable connection, closed at once).
+  void SourceExec(const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(SourcePath().c_str(), &db), SQLITE_OK);
+    char* error = nullptr;
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK)
+        << (error ? error : "") << "\n"
+        << sql;
+    sqlite3_free(error);
+    sqlite3_close(db);
+  }
+  std::string SourcePath() const { return dir_.File("app.db"); }
+  std::string Replica() const { return dir_.File("replica.db"); }
+  std::string Script(const std::string& tables) {
+    std::string path = dir_.File("deploy.lua");
+    WriteFile(path, "local app = siphon.sqlite { path = '" + SourcePath() +
+                        "' }\nsiphon.target { path = '" + Replica() + "' }\n" + tables);
+    return path;
+  }
+  ProcessResult Once(const std::string& script) {
+    return siphon::test::Run({SIPHON_BIN, "once", script});
+  }
+  std::string TargetScalar(const std::string& sql) {
+    Rows r = SqliteQuery(Replica(), sql);
+    return r.empty() || r[0].empty() || !r[0][0] ? "" : *r[0][0];
+  }
+  std::string SourceScalar(const std::string& sql) {
+    Rows r = SqliteQuery(SourcePath(), sql);
+    return r.empty() || r[0].empty() || !r[0][0] ? "" : *r[0][0];
+  }
+  std::string Cell(const std::string& table, int id, const std::string& col) {
+    return TargetScalar("SELECT typeof(" + col + ") || ':' || coalesce(quote(" + col +
+                        "), '') FROM " + table + " WHERE id = " + std::to_string(id));
+  }
+
+  TempDir dir_;
+};
+
+TEST_F(SqliteSync, EveryStorageClassRoundTrips) {
+  SourceExec(R"sql(
+    CREATE TABLE t (id INTEGER PRIMARY KEY, i INTEGER, r REAL, tx TEXT, b BLOB, anything,
+                    n NUMERIC, at DATETIME);
+    INSERT INTO t VALUES
+      (1, 42, 1.5, 'héllo 🌍 "q"', X'00FF00', 7, 10, '2024-02-29 23:59:59.123'),
+      (2, -9223372036854775808, 1e308, '', X'', 'text in an untyped column', 2.5,
+       '2024-01-01T00:00:00Z'),
+      (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+      (4, 9223372036854775807, -0.25, 'line1
+line2', X'DEADBEEF', X'01', '12345678901234567890', NULL);
+  )sql");
+  auto r = Once(Script("siphon.replicate 't' { source = app, from = 't', batch = 3 }\n"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(Cell("t", 1, "i"), "integer:42");
+  EXPECT_EQ(Cell("t", 2, "i"), "integer:-9223372036854775808");
+  EXPECT_EQ(Cell("t", 4, "i"), "integer:9223372036854775807");
+  EXPECT_EQ(Cell("t", 1, "r"), "real:1.5");
+  EXPECT_EQ(Cell("t", 2, "r"), "real:1.0e+308");
+  EXPECT_EQ(Cell("t", 1, "tx"), "text:'héllo 🌍 \"q\"'");
+  EXPECT_EQ(Cell("t", 2, "tx"), "text:''");
+  EXPECT_EQ(Cell("t", 4, "tx"), "text:'line1\nline2'");
+  EXPECT_EQ(Cell("t", 1, "b"), "blob:X'00FF00'");
+  EXPECT_EQ(Cell("t", 2, "b"), "blob:X''");
+  // An untyped column keeps each value's own storage class.
+  EXPECT_EQ(Cell("t", 1, "anything"), "integer:7");
+  EXPECT_EQ(Cell("t", 2, "anything"), "text:'text in an untyped column'");
+  EXPECT_EQ(Cell("t", 4, "anything"), "blob:X'01'");
+  EXPECT_EQ(Cell("t", 1, "n"),
+            SourceScalar("SELECT typeof(n) || ':' || quote(n) FROM t WHERE id = 1"));
+  EXPECT_EQ(Cell("t", 2, "n"),
+            SourceScalar("SELECT typeof(n) || ':' || quote(n) FROM t WHERE id = 2"));
+  EXPECT_EQ(Cell("t", 1, "at"), "text:'2024-02-29 23:59:59.123'");
+  for (const char* col : {"i", "r", "tx", "b", "anything", "n", "at"}) {
+    EXPECT_EQ(Cell("t", 3, col), "null:NULL") << col;
+  }
+}
+
+TEST_F(SqliteSync, IncrementalTiedCursorUpdatesAndInsertsArriveExactly) {
+  SourceExec(R"sql(
+    CREATE TABLE ev (id INTEGER PRIMARY KEY, v INTEGER NOT NULL, updated_at TEXT NOT NULL);
+    CREATE INDEX ev_sync ON ev (updated_at, id);
+    WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 3000)
+    INSERT INTO ev SELECT n, n, '2024-01-01 00:00:00' FROM g;
+  )sql");
+  std::string script = Script(
+      "siphon.replicate 'ev' { source = app, from = 'ev', cursor = 'updated_at', batch = 7 }\n");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || count(DISTINCT id) || '/' || sum(id) FROM ev"),
+            "3000/3000/4501500");
+  SourceExec(R"sql(
+    WITH RECURSIVE g(n) AS (SELECT 3001 UNION ALL SELECT n + 1 FROM g WHERE n < 4000)
+    INSERT INTO ev SELECT n, n, '2024-01-01 00:00:00' FROM g;
+    UPDATE ev SET v = -v, updated_at = '2024-01-01 00:00:01' WHERE id % 100 = 0;
+  )sql");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  const char* digest = "SELECT count(*) || '/' || count(DISTINCT id) || '/' || sum(v) FROM ev";
+  EXPECT_EQ(TargetScalar(digest), SourceScalar(digest));
+  EXPECT_EQ(TargetScalar("SELECT cursor FROM _siphon_state WHERE table_name = 'ev'"),
+            "[\"2024-01-01 00:00:01\",4000]");
+  // Nothing changed: a run reads nothing and writes nothing new.
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar(digest), SourceScalar(digest));
+}
+
+TEST_F(SqliteSync, FullRefreshPicksUpEveryChange) {
+  SourceExec(R"sql(
+    CREATE TABLE settings (key TEXT PRIMARY KEY NOT NULL, value TEXT, version INTEGER);
+    INSERT INTO settings VALUES ('theme', 'dark', 1), ('lang', 'fr', 1), ('tz', 'UTC', 1);
+  )sql");
+  std::string script =
+      Script("siphon.replicate 'settings' { source = app, from = 'settings', batch = 2 }\n");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(key || '=' || value) FROM (SELECT * FROM settings "
+                         "ORDER BY key)"),
+            "lang=fr,theme=dark,tz=UTC");
+  SourceExec(
+      "UPDATE settings SET value = 'light', version = 2 WHERE key = 'theme';"
+      "INSERT INTO settings VALUES ('font', 'mono', 1);");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(key || '=' || value) FROM (SELECT * FROM settings "
+                         "ORDER BY key)"),
+            "font=mono,lang=fr,theme=light,tz=UTC");
+  EXPECT_EQ(TargetScalar("SELECT cursor IS NULL FROM _siphon_state"), "1");
+  // The source file was only read.
+  EXPECT_EQ(SourceScalar("SELECT count(*) FROM sqlite_master WHERE name LIKE '_siphon%'"), "0");
+}
+
+TEST_F(SqliteSync, AMissingSourceFileFailsThatTableClearly) {
+  auto r = Once(Script("siphon.replicate 'x' { source = app, from = 'x' }\n"));
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("app.db"), std::string::npos) << Dump(r);
+  EXPECT_FALSE(std::filesystem::exists(SourcePath()));  // read-only: never created
+}
+
+TEST_F(SqliteSync, TheMultiSourceExampleChecksAgainstTheTestServers) {
+  PgDb pg;
+  MyDb my;
+  pg.Exec(
+      "CREATE TABLE invoices (id bigint PRIMARY KEY, total numeric(12,2), "
+      "updated_at timestamptz NOT NULL)");
+  my.Exec(
+      "CREATE TABLE orders (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, "
+      "status VARCHAR(10), updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), "
+      "KEY orders_sync (updated_at, id))");
+  SourceExec("CREATE TABLE settings (key TEXT PRIMARY KEY NOT NULL, value TEXT)");
+  const ServerEnv& s = Servers();
+  std::map<std::string, std::string> env = {{"BILLING_DSN", pg.Dsn()},
+                                            {"SHOP_HOST", s.mysql_host},
+                                            {"SHOP_PORT", std::to_string(s.mysql_port)},
+                                            {"SHOP_USER", s.mysql_user},
+                                            {"SHOP_PW", s.mysql_password},
+                                            {"SHOP_DB", my.name()},
+                                            {"APP_DB", SourcePath()},
+                                            {"REPLICA", Replica()}};
+  const std::string example = std::string(SIPHON_SOURCE_DIR) + "/examples/multi_source.lua";
+  auto r = siphon::test::Run({SIPHON_BIN, "check", example}, env);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  for (const char* table : {"invoices", "orders", "settings"}) {
+    EXPECT_NE(r.out.find(table), std::string::npos) << table << "\n" << r.out;
+  }
+  EXPECT_FALSE(std::filesystem::exists(Replica()));
+  // And it replicates: one row per source.
+  pg.Exec("INSERT INTO invoices VALUES (1, 9.90, now() - interval '1 minute')");
+  my.Exec("INSERT INTO orders (status, updated_at) VALUES ('paid', NOW(6) - INTERVAL 1 MINUTE)");
+  SourceExec("INSERT INTO settings VALUES ('theme', 'dark')");
+  r = siphon::test::Run({SIPHON_BIN, "once", example}, env);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT (SELECT total FROM invoices) || '/' || (SELECT status FROM "
+                         "orders) || '/' || (SELECT value FROM settings)"),
+            "9.90/paid/dark");
+}
+
+}  // namespace
+}  // namespace siphon::test
