@@ -16,6 +16,8 @@ std::string_view ColumnTypeName(ColumnType type) {
       return "TEXT";
     case ColumnType::kBlob:
       return "BLOB";
+    case ColumnType::kAny:
+      return "";
   }
   return "TEXT";
 }
