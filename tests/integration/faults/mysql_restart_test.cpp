@@ -19,9 +19,11 @@ std::string TargetScalar(const std::string& db, const std::string& sql) {
 
 int64_t TargetCount(const std::string& db, const std::string& table) {
   if (!std::filesystem::exists(db)) return 0;  // siphon has not created the target yet
-  Rows r = SqliteQuery(db, "SELECT CASE WHEN EXISTS (SELECT 1 FROM sqlite_master WHERE name = '" +
-                               table + "') THEN (SELECT count(*) FROM " + table + ") END");
-  return r.empty() || !r[0][0] ? 0 : std::stoll(*r[0][0]);
+  // (SQLite resolves every table of a statement when preparing it: ask first, then count.)
+  if (TargetScalar(db, "SELECT count(*) FROM sqlite_master WHERE name = '" + table + "'") != "1") {
+    return 0;
+  }
+  return std::stoll(TargetScalar(db, "SELECT count(*) FROM " + table));
 }
 
 TEST(MysqlFaults, TheServerRestartedMidSyncFailsCleanlyRetriesAndLosesNothing) {
