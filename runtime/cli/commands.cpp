@@ -1,7 +1,10 @@
 #include "runtime/cli/commands.hpp"
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -12,7 +15,11 @@
 
 #include "adapters/source.hpp"
 #include "runtime/base/log.hpp"
+#include "runtime/cli/progress.hpp"
+#include "runtime/http/admin_api.hpp"
+#include "runtime/http/metrics.hpp"
 #include "runtime/lua/lua_host.hpp"
+#include "runtime/sync/event_fanout.hpp"
 #include "runtime/sync/plan.hpp"
 #include "runtime/sync/replicator.hpp"
 #include "runtime/target/target.hpp"
@@ -26,23 +33,26 @@ struct Loaded {
   Deployment deployment;
 };
 
-std::optional<Loaded> Load(const ScriptOptions& options) {
+Result<Loaded> LoadScript(const ScriptOptions& options) {
   LuaOptions lua;
   lua.unsafe = options.unsafe_lua;
   auto created = LuaHost::Create(SourceDefinitions(), lua);
-  if (!created.ok()) {
-    std::cerr << "siphon: " << created.status().message() << "\n";
-    return std::nullopt;
-  }
+  if (!created.ok()) return created.status();
   std::unique_ptr<LuaHost> host = std::move(*created);
-  if (Status st = host->LoadScript(options.script); !st.ok()) {
-    std::cerr << "siphon: " << st.message() << "\n";
-    return std::nullopt;
-  }
+  if (Status st = host->LoadScript(options.script); !st.ok()) return st;
   Loaded loaded;
   loaded.deployment = host->TakeDeployment();
   loaded.host = std::move(host);
   return loaded;
+}
+
+std::optional<Loaded> Load(const ScriptOptions& options) {
+  auto loaded = LoadScript(options);
+  if (!loaded.ok()) {
+    std::cerr << "siphon: " << loaded.status().message() << "\n";
+    return std::nullopt;
+  }
+  return std::move(*loaded);
 }
 
 /// Closes every handle still open and runs the loop until they are gone.
@@ -110,7 +120,97 @@ class SignalStop {
   bool signalled_ = false;
 };
 
+/// SIGHUP: re-run the script (see Reloader).
+class SignalReload {
+ public:
+  SignalReload(uv_loop_t* loop, std::function<void()> on_signal)
+      : on_signal_(std::move(on_signal)), handle_(new uv_signal_t) {
+    uv_signal_init(loop, handle_);
+    handle_->data = this;
+    uv_signal_start(
+        handle_, [](uv_signal_t* h, int) { static_cast<SignalReload*>(h->data)->on_signal_(); },
+        SIGHUP);
+    uv_unref(reinterpret_cast<uv_handle_t*>(handle_));
+  }
+  ~SignalReload() {
+    uv_close(reinterpret_cast<uv_handle_t*>(handle_),
+             [](uv_handle_t* x) { delete reinterpret_cast<uv_signal_t*>(x); });
+  }
+
+ private:
+  std::function<void()> on_signal_;
+  uv_signal_t* handle_;
+};
+
+/// Re-runs the script into a new Lua state and applies the difference to the replicator.
+/// A script that fails to load changes nothing. The previous state is freed once the runners
+/// that may still call into it (replaced or removed tables) are gone.
+class Reloader {
+ public:
+  Reloader(const ScriptOptions& options, Replicator& replicator, Loaded& current)
+      : options_(options), replicator_(replicator), current_(current) {}
+
+  ReloadOutcome Reload() {
+    auto log = Logger("siphon");
+    log->info("reloading {}", options_.script);
+    ReloadOutcome out;
+    auto loaded = LoadScript(options_);
+    if (!loaded.ok()) {
+      out.status = loaded.status();
+      log->error("reload failed, the running deployment stays: {}", out.status.message());
+      return out;
+    }
+    if (!loaded->deployment.target || !current_.deployment.target ||
+        loaded->deployment.target->path != current_.deployment.target->path) {
+      out.status = Status(ErrorKind::kConfig,
+                          "reload: the target cannot change while siphon runs (restart instead)");
+      log->error("{}", out.status.message());
+      return out;
+    }
+    // The old state stays alive until the runners declared by it are gone.
+    auto old = std::make_shared<std::unique_ptr<LuaHost>>(std::move(current_.host));
+    current_.host = std::move(loaded->host);
+    current_.deployment = std::move(loaded->deployment);
+    out.diff = replicator_.Reconcile(current_.deployment, [old] { old->reset(); });
+    log->info("reloaded: {} added, {} removed, {} changed, {} unchanged", out.diff.added.size(),
+              out.diff.removed.size(), out.diff.changed.size(), out.diff.unchanged.size());
+    return out;
+  }
+
+ private:
+  const ScriptOptions& options_;
+  Replicator& replicator_;
+  Loaded& current_;
+};
+
 int Replicate(const ScriptOptions& options, bool once, const std::vector<std::string>& tables) {
+  std::optional<ListenAddress> http;
+  std::string token;
+  if (!options.http.empty()) {
+    auto parsed = ParseListenAddress(options.http);
+    if (!parsed.ok()) {
+      std::cerr << "siphon: " << parsed.status().message() << "\n";
+      return 2;
+    }
+    http = *parsed;
+    if (!options.http_token_env.empty()) {
+      const char* v = std::getenv(options.http_token_env.c_str());
+      if (!v || !*v) {
+        std::cerr << "siphon: --http-token-env " << options.http_token_env
+                  << ": the environment variable is not set or empty\n";
+        return 2;
+      }
+      token = v;
+    } else if (const char* v = std::getenv("SIPHON_HTTP_TOKEN"); v && *v) {
+      token = v;
+    }
+    if (!http->loopback && token.empty()) {
+      std::cerr << "siphon: --http " << options.http
+                << ": refusing to serve the admin API on a non-loopback address without a "
+                   "token; set one with --http-token-env NAME or SIPHON_HTTP_TOKEN\n";
+      return 2;
+    }
+  }
   auto loaded = Load(options);
   if (!loaded) return 2;
   const Deployment& d = loaded->deployment;
@@ -133,9 +233,42 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
       std::cerr << "siphon: " << st.message() << "\n";
       return 1;
     }
+    SyncMetrics metrics;
+    EventFanout events;
+    events.Add(&metrics);
     RunnerOptions runner_options;
     runner_options.once = once;
+    runner_options.events = &events;
     Replicator replicator(&loop, target, d, runner_options, tables);
+    Reloader reloader(options, replicator, *loaded);
+    std::unique_ptr<AdminApi> admin;
+    if (http) {
+      AdminOptions admin_options;
+      admin_options.token = token;
+      admin_options.target_path = d.target->path;
+      admin_options.lua_memory = [&loaded] {
+        return loaded->host ? static_cast<int64_t>(loaded->host->memory_used()) : int64_t{0};
+      };
+      if (!once) admin_options.reload = [&reloader] { return reloader.Reload(); };
+      admin = std::make_unique<AdminApi>(&loop, replicator, metrics, admin_options);
+      if (Status st = admin->Listen(*http); !st.ok()) {
+        std::cerr << "siphon: " << st.message() << "\n";
+        code = 2;
+      }
+    }
+    std::optional<SignalReload> hup;
+    if (code == 0 && !once) {
+      hup.emplace(&loop, [&] {
+        if (admin) {
+          admin->RunReload();
+        } else {
+          reloader.Reload();
+        }
+      });
+    }
+    std::unique_ptr<Progress> progress;
+    if (code == 0 && !options.quiet)
+      progress = std::make_unique<Progress>(&loop, replicator, isatty(2) != 0);
     log->info("{} {} table(s) into {}", once ? "syncing" : "replicating",
               replicator.runners().size(), d.target->path);
     for (const auto& r : replicator.runners()) {
@@ -144,12 +277,18 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
                 t.cursor.empty() ? "full refresh" : "cursor " + Join(t.cursor),
                 FormatDuration(t.every), t.batch);
     }
-    SignalStop signals(&loop, [&] { replicator.Stop([&] { uv_stop(&loop); }); });
+    SignalStop signals(&loop, [&] {
+      admin.reset();  // no new requests while the pages in flight finish
+      replicator.Stop([&] { uv_stop(&loop); });
+    });
     auto started = std::chrono::steady_clock::now();
-    replicator.Start(once ? std::function<void()>([&] { uv_stop(&loop); }) : nullptr);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    if (code == 0) {
+      replicator.Start(once ? std::function<void()>([&] { uv_stop(&loop); }) : nullptr);
+      uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    progress.reset();
 
-    if (once) {
+    if (once && code == 0) {
       auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       for (const auto& r : replicator.runners()) {
         if (r->last_status().ok()) {

@@ -8,6 +8,9 @@ namespace siphon {
 struct ScriptOptions {
   std::string script;
   bool unsafe_lua = false;
+  bool quiet = false;          ///< no progress lines
+  std::string http;            ///< `run --http ADDR:PORT`; empty: no admin API
+  std::string http_token_env;  ///< environment variable holding the API token
 };
 
 /// `siphon run`: replicate on schedule until SIGINT/SIGTERM. Returns the exit code.

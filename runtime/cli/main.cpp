@@ -33,9 +33,14 @@ int main(int argc, char** argv) {
         ->check(CLI::ExistingFile);
     cmd->add_flag("--unsafe-lua", script.unsafe_lua,
                   "let the script use os.execute, io, C modules and debug");
+    cmd->add_flag("--quiet,-q", script.quiet, "no progress lines for long syncs");
   };
   CLI::App* run = app.add_subcommand("run", "replicate on schedule until stopped");
   add_script(run);
+  run->add_option("--http", script.http,
+                  "serve the admin API on ADDR:PORT (default host 127.0.0.1; off by default)");
+  run->add_option("--http-token-env", script.http_token_env,
+                  "environment variable holding the admin API token (default: SIPHON_HTTP_TOKEN)");
   CLI::App* once = app.add_subcommand("once", "sync every table until caught up, then exit");
   add_script(once);
   once->add_option("--table", tables, "only this table (repeatable)");

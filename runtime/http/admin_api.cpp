@@ -1,0 +1,361 @@
+#include "runtime/http/admin_api.hpp"
+
+#include <sqlite3.h>
+
+#include <cctype>
+#include <ctime>
+
+#include "runtime/base/log.hpp"
+
+namespace siphon {
+
+HttpResponse JsonError(int status, const std::string& message) {
+  HttpResponse r;
+  r.status = status;
+  r.body = nlohmann::json{{"error", message}}.dump() + "\n";
+  return r;
+}
+
+namespace {
+
+HttpResponse Json(int status, const nlohmann::json& body) {
+  HttpResponse r;
+  r.status = status;
+  // Replace invalid UTF-8 (a source error message may carry anything) rather than throw.
+  r.body = body.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  return r;
+}
+
+HttpResponse MethodNotAllowed(const char* allow) {
+  HttpResponse r = JsonError(405, std::string("method not allowed; use ") + allow);
+  r.headers.emplace_back("Allow", allow);
+  return r;
+}
+
+nlohmann::json IsoOrNull(std::chrono::system_clock::time_point t) {
+  if (t.time_since_epoch().count() == 0) return nullptr;
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms % 1000));
+  return buf;
+}
+
+nlohmann::json TextOrNull(sqlite3_stmt* s, int i) {
+  const unsigned char* v = sqlite3_column_text(s, i);
+  if (!v) return nullptr;
+  return std::string(reinterpret_cast<const char*>(v));
+}
+
+nlohmann::json CursorJson(const std::string& text) {
+  if (text.empty()) return nullptr;
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  return j.is_discarded() ? nlohmann::json(text) : j;
+}
+
+}  // namespace
+
+AdminApi::AdminApi(uv_loop_t* loop, Replicator& replicator, SyncMetrics& metrics,
+                   AdminOptions options)
+    : loop_(loop),
+      replicator_(replicator),
+      metrics_(metrics),
+      options_(std::move(options)),
+      server_(loop, options_.limits, [this](const HttpRequest& r) { return Handle(r); }) {}
+
+AdminApi::~AdminApi() {
+  if (reader_) sqlite3_close(reader_);
+}
+
+Status AdminApi::Listen(const ListenAddress& address) {
+  if (!address.loopback && options_.token.empty()) {
+    return Status(ErrorKind::kConfig, "--http " + address.host +
+                                          ": a non-loopback address needs a token "
+                                          "(--http-token-env NAME or SIPHON_HTTP_TOKEN)");
+  }
+  if (Status st = server_.Listen(address.host, address.port); !st.ok()) return st;
+  Logger("http")->info("admin API on http://{}{}{}:{}{}",
+                       address.host.find(':') == std::string::npos ? "" : "[", address.host,
+                       address.host.find(':') == std::string::npos ? "" : "]", server_.port(),
+                       options_.token.empty() ? "" : " (token required)");
+  return Status::Ok();
+}
+
+HttpResponse AdminApi::Handle(const HttpRequest& req) {
+  const std::string& path = req.path;
+  if (path == "/healthz") {
+    if (req.method != "GET") return MethodNotAllowed("GET");
+    return Json(200, {{"status", "ok"}});
+  }
+  if (!options_.token.empty()) {
+    std::string_view auth = req.Header("authorization");
+    constexpr std::string_view kBearer = "Bearer ";
+    HttpResponse denied;
+    auto is_bearer = [&auth, kBearer] {
+      if (auth.size() < kBearer.size()) return false;
+      for (size_t i = 0; i < kBearer.size(); ++i) {  // the scheme is case-insensitive
+        if (std::tolower(static_cast<unsigned char>(auth[i])) !=
+            std::tolower(static_cast<unsigned char>(kBearer[i]))) {
+          return false;
+        }
+      }
+      return true;
+    };
+    if (!is_bearer()) {
+      denied = JsonError(401, "missing bearer token (Authorization: Bearer <token>)");
+    } else if (!ConstantTimeEquals(auth.substr(kBearer.size()), options_.token)) {
+      denied = JsonError(401, "invalid token");
+    }
+    if (denied.status == 401) {
+      denied.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"siphon\"");
+      return denied;
+    }
+  }
+  if (path == "/status" || path == "/tables") {
+    if (req.method != "GET") return MethodNotAllowed("GET");
+    return StatusJson();
+  }
+  if (path == "/metrics") {
+    if (req.method != "GET") return MethodNotAllowed("GET");
+    return Metrics();
+  }
+  if (path == "/logs") {
+    if (req.method != "GET") return MethodNotAllowed("GET");
+    return Logs(req);
+  }
+  if (path == "/reload") {
+    if (!options_.reload) return JsonError(404, "reload is not available in this mode");
+    if (req.method != "POST") return MethodNotAllowed("POST");
+    return Reload();
+  }
+  constexpr std::string_view kTables = "/tables/";
+  if (path.size() > kTables.size() && path.compare(0, kTables.size(), kTables) == 0) {
+    return Table(path.substr(kTables.size()), req);
+  }
+  return JsonError(404, "no such endpoint: " + path);
+}
+
+nlohmann::json AdminApi::TableJson(const TableRunner& r) const {
+  const TableDecl& d = r.decl();
+  const TableStats& s = r.stats();
+  const auto now = std::chrono::system_clock::now();
+  const bool paused = s.state == RunnerState::kPaused || paused_.count(d.name) > 0;
+  nlohmann::json j = {
+      {"name", d.name},
+      {"source", d.source && d.source->source ? d.source->source->Describe() : ""},
+      {"from", d.from},
+      {"mode", d.cursor.empty() ? "full_refresh" : "incremental"},
+      {"cursor_columns", d.cursor},
+      {"key", d.key},
+      {"every_s", static_cast<double>(d.every.count()) / 1000.0},
+      {"batch", d.batch},
+      {"state", std::string(RunnerStateName(s.state))},
+      {"paused", paused},
+      {"runs_ok", s.runs_ok},
+      {"runs_failed", s.runs_failed},
+      {"rows_written", s.rows_written},
+      {"rows_rejected", s.rows_rejected},
+      {"run_rows", s.run_rows},
+      {"row_estimate", s.row_estimate >= 0 ? nlohmann::json(s.row_estimate) : nullptr},
+      {"last_duration_ms", s.last_duration_ms},
+      {"attempt", s.attempt},
+      {"last_success_at", IsoOrNull(s.last_success)},
+      {"next_run_at", s.state == RunnerState::kIdle || s.state == RunnerState::kBackoff
+                          ? IsoOrNull(s.next_run)
+                          : nlohmann::json(nullptr)},
+      {"lag_s", metrics_.LagSeconds(s, now)},
+      {"last_error", s.last_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.last_error)},
+      {"last_error_kind",
+       s.last_error_kind.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.last_error_kind)},
+      {"cursor", CursorJson(s.cursor)},
+  };
+  return j;
+}
+
+HttpResponse AdminApi::StatusJson() const {
+  nlohmann::json tables = nlohmann::json::array();
+  for (const auto& r : replicator_.runners()) tables.push_back(TableJson(*r));
+  const auto now = std::chrono::system_clock::now();
+  return Json(200, {{"version", SIPHON_VERSION},
+                    {"started_at", IsoOrNull(started_)},
+                    {"uptime_s", std::chrono::duration<double>(now - started_).count()},
+                    {"target", options_.target_path},
+                    {"tables", tables}});
+}
+
+HttpResponse AdminApi::Table(const std::string& rest, const HttpRequest& req) {
+  std::string name = rest, action;
+  if (size_t slash = rest.rfind('/'); slash != std::string::npos) {
+    name = rest.substr(0, slash);
+    action = rest.substr(slash + 1);
+  }
+  TableRunner* runner = replicator_.Find(name);
+  if (!runner) return JsonError(404, "no such table: " + name);
+  if (action.empty()) {
+    if (req.method != "GET") return MethodNotAllowed("GET");
+    nlohmann::json j = TableJson(*runner);
+    j["persisted"] = nullptr;
+    if (sqlite3* db = Reader()) {
+      sqlite3_stmt* s = nullptr;
+      if (sqlite3_prepare_v2(db,
+                             "SELECT rows_total, last_sync_at, last_success_at, status, "
+                             "last_error, cursor FROM _siphon_state WHERE table_name = ?1",
+                             -1, &s, nullptr) == SQLITE_OK) {
+        sqlite3_bind_text(s, 1, name.c_str(), -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(s) == SQLITE_ROW) {
+          const unsigned char* cursor = sqlite3_column_text(s, 5);
+          j["persisted"] = {
+              {"rows_total", sqlite3_column_int64(s, 0)},
+              {"last_sync_at", TextOrNull(s, 1)},
+              {"last_success_at", TextOrNull(s, 2)},
+              {"status", TextOrNull(s, 3)},
+              {"last_error", TextOrNull(s, 4)},
+              {"cursor", cursor ? CursorJson(reinterpret_cast<const char*>(cursor)) : nullptr}};
+        }
+      }
+      sqlite3_finalize(s);
+    }
+    return Json(200, j);
+  }
+  if (action != "sync" && action != "pause" && action != "resume" && action != "resync") {
+    return JsonError(404, "no such action: " + action + " (sync, pause, resume, resync)");
+  }
+  if (req.method != "POST") return MethodNotAllowed("POST");
+  auto log = Logger("http");
+  nlohmann::json out = {{"table", name}, {"action", action}};
+  if (action == "sync") {
+    if (paused_.count(name) || runner->stats().state == RunnerState::kPaused) {
+      return JsonError(409, "table " + name + " is paused; resume it first");
+    }
+    if (!runner->SyncNow()) return JsonError(409, "a sync of " + name + " is already running");
+    log->info("{}: sync requested", name);
+    out["state"] = "scheduled";
+    return Json(202, out);
+  }
+  if (action == "pause") {
+    runner->Pause();
+    paused_.insert(name);
+    log->info("{}: paused", name);
+    out["state"] = "paused";
+    return Json(200, out);
+  }
+  if (action == "resume") {
+    paused_.erase(name);
+    runner->Resume();
+    log->info("{}: resumed", name);
+    out["state"] = std::string(RunnerStateName(runner->stats().state));
+    return Json(200, out);
+  }
+  if (!runner->Resync()) {
+    return JsonError(409, "a sync of " + name + " is running; resync when it ends");
+  }
+  log->info("{}: resync requested", name);
+  out["state"] = paused_.count(name) ? "paused" : "scheduled";
+  return Json(202, out);
+}
+
+sqlite3* AdminApi::Reader() {
+  if (reader_) return reader_;
+  std::string uri = "file:" + options_.target_path + "?mode=ro";
+  if (sqlite3_open_v2(uri.c_str(), &reader_, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr) !=
+      SQLITE_OK) {
+    Logger("http")->warn("cannot open {} read-only: {}", options_.target_path,
+                         sqlite3_errmsg(reader_));
+    sqlite3_close(reader_);
+    reader_ = nullptr;
+    return nullptr;
+  }
+  // The writer commits pages in short transactions (WAL): a reader waits for a lock only
+  // during a checkpoint, briefly.
+  sqlite3_busy_timeout(reader_, 1000);
+  return reader_;
+}
+
+HttpResponse AdminApi::Logs(const HttpRequest& req) {
+  int64_t limit = 50;
+  std::string value;
+  if (req.QueryParam("limit", &value)) {
+    char* end = nullptr;
+    long long n = value.empty() ? 0 : std::strtoll(value.c_str(), &end, 10);
+    if (value.empty() || *end != '\0' || n < 1 || n > 1000) {
+      return JsonError(400, "limit must be an integer from 1 to 1000");
+    }
+    limit = n;
+  }
+  std::string table;
+  const bool by_table = req.QueryParam("table", &table);
+  sqlite3* db = Reader();
+  if (!db) return JsonError(500, "the target cannot be read");
+  std::string sql = "SELECT id, at, table_name, event, rows, duration_ms, error FROM _siphon_log ";
+  sql += by_table ? "WHERE table_name = ?2 " : "";
+  sql += "ORDER BY id DESC LIMIT ?1";
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) != SQLITE_OK) {
+    std::string msg = sqlite3_errmsg(db);
+    sqlite3_finalize(s);
+    return JsonError(500, "reading _siphon_log: " + msg);
+  }
+  sqlite3_bind_int64(s, 1, limit);
+  if (by_table) sqlite3_bind_text(s, 2, table.c_str(), -1, SQLITE_TRANSIENT);
+  nlohmann::json entries = nlohmann::json::array();
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    entries.push_back({{"id", sqlite3_column_int64(s, 0)},
+                       {"at", TextOrNull(s, 1)},
+                       {"table", TextOrNull(s, 2)},
+                       {"event", TextOrNull(s, 3)},
+                       {"rows", sqlite3_column_int64(s, 4)},
+                       {"duration_ms", sqlite3_column_int64(s, 5)},
+                       {"error", TextOrNull(s, 6)}});
+  }
+  sqlite3_finalize(s);
+  if (rc != SQLITE_DONE)
+    return JsonError(500, std::string("reading _siphon_log: ") + sqlite3_errstr(rc));
+  return Json(200, {{"entries", entries}});
+}
+
+HttpResponse AdminApi::Metrics() const {
+  std::vector<const TableRunner*> runners;
+  for (const auto& r : replicator_.runners()) runners.push_back(r.get());
+  ProcessFigures process;
+  process.resident_bytes = ResidentMemoryBytes();
+  process.lua_bytes = options_.lua_memory ? options_.lua_memory() : 0;
+  HttpResponse r;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = metrics_.Render(runners, paused_, process, std::chrono::system_clock::now());
+  return r;
+}
+
+ReloadOutcome AdminApi::RunReload() {
+  ReloadOutcome outcome = options_.reload();
+  if (!outcome.status.ok()) return outcome;
+  // A table paused through the API stays paused across a reload.
+  for (auto it = paused_.begin(); it != paused_.end();) {
+    if (TableRunner* r = replicator_.Find(*it)) {
+      r->Pause();
+      ++it;
+    } else {
+      it = paused_.erase(it);
+    }
+  }
+  return outcome;
+}
+
+HttpResponse AdminApi::Reload() {
+  ReloadOutcome outcome = RunReload();
+  if (!outcome.status.ok()) {
+    return Json(400, {{"error", outcome.status.message()}, {"reloaded", false}});
+  }
+  const ReloadDiff& d = outcome.diff;
+  return Json(200, {{"reloaded", true},
+                    {"added", d.added},
+                    {"removed", d.removed},
+                    {"changed", d.changed},
+                    {"unchanged", d.unchanged}});
+}
+
+}  // namespace siphon

@@ -1,0 +1,292 @@
+// The admin API's HTTP layer on a real libuv loop and real loopback sockets (no database):
+// parsing helpers, limits, keep-alive, pipelining, timeouts, the connection cap.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "runtime/cli/progress.hpp"
+#include "runtime/http/http_server.hpp"
+#include "runtime/http/metrics.hpp"
+
+namespace siphon {
+namespace {
+
+TEST(ListenAddress, Forms) {
+  auto a = ParseListenAddress("127.0.0.1:8787");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->host, "127.0.0.1");
+  EXPECT_EQ(a->port, 8787);
+  EXPECT_TRUE(a->loopback);
+  a = ParseListenAddress("8787");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->host, "127.0.0.1");
+  a = ParseListenAddress(":9000");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->host, "127.0.0.1");
+  EXPECT_EQ(a->port, 9000);
+  a = ParseListenAddress("localhost:1");
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE(a->loopback);
+  a = ParseListenAddress("127.9.9.9:80");
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE(a->loopback);
+  a = ParseListenAddress("[::1]:8787");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->host, "::1");
+  EXPECT_TRUE(a->loopback);
+  a = ParseListenAddress("0.0.0.0:8787");
+  ASSERT_TRUE(a.ok());
+  EXPECT_FALSE(a->loopback);
+  a = ParseListenAddress("[::]:8787");
+  ASSERT_TRUE(a.ok());
+  EXPECT_FALSE(a->loopback);
+  a = ParseListenAddress("10.1.2.3:443");
+  ASSERT_TRUE(a.ok());
+  EXPECT_FALSE(a->loopback);
+  for (const char* bad : {"", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
+                          "127.0.0.1:80x", "example.com:80", "[::1]", "[::1]8787", "1.2.3:80"}) {
+    EXPECT_FALSE(ParseListenAddress(bad).ok()) << bad;
+  }
+}
+
+TEST(ConstantTime, Equality) {
+  EXPECT_TRUE(ConstantTimeEquals("secret", "secret"));
+  EXPECT_FALSE(ConstantTimeEquals("secreT", "secret"));
+  EXPECT_FALSE(ConstantTimeEquals("secret1", "secret"));
+  EXPECT_FALSE(ConstantTimeEquals("secre", "secret"));
+  EXPECT_FALSE(ConstantTimeEquals("", "secret"));
+  EXPECT_TRUE(ConstantTimeEquals("", ""));
+  EXPECT_FALSE(ConstantTimeEquals(std::string("secret\0x", 8), "secret"));
+}
+
+TEST(PercentDecode, Escapes) {
+  EXPECT_EQ(PercentDecode("a%20b%2Fc", false), "a b/c");
+  EXPECT_EQ(PercentDecode("a+b", true), "a b");
+  EXPECT_EQ(PercentDecode("a+b", false), "a+b");
+  EXPECT_EQ(PercentDecode("%zz%4", false), "%zz%4");
+  EXPECT_EQ(PercentDecode("%41", false), "A");
+}
+
+TEST(QueryParam, Lookup) {
+  HttpRequest r;
+  r.query = "limit=5&table=my%20t&flag&x=1+2";
+  std::string v;
+  ASSERT_TRUE(r.QueryParam("limit", &v));
+  EXPECT_EQ(v, "5");
+  ASSERT_TRUE(r.QueryParam("table", &v));
+  EXPECT_EQ(v, "my t");
+  ASSERT_TRUE(r.QueryParam("flag", &v));
+  EXPECT_EQ(v, "");
+  ASSERT_TRUE(r.QueryParam("x", &v));
+  EXPECT_EQ(v, "1 2");
+  EXPECT_FALSE(r.QueryParam("nope", &v));
+}
+
+TEST(Metrics, LabelEscaping) {
+  EXPECT_EQ(EscapeLabel("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+  EXPECT_GT(ResidentMemoryBytes(), 0);
+}
+
+TEST(ProgressLine, Format) {
+  EXPECT_EQ(Progress::Thousands(0), "0");
+  EXPECT_EQ(Progress::Thousands(999), "999");
+  EXPECT_EQ(Progress::Thousands(1000), "1,000");
+  EXPECT_EQ(Progress::Thousands(1234567), "1,234,567");
+  EXPECT_EQ(Progress::Line("orders", 123456, 1000000, 45678, 8),
+            "orders    123,456 / ~1,000,000 rows  45,678 rows/s  ETA 20 s");
+  EXPECT_EQ(Progress::Line("t", 10, -1, 0, 0), "t  10 rows");
+  EXPECT_EQ(Progress::Line("t", 10, 5, 2, 0), "t  10 / ~10 rows  2 rows/s");
+}
+
+/// An HttpServer on its own loop thread; requests come from raw sockets in the test thread.
+class ServerTest : public ::testing::Test {
+ protected:
+  void Start(HttpLimits limits) {
+    uv_loop_init(&loop_);
+    server_ = std::make_unique<HttpServer>(&loop_, limits, [this](const HttpRequest& r) {
+      ++handled_;
+      HttpResponse resp;
+      resp.body = r.method + " " + r.path + " " + r.query + " " + std::to_string(r.body.size());
+      return resp;
+    });
+    ASSERT_TRUE(server_->Listen("127.0.0.1", 0).ok());
+    port_ = server_->port();
+    uv_async_init(&loop_, &stop_, [](uv_async_t* a) {
+      auto* self = static_cast<ServerTest*>(a->data);
+      self->server_.reset();
+      uv_close(reinterpret_cast<uv_handle_t*>(a), nullptr);
+    });
+    stop_.data = this;
+    thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
+  }
+  void TearDown() override {
+    if (!thread_.joinable()) return;
+    uv_async_send(&stop_);
+    thread_.join();
+    uv_loop_close(&loop_);
+  }
+
+  int Connect() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port_));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    return fd;
+  }
+  static void Send(int fd, const std::string& s) {
+    size_t off = 0;
+    while (off < s.size()) {
+      ssize_t n = send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return;
+      off += static_cast<size_t>(n);
+    }
+  }
+  /// Reads until EOF or the timeout; `eof` says which.
+  static std::string Read(int fd, int timeout_ms, bool* eof = nullptr) {
+    std::string out;
+    if (eof) *eof = false;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 20) <= 0) continue;
+      char buf[4096];
+      ssize_t n = recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) {
+        if (eof) *eof = true;
+        break;
+      }
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
+
+  uv_loop_t loop_;
+  uv_async_t stop_;
+  std::unique_ptr<HttpServer> server_;
+  std::thread thread_;
+  std::atomic<int> handled_{0};
+  int port_ = 0;
+};
+
+TEST_F(ServerTest, PipelinedKeepAliveThenClose) {
+  Start({});
+  int fd = Connect();
+  Send(fd,
+       "GET /a%20b?x=1 HTTP/1.1\r\nHost: h\r\n\r\n"
+       "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
+       "GET /last HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+       "GET /never HTTP/1.1\r\nHost: h\r\n\r\n");
+  bool eof = false;
+  std::string r = Read(fd, 2000, &eof);
+  close(fd);
+  EXPECT_TRUE(eof);
+  EXPECT_NE(r.find("GET /a b x=1 0"), std::string::npos) << r;
+  EXPECT_NE(r.find("POST /p  3"), std::string::npos) << r;
+  EXPECT_NE(r.find("GET /last  0"), std::string::npos) << r;
+  EXPECT_EQ(r.find("/never"), std::string::npos) << r;
+  EXPECT_EQ(handled_.load(), 3);
+}
+
+TEST_F(ServerTest, Http10ClosesUnlessKeepAlive) {
+  Start({});
+  int fd = Connect();
+  Send(fd, "GET / HTTP/1.0\r\n\r\n");
+  bool eof = false;
+  std::string r = Read(fd, 2000, &eof);
+  close(fd);
+  EXPECT_TRUE(eof);
+  EXPECT_NE(r.find("Connection: close"), std::string::npos) << r;
+}
+
+TEST_F(ServerTest, LimitsAnswer431And413And400) {
+  HttpLimits limits;
+  limits.max_header_bytes = 1024;
+  limits.max_body_bytes = 100;
+  Start(limits);
+  struct Case {
+    std::string request, status;
+  } cases[] = {
+      {"GET / HTTP/1.1\r\nX: " + std::string(2000, 'a') + "\r\n\r\n", "431"},
+      {"GET /" + std::string(2000, 'a') + " HTTP/1.1\r\n\r\n", "431"},
+      {"POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\n", "413"},
+      {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n50\r\n" + std::string(80, 'a') +
+           "\r\n50\r\n" + std::string(80, 'b') + "\r\n0\r\n\r\n",
+       "413"},
+      {"\x16\x03\x01\x02\x00 tls hello", "400"},
+      {"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n", "400"},
+      {"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", "400"},
+  };
+  for (const auto& c : cases) {
+    int fd = Connect();
+    Send(fd, c.request);
+    bool eof = false;
+    std::string r = Read(fd, 2000, &eof);
+    close(fd);
+    EXPECT_EQ(r.substr(0, 12), "HTTP/1.1 " + c.status) << c.request.substr(0, 60) << "\n" << r;
+    EXPECT_NE(r.find("{\"error\":"), std::string::npos) << r;
+    EXPECT_TRUE(eof);
+  }
+  // A body within the limit still works.
+  int fd = Connect();
+  Send(fd, "POST /ok HTTP/1.1\r\nContent-Length: 100\r\nConnection: close\r\n\r\n" +
+               std::string(100, 'z'));
+  std::string r = Read(fd, 2000);
+  close(fd);
+  EXPECT_NE(r.find("POST /ok  100"), std::string::npos) << r;
+}
+
+TEST_F(ServerTest, SlowRequestTimesOutWith408AndIdleConnectionsClose) {
+  HttpLimits limits;
+  limits.request_timeout = std::chrono::milliseconds(300);
+  Start(limits);
+  int slow = Connect();
+  int idle = Connect();
+  auto start = std::chrono::steady_clock::now();
+  Send(slow, "GET / HTTP/1.1\r\nHost: x");
+  // Dribbling more bytes does not extend the deadline.
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  Send(slow, "\r\nX-A: b");
+  bool eof = false;
+  std::string r = Read(slow, 3000, &eof);
+  EXPECT_EQ(r.substr(0, 12), "HTTP/1.1 408") << r;
+  EXPECT_TRUE(eof);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1500));
+  r = Read(idle, 3000, &eof);
+  EXPECT_EQ(r, "");
+  EXPECT_TRUE(eof);
+  close(slow);
+  close(idle);
+}
+
+TEST_F(ServerTest, ConnectionsBeyondTheCapGet503) {
+  HttpLimits limits;
+  limits.max_connections = 3;
+  Start(limits);
+  std::vector<int> held;
+  for (int i = 0; i < 3; ++i) held.push_back(Connect());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // all accepted
+  int extra = Connect();
+  bool eof = false;
+  std::string r = Read(extra, 2000, &eof);
+  EXPECT_EQ(r.substr(0, 12), "HTTP/1.1 503") << r;
+  EXPECT_TRUE(eof);
+  close(extra);
+  for (int fd : held) close(fd);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  int again = Connect();
+  Send(again, "GET /back HTTP/1.1\r\nConnection: close\r\n\r\n");
+  r = Read(again, 2000);
+  close(again);
+  EXPECT_NE(r.find("GET /back"), std::string::npos) << r;
+}
+
+}  // namespace
+}  // namespace siphon
