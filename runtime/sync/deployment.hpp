@@ -60,6 +60,13 @@ struct TableDecl {
   SchemaChangeAction on_schema_change = SchemaChangeAction::kContinue;
   std::shared_ptr<SchemaChangeHandler> schema_change_handler;  ///< overrides on_schema_change
   bool backfill = false;
+  /// Soft deletes (`deletes = { soft = "deleted_at", keep = false }`): a row whose column is
+  /// set (not NULL, not false/0) is removed from the target, or kept with its flag.
+  struct SoftDelete {
+    std::string column;
+    bool keep = false;
+  };
+  std::optional<SoftDelete> soft_delete;
   /// Optional row transform (the Lua layer provides it); null: rows are written as pulled.
   std::shared_ptr<RowTransform> transform;
 };

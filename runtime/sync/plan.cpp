@@ -35,6 +35,9 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
   for (const auto& c : decl.cursor) {
     if (Status st = require_column(c, "cursor"); !st.ok()) return st;
   }
+  if (decl.soft_delete) {
+    if (Status st = require_column(decl.soft_delete->column, "soft delete"); !st.ok()) return st;
+  }
 
   // Columns: the projection (or every column), plus key and cursor columns it left out, since
   // the target needs the key and the run needs the cursor values.
@@ -53,6 +56,9 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
     }
     for (const auto& c : decl.cursor) {
       if (!Contains(plan.columns, c)) plan.columns.push_back(c);
+    }
+    if (decl.soft_delete && !Contains(plan.columns, decl.soft_delete->column)) {
+      plan.columns.push_back(decl.soft_delete->column);
     }
   }
 
@@ -96,6 +102,7 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
   t.schema_hash = schema.Hash();
   t.schema_json = SchemaToJson(schema);
   t.full_refresh = !plan.incremental && !t.append;
+  if (decl.soft_delete && !decl.soft_delete->keep) t.soft_delete_column = decl.soft_delete->column;
   return plan;
 }
 
@@ -113,6 +120,11 @@ Status ApplyTransformColumns(TablePlan& plan, RowTransform& transform) {
       return Status(ErrorKind::kConfig,
                     "the transform's columns must keep the key column \"" + k + "\"");
     }
+  }
+  if (plan.target.soft_delete_column && !has(*plan.target.soft_delete_column)) {
+    return Status(ErrorKind::kConfig,
+                  "the transform's columns must keep the soft delete column \"" +
+                      *plan.target.soft_delete_column + "\"");
   }
   if (plan.target.monotonic_column && !has(*plan.target.monotonic_column)) {
     plan.target.monotonic_column.reset();

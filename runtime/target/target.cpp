@@ -119,7 +119,10 @@ struct Target::Table {
   TargetTable spec;
   Stmt upsert;
   Stmt save_cursor;
-  Stmt sweep;  // full refresh only
+  Stmt sweep;                  // full refresh only
+  Stmt soft_delete;            // soft deletes only: DELETE … WHERE key = row's key
+  int soft_index = -1;         // the soft delete column in each page
+  std::vector<int> key_index;  // the key columns in each page
 };
 
 Target::Target(uv_loop_t* loop, std::string path) : loop_(loop), path_(std::move(path)) {}
@@ -278,6 +281,27 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
       SQLITE_OK) {
     return SqliteError(db_, "preparing the cursor update");
   }
+  if (spec.soft_delete_column) {
+    std::string where;
+    for (size_t k = 0; k < spec.key.size(); ++k) {
+      for (size_t c = 0; c < spec.columns.size(); ++c) {
+        if (spec.columns[c].name == spec.key[k]) t->key_index.push_back(static_cast<int>(c));
+      }
+      where += (k ? " AND " : "") + Quote(spec.key[k]) + " = ?" + std::to_string(k + 1);
+    }
+    for (size_t c = 0; c < spec.columns.size(); ++c) {
+      if (spec.columns[c].name == *spec.soft_delete_column) t->soft_index = static_cast<int>(c);
+    }
+    if (t->soft_index < 0 || t->key_index.size() != spec.key.size() || spec.key.empty()) {
+      return Status(ErrorKind::kConfig,
+                    "soft deletes of " + spec.name + " need the key and the soft delete column");
+    }
+    std::string sql_delete = "DELETE FROM " + Quote(spec.name) + " WHERE " + where;
+    if (sqlite3_prepare_v3(db_, sql_delete.c_str(), -1, SQLITE_PREPARE_PERSISTENT,
+                           &t->soft_delete.s, nullptr) != SQLITE_OK) {
+      return SqliteError(db_, "preparing the soft delete of " + spec.name);
+    }
+  }
   if (spec.full_refresh) {
     std::string sweep =
         "DELETE FROM " + Quote(spec.name) + " WHERE " + Quote(kPassColumn) + " IS NOT ?1";
@@ -371,6 +395,45 @@ void Target::SaveSchema(const std::string& table, std::string hash, std::string 
       });
 }
 
+namespace {
+
+void BindCell(sqlite3_stmt* s, int i, const RowBatch& rows, const Cell& cell) {
+  switch (cell.type) {
+    case ValueType::kNull:
+      sqlite3_bind_null(s, i);
+      break;
+    case ValueType::kInt:
+      sqlite3_bind_int64(s, i, cell.i);
+      break;
+    case ValueType::kReal:
+      sqlite3_bind_double(s, i, cell.d);
+      break;
+    case ValueType::kText: {
+      auto v = rows.bytes(cell);
+      sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+      break;
+    }
+    case ValueType::kBlob: {
+      auto v = rows.bytes(cell);
+      sqlite3_bind_blob(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+Status Target::DeleteByKey(Table& t, const RowBatch& rows, size_t row) {
+  sqlite3_stmt* d = t.soft_delete.s;
+  for (size_t k = 0; k < t.key_index.size(); ++k) {
+    BindCell(d, static_cast<int>(k) + 1, rows, rows.at(row, static_cast<size_t>(t.key_index[k])));
+  }
+  Status st;
+  if (sqlite3_step(d) != SQLITE_DONE) st = SqliteError(db_, "deleting from " + t.spec.name);
+  sqlite3_reset(d);
+  return st;
+}
+
 Result<int64_t> Target::WriteOnWriter(Table& t, const PageWrite& page) {
   const RowBatch& rows = *page.rows;
   const std::optional<Cursor>& cursor = page.cursor_after;
@@ -398,31 +461,15 @@ Result<int64_t> Target::WriteOnWriter(Table& t, const PageWrite& page) {
   sqlite3_stmt* s = t.upsert.s;
   const size_t ncols = rows.columns();
   for (size_t r = 0; r < rows.rows() && result.ok(); ++r) {
-    for (size_t c = 0; c < ncols; ++c) {
-      const Cell& cell = rows.at(r, c);
-      const int i = static_cast<int>(c) + 1;
-      switch (cell.type) {
-        case ValueType::kNull:
-          sqlite3_bind_null(s, i);
-          break;
-        case ValueType::kInt:
-          sqlite3_bind_int64(s, i, cell.i);
-          break;
-        case ValueType::kReal:
-          sqlite3_bind_double(s, i, cell.d);
-          break;
-        case ValueType::kText: {
-          auto v = rows.bytes(cell);
-          sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
-          break;
-        }
-        case ValueType::kBlob: {
-          auto v = rows.bytes(cell);
-          sqlite3_bind_blob(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
-          break;
-        }
+    if (t.soft_index >= 0) {
+      const Cell& flag = rows.at(r, static_cast<size_t>(t.soft_index));
+      if (flag.type != ValueType::kNull && !(flag.type == ValueType::kInt && flag.i == 0)) {
+        if (Status st = DeleteByKey(t, rows, r); !st.ok()) result = st;
+        swept += sqlite3_changes64(db_);
+        continue;
       }
     }
+    for (size_t c = 0; c < ncols; ++c) BindCell(s, static_cast<int>(c) + 1, rows, rows.at(r, c));
     if (t.spec.full_refresh) sqlite3_bind_int64(s, static_cast<int>(ncols) + 1, page.pass);
     if (sqlite3_step(s) != SQLITE_DONE) result = SqliteError(db_, "writing " + t.spec.name);
     sqlite3_reset(s);

@@ -36,6 +36,9 @@ struct TargetTable {
   /// `_siphon_pass`, and the page that ends a pass deletes the rows of older passes
   /// (mark and sweep), so deletions reach the target without ever emptying it.
   bool full_refresh = false;
+  /// Soft deletes: a row whose value in this column is set (not NULL, not 0) is deleted from
+  /// the target by key instead of written.
+  std::optional<std::string> soft_delete_column;
 };
 
 /// The name of the mark column of full-refresh tables.
@@ -92,7 +95,7 @@ class Target {
   void PrepareTable(TargetTable table, std::function<void(Result<TableState>)> done);
 
   /// Writes a page, its rejects and the cursor that follows it in ONE transaction: either
-  /// all are committed or none. `done` gets the rows a sweep deleted.
+  /// all are committed or none. `done` gets the rows deleted (a sweep, soft deletes).
   void WritePage(const std::string& table, PageWrite page,
                  std::function<void(Result<int64_t>)> done);
 
@@ -119,6 +122,7 @@ class Target {
   Status ExecOnWriter(const std::string& sql);
   Result<TableState> PrepareOnWriter(const TargetTable& table);
   Result<int64_t> WriteOnWriter(Table& t, const PageWrite& page);
+  Status DeleteByKey(Table& t, const RowBatch& rows, size_t row);
 
   uv_loop_t* loop_;
   std::string path_;

@@ -228,6 +228,32 @@ TEST_F(TargetTest, FullRefreshPassesSweepRowsTheSourceNoLongerHas) {
   EXPECT_EQ(*swept, 3);
 }
 
+TEST_F(TargetTest, SoftDeletedRowsLeaveTheTargetAndComeBackWhenUndeleted) {
+  Target target(&loop_, path_);
+  ASSERT_TRUE(target.Open().ok());
+  TargetTable t = Orders();
+  t.soft_delete_column = "note";  // any value set means deleted, NULL means alive
+  Prepare(target, t);
+  RowBatch b(4);
+  AddRow(b, 1, nullptr, "2024-01-01T00:00:00Z");
+  AddRow(b, 2, nullptr, "2024-01-01T00:00:01Z");
+  ASSERT_TRUE(Write(target, b, Cursor{int64_t{2}}).ok());
+  RowBatch del(4);
+  AddRow(del, 2, "2024-01-02T00:00:00Z", "2024-01-01T00:00:02Z");
+  PageWrite w;
+  w.rows = std::make_shared<RowBatch>(del);
+  w.cursor_after = Cursor{int64_t{3}};
+  auto deleted = WritePage(target, std::move(w));
+  ASSERT_TRUE(deleted.ok());
+  EXPECT_EQ(*deleted, 1);
+  EXPECT_EQ(Column("SELECT group_concat(id) FROM orders"), std::vector<std::string>({"1"}));
+  RowBatch undelete(4);
+  AddRow(undelete, 2, nullptr, "2024-01-01T00:00:03Z");
+  ASSERT_TRUE(Write(target, undelete, Cursor{int64_t{4}}).ok());
+  EXPECT_EQ(Column("SELECT group_concat(id) FROM (SELECT id FROM orders ORDER BY id)"),
+            std::vector<std::string>({"1,2"}));
+}
+
 TEST_F(TargetTest, ExecRunsMaintenanceWithBoundParameters) {
   Target target(&loop_, path_);
   ASSERT_TRUE(target.Open().ok());
