@@ -51,7 +51,14 @@ TableRunner* Replicator::Find(const std::string& name) const {
 }
 
 bool Replicator::SameDeclaration(const TableDecl& a, const TableDecl& b) {
-  if (a.transform || b.transform) return false;
+  // Lua callbacks cannot be compared: a table with any of them restarts on reload.
+  if (a.transform || b.transform || a.schema_change_handler || b.schema_change_handler) {
+    return false;
+  }
+  auto soft = [](const TableDecl& t) {
+    return t.soft_delete ? t.soft_delete->column + (t.soft_delete->keep ? "+keep" : "")
+                         : std::string();
+  };
   auto describe = [](const TableDecl& t) {
     return t.source && t.source->source
                ? std::string(t.source->source->kind()) + " " + t.source->source->Describe()
@@ -60,7 +67,8 @@ bool Replicator::SameDeclaration(const TableDecl& a, const TableDecl& b) {
   return a.name == b.name && a.from == b.from && a.key == b.key && a.cursor == b.cursor &&
          a.columns == b.columns && a.every == b.every && a.batch == b.batch &&
          a.lookback_seconds == b.lookback_seconds && a.write == b.write && a.max_lag == b.max_lag &&
-         describe(a) == describe(b);
+         a.on_schema_change == b.on_schema_change && a.backfill == b.backfill &&
+         soft(a) == soft(b) && describe(a) == describe(b);
 }
 
 void Replicator::Retire(std::unique_ptr<TableRunner> runner, std::function<void()> gone) {

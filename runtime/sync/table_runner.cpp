@@ -158,6 +158,7 @@ void TableRunner::BeginRun() {
   running_ = true;
   stats_.state = RunnerState::kRunning;
   stats_.run_rows = 0;
+  stats_.run_started = std::chrono::system_clock::now();
   run_error_ = Status::Ok();
   run_rows_ = 0;
   run_deleted_ = 0;

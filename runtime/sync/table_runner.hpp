@@ -44,6 +44,7 @@ struct TableStats {
   int attempt = 0;                                       ///< consecutive failed runs
   std::chrono::system_clock::time_point last_success{};  ///< epoch: never
   std::chrono::system_clock::time_point next_run{};      ///< when idle or in backoff
+  std::chrono::system_clock::time_point run_started{};   ///< of the run in progress (or last)
   std::string last_error;
   std::string last_error_kind;
   std::string cursor;  ///< JSON, as committed
@@ -74,6 +75,7 @@ class TableRunner {
   bool Resync();
 
   const TableDecl& decl() const { return decl_; }
+  bool paused() const { return paused_; }
   const TableStats& stats() const { return stats_; }
   /// once mode: the table is caught up or gave up.
   bool finished() const { return finished_; }
