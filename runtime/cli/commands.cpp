@@ -183,7 +183,8 @@ class Reloader {
   Loaded& current_;
 };
 
-int Replicate(const ScriptOptions& options, bool once, const std::vector<std::string>& tables) {
+int Replicate(const ScriptOptions& options, bool once, const std::vector<std::string>& tables,
+              bool resync = false) {
   std::optional<ListenAddress> http;
   std::string token;
   if (!options.http.empty()) {
@@ -238,6 +239,7 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
     events.Add(&metrics);
     RunnerOptions runner_options;
     runner_options.once = once;
+    runner_options.resync_first = resync;
     runner_options.events = &events;
     Replicator replicator(&loop, target, d, runner_options, tables);
     Reloader reloader(options, replicator, *loaded);
@@ -313,6 +315,10 @@ int RunCommand(const ScriptOptions& options) {
 
 int OnceCommand(const ScriptOptions& options, const std::vector<std::string>& tables) {
   return Replicate(options, true, tables);
+}
+
+int ResyncCommand(const ScriptOptions& options, const std::vector<std::string>& tables) {
+  return Replicate(options, true, tables, /*resync=*/true);
 }
 
 namespace {

@@ -19,6 +19,9 @@ int RunCommand(const ScriptOptions& options);
 int OnceCommand(const ScriptOptions& options, const std::vector<std::string>& tables);
 /// `siphon check`: validate, connect, reflect, print the plan; writes nothing.
 int CheckCommand(const ScriptOptions& options);
+/// `siphon resync`: forget the named tables' cursors, pull them again whole, and sweep the
+/// rows the source no longer has; then exit like `once`.
+int ResyncCommand(const ScriptOptions& options, const std::vector<std::string>& tables);
 /// `siphon status`: per-table state read from the target file.
 int StatusCommand(const std::string& replica, bool json);
 

@@ -44,6 +44,10 @@ int main(int argc, char** argv) {
   CLI::App* once = app.add_subcommand("once", "sync every table until caught up, then exit");
   add_script(once);
   once->add_option("--table", tables, "only this table (repeatable)");
+  CLI::App* resync =
+      app.add_subcommand("resync", "pull tables again from the start, ending equal to the source");
+  add_script(resync);
+  resync->add_option("--table", tables, "the table to resync (repeatable)")->required();
   CLI::App* check = app.add_subcommand("check", "validate, connect, reflect and print the plan");
   add_script(check);
   CLI::App* status = app.add_subcommand("status", "per-table state read from a replica");
@@ -63,6 +67,7 @@ int main(int argc, char** argv) {
 
   if (*run) return siphon::RunCommand(script);
   if (*once) return siphon::OnceCommand(script, tables);
+  if (*resync) return siphon::ResyncCommand(script, tables);
   if (*check) return siphon::CheckCommand(script);
   if (*status) return siphon::StatusCommand(replica, json);
   return 2;

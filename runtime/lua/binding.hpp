@@ -66,6 +66,22 @@ void RegisterSourceBindings(lua_State* L, int siphon);
 void RegisterTargetBinding(lua_State* L, int siphon);
 void RegisterReplicateBinding(lua_State* L, int siphon);
 void RegisterEnvLogBindings(lua_State* L, int siphon);
+void RegisterJsonBindings(lua_State* L, int siphon);   // siphon.json, siphon.null
+void RegisterEventBindings(lua_State* L, int siphon);  // siphon.on
+void RegisterAsyncBindings(lua_State* L, int siphon);  // siphon.every/after/http, target:query/exec
+
+/// Return value of a Bind body that waits: the wrapper (Awaiting) yields the coroutine.
+inline constexpr int kYield = -1;
+
+/// Exposes a body that may wait (returns kYield after LuaHost::Await): like Bind, then
+/// yields outside every C++ scope. `Cont` runs when the coroutine is resumed (nullptr: the
+/// values passed to Resume are returned as they are).
+template <int (*Body)(lua_State*), lua_KFunction Cont = nullptr>
+int BindAwaiting(lua_State* L) {
+  int n = Bind<Body>(L);
+  if (n == kYield) return lua_yieldk(L, 0, 0, Cont);
+  return n;
+}
 
 /// Opens the standard libraries: the sandbox (runtime/lua/sandbox.cpp) or, when `unsafe`,
 /// all of them; both get `require` of the embedded lua/ modules and the script's folder.

@@ -50,7 +50,7 @@ int Log(lua_State* L) {
     // rather than inside this C function.
     bool ok = true;
     {
-      Status s = LuaHost::From(L)->Call(n, 1, "siphon.log");
+      Status s = LuaHost::From(L)->Call(L, n, 1, "siphon.log");
       if (!s.ok()) {
         ok = false;
         NativeScope native(L);

@@ -3,6 +3,8 @@
 #include <cctype>
 
 #include "runtime/lua/binding.hpp"
+#include "runtime/lua/lua_events.hpp"
+#include "runtime/lua/lua_transform.hpp"
 #include "runtime/lua/options.hpp"
 
 namespace siphon {
@@ -17,7 +19,7 @@ std::vector<FieldSpec> ReplicateSpec(const Declarations& d) {
     sources += "siphon." + d.definitions[i].kind + "{…}";
   }
   std::vector<FieldSpec> spec;
-  spec.reserve(16);  // add() hands out references into it
+  spec.reserve(24);  // add() hands out references into it
   auto add = [&spec](std::string name, FieldType type, std::string doc) -> FieldSpec& {
     FieldSpec f;
     f.name = std::move(name);
@@ -47,6 +49,19 @@ std::vector<FieldSpec> ReplicateSpec(const Declarations& d) {
           "\"upsert\" (insert or update by key) or \"append\" (insert, keep existing)");
   write.default_value = std::string("upsert");
   write.choices = {"upsert", "append"};
+  add("transform", FieldType::kFunction,
+      "function(row) returning the row, nil (drop) or a list of rows (fan-out)");
+  add("columns_out", FieldType::kTable,
+      "columns the transform adds, { name = \"TEXT\" | \"INTEGER\" | \"REAL\" | \"BLOB\" }, "
+      "or removes (name = false)");
+  FieldSpec& on_row_error =
+      add("on_row_error", FieldType::kString,
+          "\"reject\" (to _siphon_rejects, go on) or \"fail\" (the run fails, cursor kept)");
+  on_row_error.default_value = std::string("reject");
+  on_row_error.choices = {"reject", "fail"};
+  add("on", FieldType::kTable, "event handlers of this table, { synced = function(ev) … end }");
+  add("max_lag", FieldType::kDuration,
+      "fire `lagging` when the table has not synced successfully for this long");
   return spec;
 }
 
@@ -117,6 +132,90 @@ void Declare(lua_State* L, const std::string& name, int index) {
   }
   t.write =
       *fields->get<std::string>("write") == "append" ? WriteMode::kAppend : WriteMode::kUpsert;
+  if (const auto* lag = fields->get<std::chrono::milliseconds>("max_lag")) t.max_lag = *lag;
+
+  std::vector<ExtraColumn> extra;
+  if (fields->has("columns_out")) {
+    if (!fields->has("transform")) {
+      throw ScriptError(what + ": field 'columns_out' needs a transform to fill the columns");
+    }
+    lua_getfield(L, index, "columns_out");
+    int c = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, c) != 0) {
+      if (lua_type(L, -2) != LUA_TSTRING || lua_rawlen(L, -2) == 0) {
+        throw ScriptError(what +
+                          ": field 'columns_out' maps column names to a type, "
+                          "{ score = \"INTEGER\" }, got a " +
+                          DescribeValue(L, lua_gettop(L) - 1) + " key");
+      }
+      ExtraColumn e;
+      e.name = lua_tostring(L, -2);
+      if (lua_type(L, -1) == LUA_TBOOLEAN && lua_toboolean(L, -1) == 0) {
+        e.removed = true;
+      } else if (lua_type(L, -1) == LUA_TSTRING) {
+        std::string type = Lower(lua_tostring(L, -1));
+        if (type == "integer") {
+          e.type = ColumnType::kInteger;
+        } else if (type == "real") {
+          e.type = ColumnType::kReal;
+        } else if (type == "text") {
+          e.type = ColumnType::kText;
+        } else if (type == "blob") {
+          e.type = ColumnType::kBlob;
+        } else {
+          throw ScriptError(what + ": columns_out." + e.name +
+                            " must be \"TEXT\", \"INTEGER\", \"REAL\", \"BLOB\" or false, got " +
+                            DescribeValue(L, lua_gettop(L)));
+        }
+      } else {
+        throw ScriptError(what + ": columns_out." + e.name +
+                          " must be \"TEXT\", \"INTEGER\", \"REAL\", \"BLOB\" or false, got " +
+                          DescribeValue(L, lua_gettop(L)));
+      }
+      extra.push_back(std::move(e));
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    // Table order is not stable in Lua: added columns are created in name order.
+    std::sort(extra.begin(), extra.end(),
+              [](const ExtraColumn& a, const ExtraColumn& b) { return a.name < b.name; });
+  }
+  if (fields->has("transform")) {
+    auto policy = *fields->get<std::string>("on_row_error") == "fail" ? RowErrorPolicy::kFail
+                                                                      : RowErrorPolicy::kReject;
+    auto transform =
+        std::make_shared<LuaTransform>(*LuaHost::From(L), name, std::move(extra), policy);
+    lua_getfield(L, index, "transform");
+    transform->SetFunction();
+    t.transform = std::move(transform);
+  }
+  if (fields->has("on")) {
+    lua_getfield(L, index, "on");
+    int on = lua_gettop(L);
+    // Checked first, so a mistake registers nothing.
+    lua_pushnil(L);
+    while (lua_next(L, on) != 0) {
+      std::string key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+      if (!LuaEvents::Parse(key)) {
+        throw ScriptError(what + ": field 'on': unknown event '" +
+                          (key.empty() ? DescribeValue(L, lua_gettop(L) - 1) : key) +
+                          "' (events: " + LuaEvents::Names() + ")");
+      }
+      if (lua_type(L, -1) != LUA_TFUNCTION) {
+        throw ScriptError(what + ": field 'on': on." + key + " must be a function, got " +
+                          DescribeValue(L, lua_gettop(L)));
+      }
+      lua_pop(L, 1);
+    }
+    lua_pushnil(L);
+    while (lua_next(L, on) != 0) {
+      LuaHost::From(L)->event_handlers().Add(L, *LuaEvents::Parse(lua_tostring(L, -2)),
+                                             lua_gettop(L), name);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
   d.deployment.tables.push_back(std::move(t));
 }
 

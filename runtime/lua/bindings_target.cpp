@@ -20,6 +20,7 @@ const std::vector<FieldSpec>& TargetSpec() {
 
 int TargetBody(lua_State* L) {
   Declarations& d = LuaHost::From(L)->declarations();
+  lua_remove(L, 1);  // __call's first argument: siphon.target itself
   RequireLoading(L, "siphon.target");
   if (lua_type(L, 1) != LUA_TTABLE) {
     throw ScriptError(
@@ -49,7 +50,13 @@ int TargetBody(lua_State* L) {
 }  // namespace
 
 void RegisterTargetBinding(lua_State* L, int siphon) {
+  // A table, so that siphon.target:query/exec (bindings_async.cpp) sit beside the
+  // declaration siphon.target { … } (its __call).
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
   lua_pushcfunction(L, Bind<TargetBody>);
+  lua_setfield(L, -2, "__call");
+  lua_setmetatable(L, -2);
   lua_setfield(L, siphon, "target");
 }
 

@@ -6,7 +6,9 @@
 #include <sstream>
 
 #include "runtime/base/log.hpp"
+#include "runtime/lua/async.hpp"
 #include "runtime/lua/binding.hpp"
+#include "runtime/lua/lua_events.hpp"
 
 namespace siphon {
 namespace {
@@ -42,6 +44,9 @@ int Setup(lua_State* L) {
   RegisterTargetBinding(L, siphon);
   RegisterReplicateBinding(L, siphon);
   RegisterEnvLogBindings(L, siphon);
+  RegisterJsonBindings(L, siphon);
+  RegisterEventBindings(L, siphon);
+  RegisterAsyncBindings(L, siphon);
   lua_pushvalue(L, siphon);
   lua_setglobal(L, "siphon");
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
@@ -65,12 +70,33 @@ std::string MiB(size_t bytes) {
 }  // namespace
 
 LuaHost::LuaHost(const std::vector<SourceDefinition>& definitions, LuaOptions options)
-    : options_(std::move(options)) {
+    : options_(std::move(options)), self_(std::make_shared<LuaHost*>(this)) {
   decl_.definitions = definitions;
 }
 
 LuaHost::~LuaHost() {
+  self_.reset();
+  // Everything holding a reference into the state goes before the state.
+  async_.reset();
+  events_.reset();
+  tasks_.clear();
   if (L_ != nullptr) lua_close(L_);
+}
+
+EventSink* LuaHost::events() {
+  return events_.get();
+}
+
+void LuaHost::AttachLoop(uv_loop_t* loop) {
+  async_->AttachLoop(loop);
+}
+
+void LuaHost::AttachTarget(Target* target, const std::string& path) {
+  async_->AttachTarget(target, path);
+}
+
+void LuaHost::Shutdown(std::function<void()> drained, std::chrono::milliseconds timeout) {
+  async_->Shutdown(std::move(drained), timeout);
 }
 
 Result<std::unique_ptr<LuaHost>> LuaHost::Create(const std::vector<SourceDefinition>& definitions,
@@ -81,6 +107,8 @@ Result<std::unique_ptr<LuaHost>> LuaHost::Create(const std::vector<SourceDefinit
   host->L_ = L;
   *static_cast<LuaHost**>(lua_getextraspace(L)) = host.get();
   lua_atpanic(L, Panic);
+  host->events_ = std::make_unique<LuaEvents>(*host);
+  host->async_ = std::make_unique<LuaAsync>(*host);
   // Set before any coroutine exists: new threads inherit their creator's hook, so every
   // coroutine a script makes is under the budget too.
   lua_sethook(L, &LuaHost::Hook, LUA_MASKCOUNT, kHookEvery);
@@ -171,11 +199,7 @@ void LuaHost::Hook(lua_State* L, lua_Debug* ar) {
   lua_error(L);
 }
 
-Status LuaHost::Call(int nargs, int nresults, std::string_view what, uint64_t budget) {
-  lua_State* L = L_;
-  int func = lua_gettop(L) - nargs;
-  lua_pushcfunction(L, MessageHandler);
-  lua_insert(L, func);
+bool LuaHost::Arm(uint64_t budget, std::string_view what) {
   bool outer = call_depth_ == 0;
   if (outer) {
     budget_total_ = budget != 0 ? budget : options_.instruction_budget;
@@ -185,8 +209,29 @@ Status LuaHost::Call(int nargs, int nresults, std::string_view what, uint64_t bu
     refused_ = false;
   }
   ++call_depth_;
-  int rc = lua_pcall(L, nargs, nresults, func);
+  return outer;
+}
+
+void LuaHost::Disarm(bool outer, lua_State* co) {
   --call_depth_;
+  if (!outer) return;
+  last_killed_ = kill_ != Kill::kNone || refused_;
+  if (kill_ != Kill::kNone) {
+    lua_sethook(L_, &LuaHost::Hook, LUA_MASKCOUNT, kHookEvery);
+    if (co != nullptr) lua_sethook(co, &LuaHost::Hook, LUA_MASKCOUNT, kHookEvery);
+  }
+  if (kill_ == Kill::kMemory || refused_) lua_gc(L_, LUA_GCCOLLECT);
+  kill_ = Kill::kNone;
+  refused_ = false;
+}
+
+Status LuaHost::Call(lua_State* L, int nargs, int nresults, std::string_view what,
+                     uint64_t budget) {
+  int func = lua_gettop(L) - nargs;
+  lua_pushcfunction(L, MessageHandler);
+  lua_insert(L, func);
+  bool outer = Arm(budget, what);
+  int rc = lua_pcall(L, nargs, nresults, func);
 
   Status status;
   if (rc == LUA_OK) {
@@ -205,11 +250,78 @@ Status LuaHost::Call(int nargs, int nresults, std::string_view what, uint64_t bu
     lua_settop(L, func - 1);
     status = Status(ErrorKind::kScript, std::move(message));
   }
-  if (outer) {
-    if (kill_ != Kill::kNone) lua_sethook(L, &LuaHost::Hook, LUA_MASKCOUNT, kHookEvery);
-    if (kill_ == Kill::kMemory || refused_) lua_gc(L, LUA_GCCOLLECT);
-    kill_ = Kill::kNone;
-    refused_ = false;
+  Disarm(outer, L == L_ ? nullptr : L);
+  return status;
+}
+
+Status LuaHost::Spawn(int nargs, std::string_view what) {
+  lua_State* co = lua_newthread(L_);
+  lua_insert(L_, -(nargs + 2));  // below the function
+  lua_xmove(L_, co, nargs + 1);
+  Task task;
+  task.what = std::string(what);
+  task.thread = LuaRef::Pop(L_);
+  tasks_.emplace(co, std::move(task));
+  return Step(co, nargs);
+}
+
+void LuaHost::Resume(lua_State* co, int nargs) {
+  auto it = tasks_.find(co);
+  if (it == tasks_.end() || !it->second.awaiting) {
+    // Abandoned (shutdown) or never waiting: nothing to resume.
+    lua_pop(co, nargs);
+    return;
+  }
+  it->second.awaiting = false;
+  Step(co, nargs);
+}
+
+bool LuaHost::CanAwait(lua_State* L) const {
+  return tasks_.count(L) != 0 && lua_isyieldable(L);
+}
+
+void LuaHost::Await(lua_State* L) {
+  auto it = tasks_.find(L);
+  if (it != tasks_.end()) it->second.awaiting = true;
+}
+
+Status LuaHost::Step(lua_State* co, int nargs) {
+  auto it = tasks_.find(co);
+  std::string what = it->second.what;
+  bool outer = Arm(0, what);
+  int nresults = 0;
+  int rc = lua_resume(co, L_, nargs, &nresults);
+  Status status;
+  bool done = true;
+  if (rc == LUA_YIELD) {
+    lua_pop(co, nresults);
+    if (it->second.awaiting) {
+      done = false;
+    } else {
+      status = Status(ErrorKind::kScript,
+                      what +
+                          ": coroutine.yield outside a coroutine of the script's own (a "
+                          "callback may only wait in siphon's helpers such as siphon.http)");
+    }
+  } else if (rc != LUA_OK) {
+    std::string message;
+    if (rc == LUA_ERRMEM) {
+      message = refused_ || kill_ == Kill::kMemory ? LimitMessage(Kill::kMemory)
+                                                   : "out of memory in " + what;
+    } else {
+      NativeScope native(L_);
+      const char* m = lua_tostring(co, -1);
+      luaL_traceback(L_, co, m != nullptr ? m : ("error in " + what).c_str(), 0);
+      message = lua_tostring(L_, -1);
+      lua_pop(L_, 1);
+    }
+    status = Status(ErrorKind::kScript, std::move(message));
+  }
+  Disarm(outer, co);
+  if (!status.ok()) Logger("lua")->error("{} failed: {}", what, status.message());
+  if (done) {
+    tasks_.erase(co);
+    async_->OnTaskDone();
   }
   return status;
 }

@@ -1,19 +1,28 @@
 #pragma once
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include <uv.h>
 #include <lua.hpp>
 
 #include "adapters/source.hpp"
 #include "runtime/base/status.hpp"
+#include "runtime/lua/lua_ref.hpp"
 #include "runtime/sync/deployment.hpp"
+#include "runtime/sync/events.hpp"
 
 namespace siphon {
+
+class Target;
+class LuaAsync;
+class LuaEvents;
 
 /// Limits and trust of a Lua state.
 struct LuaOptions {
@@ -69,6 +78,27 @@ class LuaHost {
   /// The deployment LoadScript declared (moved out; a second call returns an empty one).
   Deployment TakeDeployment();
 
+  /// Where the runners send their events: the script's `siphon.on` and `on = { … }` handlers
+  /// run from here, each in its own coroutine. Owned by the host; valid while it lives.
+  EventSink* events();
+
+  /// Gives `siphon.every`, `siphon.after` and `siphon.http` their loop (the loop thread's).
+  /// Timers the script declared while loading start now. Call once, after LoadScript.
+  void AttachLoop(uv_loop_t* loop);
+
+  /// Gives `siphon.target:exec` the writer (Target::Exec, between pages) and
+  /// `siphon.target:query` the file, read through a read-only connection of its own (WAL:
+  /// it never blocks the writer and never sees a page half written). `target` must outlive
+  /// the host's callbacks (call Shutdown before destroying it).
+  void AttachTarget(Target* target, const std::string& path);
+
+  /// Stops the timers, lets the handlers and HTTP requests in flight finish (at most
+  /// `timeout`, then they are abandoned), closes every loop handle of the host and then
+  /// calls `drained` on the loop thread. The loop must keep running until then. Without an
+  /// attached loop, `drained` runs at once. No callback runs afterwards.
+  void Shutdown(std::function<void()> drained,
+                std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
   /// The one door into Lua. Calls the function below `nargs` arguments on top of the stack
   /// with a traceback message handler and an instruction budget (`budget`, 0 for
   /// options.instruction_budget), and returns with the stack as it was below the function
@@ -77,7 +107,43 @@ class LuaHost {
   /// "instruction budget exceeded in <what>", a runaway allocation "memory limit exceeded
   /// in <what>", and a script's own pcall cannot swallow either. Nested calls (a binding
   /// calling back into Lua) share the outer budget.
-  Status Call(int nargs, int nresults, std::string_view what, uint64_t budget = 0);
+  Status Call(int nargs, int nresults, std::string_view what, uint64_t budget = 0) {
+    return Call(L_, nargs, nresults, what, budget);
+  }
+  /// The same on thread `L` (a coroutine of this state, e.g. a binding called from a handler).
+  Status Call(lua_State* L, int nargs, int nresults, std::string_view what, uint64_t budget = 0);
+
+  /// The coroutine door: runs the function below `nargs` arguments on top of state() in a
+  /// new coroutine, with the budget of a Call for each step it runs (a step ends when it
+  /// finishes or waits in a helper such as siphon.http). A failure (error, budget, memory) is
+  /// logged with its traceback as "<what> failed: …" and returned when it happens in this
+  /// first step. Never raises.
+  Status Spawn(int nargs, std::string_view what);
+
+  /// Resumes a coroutine that waits in a helper (see Await) with the `nargs` values on top
+  /// of `co`. Failures are logged. Loop thread only, never from inside Lua.
+  void Resume(lua_State* co, int nargs);
+
+  /// For helpers that wait: true when `L` is a coroutine started by Spawn and can yield.
+  bool CanAwait(lua_State* L) const;
+  /// For helpers that wait: marks `L` as waiting; the helper then returns lua_yield and
+  /// later calls Resume. Without it, a coroutine that yields is an error.
+  void Await(lua_State* L);
+
+  /// Coroutines started by Spawn that have not finished (waiting in a helper).
+  size_t pending_tasks() const { return tasks_.size(); }
+
+  /// True when the last Call or Spawn step was stopped by the instruction budget or the
+  /// memory cap (not an ordinary error).
+  bool last_call_killed() const { return last_killed_; }
+
+  /// For bindings: the async helpers (timers, HTTP, target access).
+  LuaAsync& async() { return *async_; }
+  LuaEvents& event_handlers() { return *events_; }
+
+  /// Expires when the host is destroyed: objects that outlive it (a RowTransform kept by a
+  /// runner, a Target::Exec completion) check it before touching the state.
+  std::weak_ptr<LuaHost*> weak() const { return self_; }
 
   lua_State* state() const { return L_; }
   const LuaOptions& options() const { return options_; }
@@ -102,6 +168,14 @@ class LuaHost {
   enum class Kill { kNone, kBudget, kMemory };
 
   LuaHost(const std::vector<SourceDefinition>& definitions, LuaOptions options);
+  struct Task {
+    LuaRef thread;
+    std::string what;
+    bool awaiting = false;
+  };
+  bool Arm(uint64_t budget, std::string_view what);
+  void Disarm(bool outer, lua_State* co);
+  Status Step(lua_State* co, int nargs);
   static void* Alloc(void* ud, void* ptr, size_t osize, size_t nsize);
   static void Hook(lua_State* L, lua_Debug* ar);
   std::string LimitMessage(Kill kill) const;
@@ -125,6 +199,12 @@ class LuaHost {
   uint64_t budget_left_ = 0;
   std::string what_;
   Kill kill_ = Kill::kNone;
+  bool last_killed_ = false;
+
+  std::shared_ptr<LuaHost*> self_;
+  std::map<lua_State*, Task> tasks_;  // coroutines started by Spawn, by thread
+  std::unique_ptr<LuaEvents> events_;
+  std::unique_ptr<LuaAsync> async_;  // after the state: destroyed (refs released) before it
 };
 
 }  // namespace siphon

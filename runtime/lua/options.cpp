@@ -25,6 +25,12 @@ std::string Expected(const FieldSpec& f) {
       return "a string or a list of strings";
     case FieldType::kSource:
       return "a source";
+    case FieldType::kFunction:
+      return "a function";
+    case FieldType::kTable:
+      return "a table";
+    case FieldType::kAny:
+      return "a value";
   }
   return "a value";
 }
@@ -43,6 +49,12 @@ std::string TypeName(FieldType type) {
       return "string or list of strings";
     case FieldType::kSource:
       return "source";
+    case FieldType::kFunction:
+      return "function";
+    case FieldType::kTable:
+      return "table";
+    case FieldType::kAny:
+      return "any";
   }
   return "value";
 }
@@ -170,6 +182,14 @@ Result<FieldValue> ReadValue(lua_State* L, int v, std::string_view what, const F
       if (h == nullptr) return WrongType(L, v, what, f);
       return FieldValue(*h);
     }
+    case FieldType::kFunction:
+      if (lua_type(L, v) != LUA_TFUNCTION) return WrongType(L, v, what, f);
+      return FieldValue(LuaValuePresent{});
+    case FieldType::kTable:
+      if (lua_type(L, v) != LUA_TTABLE) return WrongType(L, v, what, f);
+      return FieldValue(LuaValuePresent{});
+    case FieldType::kAny:
+      return FieldValue(LuaValuePresent{});
   }
   return WrongType(L, v, what, f);
 }
@@ -206,6 +226,7 @@ std::string DefaultText(const FieldValue& v) {
       return "{ " + out + " }";
     }
     std::string operator()(SourceHandle) const { return ""; }
+    std::string operator()(LuaValuePresent) const { return ""; }
   };
   return std::visit(Visitor{}, v);
 }

@@ -23,7 +23,13 @@ enum class FieldType {
   kDuration,    ///< "30s", "1m30s" … or a number of seconds (runtime/base/duration.hpp)
   kStringList,  ///< a string or a non-empty list of distinct, non-empty strings
   kSource,      ///< a handle returned by `siphon.<kind>{ … }`
+  kFunction,    ///< a Lua function (the caller reads it from the table itself)
+  kTable,       ///< a Lua table (the caller reads and checks its contents itself)
+  kAny,         ///< any value (the caller reads and checks it itself)
 };
+
+/// The value of a kFunction or kTable field: present, left in the Lua table.
+struct LuaValuePresent {};
 
 /// A source handle as Lua holds it: a full userdata with metatable kSourceHandleMeta,
 /// indexing Declarations::deployment.sources.
@@ -33,8 +39,9 @@ struct SourceHandle {
 inline constexpr const char* kSourceHandleMeta = "siphon.source";
 
 /// A validated field value. std::monostate: absent and no default.
-using FieldValue = std::variant<std::monostate, std::string, int64_t, bool,
-                                std::chrono::milliseconds, std::vector<std::string>, SourceHandle>;
+using FieldValue =
+    std::variant<std::monostate, std::string, int64_t, bool, std::chrono::milliseconds,
+                 std::vector<std::string>, SourceHandle, LuaValuePresent>;
 
 /// One field a `siphon.*` call accepts: the single declarative description used to validate
 /// scripts and to write the reference documentation.

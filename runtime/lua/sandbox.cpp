@@ -177,6 +177,8 @@ bool IsModuleName(const std::string& name) {
 int EmbeddedSearcherBody(lua_State* L) {
   if (lua_type(L, 1) != LUA_TSTRING) return 0;
   std::string name = lua_tostring(L, 1);
+  // The prelude is also reachable as "siphon.<module>", which no script folder can shadow.
+  if (name.rfind("siphon.", 0) == 0) name = name.substr(7);
   for (const EmbeddedFile& f : EmbeddedLua()) {
     if (f.name != name) continue;
     std::string chunkname = "@[siphon]/lua/" + name + ".lua";

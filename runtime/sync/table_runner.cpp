@@ -46,7 +46,11 @@ TableRunner::~TableRunner() {
 }
 
 void TableRunner::Start() {
-  ScheduleRun(std::chrono::milliseconds(0));
+  if (options_.resync_first) {
+    Resync();
+  } else {
+    ScheduleRun(std::chrono::milliseconds(0));
+  }
 }
 
 void TableRunner::Pause() {
@@ -77,11 +81,15 @@ bool TableRunner::Resync() {
   uv_timer_stop(timer_);
   running_ = true;  // no run may start while the cursor is being reset
   std::weak_ptr<bool> alive = alive_;
-  target_.ResetCursor(decl_.name, [this, alive](Status st) {
+  target_.ResetCursor(decl_.name, [this, alive](Result<int64_t> pass) {
     if (!alive.lock()) return;
     running_ = false;
-    if (!st.ok()) log_->error("resync: {}", st.ToString());
-    log_->info("resync: the cursor is reset, pulling everything again");
+    if (!pass.ok()) {
+      log_->error("resync: {}", pass.status().ToString());
+    } else {
+      log_->info("resync: the cursor is reset, pulling everything again (pass {})", *pass);
+      resync_pass_ = *pass;
+    }
     committed_.reset();
     plan_.reset();  // reflect again: a resync also picks up a changed schema
     schema_.reset();
@@ -239,6 +247,7 @@ void TableRunner::OnPrepared(Result<TableState> state) {
   }
   committed_ = state->cursor;
   full_pass_ = state->full_pass;
+  resync_pass_ = state->resync_pass;
   if (!state->schema_hash.empty() && state->schema_hash != plan_->target.schema_hash) {
     HandleSchemaChange(DiffSchema(state->schema_json, *schema_));
     return;
@@ -305,9 +314,13 @@ void TableRunner::HandleSchemaChange(const SchemaDiff& diff) {
                        }
                        if (resync) {
                          committed_.reset();
-                         target_.ResetCursor(decl_.name, [this, alive](Status reset) {
+                         target_.ResetCursor(decl_.name, [this, alive](Result<int64_t> pass) {
                            if (!alive.lock()) return;
-                           if (!reset.ok()) Fail(reset);
+                           if (!pass.ok()) {
+                             Fail(pass.status());
+                           } else {
+                             resync_pass_ = *pass;
+                           }
                            if (!run_error_.ok() || stopping_) return MaybeFinishRun();
                            StartPulling();
                          });
@@ -320,8 +333,15 @@ void TableRunner::HandleSchemaChange(const SchemaDiff& diff) {
 
 void TableRunner::StartPulling() {
   horizon_.reset();
-  // A full pass resumes where a crash left it (cursor set), or starts a new pass.
-  pass_ = committed_ ? std::max<int64_t>(full_pass_, 1) : full_pass_ + 1;
+  // A resync writes its own pass (recorded, so a crash resumes it); a full pass resumes where
+  // a crash left it (cursor set) or starts a new one; incremental rows keep the current pass.
+  if (resync_pass_ != 0) {
+    pass_ = resync_pass_;
+  } else if (!plan_->incremental) {
+    pass_ = committed_ ? std::max<int64_t>(full_pass_, 1) : full_pass_ + 1;
+  } else {
+    pass_ = full_pass_;
+  }
   if (!plan_->incremental) {
     Pull(FirstPage(*plan_, committed_));
     return;
@@ -389,13 +409,16 @@ void TableRunner::OnPage(Result<RowBatch> page) {
   // progress, and is cleared with the page that ends the pass.
   std::optional<Cursor> cursor_after;
   if (plan_->incremental || full) cursor_after = next_after_;
-  const bool ends_pass = plan_->target.full_refresh && !full;
+  // A page that is not full ends a full-refresh pass, or the re-pull of a resync: its
+  // transaction sweeps the rows the pass did not write.
+  const bool ends_pass =
+      plan_->target.pass_marks && !full && (!plan_->incremental || resync_pass_ != 0);
   if (n > 0 || ends_pass) {
     PageWrite write;
     write.rows = std::move(rows);
     write.cursor_after = std::move(cursor_after);
     write.rejects = std::move(rejects);
-    if (plan_->target.full_refresh) {
+    if (plan_->target.pass_marks) {
       write.pass = pass_;
       write.sweep = ends_pass;
     }
@@ -417,14 +440,16 @@ void TableRunner::SubmitWrite() {
   const int64_t rejected = static_cast<int64_t>(page.write.rejects.size());
   const int64_t pulled = page.source_rows;
   const int64_t pass = page.write.pass;
+  const bool sweep = page.write.sweep;
   target_.WritePage(decl_.name, std::move(page.write),
-                    [this, alive, cursor = std::move(cursor), written, rejected, pulled,
-                     pass](Result<int64_t> swept) mutable {
+                    [this, alive, cursor = std::move(cursor), written, rejected, pulled, pass,
+                     sweep](Result<int64_t> swept) mutable {
                       if (!alive.lock()) return;
                       if (swept.ok()) {
                         run_rows_ += pulled;
                         run_deleted_ += *swept;
                         full_pass_ = std::max(full_pass_, pass);
+                        if (sweep) resync_pass_ = 0;
                         stats_.run_rows = run_rows_;
                         stats_.rows_written += written;
                         stats_.rows_rejected += rejected;

@@ -24,6 +24,7 @@ struct RunnerOptions {
   std::chrono::milliseconds backoff_base{1000};
   std::chrono::milliseconds backoff_cap{std::chrono::minutes(5)};
   EventSink* events = nullptr;  ///< where events go (not owned; may be null)
+  bool resync_first = false;    ///< the first run is a resync (`siphon resync`)
 };
 
 /// What a runner is doing, for `/status`, metrics and progress lines.
@@ -150,6 +151,7 @@ class TableRunner {
   int64_t run_deleted_ = 0;
   int64_t pass_ = 0;            // full refresh: the pass this run writes
   int64_t full_pass_ = 0;       // the last pass recorded in _siphon_state
+  int64_t resync_pass_ = 0;     // a resync in progress writes this pass and sweeps at its end
   bool accept_schema_ = false;  // resumed after a pause for a schema change
   std::chrono::steady_clock::time_point run_started_;
 };

@@ -79,7 +79,8 @@ CREATE TABLE IF NOT EXISTS _siphon_state (
   source          TEXT,
   source_table    TEXT,
   schema_json     TEXT,
-  full_pass       INTEGER NOT NULL DEFAULT 0
+  full_pass       INTEGER NOT NULL DEFAULT 0,
+  resync_pass     INTEGER
 );
 CREATE TABLE IF NOT EXISTS _siphon_log (
   id          INTEGER PRIMARY KEY,
@@ -170,6 +171,7 @@ Status Target::Open() {
   static const std::pair<const char*, const char*> kAdded[] = {
       {"_siphon_state", "schema_json TEXT"},
       {"_siphon_state", "full_pass INTEGER NOT NULL DEFAULT 0"},
+      {"_siphon_state", "resync_pass INTEGER"},
       {"_siphon_log", "deleted INTEGER NOT NULL DEFAULT 0"}};
   for (const auto& [table, add] : kAdded) {
     std::string column(add, strchr(add, ' '));
@@ -209,7 +211,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
   }
   std::vector<std::pair<std::string, std::string>> wanted;  // name, declared type
   for (const auto& c : spec.columns) wanted.emplace_back(c.name, ColumnTypeName(c.type));
-  if (spec.full_refresh) wanted.emplace_back(kPassColumn, "INTEGER");
+  if (spec.pass_marks) wanted.emplace_back(kPassColumn, "INTEGER");
   if (existing.empty()) {
     std::string sql = "CREATE TABLE " + Quote(spec.name) + " (";
     for (const auto& [name, type] : wanted) sql += Quote(name) + " " + type + ", ";
@@ -243,7 +245,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     for (const auto& k : spec.key) is_key |= (k == spec.columns[i].name);
     if (!is_key) updates += (updates.empty() ? "" : ", ") + q + " = excluded." + q;
   }
-  if (spec.full_refresh) {
+  if (spec.pass_marks) {
     // The pass number is the last parameter; a row seen again is marked as seen.
     const std::string q = Quote(kPassColumn);
     cols += ", " + q;
@@ -276,7 +278,8 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
   }
   const char* save =
       "UPDATE _siphon_state SET cursor = ?1, rows_total = rows_total + ?2, last_sync_at = ?3, "
-      "full_pass = max(full_pass, ?5) WHERE table_name = ?4";
+      "full_pass = max(full_pass, ?5), "
+      "resync_pass = CASE WHEN ?6 THEN NULL ELSE resync_pass END WHERE table_name = ?4";
   if (sqlite3_prepare_v3(db_, save, -1, SQLITE_PREPARE_PERSISTENT, &t->save_cursor.s, nullptr) !=
       SQLITE_OK) {
     return SqliteError(db_, "preparing the cursor update");
@@ -302,7 +305,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
       return SqliteError(db_, "preparing the soft delete of " + spec.name);
     }
   }
-  if (spec.full_refresh) {
+  if (spec.pass_marks) {
     std::string sweep =
         "DELETE FROM " + Quote(spec.name) + " WHERE " + Quote(kPassColumn) + " IS NOT ?1";
     if (sqlite3_prepare_v3(db_, sweep.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &t->sweep.s,
@@ -331,7 +334,8 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     Stmt q;
     sqlite3_prepare_v2(db_,
                        "SELECT cursor, rows_total, last_sync_at, last_success_at, last_error, "
-                       "schema_hash, status, schema_json, full_pass FROM _siphon_state "
+                       "schema_hash, status, schema_json, full_pass, resync_pass "
+                       "FROM _siphon_state "
                        "WHERE table_name = ?1",
                        -1, &q.s, nullptr);
     sqlite3_bind_text(q.s, 1, spec.name.c_str(), -1, SQLITE_TRANSIENT);
@@ -355,6 +359,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     state.status = text(6);
     state.schema_json = text(7);
     state.full_pass = sqlite3_column_int64(q.s, 8);
+    state.resync_pass = sqlite3_column_int64(q.s, 9);
   }
   tables_[spec.name] = std::move(t);
   return state;
@@ -470,7 +475,7 @@ Result<int64_t> Target::WriteOnWriter(Table& t, const PageWrite& page) {
       }
     }
     for (size_t c = 0; c < ncols; ++c) BindCell(s, static_cast<int>(c) + 1, rows, rows.at(r, c));
-    if (t.spec.full_refresh) sqlite3_bind_int64(s, static_cast<int>(ncols) + 1, page.pass);
+    if (t.spec.pass_marks) sqlite3_bind_int64(s, static_cast<int>(ncols) + 1, page.pass);
     if (sqlite3_step(s) != SQLITE_DONE) result = SqliteError(db_, "writing " + t.spec.name);
     sqlite3_reset(s);
   }
@@ -498,6 +503,7 @@ Result<int64_t> Target::WriteOnWriter(Table& t, const PageWrite& page) {
     sqlite3_bind_text(u, 4, t.spec.name.data(), static_cast<int>(t.spec.name.size()),
                       SQLITE_STATIC);
     sqlite3_bind_int64(u, 5, page.pass);
+    sqlite3_bind_int(u, 6, page.sweep ? 1 : 0);  // a sweep ends a resync
     if (sqlite3_step(u) != SQLITE_DONE) result = SqliteError(db_, "saving the cursor");
     sqlite3_reset(u);
     sqlite3_clear_bindings(u);
@@ -561,17 +567,30 @@ void Target::Exec(std::string sql, std::vector<CursorValue> params,
       [done = std::move(done), result] { done(std::move(*result)); });
 }
 
-void Target::ResetCursor(const std::string& table, std::function<void(Status)> done) {
-  auto status = std::make_shared<Status>();
+void Target::ResetCursor(const std::string& table, std::function<void(Result<int64_t>)> done) {
+  auto result = std::make_shared<Result<int64_t>>(Status());
   writer_->Post(
-      [this, table, status] {
+      [this, table, result] {
         Stmt s;
-        sqlite3_prepare_v2(db_, "UPDATE _siphon_state SET cursor = NULL WHERE table_name = ?1", -1,
-                           &s.s, nullptr);
+        sqlite3_prepare_v2(db_,
+                           "UPDATE _siphon_state SET cursor = NULL, "
+                           "resync_pass = coalesce(resync_pass, full_pass + 1) "
+                           "WHERE table_name = ?1 RETURNING resync_pass",
+                           -1, &s.s, nullptr);
         sqlite3_bind_text(s.s, 1, table.c_str(), -1, SQLITE_STATIC);
-        if (sqlite3_step(s.s) != SQLITE_DONE) *status = SqliteError(db_, "resetting the cursor");
+        int rc = sqlite3_step(s.s);
+        if (rc == SQLITE_DONE) {
+          *result = int64_t{0};  // never synced: the first sync is whole anyway
+          return;
+        }
+        if (rc != SQLITE_ROW) {
+          *result = SqliteError(db_, "resetting the cursor of " + table);
+          return;
+        }
+        *result = sqlite3_column_int64(s.s, 0);
+        sqlite3_step(s.s);
       },
-      [done = std::move(done), status] { done(std::move(*status)); });
+      [done = std::move(done), result] { done(std::move(*result)); });
 }
 
 void Target::RecordRun(RunRecord record, std::function<void(Status)> done) {

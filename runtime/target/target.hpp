@@ -32,10 +32,11 @@ struct TargetTable {
   std::string source_table;        ///< e.g. "public.orders"
   std::string schema_hash;
   std::string schema_json;  ///< the reflected source columns, for diffs after a restart
-  /// Full refresh: rows carry the number of the pass that last wrote them in a column
-  /// `_siphon_pass`, and the page that ends a pass deletes the rows of older passes
-  /// (mark and sweep), so deletions reach the target without ever emptying it.
-  bool full_refresh = false;
+  /// Rows carry the number of the pass that last wrote them in a column `_siphon_pass`, and
+  /// the page that ends a pass (every full refresh, and a resync of any table) deletes the
+  /// rows of older passes (mark and sweep): deletions reach the target without ever
+  /// emptying it. Every table with a key has it; append-only tables do not.
+  bool pass_marks = false;
   /// Soft deletes: a row whose value in this column is set (not NULL, not 0) is deleted from
   /// the target by key instead of written.
   std::optional<std::string> soft_delete_column;
@@ -63,7 +64,8 @@ struct TableState {
   std::string schema_hash;
   std::string schema_json;
   std::string status;
-  int64_t full_pass = 0;  ///< the last full-refresh pass started
+  int64_t full_pass = 0;    ///< the last pass written
+  int64_t resync_pass = 0;  ///< a resync in progress writes this pass (0: none)
 };
 
 /// How a sync run ended, for `_siphon_state` and `_siphon_log`.
@@ -108,8 +110,11 @@ class Target {
   void Exec(std::string sql, std::vector<CursorValue> params,
             std::function<void(Result<int64_t>)> done);
 
-  /// Sets a table's cursor to NULL: the next run starts from the beginning (resync).
-  void ResetCursor(const std::string& table, std::function<void(Status)> done);
+  /// Starts a resync: the cursor becomes NULL and a new pass (one above every pass written)
+  /// is recorded as `resync_pass`, so the re-pull (resumed after a crash if need be) writes
+  /// that pass and its last page sweeps the rest. `done` gets the pass (0 for a table never
+  /// synced).
+  void ResetCursor(const std::string& table, std::function<void(Result<int64_t>)> done);
 
   /// Records a finished run in `_siphon_state` and `_siphon_log` (the log keeps the newest
   /// kLogRetention rows).

@@ -131,5 +131,37 @@ TEST_F(Evolution, AddedDroppedAndRetypedColumnsFollowTheRules) {
   EXPECT_EQ(r.err.find("schema change"), std::string::npos) << Dump(r);
 }
 
+TEST_F(Evolution, ResyncPullsAgainAndEndsEqualToTheSource) {
+  db_.Exec(R"sql(
+    CREATE TABLE r (id int8 PRIMARY KEY, v text, updated_at timestamptz NOT NULL DEFAULT now());
+    INSERT INTO r (id, v) SELECT g, 'v' || g FROM generate_series(1, 3000) g;
+  )sql");
+  std::string script =
+      Script(R"(siphon.replicate "r" { source = pg, cursor = "updated_at", batch = 250 })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  // Changes a cursor cannot see: deletions, and an update that does not move the cursor.
+  db_.Exec("DELETE FROM r WHERE id % 7 = 0; UPDATE r SET v = 'quiet' WHERE id = 10;");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM r"), "3000");
+  r = siphon::test::Run({SIPHON_BIN, "resync", script, "--table", "r"},
+                        {{"TEST_PG_DSN", db_.Dsn()}});
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(id) FROM r"),
+            db_.Scalar("SELECT count(*) || '/' || sum(id) FROM r"));
+  EXPECT_EQ(TargetScalar("SELECT v FROM r WHERE id = 10"), "quiet");
+  EXPECT_EQ(TargetScalar("SELECT resync_pass IS NULL FROM _siphon_state"), "1");
+  // Incremental runs go on from the new cursor.
+  db_.Exec("INSERT INTO r (id, v) VALUES (5000, 'after')");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT v FROM r WHERE id = 5000"), "after");
+  // A resync of an unknown table is a usage error.
+  r = siphon::test::Run({SIPHON_BIN, "resync", script, "--table", "nope"},
+                        {{"TEST_PG_DSN", db_.Dsn()}});
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+}
+
 }  // namespace
 }  // namespace siphon::test

@@ -98,8 +98,8 @@ TEST_P(DeclarationErrors, StopAtTheDeclaringLine) {
 const BadScript kBadScripts[] = {
     {"unknown_field", "siphon.replicate 'orders' { source = pg, evry = '30s' }", 3,
      "siphon.replicate \"orders\": unknown field 'evry' (did you mean 'every'?)"},
-    {"unknown_field_far", "siphon.replicate 'orders' { source = pg, transform = print }", 3,
-     "siphon.replicate \"orders\": unknown field 'transform'"},
+    {"unknown_field_far", "siphon.replicate 'orders' { source = pg, filter = print }", 3,
+     "siphon.replicate \"orders\": unknown field 'filter'"},
     {"every_boolean", "siphon.replicate 'orders' { source = pg, every = true }", 3,
      "siphon.replicate \"orders\": field 'every' must be a duration string or number, got "
      "boolean"},

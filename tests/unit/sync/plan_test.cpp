@@ -141,15 +141,19 @@ TEST(Plan, SchemaDiffFindsAddedDroppedAndRetypedColumns) {
   EXPECT_TRUE(DiffSchema("not json", now).empty());
 }
 
-TEST(Plan, OnlyFullRefreshTablesCarryThePassMark) {
+TEST(Plan, TablesWithAKeyCarryThePassMarkAppendOnlyOnesDoNot) {
   auto full = MakePlan(Decl(), Orders());
   ASSERT_TRUE(full.ok());
-  EXPECT_TRUE(full->target.full_refresh);
+  EXPECT_TRUE(full->target.pass_marks);
   TableDecl d = Decl();
   d.cursor = {"updated_at"};
   auto inc = MakePlan(d, Orders());
   ASSERT_TRUE(inc.ok());
-  EXPECT_FALSE(inc->target.full_refresh);
+  EXPECT_TRUE(inc->target.pass_marks);  // a resync sweeps incremental tables too
+  d.write = WriteMode::kAppend;
+  auto append = MakePlan(d, Orders());
+  ASSERT_TRUE(append.ok());
+  EXPECT_FALSE(append->target.pass_marks);
 }
 
 TEST(Backoff, GrowsExponentiallyWithJitterAndCap) {

@@ -197,7 +197,7 @@ TEST_F(TargetTest, FullRefreshPassesSweepRowsTheSourceNoLongerHas) {
   ASSERT_TRUE(target.Open().ok());
   TargetTable t = Orders();
   t.monotonic_column.reset();
-  t.full_refresh = true;
+  t.pass_marks = true;
   Prepare(target, t);
   auto page = [&](std::vector<int64_t> ids, int64_t pass, bool sweep) {
     RowBatch b(4);

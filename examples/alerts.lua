@@ -1,0 +1,33 @@
+-- Alerts to a Slack-style incoming webhook when a table fails or falls behind.
+--
+--   PG_DSN=… SLACK_WEBHOOK_URL=https://hooks.slack.com/services/… siphon run examples/alerts.lua
+--
+-- Handlers run in their own coroutine: siphon.http.post waits for the response without
+-- blocking replication, and a failing handler is logged, never stopping a table.
+
+local alerts = require "siphon.alerts"   -- formatting helpers shipped with siphon
+
+local pg = siphon.postgres { dsn = siphon.env("PG_DSN") }
+siphon.target { path = siphon.env("REPLICA", "replica.db") }
+local HOOK = siphon.env("SLACK_WEBHOOK_URL")
+
+siphon.replicate "orders" {
+  source = pg,
+  from = "public.orders",
+  cursor = "updated_at",
+  every = "30s",
+  max_lag = "10m",   -- `lagging` when no successful sync for 10 minutes
+}
+
+local function notify(ev)
+  local response, err = siphon.http.post { url = HOOK, json = alerts.slack(ev), timeout = "10s" }
+  if not response then
+    siphon.log.warn("alert not delivered: %s", err)
+  elseif response.status >= 300 then
+    siphon.log.warn("alert rejected by the webhook: HTTP %d %s", response.status, response.body)
+  end
+end
+
+siphon.on("error", notify)
+siphon.on("lagging", notify)
+siphon.on("recovered", notify)

@@ -1,0 +1,502 @@
+#include "runtime/lua/async.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+
+#include <sqlite3.h>
+
+#include "runtime/base/log.hpp"
+#include "runtime/lua/lua_host.hpp"
+#include "runtime/target/target.hpp"
+
+namespace siphon {
+namespace {
+
+// curl_global_init is not thread-safe: done once, before the first multi handle.
+void GlobalInit() {
+  static const bool done = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
+  (void)done;
+}
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+}  // namespace
+
+struct LuaAsync::Timer {
+  uv_timer_t handle;
+  LuaAsync* owner = nullptr;
+  LuaRef fn;  // released when the handle is closed (or the host goes)
+  uint64_t delay_ms = 0;
+  bool repeat = false;
+  bool started = false;
+  std::string what;
+};
+
+struct LuaAsync::Http {
+  CURL* easy = nullptr;
+  curl_slist* headers = nullptr;
+  lua_State* co = nullptr;
+  std::string label;  // "POST http://…", for messages
+  std::string body;
+  std::string response;
+  std::vector<std::pair<std::string, std::string>> response_headers;
+  char error[CURL_ERROR_SIZE] = {0};
+};
+
+struct LuaAsync::Socket {
+  uv_poll_t poll;
+  curl_socket_t fd;
+  LuaAsync* owner;
+};
+
+LuaAsync::LuaAsync(LuaHost& host) : host_(host) {}
+
+LuaAsync::~LuaAsync() {
+  *alive_ = false;
+  for (Http* h : std::set<Http*>(http_)) FreeHttp(h);
+  if (multi_ != nullptr) {
+    curl_multi_cleanup(multi_);  // its socket callbacks close the polls
+    multi_ = nullptr;
+  }
+  // References go before the state; the memory of a handle goes with its close callback.
+  for (Timer* t : timers_) {
+    t->fn.Reset();
+    if (!t->started) {
+      delete t;
+    } else if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&t->handle))) {
+      CloseHandle(reinterpret_cast<uv_handle_t*>(&t->handle), [t] { delete t; });
+    }
+  }
+  timers_.clear();
+  for (uv_timer_t* t : {curl_timer_, shutdown_timer_}) {
+    if (t != nullptr && !uv_is_closing(reinterpret_cast<uv_handle_t*>(t))) {
+      CloseHandle(reinterpret_cast<uv_handle_t*>(t), [t] { delete t; });
+    }
+  }
+  if (reader_ != nullptr) sqlite3_close_v2(reader_);
+}
+
+namespace {
+struct CloseContext {
+  std::weak_ptr<bool> alive;
+  std::function<void()> free_memory;
+  std::function<void()> closed;  // only while the owner lives
+};
+}  // namespace
+
+void LuaAsync::CloseHandle(uv_handle_t* h, std::function<void()> free_memory) {
+  auto* ctx = new CloseContext;
+  ctx->alive = alive_;
+  ctx->free_memory = std::move(free_memory);
+  if (*alive_) {
+    ++closing_;
+    ctx->closed = [this] {
+      --closing_;
+      MaybeFinishShutdown();
+    };
+  }
+  h->data = ctx;
+  uv_close(h, [](uv_handle_t* h) {
+    auto* ctx = static_cast<CloseContext*>(h->data);
+    ctx->free_memory();
+    auto alive = ctx->alive.lock();
+    if (alive && *alive && ctx->closed) ctx->closed();
+    delete ctx;
+  });
+}
+
+void LuaAsync::AttachLoop(uv_loop_t* loop) {
+  loop_ = loop;
+  for (Timer* t : timers_) {
+    if (!t->started) StartTimer(t);
+  }
+}
+
+void LuaAsync::AttachTarget(Target* target, std::string path) {
+  target_ = target;
+  if (path != target_path_ && reader_ != nullptr) {
+    sqlite3_close_v2(reader_);
+    reader_ = nullptr;
+  }
+  target_path_ = std::move(path);
+}
+
+// ---- timers ----
+
+Status LuaAsync::AddTimer(LuaRef fn, std::chrono::milliseconds delay, bool repeat,
+                          std::string what) {
+  if (shutting_down_) return Status(ErrorKind::kScript, "siphon is shutting down: no new timers");
+  auto* t = new Timer;
+  t->owner = this;
+  t->fn = std::move(fn);
+  t->delay_ms = static_cast<uint64_t>(std::max<int64_t>(delay.count(), 1));
+  t->repeat = repeat;
+  t->what = std::move(what);
+  t->handle.data = t;
+  timers_.insert(t);
+  if (loop_ != nullptr) StartTimer(t);
+  return Status::Ok();
+}
+
+void LuaAsync::StartTimer(Timer* t) {
+  t->started = true;
+  uv_timer_init(loop_, &t->handle);
+  t->handle.data = t;
+  uv_timer_start(
+      &t->handle,
+      [](uv_timer_t* h) {
+        auto* t = static_cast<Timer*>(h->data);
+        LuaAsync* self = t->owner;
+        if (self == nullptr || self->closed_) return;
+        lua_State* L = self->host_.state();
+        t->fn.Push(L);
+        // A one-shot timer is closed first: its callback may add timers of its own.
+        if (!t->repeat) self->CloseTimer(t);
+        self->host_.Spawn(0, t->what);
+      },
+      t->delay_ms, t->repeat ? t->delay_ms : 0);
+}
+
+void LuaAsync::CloseTimer(Timer* t) {
+  if (!t->started) {
+    timers_.erase(t);
+    delete t;
+    return;
+  }
+  if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&t->handle))) return;
+  t->owner = nullptr;  // fires no more
+  std::weak_ptr<bool> alive = alive_;
+  CloseHandle(reinterpret_cast<uv_handle_t*>(&t->handle), [this, alive, t] {
+    if (auto a = alive.lock(); a && *a) timers_.erase(t);
+    delete t;  // releases the callback's reference (the destructor already did when gone)
+  });
+}
+
+// ---- HTTP ----
+
+Status LuaAsync::EnsureMulti() {
+  if (multi_ != nullptr) return Status::Ok();
+  if (loop_ == nullptr) {
+    return Status(ErrorKind::kScript, "siphon.http is not available before the loop runs");
+  }
+  GlobalInit();
+  multi_ = curl_multi_init();
+  if (multi_ == nullptr) return Status(ErrorKind::kScript, "siphon.http: curl_multi_init failed");
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &LuaAsync::OnSocket);
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &LuaAsync::OnCurlTimer);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+  curl_timer_ = new uv_timer_t;
+  uv_timer_init(loop_, curl_timer_);
+  curl_timer_->data = this;
+  return Status::Ok();
+}
+
+int LuaAsync::OnCurlTimer(CURLM*, long timeout_ms, void* userp) {
+  auto* self = static_cast<LuaAsync*>(userp);
+  if (self->curl_timer_ == nullptr ||
+      uv_is_closing(reinterpret_cast<uv_handle_t*>(self->curl_timer_))) {
+    return 0;
+  }
+  if (timeout_ms < 0) {
+    uv_timer_stop(self->curl_timer_);
+    return 0;
+  }
+  // curl asks for 0 to mean "now": a 0 ms uv timer runs on the next loop iteration, never
+  // from inside this callback (which curl forbids re-entering).
+  uv_timer_start(
+      self->curl_timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<LuaAsync*>(t->data);
+        int running = 0;
+        curl_multi_socket_action(self->multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+        self->CheckDone();
+      },
+      static_cast<uint64_t>(timeout_ms), 0);
+  return 0;
+}
+
+int LuaAsync::OnSocket(CURL*, curl_socket_t s, int action, void* userp, void* socketp) {
+  auto* self = static_cast<LuaAsync*>(userp);
+  auto* sock = static_cast<Socket*>(socketp);
+  if (action == CURL_POLL_REMOVE) {
+    if (sock != nullptr) {
+      uv_poll_stop(&sock->poll);
+      curl_multi_assign(self->multi_, s, nullptr);
+      self->CloseHandle(reinterpret_cast<uv_handle_t*>(&sock->poll), [sock] { delete sock; });
+    }
+    return 0;
+  }
+  if (sock == nullptr) {
+    sock = new Socket;
+    sock->fd = s;
+    sock->owner = self;
+    uv_poll_init_socket(self->loop_, &sock->poll, s);
+    sock->poll.data = sock;
+    curl_multi_assign(self->multi_, s, sock);
+  }
+  int events = 0;
+  if (action == CURL_POLL_IN || action == CURL_POLL_INOUT) events |= UV_READABLE;
+  if (action == CURL_POLL_OUT || action == CURL_POLL_INOUT) events |= UV_WRITABLE;
+  uv_poll_start(&sock->poll, events, [](uv_poll_t* p, int status, int events) {
+    auto* sock = static_cast<Socket*>(p->data);
+    LuaAsync* self = sock->owner;
+    int flags = 0;
+    if (status < 0) flags = CURL_CSELECT_ERR;
+    if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
+    int running = 0;
+    curl_multi_socket_action(self->multi_, sock->fd, flags, &running);
+    self->CheckDone();
+  });
+  return 0;
+}
+
+namespace {
+
+size_t WriteBody(char* data, size_t size, size_t n, void* userp) {
+  static_cast<std::string*>(userp)->append(data, size * n);
+  return size * n;
+}
+
+size_t WriteHeader(char* data, size_t size, size_t n, void* userp) {
+  auto* headers = static_cast<std::vector<std::pair<std::string, std::string>>*>(userp);
+  std::string_view line(data, size * n);
+  if (line.rfind("HTTP/", 0) == 0) {
+    headers->clear();  // a new response (after 100 Continue): its headers only
+    return size * n;
+  }
+  size_t colon = line.find(':');
+  if (colon == std::string_view::npos) return size * n;
+  std::string name = Lower(std::string(line.substr(0, colon)));
+  std::string_view value = line.substr(colon + 1);
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
+    value.remove_suffix(1);
+  }
+  headers->emplace_back(std::move(name), std::string(value));
+  return size * n;
+}
+
+}  // namespace
+
+Status LuaAsync::StartHttp(lua_State* co, LuaHttpRequest request) {
+  if (shutting_down_) {
+    return Status(ErrorKind::kScript, "siphon is shutting down: no new HTTP requests");
+  }
+  if (Status st = EnsureMulti(); !st.ok()) return st;
+  auto* h = new Http;
+  h->co = co;
+  h->label = request.method + " " + request.url;
+  h->body = std::move(request.body);
+  h->easy = curl_easy_init();
+  if (h->easy == nullptr) {
+    delete h;
+    return Status(ErrorKind::kScript, "siphon.http: curl_easy_init failed");
+  }
+  CURL* e = h->easy;
+  curl_easy_setopt(e, CURLOPT_URL, request.url.c_str());
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, request.timeout_ms);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, std::min(request.timeout_ms, 10000L));
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->error);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &WriteBody);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, &h->response);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &WriteHeader);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, &h->response_headers);
+  curl_easy_setopt(e, CURLOPT_PRIVATE, h);
+  curl_easy_setopt(e, CURLOPT_USERAGENT, "siphon/" SIPHON_VERSION);
+  if (request.method == "GET") {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  } else if (request.method == "HEAD") {
+    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  } else {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+  }
+  if (!h->body.empty() || (request.method != "GET" && request.method != "HEAD")) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, h->body.data());
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(h->body.size()));
+  }
+  for (const auto& [name, value] : request.headers) {
+    std::string line = name + ": " + value;
+    h->headers = curl_slist_append(h->headers, line.c_str());
+  }
+  // No "Expect: 100-continue" round trip for a webhook body.
+  h->headers = curl_slist_append(h->headers, "Expect:");
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
+  http_.insert(h);
+  if (curl_multi_add_handle(multi_, e) != CURLM_OK) {
+    FreeHttp(h);
+    return Status(ErrorKind::kScript, "siphon.http: cannot start the request");
+  }
+  return Status::Ok();
+}
+
+void LuaAsync::CheckDone() {
+  std::vector<std::pair<Http*, CURLcode>> done;
+  int left = 0;
+  while (CURLMsg* m = curl_multi_info_read(multi_, &left)) {
+    if (m->msg != CURLMSG_DONE) continue;
+    Http* h = nullptr;
+    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &h);
+    if (h != nullptr) done.emplace_back(h, m->data.result);
+  }
+  // Completed outside curl's loop: a resumed handler may start the next request.
+  for (auto [h, rc] : done) Complete(h, rc);
+}
+
+void LuaAsync::Complete(Http* h, CURLcode rc) {
+  lua_State* co = h->co;
+  if (rc == CURLE_OK) {
+    long status = 0;
+    curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
+    lua_createtable(co, 0, 3);
+    lua_pushinteger(co, status);
+    lua_setfield(co, -2, "status");
+    lua_createtable(co, 0, static_cast<int>(h->response_headers.size()));
+    for (const auto& [name, value] : h->response_headers) {
+      lua_pushlstring(co, value.data(), value.size());
+      lua_setfield(co, -2, name.c_str());
+    }
+    lua_setfield(co, -2, "headers");
+    lua_pushlstring(co, h->response.data(), h->response.size());
+    lua_setfield(co, -2, "body");
+    FreeHttp(h);
+    host_.Resume(co, 1);
+  } else {
+    std::string message = "siphon.http: " + h->label + " failed: " +
+                          (h->error[0] != 0 ? std::string(h->error) : curl_easy_strerror(rc));
+    Logger("lua")->error("{}", message);
+    lua_pushnil(co);
+    lua_pushlstring(co, message.data(), message.size());
+    FreeHttp(h);
+    host_.Resume(co, 2);
+  }
+  MaybeFinishShutdown();
+}
+
+void LuaAsync::FreeHttp(Http* h) {
+  http_.erase(h);
+  if (multi_ != nullptr) curl_multi_remove_handle(multi_, h->easy);
+  curl_easy_cleanup(h->easy);
+  curl_slist_free_all(h->headers);
+  delete h;
+}
+
+// ---- target ----
+
+Status LuaAsync::StartExec(lua_State* co, std::string sql, std::vector<CursorValue> params) {
+  if (target_ == nullptr) {
+    return Status(ErrorKind::kScript, "siphon.target:exec: the target is not open yet");
+  }
+  if (shutting_down_) return Status(ErrorKind::kScript, "siphon is shutting down");
+  std::weak_ptr<bool> alive = alive_;
+  target_->Exec(std::move(sql), std::move(params), [this, alive, co](Result<int64_t> r) {
+    if (!alive.lock() || closed_) return;
+    if (r.ok()) {
+      lua_pushboolean(co, 1);
+      lua_pushinteger(co, static_cast<lua_Integer>(*r));
+    } else {
+      lua_pushboolean(co, 0);
+      std::string m = "siphon.target:exec: " + r.status().message();
+      lua_pushlstring(co, m.data(), m.size());
+    }
+    host_.Resume(co, 2);
+    MaybeFinishShutdown();
+  });
+  return Status::Ok();
+}
+
+Result<sqlite3*> LuaAsync::Reader() {
+  if (reader_ != nullptr) return reader_;
+  if (target_path_.empty()) {
+    return Status(ErrorKind::kScript, "siphon.target:query: the target is not open yet");
+  }
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(target_path_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string m = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close_v2(db);
+    return Status(ErrorKind::kScript,
+                  "siphon.target:query: cannot open " + target_path_ + ": " + m);
+  }
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_exec(db, "PRAGMA query_only = 1", nullptr, nullptr, nullptr);
+  reader_ = db;
+  return reader_;
+}
+
+// ---- shutdown ----
+
+void LuaAsync::Shutdown(std::function<void()> drained, std::chrono::milliseconds timeout) {
+  shutting_down_ = true;
+  drained_ = std::move(drained);
+  // Timers fire no more; those waiting for the loop are dropped.
+  for (Timer* t : std::set<Timer*>(timers_)) CloseTimer(t);
+  if (loop_ == nullptr) {
+    closed_ = true;
+    if (auto fn = std::move(drained_)) fn();
+    return;
+  }
+  if (!http_.empty() || host_.pending_tasks() > 0) {
+    Logger("lua")->info("waiting for {} callback(s) and {} HTTP request(s) to finish",
+                        host_.pending_tasks(), http_.size());
+    shutdown_timer_ = new uv_timer_t;
+    uv_timer_init(loop_, shutdown_timer_);
+    shutdown_timer_->data = this;
+    uv_timer_start(
+        shutdown_timer_,
+        [](uv_timer_t* t) {
+          auto* self = static_cast<LuaAsync*>(t->data);
+          Logger("lua")->warn(
+              "shutdown: abandoning {} callback(s) and {} HTTP request(s) still waiting",
+              self->host_.pending_tasks(), self->http_.size());
+          self->CloseAll();
+        },
+        static_cast<uint64_t>(timeout.count()), 0);
+    return;
+  }
+  CloseAll();
+}
+
+void LuaAsync::OnTaskDone() {
+  MaybeFinishShutdown();
+}
+
+void LuaAsync::MaybeFinishShutdown() {
+  if (!shutting_down_) return;
+  if (!closed_) {
+    if (http_.empty() && host_.pending_tasks() == 0) CloseAll();
+    return;
+  }
+  if (closing_ == 0 && drained_) {
+    auto fn = std::move(drained_);
+    drained_ = nullptr;
+    fn();
+  }
+}
+
+void LuaAsync::CloseAll() {
+  if (closed_) return;
+  closed_ = true;
+  for (Http* h : std::set<Http*>(http_)) FreeHttp(h);
+  if (multi_ != nullptr) {
+    curl_multi_cleanup(multi_);  // closes the polls through OnSocket
+    multi_ = nullptr;
+  }
+  for (uv_timer_t** t : {&curl_timer_, &shutdown_timer_}) {
+    if (*t == nullptr) continue;
+    uv_timer_t* timer = *t;
+    CloseHandle(reinterpret_cast<uv_handle_t*>(timer), [timer] { delete timer; });
+    *t = nullptr;
+  }
+  MaybeFinishShutdown();
+}
+
+}  // namespace siphon

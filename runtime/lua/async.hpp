@@ -1,0 +1,109 @@
+#pragma once
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <curl/curl.h>
+#include <uv.h>
+#include <lua.hpp>
+
+#include "runtime/base/schema.hpp"
+#include "runtime/base/status.hpp"
+#include "runtime/lua/lua_ref.hpp"
+
+struct sqlite3;
+
+namespace siphon {
+
+class LuaHost;
+class Target;
+
+/// An HTTP request of `siphon.http.request`.
+struct LuaHttpRequest {
+  std::string method = "GET";
+  std::string url;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  long timeout_ms = 30000;
+};
+
+/// What the Lua layer does on the loop besides calling Lua: the timers of siphon.every and
+/// siphon.after, HTTP on libcurl's multi interface (sockets watched with uv_poll, curl's
+/// timer on a uv_timer), and the target (Target::Exec on the writer, a read-only SQLite
+/// connection of its own for queries). Every completion resumes the waiting coroutine
+/// through LuaHost::Resume. Loop thread only.
+class LuaAsync {
+ public:
+  explicit LuaAsync(LuaHost& host);
+  ~LuaAsync();
+  LuaAsync(const LuaAsync&) = delete;
+  LuaAsync& operator=(const LuaAsync&) = delete;
+
+  void AttachLoop(uv_loop_t* loop);
+  void AttachTarget(Target* target, std::string path);
+  /// See LuaHost::Shutdown.
+  void Shutdown(std::function<void()> drained, std::chrono::milliseconds timeout);
+  /// A coroutine of the host finished: the end of a shutdown may be reached.
+  void OnTaskDone();
+
+  /// Runs `fn` (a function) after `delay`, and every `delay` after that when `repeat`.
+  /// Before AttachLoop, the timer waits for it. Refused after Shutdown.
+  Status AddTimer(LuaRef fn, std::chrono::milliseconds delay, bool repeat, std::string what);
+
+  /// Starts `request`; `co` (which then waits, LuaHost::Await) is resumed with
+  /// `{ status, headers, body }` or `nil, message`.
+  Status StartHttp(lua_State* co, LuaHttpRequest request);
+
+  /// Runs `sql` on the writer (Target::Exec); `co` is resumed with `true, changes` or
+  /// `false, message`.
+  Status StartExec(lua_State* co, std::string sql, std::vector<CursorValue> params);
+
+  /// The read-only connection to the target file, opened on first use.
+  Result<sqlite3*> Reader();
+
+  size_t http_in_flight() const { return http_.size(); }
+  size_t timers() const { return timers_.size(); }
+
+ private:
+  struct Timer;
+  struct Http;
+  struct Socket;
+
+  void StartTimer(Timer* t);
+  void CloseTimer(Timer* t);
+  Status EnsureMulti();
+  void CheckDone();
+  void Complete(Http* h, CURLcode rc);
+  void FreeHttp(Http* h);
+  void MaybeFinishShutdown();
+  void CloseAll();
+  // Closes a handle; `free_memory` runs in its close callback, even after this is gone.
+  void CloseHandle(uv_handle_t* h, std::function<void()> free_memory);
+
+  static int OnSocket(CURL* easy, curl_socket_t s, int action, void* userp, void* socketp);
+  static int OnCurlTimer(CURLM* multi, long timeout_ms, void* userp);
+
+  LuaHost& host_;
+  uv_loop_t* loop_ = nullptr;
+  Target* target_ = nullptr;
+  std::string target_path_;
+  sqlite3* reader_ = nullptr;
+
+  std::set<Timer*> timers_;  // every timer not yet freed (waiting, running or closing)
+  CURLM* multi_ = nullptr;
+  uv_timer_t* curl_timer_ = nullptr;
+  std::set<Http*> http_;
+
+  bool shutting_down_ = false;
+  bool closed_ = false;  // handles closed: nothing is resumed any more
+  std::function<void()> drained_;
+  uv_timer_t* shutdown_timer_ = nullptr;
+  int closing_ = 0;  // uv_close callbacks still to come
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace siphon

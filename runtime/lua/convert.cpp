@@ -1,0 +1,301 @@
+#include "runtime/lua/convert.hpp"
+
+#include <cmath>
+
+namespace siphon {
+namespace {
+
+// The address is the identity of siphon.null.
+const char kNullSentinel = 0;
+
+constexpr int kMaxDepth = 100;
+
+Status ToJson(lua_State* L, int index, int depth, nlohmann::json& out) {
+  switch (lua_type(L, index)) {
+    case LUA_TNIL:
+      out = nullptr;
+      return Status::Ok();
+    case LUA_TBOOLEAN:
+      out = lua_toboolean(L, index) != 0;
+      return Status::Ok();
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, index)) {
+        out = static_cast<int64_t>(lua_tointeger(L, index));
+      } else {
+        double d = lua_tonumber(L, index);
+        if (!std::isfinite(d)) {
+          return Status(ErrorKind::kScript, "cannot encode a NaN or infinite number as JSON");
+        }
+        out = d;
+      }
+      return Status::Ok();
+    case LUA_TSTRING: {
+      size_t len = 0;
+      const char* s = lua_tolstring(L, index, &len);
+      out = std::string(s, len);
+      return Status::Ok();
+    }
+    case LUA_TLIGHTUSERDATA:
+      if (IsNull(L, index)) {
+        out = nullptr;
+        return Status::Ok();
+      }
+      break;
+    case LUA_TTABLE: {
+      if (depth >= kMaxDepth) {
+        return Status(ErrorKind::kScript,
+                      "cannot encode a table nested deeper than 100 levels (or a cycle) as JSON");
+      }
+      index = lua_absindex(L, index);
+      if (!lua_checkstack(L, 4)) return Status(ErrorKind::kScript, "JSON nesting too deep");
+      // An array when the keys are exactly 1..n.
+      lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, index));
+      lua_Integer count = 0;
+      bool only_sequence = n > 0;
+      lua_pushnil(L);
+      while (lua_next(L, index) != 0) {
+        ++count;
+        if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 || lua_tointeger(L, -2) > n) {
+          only_sequence = false;
+        }
+        lua_pop(L, 1);
+      }
+      if (only_sequence && count == n) {
+        out = nlohmann::json::array();
+        for (lua_Integer i = 1; i <= n; ++i) {
+          lua_rawgeti(L, index, i);
+          nlohmann::json item;
+          Status st = ToJson(L, -1, depth + 1, item);
+          lua_pop(L, 1);
+          if (!st.ok()) return st;
+          out.push_back(std::move(item));
+        }
+        return Status::Ok();
+      }
+      out = nlohmann::json::object();
+      lua_pushnil(L);
+      while (lua_next(L, index) != 0) {
+        std::string key;
+        if (lua_type(L, -2) == LUA_TSTRING) {
+          size_t len = 0;
+          const char* k = lua_tolstring(L, -2, &len);
+          key.assign(k, len);
+        } else if (lua_type(L, -2) == LUA_TNUMBER) {
+          // lua_tolstring would change the key in place and break lua_next: copy it first.
+          lua_pushvalue(L, -2);
+          key = lua_tostring(L, -1);
+          lua_pop(L, 1);
+        } else {
+          std::string type = luaL_typename(L, -2);
+          lua_pop(L, 2);
+          return Status(ErrorKind::kScript, "cannot encode a table with a " + type +
+                                                " key as JSON (keys must be strings or numbers)");
+        }
+        nlohmann::json item;
+        Status st = ToJson(L, -1, depth + 1, item);
+        lua_pop(L, 1);
+        if (!st.ok()) {
+          lua_pop(L, 1);
+          return st;
+        }
+        out[key] = std::move(item);
+      }
+      return Status::Ok();
+    }
+    default:
+      break;
+  }
+  return Status(ErrorKind::kScript,
+                std::string("cannot encode a ") + luaL_typename(L, index) + " value as JSON");
+}
+
+void AppendHex(std::string& out, std::string_view bytes) {
+  static const char* kDigits = "0123456789abcdef";
+  out += "\\x";
+  for (unsigned char c : bytes) {
+    out += kDigits[c >> 4];
+    out += kDigits[c & 15];
+  }
+}
+
+}  // namespace
+
+void PushNull(lua_State* L) {
+  lua_pushlightuserdata(L, const_cast<char*>(&kNullSentinel));
+}
+
+bool IsNull(lua_State* L, int index) {
+  return lua_type(L, index) == LUA_TLIGHTUSERDATA && lua_touserdata(L, index) == &kNullSentinel;
+}
+
+Result<nlohmann::json> LuaToJson(lua_State* L, int index) {
+  nlohmann::json out;
+  Status st = ToJson(L, lua_absindex(L, index), 0, out);
+  if (!st.ok()) return st;
+  return out;
+}
+
+Result<std::string> EncodeJson(lua_State* L, int index) {
+  Result<nlohmann::json> j = LuaToJson(L, index);
+  if (!j.ok()) return j.status();
+  try {
+    return j->dump();
+  } catch (const nlohmann::json::exception&) {
+    return Status(ErrorKind::kScript,
+                  "cannot encode a string that is not valid UTF-8 as JSON (siphon.json encodes "
+                  "text; hex- or base64-encode binary data first)");
+  }
+}
+
+bool JsonDepthWithin(const nlohmann::json& value, int limit) {
+  if (limit < 0) return false;
+  if (!value.is_structured()) return true;
+  for (const auto& item : value) {
+    if (!JsonDepthWithin(item, limit - 1)) return false;
+  }
+  return true;
+}
+
+void PushJson(lua_State* L, const nlohmann::json& value) {
+  luaL_checkstack(L, 4, "JSON nesting too deep");
+  switch (value.type()) {
+    case nlohmann::json::value_t::null:
+    case nlohmann::json::value_t::discarded:
+      PushNull(L);
+      return;
+    case nlohmann::json::value_t::boolean:
+      lua_pushboolean(L, value.get<bool>() ? 1 : 0);
+      return;
+    case nlohmann::json::value_t::number_integer:
+      lua_pushinteger(L, static_cast<lua_Integer>(value.get<int64_t>()));
+      return;
+    case nlohmann::json::value_t::number_unsigned: {
+      uint64_t u = value.get<uint64_t>();
+      if (u <= static_cast<uint64_t>(INT64_MAX)) {
+        lua_pushinteger(L, static_cast<lua_Integer>(u));
+      } else {
+        lua_pushnumber(L, static_cast<double>(u));
+      }
+      return;
+    }
+    case nlohmann::json::value_t::number_float:
+      lua_pushnumber(L, value.get<double>());
+      return;
+    case nlohmann::json::value_t::string: {
+      const auto& s = value.get_ref<const std::string&>();
+      lua_pushlstring(L, s.data(), s.size());
+      return;
+    }
+    case nlohmann::json::value_t::binary:
+      lua_pushlstring(L, reinterpret_cast<const char*>(value.get_binary().data()),
+                      value.get_binary().size());
+      return;
+    case nlohmann::json::value_t::array: {
+      lua_createtable(L, static_cast<int>(value.size()), 0);
+      lua_Integer i = 1;
+      for (const auto& item : value) {
+        PushJson(L, item);
+        lua_rawseti(L, -2, i++);
+      }
+      return;
+    }
+    case nlohmann::json::value_t::object: {
+      lua_createtable(L, 0, static_cast<int>(value.size()));
+      for (const auto& [key, item] : value.items()) {
+        lua_pushlstring(L, key.data(), key.size());
+        PushJson(L, item);
+        lua_rawset(L, -3);
+      }
+      return;
+    }
+  }
+  lua_pushnil(L);
+}
+
+void PushCell(lua_State* L, const RowBatch& batch, const Cell& cell) {
+  switch (cell.type) {
+    case ValueType::kNull:
+      lua_pushnil(L);
+      return;
+    case ValueType::kInt:
+      lua_pushinteger(L, static_cast<lua_Integer>(cell.i));
+      return;
+    case ValueType::kReal:
+      lua_pushnumber(L, cell.d);
+      return;
+    case ValueType::kText:
+    case ValueType::kBlob: {
+      std::string_view b = batch.bytes(cell);
+      lua_pushlstring(L, b.data(), b.size());
+      return;
+    }
+  }
+  lua_pushnil(L);
+}
+
+std::string RowToJson(const std::vector<ColumnInfo>& columns, const RowBatch& batch, size_t row) {
+  nlohmann::json out = nlohmann::json::object();
+  for (size_t c = 0; c < columns.size() && c < batch.columns(); ++c) {
+    const Cell& cell = batch.at(row, c);
+    nlohmann::json& v = out[columns[c].name];
+    switch (cell.type) {
+      case ValueType::kNull:
+        v = nullptr;
+        break;
+      case ValueType::kInt:
+        v = cell.i;
+        break;
+      case ValueType::kReal:
+        if (std::isfinite(cell.d)) {
+          v = cell.d;
+        } else {
+          v = nullptr;
+        }
+        break;
+      case ValueType::kText:
+        v = std::string(batch.bytes(cell));
+        break;
+      case ValueType::kBlob: {
+        std::string hex;
+        AppendHex(hex, batch.bytes(cell));
+        v = std::move(hex);
+        break;
+      }
+    }
+  }
+  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+bool ToCursorValue(lua_State* L, int index, CursorValue& out, std::string& error) {
+  switch (lua_type(L, index)) {
+    case LUA_TNIL:
+      out = std::monostate{};
+      return true;
+    case LUA_TBOOLEAN:
+      out = int64_t{lua_toboolean(L, index) != 0 ? 1 : 0};
+      return true;
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, index)) {
+        out = static_cast<int64_t>(lua_tointeger(L, index));
+      } else {
+        out = static_cast<double>(lua_tonumber(L, index));
+      }
+      return true;
+    case LUA_TSTRING: {
+      size_t len = 0;
+      const char* s = lua_tolstring(L, index, &len);
+      out = std::string(s, len);
+      return true;
+    }
+    default:
+      if (IsNull(L, index)) {
+        out = std::monostate{};
+        return true;
+      }
+      error = std::string("a ") + luaL_typename(L, index) +
+              " cannot be a parameter (nil, siphon.null, number, string or boolean)";
+      return false;
+  }
+}
+
+}  // namespace siphon

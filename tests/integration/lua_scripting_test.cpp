@@ -1,0 +1,293 @@
+// End-to-end: transforms, events, alerts over HTTP and the sandbox, through the real siphon
+// binary, a real PostgreSQL database and a real local HTTP receiver (issue 4's "must hold").
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "tests/integration/harness/harness.hpp"
+
+namespace siphon::test {
+namespace {
+
+/// A local HTTP/1.1 receiver on its own thread: records request bodies and answers 200, or
+/// never answers (hang).
+class Receiver {
+ public:
+  explicit Receiver(bool hang) : hang_(hang) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    listen(fd_, 16);
+    socklen_t len = sizeof addr;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~Receiver() {
+    stop_ = true;
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    thread_.join();
+    for (int c : open_) close(c);
+  }
+  std::string Url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hook"; }
+  std::vector<std::string> Bodies() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return bodies_;
+  }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::string data;
+      char buf[4096];
+      size_t need = std::string::npos;
+      while (true) {
+        ssize_t n = recv(c, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        data.append(buf, static_cast<size_t>(n));
+        size_t end = data.find("\r\n\r\n");
+        if (end == std::string::npos) continue;
+        if (need == std::string::npos) {
+          size_t cl = data.find("Content-Length: ");
+          size_t length = cl == std::string::npos ? 0 : std::stoul(data.substr(cl + 16));
+          need = end + 4 + length;
+        }
+        if (data.size() >= need) break;
+      }
+      size_t end = data.find("\r\n\r\n");
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        bodies_.push_back(end == std::string::npos ? "" : data.substr(end + 4));
+      }
+      if (hang_) {
+        open_.push_back(c);
+        continue;
+      }
+      const std::string response =
+          "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+      send(c, response.data(), response.size(), MSG_NOSIGNAL);
+      close(c);
+    }
+  }
+
+  bool hang_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<std::string> bodies_;
+  std::vector<int> open_;
+};
+
+class LuaScripting : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    db_.Exec(R"sql(
+      CREATE TABLE users (id int PRIMARY KEY, email text, updated_at timestamptz NOT NULL
+                          DEFAULT '2024-01-01T00:00:00Z');
+      INSERT INTO users (id, email) VALUES (1, 'Ann@X.org'), (2, 'BOB@x.org'),
+        (3, 'test@x.org'), (4, 'boom@x.org'), (5, 'Cy@X.org');
+      CREATE TABLE other (id int PRIMARY KEY, v text);
+      INSERT INTO other VALUES (1, 'a'), (2, 'b'), (3, 'c');)sql");
+  }
+  std::string Script(const std::string& body) {
+    std::string path = dir_.File("deploy.lua");
+    WriteFile(path,
+              "local pg = siphon.postgres { dsn = siphon.env(\"TEST_PG_DSN\") }\n"
+              "siphon.target { path = \"" +
+                  Replica() + "\" }\n" + body);
+    return path;
+  }
+  std::string Replica() const { return dir_.File("replica.db"); }
+  ProcessResult Siphon(const std::vector<std::string>& args,
+                       std::map<std::string, std::string> env = {}) {
+    std::vector<std::string> argv = {SIPHON_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    env["TEST_PG_DSN"] = db_.Dsn();
+    return siphon::test::Run(argv, env, std::chrono::minutes(2));
+  }
+  Rows Target(const std::string& sql) { return SqliteQuery(Replica(), sql); }
+
+  PgDb db_;
+  TempDir dir_;
+};
+
+std::string Dump(const ProcessResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
+}
+
+std::string Transform(const std::string& policy) {
+  return R"lua(
+siphon.replicate "users" {
+  source = pg, from = "public.users", cursor = "updated_at",
+  on_row_error = ")lua" +
+         policy + R"lua(",
+  transform = function(row)
+    if row.email:find("^test@") then return nil end
+    if row.email:find("^boom") then error("cannot handle " .. row.email) end
+    row.email = row.email:lower()
+    return row
+  end,
+}
+)lua";
+}
+
+TEST_F(LuaScripting, TransformLowercasesDropsAndRejects) {
+  auto r = Siphon({"once", Script(Transform("reject"))});
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(Target("SELECT id, email FROM users ORDER BY id"),
+            (Rows{{"1", "ann@x.org"}, {"2", "bob@x.org"}, {"5", "cy@x.org"}}));
+  Rows rejects = Target("SELECT table_name, row_json, error FROM _siphon_rejects");
+  ASSERT_EQ(rejects.size(), 1u);
+  EXPECT_EQ(*rejects[0][0], "users");
+  EXPECT_NE(rejects[0][1]->find("\"email\":\"boom@x.org\""), std::string::npos) << *rejects[0][1];
+  EXPECT_NE(rejects[0][1]->find("\"id\":4"), std::string::npos) << *rejects[0][1];
+  EXPECT_NE(rejects[0][2]->find("deploy.lua:9: cannot handle boom@x.org"), std::string::npos)
+      << *rejects[0][2];
+  EXPECT_NE(rejects[0][2]->find("stack traceback"), std::string::npos);
+  // The cursor moved past every pulled row, dropped and rejected ones included.
+  EXPECT_NE(Target("SELECT cursor FROM _siphon_state WHERE table_name = 'users'")[0][0],
+            std::nullopt);
+}
+
+TEST_F(LuaScripting, FailPolicyFailsTheRunAndKeepsTheCursor) {
+  auto r = Siphon({"once", Script(Transform("fail"))});
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("transform of table \"users\" failed on row"), std::string::npos) << Dump(r);
+  EXPECT_EQ(Target("SELECT count(*) FROM users"), (Rows{{"0"}}));
+  EXPECT_EQ(Target("SELECT cursor FROM _siphon_state WHERE table_name = 'users'"),
+            (Rows{{std::nullopt}}));
+  EXPECT_EQ(Target("SELECT count(*) FROM _siphon_rejects"), (Rows{{"0"}}));
+}
+
+TEST_F(LuaScripting, RunawayTransformIsStoppedAndOtherTablesSync) {
+  auto r = Siphon({"once", Script(R"lua(
+siphon.replicate "users" { source = pg, from = "public.users",
+  transform = function(row) while true do end end }
+siphon.replicate "other" { source = pg, from = "public.other" }
+)lua")});
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("instruction budget exceeded in transform of table \"users\""),
+            std::string::npos)
+      << Dump(r);
+  EXPECT_EQ(Target("SELECT count(*) FROM other"), (Rows{{"3"}}));
+}
+
+TEST_F(LuaScripting, ErrorEventPostsJsonAndAHangingReceiverDelaysNothing) {
+  Receiver ok(false);
+  Receiver hang(true);
+  auto start = std::chrono::steady_clock::now();
+  auto r = Siphon({"once", Script(R"lua(
+siphon.replicate "missing" { source = pg, from = "public.nope",
+  on = { error = function(ev)
+    siphon.http.post { url = siphon.env("HANG"), json = ev, timeout = "60s" }
+  end } }
+siphon.replicate "other" { source = pg, from = "public.other" }
+siphon.on("error", function(ev)
+  local r, err = siphon.http.post { url = siphon.env("HOOK"),
+    json = { table = ev.table, error = ev.error, kind = ev.error_kind } }
+  siphon.log.info("hook answered %s", r and r.status or err)
+end)
+)lua")},
+                  {{"HOOK", ok.Url()}, {"HANG", hang.Url()}});
+  auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_LT(secs, 40.0);  // the hanging post is abandoned at shutdown, not waited for 60s
+  EXPECT_EQ(Target("SELECT count(*) FROM other"), (Rows{{"3"}}));
+  ASSERT_FALSE(ok.Bodies().empty()) << Dump(r);
+  std::string body = ok.Bodies()[0];
+  EXPECT_NE(body.find("\"table\":\"missing\""), std::string::npos) << body;
+  EXPECT_NE(body.find("public.nope"), std::string::npos) << body;
+  EXPECT_NE(r.err.find("hook answered 200"), std::string::npos) << Dump(r);
+  EXPECT_FALSE(hang.Bodies().empty());
+}
+
+TEST_F(LuaScripting, RefusedConnectionIsLoggedNotACrash) {
+  int port;
+  {
+    Receiver probe(false);
+    port = std::stoi(probe.Url().substr(17));
+  }
+  auto r = Siphon({"once", Script(R"lua(
+siphon.replicate "missing" { source = pg, from = "public.nope" }
+siphon.on("error", function(ev)
+  siphon.http.post { url = siphon.env("HOOK"), json = ev }
+end)
+)lua")},
+                  {{"HOOK", "http://127.0.0.1:" + std::to_string(port) + "/x"}});
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_EQ(r.term_signal, 0);
+  EXPECT_NE(r.err.find("siphon.http: POST http://127.0.0.1:"), std::string::npos) << Dump(r);
+}
+
+TEST_F(LuaScripting, RunawayAndHungryHandlersAreStopped) {
+  auto r = Siphon({"once", Script(R"lua(
+siphon.replicate "other" { source = pg, from = "public.other" }
+siphon.on("sync_start", function(ev) while true do end end)
+siphon.on("synced", function(ev) local s = string.rep("x", 1e9) end)
+)lua")});
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("instruction budget exceeded in 'sync_start' handler"), std::string::npos)
+      << Dump(r);
+  EXPECT_NE(r.err.find("memory limit exceeded in 'synced' handler"), std::string::npos) << Dump(r);
+  EXPECT_EQ(Target("SELECT count(*) FROM other"), (Rows{{"3"}}));
+}
+
+TEST_F(LuaScripting, OsExecuteIsRefusedUnlessUnsafe) {
+  std::string script = Script(R"lua(
+os.execute("true")
+siphon.replicate "other" { source = pg, from = "public.other" }
+)lua");
+  auto r = Siphon({"check", script});
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("deploy.lua:4: os.execute is not available in the siphon sandbox (run "
+                       "with --unsafe-lua to allow it)"),
+            std::string::npos)
+      << Dump(r);
+  r = Siphon({"once", "--unsafe-lua", script});
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+}
+
+TEST_F(LuaScripting, ShippedExamplesRun) {
+  db_.Exec(R"sql(
+    CREATE TABLE customers (id int PRIMARY KEY, name text, email text, phone text,
+                            updated_at timestamptz NOT NULL DEFAULT now());
+    INSERT INTO customers (id, name, email, phone) VALUES
+      (1, 'Ann Smith', 'Ann.Smith@Example.org', '555-1'), (2, 'Test', 'x@test.example', NULL);
+    CREATE TABLE orders (id int PRIMARY KEY, tags text,
+                         updated_at timestamptz NOT NULL DEFAULT now());
+    INSERT INTO orders (id, tags) VALUES (7, 'Gift, rush'), (8, NULL);)sql");
+  Receiver hook(false);
+  std::map<std::string, std::string> env = {
+      {"PG_DSN", db_.Dsn()}, {"REPLICA", Replica()}, {"SLACK_WEBHOOK_URL", hook.Url()}};
+  auto r = Siphon({"once", std::string(SIPHON_SOURCE_DIR) + "/examples/transforms.lua"}, env);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(Target("SELECT id, display_name, email, email_domain FROM customers"),
+            (Rows{{"1", "Ann Smith", "A***@example.org", "Example.org"}}));
+  EXPECT_EQ(Target("SELECT id, order_id, tag FROM order_tags ORDER BY id"),
+            (Rows{{"7001", "7", "gift"}, {"7002", "7", "rush"}}));
+  // alerts.lua replicates public.orders and posts nothing while all is well.
+  r = Siphon({"once", std::string(SIPHON_SOURCE_DIR) + "/examples/alerts.lua"}, env);
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  db_.Exec("DROP TABLE orders");
+  r = Siphon({"once", std::string(SIPHON_SOURCE_DIR) + "/examples/alerts.lua"}, env);
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  ASSERT_FALSE(hook.Bodies().empty()) << Dump(r);
+  EXPECT_NE(hook.Bodies()[0].find("siphon: table orders failed"), std::string::npos)
+      << hook.Bodies()[0];
+}
+
+}  // namespace
+}  // namespace siphon::test
