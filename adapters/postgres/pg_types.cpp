@@ -130,9 +130,9 @@ bool AppendTimestamp(const char* text, size_t size, bool utc, RowBatch& batch) {
     time = time.substr(0, dot);
     if (fraction.size() > 6) return false;
   }
-  size_t cap = date.size() + 1 + time.size() + 7 + 1;
-  char* out = batch.AddTextBuffer(cap);
-  char* p = out;
+  // The exact length up front: no shrinking (and zero-filling) of the arena afterwards.
+  const size_t length = date.size() + 1 + time.size() + (fraction.empty() ? 0 : 7) + (utc ? 1 : 0);
+  char* p = batch.AddTextBuffer(length);
   memcpy(p, date.data(), date.size());
   p += date.size();
   *p++ = 'T';
@@ -145,8 +145,7 @@ bool AppendTimestamp(const char* text, size_t size, bool utc, RowBatch& batch) {
     p += fraction.size();
     for (size_t i = fraction.size(); i < 6; ++i) *p++ = '0';
   }
-  if (utc) *p++ = 'Z';
-  batch.TrimLast(static_cast<size_t>(p - out));
+  if (utc) *p = 'Z';
   return true;
 }
 

@@ -145,10 +145,27 @@ class SignalReload {
 /// Re-runs the script into a new Lua state and applies the difference to the replicator.
 /// A script that fails to load changes nothing. The previous state is freed once the runners
 /// that may still call into it (replaced or removed tables) are gone.
+/// Events to the Lua handlers of the script loaded now (a reload swaps the Lua state).
+class CurrentLuaEvents : public EventSink {
+ public:
+  explicit CurrentLuaEvents(Loaded& current) : current_(current) {}
+  void Emit(const Event& event) override {
+    if (current_.host) current_.host->events()->Emit(event);
+  }
+
+ private:
+  Loaded& current_;
+};
+
 class Reloader {
  public:
-  Reloader(const ScriptOptions& options, Replicator& replicator, Loaded& current)
-      : options_(options), replicator_(replicator), current_(current) {}
+  Reloader(const ScriptOptions& options, Replicator& replicator, Loaded& current, uv_loop_t* loop,
+           Target& target)
+      : options_(options),
+        replicator_(replicator),
+        current_(current),
+        loop_(loop),
+        target_(target) {}
 
   ReloadOutcome Reload() {
     auto log = Logger("siphon");
@@ -167,11 +184,17 @@ class Reloader {
       log->error("{}", out.status.message());
       return out;
     }
-    // The old state stays alive until the runners declared by it are gone.
+    // The old state stays alive until the runners declared by it are gone, and its handlers
+    // and HTTP calls in flight have finished.
+    loaded->host->AttachLoop(loop_);
+    loaded->host->AttachTarget(&target_, loaded->deployment.target->path);
     auto old = std::make_shared<std::unique_ptr<LuaHost>>(std::move(current_.host));
     current_.host = std::move(loaded->host);
     current_.deployment = std::move(loaded->deployment);
-    out.diff = replicator_.Reconcile(current_.deployment, [old] { old->reset(); });
+    out.diff = replicator_.Reconcile(current_.deployment, [old] {
+      LuaHost* host = old->get();
+      host->Shutdown([old] { old->reset(); });
+    });
     log->info("reloaded: {} added, {} removed, {} changed, {} unchanged", out.diff.added.size(),
               out.diff.removed.size(), out.diff.changed.size(), out.diff.unchanged.size());
     return out;
@@ -181,6 +204,8 @@ class Reloader {
   const ScriptOptions& options_;
   Replicator& replicator_;
   Loaded& current_;
+  uv_loop_t* loop_;
+  Target& target_;
 };
 
 int Replicate(const ScriptOptions& options, bool once, const std::vector<std::string>& tables,
@@ -234,15 +259,28 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
       std::cerr << "siphon: " << st.message() << "\n";
       return 1;
     }
+    loaded->host->AttachLoop(&loop);
+    loaded->host->AttachTarget(&target, d.target->path);
     SyncMetrics metrics;
+    CurrentLuaEvents lua_events(*loaded);
     EventFanout events;
     events.Add(&metrics);
+    events.Add(&lua_events);
+    // Once nothing replicates any more, the Lua handlers and HTTP calls in flight finish
+    // (bounded), then the loop stops.
+    auto drain_and_stop = [&] {
+      if (loaded->host) {
+        loaded->host->Shutdown([&] { uv_stop(&loop); });
+      } else {
+        uv_stop(&loop);
+      }
+    };
     RunnerOptions runner_options;
     runner_options.once = once;
     runner_options.resync_first = resync;
     runner_options.events = &events;
     Replicator replicator(&loop, target, d, runner_options, tables);
-    Reloader reloader(options, replicator, *loaded);
+    Reloader reloader(options, replicator, *loaded, &loop, target);
     std::unique_ptr<AdminApi> admin;
     if (http) {
       AdminOptions admin_options;
@@ -281,11 +319,11 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
     }
     SignalStop signals(&loop, [&] {
       admin.reset();  // no new requests while the pages in flight finish
-      replicator.Stop([&] { uv_stop(&loop); });
+      replicator.Stop(drain_and_stop);
     });
     auto started = std::chrono::steady_clock::now();
     if (code == 0) {
-      replicator.Start(once ? std::function<void()>([&] { uv_stop(&loop); }) : nullptr);
+      replicator.Start(once ? std::function<void()>(drain_and_stop) : nullptr);
       uv_run(&loop, UV_RUN_DEFAULT);
     }
     progress.reset();
