@@ -1,5 +1,6 @@
 #include "runtime/target/target.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -66,6 +67,11 @@ void TimeGe(sqlite3_context* ctx, int, sqlite3_value** argv) {
   sqlite3_result_int(ctx, ComparableTime(text(argv[0])) >= ComparableTime(text(argv[1])));
 }
 
+// Rows per multi-row upsert statement, and SQLite's default limit on parameters
+// (SQLITE_MAX_VARIABLE_NUMBER since 3.32).
+constexpr size_t kRowsPerUpsert = 32;
+constexpr size_t kMaxParameters = 32766;
+
 constexpr const char* kStateSchema = R"sql(
 CREATE TABLE IF NOT EXISTS _siphon_state (
   table_name      TEXT PRIMARY KEY,
@@ -119,6 +125,8 @@ std::string NowIso() {
 struct Target::Table {
   TargetTable spec;
   Stmt upsert;
+  Stmt upsert_many;      // the same upsert for kRowsPerUpsert rows at once
+  size_t many_rows = 0;  // rows per upsert_many (0: not prepared)
   Stmt save_cursor;
   Stmt sweep;                  // full refresh only
   Stmt soft_delete;            // soft deletes only: DELETE … WHERE key = row's key
@@ -252,7 +260,9 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     params += ", ?";
     updates += (updates.empty() ? "" : ", ") + q + " = excluded." + q;
   }
-  std::string sql = "INSERT INTO " + Quote(spec.name) + " (" + cols + ") VALUES (" + params + ")";
+  const std::string head = "INSERT INTO " + Quote(spec.name) + " (" + cols + ") VALUES ";
+  const std::string tuple = "(" + params + ")";
+  std::string sql;  // what follows VALUES …
   if (!spec.key.empty()) {
     std::string conflict = " ON CONFLICT (";
     for (size_t i = 0; i < spec.key.size(); ++i) conflict += (i ? ", " : "") + Quote(spec.key[i]);
@@ -272,9 +282,23 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
       }
     }
   }
-  if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &t->upsert.s, nullptr) !=
-      SQLITE_OK) {
+  if (sqlite3_prepare_v3(db_, (head + tuple + sql).c_str(), -1, SQLITE_PREPARE_PERSISTENT,
+                         &t->upsert.s, nullptr) != SQLITE_OK) {
     return SqliteError(db_, "preparing the upsert of " + spec.name);
+  }
+  // Most of a one-row upsert's cost is per statement (reset, halt, opening the cursors), not
+  // per row: pages are written kRowsPerUpsert rows per statement, rows applied in order (a key
+  // seen twice in one statement is updated by the later row, as with one row at a time).
+  const size_t per_row = spec.columns.size() + (spec.pass_marks ? 1 : 0);
+  const size_t many = std::min<size_t>(kRowsPerUpsert, kMaxParameters / per_row);
+  if (many > 1) {
+    std::string values = tuple;
+    for (size_t i = 1; i < many; ++i) values += ", " + tuple;
+    if (sqlite3_prepare_v3(db_, (head + values + sql).c_str(), -1, SQLITE_PREPARE_PERSISTENT,
+                           &t->upsert_many.s, nullptr) != SQLITE_OK) {
+      return SqliteError(db_, "preparing the upsert of " + spec.name);
+    }
+    t->many_rows = many;
   }
   const char* save =
       "UPDATE _siphon_state SET cursor = ?1, rows_total = rows_total + ?2, last_sync_at = ?3, "
@@ -465,7 +489,21 @@ Result<int64_t> Target::WriteOnWriter(Table& t, const PageWrite& page) {
   }
   sqlite3_stmt* s = t.upsert.s;
   const size_t ncols = rows.columns();
-  for (size_t r = 0; r < rows.rows() && result.ok(); ++r) {
+  size_t r = 0;
+  if (t.many_rows > 0 && t.soft_index < 0 && result.ok()) {
+    sqlite3_stmt* m = t.upsert_many.s;
+    for (; r + t.many_rows <= rows.rows() && result.ok(); r += t.many_rows) {
+      int p = 1;
+      for (size_t k = r; k < r + t.many_rows; ++k) {
+        for (size_t c = 0; c < ncols; ++c) BindCell(m, p++, rows, rows.at(k, c));
+        if (t.spec.pass_marks) sqlite3_bind_int64(m, p++, page.pass);
+      }
+      if (sqlite3_step(m) != SQLITE_DONE) result = SqliteError(db_, "writing " + t.spec.name);
+      sqlite3_reset(m);
+    }
+    sqlite3_clear_bindings(m);  // the page's text, bound SQLITE_STATIC, is about to go
+  }
+  for (; r < rows.rows() && result.ok(); ++r) {
     if (t.soft_index >= 0) {
       const Cell& flag = rows.at(r, static_cast<size_t>(t.soft_index));
       if (flag.type != ValueType::kNull && !(flag.type == ValueType::kInt && flag.i == 0)) {

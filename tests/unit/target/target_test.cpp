@@ -254,6 +254,25 @@ TEST_F(TargetTest, SoftDeletedRowsLeaveTheTargetAndComeBackWhenUndeleted) {
             std::vector<std::string>({"1,2"}));
 }
 
+TEST_F(TargetTest, LargePagesWriteManyRowsPerStatementInOrder) {
+  Target target(&loop_, path_);
+  ASSERT_TRUE(target.Open().ok());
+  Prepare(target, Orders());
+  // 100 rows: three full multi-row statements and 4 single rows; key 5 appears twice in the
+  // first group (the later row must win) and key 99 twice across the boundary.
+  RowBatch b(4);
+  for (int64_t i = 0; i < 100; ++i) {
+    int64_t id = i == 20 ? 5 : (i == 98 ? 99 : i);
+    std::string note = "n" + std::to_string(i);
+    AddRow(b, id, note.c_str(), "2024-01-01T00:00:00Z");
+  }
+  ASSERT_TRUE(Write(target, b, Cursor{int64_t{100}}).ok());
+  EXPECT_EQ(Column("SELECT count(*) FROM orders"), std::vector<std::string>({"98"}));
+  EXPECT_EQ(Column("SELECT note FROM orders WHERE id = 5"), std::vector<std::string>({"n20"}));
+  EXPECT_EQ(Column("SELECT note FROM orders WHERE id = 99"), std::vector<std::string>({"n99"}));
+  EXPECT_EQ(Column("SELECT rows_total FROM _siphon_state"), std::vector<std::string>({"100"}));
+}
+
 TEST_F(TargetTest, ExecRunsMaintenanceWithBoundParameters) {
   Target target(&loop_, path_);
   ASSERT_TRUE(target.Open().ok());
