@@ -4,6 +4,7 @@
 
 #include "runtime/lua/binding.hpp"
 #include "runtime/lua/lua_events.hpp"
+#include "runtime/lua/lua_schema_change.hpp"
 #include "runtime/lua/lua_transform.hpp"
 #include "runtime/lua/options.hpp"
 
@@ -62,6 +63,14 @@ std::vector<FieldSpec> ReplicateSpec(const Declarations& d) {
   add("on", FieldType::kTable, "event handlers of this table, { synced = function(ev) … end }");
   add("max_lag", FieldType::kDuration,
       "fire `lagging` when the table has not synced successfully for this long");
+  add("deletes", FieldType::kTable,
+      "soft deletes: { soft = \"deleted_at\" } removes rows whose column is set (keep = true "
+      "keeps them with the flag)");
+  add("on_schema_change", FieldType::kAny,
+      "a changed column type: \"continue\" (default), \"pause\", \"resync\", or a function "
+      "of the diff returning one of them");
+  add("backfill", FieldType::kBoolean,
+      "re-pull the table at once when the source gains a column (default: as rows change)");
   return spec;
 }
 
@@ -133,6 +142,56 @@ void Declare(lua_State* L, const std::string& name, int index) {
   t.write =
       *fields->get<std::string>("write") == "append" ? WriteMode::kAppend : WriteMode::kUpsert;
   if (const auto* lag = fields->get<std::chrono::milliseconds>("max_lag")) t.max_lag = *lag;
+  if (const auto* backfill = fields->get<bool>("backfill")) t.backfill = *backfill;
+  if (fields->has("deletes")) {
+    lua_getfield(L, index, "deletes");
+    const int del = lua_gettop(L);
+    TableDecl::SoftDelete soft;
+    lua_pushnil(L);
+    while (lua_next(L, del) != 0) {
+      std::string key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+      if (key == "soft" && lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) > 0) {
+        soft.column = lua_tostring(L, -1);
+      } else if (key == "keep" && lua_type(L, -1) == LUA_TBOOLEAN) {
+        soft.keep = lua_toboolean(L, -1) != 0;
+      } else if (key == "soft" || key == "keep") {
+        throw ScriptError(what + ": deletes." + key + " must be " +
+                          (key == "soft" ? "a column name" : "true or false") + ", got " +
+                          DescribeValue(L, lua_gettop(L)));
+      } else {
+        throw ScriptError(what + ": unknown field '" + key + "' in deletes (known: soft, keep)");
+      }
+      lua_pop(L, 1);
+    }
+    if (soft.column.empty()) {
+      throw ScriptError(what +
+                        ": deletes needs soft = \"column\" (the column that marks a "
+                        "deleted row)");
+    }
+    lua_pop(L, 1);
+    t.soft_delete = std::move(soft);
+  }
+  if (fields->has("on_schema_change")) {
+    lua_getfield(L, index, "on_schema_change");
+    if (lua_type(L, -1) == LUA_TFUNCTION) {
+      t.schema_change_handler = std::make_shared<LuaSchemaChange>(*LuaHost::From(L), name);
+    } else {
+      std::string word = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+      if (word == "continue") {
+        t.on_schema_change = SchemaChangeAction::kContinue;
+      } else if (word == "pause") {
+        t.on_schema_change = SchemaChangeAction::kPause;
+      } else if (word == "resync") {
+        t.on_schema_change = SchemaChangeAction::kResync;
+      } else {
+        throw ScriptError(what +
+                          ": field 'on_schema_change' must be \"continue\", \"pause\", "
+                          "\"resync\" or a function, got " +
+                          DescribeValue(L, lua_gettop(L)));
+      }
+      lua_pop(L, 1);
+    }
+  }
 
   std::vector<ExtraColumn> extra;
   if (fields->has("columns_out")) {

@@ -163,5 +163,56 @@ TEST_F(Evolution, ResyncPullsAgainAndEndsEqualToTheSource) {
   EXPECT_EQ(r.exit_code, 2) << Dump(r);
 }
 
+TEST_F(Evolution, SoftDeletedRowsDisappearAndComeBackWhenUndeleted) {
+  db_.Exec(R"sql(
+    CREATE TABLE s (id int8 PRIMARY KEY, v text, deleted_at timestamptz,
+                    updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+    INSERT INTO s (id, v) SELECT g, 'v' || g FROM generate_series(1, 100) g;
+  )sql");
+  std::string script = Script(R"(siphon.replicate "s" {
+    source = pg, cursor = "updated_at", deletes = { soft = "deleted_at" } })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  db_.Exec("UPDATE s SET deleted_at = now(), updated_at = clock_timestamp() WHERE id <= 10");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || min(id) FROM s"), "90/11");
+  EXPECT_EQ(TargetScalar("SELECT deleted FROM _siphon_log ORDER BY id DESC LIMIT 1"), "10");
+  db_.Exec("UPDATE s SET deleted_at = NULL, updated_at = clock_timestamp() WHERE id = 3");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT v FROM s WHERE id = 3"), "v3");
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM s"), "91");
+}
+
+TEST_F(Evolution, OnSchemaChangePausesOrAsksTheScript) {
+  db_.Exec(R"sql(
+    CREATE TABLE p (id int8 PRIMARY KEY, amount numeric(10,2),
+                    updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+    INSERT INTO p (id, amount) VALUES (1, 1), (2, 2);
+  )sql");
+  std::string paused = Script(R"(siphon.replicate "p" {
+    source = pg, cursor = "updated_at", on_schema_change = "pause" })");
+  auto r = Once(paused);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  db_.Exec("ALTER TABLE p ALTER COLUMN amount TYPE numeric(14,4)");
+  r = Once(paused);
+  EXPECT_NE(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("paused"), std::string::npos) << Dump(r);
+  // A function decides: it sees the diff, and "resync" pulls everything again.
+  std::string asks = Script(R"(siphon.replicate "p" {
+    source = pg, cursor = "updated_at", backfill = false,
+    on_schema_change = function(diff)
+      siphon.log.warn("retyped %s from %s to %s", diff.retyped[1].column, diff.retyped[1].from,
+                      diff.retyped[1].to)
+      return "resync"
+    end })");
+  r = Once(asks);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("retyped amount from numeric(10,2) to numeric(14,4)"), std::string::npos)
+      << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT amount FROM p WHERE id = 2"), "2.0000");
+}
+
 }  // namespace
 }  // namespace siphon::test
