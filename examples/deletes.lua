@@ -1,0 +1,29 @@
+-- Keeping a replica equal to its source when rows are deleted or the schema changes.
+--
+--   PG_DSN=postgresql://repl@127.0.0.1:5432/shop siphon run examples/deletes.lua
+--   siphon resync examples/deletes.lua --table accounts   -- a whole re-pull, deletions swept
+
+local pg = siphon.postgres { dsn = siphon.env("PG_DSN") }
+siphon.target { path = siphon.env("REPLICA", "deletes-replica.db") }
+
+-- The application marks deleted rows (and bumps updated_at): they leave the replica, and
+-- come back if the mark is cleared.
+siphon.replicate "accounts" {
+  source  = pg,
+  from    = "public.accounts",
+  cursor  = { "updated_at", "id" },
+  deletes = { soft = "deleted_at" },
+  every   = "30s",
+  -- A column changing type: look at the diff, re-pull when a key column changed.
+  on_schema_change = function(diff)
+    for _, r in ipairs(diff.retyped) do
+      siphon.log.warn("%s: %s -> %s", r.column, r.from, r.to)
+    end
+    return #diff.retyped > 0 and "resync" or "continue"
+  end,
+  backfill = true,   -- a new source column is filled for every row at once
+}
+
+-- A table without a cursor is pulled whole each run; rows deleted on the source disappear
+-- at the end of each pass (readers never see it empty).
+siphon.replicate "plans" { source = pg, from = "public.plans", every = "10m" }
