@@ -282,6 +282,50 @@ TEST_F(LuaTest, QuickstartExampleDeclaresThreeTables) {
   EXPECT_EQ(d.target->path, std::string(SIPHON_SOURCE_DIR) + "/examples/shop-replica.db");
 }
 
+TEST_F(LuaTest, DeletesExampleDeclaresSoftDeletesAndASchemaPolicy) {
+  setenv("PG_DSN", "postgresql://repl@127.0.0.1:5432/shop", 1);
+  auto host = NewHost();
+  Status s = host->LoadScript(std::string(SIPHON_SOURCE_DIR) + "/examples/deletes.lua");
+  unsetenv("PG_DSN");
+  ASSERT_TRUE(s.ok()) << s.message();
+  Deployment d = host->TakeDeployment();
+  ASSERT_EQ(d.tables.size(), 2u);
+  ASSERT_TRUE(d.tables[0].soft_delete.has_value());
+  EXPECT_EQ(d.tables[0].soft_delete->column, "deleted_at");
+  EXPECT_FALSE(d.tables[0].soft_delete->keep);
+  EXPECT_TRUE(d.tables[0].backfill);
+  ASSERT_NE(d.tables[0].schema_change_handler, nullptr);
+  SchemaDiff diff;
+  diff.retyped.push_back({"id", "integer", "bigint"});
+  auto action = d.tables[0].schema_change_handler->Decide("accounts", diff);
+  ASSERT_TRUE(action.ok()) << action.status().message();
+  EXPECT_EQ(*action, SchemaChangeAction::kResync);
+  diff.retyped.clear();
+  action = d.tables[0].schema_change_handler->Decide("accounts", diff);
+  ASSERT_TRUE(action.ok());
+  EXPECT_EQ(*action, SchemaChangeAction::kContinue);
+}
+
+TEST_F(LuaTest, DeletesAndSchemaPolicyFieldsAreChecked) {
+  for (const auto& [body, message] : std::vector<std::pair<std::string, std::string>>{
+           {"deletes = { reconcile = '1h' }", "unknown field 'reconcile' in deletes"},
+           {"deletes = { keep = true }", "deletes needs soft = \"column\""},
+           {"deletes = { soft = 3 }", "deletes.soft must be a column name"},
+           {"on_schema_change = 'later'", "field 'on_schema_change' must be"},
+       }) {
+    std::string path = (dir_ / "bad.lua").string();
+    std::ofstream(path) << "local pg = siphon.postgres { dsn = 'host=x' }\n"
+                           "siphon.target { path = 'r.db' }\n"
+                           "siphon.replicate 't' { source = pg, "
+                        << body << " }\n";
+    auto host = NewHost();
+    Status s = host->LoadScript(path);
+    ASSERT_FALSE(s.ok()) << body;
+    EXPECT_NE(s.message().find(":3: "), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find(message), std::string::npos) << s.message();
+  }
+}
+
 TEST(LuaOptions, ClosestNameAndReference) {
   std::vector<std::string> names = {"source", "from", "every", "batch", "lookback"};
   EXPECT_EQ(ClosestName("evry", names), "every");
