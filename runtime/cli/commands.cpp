@@ -210,10 +210,29 @@ class Reloader {
 
 int Replicate(const ScriptOptions& options, bool once, const std::vector<std::string>& tables,
               bool resync = false) {
+  auto loaded = Load(options);
+  if (!loaded) return 2;
+  const Deployment& d = loaded->deployment;
+  for (const auto& name : tables) {
+    bool found = false;
+    for (const auto& t : d.tables) found |= t.name == name;
+    if (!found) {
+      std::cerr << "siphon: --table " << name << ": no such table in " << options.script << "\n";
+      return 2;
+    }
+  }
+
+  // The admin API: `--http` (token from --http-token-env or SIPHON_HTTP_TOKEN), else the
+  // script's siphon.http_api { listen, token }.
   std::optional<ListenAddress> http;
   std::string token;
-  if (!options.http.empty()) {
-    auto parsed = ParseListenAddress(options.http);
+  std::string listen = options.http;
+  if (listen.empty() && d.http_api && !once) {
+    listen = d.http_api->listen;
+    token = d.http_api->token;
+  }
+  if (!listen.empty()) {
+    auto parsed = ParseListenAddress(listen);
     if (!parsed.ok()) {
       std::cerr << "siphon: " << parsed.status().message() << "\n";
       return 2;
@@ -227,24 +246,13 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
         return 2;
       }
       token = v;
-    } else if (const char* v = std::getenv("SIPHON_HTTP_TOKEN"); v && *v) {
+    } else if (const char* v = std::getenv("SIPHON_HTTP_TOKEN"); token.empty() && v && *v) {
       token = v;
     }
     if (!http->loopback && token.empty()) {
-      std::cerr << "siphon: --http " << options.http
-                << ": refusing to serve the admin API on a non-loopback address without a "
-                   "token; set one with --http-token-env NAME or SIPHON_HTTP_TOKEN\n";
-      return 2;
-    }
-  }
-  auto loaded = Load(options);
-  if (!loaded) return 2;
-  const Deployment& d = loaded->deployment;
-  for (const auto& name : tables) {
-    bool found = false;
-    for (const auto& t : d.tables) found |= t.name == name;
-    if (!found) {
-      std::cerr << "siphon: --table " << name << ": no such table in " << options.script << "\n";
+      std::cerr << "siphon: admin API on " << listen
+                << ": refusing to serve it on a non-loopback address without a token; set one "
+                   "with --http-token-env NAME, SIPHON_HTTP_TOKEN or siphon.http_api { token }\n";
       return 2;
     }
   }

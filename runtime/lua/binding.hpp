@@ -68,7 +68,9 @@ void RegisterReplicateBinding(lua_State* L, int siphon);
 void RegisterEnvLogBindings(lua_State* L, int siphon);
 void RegisterJsonBindings(lua_State* L, int siphon);   // siphon.json, siphon.null
 void RegisterEventBindings(lua_State* L, int siphon);  // siphon.on
-void RegisterAsyncBindings(lua_State* L, int siphon);  // siphon.every/after/http, target:query/exec
+void RegisterAsyncBindings(lua_State* L, int siphon);
+void RegisterHttpApiBinding(
+    lua_State* L, int siphon);  // siphon.http_api  // siphon.every/after/http, target:query/exec
 
 /// Return value of a Bind body that waits: the wrapper (Awaiting) yields the coroutine.
 inline constexpr int kYield = -1;

@@ -47,6 +47,7 @@ int Setup(lua_State* L) {
   RegisterJsonBindings(L, siphon);
   RegisterEventBindings(L, siphon);
   RegisterAsyncBindings(L, siphon);
+  RegisterHttpApiBinding(L, siphon);
   lua_pushvalue(L, siphon);
   lua_setglobal(L, "siphon");
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);

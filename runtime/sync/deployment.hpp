@@ -77,10 +77,18 @@ struct TargetDecl {
   std::string location;
 };
 
+/// `siphon.http_api { listen, token }`: the admin API as the script declares it.
+struct HttpApiDecl {
+  std::string listen;  ///< "ADDR:PORT" or "PORT"
+  std::string token;   ///< empty: no token (loopback only)
+  std::string location;
+};
+
 /// Everything a script declared.
 struct Deployment {
   std::string script_path;
   std::optional<TargetDecl> target;
+  std::optional<HttpApiDecl> http_api;
   std::vector<std::shared_ptr<SourceDecl>> sources;
   std::vector<TableDecl> tables;
 };

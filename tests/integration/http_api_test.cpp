@@ -453,6 +453,40 @@ TEST_F(HttpApi, NonLoopbackWithoutTokenIsRefusedAtStartUp) {
   EXPECT_EQ(p.Wait(std::chrono::seconds(10)).exit_code, 0);
 }
 
+TEST_F(HttpApi, TheScriptCanDeclareTheApiWithItsToken) {
+  db_.Exec("CREATE TABLE a (id int8 PRIMARY KEY)");
+  port_ = FreeTcpPort();
+  std::string script = Script("siphon.http_api { listen = \"127.0.0.1:" + std::to_string(port_) +
+                              "\", token = siphon.env(\"API_TOKEN\") }\n"
+                              "siphon.replicate \"a\" { source = pg }\n");
+  auto env = Env(false);
+  env["API_TOKEN"] = "script-token";
+  Process p({SIPHON_BIN, "run", script}, env);
+  ASSERT_TRUE(p.WaitForOutput("admin API on")) << p.Stderr();
+  EXPECT_EQ(Http(port_, "GET", "/status").status, 401);
+  EXPECT_EQ(Http(port_, "GET", "/status", "script-token").status, 200);
+  EXPECT_EQ(Http(port_, "GET", "/healthz").status, 200);
+  p.Signal(SIGTERM);
+  EXPECT_EQ(p.Wait(std::chrono::seconds(10)).exit_code, 0);
+
+  // Off loopback without a token: refused at start-up, as for --http.
+  std::string open =
+      Script("siphon.http_api { listen = \"0.0.0.0:" + std::to_string(FreeTcpPort()) +
+                 "\" }\nsiphon.replicate \"a\" { source = pg }\n",
+             "open.lua");
+  auto r = siphon::test::Run({SIPHON_BIN, "run", open}, Env(false), std::chrono::seconds(20));
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("token"), std::string::npos) << Dump(r);
+  // A mistake in it is a script error with its line.
+  std::string bad = Script(
+      "siphon.http_api { listen = 8787, tokn = \"x\" }\n"
+      "siphon.replicate \"a\" { source = pg }\n",
+      "bad.lua");
+  r = siphon::test::Run({SIPHON_BIN, "check", bad}, Env(false), std::chrono::seconds(20));
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("bad.lua:3:"), std::string::npos) << Dump(r);
+}
+
 TEST_F(HttpApi, MetricsPassPromtool) {
   std::string promtool;
   for (const char* dir : {"/usr/bin/", "/usr/local/bin/", "/bin/"}) {
