@@ -11,26 +11,9 @@ constexpr EventKind kAll[] = {
     EventKind::kSyncStart, EventKind::kBatch,        EventKind::kSynced, EventKind::kError,
     EventKind::kRecovered, EventKind::kSchemaChange, EventKind::kLagging};
 
-// The names of DESIGN §2 (as runtime/sync/events.cpp spells them; the Lua layer does not
-// link the sync layer).
+// The names of DESIGN §2 (EventName is inline in runtime/sync/events.hpp: no sync link).
 std::string_view Name(EventKind kind) {
-  switch (kind) {
-    case EventKind::kSyncStart:
-      return "sync_start";
-    case EventKind::kBatch:
-      return "batch";
-    case EventKind::kSynced:
-      return "synced";
-    case EventKind::kError:
-      return "error";
-    case EventKind::kRecovered:
-      return "recovered";
-    case EventKind::kSchemaChange:
-      return "schema_change";
-    case EventKind::kLagging:
-      return "lagging";
-  }
-  return "unknown";
+  return EventName(kind);
 }
 
 // Registry: { [""] = { [kind] = {fn, …} }, [table] = { [kind] = {fn, …} } }.
