@@ -231,8 +231,26 @@ void PgConnection::Watch(int events) {
 }
 
 void PgConnection::OnPoll(int status, int events) {
-  // On a poll error let libpq find out what is wrong with the socket.
-  if (status < 0) events = UV_READABLE | UV_WRITABLE;
+  if (status < 0) {
+    // The socket is gone (libpq closes it when it finds the server went away, e.g. a session
+    // terminated while idle): libuv stops the handle, so no later event would ever come.
+    Status lost(ErrorKind::kConnect, std::string("postgres connection lost: ") +
+                                         uv_strerror(status) + " (" +
+                                         Sanitize(PQerrorMessage(conn_), params_.password) + ")");
+    switch (state_) {
+      case State::kConnecting:
+        FailConnect(lost);
+        return;
+      case State::kSetup:
+      case State::kBusy:
+        FailStatement(lost);
+        return;
+      case State::kClosed:
+      case State::kIdle:
+        DropConnection();
+        return;
+    }
+  }
   switch (state_) {
     case State::kConnecting:
       OnConnectPoll();

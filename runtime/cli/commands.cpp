@@ -330,9 +330,20 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
       replicator.Stop(drain_and_stop);
     });
     auto started = std::chrono::steady_clock::now();
+    bool stopped_on_purpose = false;
     if (code == 0) {
-      replicator.Start(once ? std::function<void()>(drain_and_stop) : nullptr);
+      replicator.Start(once ? std::function<void()>([&] {
+        stopped_on_purpose = true;
+        drain_and_stop();
+      })
+                            : nullptr);
       uv_run(&loop, UV_RUN_DEFAULT);
+      // The loop only ends by uv_stop (all tables done, or a signal). Running out of work
+      // instead means a table waits for a callback that will never come: say so, exit 1.
+      if (!stopped_on_purpose && !signals.signalled()) {
+        log->error("the event loop ran out of work while tables were still replicating");
+        code = 1;
+      }
     }
     progress.reset();
 

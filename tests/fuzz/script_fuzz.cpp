@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -31,6 +32,10 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
       std::filesystem::temp_directory_path() / ("siphon-fuzz-script-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   ScriptPath() = (dir / "deploy.lua").string();
+  std::atexit([] {
+    std::error_code ec;
+    std::filesystem::remove_all(std::filesystem::path(ScriptPath()).parent_path(), ec);
+  });
   return 0;
 }
 
