@@ -88,15 +88,6 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
   t.columns = plan.source_columns;
   t.key = plan.key;
   t.append = decl.write == WriteMode::kAppend;
-  if (plan.incremental) {
-    const ColumnInfo& first = schema.columns[schema.Find(decl.cursor[0])];
-    if (first.order == OrderKind::kTime ||
-        (first.order == OrderKind::kNumber &&
-         (first.type == ColumnType::kInteger || first.type == ColumnType::kReal))) {
-      t.monotonic_column = first.name;
-      t.monotonic_is_time = first.order == OrderKind::kTime;
-    }
-  }
   t.source_table = decl.from;
   t.source = decl.source && decl.source->source ? decl.source->source->Describe() : "";
   t.schema_hash = schema.Hash();
@@ -125,9 +116,6 @@ Status ApplyTransformColumns(TablePlan& plan, RowTransform& transform) {
     return Status(ErrorKind::kConfig,
                   "the transform's columns must keep the soft delete column \"" +
                       *plan.target.soft_delete_column + "\"");
-  }
-  if (plan.target.monotonic_column && !has(*plan.target.monotonic_column)) {
-    plan.target.monotonic_column.reset();
   }
   plan.target.columns = std::move(*out);
   return Status::Ok();

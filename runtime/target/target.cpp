@@ -37,36 +37,6 @@ struct Stmt {
   ~Stmt() { sqlite3_finalize(s); }
 };
 
-/// "2024-01-01T00:00:01.5Z" -> "2024-01-01T00:00:01.500000Z": ISO-8601 times of any
-/// fraction length, made comparable as text. Other text is returned as it is.
-std::string ComparableTime(std::string_view v) {
-  std::string out(v.substr(0, std::min<size_t>(v.size(), 19)));
-  if (v.size() < 19) return std::string(v);
-  size_t i = 19;
-  std::string frac;
-  if (i < v.size() && v[i] == '.') {
-    for (++i; i < v.size() && v[i] >= '0' && v[i] <= '9'; ++i) frac += v[i];
-  }
-  frac.resize(std::max<size_t>(frac.size(), 9), '0');
-  out += "." + frac;
-  out += v.substr(i);
-  return out;
-}
-
-/// siphon_time_ge(a, b): a >= b for ISO-8601 times with any number of fraction digits
-/// (julianday() keeps only milliseconds). NULL when either is NULL.
-void TimeGe(sqlite3_context* ctx, int, sqlite3_value** argv) {
-  if (sqlite3_value_type(argv[0]) == SQLITE_NULL || sqlite3_value_type(argv[1]) == SQLITE_NULL) {
-    sqlite3_result_null(ctx);
-    return;
-  }
-  auto text = [](sqlite3_value* v) {
-    const unsigned char* p = sqlite3_value_text(v);
-    return std::string_view(reinterpret_cast<const char*>(p), sqlite3_value_bytes(v));
-  };
-  sqlite3_result_int(ctx, ComparableTime(text(argv[0])) >= ComparableTime(text(argv[1])));
-}
-
 // Rows per multi-row upsert statement, and SQLite's default limit on parameters
 // (SQLITE_MAX_VARIABLE_NUMBER since 3.32).
 constexpr size_t kRowsPerUpsert = 32;
@@ -167,8 +137,6 @@ Status Target::Open() {
   // another process holds the write lock. NORMAL loses at most the last commits on power loss,
   // never consistency, and the cursor rolls back with its page.
   sqlite3_busy_timeout(db_, 10000);
-  sqlite3_create_function_v2(db_, "siphon_time_ge", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
-                             &TimeGe, nullptr, nullptr, nullptr);
   for (const char* pragma :
        {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA temp_store=MEMORY",
         "PRAGMA cache_size=-65536", "PRAGMA foreign_keys=OFF"}) {
@@ -270,16 +238,11 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     if (spec.append || updates.empty()) {
       sql += conflict + " DO NOTHING";
     } else {
+      // Always the row as the source has it now: every page is a fresh read of the source,
+      // written in order by one run at a time, so it is never older than what is stored. (A
+      // guard on the cursor column would keep a stale row forever when the source's own
+      // timestamp goes backwards, e.g. `now()` in a transaction that waited for a lock.)
       sql += conflict + " DO UPDATE SET " + updates;
-      if (spec.monotonic_column) {
-        // A stored NULL never blocks an update.
-        std::string m = Quote(*spec.monotonic_column);
-        std::string stored = Quote(spec.name) + "." + m;
-        sql += spec.monotonic_is_time
-                   ? " WHERE " + stored + " IS NULL OR siphon_time_ge(excluded." + m + ", " +
-                         stored + ")"
-                   : " WHERE " + stored + " IS NULL OR excluded." + m + " >= " + stored;
-      }
     }
   }
   if (sqlite3_prepare_v3(db_, (head + tuple + sql).c_str(), -1, SQLITE_PREPARE_PERSISTENT,

@@ -24,12 +24,8 @@ struct TargetTable {
   std::vector<ColumnInfo> columns;  ///< in the order of every page's columns
   std::vector<std::string> key;     ///< PRIMARY KEY of the target table
   bool append = false;              ///< ON CONFLICT DO NOTHING instead of DO UPDATE
-  /// When set, an update never replaces a row whose value in this column is newer (replays
-  /// of an old page never regress a row). Holds a column of `columns`.
-  std::optional<std::string> monotonic_column;
-  bool monotonic_is_time = false;  ///< compare with julianday() (ISO-8601 text of any precision)
-  std::string source;              ///< source description, kept in _siphon_state
-  std::string source_table;        ///< e.g. "public.orders"
+  std::string source;               ///< source description, kept in _siphon_state
+  std::string source_table;         ///< e.g. "public.orders"
   std::string schema_hash;
   std::string schema_json;  ///< the reflected source columns, for diffs after a restart
   /// Rows carry the number of the pass that last wrote them in a column `_siphon_pass`, and

@@ -33,7 +33,6 @@ TEST(Plan, FullRefreshPagesByPrimaryKey) {
   EXPECT_EQ(plan->order_by, std::vector<std::string>({"id"}));
   EXPECT_EQ(plan->columns.size(), 4u);
   EXPECT_EQ(plan->target.key, std::vector<std::string>({"id"}));
-  EXPECT_FALSE(plan->target.monotonic_column.has_value());
 }
 
 TEST(Plan, CursorThenKeyMakesTheKeysetOrder) {
@@ -45,8 +44,6 @@ TEST(Plan, CursorThenKeyMakesTheKeysetOrder) {
   EXPECT_TRUE(plan->incremental);
   EXPECT_EQ(plan->order_by, std::vector<std::string>({"updated_at", "id"}));
   EXPECT_EQ(plan->order_index, std::vector<size_t>({3, 0}));
-  EXPECT_EQ(plan->target.monotonic_column, "updated_at");
-  EXPECT_TRUE(plan->target.monotonic_is_time);
 
   PageQuery first = FirstPage(*plan, std::nullopt);
   EXPECT_FALSE(first.after.has_value());
