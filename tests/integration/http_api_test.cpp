@@ -625,7 +625,10 @@ TEST_F(HttpApi, ProgressRedrawsOneLinePerTableOnATerminal) {
     INSERT INTO p SELECT g, md5(g::text) FROM generate_series(1, 300000) g;
     ANALYZE p;
   )sql");
-  std::string script = Script(R"(siphon.replicate "p" { source = pg, batch = 100 })");
+  // The line shows for runs over 1 s: a transform that spends a few microseconds per row
+  // keeps this one well past that, however fast the machine.
+  std::string script = Script(R"(siphon.replicate "p" { source = pg, batch = 100,
+    transform = function(row) for _ = 1, 400 do end return row end })");
   // `script` runs siphon on a pseudo-terminal and copies what it writes to stdout.
   auto r = siphon::test::Run(
       {"script", "-qfec", std::string(SIPHON_BIN) + " once " + script, "/dev/null"}, Env(false));
