@@ -16,6 +16,7 @@ packages=(
   postgresql mariadb-server mariadb-client
   clang-format curl python3 python3-psycopg2
   prometheus # provides promtool, which checks the /metrics output
+  clang libclang-rt-14-dev # libFuzzer and the sanitizers for tests/fuzz (SIPHON_FUZZ=ON)
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
