@@ -201,6 +201,8 @@ std::string ReflectSql(const TableRef& ref, const QuoteLiteral& quote) {
 
 std::string HorizonSql(bool local_time) {
   const std::string hold = std::to_string(kHorizonMaxHoldSeconds);
+  // Transactions of sessions whose current database is this one count (a session writing
+  // here from another default database is missed: `lookback` covers it).
   // A transaction's start is a lower bound of every NOW() its statements stamp; trx_started
   // has whole seconds, truncated, so it stays a lower bound.
   std::string bound = "LEAST(h.now, COALESCE(MIN(IF(t.trx_started > h.now - INTERVAL " + hold +
@@ -214,12 +216,16 @@ std::string HorizonSql(bool local_time) {
          "ON p.ID = o.trx_mysql_thread_id "
          "WHERE o.trx_mysql_thread_id <> CONNECTION_ID() AND o.trx_is_read_only = 0 "
          "AND (o.trx_rows_modified > 0 OR o.trx_tables_locked > 0 OR o.trx_state = 'LOCK WAIT') "
-         "AND o.trx_started <= h.now - INTERVAL " +
+         "AND p.DB = DATABASE() AND o.trx_started <= h.now - INTERVAL " +
          hold +
          " SECOND ORDER BY o.trx_started LIMIT 1) "
          "FROM (SELECT NOW(6) AS now) h LEFT JOIN information_schema.INNODB_TRX t "
          "ON t.trx_mysql_thread_id <> CONNECTION_ID() AND t.trx_is_read_only = 0 "
          "AND (t.trx_rows_modified > 0 OR t.trx_tables_locked > 0 OR t.trx_state = 'LOCK WAIT') "
+         // Only sessions using this database, like PostgreSQL's datname: a long transaction
+         // elsewhere on the server must not hold every replica back.
+         "AND t.trx_mysql_thread_id IN "
+         "(SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE()) "
          "GROUP BY h.now";
 }
 

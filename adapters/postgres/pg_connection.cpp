@@ -232,23 +232,22 @@ void PgConnection::Watch(int events) {
 
 void PgConnection::OnPoll(int status, int events) {
   if (status < 0) {
-    // The socket is gone (libpq closes it when it finds the server went away, e.g. a session
-    // terminated while idle): libuv stops the handle, so no later event would ever come.
-    Status lost(ErrorKind::kConnect, std::string("postgres connection lost: ") +
-                                         uv_strerror(status) + " (" +
-                                         Sanitize(PQerrorMessage(conn_), params_.password) + ")");
-    switch (state_) {
-      case State::kConnecting:
-        FailConnect(lost);
-        return;
-      case State::kSetup:
-      case State::kBusy:
+    if (state_ == State::kConnecting) {
+      // libpq may be moving to the next host on a new socket: let it find out.
+      events = UV_READABLE | UV_WRITABLE;
+    } else {
+      // The socket is gone (libpq closes it when it finds the server went away, e.g. a
+      // session terminated while idle): libuv stops the handle, so no later event would
+      // ever come.
+      Status lost(ErrorKind::kConnect, std::string("postgres connection lost: ") +
+                                           uv_strerror(status) + " (" +
+                                           Sanitize(PQerrorMessage(conn_), params_.password) + ")");
+      if (state_ == State::kSetup || state_ == State::kBusy) {
         FailStatement(lost);
-        return;
-      case State::kClosed:
-      case State::kIdle:
+      } else {
         DropConnection();
-        return;
+      }
+      return;
     }
   }
   switch (state_) {
