@@ -106,40 +106,6 @@ class PgSourceConnection : public SourceConnection {
     return st->sql;
   }
 
-  Status CheckCursor(const TableSchema& table, const std::vector<std::string>& order_by,
-                     bool has_lookback) const override {
-    for (const auto& name : order_by) {
-      int idx = table.Find(name);
-      if (idx < 0) {
-        return Status(ErrorKind::kSchema,
-                      "column \"" + name + "\" not found in " + table.qualified_name);
-      }
-      const ColumnInfo& c = table.columns[idx];
-      if (c.order == OrderKind::kOther) {
-        return Status(ErrorKind::kConfig, "column \"" + c.name + "\" (" + c.source_type +
-                                              ") cannot be a cursor or key column: it has no "
-                                              "usable order");
-      }
-      if (c.nullable) {
-        return Status(ErrorKind::kConfig,
-                      "cursor column \"" + c.name + "\" of " + table.qualified_name +
-                          " is nullable: rows where it is NULL would never be replicated. "
-                          "Declare it NOT NULL on the source, choose a NOT NULL cursor column, "
-                          "or remove `cursor` for a full refresh each run");
-      }
-    }
-    if (has_lookback && !order_by.empty()) {
-      const ColumnInfo& c = table.columns[table.Find(order_by[0])];
-      if (c.order != OrderKind::kTime) {
-        return Status(ErrorKind::kConfig,
-                      "lookback needs a date or timestamp column first in "
-                      "cursor; \"" +
-                          c.name + "\" is " + c.source_type);
-      }
-    }
-    return Status::Ok();
-  }
-
   void SafeHorizon(const TableSchema& table, const std::string& column,
                    std::function<void(Result<std::optional<CursorValue>>)> done) override {
     // Only timestamptz columns are compared with transaction start times; a plain timestamp
