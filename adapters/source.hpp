@@ -8,6 +8,7 @@
 
 #include <uv.h>
 
+#include "runtime/base/key_digest.hpp"
 #include "runtime/base/row_batch.hpp"
 #include "runtime/base/schema.hpp"
 #include "runtime/base/status.hpp"
@@ -49,6 +50,22 @@ class SourceConnection {
   /// `done` before returning.
   virtual void SafeHorizon(const TableSchema& table, const std::string& column,
                            std::function<void(Result<std::optional<CursorValue>>)> done);
+
+  /// Reconcile: the digests of the keys in consecutive parts of `range`, cut at `splits`
+  /// (ascending key values inside the range): (after, splits[0]], (splits[0], splits[1]], …,
+  /// (splits.back(), upto], so splits.size() + 1 digests. `key` names the key columns;
+  /// ranges follow the source's own order, each key hashes as KeyHash() of its columns'
+  /// text, computed by the server. The default reports that the source cannot reconcile.
+  virtual void DigestKeys(const TableSchema& table, const std::vector<std::string>& key,
+                          const KeyRange& range, const std::vector<Cursor>& splits,
+                          std::function<void(Result<std::vector<KeyDigest>>)> done);
+
+  /// Reconcile: which of `keys` (values of the `key` columns) the source has, each as Pull
+  /// would return it, in any order. At most kMaxFindKeys keys per call.
+  virtual void FindKeys(const TableSchema& table, const std::vector<std::string>& key,
+                        const std::vector<Cursor>& keys,
+                        std::function<void(Result<std::vector<Cursor>>)> done);
+  static constexpr size_t kMaxFindKeys = 500;
 
   /// Drops the connection; a later Connect opens a new one.
   virtual void Close() = 0;

@@ -397,6 +397,13 @@ void MysqlConnection::Pull(const TableSchema& table, const PageQuery& query,
   if (names.empty()) {
     for (const auto& c : table.columns) names.push_back(c.name);
   }
+  QueryRows(std::move(*sql), std::move(names), table.qualified_name, "pull " + table.qualified_name,
+            query.limit, std::move(done));
+}
+
+void MysqlConnection::QueryRows(std::string sql, std::vector<std::string> names,
+                                std::string table_name, std::string context, size_t expected_rows,
+                                std::function<void(Result<RowBatch>)> done) {
   struct PageState {
     RowBatch batch;
     std::vector<MysqlDecoder> decoders;
@@ -406,11 +413,10 @@ void MysqlConnection::Pull(const TableSchema& table, const PageQuery& query,
   };
   auto page = std::make_shared<PageState>();
   page->batch = RowBatch(names.size());
-  page->batch.Reserve(query.limit, 0);
+  page->batch.Reserve(expected_rows, 0);
   abort_ = [done](Status s) { done(std::move(s)); };
-  std::string table_name = table.qualified_name;
   Execute(
-      std::move(*sql),
+      std::move(sql),
       [page](MYSQL_RES* result) {
         unsigned n = mysql_num_fields(result);
         MYSQL_FIELD* fields = mysql_fetch_fields(result);
@@ -433,10 +439,10 @@ void MysqlConnection::Pull(const TableSchema& table, const PageQuery& query,
           if (outcome == DecodeOutcome::kInvalid) page->invalid = true;
         }
       },
-      [this, done, page, names, table_name](Status status) {
+      [this, done, page, names, table_name, context](Status status) {
         abort_ = nullptr;
         if (!status.ok()) {
-          Status s = status.WithContext("pull " + table_name);
+          Status s = status.WithContext(context);
           Defer([done, s] { done(s); });
           return;
         }
@@ -448,7 +454,7 @@ void MysqlConnection::Pull(const TableSchema& table, const PageQuery& query,
                      names[i]);
         }
         if (page->decoders.size() != names.size()) {
-          Status s(ErrorKind::kQuery, "pull " + table_name + ": the page returned " +
+          Status s(ErrorKind::kQuery, context + ": the query returned " +
                                           std::to_string(page->decoders.size()) +
                                           " columns, expected " + std::to_string(names.size()));
           Defer([done, s] { done(s); });
@@ -456,6 +462,68 @@ void MysqlConnection::Pull(const TableSchema& table, const PageQuery& query,
         }
         Defer([done, page] { done(std::move(page->batch)); });
       });
+}
+
+void MysqlConnection::DigestKeys(const TableSchema& table, const std::vector<std::string>& key,
+                                 const KeyRange& range, const std::vector<Cursor>& splits,
+                                 std::function<void(Result<std::vector<KeyDigest>>)> done) {
+  if (busy_ || !connected_) {
+    Status s = busy_ ? Status(ErrorKind::kQuery, "mysql connection is busy")
+                     : Status(ErrorKind::kConnect, "not connected to " + config_->Describe());
+    Defer([done, s] { done(s); });
+    return;
+  }
+  Result<std::string> sql =
+      DigestSql(table, key, range, splits, [this](std::string_view v) { return Quote(v); });
+  if (!sql.ok()) {
+    Status s = sql.status();
+    Defer([done, s] { done(s); });
+    return;
+  }
+  const size_t parts = splits.size() + 1;
+  std::string name = table.qualified_name;
+  QueryText(*sql, [done, parts, name](auto rows) {
+    if (!rows.ok()) return done(rows.status().WithContext("digest keys of " + name));
+    std::vector<KeyDigest> out(parts);
+    for (const auto& row : *rows) {
+      if (row.size() < 4 || !row[0] || !row[1] || !row[2] || !row[3]) continue;
+      size_t b = strtoull(row[0]->c_str(), nullptr, 10);
+      if (b >= parts) continue;
+      out[b].count = strtoll(row[1]->c_str(), nullptr, 10);
+      out[b].sum_hi = strtoll(row[2]->c_str(), nullptr, 10);
+      out[b].sum_lo = strtoll(row[3]->c_str(), nullptr, 10);
+    }
+    done(std::move(out));
+  });
+}
+
+void MysqlConnection::FindKeys(const TableSchema& table, const std::vector<std::string>& key,
+                               const std::vector<Cursor>& keys,
+                               std::function<void(Result<std::vector<Cursor>>)> done) {
+  if (busy_ || !connected_) {
+    Status s = busy_ ? Status(ErrorKind::kQuery, "mysql connection is busy")
+                     : Status(ErrorKind::kConnect, "not connected to " + config_->Describe());
+    Defer([done, s] { done(s); });
+    return;
+  }
+  Result<std::string> sql =
+      FindKeysSql(table, key, keys, [this](std::string_view v) { return Quote(v); });
+  if (!sql.ok()) {
+    Status s = sql.status();
+    Defer([done, s] { done(s); });
+    return;
+  }
+  QueryRows(std::move(*sql), key, table.qualified_name, "find keys of " + table.qualified_name,
+            keys.size(), [done](Result<RowBatch> rows) {
+              if (!rows.ok()) return done(rows.status());
+              std::vector<Cursor> found(rows->rows());
+              for (size_t r = 0; r < rows->rows(); ++r) {
+                for (size_t c = 0; c < rows->columns(); ++c) {
+                  found[r].push_back(CursorValueOf(*rows, r, c));
+                }
+              }
+              done(std::move(found));
+            });
 }
 
 void MysqlConnection::SafeHorizon(const TableSchema& table, const std::string& column,

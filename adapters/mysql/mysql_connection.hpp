@@ -43,6 +43,12 @@ class MysqlConnection final : public SourceConnection {
   /// kHorizonMaxHoldSeconds. Without the PROCESS privilege: no horizon, and one warning.
   void SafeHorizon(const TableSchema& table, const std::string& column,
                    std::function<void(Result<std::optional<CursorValue>>)> done) override;
+  void DigestKeys(const TableSchema& table, const std::vector<std::string>& key,
+                  const KeyRange& range, const std::vector<Cursor>& splits,
+                  std::function<void(Result<std::vector<KeyDigest>>)> done) override;
+  void FindKeys(const TableSchema& table, const std::vector<std::string>& key,
+                const std::vector<Cursor>& keys,
+                std::function<void(Result<std::vector<Cursor>>)> done) override;
   void Close() override;
 
   /// Runs one statement and returns its rows as text (NULL = nullopt), e.g. for EXPLAIN.
@@ -71,6 +77,11 @@ class MysqlConnection final : public SourceConnection {
   /// into `sink`; `done` gets the outcome.
   void Execute(std::string sql, std::function<void(MYSQL_RES*)> on_result, RowSink sink,
                std::function<void(Status)> done);
+  /// Runs a query whose columns are `names` and decodes its rows as Pull does (the
+  /// connection must be open and idle).
+  void QueryRows(std::string sql, std::vector<std::string> names, std::string table_name,
+                 std::string context, size_t expected_rows,
+                 std::function<void(Result<RowBatch>)> done);
   /// The current client error as a Status (and drops a broken connection).
   Status TakeError(std::string_view context);
   /// Closes the MySQL handle and the uv handles without blocking, even mid-operation.

@@ -184,6 +184,131 @@ Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& quer
   return sql;
 }
 
+namespace {
+
+// The key columns (quoted) and a key's values as literals.
+struct KeyLiterals {
+  std::vector<std::string> columns;
+  std::vector<const ColumnInfo*> info;
+};
+
+Result<KeyLiterals> KeyColumns(const TableSchema& table, const std::vector<std::string>& key) {
+  KeyLiterals out;
+  for (const auto& k : key) {
+    int idx = table.Find(k);
+    if (idx < 0) return UnknownColumn(table, k);
+    out.columns.push_back(QuoteIdent(k));
+    out.info.push_back(&table.columns[idx]);
+  }
+  if (out.columns.empty()) return Status(ErrorKind::kSchema, table.qualified_name + " has no key");
+  return out;
+}
+
+Result<std::vector<std::string>> Literals(const KeyLiterals& key, const Cursor& values,
+                                          const QuoteLiteral& quote) {
+  if (values.size() != key.columns.size()) {
+    return Status(ErrorKind::kType, "a key value has " + std::to_string(values.size()) +
+                                        " parts for " + std::to_string(key.columns.size()) +
+                                        " key columns");
+  }
+  std::vector<std::string> out;
+  for (size_t i = 0; i < values.size(); ++i) {
+    Result<std::string> literal = CursorLiteral(*key.info[i], values[i], quote);
+    if (!literal.ok()) return literal.status();
+    out.push_back(std::move(*literal));
+  }
+  return out;
+}
+
+// The expanded keyset predicate: key > values (`strict`) or key <= values, as nested
+// conditions whose leading column gives MySQL an index range.
+std::string Keyset(const std::vector<std::string>& cols, const std::vector<std::string>& values,
+                   bool greater) {
+  const char* wide = greater ? " >= " : " <= ";
+  const char* strict = greater ? " > " : " < ";
+  std::string predicate = cols.back() + (greater ? " > " : " <= ") + values.back();
+  for (size_t i = cols.size() - 1; i-- > 0;) {
+    predicate = cols[i] + wide + values[i] + " AND (" + cols[i] + strict + values[i] + " OR " +
+                (i + 2 == cols.size() ? predicate : "(" + predicate + ")") + ")";
+  }
+  return predicate;
+}
+
+std::string Tuple(const std::vector<std::string>& parts) {
+  std::string out = "(";
+  for (size_t i = 0; i < parts.size(); ++i) out += (i ? ", " : "") + parts[i];
+  return out + ")";
+}
+
+}  // namespace
+
+Result<std::string> DigestSql(const TableSchema& table, const std::vector<std::string>& key,
+                              const KeyRange& range, const std::vector<Cursor>& splits,
+                              const QuoteLiteral& quote) {
+  auto cols = KeyColumns(table, key);
+  if (!cols.ok()) return cols.status();
+  std::string part = "0";
+  if (!splits.empty()) {
+    part = "CASE";
+    for (size_t i = 0; i < splits.size(); ++i) {
+      auto values = Literals(*cols, splits[i], quote);
+      if (!values.ok()) return values.status();
+      part +=
+          " WHEN " + Tuple(cols->columns) + " <= " + Tuple(*values) + " THEN " + std::to_string(i);
+    }
+    part += " ELSE " + std::to_string(splits.size()) + " END";
+  }
+  std::string where;
+  if (range.after) {
+    auto values = Literals(*cols, *range.after, quote);
+    if (!values.ok()) return values.status();
+    where = " WHERE " + Keyset(cols->columns, *values, true);
+  }
+  if (range.upto) {
+    auto values = Literals(*cols, *range.upto, quote);
+    if (!values.ok()) return values.status();
+    where += (where.empty() ? " WHERE " : " AND (") + Keyset(cols->columns, *values, false) +
+             (range.after ? ")" : "");
+  }
+  std::string text = "CONCAT_WS(CHAR(1)";
+  for (const auto& c : cols->columns) text += ", " + c;
+  text += ")";
+  auto half = [](int from) {
+    return "CAST(SUM(CAST(CONV(SUBSTR(h, " + std::to_string(from) +
+           ", 8), 16, 10) AS UNSIGNED)) AS CHAR)";
+  };
+  return "SELECT b, COUNT(*), " + half(1) + ", " + half(9) + " FROM (SELECT " + part +
+         " AS b, MD5(" + text + ") AS h FROM " + QuotedTable(SplitTableName(table.qualified_name)) +
+         where + ") s GROUP BY b";
+}
+
+Result<std::string> FindKeysSql(const TableSchema& table, const std::vector<std::string>& key,
+                                const std::vector<Cursor>& keys, const QuoteLiteral& quote) {
+  auto cols = KeyColumns(table, key);
+  if (!cols.ok()) return cols.status();
+  std::string where;
+  for (const Cursor& k : keys) {
+    auto values = Literals(*cols, k, quote);
+    if (!values.ok()) return values.status();
+    if (cols->columns.size() == 1) {
+      where += (where.empty() ? "" : ", ") + (*values)[0];
+    } else {
+      std::string match;
+      for (size_t i = 0; i < values->size(); ++i) {
+        match += (i ? " AND " : "") + cols->columns[i] + " = " + (*values)[i];
+      }
+      where += (where.empty() ? "(" : " OR (") + match + ")";
+    }
+  }
+  std::string select;
+  for (size_t i = 0; i < cols->columns.size(); ++i) select += (i ? ", " : "") + cols->columns[i];
+  std::string sql =
+      "SELECT " + select + " FROM " + QuotedTable(SplitTableName(table.qualified_name));
+  if (keys.empty()) return sql + " WHERE FALSE";
+  if (cols->columns.size() == 1) return sql + " WHERE " + select + " IN (" + where + ")";
+  return sql + " WHERE " + where;
+}
+
 std::string ReflectSql(const TableRef& ref, const QuoteLiteral& quote) {
   std::string schema = ref.schema.empty() ? std::string("DATABASE()") : quote(ref.schema);
   std::string where = "TABLE_SCHEMA = " + schema + " AND TABLE_NAME = " + quote(ref.table);

@@ -4,6 +4,7 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/base/key_digest.hpp"
 #include "runtime/base/schema.hpp"
 #include "runtime/base/status.hpp"
 
@@ -39,6 +40,19 @@ Result<std::vector<std::string>> PageParameters(const TableSchema& table, const 
 /// Every identifier must be a column of `table` (kSchema otherwise).
 Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& query,
                                  const std::vector<std::string>* params);
+
+/// Reconcile's digest query (SourceConnection::DigestKeys), values as escaped literals:
+/// one row per non-empty part, (part, count, sum of the hashes' high halves, sum of their
+/// low halves), over MD5(CONCAT_WS(CHAR(1), `k1`, …)) of the keys in the range. The range
+/// uses the expanded keyset predicates (an index range); the parts a row comparison.
+Result<std::string> DigestSql(const TableSchema& table, const std::vector<std::string>& key,
+                              const KeyRange& range, const std::vector<Cursor>& splits,
+                              const QuoteLiteral& quote);
+
+/// Reconcile's lookup of keys (SourceConnection::FindKeys): `k` IN (…) for one key column,
+/// (`k1` = … AND `k2` = …) OR … for several.
+Result<std::string> FindKeysSql(const TableSchema& table, const std::vector<std::string>& key,
+                                const std::vector<Cursor>& keys, const QuoteLiteral& quote);
 
 /// One query returning, for `ref`, rows ('c', name, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE,
 /// ordinal), ('k', name, …, seq_in_index) for the primary key, and ('t', …, TABLE_ROWS).

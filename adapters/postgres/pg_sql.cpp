@@ -189,4 +189,112 @@ Result<PageStatement> BuildPageQuery(const TableSchema& table, const PageQuery& 
   return st;
 }
 
+namespace {
+
+// The key columns, checked against the table, for the reconcile queries.
+Result<std::vector<const ColumnInfo*>> KeyColumns(const TableSchema& table,
+                                                  const std::vector<std::string>& key) {
+  std::vector<const ColumnInfo*> out;
+  for (const auto& k : key) {
+    int idx = table.Find(k);
+    if (idx < 0) {
+      return Status(ErrorKind::kSchema,
+                    "key column \"" + k + "\" not found in " + table.qualified_name);
+    }
+    out.push_back(&table.columns[idx]);
+  }
+  if (out.empty()) return Status(ErrorKind::kSchema, table.qualified_name + " has no key");
+  return out;
+}
+
+// "("k1", "k2") <op> ($n::t1, $m::t2)", appending the values to `params`.
+Result<std::string> KeyCompare(const std::vector<const ColumnInfo*>& cols, const char* op,
+                               const Cursor& values, std::vector<std::string>& params) {
+  if (values.size() != cols.size()) {
+    return Status(ErrorKind::kSchema, "a key value has " + std::to_string(values.size()) +
+                                          " parts for " + std::to_string(cols.size()) +
+                                          " key columns");
+  }
+  std::string lhs, rhs;
+  for (size_t i = 0; i < cols.size(); ++i) {
+    if (std::holds_alternative<std::monostate>(values[i])) {
+      return Status(ErrorKind::kSchema, "a key value of \"" + cols[i]->name + "\" is NULL");
+    }
+    params.push_back(CursorParam(values[i]));
+    lhs += (i ? ", " : "") + QuoteIdent(cols[i]->name);
+    rhs += (i ? ", $" : "$") + std::to_string(params.size()) + "::" + cols[i]->source_type;
+  }
+  return "(" + lhs + ") " + op + " (" + rhs + ")";
+}
+
+}  // namespace
+
+Result<PageStatement> BuildDigestQuery(const TableSchema& table,
+                                       const std::vector<std::string>& key, const KeyRange& range,
+                                       const std::vector<Cursor>& splits) {
+  auto name = SplitTableName(table.qualified_name);
+  if (!name.ok()) return name.status();
+  auto cols = KeyColumns(table, key);
+  if (!cols.ok()) return cols.status();
+  PageStatement st;
+  std::string part = "0";
+  if (!splits.empty()) {
+    part = "CASE";
+    for (size_t i = 0; i < splits.size(); ++i) {
+      auto cmp = KeyCompare(*cols, "<=", splits[i], st.params);
+      if (!cmp.ok()) return cmp.status();
+      part += " WHEN " + *cmp + " THEN " + std::to_string(i);
+    }
+    part += " ELSE " + std::to_string(splits.size()) + " END";
+  }
+  std::string text;
+  for (size_t i = 0; i < cols->size(); ++i) {
+    text += ", " + QuoteIdent((*cols)[i]->name) + "::text";
+  }
+  std::string where;
+  if (range.after) {
+    auto cmp = KeyCompare(*cols, ">", *range.after, st.params);
+    if (!cmp.ok()) return cmp.status();
+    where += " WHERE " + *cmp;
+  }
+  if (range.upto) {
+    auto cmp = KeyCompare(*cols, "<=", *range.upto, st.params);
+    if (!cmp.ok()) return cmp.status();
+    where += (where.empty() ? " WHERE " : " AND ") + *cmp;
+  }
+  // Each half of the hash as a non-negative bigint: 'x' and 16 hex digits make a bit(64).
+  auto half = [](int from) {
+    return "sum(('x' || lpad(substr(h, " + std::to_string(from) +
+           ", 8), 16, '0'))::bit(64)::bigint)::text";
+  };
+  st.sql = "SELECT b, count(*), " + half(1) + ", " + half(9) + " FROM (SELECT " + part +
+           " AS b, md5(concat_ws(chr(1)" + text + ")) AS h FROM " + QuotedTableName(*name) + where +
+           ") s GROUP BY b";
+  return st;
+}
+
+Result<PageStatement> BuildFindKeysQuery(const TableSchema& table,
+                                         const std::vector<std::string>& key,
+                                         const std::vector<Cursor>& keys) {
+  auto name = SplitTableName(table.qualified_name);
+  if (!name.ok()) return name.status();
+  auto cols = KeyColumns(table, key);
+  if (!cols.ok()) return cols.status();
+  PageStatement st;
+  std::string select, list;
+  for (size_t i = 0; i < cols->size(); ++i) {
+    select += (i ? ", " : "") + QuoteIdent((*cols)[i]->name);
+  }
+  for (const Cursor& k : keys) {
+    // KeyCompare's right-hand side is the tuple wanted here.
+    auto cmp = KeyCompare(*cols, "=", k, st.params);
+    if (!cmp.ok()) return cmp.status();
+    list += (list.empty() ? "" : ", ") + cmp->substr(cmp->find(") = (") + 4);
+  }
+  if (keys.empty()) list = "(NULL)";
+  st.sql = "SELECT " + select + " FROM " + QuotedTableName(*name) + " WHERE (" + select + ") IN (" +
+           list + ")";
+  return st;
+}
+
 }  // namespace siphon::postgres

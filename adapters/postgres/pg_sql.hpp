@@ -3,6 +3,7 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/base/key_digest.hpp"
 #include "runtime/base/schema.hpp"
 #include "runtime/base/status.hpp"
 
@@ -41,6 +42,21 @@ std::string CursorParam(const CursorValue& value);
 /// Every column must exist in `table` (kSchema otherwise); array columns are selected as
 /// JSON text built by the server.
 Result<PageStatement> BuildPageQuery(const TableSchema& table, const PageQuery& query);
+
+/// Reconcile's digest query (SourceConnection::DigestKeys): one row per non-empty part,
+/// (part, count, sum of the hashes' high halves, sum of their low halves), all as text.
+///   SELECT b, count(*), sum(…)::text, sum(…)::text FROM (SELECT CASE WHEN ("k") <= ($1::t)
+///   THEN 0 … ELSE n END AS b, md5(concat_ws(chr(1), "k"::text)) AS h FROM "s"."t"
+///   WHERE ("k") > ($2::t) AND ("k") <= ($3::t)) s GROUP BY b
+Result<PageStatement> BuildDigestQuery(const TableSchema& table,
+                                       const std::vector<std::string>& key, const KeyRange& range,
+                                       const std::vector<Cursor>& splits);
+
+/// Reconcile's lookup of keys (SourceConnection::FindKeys):
+///   SELECT "k1", "k2" FROM "s"."t" WHERE ("k1", "k2") IN (($1::t1, $2::t2), …)
+Result<PageStatement> BuildFindKeysQuery(const TableSchema& table,
+                                         const std::vector<std::string>& key,
+                                         const std::vector<Cursor>& keys);
 
 /// The catalog query of Reflect: one row per column in attnum order; $1 is
 /// QuotedTableName(). Columns: attname, base type (format_type), not null, typtype,

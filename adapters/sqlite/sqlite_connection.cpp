@@ -144,6 +144,10 @@ void SqliteConnection::Connect(std::function<void(Status)> done) {
         }
         // Wait for a writer's lock rather than fail at once (this is a worker thread).
         sqlite3_busy_timeout(handle->db, 5000);
+        if (Status st = RegisterKeyHash(handle->db); !st.ok()) {
+          *status = st;
+          return;
+        }
         // Opening is lazy: reading the schema proves the file is a database.
         rc = sqlite3_exec(handle->db, "SELECT count(*) FROM sqlite_schema", nullptr, nullptr,
                           nullptr);
@@ -270,12 +274,19 @@ void SqliteConnection::Pull(const TableSchema& table, const PageQuery& query,
     }
   }
   size_t columns = query.columns.empty() ? table.columns.size() : query.columns.size();
+  RunRows(std::move(*sql), std::move(params), columns, "pull " + table.qualified_name, query.limit,
+          std::move(done));
+}
+
+void SqliteConnection::RunRows(std::string sql, std::vector<CursorValue> params, size_t columns,
+                               std::string context, size_t expected_rows,
+                               std::function<void(Result<RowBatch>)> done) {
+  auto fail = [done](Status s) { done(std::move(s)); };
   auto handle = handle_;
   auto result = std::make_shared<Result<RowBatch>>(Status(ErrorKind::kQuery, ""));
-  std::string context = "pull " + table.qualified_name;
-  size_t limit = query.limit;
   Submit(
-      [handle, result, sql = std::move(*sql), params, columns, context, limit] {
+      [handle, result, sql = std::move(sql), params = std::move(params), columns, context,
+       expected_rows] {
         sqlite3* db = handle->db;
         Statement page;
         int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &page.stmt, nullptr);
@@ -287,7 +298,7 @@ void SqliteConnection::Pull(const TableSchema& table, const PageQuery& query,
           BindCursorValue(page.stmt, static_cast<int>(i + 1), params[i]);
         }
         RowBatch batch(columns);
-        batch.Reserve(limit, 0);
+        batch.Reserve(expected_rows, 0);
         while ((rc = sqlite3_step(page.stmt)) == SQLITE_ROW) {
           for (int c = 0; c < static_cast<int>(columns); ++c) {
             switch (sqlite3_column_type(page.stmt, c)) {
@@ -325,6 +336,67 @@ void SqliteConnection::Pull(const TableSchema& table, const PageQuery& query,
         if (Cancelled(generation, fail)) return;
         done(std::move(*result));
       });
+}
+
+void SqliteConnection::DigestKeys(const TableSchema& table, const std::vector<std::string>& key,
+                                  const KeyRange& range, const std::vector<Cursor>& splits,
+                                  std::function<void(Result<std::vector<KeyDigest>>)> done) {
+  auto fail = [done](Status s) { done(std::move(s)); };
+  if (Refuse(fail)) return;
+  Result<BoundSql> sql = DigestSql(table, key, range, splits);
+  if (!sql.ok()) {
+    Status s = sql.status();
+    Submit([] {},
+           [this, fail, s] {
+             --in_flight_;
+             fail(s);
+           });
+    return;
+  }
+  const size_t parts = splits.size() + 1;
+  RunRows(std::move(sql->sql), std::move(sql->params), 4, "digest keys of " + table.qualified_name,
+          parts, [done, parts](Result<RowBatch> rows) {
+            if (!rows.ok()) return done(rows.status());
+            std::vector<KeyDigest> out(parts);
+            for (size_t r = 0; r < rows->rows(); ++r) {
+              const Cell& b = rows->at(r, 0);
+              if (b.type != ValueType::kInt || b.i < 0 || static_cast<size_t>(b.i) >= parts) {
+                continue;
+              }
+              out[b.i].count = rows->at(r, 1).i;
+              out[b.i].sum_hi = rows->at(r, 2).i;
+              out[b.i].sum_lo = rows->at(r, 3).i;
+            }
+            done(std::move(out));
+          });
+}
+
+void SqliteConnection::FindKeys(const TableSchema& table, const std::vector<std::string>& key,
+                                const std::vector<Cursor>& keys,
+                                std::function<void(Result<std::vector<Cursor>>)> done) {
+  auto fail = [done](Status s) { done(std::move(s)); };
+  if (Refuse(fail)) return;
+  Result<BoundSql> sql = FindKeysSql(table, key, keys);
+  if (!sql.ok()) {
+    Status s = sql.status();
+    Submit([] {},
+           [this, fail, s] {
+             --in_flight_;
+             fail(s);
+           });
+    return;
+  }
+  RunRows(std::move(sql->sql), std::move(sql->params), key.size(),
+          "find keys of " + table.qualified_name, keys.size(), [done](Result<RowBatch> rows) {
+            if (!rows.ok()) return done(rows.status());
+            std::vector<Cursor> found(rows->rows());
+            for (size_t r = 0; r < rows->rows(); ++r) {
+              for (size_t c = 0; c < rows->columns(); ++c) {
+                found[r].push_back(CursorValueOf(*rows, r, c));
+              }
+            }
+            done(std::move(found));
+          });
 }
 
 void SqliteConnection::Close() {

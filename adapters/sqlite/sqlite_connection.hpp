@@ -2,6 +2,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <uv.h>
 
@@ -24,6 +25,12 @@ class SqliteConnection final : public SourceConnection {
   void Pull(const TableSchema& table, const PageQuery& query,
             std::function<void(Result<RowBatch>)> done) override;
   std::string PageSql(const TableSchema& table, const PageQuery& query) const override;
+  void DigestKeys(const TableSchema& table, const std::vector<std::string>& key,
+                  const KeyRange& range, const std::vector<Cursor>& splits,
+                  std::function<void(Result<std::vector<KeyDigest>>)> done) override;
+  void FindKeys(const TableSchema& table, const std::vector<std::string>& key,
+                const std::vector<Cursor>& keys,
+                std::function<void(Result<std::vector<Cursor>>)> done) override;
   void Close() override;
 
   /// The database handle, shared with the worker running an operation (which keeps it
@@ -33,6 +40,11 @@ class SqliteConnection final : public SourceConnection {
  private:
   /// Runs `work` on a worker thread, then `finish` on the loop unless `this` is gone.
   void Submit(std::function<void()> work, std::function<void()> finish);
+  /// Runs a query with ?1…?n bound to `params` on the worker and returns its rows, values
+  /// in their storage class. Counts as an operation in flight (the caller checked Refuse).
+  void RunRows(std::string sql, std::vector<CursorValue> params, size_t columns,
+               std::string context, size_t expected_rows,
+               std::function<void(Result<RowBatch>)> done);
   /// Fails at once (from the loop, not inside the caller) when busy or not connected.
   bool Refuse(const std::function<void(Status)>& fail);
   /// True (after failing `fail` with kCancelled) when Close ran since `generation`.

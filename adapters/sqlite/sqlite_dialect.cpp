@@ -137,4 +137,91 @@ std::optional<CursorValue> LookbackBound(const CursorValue& value, double second
   return CursorValue(std::string(buf));
 }
 
+namespace {
+
+Result<std::string> KeyTuple(const TableSchema& table, const std::vector<std::string>& key) {
+  if (key.empty()) return Status(ErrorKind::kSchema, table.qualified_name + " has no key");
+  std::string out = "(";
+  for (size_t i = 0; i < key.size(); ++i) {
+    if (table.Find(key[i]) < 0) {
+      return Status(ErrorKind::kSchema,
+                    "key column \"" + key[i] + "\" not found in " + table.qualified_name);
+    }
+    out += (i ? ", " : "") + QuoteIdent(key[i]);
+  }
+  return out + ")";
+}
+
+// "(?n, ?m)" for a key value, appending it to `params`.
+Result<std::string> Placeholders(const Cursor& values, size_t width,
+                                 std::vector<CursorValue>& params) {
+  if (values.size() != width) {
+    return Status(ErrorKind::kType, "a key value has " + std::to_string(values.size()) +
+                                        " parts for " + std::to_string(width) + " key columns");
+  }
+  std::string out = "(";
+  for (size_t i = 0; i < values.size(); ++i) {
+    params.push_back(values[i]);
+    out += (i ? ", ?" : "?") + std::to_string(params.size());
+  }
+  return out + ")";
+}
+
+std::string From(const TableSchema& table) {
+  TableRef ref = SplitTableName(table.qualified_name);
+  return QuoteIdent(ref.schema) + "." + QuoteIdent(ref.table);
+}
+
+}  // namespace
+
+Result<BoundSql> DigestSql(const TableSchema& table, const std::vector<std::string>& key,
+                           const KeyRange& range, const std::vector<Cursor>& splits) {
+  auto tuple = KeyTuple(table, key);
+  if (!tuple.ok()) return tuple.status();
+  BoundSql out;
+  std::string part = "0";
+  if (!splits.empty()) {
+    part = "CASE";
+    for (size_t i = 0; i < splits.size(); ++i) {
+      auto p = Placeholders(splits[i], key.size(), out.params);
+      if (!p.ok()) return p.status();
+      part += " WHEN " + *tuple + " <= " + *p + " THEN " + std::to_string(i);
+    }
+    part += " ELSE " + std::to_string(splits.size()) + " END";
+  }
+  std::string where;
+  if (range.after) {
+    auto p = Placeholders(*range.after, key.size(), out.params);
+    if (!p.ok()) return p.status();
+    where = " WHERE " + *tuple + " > " + *p;
+  }
+  if (range.upto) {
+    auto p = Placeholders(*range.upto, key.size(), out.params);
+    if (!p.ok()) return p.status();
+    where += (where.empty() ? " WHERE " : " AND ") + *tuple + " <= " + *p;
+  }
+  std::string args = tuple->substr(1, tuple->size() - 2);
+  out.sql = "SELECT b, count(*), sum((h >> 32) & 4294967295), sum(h & 4294967295) FROM (SELECT " +
+            part + " AS b, siphon_key_hash(" + args + ") AS h FROM " + From(table) + where +
+            ") GROUP BY b";
+  return out;
+}
+
+Result<BoundSql> FindKeysSql(const TableSchema& table, const std::vector<std::string>& key,
+                             const std::vector<Cursor>& keys) {
+  auto tuple = KeyTuple(table, key);
+  if (!tuple.ok()) return tuple.status();
+  BoundSql out;
+  std::string values;
+  for (const Cursor& k : keys) {
+    auto p = Placeholders(k, key.size(), out.params);
+    if (!p.ok()) return p.status();
+    values += (values.empty() ? "VALUES " : ", ") + *p;
+  }
+  std::string columns = tuple->substr(1, tuple->size() - 2);
+  out.sql = "SELECT " + columns + " FROM " + From(table);
+  out.sql += keys.empty() ? " WHERE 0" : " WHERE " + *tuple + " IN (" + values + ")";
+  return out;
+}
+
 }  // namespace siphon::sqlite_source

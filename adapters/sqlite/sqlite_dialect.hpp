@@ -3,6 +3,9 @@
 #include <string>
 #include <string_view>
 
+#include <vector>
+
+#include "runtime/base/key_digest.hpp"
 #include "runtime/base/schema.hpp"
 #include "runtime/base/status.hpp"
 
@@ -31,6 +34,23 @@ TableRef SplitTableName(std::string_view qualified);
 ///   lookback: WHERE "c1" >= ?1                      (the lower bound, computed by the caller)
 /// ORDER BY "c1", "c2" LIMIT n. Every identifier must be a column of `table` (kSchema).
 Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& query);
+
+/// A query and the values bound to ?1…?n.
+struct BoundSql {
+  std::string sql;
+  std::vector<CursorValue> params;
+};
+
+/// Reconcile's digest query (SourceConnection::DigestKeys): one row per non-empty part,
+/// (part, count, sum of the hashes' high halves, sum of their low halves), hashing with
+/// siphon_key_hash() (registered on the connection); row values bound the range and parts.
+Result<BoundSql> DigestSql(const TableSchema& table, const std::vector<std::string>& key,
+                           const KeyRange& range, const std::vector<Cursor>& splits);
+
+/// Reconcile's lookup of keys (SourceConnection::FindKeys):
+///   SELECT "k1", "k2" FROM t WHERE ("k1", "k2") IN (VALUES (?1, ?2), …)
+Result<BoundSql> FindKeysSql(const TableSchema& table, const std::vector<std::string>& key,
+                             const std::vector<Cursor>& keys);
 
 /// The lower bound of a lookback page for a time cursor value: text in the same layout as
 /// the value ('YYYY-MM-DD HH:MM:SS' or with 'T'), `seconds` earlier, truncated to whole

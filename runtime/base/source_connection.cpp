@@ -43,4 +43,22 @@ Status SourceConnection::CheckCursor(const TableSchema& table,
   return Status::Ok();
 }
 
+namespace {
+Status NoReconcile() {
+  return Status(ErrorKind::kConfig, "this source cannot reconcile deletes");
+}
+}  // namespace
+
+void SourceConnection::DigestKeys(const TableSchema&, const std::vector<std::string>&,
+                                  const KeyRange&, const std::vector<Cursor>&,
+                                  std::function<void(Result<std::vector<KeyDigest>>)> done) {
+  done(NoReconcile());
+}
+
+void SourceConnection::FindKeys(const TableSchema&, const std::vector<std::string>&,
+                                const std::vector<Cursor>&,
+                                std::function<void(Result<std::vector<Cursor>>)> done) {
+  done(NoReconcile());
+}
+
 }  // namespace siphon

@@ -159,6 +159,8 @@ nlohmann::json AdminApi::TableJson(const TableRunner& r) const {
       {"runs_failed", s.runs_failed},
       {"rows_written", s.rows_written},
       {"rows_rejected", s.rows_rejected},
+      {"rows_deleted", s.rows_deleted},
+      {"reconciles", s.reconciles},
       {"run_rows", s.run_rows},
       {"row_estimate", s.row_estimate >= 0 ? nlohmann::json(s.row_estimate) : nullptr},
       {"last_duration_ms", s.last_duration_ms},

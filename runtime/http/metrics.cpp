@@ -90,6 +90,17 @@ std::string SyncMetrics::Render(const std::vector<const TableRunner*>& runners,
   for (const auto* r : runners) {
     out << "siphon_rows_rejected_total{" << label(r) << "} " << r->stats().rows_rejected << "\n";
   }
+  Header(out, "siphon_rows_deleted_total", "counter",
+         "Rows removed from the target because the source no longer has them (full-refresh "
+         "sweeps, soft deletes, reconcile), by this process.");
+  for (const auto* r : runners) {
+    out << "siphon_rows_deleted_total{" << label(r) << "} " << r->stats().rows_deleted << "\n";
+  }
+  Header(out, "siphon_reconciles_total", "counter",
+         "Reconciles (deletes = { reconcile = ... }) finished by this process.");
+  for (const auto* r : runners) {
+    out << "siphon_reconciles_total{" << label(r) << "} " << r->stats().reconciles << "\n";
+  }
   Header(out, "siphon_sync_runs_total", "counter", "Sync runs finished, by outcome.");
   for (const auto* r : runners) {
     out << "siphon_sync_runs_total{" << label(r) << ",outcome=\"ok\"} " << r->stats().runs_ok

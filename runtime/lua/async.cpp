@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 
 #include "runtime/base/log.hpp"
+#include "runtime/lua/lua_events.hpp"
 #include "runtime/lua/lua_host.hpp"
 #include "runtime/target/target.hpp"
 
@@ -157,7 +158,15 @@ void LuaAsync::StartTimer(Timer* t) {
         t->fn.Push(L);
         // A one-shot timer is closed first: its callback may add timers of its own.
         if (!t->repeat) self->CloseTimer(t);
-        self->host_.Spawn(0, t->what);
+        // A failing timer callback becomes an `error` event without a table (DESIGN §2).
+        LuaHost& host = self->host_;
+        host.Spawn(0, t->what, [&host, what = t->what](const Status& failure) {
+          Event error;
+          error.kind = EventKind::kError;
+          error.error = what + " failed: " + failure.message();
+          error.error_kind = std::string(ErrorKindName(failure.kind()));
+          host.event_handlers().Emit(error);
+        });
       },
       t->delay_ms, t->repeat ? t->delay_ms : 0);
 }

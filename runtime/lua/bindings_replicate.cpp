@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "runtime/base/duration.hpp"
 #include "runtime/lua/binding.hpp"
 #include "runtime/lua/lua_events.hpp"
 #include "runtime/lua/lua_schema_change.hpp"
@@ -65,7 +66,8 @@ std::vector<FieldSpec> ReplicateSpec(const Declarations& d) {
       "fire `lagging` when the table has not synced successfully for this long");
   add("deletes", FieldType::kTable,
       "soft deletes: { soft = \"deleted_at\" } removes rows whose column is set (keep = true "
-      "keeps them with the flag)");
+      "keeps them with the flag); { reconcile = \"1h\" } removes rows gone from the source, "
+      "found by comparing key ranges on that interval");
   add("on_schema_change", FieldType::kAny,
       "a changed column type: \"continue\" (default), \"pause\", \"resync\", or a function "
       "of the diff returning one of them");
@@ -147,29 +149,71 @@ void Declare(lua_State* L, const std::string& name, int index) {
     lua_getfield(L, index, "deletes");
     const int del = lua_gettop(L);
     TableDecl::SoftDelete soft;
+    bool keep_given = false;
     lua_pushnil(L);
     while (lua_next(L, del) != 0) {
       std::string key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-      if (key == "soft" && lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) > 0) {
+      if (key == "reconcile") {
+        Result<std::chrono::milliseconds> every = Status(ErrorKind::kConfig, "");
+        if (lua_type(L, -1) == LUA_TSTRING) {
+          every = ParseDuration(lua_tostring(L, -1));
+        } else if (lua_type(L, -1) == LUA_TNUMBER) {
+          every = DurationFromSeconds(lua_tonumber(L, -1));
+        } else {
+          throw ScriptError(what +
+                            ": deletes.reconcile must be an interval (\"1h\", \"30m\" "
+                            "or seconds), got " +
+                            DescribeValue(L, lua_gettop(L)));
+        }
+        if (!every.ok())
+          throw ScriptError(what + ": deletes.reconcile: " + every.status().message());
+        t.reconcile_every = *every;
+      } else if (key == "soft" && lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) > 0) {
         soft.column = lua_tostring(L, -1);
       } else if (key == "keep" && lua_type(L, -1) == LUA_TBOOLEAN) {
         soft.keep = lua_toboolean(L, -1) != 0;
+        keep_given = true;
       } else if (key == "soft" || key == "keep") {
         throw ScriptError(what + ": deletes." + key + " must be " +
                           (key == "soft" ? "a column name" : "true or false") + ", got " +
                           DescribeValue(L, lua_gettop(L)));
       } else {
-        throw ScriptError(what + ": unknown field '" + key + "' in deletes (known: soft, keep)");
+        throw ScriptError(what + ": unknown field '" + key +
+                          "' in deletes (known: soft, keep, reconcile)");
       }
       lua_pop(L, 1);
     }
-    if (soft.column.empty()) {
+    if (soft.column.empty() && !t.reconcile_every) {
       throw ScriptError(what +
                         ": deletes needs soft = \"column\" (the column that marks a "
-                        "deleted row)");
+                        "deleted row) or reconcile = \"1h\" (how often to look for rows gone "
+                        "from the source)");
+    }
+    if (soft.column.empty() && keep_given) {
+      throw ScriptError(what + ": deletes.keep applies to soft deletes (soft = \"column\")");
     }
     lua_pop(L, 1);
-    t.soft_delete = std::move(soft);
+    if (!soft.column.empty()) t.soft_delete = std::move(soft);
+    if (t.reconcile_every) {
+      // Reconcile deletes target rows whose key the source no longer has: keys must pass
+      // through unchanged, and only a table with a cursor misses deletions.
+      if (fields->has("transform")) {
+        throw ScriptError(what +
+                          ": deletes.reconcile cannot be combined with transform (a transform "
+                          "may change key values, and reconcile would delete the rows it "
+                          "cannot find on the source)");
+      }
+      if (t.cursor.empty()) {
+        throw ScriptError(what +
+                          ": deletes.reconcile needs a cursor; a table without one is "
+                          "refreshed whole each run and already follows deletes");
+      }
+      if (t.write == WriteMode::kAppend) {
+        throw ScriptError(what +
+                          ": deletes.reconcile does not apply to write = \"append\" (an "
+                          "append-only table keeps what it has written)");
+      }
+    }
   }
   if (fields->has("on_schema_change")) {
     lua_getfield(L, index, "on_schema_change");

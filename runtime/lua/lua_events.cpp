@@ -8,8 +8,8 @@ namespace siphon {
 namespace {
 
 constexpr EventKind kAll[] = {
-    EventKind::kSyncStart, EventKind::kBatch,        EventKind::kSynced, EventKind::kError,
-    EventKind::kRecovered, EventKind::kSchemaChange, EventKind::kLagging};
+    EventKind::kSyncStart, EventKind::kBatch,        EventKind::kSynced,  EventKind::kError,
+    EventKind::kRecovered, EventKind::kSchemaChange, EventKind::kLagging, EventKind::kReconciled};
 
 // The names of DESIGN §2 (EventName is inline in runtime/sync/events.hpp: no sync link).
 std::string_view Name(EventKind kind) {
@@ -122,6 +122,11 @@ void LuaEvents::PushPayload(const Event& e) {
   if (!e.cursor.empty()) SetString(L, "cursor", e.cursor);
   if (!e.error.empty()) SetString(L, "error", e.error);
   if (!e.error_kind.empty()) SetString(L, "error_kind", e.error_kind);
+  if (e.kind == EventKind::kSynced || e.kind == EventKind::kReconciled) {
+    SetInteger(L, "deleted", e.deleted);
+  }
+  if (!e.diff.empty()) SetString(L, "diff", e.diff);
+  if (!e.action.empty()) SetString(L, "action", e.action);
 }
 
 void LuaEvents::Emit(const Event& event) {
@@ -133,8 +138,12 @@ void LuaEvents::Emit(const Event& event) {
   const int top = lua_gettop(L);
   const std::string name(Name(event.kind));
   ++delivered_;
-  // Table handlers first, then the global ones; each gets its own payload table.
-  for (const std::string& scope : {event.table, std::string()}) {
+  // Table handlers first, then the global ones; each gets its own payload table. An event
+  // without a table (a failing timer callback) goes to the global handlers only.
+  std::vector<std::string> scopes;
+  if (!event.table.empty()) scopes.push_back(event.table);
+  scopes.emplace_back();
+  for (const std::string& scope : scopes) {
     if (scope.empty() ? global_[k] == 0 : !any_table) continue;
     int n = PushList(scope, event.kind);
     if (n == 0) continue;
@@ -146,7 +155,22 @@ void LuaEvents::Emit(const Event& event) {
       if (!at.empty()) what += " (" + at + ")";
       what += " for table \"" + event.table + "\"";
       PushPayload(event);
-      host_.Spawn(1, what);
+      // DESIGN §2: a failing handler becomes an `error` event of its table (not for a failing
+      // `error` handler: that could only fail again).
+      std::function<void(const Status&)> on_failure;
+      if (event.kind != EventKind::kError) {
+        on_failure = [this, table = event.table, source = event.source,
+                      what](const Status& failure) {
+          Event error;
+          error.kind = EventKind::kError;
+          error.table = table;
+          error.source = source;
+          error.error = what + " failed: " + failure.message();
+          error.error_kind = std::string(ErrorKindName(failure.kind()));
+          Emit(error);
+        };
+      }
+      host_.Spawn(1, what, std::move(on_failure));
     }
     lua_settop(L, top);
   }

@@ -35,7 +35,7 @@ class LuaEvents : public EventSink {
   int64_t delivered() const { return delivered_; }
 
  private:
-  static constexpr size_t kKinds = 7;
+  static constexpr size_t kKinds = 8;
   void PushPayload(const Event& event);
   // Pushes the handler list of (table, kind) and returns its length (0: nothing pushed).
   int PushList(const std::string& table, EventKind kind);

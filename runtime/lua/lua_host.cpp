@@ -255,12 +255,14 @@ Status LuaHost::Call(lua_State* L, int nargs, int nresults, std::string_view wha
   return status;
 }
 
-Status LuaHost::Spawn(int nargs, std::string_view what) {
+Status LuaHost::Spawn(int nargs, std::string_view what,
+                      std::function<void(const Status&)> on_failure) {
   lua_State* co = lua_newthread(L_);
   lua_insert(L_, -(nargs + 2));  // below the function
   lua_xmove(L_, co, nargs + 1);
   Task task;
   task.what = std::string(what);
+  task.on_failure = std::move(on_failure);
   task.thread = LuaRef::Pop(L_);
   tasks_.emplace(co, std::move(task));
   return Step(co, nargs);
@@ -320,10 +322,13 @@ Status LuaHost::Step(lua_State* co, int nargs) {
   }
   Disarm(outer, co);
   if (!status.ok()) Logger("lua")->error("{} failed: {}", what, status.message());
+  std::function<void(const Status&)> on_failure;
+  if (!status.ok()) on_failure = it->second.on_failure;
   if (done) {
     tasks_.erase(co);
     async_->OnTaskDone();
   }
+  if (on_failure) on_failure(status);
   return status;
 }
 

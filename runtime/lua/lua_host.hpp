@@ -117,8 +117,10 @@ class LuaHost {
   /// new coroutine, with the budget of a Call for each step it runs (a step ends when it
   /// finishes or waits in a helper such as siphon.http). A failure (error, budget, memory) is
   /// logged with its traceback as "<what> failed: …" and returned when it happens in this
-  /// first step. Never raises.
-  Status Spawn(int nargs, std::string_view what);
+  /// first step. Never raises. `on_failure`, when given, also gets a failure of any step
+  /// (after the coroutine is gone), e.g. to turn it into an `error` event.
+  Status Spawn(int nargs, std::string_view what,
+               std::function<void(const Status&)> on_failure = nullptr);
 
   /// Resumes a coroutine that waits in a helper (see Await) with the `nargs` values on top
   /// of `co`. Failures are logged. Loop thread only, never from inside Lua.
@@ -172,6 +174,7 @@ class LuaHost {
     LuaRef thread;
     std::string what;
     bool awaiting = false;
+    std::function<void(const Status&)> on_failure;
   };
   bool Arm(uint64_t budget, std::string_view what);
   void Disarm(bool outer, lua_State* co);

@@ -67,6 +67,9 @@ struct TableDecl {
     bool keep = false;
   };
   std::optional<SoftDelete> soft_delete;
+  /// `deletes = { reconcile = "1h" }`: how often to look for rows gone from the source
+  /// (key ranges compared by digest on both sides; see Reconciler).
+  std::optional<std::chrono::milliseconds> reconcile_every;
   /// Optional row transform (the Lua layer provides it); null: rows are written as pulled.
   std::shared_ptr<RowTransform> transform;
 };

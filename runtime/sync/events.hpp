@@ -15,6 +15,7 @@ enum class EventKind {
   kRecovered,     ///< the first success after failures
   kSchemaChange,  ///< the source schema differs from the one recorded
   kLagging,       ///< no success for longer than the table's max_lag
+  kReconciled,    ///< a reconcile compared the keys with the source (deletes = { reconcile })
 };
 
 /// "sync_start", "batch", … (inline: the Lua layer names events without linking the core)
@@ -34,6 +35,8 @@ inline std::string_view EventName(EventKind kind) {
       return "schema_change";
     case EventKind::kLagging:
       return "lagging";
+    case EventKind::kReconciled:
+      return "reconciled";
   }
   return "unknown";
 }
@@ -49,7 +52,7 @@ struct Event {
   std::string error_kind;  ///< kError: "connect", "auth", "query", …
   int attempt = 0;         ///< kError / kRecovered: consecutive failures so far
   double lag_s = 0;        ///< seconds since the last success
-  int64_t deleted = 0;     ///< kSynced: rows removed because the source no longer has them
+  int64_t deleted = 0;     ///< kSynced, kReconciled: rows removed as gone from the source
   std::string diff;        ///< kSchemaChange: SchemaDiff::ToJson()
   std::string action;      ///< kSchemaChange: "continue", "pause" or "resync"
 };

@@ -68,7 +68,7 @@ bool Replicator::SameDeclaration(const TableDecl& a, const TableDecl& b) {
          a.columns == b.columns && a.every == b.every && a.batch == b.batch &&
          a.lookback_seconds == b.lookback_seconds && a.write == b.write && a.max_lag == b.max_lag &&
          a.on_schema_change == b.on_schema_change && a.backfill == b.backfill &&
-         soft(a) == soft(b) && describe(a) == describe(b);
+         soft(a) == soft(b) && a.reconcile_every == b.reconcile_every && describe(a) == describe(b);
 }
 
 void Replicator::Retire(std::unique_ptr<TableRunner> runner, std::function<void()> gone) {

@@ -1,8 +1,21 @@
 #include "runtime/sync/table_runner.hpp"
 
+#include <ctime>
+
 #include "runtime/base/log.hpp"
 
 namespace siphon {
+namespace {
+
+// "2024-05-01T10:00:00.123Z" (NowIso) as a time point; the epoch when it is not one.
+std::chrono::system_clock::time_point FromIso(const std::string& text) {
+  std::tm tm{};
+  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (end == nullptr) return {};
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+}  // namespace
 
 std::string_view RunnerStateName(RunnerState state) {
   switch (state) {
@@ -113,6 +126,7 @@ void TableRunner::Emit(EventKind kind, int64_t rows, int64_t duration_ms) {
   ev.cursor = stats_.cursor;
   ev.attempt = stats_.attempt;
   if (kind == EventKind::kSynced) ev.deleted = run_deleted_;
+  if (kind == EventKind::kReconciled) ev.deleted = reconcile_deleted_;
   if (kind == EventKind::kError) {
     ev.error = stats_.last_error;
     ev.error_kind = stats_.last_error_kind;
@@ -130,11 +144,12 @@ void TableRunner::Stop(std::function<void()> stopped) {
   stopped_ = std::move(stopped);
   uv_timer_stop(timer_);
   uv_timer_stop(lag_timer_);
+  if (reconciler_) reconciler_->Cancel();
   NotifyStoppedIfIdle();
 }
 
 bool TableRunner::busy() const {
-  return running_ || pull_in_flight_ || write_in_flight_;
+  return running_ || pull_in_flight_ || write_in_flight_ || reconciler_ != nullptr;
 }
 
 void TableRunner::NotifyStoppedIfIdle() {
@@ -170,6 +185,7 @@ void TableRunner::BeginRun() {
   run_error_ = Status::Ok();
   run_rows_ = 0;
   run_deleted_ = 0;
+  reconciled_this_run_ = false;
   more_pages_ = false;
   next_after_.reset();
   run_started_ = std::chrono::steady_clock::now();
@@ -231,6 +247,13 @@ void TableRunner::OnReflected(Result<TableSchema> schema) {
     MaybeFinishRun();
     return;
   }
+  if (decl_.reconcile_every) {
+    if (Status st = Reconciler::CheckKey(*schema, plan->target.key); !st.ok()) {
+      Fail(st.WithContext(decl_.location + ": table \"" + decl_.name + "\""));
+      MaybeFinishRun();
+      return;
+    }
+  }
   schema_ = std::move(*schema);
   plan_ = std::move(*plan);
   std::weak_ptr<bool> alive = alive_;
@@ -248,6 +271,7 @@ void TableRunner::OnPrepared(Result<TableState> state) {
   committed_ = state->cursor;
   full_pass_ = state->full_pass;
   resync_pass_ = state->resync_pass;
+  reconciled_at_ = FromIso(state->reconciled_at);
   if (!state->schema_hash.empty() && state->schema_hash != plan_->target.schema_hash) {
     HandleSchemaChange(DiffSchema(state->schema_json, *schema_));
     return;
@@ -486,9 +510,64 @@ void TableRunner::Fail(Status st) {
 }
 
 void TableRunner::MaybeFinishRun() {
-  if (!running_ || pull_in_flight_ || write_in_flight_ || pending_) return;
+  if (!running_ || pull_in_flight_ || write_in_flight_ || pending_ || reconciler_) return;
   if (run_error_.ok() && more_pages_ && !stopping_) return;  // a pull is about to start
+  if (run_error_.ok() && !stopping_ && ReconcileDue()) {
+    StartReconcile();  // the run caught up: look for rows gone from the source
+    return;
+  }
   FinishRun();
+}
+
+bool TableRunner::ReconcileDue() const {
+  if (!decl_.reconcile_every || reconciled_this_run_ || !plan_ || !schema_ || !conn_) return false;
+  // Not during a resync: its sweep removes what the source no longer has anyway.
+  if (!plan_->incremental || plan_->target.key.empty() || resync_pass_ != 0) return false;
+  return std::chrono::system_clock::now() - reconciled_at_ >= *decl_.reconcile_every;
+}
+
+void TableRunner::StartReconcile() {
+  reconciled_this_run_ = true;
+  reconciler_ =
+      std::make_unique<Reconciler>(*conn_, target_, *schema_, decl_.name, plan_->target.key);
+  const auto started = std::chrono::steady_clock::now();
+  std::weak_ptr<bool> alive = alive_;
+  reconciler_->Start([this, alive, started](Result<ReconcileResult> result) {
+    if (!alive.lock()) return;
+    // Destroyed when this callback returns (the reconciler touches nothing after it).
+    std::unique_ptr<Reconciler> finished = std::move(reconciler_);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - started)
+                        .count();
+    if (!result.ok()) {
+      if (result.status().kind() != ErrorKind::kCancelled) {
+        Fail(result.status().WithContext("reconcile"));
+      }
+      MaybeFinishRun();
+      return;
+    }
+    reconciled_at_ = std::chrono::system_clock::now();
+    reconcile_deleted_ = result->deleted;
+    stats_.rows_deleted += result->deleted;
+    stats_.reconciles++;
+    stats_.reconcile_keys_checked = result->keys_checked;
+    log_->info("reconcile: {} key ranges compared, {} keys looked up, {} rows deleted in {} ms",
+               result->ranges, result->keys_checked, result->deleted, ms);
+    Emit(EventKind::kReconciled, result->keys_checked, ms);
+    RunRecord record;
+    record.table = decl_.name;
+    record.event = "reconcile";
+    record.rows = result->keys_checked;
+    record.deleted = result->deleted;
+    record.duration_ms = ms;
+    record.status = "ok";
+    record.reconcile = true;
+    target_.RecordRun(std::move(record), [this, alive](Status st) {
+      if (alive.lock() && !st.ok())
+        log_->error("could not record the reconcile: {}", st.ToString());
+    });
+    MaybeFinishRun();
+  });
 }
 
 void TableRunner::FinishRun() {

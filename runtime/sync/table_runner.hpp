@@ -13,6 +13,7 @@
 #include "runtime/sync/deployment.hpp"
 #include "runtime/sync/events.hpp"
 #include "runtime/sync/plan.hpp"
+#include "runtime/sync/reconciler.hpp"
 #include "runtime/target/target.hpp"
 
 namespace siphon {
@@ -36,11 +37,13 @@ struct TableStats {
   RunnerState state = RunnerState::kIdle;
   int64_t runs_ok = 0;
   int64_t runs_failed = 0;
-  int64_t rows_written = 0;   ///< rows written by this process
-  int64_t rows_rejected = 0;  ///< rows sent to _siphon_rejects by this process
-  int64_t rows_deleted = 0;   ///< rows removed because the source no longer has them
-  int64_t run_rows = 0;       ///< rows of the run in progress (or the last run)
-  int64_t row_estimate = -1;  ///< the source's estimate, from the last reflection
+  int64_t rows_written = 0;            ///< rows written by this process
+  int64_t rows_rejected = 0;           ///< rows sent to _siphon_rejects by this process
+  int64_t rows_deleted = 0;            ///< rows removed because the source no longer has them
+  int64_t reconciles = 0;              ///< reconciles finished by this process
+  int64_t reconcile_keys_checked = 0;  ///< keys the last reconcile looked up on the source
+  int64_t run_rows = 0;                ///< rows of the run in progress (or the last run)
+  int64_t row_estimate = -1;           ///< the source's estimate, from the last reflection
   int64_t last_duration_ms = 0;
   int attempt = 0;                                       ///< consecutive failed runs
   std::chrono::system_clock::time_point last_success{};  ///< epoch: never
@@ -99,6 +102,8 @@ class TableRunner {
   void SubmitWrite();
   void OnWritten(Status st, std::optional<Cursor> cursor);
   void Fail(Status st);
+  bool ReconcileDue() const;
+  void StartReconcile();
   void MaybeFinishRun();
   void FinishRun();
   void NotifyStoppedIfIdle();
@@ -154,6 +159,11 @@ class TableRunner {
   int64_t resync_pass_ = 0;     // a resync in progress writes this pass and sweeps at its end
   bool accept_schema_ = false;  // resumed after a pause for a schema change
   std::chrono::steady_clock::time_point run_started_;
+  // Reconcile (deletes = { reconcile = … }): at the end of a run that caught up, when due.
+  std::unique_ptr<Reconciler> reconciler_;
+  bool reconciled_this_run_ = false;
+  int64_t reconcile_deleted_ = 0;                          // of the last reconcile, for its event
+  std::chrono::system_clock::time_point reconciled_at_{};  // epoch: never
 };
 
 }  // namespace siphon

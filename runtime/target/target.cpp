@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS _siphon_state (
   source_table    TEXT,
   schema_json     TEXT,
   full_pass       INTEGER NOT NULL DEFAULT 0,
-  resync_pass     INTEGER
+  resync_pass     INTEGER,
+  reconciled_at   TEXT
 );
 CREATE TABLE IF NOT EXISTS _siphon_log (
   id          INTEGER PRIMARY KEY,
@@ -107,6 +108,13 @@ struct Target::Table {
 Target::Target(uv_loop_t* loop, std::string path) : loop_(loop), path_(std::move(path)) {}
 
 Target::~Target() {
+  if (reader_) {
+    reader_->RunSync([this] {
+      sqlite3_close_v2(reader_db_);
+      reader_db_ = nullptr;
+    });
+    reader_.reset();
+  }
   writer_.reset();  // finishes posted writes
   tables_.clear();
   if (db_) sqlite3_close_v2(db_);
@@ -148,6 +156,7 @@ Status Target::Open() {
       {"_siphon_state", "schema_json TEXT"},
       {"_siphon_state", "full_pass INTEGER NOT NULL DEFAULT 0"},
       {"_siphon_state", "resync_pass INTEGER"},
+      {"_siphon_state", "reconciled_at TEXT"},
       {"_siphon_log", "deleted INTEGER NOT NULL DEFAULT 0"}};
   for (const auto& [table, add] : kAdded) {
     std::string column(add, strchr(add, ' '));
@@ -321,8 +330,8 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     Stmt q;
     sqlite3_prepare_v2(db_,
                        "SELECT cursor, rows_total, last_sync_at, last_success_at, last_error, "
-                       "schema_hash, status, schema_json, full_pass, resync_pass "
-                       "FROM _siphon_state "
+                       "schema_hash, status, schema_json, full_pass, resync_pass, "
+                       "reconciled_at FROM _siphon_state "
                        "WHERE table_name = ?1",
                        -1, &q.s, nullptr);
     sqlite3_bind_text(q.s, 1, spec.name.c_str(), -1, SQLITE_TRANSIENT);
@@ -347,6 +356,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     state.schema_json = text(7);
     state.full_pass = sqlite3_column_int64(q.s, 8);
     state.resync_pass = sqlite3_column_int64(q.s, 9);
+    state.reconciled_at = text(10);
   }
   tables_[spec.name] = std::move(t);
   return state;
@@ -601,9 +611,12 @@ void Target::RecordRun(RunRecord record, std::function<void(Status)> done) {
         std::string now = NowIso();
         Stmt st, log, trim;
         const char* sql_state =
-            "UPDATE _siphon_state SET last_sync_at = ?1, status = ?2, last_error = ?3, "
-            "last_success_at = CASE WHEN ?3 IS NULL THEN ?1 ELSE last_success_at END "
-            "WHERE table_name = ?4";
+            record.reconcile
+                ? "UPDATE _siphon_state SET reconciled_at = CASE WHEN ?3 IS NULL THEN ?1 "
+                  "ELSE reconciled_at END WHERE table_name = ?4 AND ?2 IS NOT NULL"
+                : "UPDATE _siphon_state SET last_sync_at = ?1, status = ?2, last_error = ?3, "
+                  "last_success_at = CASE WHEN ?3 IS NULL THEN ?1 ELSE last_success_at END "
+                  "WHERE table_name = ?4";
         const char* sql_log =
             "INSERT INTO _siphon_log (at, table_name, event, rows, duration_ms, error, deleted) "
             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
@@ -645,6 +658,216 @@ void Target::RecordRun(RunRecord record, std::function<void(Status)> done) {
       [done = std::move(done), status] {
         if (done) done(std::move(*status));
       });
+}
+
+namespace {
+
+std::string KeyTuple(const std::vector<std::string>& key) {
+  std::string out;
+  for (size_t i = 0; i < key.size(); ++i) out += (i ? ", " : "") + Quote(key[i]);
+  return out;
+}
+
+// " WHERE (k…) > (?…) AND (k…) <= (?…)" for a range; its values are appended to `params`.
+std::string RangeWhere(const std::vector<std::string>& key, const KeyRange& range,
+                       std::vector<CursorValue>& params) {
+  const std::string tuple = "(" + KeyTuple(key) + ")";
+  auto placeholders = [&params](const Cursor& values) {
+    std::string out = "(";
+    for (size_t i = 0; i < values.size(); ++i) {
+      params.push_back(values[i]);
+      out += (i ? ", ?" : "?") + std::to_string(params.size());
+    }
+    return out + ")";
+  };
+  std::string where;
+  if (range.after) where = " WHERE " + tuple + " > " + placeholders(*range.after);
+  if (range.upto) {
+    where += (where.empty() ? " WHERE " : " AND ") + tuple + " <= " + placeholders(*range.upto);
+  }
+  return where;
+}
+
+void BindValue(sqlite3_stmt* s, int idx, const CursorValue& v) {
+  if (const auto* i = std::get_if<int64_t>(&v)) {
+    sqlite3_bind_int64(s, idx, *i);
+  } else if (const auto* d = std::get_if<double>(&v)) {
+    sqlite3_bind_double(s, idx, *d);
+  } else if (const auto* t = std::get_if<std::string>(&v)) {
+    sqlite3_bind_text(s, idx, t->data(), static_cast<int>(t->size()), SQLITE_TRANSIENT);
+  } else {
+    sqlite3_bind_null(s, idx);
+  }
+}
+
+CursorValue ColumnValue(sqlite3_stmt* s, int col) {
+  switch (sqlite3_column_type(s, col)) {
+    case SQLITE_INTEGER:
+      return static_cast<int64_t>(sqlite3_column_int64(s, col));
+    case SQLITE_FLOAT:
+      return sqlite3_column_double(s, col);
+    case SQLITE_TEXT:
+      return std::string(reinterpret_cast<const char*>(sqlite3_column_text(s, col)),
+                         static_cast<size_t>(sqlite3_column_bytes(s, col)));
+    default:
+      return std::monostate{};
+  }
+}
+
+// Runs `sql` with `params` and calls `row` for each result row.
+Status ForEachRow(sqlite3* db, const std::string& sql, const std::vector<CursorValue>& params,
+                  const std::function<void(sqlite3_stmt*)>& row) {
+  Stmt s;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s.s, nullptr) != SQLITE_OK) {
+    return SqliteError(db, "reconcile");
+  }
+  for (size_t i = 0; i < params.size(); ++i) BindValue(s.s, static_cast<int>(i) + 1, params[i]);
+  int rc;
+  while ((rc = sqlite3_step(s.s)) == SQLITE_ROW) row(s.s);
+  if (rc != SQLITE_DONE) return SqliteError(db, "reconcile");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status Target::OpenReaderOnReader() {
+  if (reader_db_ != nullptr) return Status::Ok();
+  if (sqlite3_open_v2(path_.c_str(), &reader_db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK) {
+    Status st = SqliteError(reader_db_, "opening a reader of " + path_);
+    sqlite3_close_v2(reader_db_);
+    reader_db_ = nullptr;
+    return st;
+  }
+  sqlite3_busy_timeout(reader_db_, 10000);
+  return RegisterKeyHash(reader_db_);
+}
+
+void Target::DigestKeys(const std::string& table, std::vector<std::string> key, KeyRange range,
+                        size_t parts, std::function<void(Result<KeyRangeScan>)> done) {
+  if (!reader_) reader_ = std::make_unique<WorkerThread>(loop_);
+  auto result = std::make_shared<Result<KeyRangeScan>>(Status());
+  reader_->Post(
+      [this, table, key = std::move(key), range = std::move(range), parts, result] {
+        if (Status st = OpenReaderOnReader(); !st.ok()) {
+          *result = st;
+          return;
+        }
+        std::vector<CursorValue> params;
+        const std::string where = RangeWhere(key, range, params);
+        const std::string from = " FROM " + Quote(table) + where;
+        int64_t total = 0;
+        if (parts > 1) {
+          Status st = ForEachRow(reader_db_, "SELECT count(*)" + from, params,
+                                 [&total](sqlite3_stmt* s) { total = sqlite3_column_int64(s, 0); });
+          if (!st.ok()) {
+            *result = st;
+            return;
+          }
+        }
+        const int64_t n = static_cast<int64_t>(std::max<size_t>(parts, 1));
+        const int64_t per_part = std::max<int64_t>(1, (total + n - 1) / n);
+        KeyRangeScan scan;
+        scan.digests.emplace_back();
+        int64_t in_part = 0;
+        const int width = static_cast<int>(key.size());
+        const std::string tuple = KeyTuple(key);
+        Status st = ForEachRow(
+            reader_db_,
+            "SELECT " + tuple + ", siphon_key_hash(" + tuple + ")" + from + " ORDER BY " + tuple,
+            params, [&](sqlite3_stmt* s) {
+              scan.digests.back().Add(static_cast<uint64_t>(sqlite3_column_int64(s, width)));
+              if (++in_part < per_part || static_cast<int64_t>(scan.digests.size()) >= n) return;
+              Cursor split;
+              for (int i = 0; i < width; ++i) split.push_back(ColumnValue(s, i));
+              scan.splits.push_back(std::move(split));
+              scan.digests.emplace_back();
+              in_part = 0;
+            });
+        if (!st.ok()) {
+          *result = st;
+          return;
+        }
+        if (!scan.splits.empty() && scan.digests.back().count == 0) {
+          // The last part came out empty: its cut is the range's end.
+          scan.splits.pop_back();
+          scan.digests.pop_back();
+        }
+        *result = std::move(scan);
+      },
+      [done = std::move(done), result] { done(std::move(*result)); });
+}
+
+void Target::ListKeys(const std::string& table, std::vector<std::string> key, KeyRange range,
+                      std::function<void(Result<std::vector<Cursor>>)> done) {
+  if (!reader_) reader_ = std::make_unique<WorkerThread>(loop_);
+  auto result = std::make_shared<Result<std::vector<Cursor>>>(Status());
+  reader_->Post(
+      [this, table, key = std::move(key), range = std::move(range), result] {
+        if (Status st = OpenReaderOnReader(); !st.ok()) {
+          *result = st;
+          return;
+        }
+        std::vector<CursorValue> params;
+        const std::string tuple = KeyTuple(key);
+        const std::string sql = "SELECT " + tuple + " FROM " + Quote(table) +
+                                RangeWhere(key, range, params) + " ORDER BY " + tuple;
+        std::vector<Cursor> keys;
+        const int width = static_cast<int>(key.size());
+        Status st = ForEachRow(reader_db_, sql, params, [&](sqlite3_stmt* s) {
+          Cursor k;
+          for (int i = 0; i < width; ++i) k.push_back(ColumnValue(s, i));
+          keys.push_back(std::move(k));
+        });
+        if (!st.ok()) {
+          *result = st;
+          return;
+        }
+        *result = std::move(keys);
+      },
+      [done = std::move(done), result] { done(std::move(*result)); });
+}
+
+void Target::DeleteKeys(const std::string& table, std::vector<std::string> key,
+                        std::vector<Cursor> keys, std::function<void(Result<int64_t>)> done) {
+  auto result = std::make_shared<Result<int64_t>>(Status());
+  writer_->Post(
+      [this, table, key = std::move(key), keys = std::move(keys), result] {
+        std::string where;
+        for (size_t i = 0; i < key.size(); ++i) {
+          where += (i ? " AND " : "") + Quote(key[i]) + " = ?" + std::to_string(i + 1);
+        }
+        if (Status st = ExecOnWriter("BEGIN IMMEDIATE"); !st.ok()) {
+          *result = st;
+          return;
+        }
+        Stmt d;
+        Status st;
+        int64_t deleted = 0;
+        const std::string sql = "DELETE FROM " + Quote(table) + " WHERE " + where;
+        if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &d.s, nullptr) != SQLITE_OK) {
+          st = SqliteError(db_, "preparing the reconcile delete of " + table);
+        }
+        for (size_t r = 0; r < keys.size() && st.ok(); ++r) {
+          for (size_t i = 0; i < keys[r].size(); ++i) {
+            BindValue(d.s, static_cast<int>(i) + 1, keys[r][i]);
+          }
+          if (sqlite3_step(d.s) != SQLITE_DONE) {
+            st = SqliteError(db_, "deleting from " + table);
+          } else {
+            deleted += sqlite3_changes64(db_);
+          }
+          sqlite3_reset(d.s);
+        }
+        if (st.ok()) st = ExecOnWriter("COMMIT");
+        if (!st.ok()) {
+          sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+          *result = st;
+          return;
+        }
+        *result = deleted;
+      },
+      [done = std::move(done), result] { done(std::move(*result)); });
 }
 
 }  // namespace siphon

@@ -8,6 +8,7 @@
 
 #include <uv.h>
 
+#include "runtime/base/key_digest.hpp"
 #include "runtime/base/row_batch.hpp"
 #include "runtime/base/schema.hpp"
 #include "runtime/base/status.hpp"
@@ -60,19 +61,28 @@ struct TableState {
   std::string schema_hash;
   std::string schema_json;
   std::string status;
-  int64_t full_pass = 0;    ///< the last pass written
-  int64_t resync_pass = 0;  ///< a resync in progress writes this pass (0: none)
+  int64_t full_pass = 0;      ///< the last pass written
+  int64_t resync_pass = 0;    ///< a resync in progress writes this pass (0: none)
+  std::string reconciled_at;  ///< when the last reconcile ended (empty: never)
+};
+
+/// Reconcile: a range of a table's keys in the target, cut into parts of about equal size.
+struct KeyRangeScan {
+  std::vector<Cursor> splits;      ///< the last key of every part but the last
+  std::vector<KeyDigest> digests;  ///< one per part: splits.size() + 1
 };
 
 /// How a sync run ended, for `_siphon_state` and `_siphon_log`.
 struct RunRecord {
   std::string table;
-  std::string event;  ///< "synced" or "error"
+  std::string event;  ///< "synced", "error" or "reconcile"
   int64_t rows = 0;
   int64_t deleted = 0;  ///< rows removed from the target in this run
   int64_t duration_ms = 0;
   std::string error;   ///< empty on success
   std::string status;  ///< new `_siphon_state.status`: "ok", "error", "failed"
+  /// A reconcile: only `reconciled_at` of the state row changes (not status or errors).
+  bool reconcile = false;
 };
 
 /// The SQLite target: one file in WAL mode, written only by its own thread.
@@ -112,6 +122,21 @@ class Target {
   /// synced).
   void ResetCursor(const std::string& table, std::function<void(Result<int64_t>)> done);
 
+  /// Reconcile: the keys (columns `key`) of `range` cut into at most `parts` parts of about
+  /// equal size, with the digest of each part (siphon_key_hash, as the sources compute it).
+  /// Reads on a read-only connection of its own thread: page writes go on meanwhile.
+  void DigestKeys(const std::string& table, std::vector<std::string> key, KeyRange range,
+                  size_t parts, std::function<void(Result<KeyRangeScan>)> done);
+
+  /// Reconcile: the keys of `range`, ascending (on the reconcile reader, like DigestKeys).
+  void ListKeys(const std::string& table, std::vector<std::string> key, KeyRange range,
+                std::function<void(Result<std::vector<Cursor>>)> done);
+
+  /// Reconcile: deletes the rows with these keys (as ListKeys returned them) in one
+  /// transaction on the writer. `done` gets the number of rows deleted.
+  void DeleteKeys(const std::string& table, std::vector<std::string> key, std::vector<Cursor> keys,
+                  std::function<void(Result<int64_t>)> done);
+
   /// Records a finished run in `_siphon_state` and `_siphon_log` (the log keeps the newest
   /// kLogRetention rows).
   void RecordRun(RunRecord record, std::function<void(Status)> done);
@@ -130,6 +155,11 @@ class Target {
   sqlite3* db_ = nullptr;  // writer thread only (and Open/destructor, when it is idle)
   std::map<std::string, std::unique_ptr<Table>> tables_;  // writer thread only
   std::unique_ptr<WorkerThread> writer_;
+  // Reconcile's reads: a read-only connection used only on the reader thread (made on first
+  // use; WAL lets it read while the writer writes).
+  sqlite3* reader_db_ = nullptr;
+  std::unique_ptr<WorkerThread> reader_;
+  Status OpenReaderOnReader();
 };
 
 /// "2024-05-01T10:00:00.123Z": now, in UTC, as stored in the state tables.

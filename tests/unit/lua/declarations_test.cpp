@@ -308,7 +308,19 @@ TEST_F(LuaTest, DeletesExampleDeclaresSoftDeletesAndASchemaPolicy) {
 
 TEST_F(LuaTest, DeletesAndSchemaPolicyFieldsAreChecked) {
   for (const auto& [body, message] : std::vector<std::pair<std::string, std::string>>{
-           {"deletes = { reconcile = '1h' }", "unknown field 'reconcile' in deletes"},
+           {"deletes = { reconcile = '1h' }", "deletes.reconcile needs a cursor"},
+           {"cursor = 'id', deletes = { reconcile = 'hourly' }", "deletes.reconcile: "},
+           {"cursor = 'id', deletes = { reconcile = true }",
+            "deletes.reconcile must be an interval"},
+           {"cursor = 'id', write = 'append', deletes = { reconcile = '1h' }",
+            "does not apply to write = \"append\""},
+           {"cursor = 'id', deletes = { reconcile = '1h' }, transform = function(r) return r end",
+            "cannot be combined with transform"},
+           {"cursor = 'id', deletes = { reconcile = '1h', keep = true }",
+            "deletes.keep applies to soft deletes"},
+           {"deletes = { wipe = true }",
+            "unknown field 'wipe' in deletes (known: soft, keep, "
+            "reconcile)"},
            {"deletes = { keep = true }", "deletes needs soft = \"column\""},
            {"deletes = { soft = 3 }", "deletes.soft must be a column name"},
            {"on_schema_change = 'later'", "field 'on_schema_change' must be"},
@@ -324,6 +336,28 @@ TEST_F(LuaTest, DeletesAndSchemaPolicyFieldsAreChecked) {
     EXPECT_NE(s.message().find(":3: "), std::string::npos) << s.message();
     EXPECT_NE(s.message().find(message), std::string::npos) << s.message();
   }
+}
+
+TEST_F(LuaTest, ReconcileIsDeclaredWithItsInterval) {
+  std::string path = (dir_ / "ok.lua").string();
+  std::ofstream(path) << "local pg = siphon.postgres { dsn = 'host=x' }\n"
+                         "siphon.target { path = 'r.db' }\n"
+                         "siphon.replicate 'a' { source = pg, cursor = 'id', "
+                         "deletes = { reconcile = '1h30m' } }\n"
+                         "siphon.replicate 'b' { source = pg, cursor = 'id', "
+                         "deletes = { soft = 'gone', reconcile = 90 } }\n"
+                         "siphon.replicate 'c' { source = pg, cursor = 'id' }\n";
+  auto host = NewHost();
+  Status s = host->LoadScript(path);
+  ASSERT_TRUE(s.ok()) << s.message();
+  Deployment d = host->TakeDeployment();
+  ASSERT_EQ(d.tables.size(), 3u);
+  EXPECT_EQ(d.tables[0].reconcile_every, std::chrono::milliseconds(5400000));
+  EXPECT_FALSE(d.tables[0].soft_delete.has_value());
+  EXPECT_EQ(d.tables[1].reconcile_every, std::chrono::milliseconds(90000));
+  ASSERT_TRUE(d.tables[1].soft_delete.has_value());
+  EXPECT_EQ(d.tables[1].soft_delete->column, "gone");
+  EXPECT_FALSE(d.tables[2].reconcile_every.has_value());
 }
 
 TEST(LuaOptions, ClosestNameAndReference) {

@@ -228,6 +228,38 @@ siphon.on("recovered", function(ev) error("handler broke") end)
   EXPECT_TRUE(Shutdown());
 }
 
+TEST_F(AsyncTest, AFailingHandlerBecomesAnErrorEvent) {
+  Start(R"lua(
+errors = ""
+error_calls = 0
+siphon.replicate 'd' { source = pg, on = { batch = function(ev) local t = nil; return t.x end } }
+siphon.on("synced", function(ev) error("synced broke") end)
+siphon.on("error", function(ev)
+  error_calls = error_calls + 1
+  errors = errors .. ev.table .. "|" .. ev.error_kind .. "|" .. ev.error .. "\n"
+  if ev.table == "b" then error("the error handler fails too") end
+end)
+siphon.after("1ms", function() error("timer broke") end)
+)lua");
+  Emit(EventKind::kSynced, "a");
+  Emit(EventKind::kBatch, "d");
+  ASSERT_TRUE(RunUntil([&] { return Global("error_calls") == "3"; }, 2))
+      << Global("error_calls") << " " << Global("errors");
+  std::string errors = Global("errors");
+  EXPECT_TRUE(Contains(errors, "a|script|'synced' handler")) << errors;
+  EXPECT_TRUE(Contains(errors, "synced broke")) << errors;
+  EXPECT_TRUE(Contains(errors, "stack traceback")) << errors;
+  EXPECT_TRUE(Contains(errors, "d|script|'batch' handler")) << errors;
+  EXPECT_TRUE(Contains(errors, "attempt to index a nil value")) << errors;
+  EXPECT_TRUE(Contains(errors, "|script|siphon.after")) << errors;
+  EXPECT_TRUE(Contains(errors, "timer broke")) << errors;
+  // A failing `error` handler is logged only: no event about it, no loop.
+  Emit(EventKind::kError, "b", "x");
+  EXPECT_EQ(Global("error_calls"), "4");
+  EXPECT_EQ(host_->pending_tasks(), 0u);
+  EXPECT_TRUE(Shutdown());
+}
+
 TEST_F(AsyncTest, HandlerFailuresAreReportedWithTheirCause) {
   Start(R"lua(
 siphon.on("synced", function(ev) while true do end end)

@@ -1,0 +1,243 @@
+// End-to-end: `deletes = { reconcile = … }` removes rows gone from the source by comparing
+// key-range digests, reading far fewer keys than the table holds (issue 7).
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include <sqlite3.h>
+
+#include "tests/integration/harness/harness.hpp"
+
+namespace siphon::test {
+namespace {
+
+std::string Dump(const ProcessResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
+}
+
+class Reconcile : public ::testing::Test {
+ protected:
+  std::string Replica() const { return dir_.File("replica.db"); }
+  std::string Write(const std::string& body) {
+    std::string path = dir_.File("deploy.lua");
+    WriteFile(path, "siphon.target { path = '" + Replica() + "' }\n" + body);
+    return path;
+  }
+  std::string TargetScalar(const std::string& sql) {
+    Rows r = SqliteQuery(Replica(), sql);
+    return r.empty() || r[0].empty() || !r[0][0] ? "" : *r[0][0];
+  }
+  /// The last reconcile's row of _siphon_log: "keys_checked/deleted".
+  std::string LastReconcile(const std::string& table) {
+    return TargetScalar("SELECT rows || '/' || deleted FROM _siphon_log WHERE table_name = '" +
+                        table + "' AND event = 'reconcile' ORDER BY id DESC LIMIT 1");
+  }
+  int64_t KeysChecked(const std::string& table) {
+    std::string last = LastReconcile(table);
+    return last.empty() ? -1 : std::stoll(last.substr(0, last.find('/')));
+  }
+  static void SqliteExec(const std::string& path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    char* error = nullptr;
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK)
+        << (error ? error : "");
+    sqlite3_free(error);
+    sqlite3_close(db);
+  }
+  /// The reconcile interval of the scripts below is 1 s: let it come due.
+  static void WaitForReconcile() { std::this_thread::sleep_for(std::chrono::milliseconds(1100)); }
+
+  TempDir dir_;
+};
+
+class PgReconcile : public Reconcile {
+ protected:
+  std::string Script(const std::string& tables) {
+    return Write("local pg = siphon.postgres { dsn = siphon.env('TEST_PG_DSN') }\n" + tables);
+  }
+  ProcessResult Once(const std::string& script) {
+    return siphon::test::Run({SIPHON_BIN, "once", script}, {{"TEST_PG_DSN", db_.Dsn()}});
+  }
+  PgDb db_;
+};
+
+TEST_F(PgReconcile, ThousandRandomDeletesOutOf100kAreFoundReadingFewKeys) {
+  db_.Exec(R"sql(
+    CREATE TABLE items (id int8 PRIMARY KEY, name text NOT NULL);
+    INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 100000) g;
+  )sql");
+  std::string script = Script(R"(siphon.replicate "items" {
+    source = pg, cursor = "id", deletes = { reconcile = "1s" } })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  ASSERT_EQ(TargetScalar("SELECT count(*) FROM items"), "100000");
+  // The first run reconciled too (never done before): one digest on each side, equal.
+  EXPECT_EQ(LastReconcile("items"), "0/0");
+
+  db_.Exec("DELETE FROM items WHERE id IN (SELECT id FROM items ORDER BY random() LIMIT 1000)");
+  WaitForReconcile();
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(id) FROM items"),
+            db_.Scalar("SELECT count(*) || '/' || sum(id) FROM items"));
+  EXPECT_EQ(LastReconcile("items").substr(LastReconcile("items").find('/')), "/1000");
+  // Far fewer keys than the table holds were looked up on the source.
+  int64_t checked = KeysChecked("items");
+  EXPECT_GT(checked, 999);
+  EXPECT_LT(checked, 10000) << "keys looked up: " << checked;
+  std::printf("[ reconcile ] postgres: 1000 of 100000 rows deleted, %lld keys looked up, %s ms\n",
+              static_cast<long long>(checked),
+              TargetScalar("SELECT duration_ms FROM _siphon_log WHERE event = 'reconcile' "
+                           "ORDER BY id DESC LIMIT 1")
+                  .c_str());
+
+  // Not due again yet: the next run does not reconcile.
+  db_.Exec("DELETE FROM items WHERE id = (SELECT min(id) FROM items)");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM _siphon_log WHERE event = 'reconcile'"), "2");
+}
+
+TEST_F(PgReconcile, CompositeTextKeysAndAnEmptiedSource) {
+  db_.Exec(R"sql(
+    CREATE TABLE members (tenant text NOT NULL, n int4 NOT NULL, seen int8 NOT NULL,
+                          PRIMARY KEY (tenant, n));
+    INSERT INTO members SELECT 'Tenant ' || (g % 7), g, g FROM generate_series(1, 5000) g;
+  )sql");
+  std::string script = Script(R"(siphon.replicate "members" {
+    source = pg, cursor = "seen", deletes = { reconcile = "1s" },
+    on = { reconciled = function(ev) siphon.log.info("reconciled event: deleted %d", ev.deleted) end } })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  db_.Exec("DELETE FROM members WHERE n % 97 = 0 OR tenant = 'Tenant 3' AND n < 500");
+  WaitForReconcile();
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(n) FROM members"),
+            db_.Scalar("SELECT count(*) || '/' || sum(n) FROM members"));
+  std::string deleted = db_.Scalar("SELECT 5000 - count(*) FROM members");
+  EXPECT_NE(r.err.find("reconciled event: deleted " + deleted), std::string::npos) << Dump(r);
+
+  db_.Exec("DELETE FROM members");
+  WaitForReconcile();
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM members"), "0");
+}
+
+TEST_F(PgReconcile, ScriptMistakesAreRefusedAtStart) {
+  db_.Exec("CREATE TABLE t (id int4 PRIMARY KEY, v text)");
+  auto r = Once(Script(R"(siphon.replicate "t" { source = pg, deletes = { reconcile = "1h" } })"));
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("deletes.reconcile needs a cursor"), std::string::npos) << Dump(r);
+  r = Once(Script(R"(siphon.replicate "t" { source = pg, cursor = "id",
+    deletes = { reconcile = "1h" }, transform = function(row) return row end })"));
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("cannot be combined with transform"), std::string::npos) << Dump(r);
+  r = Once(Script(R"(siphon.replicate "t" { source = pg, cursor = "id",
+    deletes = { reconcile = "soon" } })"));
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("deletes.reconcile"), std::string::npos) << Dump(r);
+}
+
+TEST_F(PgReconcile, ATimestampKeyIsRefusedBeforeAnythingIsPulled) {
+  db_.Exec(R"sql(
+    CREATE TABLE ev (at timestamptz PRIMARY KEY, v int4 NOT NULL);
+    INSERT INTO ev SELECT '2024-01-01'::timestamptz + g * interval '1 s', g
+      FROM generate_series(1, 50) g;
+  )sql");
+  auto r = Once(Script(R"(siphon.replicate "ev" {
+    source = pg, cursor = "v", deletes = { reconcile = "1s" } })"));
+  // Refused before anything is pulled, like any other mistake in the table's declaration.
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("compares integer and text keys; key column \"at\" is timestamp"),
+            std::string::npos)
+      << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM sqlite_master WHERE name = 'ev'"), "0");
+}
+
+class MysqlReconcile : public Reconcile {
+ protected:
+  std::string Script(const std::string& tables) {
+    const ServerEnv& s = Servers();
+    return Write("local my = siphon.mysql { host = '" + s.mysql_host +
+                 "', port = " + std::to_string(s.mysql_port) + ", user = '" + s.mysql_user +
+                 "', password = siphon.env('TEST_MYSQL_PW'), database = '" + db_.name() + "' }\n" +
+                 tables);
+  }
+  ProcessResult Once(const std::string& script) {
+    return siphon::test::Run({SIPHON_BIN, "once", script},
+                             {{"TEST_MYSQL_PW", Servers().mysql_password}});
+  }
+  MyDb db_;
+};
+
+TEST_F(MysqlReconcile, ThousandRandomDeletesOutOf100kAreFoundReadingFewKeys) {
+  db_.Exec(R"sql(
+    CREATE TABLE items (id BIGINT PRIMARY KEY, name VARCHAR(40) NOT NULL);
+    INSERT INTO items SELECT seq, CONCAT('item ', seq) FROM seq_1_to_100000;
+  )sql");
+  std::string script = Script(R"(siphon.replicate "items" {
+    source = my, cursor = "id", deletes = { reconcile = "1s" } })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  ASSERT_EQ(TargetScalar("SELECT count(*) FROM items"), "100000");
+  EXPECT_EQ(LastReconcile("items"), "0/0");
+
+  db_.Exec("DELETE FROM items ORDER BY RAND() LIMIT 1000");
+  WaitForReconcile();
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(id) FROM items"),
+            db_.Scalar("SELECT CONCAT(COUNT(*), '/', SUM(id)) FROM items"));
+  int64_t checked = KeysChecked("items");
+  EXPECT_GT(checked, 999);
+  EXPECT_LT(checked, 10000) << "keys looked up: " << checked;
+  std::printf("[ reconcile ] mariadb: 1000 of 100000 rows deleted, %lld keys looked up, %s ms\n",
+              static_cast<long long>(checked),
+              TargetScalar("SELECT duration_ms FROM _siphon_log WHERE event = 'reconcile' "
+                           "ORDER BY id DESC LIMIT 1")
+                  .c_str());
+}
+
+TEST_F(MysqlReconcile, CompositeKeysWithText) {
+  db_.Exec(R"sql(
+    CREATE TABLE members (tenant VARCHAR(20) NOT NULL, n INT NOT NULL, seen BIGINT NOT NULL,
+                          PRIMARY KEY (tenant, n));
+    INSERT INTO members SELECT CONCAT('Tenant ', seq % 7), seq, seq FROM seq_1_to_5000;
+  )sql");
+  std::string script = Script(R"(siphon.replicate "members" {
+    source = my, cursor = "seen", deletes = { reconcile = "1s" } })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  db_.Exec("DELETE FROM members WHERE n % 97 = 0 OR (tenant = 'Tenant 3' AND n < 500)");
+  WaitForReconcile();
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(n) FROM members"),
+            db_.Scalar("SELECT CONCAT(COUNT(*), '/', SUM(n)) FROM members"));
+}
+
+TEST_F(Reconcile, SqliteSourceRowsGoneAreDeleted) {
+  std::string source = dir_.File("app.db");
+  SqliteExec(source,
+             "CREATE TABLE t (id INTEGER PRIMARY KEY, code TEXT NOT NULL);"
+             "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 3000) "
+             "INSERT INTO t SELECT n, 'c' || n FROM g;");
+  std::string script = Write("local app = siphon.sqlite { path = '" + source +
+                             "' }\nsiphon.replicate 't' { source = app, cursor = 'id', "
+                             "deletes = { reconcile = '1s' } }\n");
+  auto r = siphon::test::Run({SIPHON_BIN, "once", script}, {});
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  SqliteExec(source, "DELETE FROM t WHERE id % 50 = 7");
+  WaitForReconcile();
+  r = siphon::test::Run({SIPHON_BIN, "once", script}, {});
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(id) FROM t"), "2940/4412580");
+  EXPECT_EQ(LastReconcile("t").substr(LastReconcile("t").find('/')), "/60");
+}
+
+}  // namespace
+}  // namespace siphon::test
