@@ -24,6 +24,22 @@ siphon.replicate "accounts" {
   backfill = true,   -- a new source column is filled for every row at once
 }
 
+-- The application deletes rows for real: every 6 hours siphon compares key ranges with the
+-- source (digests computed on both sides, keys listed only where they differ) and deletes
+-- the rows the source no longer has, without pulling the table.
+siphon.replicate "orders" {
+  source  = pg,
+  from    = "public.orders",
+  cursor  = { "updated_at", "id" },
+  deletes = { reconcile = "6h" },
+  every   = "1m",
+  on      = {
+    reconciled = function(ev)
+      if ev.deleted > 0 then siphon.log.info("orders: %d rows gone from the source", ev.deleted) end
+    end,
+  },
+}
+
 -- A table without a cursor is pulled whole each run; rows deleted on the source disappear
 -- at the end of each pass (readers never see it empty).
 siphon.replicate "plans" { source = pg, from = "public.plans", every = "10m" }

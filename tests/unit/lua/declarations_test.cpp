@@ -282,14 +282,16 @@ TEST_F(LuaTest, QuickstartExampleDeclaresThreeTables) {
   EXPECT_EQ(d.target->path, std::string(SIPHON_SOURCE_DIR) + "/examples/shop-replica.db");
 }
 
-TEST_F(LuaTest, DeletesExampleDeclaresSoftDeletesAndASchemaPolicy) {
+TEST_F(LuaTest, DeletesExampleDeclaresSoftDeletesReconcileAndASchemaPolicy) {
   setenv("PG_DSN", "postgresql://repl@127.0.0.1:5432/shop", 1);
   auto host = NewHost();
   Status s = host->LoadScript(std::string(SIPHON_SOURCE_DIR) + "/examples/deletes.lua");
   unsetenv("PG_DSN");
   ASSERT_TRUE(s.ok()) << s.message();
   Deployment d = host->TakeDeployment();
-  ASSERT_EQ(d.tables.size(), 2u);
+  ASSERT_EQ(d.tables.size(), 3u);
+  EXPECT_EQ(d.tables[1].name, "orders");
+  EXPECT_EQ(d.tables[1].reconcile_every, std::chrono::hours(6));
   ASSERT_TRUE(d.tables[0].soft_delete.has_value());
   EXPECT_EQ(d.tables[0].soft_delete->column, "deleted_at");
   EXPECT_FALSE(d.tables[0].soft_delete->keep);
