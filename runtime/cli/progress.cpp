@@ -118,7 +118,10 @@ void Progress::Tick() {
   }
   if (!tty_) {
     auto log = Logger("progress");
-    for (const auto& i : items) log->info("{}", Line(i.name, i.rows, i.estimate, i.rate, 0));
+    for (const auto& i : items) {
+      ScopedLogFields fields(LogFields::Of("progress").Table(i.name).Rows(i.rows));
+      log->info("{}", Line(i.name, i.rows, i.estimate, i.rate, 0));
+    }
     return;
   }
   // Between redraws the cursor is parked on an empty line above the block, so a log line

@@ -306,7 +306,10 @@ void TableRunner::HandleSchemaChange(const SchemaDiff& diff) {
   }
   static constexpr const char* kNames[] = {"continue", "pause", "resync"};
   const char* name = kNames[static_cast<int>(action)];
-  log_->warn("schema change {}: {}", diff.ToJson(), name);
+  {
+    ScopedLogFields fields(LogFields::Of("schema_change"));
+    log_->warn("schema change {}: {}", diff.ToJson(), name);
+  }
   if (options_.events) {
     Event ev;
     ev.kind = EventKind::kSchemaChange;
@@ -551,8 +554,14 @@ void TableRunner::StartReconcile() {
     stats_.rows_deleted += result->deleted;
     stats_.reconciles++;
     stats_.reconcile_keys_checked = result->keys_checked;
-    log_->info("reconcile: {} key ranges compared, {} keys looked up, {} rows deleted in {} ms",
-               result->ranges, result->keys_checked, result->deleted, ms);
+    {
+      ScopedLogFields fields(LogFields::Of("reconcile")
+                                 .Rows(result->keys_checked)
+                                 .Deleted(result->deleted)
+                                 .DurationMs(ms));
+      log_->info("reconcile: {} key ranges compared, {} keys looked up, {} rows deleted in {} ms",
+                 result->ranges, result->keys_checked, result->deleted, ms);
+    }
     Emit(EventKind::kReconciled, result->keys_checked, ms);
     RunRecord record;
     record.table = decl_.name;
@@ -576,6 +585,7 @@ void TableRunner::FinishRun() {
       std::chrono::steady_clock::now() - run_started_);
   stats_.last_duration_ms = duration.count();
   if (stopping_ && run_error_.ok()) {
+    ScopedLogFields fields(LogFields::Of("stopped").Rows(run_rows_));
     log_->info("stopped after {} rows", run_rows_);
     NotifyStoppedIfIdle();
     return;
@@ -592,7 +602,10 @@ void TableRunner::FinishRun() {
   bool finish_now = false;
   if (run_error_.ok()) {
     const bool recovered = attempt_ > 0;
-    if (recovered) log_->info("recovered after {} failed attempt(s)", attempt_);
+    if (recovered) {
+      ScopedLogFields fields(LogFields::Of("recovered").Attempt(attempt_));
+      log_->info("recovered after {} failed attempt(s)", attempt_);
+    }
     stats_.runs_ok++;
     stats_.last_success = std::chrono::system_clock::now();
     lagging_ = false;
@@ -603,6 +616,8 @@ void TableRunner::FinishRun() {
     stats_.attempt = 0;
     record.event = "synced";
     record.status = "ok";
+    ScopedLogFields fields(
+        LogFields::Of("synced").Rows(run_rows_).Deleted(run_deleted_).DurationMs(duration.count()));
     if (run_deleted_ > 0) {
       log_->info("synced {} rows, deleted {} in {} ms", run_rows_, run_deleted_, duration.count());
     } else if (run_rows_ > 0) {
@@ -628,6 +643,11 @@ void TableRunner::FinishRun() {
         run_error_.transient() && (!options_.once || attempt_ <= options_.once_retries);
     next = Backoff(attempt_, options_.backoff_base, options_.backoff_cap, rng_);
     record.status = retry || !options_.once ? "error" : "failed";
+    ScopedLogFields fields(LogFields::Of("error")
+                               .Rows(run_rows_)
+                               .DurationMs(duration.count())
+                               .Attempt(attempt_)
+                               .Kind(stats_.last_error_kind));
     if (retry || !options_.once) {
       log_->error("{} (attempt {}, retrying in {} ms)", run_error_.ToString(), attempt_,
                   next.count());

@@ -6,7 +6,10 @@
 
 #include <filesystem>
 #include <random>
+#include <sstream>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "tests/integration/harness/harness.hpp"
 
@@ -319,6 +322,30 @@ TEST_F(PgSync, CheckPrintsThePlanAndWritesNothing) {
   EXPECT_NE(r.out.find("SELECT"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("LIMIT 5000"), std::string::npos) << r.out;
   EXPECT_FALSE(std::filesystem::exists(Replica()));
+}
+
+TEST_F(PgSync, JsonLogsCarryTableEventRowsAndDurationAsMembers) {
+  db_.Exec(R"sql(
+    CREATE TABLE j (id int8 PRIMARY KEY, v text);
+    INSERT INTO j SELECT g, 'v' || g FROM generate_series(1, 42) g;
+  )sql");
+  auto r =
+      Siphon({"once", "--log-format", "json", Script(R"(siphon.replicate "j" { source = pg })")});
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  bool synced = false;
+  std::istringstream lines(r.err);
+  for (std::string line; std::getline(lines, line);) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << "not a JSON object: " << line;
+    ASSERT_TRUE(j.contains("at") && j.contains("level") && j.contains("message")) << line;
+    if (j.value("event", "") == "synced") {
+      synced = true;
+      EXPECT_EQ(j["table"], "j") << line;
+      EXPECT_EQ(j["rows"], 42) << line;
+      EXPECT_TRUE(j["duration_ms"].is_number_integer()) << line;
+    }
+  }
+  EXPECT_TRUE(synced) << r.err;
 }
 
 TEST_F(PgSync, ScriptMistakesStopStartUpWithFileAndLine) {
