@@ -21,6 +21,7 @@
 #include "runtime/lua/lua_host.hpp"
 #include "runtime/sync/event_fanout.hpp"
 #include "runtime/sync/plan.hpp"
+#include "runtime/sync/reconciler.hpp"
 #include "runtime/sync/replicator.hpp"
 #include "runtime/target/target.hpp"
 
@@ -424,6 +425,19 @@ class Checker {
     }
     std::cout << ", " << (t.write == WriteMode::kAppend ? "append" : "upsert") << ", every "
               << FormatDuration(t.every) << ", batch " << t.batch << "\n";
+    if (t.soft_delete || t.reconcile_every) {
+      std::cout << "  deletes:";
+      if (t.soft_delete) {
+        std::cout << " soft (\"" << t.soft_delete->column
+                  << "\" set: " << (t.soft_delete->keep ? "kept with its flag" : "removed") << ")";
+      }
+      if (t.reconcile_every) {
+        if (Status st = Reconciler::CheckKey(*schema, plan->target.key); !st.ok()) return Done(st);
+        std::cout << (t.soft_delete ? "," : "") << " reconcile every "
+                  << FormatDuration(*t.reconcile_every) << " (key ranges compared by digest)";
+      }
+      std::cout << "\n";
+    }
     std::cout << "  first page: " << conn_->PageSql(*schema, FirstPage(*plan, std::nullopt))
               << "\n";
     Cursor example;
