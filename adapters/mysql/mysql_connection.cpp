@@ -314,12 +314,7 @@ void MysqlConnection::Execute(std::string sql, std::function<void(MYSQL_RES*)> o
 
 void MysqlConnection::Reflect(const std::string& table,
                               std::function<void(Result<TableSchema>)> done) {
-  if (busy_ || !connected_) {
-    Status s = busy_ ? Status(ErrorKind::kQuery, "mysql connection is busy")
-                     : Status(ErrorKind::kConnect, "not connected to " + config_->Describe());
-    Defer([done, s] { done(s); });
-    return;
-  }
+  if (Refuse([done](Status s) { done(std::move(s)); })) return;
   TableRef ref = SplitTableName(table);
   auto schema = std::make_shared<TableSchema>();
   schema->qualified_name = table;
@@ -374,25 +369,12 @@ std::string MysqlConnection::PageSql(const TableSchema& table, const PageQuery& 
 
 void MysqlConnection::Pull(const TableSchema& table, const PageQuery& query,
                            std::function<void(Result<RowBatch>)> done) {
-  if (busy_ || !connected_) {
-    Status s = busy_ ? Status(ErrorKind::kQuery, "mysql connection is busy")
-                     : Status(ErrorKind::kConnect, "not connected to " + config_->Describe());
-    Defer([done, s] { done(s); });
-    return;
-  }
+  if (Refuse([done](Status s) { done(std::move(s)); })) return;
   Result<std::vector<std::string>> params =
       PageParameters(table, query, [this](std::string_view v) { return Quote(v); });
-  if (!params.ok()) {
-    Status s = params.status();
-    Defer([done, s] { done(s); });
-    return;
-  }
+  if (!params.ok()) return FailLater([done](Status s) { done(std::move(s)); }, params.status());
   Result<std::string> sql = BuildPageSql(table, query, &*params);
-  if (!sql.ok()) {
-    Status s = sql.status();
-    Defer([done, s] { done(s); });
-    return;
-  }
+  if (!sql.ok()) return FailLater([done](Status s) { done(std::move(s)); }, sql.status());
   std::vector<std::string> names = query.columns;
   if (names.empty()) {
     for (const auto& c : table.columns) names.push_back(c.name);
@@ -467,19 +449,10 @@ void MysqlConnection::QueryRows(std::string sql, std::vector<std::string> names,
 void MysqlConnection::DigestKeys(const TableSchema& table, const std::vector<std::string>& key,
                                  const KeyRange& range, const std::vector<Cursor>& splits,
                                  std::function<void(Result<std::vector<KeyDigest>>)> done) {
-  if (busy_ || !connected_) {
-    Status s = busy_ ? Status(ErrorKind::kQuery, "mysql connection is busy")
-                     : Status(ErrorKind::kConnect, "not connected to " + config_->Describe());
-    Defer([done, s] { done(s); });
-    return;
-  }
+  if (Refuse([done](Status s) { done(std::move(s)); })) return;
   Result<std::string> sql =
       DigestSql(table, key, range, splits, [this](std::string_view v) { return Quote(v); });
-  if (!sql.ok()) {
-    Status s = sql.status();
-    Defer([done, s] { done(s); });
-    return;
-  }
+  if (!sql.ok()) return FailLater([done](Status s) { done(std::move(s)); }, sql.status());
   const size_t parts = splits.size() + 1;
   std::string name = table.qualified_name;
   QueryText(*sql, [done, parts, name](auto rows) {
@@ -500,19 +473,10 @@ void MysqlConnection::DigestKeys(const TableSchema& table, const std::vector<std
 void MysqlConnection::FindKeys(const TableSchema& table, const std::vector<std::string>& key,
                                const std::vector<Cursor>& keys,
                                std::function<void(Result<std::vector<Cursor>>)> done) {
-  if (busy_ || !connected_) {
-    Status s = busy_ ? Status(ErrorKind::kQuery, "mysql connection is busy")
-                     : Status(ErrorKind::kConnect, "not connected to " + config_->Describe());
-    Defer([done, s] { done(s); });
-    return;
-  }
+  if (Refuse([done](Status s) { done(std::move(s)); })) return;
   Result<std::string> sql =
       FindKeysSql(table, key, keys, [this](std::string_view v) { return Quote(v); });
-  if (!sql.ok()) {
-    Status s = sql.status();
-    Defer([done, s] { done(s); });
-    return;
-  }
+  if (!sql.ok()) return FailLater([done](Status s) { done(std::move(s)); }, sql.status());
   QueryRows(std::move(*sql), key, table.qualified_name, "find keys of " + table.qualified_name,
             keys.size(), [done](Result<RowBatch> rows) {
               if (!rows.ok()) return done(rows.status());
@@ -581,12 +545,7 @@ void MysqlConnection::QueryText(
     const std::string& sql,
     std::function<void(Result<std::vector<std::vector<std::optional<std::string>>>>)> done) {
   using Rows = std::vector<std::vector<std::optional<std::string>>>;
-  if (busy_ || !connected_) {
-    Status s = busy_ ? Status(ErrorKind::kQuery, "mysql connection is busy")
-                     : Status(ErrorKind::kConnect, "not connected to " + config_->Describe());
-    Defer([done, s] { done(s); });
-    return;
-  }
+  if (Refuse([done](Status s) { done(std::move(s)); })) return;
   auto rows = std::make_shared<Rows>();
   auto columns = std::make_shared<unsigned>(0);
   abort_ = [done](Status s) { done(std::move(s)); };
@@ -610,6 +569,17 @@ void MysqlConnection::QueryText(
         }
         Defer([done, rows] { done(std::move(*rows)); });
       });
+}
+
+bool MysqlConnection::Refuse(const std::function<void(Status)>& fail) {
+  if (!busy_ && connected_) return false;
+  FailLater(fail, busy_ ? Status(ErrorKind::kQuery, "mysql connection is busy")
+                        : Status(ErrorKind::kConnect, "not connected to " + config_->Describe()));
+  return true;
+}
+
+void MysqlConnection::FailLater(std::function<void(Status)> fail, Status status) {
+  Defer([fail = std::move(fail), status] { fail(status); });
 }
 
 }  // namespace siphon::mysql

@@ -71,6 +71,10 @@ class MysqlConnection final : public SourceConnection {
   static void OnTimer(uv_timer_t* handle);
   static void OnDefer(uv_timer_t* handle);
 
+  /// True (after answering `fail` from the loop) when the connection is busy or closed.
+  bool Refuse(const std::function<void(Status)>& fail);
+  /// Answers `fail` with `status` from the loop, never inside the caller.
+  void FailLater(std::function<void(Status)> fail, Status status);
   /// Queues `fn` to run from the loop on its next turn (results are delivered this way).
   void Defer(std::function<void()> fn);
   /// Sends `sql`, then streams its rows (mysql_use_result + mysql_fetch_row_start/_cont)

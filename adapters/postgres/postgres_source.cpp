@@ -77,27 +77,16 @@ class PgSourceConnection : public SourceConnection {
 
   void Pull(const TableSchema& table, const PageQuery& query,
             std::function<void(Result<RowBatch>)> done) override {
-    auto st = BuildPageQuery(table, query);
-    if (!st.ok()) {
-      Status s = st.status();
-      conn_.Post([done = std::move(done), s] { done(s); });
-      return;
-    }
-    WithConnection([this, st = std::move(*st), name = table.qualified_name,
-                    done = std::move(done)](Status s) mutable {
-      if (!s.ok()) return done(s);
-      conn_.Query(std::move(st.sql), std::move(st.params),
-                  [name, done = std::move(done)](Result<PgResultPtr> r) {
-                    if (!r.ok()) return done(r.status().WithContext("pull " + name));
-                    size_t rejected = 0;
-                    RowBatch batch = DecodeRows(r->get(), &rejected);
-                    if (rejected > 0) {
-                      spdlog::warn("postgres {}: {} values kept as text (unexpected format)", name,
-                                   rejected);
-                    }
-                    done(std::move(batch));
-                  });
-    });
+    Run(BuildPageQuery(table, query), "pull " + table.qualified_name,
+        [name = table.qualified_name, done = std::move(done)](Result<PgResultPtr> r) {
+          if (!r.ok()) return done(r.status());
+          size_t rejected = 0;
+          RowBatch batch = DecodeRows(r->get(), &rejected);
+          if (rejected > 0) {
+            spdlog::warn("postgres {}: {} values kept as text (unexpected format)", name, rejected);
+          }
+          done(std::move(batch));
+        });
   }
 
   std::string PageSql(const TableSchema& table, const PageQuery& query) const override {
@@ -147,59 +136,39 @@ class PgSourceConnection : public SourceConnection {
   void DigestKeys(const TableSchema& table, const std::vector<std::string>& key,
                   const KeyRange& range, const std::vector<Cursor>& splits,
                   std::function<void(Result<std::vector<KeyDigest>>)> done) override {
-    auto st = BuildDigestQuery(table, key, range, splits);
-    if (!st.ok()) {
-      Status s = st.status();
-      conn_.Post([done = std::move(done), s] { done(s); });
-      return;
-    }
     const size_t parts = splits.size() + 1;
-    WithConnection([this, st = std::move(*st), parts, name = table.qualified_name,
-                    done = std::move(done)](Status s) mutable {
-      if (!s.ok()) return done(s);
-      conn_.Query(std::move(st.sql), std::move(st.params),
-                  [parts, name, done = std::move(done)](Result<PgResultPtr> r) {
-                    if (!r.ok()) return done(r.status().WithContext("digest keys of " + name));
-                    const PGresult* res = r->get();
-                    std::vector<KeyDigest> out(parts);
-                    for (int row = 0; row < PQntuples(res); ++row) {
-                      size_t b = strtoull(PQgetvalue(res, row, 0), nullptr, 10);
-                      if (b >= parts) continue;
-                      out[b].count = strtoll(PQgetvalue(res, row, 1), nullptr, 10);
-                      out[b].sum_hi = strtoll(PQgetvalue(res, row, 2), nullptr, 10);
-                      out[b].sum_lo = strtoll(PQgetvalue(res, row, 3), nullptr, 10);
-                    }
-                    done(std::move(out));
-                  });
-    });
+    Run(BuildDigestQuery(table, key, range, splits), "digest keys of " + table.qualified_name,
+        [parts, done = std::move(done)](Result<PgResultPtr> r) {
+          if (!r.ok()) return done(r.status());
+          const PGresult* res = r->get();
+          std::vector<KeyDigest> out(parts);
+          for (int row = 0; row < PQntuples(res); ++row) {
+            size_t b = strtoull(PQgetvalue(res, row, 0), nullptr, 10);
+            if (b >= parts) continue;
+            out[b].count = strtoll(PQgetvalue(res, row, 1), nullptr, 10);
+            out[b].sum_hi = strtoll(PQgetvalue(res, row, 2), nullptr, 10);
+            out[b].sum_lo = strtoll(PQgetvalue(res, row, 3), nullptr, 10);
+          }
+          done(std::move(out));
+        });
   }
 
   void FindKeys(const TableSchema& table, const std::vector<std::string>& key,
                 const std::vector<Cursor>& keys,
                 std::function<void(Result<std::vector<Cursor>>)> done) override {
-    auto st = BuildFindKeysQuery(table, key, keys);
-    if (!st.ok()) {
-      Status s = st.status();
-      conn_.Post([done = std::move(done), s] { done(s); });
-      return;
-    }
-    WithConnection([this, st = std::move(*st), name = table.qualified_name,
-                    done = std::move(done)](Status s) mutable {
-      if (!s.ok()) return done(s);
-      conn_.Query(std::move(st.sql), std::move(st.params),
-                  [name, done = std::move(done)](Result<PgResultPtr> r) {
-                    if (!r.ok()) return done(r.status().WithContext("find keys of " + name));
-                    size_t rejected = 0;
-                    RowBatch batch = DecodeRows(r->get(), &rejected);
-                    std::vector<Cursor> found(batch.rows());
-                    for (size_t row = 0; row < batch.rows(); ++row) {
-                      for (size_t c = 0; c < batch.columns(); ++c) {
-                        found[row].push_back(CursorValueOf(batch, row, c));
-                      }
-                    }
-                    done(std::move(found));
-                  });
-    });
+    Run(BuildFindKeysQuery(table, key, keys), "find keys of " + table.qualified_name,
+        [done = std::move(done)](Result<PgResultPtr> r) {
+          if (!r.ok()) return done(r.status());
+          size_t rejected = 0;
+          RowBatch batch = DecodeRows(r->get(), &rejected);
+          std::vector<Cursor> found(batch.rows());
+          for (size_t row = 0; row < batch.rows(); ++row) {
+            for (size_t c = 0; c < batch.columns(); ++c) {
+              found[row].push_back(CursorValueOf(batch, row, c));
+            }
+          }
+          done(std::move(found));
+        });
   }
 
   void Close() override { conn_.Close(); }
@@ -212,6 +181,26 @@ class PgSourceConnection : public SourceConnection {
     } else {
       conn_.Connect(std::move(then));
     }
+  }
+
+  // Runs a built statement (opening the connection first when needed); a statement that
+  // could not be built is answered from the loop. Errors carry `context`.
+  void Run(Result<PageStatement> st, std::string context,
+           std::function<void(Result<PgResultPtr>)> done) {
+    if (!st.ok()) {
+      Status s = st.status();
+      conn_.Post([done = std::move(done), s] { done(s); });
+      return;
+    }
+    WithConnection([this, st = std::move(*st), context = std::move(context),
+                    done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      conn_.Query(std::move(st.sql), std::move(st.params),
+                  [context, done = std::move(done)](Result<PgResultPtr> r) {
+                    if (!r.ok()) return done(r.status().WithContext(context));
+                    done(std::move(r));
+                  });
+    });
   }
 
   Result<TableSchema> SchemaFrom(const std::string& table, const PGresult* res) {

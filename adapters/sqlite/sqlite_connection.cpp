@@ -104,11 +104,7 @@ bool SqliteConnection::Refuse(const std::function<void(Status)>& fail) {
   } else {
     return false;
   }
-  Submit([] {},
-         [this, fail, status] {
-           --in_flight_;
-           fail(status);
-         });
+  FailLater(fail, status);
   return true;
 }
 
@@ -244,26 +240,17 @@ void SqliteConnection::Pull(const TableSchema& table, const PageQuery& query,
   if (Refuse(fail)) return;
   Result<std::string> sql = BuildPageSql(table, query);
   if (!sql.ok()) {
-    Status s = sql.status();
-    Submit([] {},
-           [this, fail, s] {
-             --in_flight_;
-             fail(s);
-           });
+    FailLater(fail, sql.status());
     return;
   }
   // The values bound to ?1…?n.
   std::vector<CursorValue> params;
   if (query.after && !query.order_by.empty()) {
     if (query.after->size() != query.order_by.size()) {
-      Status s(ErrorKind::kType, "cursor of " + table.qualified_name + " has " +
-                                     std::to_string(query.after->size()) + " values for " +
-                                     std::to_string(query.order_by.size()) + " order columns");
-      Submit([] {},
-             [this, fail, s] {
-               --in_flight_;
-               fail(s);
-             });
+      FailLater(fail, Status(ErrorKind::kType,
+                             "cursor of " + table.qualified_name + " has " +
+                                 std::to_string(query.after->size()) + " values for " +
+                                 std::to_string(query.order_by.size()) + " order columns"));
       return;
     }
     if (query.lookback_seconds) {
@@ -345,12 +332,7 @@ void SqliteConnection::DigestKeys(const TableSchema& table, const std::vector<st
   if (Refuse(fail)) return;
   Result<BoundSql> sql = DigestSql(table, key, range, splits);
   if (!sql.ok()) {
-    Status s = sql.status();
-    Submit([] {},
-           [this, fail, s] {
-             --in_flight_;
-             fail(s);
-           });
+    FailLater(fail, sql.status());
     return;
   }
   const size_t parts = splits.size() + 1;
@@ -378,12 +360,7 @@ void SqliteConnection::FindKeys(const TableSchema& table, const std::vector<std:
   if (Refuse(fail)) return;
   Result<BoundSql> sql = FindKeysSql(table, key, keys);
   if (!sql.ok()) {
-    Status s = sql.status();
-    Submit([] {},
-           [this, fail, s] {
-             --in_flight_;
-             fail(s);
-           });
+    FailLater(fail, sql.status());
     return;
   }
   RunRows(std::move(sql->sql), std::move(sql->params), key.size(),
@@ -397,6 +374,14 @@ void SqliteConnection::FindKeys(const TableSchema& table, const std::vector<std:
             }
             done(std::move(found));
           });
+}
+
+void SqliteConnection::FailLater(const std::function<void(Status)>& fail, Status status) {
+  Submit([] {},
+         [this, fail, status] {
+           --in_flight_;
+           fail(status);
+         });
 }
 
 void SqliteConnection::Close() {

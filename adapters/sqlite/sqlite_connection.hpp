@@ -45,6 +45,8 @@ class SqliteConnection final : public SourceConnection {
   void RunRows(std::string sql, std::vector<CursorValue> params, size_t columns,
                std::string context, size_t expected_rows,
                std::function<void(Result<RowBatch>)> done);
+  /// Answers `fail` with `status` from the loop (never inside the caller).
+  void FailLater(const std::function<void(Status)>& fail, Status status);
   /// Fails at once (from the loop, not inside the caller) when busy or not connected.
   bool Refuse(const std::function<void(Status)>& fail);
   /// True (after failing `fail` with kCancelled) when Close ran since `generation`.
