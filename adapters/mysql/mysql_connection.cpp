@@ -480,13 +480,7 @@ void MysqlConnection::FindKeys(const TableSchema& table, const std::vector<std::
   QueryRows(std::move(*sql), key, table.qualified_name, "find keys of " + table.qualified_name,
             keys.size(), [done](Result<RowBatch> rows) {
               if (!rows.ok()) return done(rows.status());
-              std::vector<Cursor> found(rows->rows());
-              for (size_t r = 0; r < rows->rows(); ++r) {
-                for (size_t c = 0; c < rows->columns(); ++c) {
-                  found[r].push_back(CursorValueOf(*rows, r, c));
-                }
-              }
-              done(std::move(found));
+              done(CursorsOf(*rows));
             });
 }
 

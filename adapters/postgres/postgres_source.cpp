@@ -160,14 +160,7 @@ class PgSourceConnection : public SourceConnection {
         [done = std::move(done)](Result<PgResultPtr> r) {
           if (!r.ok()) return done(r.status());
           size_t rejected = 0;
-          RowBatch batch = DecodeRows(r->get(), &rejected);
-          std::vector<Cursor> found(batch.rows());
-          for (size_t row = 0; row < batch.rows(); ++row) {
-            for (size_t c = 0; c < batch.columns(); ++c) {
-              found[row].push_back(CursorValueOf(batch, row, c));
-            }
-          }
-          done(std::move(found));
+          done(CursorsOf(DecodeRows(r->get(), &rejected)));
         });
   }
 

@@ -70,6 +70,15 @@ CursorValue CursorValueOf(const RowBatch& batch, size_t row, size_t column) {
   return std::monostate{};
 }
 
+std::vector<Cursor> CursorsOf(const RowBatch& batch) {
+  std::vector<Cursor> out(batch.rows());
+  for (size_t r = 0; r < batch.rows(); ++r) {
+    out[r].reserve(batch.columns());
+    for (size_t c = 0; c < batch.columns(); ++c) out[r].push_back(CursorValueOf(batch, r, c));
+  }
+  return out;
+}
+
 std::string CursorToJson(const Cursor& cursor) {
   nlohmann::json arr = nlohmann::json::array();
   for (const auto& v : cursor) {

@@ -61,6 +61,8 @@ using Cursor = std::vector<CursorValue>;
 
 /// The cell of a batch as a cursor value (text, int, real; blobs and nulls become null).
 CursorValue CursorValueOf(const RowBatch& batch, size_t row, size_t column);
+/// Every row of a batch as cursor values (e.g. the keys a source found).
+std::vector<Cursor> CursorsOf(const RowBatch& batch);
 
 /// Cursor <-> JSON array text, as stored in `_siphon_state.cursor`.
 std::string CursorToJson(const Cursor& cursor);
