@@ -190,8 +190,10 @@ HttpResponse AdminApi::StatusJson() const {
 }
 
 HttpResponse AdminApi::Table(const std::string& rest, const HttpRequest& req) {
+  // /tables/NAME[/ACTION]. A name may hold a '/' (sent as is or as %2F; the path arrives
+  // decoded): the whole rest naming a table wins over a split at its last '/'.
   std::string name = rest, action;
-  if (size_t slash = rest.rfind('/'); slash != std::string::npos) {
+  if (size_t slash = rest.rfind('/'); slash != std::string::npos && !replicator_.Find(rest)) {
     name = rest.substr(0, slash);
     action = rest.substr(slash + 1);
   }

@@ -286,6 +286,28 @@ TEST_F(HttpApi, EveryEndpointAndErrorCode) {
   EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);
 }
 
+TEST_F(HttpApi, ATableNameWithASlashIsAddressable) {
+  db_.Exec(R"sql(
+    CREATE TABLE orders (id int8 PRIMARY KEY, seq int8 NOT NULL);
+    INSERT INTO orders SELECT g, g FROM generate_series(1, 20) g;
+  )sql");
+  auto p = Start(Script(R"(siphon.replicate "eu/orders" {
+    source = pg, from = "orders", cursor = "seq", every = "1h" })"));
+  ASSERT_TRUE(WaitFor([&] { return TargetCount("eu/orders") == "20"; }));
+  HttpResult plain = Get("/tables/eu/orders");
+  EXPECT_EQ(plain.status, 200) << plain.body;
+  EXPECT_NE(plain.body.find("\"name\": \"eu/orders\""), std::string::npos) << plain.body;
+  HttpResult encoded = Get("/tables/eu%2Forders");
+  EXPECT_EQ(encoded.status, 200) << encoded.body;
+  db_.Exec("INSERT INTO orders VALUES (21, 21)");
+  HttpResult sync = Post("/tables/eu/orders/sync");
+  EXPECT_LT(sync.status, 300) << sync.body;
+  EXPECT_TRUE(WaitFor([&] { return TargetCount("eu/orders") == "21"; }));
+  EXPECT_EQ(Get("/tables/eu").status, 404);
+  p->Signal(SIGTERM);
+  EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);
+}
+
 TEST_F(HttpApi, SyncAndResyncWhileARunIsInProgressAnswer409) {
   db_.Exec(R"sql(
     CREATE TABLE big (id int8 PRIMARY KEY, v text NOT NULL);
