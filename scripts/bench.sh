@@ -466,6 +466,7 @@ if ((BIG)) && siphon_usable siphon_big; then
   say "peak RSS: generating $BIG_ROWS rows"
   pg_generate bench_big "$BIG_ROWS" || die "generating bench_big failed"
   sed 's/public\.bench"/public.bench_big"/' "$WORK/pg.lua" >"$WORK/big.lua"
+  LIMIT_SECONDS=$((120 + BIG_ROWS / 2000)) # the time limit scales with the big table
   run_one siphon_big "$WORK/big.db" "$SIPHON" once "$WORK/big.lua" || true
   if [[ -z "${FAIL[siphon_big]:-}" ]]; then
     n=$(sqlite3 -readonly "$WORK/big.db" "SELECT count(*) FROM bench" 2>&1)
