@@ -368,7 +368,9 @@ done
 # the past, so no safe horizon holds them back) and a new c_int, then the timed second run.
 # Two spreads of the changed 1%: every 100th id (uniform over the table: the worst case for a
 # B-tree target, each changed row dirties its own 4 KiB SQLite page, about 28% of the file) and
-# the newest 1% of the ids (clustered, as changes to recent rows usually are).
+# the newest 1% of the ids (clustered, as changes to recent rows usually are). Every change
+# gets a c_ts above all earlier ones (day 2·rep, then day 2·rep + 1), so none lands behind the
+# cursor of the run that should pick it up.
 incr_run() { # NAME: the timed run on the synced target, then its check against the source
   local name=$1 t0 t1 rc=0 want got
   t0=$(date +%s%N)
@@ -396,11 +398,11 @@ for ((rep = 1; rep <= REPS; rep++)); do
   target=$WORK/incr.db
   run_one siphon_incr_initial "$target" "$SIPHON" once "$WORK/incr.lua" || break
   pg_sql -c "UPDATE bench SET c_int = c_int + 1,
-    c_ts = timestamptz '2025-01-01 00:00:00+00' + $rep * interval '1 day' + id * interval '1 microsecond'
+    c_ts = timestamptz '2025-01-01 00:00:00+00' + $((2 * rep)) * interval '1 day' + id * interval '1 microsecond'
     WHERE id % 100 = $((rep % 100))" >/dev/null
   incr_run siphon_incr || break
   pg_sql -c "UPDATE bench SET c_int = c_int + 1,
-    c_ts = timestamptz '2025-06-01 00:00:00+00' + $rep * interval '1 day' + id * interval '1 microsecond'
+    c_ts = timestamptz '2025-01-01 00:00:00+00' + $((2 * rep + 1)) * interval '1 day' + id * interval '1 microsecond'
     WHERE id > (SELECT max(id) FROM bench) - $((ROWS / 100))" >/dev/null
   incr_run siphon_incr_recent || break
   rm -f "$target" "$target-wal" "$target-shm"
