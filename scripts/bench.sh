@@ -498,6 +498,7 @@ verdict() {
   fi
 }
 ratio() { [[ -n "$1" && -n "$2" ]] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }' || true; }
+pct() { [[ -n "$1" && -n "$2" ]] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%%", a / b * 100 }' || true; }
 
 row() { printf '%-40s %-24s %-32s %-8s %-14s %s\n' "$@"; }
 
@@ -519,15 +520,15 @@ row "initial sync PG, vs Python" "$(fmt_s "$p")" "$(siphon_cell siphon_pg)" "${r
 r=$(ratio "$sm" "$m")
 row "initial sync MariaDB, vs C floor" "$(fmt_s "$m")" "$(siphon_cell siphon_mysql)" "${r:+${r}x}" "<= 1.0x" "$(verdict siphon_mysql "$r" 1.0)"
 ii=$(med siphon_incr_initial) i=$(med siphon_incr)
-r=$(ratio "$i" "$ii")
+r=$([[ -n "$i" && -n "$ii" ]] && awk -v a="$i" -v b="$ii" 'BEGIN { printf "%.4f", a / b }' || true)
 [[ -n "${FAIL[siphon_incr_initial]:-}" ]] && FAIL[siphon_incr]=${FAIL[siphon_incr]:-${FAIL[siphon_incr_initial]}}
 row "incremental, 1% changed, every 100th id" "initial $(fmt_s "$ii")" "$(siphon_cell siphon_incr)" \
-  "$([[ -n "$r" ]] && awk -v r="$r" 'BEGIN { printf "%.1f%%", r * 100 }')" "<= 5%" "$(verdict siphon_incr "$r" 0.05)"
+  "$(pct "$i" "$ii")" "<= 5%" "$(verdict siphon_incr "$r" 0.05)"
 ir=$(med siphon_incr_recent)
-r=$(ratio "$ir" "$ii")
+r=$([[ -n "$ir" && -n "$ii" ]] && awk -v a="$ir" -v b="$ii" 'BEGIN { printf "%.4f", a / b }' || true)
 [[ -n "${FAIL[siphon_incr_initial]:-}" ]] && FAIL[siphon_incr_recent]=${FAIL[siphon_incr_recent]:-${FAIL[siphon_incr_initial]}}
 row "incremental, 1% changed, newest ids" "initial $(fmt_s "$ii")" "$(siphon_cell siphon_incr_recent)" \
-  "$([[ -n "$r" ]] && awk -v r="$r" 'BEGIN { printf "%.1f%%", r * 100 }')" "<= 5%" "$(verdict siphon_incr_recent "$r" 0.05)"
+  "$(pct "$ir" "$ii")" "<= 5%" "$(verdict siphon_incr_recent "$r" 0.05)"
 if ((BIG)); then
   r1=$(printf '%s' "${RSS[siphon_pg]:-}" | median) r10=$(printf '%s' "${RSS[siphon_big]:-}" | median)
   r=$(ratio "$r10" "$r1")
