@@ -205,7 +205,7 @@ bool LuaHost::Arm(uint64_t budget, std::string_view what) {
   if (outer) {
     budget_total_ = budget != 0 ? budget : options_.instruction_budget;
     budget_left_ = budget_total_;
-    what_ = std::string(what);
+    what_.assign(what.data(), what.size());  // no allocation per call once it fits
     kill_ = Kill::kNone;
     refused_ = false;
   }

@@ -138,7 +138,7 @@ class Target {
                   std::function<void(Result<int64_t>)> done);
 
   /// Records a finished run in `_siphon_state` and `_siphon_log` (the log keeps the newest
-  /// kLogRetention rows).
+  /// kLogRetention rows, trimmed every 64 runs: at most 63 more in between).
   void RecordRun(RunRecord record, std::function<void(Status)> done);
 
   static constexpr int64_t kLogRetention = 10000;
@@ -155,6 +155,8 @@ class Target {
   sqlite3* db_ = nullptr;  // writer thread only (and Open/destructor, when it is idle)
   std::map<std::string, std::unique_ptr<Table>> tables_;  // writer thread only
   std::unique_ptr<WorkerThread> writer_;
+  struct Recorder;                      // RecordRun's statements, prepared once
+  std::unique_ptr<Recorder> recorder_;  // writer thread only
   // Reconcile's reads: a read-only connection used only on the reader thread (made on first
   // use; WAL lets it read while the writer writes).
   sqlite3* reader_db_ = nullptr;
