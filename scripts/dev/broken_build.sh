@@ -105,7 +105,8 @@ section "servers ($servers)"
 }
 echo "ok"
 
-# Runs one test of the copy; prints "passed" or "FAILED <file:line of the first failure>".
+# Runs one test of the copy; prints "passed" or "FAILED <file:line of the first failure>
+# [(N rows differ)]".
 run_test() {
   local filter=$1 log=$2 status=0
   SIPHON_TEST_SERVERS_ENV=$servers/env timeout 900 "$build/tests/siphon_fault_tests" \
@@ -113,10 +114,12 @@ run_test() {
   if ((status == 0)); then
     echo "passed"
   else
-    local where
-    where=$(grep -m1 -oE '[a-z_]+_test\.cpp:[0-9]+: Failure' "$log" | sed 's/: Failure//' || true)
+    local where differ
+    where=$(grep -m1 -oE '[a-z_]+\.[ch]pp:[0-9]+: Failure' "$log" | sed 's/: Failure//' || true)
     ((status == 124)) && where="timed out"
-    echo "FAILED ${where:-exit $status}"
+    differ=$(grep -oE 'FAULTS .* mismatches=[0-9]+' "$log" | sed -E 's/.*mismatches=//' |
+      awk '{ n += $1 } END { if (n > 0) printf " (%d rows differ)", n }')
+    echo "FAILED ${where:-exit $status}$differ"
   fi
 }
 
@@ -159,7 +162,7 @@ for patch in "${patches[@]}"; do
 done
 
 section "results"
-fmt='%-19s %-72s %-9s %-7s %-28s %5s\n'
+fmt='%-19s %-72s %-9s %-7s %-38s %5s\n'
 # shellcheck disable=SC2059  # the format is ours
 printf "$fmt" scenario break unbroken broken "caught by" secs
 for row in "${rows[@]}"; do
