@@ -15,7 +15,9 @@
 # the logs (logs/) live in SIPHON_BROKEN_DIR (default /tmp/siphon-broken) and are kept, so a
 # later run rebuilds only what changed. The repository itself is never modified.
 # Patch files start with three header lines (Scenario, Test: a gtest filter, Break: one
-# line); `git apply` skips them. Not run by scripts/test.sh: too slow for every CI run.
+# line); `git apply` skips them. A patch the code has moved away from shows as PATCH DOES
+# NOT APPLY: make the same break by hand in a scratch copy and save `git diff -U1` under the
+# headers. Not run by scripts/test.sh: too slow for every CI run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -25,7 +27,7 @@ for arg in "$@"; do
   case "$arg" in
     --baseline) baseline=1 ;;
     -h | --help)
-      sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     -*)
