@@ -76,14 +76,22 @@ fi
 
 section "results"
 lines=$(grep -oE 'FAULTS scenario=.*$' "$log" || true)
-printf '%-20s %6s %7s %10s %11s %12s %12s\n' scenario runs faults rows mismatches lag_p50_ms lag_p99_ms
+# The scenario's other key=value fields (CPU while a server was down, outages seen by the
+# event handlers, ...) go to the last column.
+fmt='%-20s %6s %7s %10s %11s %11s %11s  %s\n'
+# shellcheck disable=SC2059  # the format is ours
+printf "$fmt" scenario runs faults rows mismatches lag_p50_ms lag_p99_ms notes
 mismatched=0
 while IFS= read -r line; do
   [[ -n "$line" ]] || continue
   field() { sed -nE "s/.* $1=([^ ]*).*/\\1/p" <<<" $line"; }
   mm=$(field mismatches)
-  printf '%-20s %6s %7s %10s %11s %12s %12s\n' "$(field scenario)" "$(field runs)" \
-    "$(field faults)" "$(field rows)" "$mm" "$(field lag_p50_ms)" "$(field lag_p99_ms)"
+  notes=$(tr ' ' '\n' <<<"${line#FAULTS }" |
+    { grep -vE '^(scenario|runs|faults|rows|mismatches|lag_p50_ms|lag_p99_ms)=' || true; } |
+    paste -sd ' ' -)
+  # shellcheck disable=SC2059
+  printf "$fmt" "$(field scenario)" "$(field runs)" "$(field faults)" "$(field rows)" "$mm" \
+    "$(field lag_p50_ms)" "$(field lag_p99_ms)" "$notes"
   [[ "$mm" == "0" ]] || mismatched=1
 done <<<"$lines"
 echo

@@ -56,6 +56,9 @@ TableRunner::~TableRunner() {
   timer_->data = nullptr;
   uv_close(reinterpret_cast<uv_handle_t*>(timer_),
            [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  lag_timer_->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(lag_timer_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
 }
 
 void TableRunner::Start() {

@@ -380,7 +380,7 @@ TEST_F(HttpApi, MalformedAndHostileClientsLeaveHealthzServing) {
   {  // Garbage bytes: 400 and closed.
     RawConn c(port_);
     ASSERT_TRUE(c.connected());
-    c.Send(std::string("\x01\x02\xff garbage \r\n\r\n\x7f", 20));
+    c.Send("\x01\x02\xff garbage \r\n\r\n\x7f");
     std::string r = c.Read(std::chrono::seconds(5));
     EXPECT_EQ(r.rfind("HTTP/1.1 400", 0), 0u) << r;
     EXPECT_TRUE(c.eof());

@@ -1,6 +1,7 @@
 // Fault (b): siphon's source connections killed on the server side (pg_terminate_backend,
 // MariaDB KILL) while `siphon run` syncs, again and again. siphon retries with backoff,
-// recovers, logs the failures, and the replicas end equal to the sources.
+// recovers, logs the failures, the script's handlers get `error` then `recovered` once each
+// per outage, and the replicas end equal to the sources.
 #include <signal.h>
 
 #include <mysql.h>
@@ -65,7 +66,7 @@ TEST_F(ConnectionKillFaults, KilledSourceSessionsAreRetriedAndNothingIsLost) {
 siphon.replicate "pk" { source = pg, cursor = { "updated_at", "id" }, batch = 1000, every = "200ms" }
 siphon.replicate "mk" { source = my, cursor = { "updated_at", "id" }, batch = 1000, every = "200ms" }
 )",
-                                    my_source);
+                                    my_source + kEventHandlers);
   Process p(Argv("run", script), Env());
 
   // A writer keeps both tables growing, so there is always a run to interrupt.
@@ -162,6 +163,16 @@ siphon.replicate "mk" { source = my, cursor = { "updated_at", "id" }, batch = 10
                              "event = 'error'")),
             1);
   EXPECT_NE(r.err.find("recovered"), std::string::npos) << Dump(r);
+  // The script's own handlers saw each outage as `error` then `recovered`, once each: a
+  // killed session costs one failed run, so no more errors than kills.
+  int outages = 0;
+  for (const auto& [table, kills] : {std::pair{"pk", pg_kills}, std::pair{"mk", my_kills}}) {
+    Outages o = ReadOutages(r.err, table);
+    EXPECT_EQ(o.problem, "") << table << "\n" << Dump(r);
+    EXPECT_GE(o.outages, 1) << table;
+    EXPECT_LE(o.errors, kills) << table << ": more error events than kills";
+    outages += o.outages;
+  }
 
   TableDiff pd =
       ComparePg("pk", "id::text, v, " + PgTs("updated_at"), "id, v, " + TargetTs("updated_at"));
@@ -173,7 +184,9 @@ siphon.replicate "mk" { source = my, cursor = { "updated_at", "id" }, batch = 10
   TableDiff md = CompareRows(ms, mt);
   EXPECT_EQ(md.mismatches, 0) << md.first;
   Summary("connection_kill", 1, pg_kills + my_kills, pd.source_rows + md.source_rows,
-          pd.mismatches + md.mismatches, "active_kills=" + std::to_string(pg_active + my_active));
+          pd.mismatches + md.mismatches,
+          "active_kills=" + std::to_string(pg_active + my_active) +
+              " outages=" + std::to_string(outages));
 }
 
 }  // namespace

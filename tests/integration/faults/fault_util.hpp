@@ -191,6 +191,61 @@ inline std::string Dump(const ProcessResult& r) {
          r.err.substr(r.err.size() > 8000 ? r.err.size() - 8000 : 0);
 }
 
+/// Lua handlers for a deployment script: every `error` and `recovered` event, of every
+/// table, becomes one stderr line "EVENT <name> <table> <attempt>" (read by Outages below).
+inline const char* kEventHandlers = R"(
+for _, name in ipairs { "error", "recovered" } do
+  siphon.on(name, function(ev) siphon.log.warn("EVENT %s %s %d", ev.event, ev.table, ev.attempt) end)
+end
+)";
+
+/// The outages of one table, read from the events its script's handlers logged
+/// (kEventHandlers). An outage is one or more `error` events, attempts 1, 2, ... n (one per
+/// failed run, DESIGN §6), then exactly one `recovered` with attempt n. `problem` names the
+/// first event out of that order ("" when every outage is well formed and recovered).
+struct Outages {
+  int outages = 0;  ///< recovered outages
+  int errors = 0;   ///< `error` events in all
+  std::string problem;
+};
+
+inline Outages ReadOutages(const std::string& err, const std::string& table) {
+  Outages o;
+  int attempt = 0;  // failed runs so far in the current outage
+  std::istringstream lines(err);
+  std::string line;
+  int n = 0;
+  auto bad = [&](const std::string& why) {
+    if (o.problem.empty()) o.problem = "event " + std::to_string(n) + " (" + line + "): " + why;
+  };
+  while (std::getline(lines, line)) {
+    size_t at = line.find("EVENT ");
+    if (at == std::string::npos) continue;
+    std::istringstream f(line.substr(at + 6));
+    std::string name, t;
+    int ev_attempt = -1;
+    f >> name >> t >> ev_attempt;
+    if (t != table) continue;
+    ++n;
+    if (name == "error") {
+      ++o.errors;
+      if (ev_attempt != attempt + 1) {
+        bad("error with attempt " + std::to_string(ev_attempt) + ", expected " +
+            std::to_string(attempt + 1));
+      }
+      attempt = ev_attempt;
+    } else if (name == "recovered") {
+      if (attempt == 0) bad("recovered without an error before it");
+      if (ev_attempt != attempt) bad("recovered after " + std::to_string(ev_attempt) + " attempts");
+      ++o.outages;
+      attempt = 0;
+    }
+  }
+  line = "(end of the log)";
+  if (attempt != 0) bad("the last outage has no recovered event");
+  return o;
+}
+
 /// A fresh PostgreSQL database and a replica folder, and the deployment script to match.
 class FaultTest : public ::testing::Test {
  protected:

@@ -37,7 +37,10 @@ TEST_F(KillFaults, SigkillDuringFirstSyncAndIncrementalRunsLosesNothing) {
       ++kills;
     }
     ProcessResult r = p.Wait();
-    ASSERT_EQ(Target("PRAGMA integrity_check"), "ok");
+    // A kill may land before siphon created the replica (a slow start, a sanitizer build).
+    if (std::filesystem::exists(Replica())) {
+      ASSERT_EQ(Target("PRAGMA integrity_check"), "ok");
+    }
     // Pages commit whole: a page of 1000 rows is in or out, never a part of it. (No
     // `lookback` in this script: it would re-read rows behind the cursor on each start.)
     const int64_t n = TargetCount(Replica(), "k");

@@ -21,7 +21,8 @@ TEST_F(PgRestartFaults, AStoppedServerCostsNoCpuAndTheReplicaCatchesUp) {
   const std::string script = Script(R"(
 siphon.replicate "r" { source = pg, cursor = { "updated_at", "id" }, batch = 1000, every = "200ms" }
 siphon.replicate "rf" { source = pg, batch = 1000, every = "200ms" }
-)");
+)",
+                                    kEventHandlers);
   Process p(Argv("run", script), Env());
   ASSERT_TRUE(
       WaitUntil([&] { return TargetCount(Replica(), "r") == 20000; }, std::chrono::seconds(60)))
@@ -70,11 +71,20 @@ siphon.replicate "rf" { source = pg, batch = 1000, every = "200ms" }
   EXPECT_NE(res.err.find("recovered"), std::string::npos) << Dump(res);
   EXPECT_EQ(Target("PRAGMA integrity_check"), "ok");
   EXPECT_GE(std::stoi(Target("SELECT count(*) FROM _siphon_log WHERE event = 'error'")), 1);
+  // One outage per table, seen by the script's handlers: an `error` per failed attempt
+  // (attempt 1, 2, ...), then one `recovered`.
+  int errors = 0;
+  for (const char* table : {"r", "rf"}) {
+    Outages o = ReadOutages(res.err, table);
+    EXPECT_EQ(o.problem, "") << table << "\n" << Dump(res);
+    EXPECT_EQ(o.outages, 1) << table << "\n" << Dump(res);
+    errors += o.errors;
+  }
   TableDiff d =
       ComparePg("r", "id::text, v, " + PgTs("updated_at"), "id, v, " + TargetTs("updated_at"));
   TableDiff f = ComparePg("rf", "id::text, v", "id, v");
   char cpu[64];
-  std::snprintf(cpu, sizeof cpu, "cpu_down=%.1f%%", cpu_share * 100);
+  std::snprintf(cpu, sizeof cpu, "cpu_down=%.1f%% error_events=%d", cpu_share * 100, errors);
   Summary("source_restart", 1, 1, d.source_rows + f.source_rows, d.mismatches + f.mismatches, cpu);
 }
 

@@ -75,14 +75,18 @@ TEST_F(WriterFaults, ConcurrentWritersAndLateCommitsArriveWithMeasuredLag) {
     }
   };
   // Late commits: the rows are stamped when the transaction starts (now()) and committed
-  // 1-3 s later, after rows stamped later were already replicated.
+  // 1-3 s later, after rows stamped later were already replicated. One row per transaction
+  // is stamped a second before the transaction began (an application whose clock runs
+  // behind): the safe horizon cannot hold it back, only `lookback` brings it in.
   auto late_writer = [&] {
     PgSession s(db_.Dsn());
     std::mt19937 rng(99);
     while (!stop) {
       const int64_t id = next_id++;
+      const int64_t skewed = next_id++;
       s.Exec("BEGIN");
-      s.Exec("INSERT INTO w VALUES (" + std::to_string(id) + ", 0, 'late', now())");
+      s.Exec("INSERT INTO w VALUES (" + std::to_string(id) + ", 0, 'late', now()), (" +
+             std::to_string(skewed) + ", 0, 'late-skewed', now() - interval '1 s')");
       s.Exec("UPDATE w SET note = 'late-upd', v = v + 1, updated_at = now() WHERE id = " +
              std::to_string(std::uniform_int_distribution<int64_t>(1, 10000)(rng)));
       std::this_thread::sleep_for(
