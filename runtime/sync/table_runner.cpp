@@ -1,5 +1,6 @@
 #include "runtime/sync/table_runner.hpp"
 
+#include <algorithm>
 #include <ctime>
 
 #include "runtime/base/log.hpp"
@@ -62,11 +63,41 @@ TableRunner::~TableRunner() {
 }
 
 void TableRunner::Start() {
+  if (decl_.max_lag) {
+    // `lagging` is checked a few times per max_lag (at least every 10 s), so it fires at most
+    // a quarter of max_lag late.
+    const auto period = std::clamp<std::chrono::milliseconds>(
+        *decl_.max_lag / 4, std::chrono::milliseconds(100), std::chrono::seconds(10));
+    uv_timer_start(
+        lag_timer_,
+        [](uv_timer_t* t) {
+          if (auto* self = static_cast<TableRunner*>(t->data)) self->CheckLag();
+        },
+        static_cast<uint64_t>(period.count()), static_cast<uint64_t>(period.count()));
+  }
   if (options_.resync_first) {
     Resync();
   } else {
     ScheduleRun(std::chrono::milliseconds(0));
   }
+}
+
+void TableRunner::CheckLag() {
+  if (!decl_.max_lag || lagging_ || stopping_ || paused_) return;
+  // Measured from the last success, or from start-up for a table that never synced.
+  const bool ever = stats_.last_success.time_since_epoch().count() != 0;
+  const auto since = ever ? std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now() - stats_.last_success)
+                          : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::steady_clock::now() - started_at_);
+  if (since <= *decl_.max_lag) return;
+  lagging_ = true;  // once per episode: a success resets it
+  {
+    ScopedLogFields fields(LogFields::Of("lagging").DurationMs(since.count()));
+    log_->warn("lagging: no successful sync for {} s (max_lag {} s)", since.count() / 1000,
+               decl_.max_lag->count() / 1000.0);
+  }
+  Emit(EventKind::kLagging, 0, 0);
 }
 
 void TableRunner::Pause() {
@@ -137,6 +168,9 @@ void TableRunner::Emit(EventKind kind, int64_t rows, int64_t duration_ms) {
   if (stats_.last_success.time_since_epoch().count() != 0) {
     ev.lag_s = std::chrono::duration<double>(std::chrono::system_clock::now() - stats_.last_success)
                    .count();
+  } else {
+    ev.lag_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at_).count();
   }
   options_.events->Emit(ev);
 }

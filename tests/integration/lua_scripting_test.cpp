@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -287,6 +288,38 @@ TEST_F(LuaScripting, ShippedExamplesRun) {
   ASSERT_FALSE(hook.Bodies().empty()) << Dump(r);
   EXPECT_NE(hook.Bodies()[0].find("siphon: table orders failed"), std::string::npos)
       << hook.Bodies()[0];
+}
+
+TEST_F(LuaScripting, LaggingFiresOncePerEpisodeForATableThatCannotSync) {
+  // "other" syncs every 300 ms; "gone" points at a table that does not exist yet, so it never
+  // succeeds: after max_lag it lags, once, and a healthy table never does.
+  std::string script = Script(R"lua(
+siphon.replicate "other" { source = pg, from = "public.other", every = "300ms", max_lag = "1s" }
+siphon.replicate "gone" { source = pg, from = "public.later", every = "300ms", max_lag = "1s" }
+siphon.on("lagging", function(ev)
+  siphon.log.warn("LAGGING %s after %.1f s", ev.table, ev.lag_s)
+end)
+)lua");
+  Process p({SIPHON_BIN, "run", script}, {{"TEST_PG_DSN", db_.Dsn()}});
+  ASSERT_TRUE(p.WaitForOutput("LAGGING gone after", std::chrono::seconds(10))) << p.Stderr();
+  // Created now, the table syncs and the episode ends; it lags again only if it stops again.
+  db_.Exec("CREATE TABLE later (id int PRIMARY KEY); INSERT INTO later VALUES (1)");
+  ASSERT_TRUE(p.WaitForOutput("[table:gone] synced 1 rows", std::chrono::seconds(20)))
+      << p.Stderr();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // past max_lag again
+  p.Signal(SIGTERM);
+  ProcessResult r = p.Wait(std::chrono::seconds(10));
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  size_t count = 0;
+  for (size_t at = r.err.find("LAGGING gone"); at != std::string::npos;
+       at = r.err.find("LAGGING gone", at + 1)) {
+    ++count;
+  }
+  EXPECT_EQ(count, 1u) << r.err;
+  EXPECT_EQ(r.err.find("LAGGING other"), std::string::npos) << r.err;
+  Rows rows = Target("SELECT count(*) FROM gone");
+  ASSERT_FALSE(rows.empty());
+  EXPECT_EQ(rows[0][0].value_or(""), "1");
 }
 
 }  // namespace
