@@ -407,28 +407,34 @@ void Target::SaveSchema(const std::string& table, std::string hash, std::string 
 
 namespace {
 
-void BindCell(sqlite3_stmt* s, int i, const RowBatch& rows, const Cell& cell) {
+// Binds one value; SQLITE_TOOBIG for a value over SQLite's length limit (never a silent NULL).
+int BindCell(sqlite3_stmt* s, int i, const RowBatch& rows, const Cell& cell) {
   switch (cell.type) {
     case ValueType::kNull:
-      sqlite3_bind_null(s, i);
-      break;
+      return sqlite3_bind_null(s, i);
     case ValueType::kInt:
-      sqlite3_bind_int64(s, i, cell.i);
-      break;
+      return sqlite3_bind_int64(s, i, cell.i);
     case ValueType::kReal:
-      sqlite3_bind_double(s, i, cell.d);
-      break;
+      return sqlite3_bind_double(s, i, cell.d);
     case ValueType::kText: {
       auto v = rows.bytes(cell);
-      sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
-      break;
+      return sqlite3_bind_text64(s, i, v.data(), v.size(), SQLITE_STATIC, SQLITE_UTF8);
     }
     case ValueType::kBlob: {
       auto v = rows.bytes(cell);
-      sqlite3_bind_blob(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
-      break;
+      return sqlite3_bind_blob64(s, i, v.data(), v.size(), SQLITE_STATIC);
     }
   }
+  return SQLITE_OK;
+}
+
+// The error for a value that could not be bound (row `row` of the page, column `column`).
+Status BindError(const TargetTable& spec, const RowBatch& rows, size_t row, size_t column, int rc) {
+  std::string name = column < spec.columns.size() ? spec.columns[column].name : "?";
+  return Status(ErrorKind::kType, "writing " + spec.name + ": the value of column \"" + name +
+                                      "\" (" +
+                                      std::to_string(rows.bytes(rows.at(row, column)).size()) +
+                                      " bytes) cannot be stored: " + sqlite3_errstr(rc));
 }
 
 }  // namespace
@@ -475,11 +481,17 @@ Result<int64_t> Target::WriteOnWriter(Table& t, const PageWrite& page) {
     sqlite3_stmt* m = t.upsert_many.s;
     for (; r + t.many_rows <= rows.rows() && result.ok(); r += t.many_rows) {
       int p = 1;
-      for (size_t k = r; k < r + t.many_rows; ++k) {
-        for (size_t c = 0; c < ncols; ++c) BindCell(m, p++, rows, rows.at(k, c));
+      for (size_t k = r; k < r + t.many_rows && result.ok(); ++k) {
+        for (size_t c = 0; c < ncols && result.ok(); ++c) {
+          if (int rc = BindCell(m, p++, rows, rows.at(k, c)); rc != SQLITE_OK) {
+            result = BindError(t.spec, rows, k, c, rc);
+          }
+        }
         if (t.spec.pass_marks) sqlite3_bind_int64(m, p++, page.pass);
       }
-      if (sqlite3_step(m) != SQLITE_DONE) result = SqliteError(db_, "writing " + t.spec.name);
+      if (result.ok() && sqlite3_step(m) != SQLITE_DONE) {
+        result = SqliteError(db_, "writing " + t.spec.name);
+      }
       sqlite3_reset(m);
     }
     sqlite3_clear_bindings(m);  // the page's text, bound SQLITE_STATIC, is about to go
@@ -493,9 +505,15 @@ Result<int64_t> Target::WriteOnWriter(Table& t, const PageWrite& page) {
         continue;
       }
     }
-    for (size_t c = 0; c < ncols; ++c) BindCell(s, static_cast<int>(c) + 1, rows, rows.at(r, c));
+    for (size_t c = 0; c < ncols && result.ok(); ++c) {
+      if (int rc = BindCell(s, static_cast<int>(c) + 1, rows, rows.at(r, c)); rc != SQLITE_OK) {
+        result = BindError(t.spec, rows, r, c, rc);
+      }
+    }
     if (t.spec.pass_marks) sqlite3_bind_int64(s, static_cast<int>(ncols) + 1, page.pass);
-    if (sqlite3_step(s) != SQLITE_DONE) result = SqliteError(db_, "writing " + t.spec.name);
+    if (result.ok() && sqlite3_step(s) != SQLITE_DONE) {
+      result = SqliteError(db_, "writing " + t.spec.name);
+    }
     sqlite3_reset(s);
   }
   sqlite3_clear_bindings(s);
