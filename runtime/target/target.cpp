@@ -431,10 +431,13 @@ int BindCell(sqlite3_stmt* s, int i, const RowBatch& rows, const Cell& cell) {
 // The error for a value that could not be bound (row `row` of the page, column `column`).
 Status BindError(const TargetTable& spec, const RowBatch& rows, size_t row, size_t column, int rc) {
   std::string name = column < spec.columns.size() ? spec.columns[column].name : "?";
+  const Cell& cell = rows.at(row, column);
+  std::string size;
+  if (cell.type == ValueType::kText || cell.type == ValueType::kBlob) {
+    size = " (" + std::to_string(rows.bytes(cell).size()) + " bytes)";
+  }
   return Status(ErrorKind::kType, "writing " + spec.name + ": the value of column \"" + name +
-                                      "\" (" +
-                                      std::to_string(rows.bytes(rows.at(row, column)).size()) +
-                                      " bytes) cannot be stored: " + sqlite3_errstr(rc));
+                                      "\"" + size + " cannot be stored: " + sqlite3_errstr(rc));
 }
 
 }  // namespace
