@@ -28,6 +28,11 @@ local function notify(ev)
   end
 end
 
-siphon.on("error", notify)
+-- `error` fires on every failed attempt (ev.attempt = 1, 2, …, retried with backoff) and
+-- `recovered` once when the table syncs again: alerting on the first attempt gives one alert
+-- per outage and one when it is over. A failing handler or timer is an `error` too.
+siphon.on("error", function(ev)
+  if ev.attempt == 1 or ev.error_kind == "script" then notify(ev) end
+end)
 siphon.on("lagging", notify)
 siphon.on("recovered", notify)

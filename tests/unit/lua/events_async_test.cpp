@@ -94,14 +94,15 @@ class AsyncTest : public LuaTest {
     return out;
   }
 
-  void Emit(EventKind kind, const std::string& table, const std::string& error = "") {
+  void Emit(EventKind kind, const std::string& table, const std::string& error = "",
+            int attempt = 0) {
     Event ev;
     ev.kind = kind;
     ev.table = table;
     ev.source = "postgres 127.0.0.1:5432/shop";
     ev.rows = 42;
     ev.duration_ms = 7;
-    ev.attempt = kind == EventKind::kError ? 2 : 0;
+    ev.attempt = attempt != 0 ? attempt : kind == EventKind::kError ? 2 : 0;
     ev.error = error;
     ev.error_kind = error.empty() ? "" : "connect";
     ev.lag_s = 1.5;
@@ -426,13 +427,16 @@ TEST_F(AsyncTest, ShippedExamplesLoadAndRun) {
   ASSERT_TRUE(s.ok()) << s.message();
   deployment_ = host_->TakeDeployment();
   host_->AttachLoop(&loop_);
-  Emit(EventKind::kError, "orders", "query: relation \"orders\" does not exist\nstack");
+  Emit(EventKind::kError, "orders", "query: relation \"orders\" does not exist\nstack", 1);
+  Emit(EventKind::kError, "orders", "the same outage, attempt 2", 2);  // no second alert
   Emit(EventKind::kLagging, "orders");
   ASSERT_TRUE(
       RunUntil([&] { return receiver.requests().size() == 2 && host_->pending_tasks() == 0; }));
+  RunUntil([] { return false; }, 0.3);  // a third request would arrive by now
+  ASSERT_EQ(receiver.requests().size(), 2u);
   auto first = nlohmann::json::parse(receiver.requests()[0].body);
   EXPECT_EQ(first["text"],
-            "siphon: table orders failed (attempt 2): query: relation \"orders\" does not "
+            "siphon: table orders failed (attempt 1): query: relation \"orders\" does not "
             "exist\nstack");
   EXPECT_EQ(first["blocks"].size(), 3u);
   auto second = nlohmann::json::parse(receiver.requests()[1].body);
