@@ -77,7 +77,9 @@ LuaHost::LuaHost(const std::vector<SourceDefinition>& definitions, LuaOptions op
 
 LuaHost::~LuaHost() {
   self_.reset();
-  // Everything holding a reference into the state goes before the state.
+  // Everything holding a reference into the state goes before the state: the declarations
+  // of a script that failed half-way (their handlers and transforms) first.
+  decl_.deployment = Deployment{};
   async_.reset();
   events_.reset();
   tasks_.clear();

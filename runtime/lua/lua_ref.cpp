@@ -42,6 +42,13 @@ void LuaRef::Push(lua_State* L) const {
   }
 }
 
+void LuaRef::Abandon() {
+  if (state_ == nullptr) return;
+  state_ = nullptr;
+  ref_ = LUA_NOREF;
+  --g_live_refs;
+}
+
 void LuaRef::Reset() {
   if (state_ == nullptr) return;
   luaL_unref(state_, LUA_REGISTRYINDEX, ref_);

@@ -30,6 +30,8 @@ class LuaRef {
 
   /// Releases the reference now.
   void Reset();
+  /// Forgets the reference without touching the state (the state is gone or going).
+  void Abandon();
 
   /// References alive in the whole process: tests assert it returns to zero.
   static int64_t LiveCount();

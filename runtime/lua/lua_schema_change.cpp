@@ -19,6 +19,11 @@ LuaSchemaChange::LuaSchemaChange(LuaHost& host, std::string table)
       what_("on_schema_change of table \"" + table + "\""),
       fn_(LuaRef::Pop(host.state())) {}
 
+LuaSchemaChange::~LuaSchemaChange() {
+  // Outliving the host (a deployment kept after its state closed): nothing to release.
+  if (!alive_.lock()) fn_.Abandon();
+}
+
 Result<SchemaChangeAction> LuaSchemaChange::Decide(const std::string& table,
                                                    const SchemaDiff& diff) {
   if (!alive_.lock()) return Status(ErrorKind::kScript, what_ + ": the Lua state is gone");

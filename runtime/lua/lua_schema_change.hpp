@@ -16,6 +16,7 @@ class LuaSchemaChange : public SchemaChangeHandler {
   /// Takes the function on top of the host's stack.
   /// Declared tables (and so this handler) go before their Lua state (Replicator, reload).
   LuaSchemaChange(LuaHost& host, std::string table);
+  ~LuaSchemaChange() override;
 
   Result<SchemaChangeAction> Decide(const std::string& table, const SchemaDiff& diff) override;
 

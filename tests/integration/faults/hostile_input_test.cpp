@@ -1,6 +1,11 @@
 // Fault (g): hostile source data: bytes that are not UTF-8 in bytea and BLOB columns, a
 // 100 MB text value, a table of 1,000 columns, identifiers that are SQL reserved words.
 // Each replicates exactly (asserted below); siphon never crashes.
+#include <algorithm>
+#include <filesystem>
+#include <random>
+#include <sstream>
+
 #include "tests/integration/faults/fault_util.hpp"
 
 namespace siphon::test {
@@ -100,6 +105,91 @@ TEST_F(HostileInputFaults, AHundredMegabyteTextValueReplicates) {
             "104857600/text");
   TableDiff d = ComparePg("huge", "id::text, t", "id, t");
   Summary("hostile_100mb", 1, 0, d.source_rows, d.mismatches);
+}
+
+// Scenario 7's other half: scripts mutated from the shipped examples (a line deleted, a value
+// of the wrong type, huge numbers, deep tables, bytes that are not UTF-8, a cut file) never
+// crash the real binary: `siphon check` ends with 0, 1 or 2, and a 2 says why.
+TEST_F(HostileInputFaults, MutatedExampleScriptsNeverCrashSiphon) {
+  std::vector<std::string> examples;
+  for (const auto& entry : std::filesystem::directory_iterator(SIPHON_SOURCE_DIR "/examples")) {
+    if (entry.path().extension() == ".lua") examples.push_back(entry.path().string());
+  }
+  std::sort(examples.begin(), examples.end());
+  ASSERT_GE(examples.size(), 5u);
+  const ServerEnv& s = Servers();
+  std::map<std::string, std::string> env = Env();
+  env["PG_DSN"] = env["BILLING_DSN"] = env["SHOP_DSN"] = db_.Dsn();
+  env["REPLICA"] = Replica();
+  env["APP_DB"] = env["SHOP_DB"] = dir_.File("app.db");
+  env["SHOP_HOST"] = s.mysql_host;
+  env["SHOP_PORT"] = std::to_string(s.mysql_port);
+  env["SHOP_USER"] = s.mysql_user;
+  env["SHOP_PW"] = s.mysql_password;
+  env["SLACK_WEBHOOK_URL"] = "http://127.0.0.1:9/hook";
+
+  const std::vector<std::string> values = {"1e308",
+                                           "-9223372036854775808",
+                                           "9223372036854775807",
+                                           "{}",
+                                           "true",
+                                           "nil",
+                                           "\"\xff\xfe\xc0\x80 not utf-8\"",
+                                           std::string(400, '{') + std::string(400, '}'),
+                                           "string.rep('x', 1e9)",
+                                           "function() end",
+                                           "\"\"",
+                                           "0/0"};
+  std::mt19937 rng(20261123);
+  int variants = 0, refused = 0, crashed = 0;
+  for (const auto& path : examples) {
+    std::string text = ReadFile(path);
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    for (int v = 0; v < 14; ++v) {
+      std::vector<std::string> mutated = lines;
+      const size_t at = rng() % mutated.size();
+      std::string& line = mutated[at];
+      switch (v % 4) {
+        case 0:  // a field or statement gone
+          line.clear();
+          break;
+        case 1: {  // the value after the first '=' replaced
+          size_t eq = line.find('=');
+          const std::string& value = values[rng() % values.size()];
+          line = eq == std::string::npos ? value : line.substr(0, eq + 1) + " " + value + ",";
+          break;
+        }
+        case 2:  // bytes that are not UTF-8 in the middle of a line
+          line.insert(line.size() / 2, "\xff\xfe\x80");
+          break;
+        case 3:  // the file cut short
+          mutated.resize(at);
+          break;
+      }
+      std::string script;
+      for (const auto& l : mutated) script += l + "\n";
+      std::string file = dir_.File("mutated.lua");
+      WriteFile(file, script);
+      ProcessResult r =
+          siphon::test::Run({SIPHON_BIN, "check", file}, env, std::chrono::seconds(60));
+      ++variants;
+      const bool clean = !r.timed_out && r.term_signal == 0 && r.exit_code >= 0 && r.exit_code <= 2;
+      if (!clean) ++crashed;
+      EXPECT_TRUE(clean) << path << " variant " << v << " (line " << at + 1 << ")\n"
+                         << script << "\n"
+                         << Dump(r);
+      if (r.exit_code == 2) {
+        ++refused;
+        EXPECT_NE(r.err.find("mutated.lua"), std::string::npos)
+            << "a refused script names the file: " << Dump(r);
+      }
+    }
+  }
+  std::printf("[ hostile ] %d mutated scripts: %d refused with a message, %d crashed\n", variants,
+              refused, crashed);
+  Summary("hostile_scripts", variants, variants, variants, crashed);
 }
 
 }  // namespace

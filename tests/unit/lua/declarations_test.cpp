@@ -1,5 +1,6 @@
 #include <cstdlib>
 
+#include "runtime/lua/lua_ref.hpp"
 #include "runtime/lua/options.hpp"
 #include "tests/unit/lua/lua_test_util.hpp"
 
@@ -338,6 +339,26 @@ TEST_F(LuaTest, DeletesAndSchemaPolicyFieldsAreChecked) {
     EXPECT_NE(s.message().find(":3: "), std::string::npos) << s.message();
     EXPECT_NE(s.message().find(message), std::string::npos) << s.message();
   }
+}
+
+TEST_F(LuaTest, AScriptFailingAfterDeclaringHandlersReleasesThemBeforeTheState) {
+  // The first table's Lua handler was declared when the second table's mistake stopped the
+  // script: destroying the host must release it before closing the state (this crashed).
+  std::string path = (dir_ / "half.lua").string();
+  std::ofstream(path) << "local pg = siphon.postgres { dsn = 'host=x' }\n"
+                         "siphon.target { path = 'r.db' }\n"
+                         "siphon.replicate 'a' { source = pg,\n"
+                         "  on_schema_change = function(diff) return 'continue' end,\n"
+                         "  transform = function(row) return row end }\n"
+                         "siphon.replicate 'b' { source = pg, every = function() end }\n";
+  const int64_t refs = LuaRef::LiveCount();
+  {
+    auto host = NewHost();
+    Status s = host->LoadScript(path);
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.message().find("half.lua:6:"), std::string::npos) << s.message();
+  }
+  EXPECT_EQ(LuaRef::LiveCount(), refs);
 }
 
 TEST_F(LuaTest, ReconcileIsDeclaredWithItsInterval) {
