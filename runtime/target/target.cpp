@@ -407,6 +407,19 @@ void Target::SaveSchema(const std::string& table, std::string hash, std::string 
 
 namespace {
 
+// Binds a parameter value; the value must outlive the statement's execution.
+void BindValue(sqlite3_stmt* s, int idx, const CursorValue& v) {
+  if (const auto* i = std::get_if<int64_t>(&v)) {
+    sqlite3_bind_int64(s, idx, *i);
+  } else if (const auto* d = std::get_if<double>(&v)) {
+    sqlite3_bind_double(s, idx, *d);
+  } else if (const auto* t = std::get_if<std::string>(&v)) {
+    sqlite3_bind_text(s, idx, t->data(), static_cast<int>(t->size()), SQLITE_STATIC);
+  } else {
+    sqlite3_bind_null(s, idx);
+  }
+}
+
 // Binds one value; SQLITE_TOOBIG for a value over SQLite's length limit (never a silent NULL).
 int BindCell(sqlite3_stmt* s, int i, const RowBatch& rows, const Cell& cell) {
   switch (cell.type) {
@@ -578,18 +591,7 @@ void Target::Exec(std::string sql, std::vector<CursorValue> params,
           if (s.s == nullptr) break;  // only whitespace or comments were left
           if (first) {
             for (size_t i = 0; i < params.size(); ++i) {
-              const int idx = static_cast<int>(i) + 1;
-              const CursorValue& v = params[i];
-              if (std::holds_alternative<int64_t>(v)) {
-                sqlite3_bind_int64(s.s, idx, std::get<int64_t>(v));
-              } else if (std::holds_alternative<double>(v)) {
-                sqlite3_bind_double(s.s, idx, std::get<double>(v));
-              } else if (std::holds_alternative<std::string>(v)) {
-                const std::string& t = std::get<std::string>(v);
-                sqlite3_bind_text(s.s, idx, t.data(), static_cast<int>(t.size()), SQLITE_STATIC);
-              } else {
-                sqlite3_bind_null(s.s, idx);
-              }
+              BindValue(s.s, static_cast<int>(i) + 1, params[i]);
             }
             first = false;
           }
@@ -740,18 +742,6 @@ std::string RangeWhere(const std::vector<std::string>& key, const KeyRange& rang
     where += (where.empty() ? " WHERE " : " AND ") + tuple + " <= " + placeholders(*range.upto);
   }
   return where;
-}
-
-void BindValue(sqlite3_stmt* s, int idx, const CursorValue& v) {
-  if (const auto* i = std::get_if<int64_t>(&v)) {
-    sqlite3_bind_int64(s, idx, *i);
-  } else if (const auto* d = std::get_if<double>(&v)) {
-    sqlite3_bind_double(s, idx, *d);
-  } else if (const auto* t = std::get_if<std::string>(&v)) {
-    sqlite3_bind_text(s, idx, t->data(), static_cast<int>(t->size()), SQLITE_TRANSIENT);
-  } else {
-    sqlite3_bind_null(s, idx);
-  }
 }
 
 CursorValue ColumnValue(sqlite3_stmt* s, int col) {
