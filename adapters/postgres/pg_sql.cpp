@@ -207,24 +207,30 @@ Result<std::vector<const ColumnInfo*>> KeyColumns(const TableSchema& table,
   return out;
 }
 
-// "("k1", "k2") <op> ($n::t1, $m::t2)", appending the values to `params`.
-Result<std::string> KeyCompare(const std::vector<const ColumnInfo*>& cols, const char* op,
-                               const Cursor& values, std::vector<std::string>& params) {
+// ""k1", "k2"": the key columns as a list.
+std::string ColumnList(const std::vector<const ColumnInfo*>& cols) {
+  std::string out;
+  for (size_t i = 0; i < cols.size(); ++i) out += (i ? ", " : "") + QuoteIdent(cols[i]->name);
+  return out;
+}
+
+// "($n::t1, $m::t2)" for a key value, appending its parts to `params`.
+Result<std::string> KeyValue(const std::vector<const ColumnInfo*>& cols, const Cursor& values,
+                             std::vector<std::string>& params) {
   if (values.size() != cols.size()) {
     return Status(ErrorKind::kSchema, "a key value has " + std::to_string(values.size()) +
                                           " parts for " + std::to_string(cols.size()) +
                                           " key columns");
   }
-  std::string lhs, rhs;
+  std::string out = "(";
   for (size_t i = 0; i < cols.size(); ++i) {
     if (std::holds_alternative<std::monostate>(values[i])) {
       return Status(ErrorKind::kSchema, "a key value of \"" + cols[i]->name + "\" is NULL");
     }
     params.push_back(CursorParam(values[i]));
-    lhs += (i ? ", " : "") + QuoteIdent(cols[i]->name);
-    rhs += (i ? ", $" : "$") + std::to_string(params.size()) + "::" + cols[i]->source_type;
+    out += (i ? ", $" : "$") + std::to_string(params.size()) + "::" + cols[i]->source_type;
   }
-  return "(" + lhs + ") " + op + " (" + rhs + ")";
+  return out + ")";
 }
 
 }  // namespace
@@ -237,13 +243,14 @@ Result<PageStatement> BuildDigestQuery(const TableSchema& table,
   auto cols = KeyColumns(table, key);
   if (!cols.ok()) return cols.status();
   PageStatement st;
+  const std::string tuple = "(" + ColumnList(*cols) + ")";
   std::string part = "0";
   if (!splits.empty()) {
     part = "CASE";
     for (size_t i = 0; i < splits.size(); ++i) {
-      auto cmp = KeyCompare(*cols, "<=", splits[i], st.params);
-      if (!cmp.ok()) return cmp.status();
-      part += " WHEN " + *cmp + " THEN " + std::to_string(i);
+      auto value = KeyValue(*cols, splits[i], st.params);
+      if (!value.ok()) return value.status();
+      part += " WHEN " + tuple + " <= " + *value + " THEN " + std::to_string(i);
     }
     part += " ELSE " + std::to_string(splits.size()) + " END";
   }
@@ -253,14 +260,14 @@ Result<PageStatement> BuildDigestQuery(const TableSchema& table,
   }
   std::string where;
   if (range.after) {
-    auto cmp = KeyCompare(*cols, ">", *range.after, st.params);
-    if (!cmp.ok()) return cmp.status();
-    where += " WHERE " + *cmp;
+    auto value = KeyValue(*cols, *range.after, st.params);
+    if (!value.ok()) return value.status();
+    where += " WHERE " + tuple + " > " + *value;
   }
   if (range.upto) {
-    auto cmp = KeyCompare(*cols, "<=", *range.upto, st.params);
-    if (!cmp.ok()) return cmp.status();
-    where += (where.empty() ? " WHERE " : " AND ") + *cmp;
+    auto value = KeyValue(*cols, *range.upto, st.params);
+    if (!value.ok()) return value.status();
+    where += (where.empty() ? " WHERE " : " AND ") + tuple + " <= " + *value;
   }
   // Each half of the hash as a non-negative bigint: 'x' and 16 hex digits make a bit(64).
   auto half = [](int from) {
@@ -281,15 +288,12 @@ Result<PageStatement> BuildFindKeysQuery(const TableSchema& table,
   auto cols = KeyColumns(table, key);
   if (!cols.ok()) return cols.status();
   PageStatement st;
-  std::string select, list;
-  for (size_t i = 0; i < cols->size(); ++i) {
-    select += (i ? ", " : "") + QuoteIdent((*cols)[i]->name);
-  }
+  const std::string select = ColumnList(*cols);
+  std::string list;
   for (const Cursor& k : keys) {
-    // KeyCompare's right-hand side is the tuple wanted here.
-    auto cmp = KeyCompare(*cols, "=", k, st.params);
-    if (!cmp.ok()) return cmp.status();
-    list += (list.empty() ? "" : ", ") + cmp->substr(cmp->find(") = (") + 4);
+    auto value = KeyValue(*cols, k, st.params);
+    if (!value.ok()) return value.status();
+    list += (list.empty() ? "" : ", ") + *value;
   }
   if (keys.empty()) list = "(NULL)";
   st.sql = "SELECT " + select + " FROM " + QuotedTableName(*name) + " WHERE (" + select + ") IN (" +
