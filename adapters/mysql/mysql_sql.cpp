@@ -37,6 +37,21 @@ Status UnknownColumn(const TableSchema& table, std::string_view column) {
                 "column \"" + std::string(column) + "\" not found in " + table.qualified_name);
 }
 
+// The expanded keyset predicate over columns `cols`: key > values (`greater`) or key <= values,
+//   P(i) = c_i >= v_i AND (c_i > v_i OR P(i+1)); P(last) = c_last > v_last (or the <=, <
+// forms), whose leading condition gives MySQL an index range (a row comparison would not).
+std::string Keyset(const std::vector<std::string>& cols, const std::vector<std::string>& values,
+                   bool greater) {
+  const char* wide = greater ? " >= " : " <= ";
+  const char* strict = greater ? " > " : " < ";
+  std::string predicate = cols.back() + (greater ? " > " : " <= ") + values.back();
+  for (size_t i = cols.size() - 1; i-- > 0;) {
+    predicate = cols[i] + wide + values[i] + " AND (" + cols[i] + strict + values[i] + " OR " +
+                (i + 2 == cols.size() ? predicate : "(" + predicate + ")") + ")";
+  }
+  return predicate;
+}
+
 }  // namespace
 
 std::string QuoteIdent(std::string_view name) {
@@ -156,13 +171,9 @@ Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& quer
       sql += " WHERE " + order[0] + " >= (" + param(0) + " - INTERVAL " + param(order.size()) +
              " MICROSECOND)";
     } else {
-      // P(i) = c_i >= v_i AND (c_i > v_i OR P(i+1)); P(last) = c_last > v_last.
-      std::string predicate = order.back() + " > " + param(order.size() - 1);
-      for (size_t i = order.size() - 1; i-- > 0;) {
-        predicate = order[i] + " >= " + param(i) + " AND (" + order[i] + " > " + param(i) + " OR " +
-                    (i + 2 == order.size() ? predicate : "(" + predicate + ")") + ")";
-      }
-      sql += " WHERE " + predicate;
+      std::vector<std::string> values;
+      for (size_t i = 0; i < order.size(); ++i) values.push_back(param(i));
+      sql += " WHERE " + Keyset(order, values, true);
     }
   }
   if (query.before && !order.empty()) {
@@ -218,20 +229,6 @@ Result<std::vector<std::string>> Literals(const KeyLiterals& key, const Cursor& 
     out.push_back(std::move(*literal));
   }
   return out;
-}
-
-// The expanded keyset predicate: key > values (`strict`) or key <= values, as nested
-// conditions whose leading column gives MySQL an index range.
-std::string Keyset(const std::vector<std::string>& cols, const std::vector<std::string>& values,
-                   bool greater) {
-  const char* wide = greater ? " >= " : " <= ";
-  const char* strict = greater ? " > " : " < ";
-  std::string predicate = cols.back() + (greater ? " > " : " <= ") + values.back();
-  for (size_t i = cols.size() - 1; i-- > 0;) {
-    predicate = cols[i] + wide + values[i] + " AND (" + cols[i] + strict + values[i] + " OR " +
-                (i + 2 == cols.size() ? predicate : "(" + predicate + ")") + ")";
-  }
-  return predicate;
 }
 
 std::string Tuple(const std::vector<std::string>& parts) {
