@@ -161,11 +161,7 @@ void LuaAsync::StartTimer(Timer* t) {
         // A failing timer callback becomes an `error` event without a table (DESIGN §2).
         LuaHost& host = self->host_;
         host.Spawn(0, t->what, [&host, what = t->what](const Status& failure) {
-          Event error;
-          error.kind = EventKind::kError;
-          error.error = what + " failed: " + failure.message();
-          error.error_kind = std::string(ErrorKindName(failure.kind()));
-          host.event_handlers().Emit(error);
+          host.event_handlers().EmitFailure("", "", what, failure);
         });
       },
       t->delay_ms, t->repeat ? t->delay_ms : 0);

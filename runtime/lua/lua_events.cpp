@@ -129,6 +129,17 @@ void LuaEvents::PushPayload(const Event& e) {
   if (!e.action.empty()) SetString(L, "action", e.action);
 }
 
+void LuaEvents::EmitFailure(const std::string& table, const std::string& source,
+                            const std::string& what, const Status& failure) {
+  Event error;
+  error.kind = EventKind::kError;
+  error.table = table;
+  error.source = source;
+  error.error = what + " failed: " + failure.message();
+  error.error_kind = std::string(ErrorKindName(failure.kind()));
+  Emit(error);
+}
+
 void LuaEvents::Emit(const Event& event) {
   const auto k = static_cast<size_t>(event.kind);
   auto per_table = table_.find(event.table);
@@ -160,15 +171,7 @@ void LuaEvents::Emit(const Event& event) {
       std::function<void(const Status&)> on_failure;
       if (event.kind != EventKind::kError) {
         on_failure = [this, table = event.table, source = event.source,
-                      what](const Status& failure) {
-          Event error;
-          error.kind = EventKind::kError;
-          error.table = table;
-          error.source = source;
-          error.error = what + " failed: " + failure.message();
-          error.error_kind = std::string(ErrorKindName(failure.kind()));
-          Emit(error);
-        };
+                      what](const Status& failure) { EmitFailure(table, source, what, failure); };
       }
       host_.Spawn(1, what, std::move(on_failure));
     }

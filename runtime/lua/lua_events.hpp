@@ -6,6 +6,7 @@
 
 #include <lua.hpp>
 
+#include "runtime/base/status.hpp"
 #include "runtime/sync/events.hpp"
 
 namespace siphon {
@@ -30,6 +31,11 @@ class LuaEvents : public EventSink {
   void Add(lua_State* L, EventKind kind, int fn, const std::string& table);
 
   void Emit(const Event& event) override;
+
+  /// DESIGN §2: a callback that failed (`what` names it) becomes an `error` event of
+  /// `table` (empty for a timer), `error_kind` from the failure ("script").
+  void EmitFailure(const std::string& table, const std::string& source, const std::string& what,
+                   const Status& failure);
 
   /// Events delivered to at least one handler (tests).
   int64_t delivered() const { return delivered_; }
