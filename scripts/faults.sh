@@ -24,41 +24,20 @@ for arg in "$@"; do
   esac
 done
 
-section() { printf '\n== %s\n' "$*"; }
+# shellcheck source=scripts/dev/steps.sh
+. scripts/dev/steps.sh
 
 section "dependencies"
 ./scripts/setup.sh
 echo "ok"
 
 build=${SIPHON_BUILD_DIR:-build}
-mkdir -p "$build"
 section "configure ($build)"
-if ! cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIPHON_WERROR=ON \
-  >"$build/configure.log" 2>&1; then
-  cat "$build/configure.log"
-  echo "configure failed" >&2
-  exit 1
-fi
-echo "ok"
+configure_quietly "$build" configure -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIPHON_WERROR=ON
 
 section "build"
-set +e
-cmake --build "$build" -j2 --target siphon siphon_fault_tests 2>&1 | grep -v -E '^\[[0-9]+/[0-9]+\] '
-build_status=${PIPESTATUS[0]}
-set -e
-if ((build_status != 0)); then
-  echo "build failed" >&2
-  exit 1
-fi
-echo "ok"
-
-# shellcheck disable=SC2317  # called by the EXIT trap
-stop_servers() {
-  if [[ -d "$build/test-servers/state" ]]; then
-    ./scripts/dev/servers.sh stop "$build/test-servers" >/dev/null 2>&1 || true
-  fi
-}
-trap stop_servers EXIT
+build_quietly "$build" build --target siphon siphon_fault_tests
+stop_servers_on_exit "$build"
 
 section "faults${SIPHON_SOAK:+ (soak)}"
 log="$build/faults.log"

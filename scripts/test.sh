@@ -30,13 +30,14 @@ for arg in "$@"; do
   esac
 done
 
-section() { printf '\n== %s\n' "$*"; }
+# shellcheck source=scripts/dev/steps.sh
+. scripts/dev/steps.sh
 
 section "dependencies"
 ./scripts/setup.sh
 echo "ok"
 
-cmake_args=(-G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIPHON_WERROR=ON)
+cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIPHON_WERROR=ON)
 if ((sanitize)); then
   build=${SIPHON_BUILD_DIR:-build-asan}
   cmake_args+=(-DSIPHON_SANITIZE=ON)
@@ -45,37 +46,12 @@ if ((sanitize)); then
 else
   build=${SIPHON_BUILD_DIR:-build}
 fi
-mkdir -p "$build"
-
 section "configure ($build)"
-if ! cmake -S . -B "$build" "${cmake_args[@]}" >"$build/configure.log" 2>&1; then
-  cat "$build/configure.log"
-  echo "configure failed" >&2
-  exit 1
-fi
-echo "ok"
+configure_quietly "$build" configure "${cmake_args[@]}"
 
 section "build"
-# Ninja's "[n/N] Building ..." lines drown the warnings and errors that matter.
-set +e
-cmake --build "$build" -j2 2>&1 | grep -v -E '^\[[0-9]+/[0-9]+\] '
-build_status=${PIPESTATUS[0]}
-set -e
-if ((build_status != 0)); then
-  echo "build failed" >&2
-  exit 1
-fi
-echo "ok"
-
-# The `servers` fixture stops the test servers itself; this covers a run cut short
-# (Ctrl-C, a ctest crash) so no PostgreSQL or MariaDB is left behind.
-# shellcheck disable=SC2317  # called by the EXIT trap
-stop_servers() {
-  if [[ -d "$build/test-servers/state" ]]; then
-    ./scripts/dev/servers.sh stop "$build/test-servers" >/dev/null 2>&1 || true
-  fi
-}
-trap stop_servers EXIT
+build_quietly "$build" build
+stop_servers_on_exit "$build"
 
 section "test"
 status=0
@@ -87,27 +63,12 @@ if ((!fuzz || sanitize || ${#ctest_args[@]})); then
 fi
 fuzz_build=${SIPHON_FUZZ_BUILD_DIR:-build-fuzz}
 fuzz_seconds=${SIPHON_FUZZ_SECONDS:-60}
-mkdir -p "$fuzz_build"
 section "fuzz: configure ($fuzz_build, clang)"
-if ! CC=clang CXX=clang++ cmake -S . -B "$fuzz_build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DSIPHON_WERROR=ON -DSIPHON_FUZZ=ON -DSIPHON_FUZZ_SECONDS="$fuzz_seconds" \
-  >"$fuzz_build/configure.log" 2>&1; then
-  cat "$fuzz_build/configure.log"
-  echo "fuzz configure failed" >&2
-  exit 1
-fi
-echo "ok"
+CC=clang CXX=clang++ configure_quietly "$fuzz_build" "fuzz configure" \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIPHON_WERROR=ON -DSIPHON_FUZZ=ON \
+  -DSIPHON_FUZZ_SECONDS="$fuzz_seconds"
 section "fuzz: build"
-set +e
-cmake --build "$fuzz_build" -j2 --target siphon_fuzz_script siphon_fuzz_decoders 2>&1 |
-  grep -v -E '^\[[0-9]+/[0-9]+\] '
-build_status=${PIPESTATUS[0]}
-set -e
-if ((build_status != 0)); then
-  echo "fuzz build failed" >&2
-  exit 1
-fi
-echo "ok"
+build_quietly "$fuzz_build" "fuzz build" --target siphon_fuzz_script siphon_fuzz_decoders
 section "fuzz: ${fuzz_seconds} s per target"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 ctest --test-dir "$fuzz_build" -L fuzz --output-on-failure --no-tests=error || status=$?
