@@ -406,6 +406,8 @@ void TableRunner::StartPulling() {
   } else {
     pass_ = full_pass_;
   }
+  // Nothing of a pass is committed while the cursor is empty (a full page commits its cursor).
+  fresh_pass_ = !committed_ && (!plan_->incremental || resync_pass_ != 0);
   if (!plan_->incremental) {
     Pull(FirstPage(*plan_, committed_));
     return;
@@ -485,6 +487,8 @@ void TableRunner::OnPage(Result<RowBatch> page) {
     if (plan_->target.pass_marks) {
       write.pass = pass_;
       write.sweep = ends_pass;
+      write.starts_pass = fresh_pass_;
+      fresh_pass_ = false;
     }
     pending_ = PendingPage{std::move(write), static_cast<int64_t>(n)};
     SubmitWrite();

@@ -156,6 +156,7 @@ class TableRunner {
   int64_t run_deleted_ = 0;
   int64_t pass_ = 0;            // full refresh: the pass this run writes
   int64_t full_pass_ = 0;       // the last pass recorded in _siphon_state
+  bool fresh_pass_ = false;     // the next page written is the first of a pass
   int64_t resync_pass_ = 0;     // a resync in progress writes this pass and sweeps at its end
   bool accept_schema_ = false;  // resumed after a pause for a schema change
   std::chrono::steady_clock::time_point run_started_;

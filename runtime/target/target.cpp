@@ -100,6 +100,8 @@ struct Target::Table {
   size_t many_rows = 0;  // rows per upsert_many (0: not prepared)
   Stmt save_cursor;
   Stmt sweep;                  // full refresh only
+  Stmt any_row;                // SELECT 1 FROM the table LIMIT 1 (pass marks only)
+  int64_t empty_at_pass = -1;  // a pass that started on an empty table: nothing to sweep
   Stmt soft_delete;            // soft deletes only: DELETE … WHERE key = row's key
   int soft_index = -1;         // the soft delete column in each page
   std::vector<int> key_index;  // the key columns in each page
@@ -316,6 +318,11 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
                            nullptr) != SQLITE_OK) {
       return SqliteError(db_, "preparing the sweep of " + spec.name);
     }
+    std::string any = "SELECT 1 FROM " + Quote(spec.name) + " LIMIT 1";
+    if (sqlite3_prepare_v3(db_, any.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &t->any_row.s,
+                           nullptr) != SQLITE_OK) {
+      return SqliteError(db_, "preparing the sweep of " + spec.name);
+    }
   }
 
   // The state row: created on first sight, read otherwise.
@@ -490,6 +497,19 @@ Result<int64_t> Target::WriteOnWriter(Table& t, const PageWrite& page) {
       sqlite3_reset(ins.s);
     }
   }
+  if (result.ok() && page.starts_pass && t.any_row.s != nullptr) {
+    // Only this writer adds rows, so a table empty now holds nothing but this pass's rows
+    // when the pass ends (a crash in between restarts the pass, which checks again).
+    int rc = sqlite3_step(t.any_row.s);
+    if (rc == SQLITE_DONE) {
+      t.empty_at_pass = page.pass;
+    } else if (rc == SQLITE_ROW) {
+      t.empty_at_pass = -1;
+    } else {
+      result = SqliteError(db_, "reading " + t.spec.name);
+    }
+    sqlite3_reset(t.any_row.s);
+  }
   sqlite3_stmt* s = t.upsert.s;
   const size_t ncols = rows.columns();
   size_t r = 0;
@@ -533,7 +553,7 @@ Result<int64_t> Target::WriteOnWriter(Table& t, const PageWrite& page) {
     sqlite3_reset(s);
   }
   sqlite3_clear_bindings(s);
-  if (result.ok() && page.sweep && t.sweep.s != nullptr) {
+  if (result.ok() && page.sweep && t.sweep.s != nullptr && t.empty_at_pass != page.pass) {
     // The pass is complete: rows no page of it wrote are gone from the source.
     sqlite3_bind_int64(t.sweep.s, 1, page.pass);
     if (sqlite3_step(t.sweep.s) != SQLITE_DONE) {
@@ -566,6 +586,7 @@ Result<int64_t> Target::WriteOnWriter(Table& t, const PageWrite& page) {
   }
   if (!result.ok()) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    t.empty_at_pass = -1;
     return result;
   }
   return swept;
@@ -576,6 +597,8 @@ void Target::Exec(std::string sql, std::vector<CursorValue> params,
   auto result = std::make_shared<Result<int64_t>>(Status());
   writer_->Post(
       [this, sql = std::move(sql), params = std::move(params), result] {
+        // The script may add rows to a replicated table: every pass sweeps again.
+        for (auto& entry : tables_) entry.second->empty_at_pass = -1;
         const char* tail = sql.c_str();
         const char* end = sql.c_str() + sql.size();
         int64_t changed = 0;

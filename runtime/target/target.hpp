@@ -49,6 +49,10 @@ struct PageWrite {
   std::vector<Reject> rejects;         ///< to `_siphon_rejects`
   int64_t pass = 0;                    ///< full refresh: the pass these rows belong to
   bool sweep = false;                  ///< full refresh: this page ends the pass
+  /// The first page of a pass with nothing of it committed yet. When the table is empty then,
+  /// the pass's closing sweep has nothing to delete and is skipped (a first sync would
+  /// otherwise scan the whole table it just wrote).
+  bool starts_pass = false;
 };
 
 /// A table's row of `_siphon_state`.
