@@ -80,11 +80,96 @@ Status PgConnectError(std::string_view libpq_message, const std::string& passwor
   return Status(kind, message);
 }
 
+std::vector<PgDecoder> DecodersOf(const PGresult* result) {
+  std::vector<PgDecoder> decoders(static_cast<size_t>(PQnfields(result)));
+  for (size_t c = 0; c < decoders.size(); ++c) {
+    decoders[c] = DecoderForOid(PQftype(result, static_cast<int>(c)));
+  }
+  return decoders;
+}
+
+namespace {
+
+// The value of one COPY text field with its backslash escapes undone (COPY TO writes \\, \t,
+// \n, \r, \b, \f, \v; COPY FROM's octal \ooo and hex \xhh are read as well).
+void Unescape(std::string_view field, std::string& out) {
+  static constexpr std::string_view kLetters = "bfnrtv", kControls = "\b\f\n\r\t\v";
+  auto digit = [&field](size_t at, int base) -> int {
+    if (at >= field.size()) return -1;
+    const char d = field[at];
+    int v = d >= '0' && d <= '9'   ? d - '0'
+            : d >= 'a' && d <= 'f' ? d - 'a' + 10
+            : d >= 'A' && d <= 'F' ? d - 'A' + 10
+                                   : -1;
+    return v < base ? v : -1;
+  };
+  out.clear();
+  for (size_t i = 0; i < field.size(); ++i) {
+    if (field[i] != '\\' || i + 1 == field.size()) {
+      out += field[i];
+      continue;
+    }
+    const char c = field[++i];
+    if (size_t k = kLetters.find(c); k != std::string_view::npos) {
+      out += kControls[k];
+      continue;
+    }
+    const bool hex = c == 'x' && digit(i + 1, 16) >= 0;
+    if (!hex && digit(i, 8) < 0) {
+      out += c;  // \\ and any other escaped character stand for themselves
+      continue;
+    }
+    // \ooo (up to three octal digits) or \xhh (one or two hex digits).
+    const int base = hex ? 16 : 8;
+    size_t at = hex ? i + 1 : i;
+    const size_t last = at + (hex ? 1 : 2);
+    int v = 0;
+    for (int d; at <= last && (d = digit(at, base)) >= 0; ++at) v = v * base + d;
+    out += static_cast<char>(v);
+    i = at - 1;
+  }
+}
+
+}  // namespace
+
+bool DecodeCopyRow(std::string_view line, const std::vector<PgDecoder>& decoders, RowBatch& batch,
+                   size_t* rejected) {
+  // Count the fields first: a malformed line appends nothing.
+  size_t fields = 1;
+  for (const char* p = line.data();
+       (p = static_cast<const char*>(memchr(p, '\t', line.data() + line.size() - p))) != nullptr;
+       ++p) {
+    ++fields;
+  }
+  if (fields != decoders.size()) return false;
+  thread_local std::string scratch;
+  size_t start = 0;
+  for (PgDecoder decoder : decoders) {
+    size_t end = line.find('\t', start);
+    if (end == std::string_view::npos) end = line.size();
+    std::string_view field = line.substr(start, end - start);
+    start = end + 1;
+    if (field.size() == 2 && field[0] == '\\' && field[1] == 'N') {
+      batch.AddNull();
+      continue;
+    }
+    if (field.find('\\') != std::string_view::npos) {
+      Unescape(field, scratch);
+      field = scratch;
+    }
+    if (decoder == PgDecoder::kText) {
+      batch.AddText(field);
+    } else if (!AppendPgValue(decoder, field.data(), field.size(), batch) && rejected) {
+      ++*rejected;
+    }
+  }
+  return true;
+}
+
 RowBatch DecodeRows(const PGresult* result, size_t* rejected) {
   const int fields = PQnfields(result);
   const int rows = PQntuples(result);
-  std::vector<PgDecoder> decoders(fields);
-  for (int c = 0; c < fields; ++c) decoders[c] = DecoderForOid(PQftype(result, c));
+  const std::vector<PgDecoder> decoders = DecodersOf(result);
   RowBatch batch(static_cast<size_t>(fields));
   // The result's memory holds every value's text plus a NUL and a 16-byte descriptor per
   // value: more than the decoded values need (a timestamp grows by at most 4 bytes), so the
@@ -331,6 +416,12 @@ void PgConnection::Query(std::string sql, std::vector<std::string> params,
   StartStatement();
 }
 
+void PgConnection::CopyOut(std::string sql, std::function<void(std::string_view)> row,
+                           std::function<void(Result<PgResultPtr>)> done) {
+  Query(std::move(sql), {}, std::move(done));
+  if (state_ == State::kBusy) copy_row_ = std::move(row);  // else refused, its error posted
+}
+
 Status PgConnection::LostError() const {
   return Status(ErrorKind::kConnect,
                 Sanitize(PQerrorMessage(conn_), params_.password) + " (SQLSTATE 08006)");
@@ -362,11 +453,32 @@ void PgConnection::OnQueryIo(int events) {
     flushing_ = r == 1;
   }
   if (!flushing_) {
-    while (PQisBusy(conn_) == 0) {
+    while (copying_ || PQisBusy(conn_) == 0) {
+      if (copying_) {
+        // COPY OUT: hand over every complete line there is; 0 means wait for more data.
+        char* line = nullptr;
+        int n;
+        while ((n = PQgetCopyData(conn_, &line, 1)) > 0) {
+          copy_row_(std::string_view(line, static_cast<size_t>(n) - (line[n - 1] == '\n')));
+          PQfreemem(line);
+        }
+        if (n == 0) break;
+        if (n == -2) {
+          FailStatement(LostError());
+          return;
+        }
+        copying_ = false;  // -1: the copy is done, its outcome follows
+        continue;
+      }
       PGresult* r = PQgetResult(conn_);
       if (r == nullptr) {
         FinishStatement();
         return;
+      }
+      if (PQresultStatus(r) == PGRES_COPY_OUT && copy_row_) {
+        copying_ = true;
+        PQclear(r);
+        continue;
       }
       if (PQresultStatus(r) == PGRES_FATAL_ERROR) {
         if (error_ == nullptr) {
@@ -383,6 +495,7 @@ void PgConnection::OnQueryIo(int events) {
 }
 
 void PgConnection::FinishStatement() {
+  copy_row_ = nullptr;
   PgResultPtr result = std::move(result_);
   PgResultPtr error = std::move(error_);
   bool lost = PQstatus(conn_) != CONNECTION_OK;
@@ -436,6 +549,8 @@ void PgConnection::DropConnection() {
   poll_fd_ = -1;
   poll_events_ = 0;
   flushing_ = false;
+  copying_ = false;
+  copy_row_ = nullptr;
   result_.reset();
   error_.reset();
   if (timer_ != nullptr) uv_timer_stop(timer_);

@@ -2,12 +2,14 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include <libpq-fe.h>
 #include <uv.h>
 
+#include "adapters/postgres/pg_types.hpp"
 #include "runtime/base/row_batch.hpp"
 #include "runtime/base/status.hpp"
 
@@ -40,6 +42,16 @@ Status PgConnectError(std::string_view libpq_message, const std::string& passwor
 /// TEXT; `rejected` counts them.
 RowBatch DecodeRows(const PGresult* result, size_t* rejected = nullptr);
 
+/// The pg_types decoder of each column of a result, by type OID.
+std::vector<PgDecoder> DecodersOf(const PGresult* result);
+
+/// Appends one row of COPY text format (a line without its newline: fields split by tabs,
+/// `\N` for NULL, backslash escapes) with `decoders`, one per column. False when the line
+/// does not have that many fields (nothing is appended then). Values a decoder rejects are
+/// kept as TEXT; `rejected` counts them.
+bool DecodeCopyRow(std::string_view line, const std::vector<PgDecoder>& decoders, RowBatch& batch,
+                   size_t* rejected);
+
 /// One libpq connection driven by the libuv loop without blocking it: PQconnectStartParams
 /// and PQconnectPoll on uv_poll, then PQsendQuery(Params)/PQflush/PQconsumeInput. One
 /// statement at a time. Callbacks run on the loop, never after the object is destroyed.
@@ -56,6 +68,11 @@ class PgConnection {
   /// Runs one statement with text-format parameters; the result holds its rows.
   void Query(std::string sql, std::vector<std::string> params,
              std::function<void(Result<PgResultPtr>)> done);
+
+  /// Runs a `COPY … TO STDOUT`: `row` gets each data line (without its newline) as it
+  /// arrives, then `done` the statement's outcome.
+  void CopyOut(std::string sql, std::function<void(std::string_view)> row,
+               std::function<void(Result<PgResultPtr>)> done);
 
   /// True when connected, healthy and idle.
   bool ready() const;
@@ -97,6 +114,8 @@ class PgConnection {
   PgResultPtr error_;
   std::function<void(Status)> connect_done_;
   std::function<void(Result<PgResultPtr>)> query_done_;
+  std::function<void(std::string_view)> copy_row_;  // a COPY OUT in progress
+  bool copying_ = false;
   std::shared_ptr<char> alive_ = std::make_shared<char>(0);
 };
 

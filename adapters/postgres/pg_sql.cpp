@@ -189,6 +189,54 @@ Result<PageStatement> BuildPageQuery(const TableSchema& table, const PageQuery& 
   return st;
 }
 
+std::string QuoteLiteral(std::string_view value) {
+  const bool backslash = value.find('\\') != std::string_view::npos;
+  std::string out = backslash ? " E'" : "'";
+  for (char c : value) {
+    if (c == '\'' || (c == '\\' && backslash)) out += c;
+    out += c;
+  }
+  return out + "'";
+}
+
+std::string InlineParams(const PageStatement& statement) {
+  const std::string& sql = statement.sql;
+  std::string out;
+  out.reserve(sql.size() + 64);
+  for (size_t i = 0; i < sql.size();) {
+    const char c = sql[i];
+    if (c == '"' || c == '\'') {  // to the closing quote; a doubled quote stays inside
+      size_t end = i + 1;
+      while (end < sql.size() && !(sql[end] == c && (end + 1 >= sql.size() || sql[end + 1] != c))) {
+        end += sql[end] == c ? 2 : 1;
+      }
+      out.append(sql, i, end + 1 - i);
+      i = end + 1;
+      continue;
+    }
+    if (c == '$' && i + 1 < sql.size() && sql[i + 1] >= '0' && sql[i + 1] <= '9') {
+      size_t end = i + 1;
+      size_t n = 0;
+      while (end < sql.size() && sql[end] >= '0' && sql[end] <= '9')
+        n = n * 10 + (sql[end++] - '0');
+      if (n >= 1 && n <= statement.params.size()) {
+        out += QuoteLiteral(statement.params[n - 1]);
+        i = end;
+        continue;
+      }
+    }
+    out += c;
+    ++i;
+  }
+  return out;
+}
+
+Result<std::string> BuildPageCopy(const TableSchema& table, const PageQuery& query) {
+  auto st = BuildPageQuery(table, query);
+  if (!st.ok()) return st.status();
+  return "COPY (" + InlineParams(*st) + ") TO STDOUT";
+}
+
 namespace {
 
 // The key columns, checked against the table, for the reconcile queries.

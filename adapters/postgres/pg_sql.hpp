@@ -43,6 +43,19 @@ std::string CursorParam(const CursorValue& value);
 /// JSON text built by the server.
 Result<PageStatement> BuildPageQuery(const TableSchema& table, const PageQuery& query);
 
+/// `value` as a string literal that reads back the same whatever standard_conforming_strings
+/// says (the rule PQescapeLiteral follows): quotes doubled, and with a backslash the E'' form
+/// with backslashes doubled.
+std::string QuoteLiteral(std::string_view value);
+
+/// The statement with its $n placeholders replaced by their parameters as literals, for
+/// statements that take none (COPY). Quoted identifiers and literals are left alone.
+std::string InlineParams(const PageStatement& statement);
+
+/// The page query as `COPY (…) TO STDOUT` (text format), its parameters inlined: the rows
+/// stream as they are produced, so they are decoded while the server still produces them.
+Result<std::string> BuildPageCopy(const TableSchema& table, const PageQuery& query);
+
 /// Reconcile's digest query (SourceConnection::DigestKeys): one row per non-empty part,
 /// (part, count, sum of the hashes' high halves, sum of their low halves), all as text.
 ///   SELECT b, count(*), sum(…)::text, sum(…)::text FROM (SELECT CASE WHEN ("k") <= ($1::t)

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <set>
 
@@ -77,16 +78,71 @@ class PgSourceConnection : public SourceConnection {
 
   void Pull(const TableSchema& table, const PageQuery& query,
             std::function<void(Result<RowBatch>)> done) override {
-    Run(BuildPageQuery(table, query), "pull " + table.qualified_name,
-        [name = table.qualified_name, done = std::move(done)](Result<PgResultPtr> r) {
-          if (!r.ok()) return done(r.status());
-          size_t rejected = 0;
-          RowBatch batch = DecodeRows(r->get(), &rejected);
-          if (rejected > 0) {
-            spdlog::warn("postgres {}: {} values kept as text (unexpected format)", name, rejected);
-          }
-          done(std::move(batch));
-        });
+    // A page's rows are decoded as they arrive through COPY, while the server still produces
+    // the rest; COPY does not say the columns' types, so the first page of a column list is a
+    // plain query whose result does, and its decoders serve the pages after it.
+    const std::string shape = PageShape(table, query);
+    auto known = shapes_.find(shape);
+    if (known == shapes_.end()) {
+      Run(BuildPageQuery(table, query), "pull " + table.qualified_name,
+          [this, shape, name = table.qualified_name,
+           done = std::move(done)](Result<PgResultPtr> r) {
+            if (!r.ok()) return done(r.status());
+            size_t rejected = 0;
+            RowBatch batch = DecodeRows(r->get(), &rejected);
+            WarnRejected(name, rejected);
+            if (shapes_.size() >= kMaxShapes) shapes_.clear();
+            shapes_[shape] = PageShapeInfo{DecodersOf(r->get()), batch.rows(), batch.arena_bytes()};
+            done(std::move(batch));
+          });
+      return;
+    }
+    auto copy = BuildPageCopy(table, query);
+    if (!copy.ok()) {
+      Status st = copy.status();
+      conn_.Post([done = std::move(done), st] { done(st); });
+      return;
+    }
+    struct Page {
+      std::vector<PgDecoder> decoders;
+      RowBatch batch;
+      size_t rejected = 0;
+      bool malformed = false;
+    };
+    auto page = std::make_shared<Page>();
+    const PageShapeInfo& info = known->second;
+    page->decoders = info.decoders;
+    page->batch = RowBatch(info.decoders.size());
+    page->batch.Reserve(std::min<size_t>(query.limit, info.rows + info.rows / 8 + 16),
+                        info.arena_bytes + info.arena_bytes / 8);
+    WithConnection([this, shape, sql = std::move(*copy), page, name = table.qualified_name,
+                    done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      conn_.CopyOut(
+          std::move(sql),
+          [page](std::string_view line) {
+            if (!page->malformed &&
+                !DecodeCopyRow(line, page->decoders, page->batch, &page->rejected)) {
+              page->malformed = true;
+            }
+          },
+          [this, shape, page, name, done = std::move(done)](Result<PgResultPtr> r) {
+            if (!r.ok()) return done(r.status().WithContext("pull " + name));
+            if (page->malformed) {
+              shapes_.erase(shape);  // the next page asks the server for the types again
+              return done(
+                  Status(ErrorKind::kQuery,
+                         "pull " + name + ": a COPY row does not match the page's columns"));
+            }
+            WarnRejected(name, page->rejected);
+            auto it = shapes_.find(shape);
+            if (it != shapes_.end()) {
+              it->second.rows = page->batch.rows();
+              it->second.arena_bytes = page->batch.arena_bytes();
+            }
+            done(std::move(page->batch));
+          });
+    });
   }
 
   std::string PageSql(const TableSchema& table, const PageQuery& query) const override {
@@ -178,6 +234,30 @@ class PgSourceConnection : public SourceConnection {
 
   // Runs a built statement (opening the connection first when needed); a statement that
   // could not be built is answered from the loop. Errors carry `context`.
+  // What a page's columns decode with, and the size of the last page (to reserve for).
+  struct PageShapeInfo {
+    std::vector<PgDecoder> decoders;
+    size_t rows = 0;
+    size_t arena_bytes = 0;
+  };
+  static constexpr size_t kMaxShapes = 64;
+
+  // The table and its selected columns with their types: pages of one shape share decoders.
+  static std::string PageShape(const TableSchema& table, const PageQuery& query) {
+    std::string shape = table.qualified_name;
+    for (const auto& c : query.columns) {
+      int idx = table.Find(c);
+      shape += '\n' + c + '\t' + (idx < 0 ? std::string("?") : table.columns[idx].source_type);
+    }
+    return shape;
+  }
+
+  static void WarnRejected(const std::string& name, size_t rejected) {
+    if (rejected > 0) {
+      spdlog::warn("postgres {}: {} values kept as text (unexpected format)", name, rejected);
+    }
+  }
+
   void Run(Result<PageStatement> st, std::string context,
            std::function<void(Result<PgResultPtr>)> done) {
     if (!st.ok()) {
@@ -230,6 +310,7 @@ class PgSourceConnection : public SourceConnection {
 
   std::shared_ptr<SourceState> state_;
   PgConnection conn_;
+  std::map<std::string, PageShapeInfo> shapes_;  // by PageShape
 };
 
 class PgSource : public Source {

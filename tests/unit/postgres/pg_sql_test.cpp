@@ -92,6 +92,31 @@ TEST(PgSql, KeysetPageComparesRows) {
   EXPECT_EQ(st->params, (std::vector<std::string>{"2024-01-01T10:00:00Z", "42"}));
 }
 
+TEST(PgSql, LiteralsReadBackTheSameWhateverTheQuotingMode) {
+  EXPECT_EQ(QuoteLiteral("plain"), "'plain'");
+  EXPECT_EQ(QuoteLiteral("it's"), "'it''s'");
+  EXPECT_EQ(QuoteLiteral(""), "''");
+  // With a backslash: the E'' form, which reads \\ as one backslash in either mode.
+  EXPECT_EQ(QuoteLiteral("a\\'b"), " E'a\\\\''b'");
+}
+
+TEST(PgSql, CopyPagesInlineTheirParametersOutsideQuotedNames) {
+  PageQuery q;
+  q.columns = {"id", "we\"ird"};
+  q.order_by = {"updated_at", "id"};
+  q.after = Cursor{std::string("2024-01-01T10:00:00Z'; DROP TABLE x; --"), int64_t{42}};
+  q.limit = 7;
+  auto copy = BuildPageCopy(Orders(), q);
+  ASSERT_TRUE(copy.ok()) << copy.status().ToString();
+  EXPECT_EQ(*copy,
+            "COPY (SELECT \"id\", \"we\"\"ird\" FROM \"public\".\"orders\" WHERE (\"updated_at\", "
+            "\"id\") > ('2024-01-01T10:00:00Z''; DROP TABLE x; --'::timestamp with time zone, "
+            "'42'::bigint) ORDER BY \"updated_at\", \"id\" LIMIT 7) TO STDOUT");
+  // A $1 inside a quoted name is part of the name.
+  PageStatement st{"SELECT \"a$1\" FROM t WHERE x > $1::int AND y = 'b$1' AND z < $10", {"5"}};
+  EXPECT_EQ(InlineParams(st), "SELECT \"a$1\" FROM t WHERE x > '5'::int AND y = 'b$1' AND z < $10");
+}
+
 TEST(PgSql, SingleColumnKeyset) {
   PageQuery q;
   q.columns = {"id"};

@@ -1,5 +1,7 @@
 #include "adapters/postgres/pg_types.hpp"
 
+#include "adapters/postgres/pg_connection.hpp"
+
 #include <cmath>
 #include <string>
 
@@ -176,6 +178,37 @@ TEST(PgTypes, BlobKeepsZeroBytes) {
   ASSERT_TRUE(AppendPgValue(PgDecoder::kBytea, text.data(), text.size(), batch));
   EXPECT_EQ(batch.at(0, 0).type, ValueType::kBlob);
   EXPECT_EQ(batch.bytes(batch.at(0, 0)), std::string_view("\0a\0b", 4));
+}
+
+TEST(PgTypes, DecodesCopyTextRows) {
+  const std::vector<PgDecoder> decoders = {PgDecoder::kInt, PgDecoder::kText, PgDecoder::kBytea,
+                                           PgDecoder::kText, PgDecoder::kTimestampTz};
+  RowBatch b(decoders.size());
+  size_t rejected = 0;
+  // COPY writes a tab, a newline and a backslash inside a value as \t, \n and \\; \N is NULL;
+  // a bytea's hex form gains a second backslash.
+  ASSERT_TRUE(DecodeCopyRow("7\ttab\\there\\nline \\\\ end\t\\\\x00ff\t\\N\t2024-01-02 03:04:05+00",
+                            decoders, b, &rejected));
+  ASSERT_TRUE(DecodeCopyRow("-1\t\\N\t\\\\x\t\t2024-01-02 03:04:05.5+00", decoders, b, &rejected));
+  EXPECT_EQ(rejected, 0u);
+  ASSERT_EQ(b.rows(), 2u);
+  EXPECT_EQ(b.at(0, 0).i, 7);
+  EXPECT_EQ(b.bytes(b.at(0, 1)), "tab\there\nline \\ end");
+  EXPECT_EQ(b.at(0, 2).type, ValueType::kBlob);
+  EXPECT_EQ(b.bytes(b.at(0, 2)), std::string("\0\xff", 2));
+  EXPECT_EQ(b.at(0, 3).type, ValueType::kNull);
+  EXPECT_EQ(b.bytes(b.at(0, 4)), "2024-01-02T03:04:05Z");
+  EXPECT_EQ(b.at(1, 1).type, ValueType::kNull);
+  EXPECT_EQ(b.bytes(b.at(1, 2)), "");
+  EXPECT_EQ(b.at(1, 3).type, ValueType::kText);  // an empty string is not NULL
+  EXPECT_EQ(b.bytes(b.at(1, 3)), "");
+  // COPY FROM's octal and hex escapes read back too.
+  RowBatch one(1);
+  ASSERT_TRUE(DecodeCopyRow("\\101\\x42\\7", {PgDecoder::kText}, one, &rejected));
+  EXPECT_EQ(one.bytes(one.at(0, 0)), "AB\7");
+  // A line with the wrong number of fields appends nothing.
+  EXPECT_FALSE(DecodeCopyRow("1\t2", decoders, b, &rejected));
+  EXPECT_EQ(b.rows(), 2u);
 }
 
 }  // namespace
