@@ -490,18 +490,22 @@ void TableRunner::OnPage(Result<RowBatch> page) {
       write.starts_pass = fresh_pass_;
       fresh_pass_ = false;
     }
-    pending_ = PendingPage{std::move(write), static_cast<int64_t>(n)};
+    const size_t bytes =
+        write.rows->arena_bytes() + write.rows->rows() * write.rows->columns() * sizeof(Cell);
+    pending_bytes_ += bytes;
+    pending_.push_back(PendingPage{std::move(write), static_cast<int64_t>(n), bytes});
     SubmitWrite();
   }
-  if (more_pages_ && !pending_) Pull(NextPage(*plan_, *next_after_));
+  if (more_pages_ && RoomToPull()) Pull(NextPage(*plan_, *next_after_));
   MaybeFinishRun();
 }
 
 void TableRunner::SubmitWrite() {
-  if (write_in_flight_ || !pending_) return;
+  if (write_in_flight_ || pending_.empty()) return;
   write_in_flight_ = true;
-  PendingPage page = std::move(*pending_);
-  pending_.reset();
+  PendingPage page = std::move(pending_.front());
+  pending_.pop_front();
+  pending_bytes_ -= page.bytes;
   std::weak_ptr<bool> alive = alive_;
   auto cursor = page.write.cursor_after;
   const int64_t written = static_cast<int64_t>(page.write.rows->rows());
@@ -539,7 +543,7 @@ void TableRunner::OnWritten(Status st, std::optional<Cursor> cursor) {
   Emit(EventKind::kBatch, stats_.run_rows, 0);
   if (run_error_.ok()) {
     SubmitWrite();
-    if (more_pages_ && !pending_ && !pull_in_flight_ && !stopping_) {
+    if (more_pages_ && RoomToPull() && !pull_in_flight_ && !stopping_) {
       Pull(NextPage(*plan_, *next_after_));
     }
   }
@@ -550,11 +554,14 @@ void TableRunner::Fail(Status st) {
   if (run_error_.ok()) run_error_ = std::move(st);
   // A page pulled after a failed one must never be written: its cursor would skip the rows
   // of the page that failed.
-  pending_.reset();
+  pending_.clear();
+  pending_bytes_ = 0;
 }
 
 void TableRunner::MaybeFinishRun() {
-  if (!running_ || pull_in_flight_ || write_in_flight_ || pending_ || reconciler_) return;
+  if (!running_ || pull_in_flight_ || write_in_flight_ || !pending_.empty() || reconciler_) {
+    return;
+  }
   if (run_error_.ok() && more_pages_ && !stopping_) return;  // a pull is about to start
   if (run_error_.ok() && !stopping_ && ReconcileDue()) {
     StartReconcile();  // the run caught up: look for rows gone from the source

@@ -1,5 +1,6 @@
 #pragma once
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -147,8 +148,18 @@ class TableRunner {
   struct PendingPage {
     PageWrite write;
     int64_t source_rows = 0;  // rows pulled (before a transform)
+    size_t bytes = 0;         // the page's memory
   };
-  std::optional<PendingPage> pending_;  // pulled, waiting for the previous write
+  // Pulled, waiting for the write before them. The source keeps producing while the writer is
+  // busy (it absorbs the two sides' uneven paces), up to kMaxPending pages or kPendingBytes,
+  // whichever comes first; one page may always wait, however large.
+  static constexpr size_t kMaxPending = 4;
+  static constexpr size_t kPendingBytes = 64 << 20;
+  std::deque<PendingPage> pending_;
+  size_t pending_bytes_ = 0;
+  bool RoomToPull() const {
+    return pending_.empty() || (pending_.size() < kMaxPending && pending_bytes_ < kPendingBytes);
+  }
   std::optional<Cursor> next_after_;    // where the next page starts
   std::optional<CursorValue> horizon_;  // this run reads only below it (late commits)
   Status run_error_;
