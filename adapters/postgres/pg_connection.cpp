@@ -134,19 +134,13 @@ void Unescape(std::string_view field, std::string& out) {
 
 bool DecodeCopyRow(std::string_view line, const std::vector<PgDecoder>& decoders, RowBatch& batch,
                    size_t* rejected) {
-  // Count the fields first: a malformed line appends nothing.
-  size_t fields = 1;
-  for (const char* p = line.data();
-       (p = static_cast<const char*>(memchr(p, '\t', line.data() + line.size() - p))) != nullptr;
-       ++p) {
-    ++fields;
-  }
-  if (fields != decoders.size()) return false;
   thread_local std::string scratch;
   size_t start = 0;
-  for (PgDecoder decoder : decoders) {
+  for (size_t c = 0; c < decoders.size(); ++c) {
+    if (start > line.size()) return false;  // fewer fields than columns
     size_t end = line.find('\t', start);
     if (end == std::string_view::npos) end = line.size();
+    if ((end == line.size()) != (c + 1 == decoders.size())) return false;  // field count
     std::string_view field = line.substr(start, end - start);
     start = end + 1;
     if (field.size() == 2 && field[0] == '\\' && field[1] == 'N') {
@@ -157,9 +151,9 @@ bool DecodeCopyRow(std::string_view line, const std::vector<PgDecoder>& decoders
       Unescape(field, scratch);
       field = scratch;
     }
-    if (decoder == PgDecoder::kText) {
+    if (decoders[c] == PgDecoder::kText) {
       batch.AddText(field);
-    } else if (!AppendPgValue(decoder, field.data(), field.size(), batch) && rejected) {
+    } else if (!AppendPgValue(decoders[c], field.data(), field.size(), batch) && rejected) {
       ++*rejected;
     }
   }

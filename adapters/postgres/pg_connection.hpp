@@ -47,8 +47,8 @@ std::vector<PgDecoder> DecodersOf(const PGresult* result);
 
 /// Appends one row of COPY text format (a line without its newline: fields split by tabs,
 /// `\N` for NULL, backslash escapes) with `decoders`, one per column. False when the line
-/// does not have that many fields (nothing is appended then). Values a decoder rejects are
-/// kept as TEXT; `rejected` counts them.
+/// does not have that many fields: part of the row may be appended then, so the batch is
+/// unusable. Values a decoder rejects are kept as TEXT; `rejected` counts them.
 bool DecodeCopyRow(std::string_view line, const std::vector<PgDecoder>& decoders, RowBatch& batch,
                    size_t* rejected);
 

@@ -206,9 +206,11 @@ TEST(PgTypes, DecodesCopyTextRows) {
   RowBatch one(1);
   ASSERT_TRUE(DecodeCopyRow("\\101\\x42\\7", {PgDecoder::kText}, one, &rejected));
   EXPECT_EQ(one.bytes(one.at(0, 0)), "AB\7");
-  // A line with the wrong number of fields appends nothing.
-  EXPECT_FALSE(DecodeCopyRow("1\t2", decoders, b, &rejected));
-  EXPECT_EQ(b.rows(), 2u);
+  // A line with too few or too many fields is refused.
+  RowBatch bad(decoders.size());
+  EXPECT_FALSE(DecodeCopyRow("1\t2", decoders, bad, &rejected));
+  EXPECT_FALSE(DecodeCopyRow("1\t2\t3\t4\t2024-01-02 03:04:05+00\t6", decoders, bad, &rejected));
+  EXPECT_TRUE(DecodeCopyRow("1\t2\t3\t4\t2024-01-02 03:04:05+00", decoders, bad, &rejected));
 }
 
 }  // namespace
