@@ -459,6 +459,9 @@ void TableRunner::OnPage(Result<RowBatch> page) {
   const bool full = n >= plan_->batch;
   if (n > 0) next_after_ = CursorOf(*plan_, *rows, n - 1);
   more_pages_ = full;
+  // The next page is asked for before this one is transformed, so the source produces it
+  // while the transform runs (this page counts against the waiting pages once queued).
+  if (more_pages_ && RoomToPull()) Pull(NextPage(*plan_, *next_after_));
   std::vector<Reject> rejects;
   if (decl_.transform && n > 0) {
     // The cursor comes from the pulled rows above: a dropped or rewritten row still moves it.
@@ -496,7 +499,7 @@ void TableRunner::OnPage(Result<RowBatch> page) {
     pending_.push_back(PendingPage{std::move(write), static_cast<int64_t>(n), bytes});
     SubmitWrite();
   }
-  if (more_pages_ && RoomToPull()) Pull(NextPage(*plan_, *next_after_));
+  if (more_pages_ && RoomToPull() && !pull_in_flight_) Pull(NextPage(*plan_, *next_after_));
   MaybeFinishRun();
 }
 

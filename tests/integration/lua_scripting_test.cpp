@@ -173,6 +173,35 @@ TEST_F(LuaScripting, FailPolicyFailsTheRunAndKeepsTheCursor) {
   EXPECT_EQ(Target("SELECT count(*) FROM _siphon_rejects"), (Rows{{"0"}}));
 }
 
+// The next page is pulled while a page is transformed: when the transform fails on page 6,
+// no page after it may be written. What is written is whole pages from the start (pages still
+// waiting for the writer when the run fails are dropped too), and the cursor is their end.
+TEST_F(LuaScripting, AFailingTransformMidSyncWritesNoPageAfterIt) {
+  db_.Exec(
+      "CREATE TABLE many (id int PRIMARY KEY, v text); "
+      "INSERT INTO many SELECT g, 'v' || g FROM generate_series(1, 2000) g");
+  auto r = Siphon({"once", Script(R"lua(
+siphon.replicate "many" { source = pg, from = "public.many", cursor = "id", batch = 100,
+  on_row_error = "fail",
+  transform = function(row)
+    if row.id == 550 then error("no 550") end
+    return row
+  end }
+)lua")});
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("no 550"), std::string::npos) << Dump(r);
+  Rows written =
+      Target("SELECT count(*), coalesce(max(id), 0), count(*) = coalesce(max(id), 0) FROM many");
+  ASSERT_EQ(written.size(), 1u);
+  const int n = std::stoi(*written[0][0]);
+  EXPECT_EQ(written[0][2], "1") << "rows missing below the highest written id";
+  EXPECT_LE(n, 500);
+  EXPECT_EQ(n % 100, 0) << "a partial page was written";
+  EXPECT_EQ(
+      Target("SELECT cursor FROM _siphon_state WHERE table_name = 'many'"),
+      (Rows{{n == 0 ? std::nullopt : std::optional<std::string>("[" + std::to_string(n) + "]")}}));
+}
+
 TEST_F(LuaScripting, RunawayTransformIsStoppedAndOtherTablesSync) {
   auto r = Siphon({"once", Script(R"lua(
 siphon.replicate "users" { source = pg, from = "public.users",
