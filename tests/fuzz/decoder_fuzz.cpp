@@ -1,15 +1,17 @@
 // libFuzzer target: the source type decoders. The first input byte picks a decoder ('a' is
 // the first PostgreSQL text decoder, then every other one, then every MySQL text-protocol
-// decoder, then the type classifiers and the cursor time conversion); the rest is the value
-// as the server would send it. Any bytes must
-// decode to exactly one cell or be reported invalid: no crash, no read past the value, no
-// undefined behaviour.
+// decoder, then the type classifiers, then PostgreSQL COPY rows of 1 to 10 columns ('{' is one
+// column), and the cursor time conversion); the rest is the value as the server would send
+// it. Any bytes must decode to exactly one cell per column or be reported invalid: no crash,
+// no read past the value, no undefined behaviour.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "adapters/mysql/mysql_types.hpp"
+#include "adapters/postgres/pg_connection.hpp"
 #include "adapters/postgres/pg_types.hpp"
 #include "runtime/base/row_batch.hpp"
 
@@ -17,16 +19,20 @@ namespace {
 
 constexpr int kPgDecoders = static_cast<int>(siphon::postgres::PgDecoder::kText) + 1;
 constexpr int kMysqlDecoders = static_cast<int>(siphon::mysql::MysqlDecoder::kBlob) + 1;
+constexpr int kCopyRows = 26;  // '{': a COPY row of one column, then up to 10
+static_assert(kPgDecoders + kMysqlDecoders <= 25, "'z' seeds pick the classifiers");
 
-// The cell appended must be readable in full (ASan checks the arena bounds).
+// The cells appended must be readable in full (ASan checks the arena bounds).
 void Touch(const siphon::RowBatch& batch) {
   if (batch.rows() != 1) __builtin_trap();  // one value in, one cell out
-  const siphon::Cell& c = batch.at(0, 0);
-  if (c.type == siphon::ValueType::kText || c.type == siphon::ValueType::kBlob) {
-    std::string_view v = batch.bytes(c);
-    volatile char sink = 0;
-    for (char ch : v) sink = static_cast<char>(sink ^ ch);
-    (void)sink;
+  for (size_t col = 0; col < batch.columns(); ++col) {
+    const siphon::Cell& c = batch.at(0, col);
+    if (c.type == siphon::ValueType::kText || c.type == siphon::ValueType::kBlob) {
+      std::string_view v = batch.bytes(c);
+      volatile char sink = 0;
+      for (char ch : v) sink = static_cast<char>(sink ^ ch);
+      (void)sink;
+    }
   }
 }
 
@@ -47,6 +53,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     siphon::mysql::AppendMysqlValue(static_cast<siphon::mysql::MysqlDecoder>(pick - kPgDecoders),
                                     value.c_str(), value.size(), batch);
     Touch(batch);
+  } else if (pick >= kCopyRows && pick < kCopyRows + 10) {
+    // A COPY text row: the decoders cycle through every PostgreSQL one.
+    std::vector<siphon::postgres::PgDecoder> decoders;
+    for (int c = 0; c <= pick - kCopyRows; ++c) {
+      decoders.push_back(static_cast<siphon::postgres::PgDecoder>(c % kPgDecoders));
+    }
+    siphon::RowBatch batch(decoders.size());
+    size_t rejected = 0;
+    if (siphon::postgres::DecodeCopyRow(value, decoders, batch, &rejected)) Touch(batch);
   } else if (pick < 200) {
     // Type names from the catalogs: split the value at the first NUL for MySQL's two fields.
     const size_t nul = value.find('\0');
