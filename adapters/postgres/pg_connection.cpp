@@ -137,10 +137,10 @@ bool DecodeCopyRow(std::string_view line, const std::vector<PgDecoder>& decoders
   thread_local std::string scratch;
   size_t start = 0;
   for (size_t c = 0; c < decoders.size(); ++c) {
-    if (start > line.size()) return false;  // fewer fields than columns
     size_t end = line.find('\t', start);
     if (end == std::string_view::npos) end = line.size();
-    if ((end == line.size()) != (c + 1 == decoders.size())) return false;  // field count
+    // Too few fields end the line early, too many leave tabs after the last column.
+    if ((end == line.size()) != (c + 1 == decoders.size())) return false;
     std::string_view field = line.substr(start, end - start);
     start = end + 1;
     if (field.size() == 2 && field[0] == '\\' && field[1] == 'N') {

@@ -232,8 +232,6 @@ class PgSourceConnection : public SourceConnection {
     }
   }
 
-  // Runs a built statement (opening the connection first when needed); a statement that
-  // could not be built is answered from the loop. Errors carry `context`.
   // What a page's columns decode with, and the size of the last page (to reserve for).
   struct PageShapeInfo {
     std::vector<PgDecoder> decoders;
@@ -258,6 +256,8 @@ class PgSourceConnection : public SourceConnection {
     }
   }
 
+  // Runs a built statement (opening the connection first when needed); a statement that
+  // could not be built is answered from the loop. Errors carry `context`.
   void Run(Result<PageStatement> st, std::string context,
            std::function<void(Result<PgResultPtr>)> done) {
     if (!st.ok()) {

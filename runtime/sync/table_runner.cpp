@@ -407,7 +407,7 @@ void TableRunner::StartPulling() {
     pass_ = full_pass_;
   }
   // Nothing of a pass is committed while the cursor is empty (a full page commits its cursor).
-  fresh_pass_ = !committed_ && (!plan_->incremental || resync_pass_ != 0);
+  fresh_pass_ = !committed_ && WritesPasses();
   if (!plan_->incremental) {
     Pull(FirstPage(*plan_, committed_));
     return;
@@ -461,7 +461,7 @@ void TableRunner::OnPage(Result<RowBatch> page) {
   more_pages_ = full;
   // The next page is asked for before this one is transformed, so the source produces it
   // while the transform runs (this page counts against the waiting pages once queued).
-  if (more_pages_ && RoomToPull()) Pull(NextPage(*plan_, *next_after_));
+  PullNextIfRoom();
   std::vector<Reject> rejects;
   if (decl_.transform && n > 0) {
     // The cursor comes from the pulled rows above: a dropped or rewritten row still moves it.
@@ -480,8 +480,7 @@ void TableRunner::OnPage(Result<RowBatch> page) {
   if (plan_->incremental || full) cursor_after = next_after_;
   // A page that is not full ends a full-refresh pass, or the re-pull of a resync: its
   // transaction sweeps the rows the pass did not write.
-  const bool ends_pass =
-      plan_->target.pass_marks && !full && (!plan_->incremental || resync_pass_ != 0);
+  const bool ends_pass = plan_->target.pass_marks && !full && WritesPasses();
   if (n > 0 || ends_pass) {
     PageWrite write;
     write.rows = std::move(rows);
@@ -499,8 +498,14 @@ void TableRunner::OnPage(Result<RowBatch> page) {
     pending_.push_back(PendingPage{std::move(write), static_cast<int64_t>(n), bytes});
     SubmitWrite();
   }
-  if (more_pages_ && RoomToPull() && !pull_in_flight_) Pull(NextPage(*plan_, *next_after_));
+  PullNextIfRoom();
   MaybeFinishRun();
+}
+
+void TableRunner::PullNextIfRoom() {
+  if (more_pages_ && RoomToPull() && !pull_in_flight_ && !stopping_ && run_error_.ok()) {
+    Pull(NextPage(*plan_, *next_after_));
+  }
 }
 
 void TableRunner::SubmitWrite() {
@@ -546,9 +551,7 @@ void TableRunner::OnWritten(Status st, std::optional<Cursor> cursor) {
   Emit(EventKind::kBatch, stats_.run_rows, 0);
   if (run_error_.ok()) {
     SubmitWrite();
-    if (more_pages_ && RoomToPull() && !pull_in_flight_ && !stopping_) {
-      Pull(NextPage(*plan_, *next_after_));
-    }
+    PullNextIfRoom();
   }
   MaybeFinishRun();
 }

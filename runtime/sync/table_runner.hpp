@@ -160,14 +160,18 @@ class TableRunner {
   bool RoomToPull() const {
     return pending_.empty() || (pending_.size() < kMaxPending && pending_bytes_ < kPendingBytes);
   }
+  // Pulls the page after the last one pulled, when there is one, room for it and no pull yet.
+  void PullNextIfRoom();
   std::optional<Cursor> next_after_;    // where the next page starts
   std::optional<CursorValue> horizon_;  // this run reads only below it (late commits)
   Status run_error_;
   int64_t run_rows_ = 0;
   int64_t run_deleted_ = 0;
-  int64_t pass_ = 0;            // full refresh: the pass this run writes
-  int64_t full_pass_ = 0;       // the last pass recorded in _siphon_state
-  bool fresh_pass_ = false;     // the next page written is the first of a pass
+  int64_t pass_ = 0;         // full refresh: the pass this run writes
+  int64_t full_pass_ = 0;    // the last pass recorded in _siphon_state
+  bool fresh_pass_ = false;  // the next page written is the first of a pass
+  // This run writes a pass that ends with a sweep: a full refresh, or the re-pull of a resync.
+  bool WritesPasses() const { return !plan_->incremental || resync_pass_ != 0; }
   int64_t resync_pass_ = 0;     // a resync in progress writes this pass and sweeps at its end
   bool accept_schema_ = false;  // resumed after a pause for a schema change
   std::chrono::steady_clock::time_point run_started_;
