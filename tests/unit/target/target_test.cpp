@@ -76,6 +76,20 @@ class TargetTest : public ::testing::Test {
     return out;
   }
 
+  // A page of a full-refresh pass: rows `ids`; a page that does not end the pass carries its
+  // last id as the cursor, the one that ends it sweeps.
+  Result<int64_t> PassPage(Target& target, std::vector<int64_t> ids, int64_t pass, bool sweep,
+                           bool starts = false) {
+    RowBatch b(4);
+    for (int64_t id : ids) AddRow(b, id, "x", "2024-01-01T00:00:00Z");
+    PageWrite w;
+    w.rows = std::make_shared<RowBatch>(b);
+    if (!sweep) w.cursor_after = Cursor{ids.back()};
+    w.pass = pass;
+    w.starts_pass = starts;
+    w.sweep = sweep;
+    return WritePage(target, std::move(w));
+  }
   static void AddRow(RowBatch& b, int64_t id, const char* note, const char* at) {
     b.AddInt(id);
     if (note) {
@@ -197,14 +211,7 @@ TEST_F(TargetTest, FullRefreshPassesSweepRowsTheSourceNoLongerHas) {
   t.pass_marks = true;
   Prepare(target, t);
   auto page = [&](std::vector<int64_t> ids, int64_t pass, bool sweep) {
-    RowBatch b(4);
-    for (int64_t id : ids) AddRow(b, id, "x", "2024-01-01T00:00:00Z");
-    PageWrite w;
-    w.rows = std::make_shared<RowBatch>(b);
-    if (!sweep) w.cursor_after = Cursor{ids.back()};
-    w.pass = pass;
-    w.sweep = sweep;
-    return WritePage(target, std::move(w));
+    return PassPage(target, std::move(ids), pass, sweep);
   };
   ASSERT_TRUE(page({1, 2, 3}, 1, false).ok());
   auto swept = page({4, 5}, 1, true);
@@ -234,15 +241,7 @@ TEST_F(TargetTest, APassThatStartedOnAnEmptyTableStillSweepsRowsFromElsewhere) {
   t.pass_marks = true;
   Prepare(target, t);
   auto page = [&](std::vector<int64_t> ids, int64_t pass, bool starts, bool sweep) {
-    RowBatch b(4);
-    for (int64_t id : ids) AddRow(b, id, "x", "2024-01-01T00:00:00Z");
-    PageWrite w;
-    w.rows = std::make_shared<RowBatch>(b);
-    if (!sweep) w.cursor_after = Cursor{ids.back()};
-    w.pass = pass;
-    w.starts_pass = starts;
-    w.sweep = sweep;
-    return WritePage(target, std::move(w));
+    return PassPage(target, std::move(ids), pass, sweep, starts);
   };
   auto exec = [&](std::string sql) {
     std::optional<Result<int64_t>> result;
