@@ -810,16 +810,26 @@ Status Target::OpenReaderOnReader() {
   return RegisterKeyHash(reader_db_);
 }
 
-void Target::DigestKeys(const std::string& table, std::vector<std::string> key, KeyRange range,
-                        size_t parts, std::function<void(Result<KeyRangeScan>)> done) {
+template <typename T>
+void Target::OnReader(std::function<Result<T>()> work, std::function<void(Result<T>)> done) {
   if (!reader_) reader_ = std::make_unique<WorkerThread>(loop_);
-  auto result = std::make_shared<Result<KeyRangeScan>>(Status());
+  auto result = std::make_shared<Result<T>>(Status());
   reader_->Post(
-      [this, table, key = std::move(key), range = std::move(range), parts, result] {
+      [this, work = std::move(work), result] {
         if (Status st = OpenReaderOnReader(); !st.ok()) {
           *result = st;
           return;
         }
+        *result = work();
+      },
+      [done = std::move(done), result] { done(std::move(*result)); });
+}
+
+void Target::DigestKeys(const std::string& table, std::vector<std::string> key, KeyRange range,
+                        size_t parts, std::function<void(Result<KeyRangeScan>)> done) {
+  OnReader<KeyRangeScan>(
+      [this, table, key = std::move(key), range = std::move(range),
+       parts]() -> Result<KeyRangeScan> {
         std::vector<CursorValue> params;
         const std::string where = RangeWhere(key, range, params);
         const std::string from = " FROM " + Quote(table) + where;
@@ -827,10 +837,7 @@ void Target::DigestKeys(const std::string& table, std::vector<std::string> key, 
         if (parts > 1) {
           Status st = ForEachRow(reader_db_, "SELECT count(*)" + from, params,
                                  [&total](sqlite3_stmt* s) { total = sqlite3_column_int64(s, 0); });
-          if (!st.ok()) {
-            *result = st;
-            return;
-          }
+          if (!st.ok()) return st;
         }
         const int64_t n = static_cast<int64_t>(std::max<size_t>(parts, 1));
         const int64_t per_part = std::max<int64_t>(1, (total + n - 1) / n);
@@ -851,30 +858,22 @@ void Target::DigestKeys(const std::string& table, std::vector<std::string> key, 
               scan.digests.emplace_back();
               in_part = 0;
             });
-        if (!st.ok()) {
-          *result = st;
-          return;
-        }
+        if (!st.ok()) return st;
         if (!scan.splits.empty() && scan.digests.back().count == 0) {
           // The last part came out empty: its cut is the range's end.
           scan.splits.pop_back();
           scan.digests.pop_back();
         }
-        *result = std::move(scan);
+        return scan;
       },
-      [done = std::move(done), result] { done(std::move(*result)); });
+      std::move(done));
 }
 
 void Target::ListKeys(const std::string& table, std::vector<std::string> key, KeyRange range,
                       std::function<void(Result<std::vector<Cursor>>)> done) {
-  if (!reader_) reader_ = std::make_unique<WorkerThread>(loop_);
-  auto result = std::make_shared<Result<std::vector<Cursor>>>(Status());
-  reader_->Post(
-      [this, table, key = std::move(key), range = std::move(range), result] {
-        if (Status st = OpenReaderOnReader(); !st.ok()) {
-          *result = st;
-          return;
-        }
+  OnReader<std::vector<Cursor>>(
+      [this, table, key = std::move(key),
+       range = std::move(range)]() -> Result<std::vector<Cursor>> {
         std::vector<CursorValue> params;
         const std::string tuple = KeyTuple(key);
         const std::string sql = "SELECT " + tuple + " FROM " + Quote(table) +
@@ -886,13 +885,10 @@ void Target::ListKeys(const std::string& table, std::vector<std::string> key, Ke
           for (int i = 0; i < width; ++i) k.push_back(ColumnValue(s, i));
           keys.push_back(std::move(k));
         });
-        if (!st.ok()) {
-          *result = st;
-          return;
-        }
-        *result = std::move(keys);
+        if (!st.ok()) return st;
+        return keys;
       },
-      [done = std::move(done), result] { done(std::move(*result)); });
+      std::move(done));
 }
 
 void Target::DeleteKeys(const std::string& table, std::vector<std::string> key,

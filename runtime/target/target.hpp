@@ -166,6 +166,10 @@ class Target {
   sqlite3* reader_db_ = nullptr;
   std::unique_ptr<WorkerThread> reader_;
   Status OpenReaderOnReader();
+  /// Runs `work` on the reader thread with the read-only connection open (creating both when
+  /// needed), then `done` with its result on the loop.
+  template <typename T>
+  void OnReader(std::function<Result<T>()> work, std::function<void(Result<T>)> done);
 };
 
 /// "2024-05-01T10:00:00.123Z": now, in UTC, as stored in the state tables.
