@@ -647,10 +647,11 @@ TEST_F(HttpApi, ProgressRedrawsOneLinePerTableOnATerminal) {
     INSERT INTO p SELECT g, md5(g::text) FROM generate_series(1, 300000) g;
     ANALYZE p;
   )sql");
-  // The line shows for runs over 1 s: a transform that spends a few microseconds per row
-  // keeps this one well past that, however fast the machine.
+  // The line shows for runs over 1 s: a transform that spends about 10 microseconds per row
+  // keeps this one well past that, however fast the machine. (At 400 iterations a row, 1.36 s
+  // once the source ran ahead of the transform, and the line never showed.)
   std::string script = Script(R"(siphon.replicate "p" { source = pg, batch = 100,
-    transform = function(row) for _ = 1, 400 do end return row end })");
+    transform = function(row) for _ = 1, 1500 do end return row end })");
   // `script` runs siphon on a pseudo-terminal and copies what it writes to stdout.
   auto r = siphon::test::Run(
       {"script", "-qfec", std::string(SIPHON_BIN) + " once " + script, "/dev/null"}, Env(false));
