@@ -160,6 +160,51 @@ bool DecodeCopyRow(std::string_view line, const std::vector<PgDecoder>& decoders
   return true;
 }
 
+bool BinaryCopyReader::Feed(std::string_view message, RowBatch& batch) {
+  size_t at = 0;
+  auto take = [&message, &at](size_t n, uint64_t& out) {
+    if (message.size() - at < n) return false;
+    out = 0;
+    for (size_t i = 0; i < n; ++i) out = out << 8 | static_cast<uint8_t>(message[at + i]);
+    at += n;
+    return true;
+  };
+  uint64_t v = 0;
+  if (!header_) {
+    // "PGCOPY\n\377\r\n\0", the flags (bit 16: rows carry OIDs, which siphon never asks
+    // for) and the length of a header extension to skip.
+    static constexpr std::string_view kSignature("PGCOPY\n\377\r\n\0", 11);
+    if (message.substr(0, kSignature.size()) != kSignature) return false;
+    at = kSignature.size();
+    if (!take(4, v) || (v & (1u << 16)) != 0 || !take(4, v) || message.size() - at < v) {
+      return false;
+    }
+    at += v;
+    header_ = true;
+  }
+  while (at < message.size()) {
+    if (finished_ || !take(2, v)) return false;
+    if (v == 0xFFFF) {
+      finished_ = true;
+      continue;
+    }
+    if (v != decoders_.size()) return false;
+    for (PgBinary decoder : decoders_) {
+      if (!take(4, v)) return false;
+      if (v == 0xFFFFFFFF) {
+        batch.AddNull();
+        continue;
+      }
+      if (v > message.size() - at ||
+          !AppendPgBinary(decoder, message.data() + at, static_cast<size_t>(v), batch)) {
+        return false;
+      }
+      at += v;
+    }
+  }
+  return true;
+}
+
 RowBatch DecodeRows(const PGresult* result, size_t* rejected) {
   const int fields = PQnfields(result);
   const int rows = PQntuples(result);
@@ -453,7 +498,7 @@ void PgConnection::OnQueryIo(int events) {
         char* line = nullptr;
         int n;
         while ((n = PQgetCopyData(conn_, &line, 1)) > 0) {
-          copy_row_(std::string_view(line, static_cast<size_t>(n) - (line[n - 1] == '\n')));
+          copy_row_(std::string_view(line, static_cast<size_t>(n)));
           PQfreemem(line);
         }
         if (n == 0) break;

@@ -52,6 +52,27 @@ std::vector<PgDecoder> DecodersOf(const PGresult* result);
 bool DecodeCopyRow(std::string_view line, const std::vector<PgDecoder>& decoders, RowBatch& batch,
                    size_t* rejected);
 
+/// Reads the messages of one `COPY … TO STDOUT (FORMAT binary)` in order: the first starts
+/// with the file header, each holds one row (16-bit field count, then each field's 32-bit
+/// length, -1 for NULL, and its bytes), the last is the trailer (a field count of -1).
+class BinaryCopyReader {
+ public:
+  explicit BinaryCopyReader(std::vector<PgBinary> decoders) : decoders_(std::move(decoders)) {}
+
+  /// Appends the rows of one message to `batch`. False when the message is not binary COPY
+  /// data with this many columns and these types: part of a row may be appended then, so
+  /// the batch is unusable.
+  bool Feed(std::string_view message, RowBatch& batch);
+
+  /// True once the trailer was read: the stream was whole.
+  bool finished() const { return finished_; }
+
+ private:
+  std::vector<PgBinary> decoders_;
+  bool header_ = false;
+  bool finished_ = false;
+};
+
 /// One libpq connection driven by the libuv loop without blocking it: PQconnectStartParams
 /// and PQconnectPoll on uv_poll, then PQsendQuery(Params)/PQflush/PQconsumeInput. One
 /// statement at a time. Callbacks run on the loop, never after the object is destroyed.
@@ -69,8 +90,8 @@ class PgConnection {
   void Query(std::string sql, std::vector<std::string> params,
              std::function<void(Result<PgResultPtr>)> done);
 
-  /// Runs a `COPY … TO STDOUT`: `row` gets each data line (without its newline) as it
-  /// arrives, then `done` the statement's outcome.
+  /// Runs a `COPY … TO STDOUT`: `row` gets each data message as it arrives (in text
+  /// format a line with its newline, in binary format a row), then `done` the outcome.
   void CopyOut(std::string sql, std::function<void(std::string_view)> row,
                std::function<void(Result<PgResultPtr>)> done);
 

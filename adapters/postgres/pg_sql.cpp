@@ -231,10 +231,10 @@ std::string InlineParams(const PageStatement& statement) {
   return out;
 }
 
-Result<std::string> BuildPageCopy(const TableSchema& table, const PageQuery& query) {
+Result<std::string> BuildPageCopy(const TableSchema& table, const PageQuery& query, bool binary) {
   auto st = BuildPageQuery(table, query);
   if (!st.ok()) return st.status();
-  return "COPY (" + InlineParams(*st) + ") TO STDOUT";
+  return "COPY (" + InlineParams(*st) + ") TO STDOUT" + (binary ? " (FORMAT binary)" : "");
 }
 
 namespace {

@@ -52,9 +52,11 @@ std::string QuoteLiteral(std::string_view value);
 /// statements that take none (COPY). Quoted identifiers and literals are left alone.
 std::string InlineParams(const PageStatement& statement);
 
-/// The page query as `COPY (…) TO STDOUT` (text format), its parameters inlined: the rows
-/// stream as they are produced, so they are decoded while the server still produces them.
-Result<std::string> BuildPageCopy(const TableSchema& table, const PageQuery& query);
+/// The page query as `COPY (…) TO STDOUT`, its parameters inlined: the rows stream as they
+/// are produced, so they are decoded while the server still produces them. In text format,
+/// or in binary format (`(FORMAT binary)`) when `binary`.
+Result<std::string> BuildPageCopy(const TableSchema& table, const PageQuery& query,
+                                  bool binary = false);
 
 /// Reconcile's digest query (SourceConnection::DigestKeys): one row per non-empty part,
 /// (part, count, sum of the hashes' high halves, sum of their low halves), all as text.

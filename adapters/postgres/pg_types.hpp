@@ -43,4 +43,34 @@ PgDecoder DecoderForOid(uint32_t oid);
 /// TEXT so the batch stays rectangular).
 bool AppendPgValue(PgDecoder decoder, const char* text, size_t size, RowBatch& batch);
 
+/// How one column is decoded from COPY's binary format, chosen by its type OID. Each yields
+/// exactly the cell AppendPgValue makes of the same value's text (or keeps as text). kNone:
+/// siphon reads that type as text only, so a page with such a column is copied as text.
+/// float4 stays text: PostgreSQL before 12 prints it with 9 digits, not the shortest form.
+enum class PgBinary : uint8_t {
+  kNone,
+  kInt2,
+  kInt4,
+  kInt8,
+  kOid,
+  kFloat8,
+  kBool,
+  kBytea,
+  kTimestampTz,
+  kTimestamp,
+  kDate,
+  kNumeric,
+  kUuid,
+  kJsonb,
+  kText,  ///< text, varchar, bpchar, name, json: the bytes as they are
+};
+
+/// The binary decoder for a result column type (PQftype), or kNone.
+PgBinary BinaryDecoderForOid(uint32_t oid);
+
+/// Appends one non-NULL value given in PostgreSQL's binary send format (network byte order).
+/// Returns false when the bytes cannot be that type's (wrong length, an unknown jsonb
+/// version, a numeric digit out of range); nothing is appended then.
+bool AppendPgBinary(PgBinary decoder, const char* data, size_t size, RowBatch& batch);
+
 }  // namespace siphon::postgres

@@ -80,7 +80,9 @@ class PgSourceConnection : public SourceConnection {
             std::function<void(Result<RowBatch>)> done) override {
     // A page's rows are decoded as they arrive through COPY, while the server still produces
     // the rest; COPY does not say the columns' types, so the first page of a column list is a
-    // plain query whose result does, and its decoders serve the pages after it.
+    // plain query whose result does, and its decoders serve the pages after it. When every
+    // column has a binary decoder the pages after it are copied in binary format: the server
+    // then skips printing numbers, timestamps and uuids as text.
     const std::string shape = PageShape(table, query);
     auto known = shapes_.find(shape);
     if (known == shapes_.end()) {
@@ -92,26 +94,39 @@ class PgSourceConnection : public SourceConnection {
             RowBatch batch = DecodeRows(r->get(), &rejected);
             WarnRejected(name, rejected);
             if (shapes_.size() >= kMaxShapes) shapes_.clear();
-            shapes_[shape] = PageShapeInfo{DecodersOf(r->get()), batch.rows(), batch.arena_bytes()};
+            PageShapeInfo info{DecodersOf(r->get()), {}, batch.rows(), batch.arena_bytes()};
+            for (int c = 0; c < PQnfields(r->get()); ++c) {
+              info.binary.push_back(BinaryDecoderForOid(PQftype(r->get(), c)));
+            }
+            if (std::find(info.binary.begin(), info.binary.end(), PgBinary::kNone) !=
+                info.binary.end()) {
+              info.binary.clear();
+            }
+            shapes_[shape] = std::move(info);
             done(std::move(batch));
           });
       return;
     }
-    auto copy = BuildPageCopy(table, query);
+    const PageShapeInfo& info = known->second;
+    const bool binary = !info.binary.empty();
+    auto copy = BuildPageCopy(table, query, binary);
     if (!copy.ok()) {
       Status st = copy.status();
       conn_.Post([done = std::move(done), st] { done(st); });
       return;
     }
     struct Page {
-      std::vector<PgDecoder> decoders;
+      explicit Page(std::vector<PgBinary> binary) : reader(std::move(binary)) {}
+      std::vector<PgDecoder> decoders;  // text format
+      BinaryCopyReader reader;          // binary format
+      bool binary = false;
       RowBatch batch;
       size_t rejected = 0;
       bool malformed = false;
     };
-    auto page = std::make_shared<Page>();
-    const PageShapeInfo& info = known->second;
+    auto page = std::make_shared<Page>(info.binary);
     page->decoders = info.decoders;
+    page->binary = binary;
     page->batch = RowBatch(info.decoders.size());
     page->batch.Reserve(std::min<size_t>(query.limit, info.rows + info.rows / 8 + 16),
                         info.arena_bytes + info.arena_bytes / 8);
@@ -120,15 +135,18 @@ class PgSourceConnection : public SourceConnection {
       if (!s.ok()) return done(s);
       conn_.CopyOut(
           std::move(sql),
-          [page](std::string_view line) {
-            if (!page->malformed &&
-                !DecodeCopyRow(line, page->decoders, page->batch, &page->rejected)) {
-              page->malformed = true;
+          [page](std::string_view data) {
+            if (page->malformed) return;
+            if (page->binary) {
+              page->malformed = !page->reader.Feed(data, page->batch);
+            } else {
+              if (!data.empty() && data.back() == '\n') data.remove_suffix(1);
+              page->malformed = !DecodeCopyRow(data, page->decoders, page->batch, &page->rejected);
             }
           },
           [this, shape, page, name, done = std::move(done)](Result<PgResultPtr> r) {
             if (!r.ok()) return done(r.status().WithContext("pull " + name));
-            if (page->malformed) {
+            if (page->malformed || (page->binary && !page->reader.finished())) {
               shapes_.erase(shape);  // the next page asks the server for the types again
               return done(
                   Status(ErrorKind::kQuery,
@@ -235,6 +253,7 @@ class PgSourceConnection : public SourceConnection {
   // What a page's columns decode with, and the size of the last page (to reserve for).
   struct PageShapeInfo {
     std::vector<PgDecoder> decoders;
+    std::vector<PgBinary> binary;  // empty: a column has no binary decoder, copy as text
     size_t rows = 0;
     size_t arena_bytes = 0;
   };

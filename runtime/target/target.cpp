@@ -155,6 +155,8 @@ Status Target::Open() {
   // another process holds the write lock. NORMAL loses at most the last commits on power loss,
   // never consistency, and the cursor rolls back with its page.
   sqlite3_busy_timeout(db_, 10000);
+  if (const char* ps = getenv("XPS")) ExecOnWriter(std::string("PRAGMA page_size=") + ps);
+  if (const char* ps = getenv("XAC")) ExecOnWriter(std::string("PRAGMA wal_autocheckpoint=") + ps);
   for (const char* pragma :
        {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA temp_store=MEMORY",
         "PRAGMA cache_size=-65536", "PRAGMA foreign_keys=OFF"}) {

@@ -1,8 +1,9 @@
 // libFuzzer target: the source type decoders. The first input byte picks a decoder ('a' is
 // the first PostgreSQL text decoder, then every other one, then every MySQL text-protocol
 // decoder, then the type classifiers, then PostgreSQL COPY rows of 1 to 10 columns ('{' is one
-// column), and the cursor time conversion); the rest is the value as the server would send
-// it. Any bytes must decode to exactly one cell per column or be reported invalid: no crash,
+// column), binary COPY messages of 1 to 10 columns (byte 0x85 is one column; the file header
+// is put in front), and the cursor time conversion); the rest is the value as the server would
+// send it. Any bytes must decode to exactly one cell per column or be reported invalid: no crash,
 // no read past the value, no undefined behaviour.
 #include <cstddef>
 #include <cstdint>
@@ -19,21 +20,29 @@ namespace {
 
 constexpr int kPgDecoders = static_cast<int>(siphon::postgres::PgDecoder::kText) + 1;
 constexpr int kMysqlDecoders = static_cast<int>(siphon::mysql::MysqlDecoder::kBlob) + 1;
-constexpr int kCopyRows = 26;  // '{': a COPY row of one column, then up to 10
+constexpr int kCopyRows = 26;    // '{': a COPY row of one column, then up to 10
+constexpr int kBinaryRows = 36;  // 0x85: a binary COPY message of one column, then up to 10
+constexpr int kBinaryDecoders = static_cast<int>(siphon::postgres::PgBinary::kText) + 1;
 static_assert(kPgDecoders + kMysqlDecoders <= 25, "'z' seeds pick the classifiers");
 
 // The cells appended must be readable in full (ASan checks the arena bounds).
-void Touch(const siphon::RowBatch& batch) {
-  if (batch.rows() != 1) __builtin_trap();  // one value in, one cell out
-  for (size_t col = 0; col < batch.columns(); ++col) {
-    const siphon::Cell& c = batch.at(0, col);
-    if (c.type == siphon::ValueType::kText || c.type == siphon::ValueType::kBlob) {
-      std::string_view v = batch.bytes(c);
-      volatile char sink = 0;
-      for (char ch : v) sink = static_cast<char>(sink ^ ch);
-      (void)sink;
+void TouchRows(const siphon::RowBatch& batch) {
+  for (size_t row = 0; row < batch.rows(); ++row) {
+    for (size_t col = 0; col < batch.columns(); ++col) {
+      const siphon::Cell& c = batch.at(row, col);
+      if (c.type == siphon::ValueType::kText || c.type == siphon::ValueType::kBlob) {
+        std::string_view v = batch.bytes(c);
+        volatile char sink = 0;
+        for (char ch : v) sink = static_cast<char>(sink ^ ch);
+        (void)sink;
+      }
     }
   }
+}
+
+void Touch(const siphon::RowBatch& batch) {
+  if (batch.rows() != 1) __builtin_trap();  // one value in, one cell out
+  TouchRows(batch);
 }
 
 }  // namespace
@@ -62,6 +71,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     siphon::RowBatch batch(decoders.size());
     size_t rejected = 0;
     if (siphon::postgres::DecodeCopyRow(value, decoders, batch, &rejected)) Touch(batch);
+  } else if (pick >= kBinaryRows && pick < kBinaryRows + 10) {
+    // A binary COPY message after a valid header: the decoders cycle through every binary one.
+    std::vector<siphon::postgres::PgBinary> decoders;
+    for (int c = 0; c <= pick - kBinaryRows; ++c) {
+      decoders.push_back(static_cast<siphon::postgres::PgBinary>(c % kBinaryDecoders));
+    }
+    siphon::RowBatch batch(decoders.size());
+    siphon::postgres::BinaryCopyReader reader(decoders);
+    const std::string header("PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19);
+    if (reader.Feed(header + value, batch)) TouchRows(batch);
   } else if (pick < 200) {
     // Type names from the catalogs: split the value at the first NUL for MySQL's two fields.
     const size_t nul = value.find('\0');

@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -211,6 +213,168 @@ TEST(PgTypes, DecodesCopyTextRows) {
   EXPECT_FALSE(DecodeCopyRow("1\t2", decoders, bad, &rejected));
   EXPECT_FALSE(DecodeCopyRow("1\t2\t3\t4\t2024-01-02 03:04:05+00\t6", decoders, bad, &rejected));
   EXPECT_TRUE(DecodeCopyRow("1\t2\t3\t4\t2024-01-02 03:04:05+00", decoders, bad, &rejected));
+}
+
+// Bytes from hex: the binary send forms below are what PostgreSQL 15's *_send functions
+// return for the values named beside them.
+std::string Hex(std::string_view hex) {
+  std::string out;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out += static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16));
+  }
+  return out;
+}
+
+// One binary value decoded alone: the cell's text, or "#<int>", "~<real>", "NULL".
+std::string Binary(PgBinary decoder, std::string_view hex) {
+  const std::string bytes = Hex(hex);
+  RowBatch b(1);
+  if (!AppendPgBinary(decoder, bytes.data(), bytes.size(), b)) return "refused";
+  EXPECT_EQ(b.rows(), 1u);
+  const Cell& c = b.at(0, 0);
+  switch (c.type) {
+    case ValueType::kInt:
+      return "#" + std::to_string(c.i);
+    case ValueType::kReal:
+      return "~" + std::to_string(c.d);
+    case ValueType::kBlob:
+      return "blob:" + std::string(b.bytes(c));
+    case ValueType::kText:
+      return std::string(b.bytes(c));
+    default:
+      return "NULL";
+  }
+}
+
+TEST(PgTypes, BinaryDecoderByOid) {
+  EXPECT_EQ(BinaryDecoderForOid(20), PgBinary::kInt8);
+  EXPECT_EQ(BinaryDecoderForOid(1184), PgBinary::kTimestampTz);
+  EXPECT_EQ(BinaryDecoderForOid(1700), PgBinary::kNumeric);
+  EXPECT_EQ(BinaryDecoderForOid(3802), PgBinary::kJsonb);
+  EXPECT_EQ(BinaryDecoderForOid(1043), PgBinary::kText);
+  // float4 (its text form depends on the server version), interval, inet, enums: text only.
+  EXPECT_EQ(BinaryDecoderForOid(700), PgBinary::kNone);
+  EXPECT_EQ(BinaryDecoderForOid(1186), PgBinary::kNone);
+  EXPECT_EQ(BinaryDecoderForOid(869), PgBinary::kNone);
+  EXPECT_EQ(BinaryDecoderForOid(16385), PgBinary::kNone);
+}
+
+// Each binary value decodes to the cell the text decoders make of the same value's text.
+TEST(PgTypes, DecodesBinarySendForms) {
+  EXPECT_EQ(Binary(PgBinary::kInt2, "ffff"), "#-1");
+  EXPECT_EQ(Binary(PgBinary::kInt4, "80000000"), "#-2147483648");
+  EXPECT_EQ(Binary(PgBinary::kInt8, "8000000000000000"), "#-9223372036854775808");
+  EXPECT_EQ(Binary(PgBinary::kInt8, "7fffffffffffffff"), "#9223372036854775807");
+  EXPECT_EQ(Binary(PgBinary::kOid, "ffffffff"), "#4294967295");
+  EXPECT_EQ(Binary(PgBinary::kFloat8, "3ff8000000000000"), "~1.500000");
+  EXPECT_EQ(Binary(PgBinary::kFloat8, "7ff8000000000000"), "NaN");
+  EXPECT_EQ(Binary(PgBinary::kFloat8, "fff0000000000000"), "~-inf");
+  EXPECT_EQ(Binary(PgBinary::kBool, "01"), "#1");
+  EXPECT_EQ(Binary(PgBinary::kBool, "00"), "#0");
+  EXPECT_EQ(Binary(PgBinary::kBytea, "00ff00"), std::string("blob:\0\xff\0", 8));
+  EXPECT_EQ(Binary(PgBinary::kBytea, ""), "blob:");
+  // timestamptz '2024-01-02 03:04:05.5+00'; the fraction always has six digits.
+  EXPECT_EQ(Binary(PgBinary::kTimestampTz, "0002b0ec851d9460"), "2024-01-02T03:04:05.500000Z");
+  EXPECT_EQ(Binary(PgBinary::kTimestamp, "0002b0ec851d9460"), "2024-01-02T03:04:05.500000");
+  EXPECT_EQ(Binary(PgBinary::kTimestampTz, "0002b0ec8515f340"), "2024-01-02T03:04:05Z");
+  // BC values and infinities keep PostgreSQL's own text, as the text decoder keeps it.
+  EXPECT_EQ(Binary(PgBinary::kTimestampTz, "ff1af9e8fb4aa090"), "0044-03-15 12:00:00.25+00 BC");
+  EXPECT_EQ(Binary(PgBinary::kTimestamp, "fd0f7fbdaf17e000"), "4713-01-01 00:00:00 BC");
+  EXPECT_EQ(Binary(PgBinary::kTimestamp, "7fffff5bb3b29fff"), "294276-12-31T23:59:59.999999");
+  EXPECT_EQ(Binary(PgBinary::kTimestampTz, "7fffffffffffffff"), "infinity");
+  EXPECT_EQ(Binary(PgBinary::kTimestamp, "8000000000000000"), "-infinity");
+  // Dates print as PostgreSQL prints them.
+  EXPECT_EQ(Binary(PgBinary::kDate, "00002279"), "2024-02-29");
+  EXPECT_EQ(Binary(PgBinary::kDate, "fff49d7b"), "0044-03-15 BC");
+  EXPECT_EQ(Binary(PgBinary::kDate, "7fda970c"), "5874897-12-31");
+  EXPECT_EQ(Binary(PgBinary::kDate, "7fffffff"), "infinity");
+  EXPECT_EQ(Binary(PgBinary::kDate, "80000000"), "-infinity");
+  // Numerics print as numeric_out prints them, scale and all.
+  EXPECT_EQ(Binary(PgBinary::kNumeric, "000800040000000a04d2162e23340d801ed2007b11d722c4"),
+            "12345678901234567890.0123456789");
+  EXPECT_EQ(Binary(PgBinary::kNumeric, "0001fffd4000000a0064"), "-0.0000000001");
+  EXPECT_EQ(Binary(PgBinary::kNumeric, "0000000000000002"), "0.00");
+  EXPECT_EQ(Binary(PgBinary::kNumeric, "0003000100000001000100001388"), "10000.5");
+  EXPECT_EQ(Binary(PgBinary::kNumeric, "0001ffff000000041388"), "0.5000");
+  EXPECT_EQ(Binary(PgBinary::kNumeric, "00000000c0000000"), "NaN");
+  EXPECT_EQ(Binary(PgBinary::kNumeric, "00000000f0000020"), "-Infinity");
+  EXPECT_EQ(Binary(PgBinary::kUuid, "a0eebc999c0b4ef8bb6d6bb9bd380a11"),
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+  EXPECT_EQ(Binary(PgBinary::kJsonb, "017b226b223a205b312c2022c3a9225d7d"), "{\"k\": [1, \"é\"]}");
+  EXPECT_EQ(Binary(PgBinary::kText, "c3a9"), "é");
+}
+
+TEST(PgTypes, RefusesMalformedBinaryValues) {
+  EXPECT_EQ(Binary(PgBinary::kInt4, "0000"), "refused");
+  EXPECT_EQ(Binary(PgBinary::kInt8, "00000000"), "refused");
+  EXPECT_EQ(Binary(PgBinary::kBool, "02"), "refused");
+  EXPECT_EQ(Binary(PgBinary::kTimestampTz, "0002b0ec851d94"), "refused");
+  EXPECT_EQ(Binary(PgBinary::kDate, ""), "refused");
+  EXPECT_EQ(Binary(PgBinary::kUuid, "a0eebc99"), "refused");
+  EXPECT_EQ(Binary(PgBinary::kJsonb, "027b7d"), "refused");  // an unknown jsonb version
+  EXPECT_EQ(Binary(PgBinary::kJsonb, ""), "refused");
+  EXPECT_EQ(Binary(PgBinary::kNumeric, "0001000000000000"), "refused");      // a digit missing
+  EXPECT_EQ(Binary(PgBinary::kNumeric, "00010000000000002710"), "refused");  // digit 10000
+  EXPECT_EQ(Binary(PgBinary::kNumeric, "0000000012340000"), "refused");      // unknown sign
+  EXPECT_EQ(Binary(PgBinary::kNone, "00"), "refused");
+}
+
+// A binary COPY stream: header and first row in one message, a row per message after it,
+// then the trailer.
+TEST(PgTypes, ReadsBinaryCopyMessages) {
+  const std::string header = std::string("PGCOPY\n\xff\r\n\0", 11) + Hex("0000000000000000");
+  // (7, 'ab', NULL) and (-1, '', 2024-01-02 03:04:05.5+00)
+  const std::string row1 =
+      Hex("0003"
+          "0000000400000007"
+          "000000026162"
+          "ffffffff");
+  const std::string row2 =
+      Hex("0003"
+          "00000004ffffffff"
+          "00000000"
+          "000000080002b0ec851d9460");
+  const std::string trailer = Hex("ffff");
+  const std::vector<PgBinary> decoders = {PgBinary::kInt4, PgBinary::kText, PgBinary::kTimestampTz};
+  BinaryCopyReader reader(decoders);
+  RowBatch b(decoders.size());
+  ASSERT_TRUE(reader.Feed(header + row1, b));
+  ASSERT_TRUE(reader.Feed(row2, b));
+  EXPECT_FALSE(reader.finished());
+  ASSERT_TRUE(reader.Feed(trailer, b));
+  EXPECT_TRUE(reader.finished());
+  ASSERT_EQ(b.rows(), 2u);
+  EXPECT_EQ(b.at(0, 0).i, 7);
+  EXPECT_EQ(b.bytes(b.at(0, 1)), "ab");
+  EXPECT_EQ(b.at(0, 2).type, ValueType::kNull);
+  EXPECT_EQ(b.at(1, 0).i, -1);
+  EXPECT_EQ(b.at(1, 1).type, ValueType::kText);  // an empty string is not NULL
+  EXPECT_EQ(b.bytes(b.at(1, 1)), "");
+  EXPECT_EQ(b.bytes(b.at(1, 2)), "2024-01-02T03:04:05.500000Z");
+  // An empty result: header and trailer in one message.
+  BinaryCopyReader empty(decoders);
+  RowBatch none(decoders.size());
+  ASSERT_TRUE(empty.Feed(header + trailer, none));
+  EXPECT_TRUE(empty.finished());
+  EXPECT_EQ(none.rows(), 0u);
+
+  auto refused = [&decoders](std::vector<std::string> messages) {
+    BinaryCopyReader r(decoders);
+    RowBatch batch(decoders.size());
+    for (const auto& m : messages) {
+      if (!r.Feed(m, batch)) return true;
+    }
+    return false;
+  };
+  EXPECT_FALSE(refused({header + row1, row2, trailer}));
+  EXPECT_TRUE(refused({row1}));                                      // no header
+  EXPECT_TRUE(refused({"PGCOPY\n"}));                                // a cut header
+  EXPECT_TRUE(refused({header + row1.substr(0, row1.size() - 1)}));  // a cut row
+  EXPECT_TRUE(refused({header + Hex("0002") + row1.substr(2)}));     // too few fields
+  EXPECT_TRUE(refused({header + row1, trailer, row2}));              // a row after the end
+  EXPECT_TRUE(refused({header + Hex("000000017fffffff")}));          // a field past the end
+  // Rows carrying OIDs (flag bit 16) are not what siphon asked for.
+  EXPECT_TRUE(refused({std::string("PGCOPY\n\xff\r\n\0", 11) + Hex("0001000000000000") + row1}));
 }
 
 }  // namespace
