@@ -392,20 +392,59 @@ incr_run() { # NAME: the timed run on the synced target, then its check against 
     CHECK[$name]=ok
   fi
 }
+# The C floor of an incremental run: pg_floor copies only the rows changed in this rep (by
+# their c_ts) and upserts them into its own copy of the synced target, so both apply the
+# same rows to the same file; what it takes is what SQLite and the source need for them.
+incr_floor_run() { # NAME DAY: the floor on $floor_target for the rows stamped day DAY or later
+  local name=$1 t0 t1 rc=0 want got
+  t0=$(date +%s%N)
+  timeout -k 10 "$LIMIT_SECONDS" /usr/bin/time -v -o "$WORK/$name.time" "$PG_FLOOR" "$PG_DSN" \
+    "$floor_target" "c_ts >= timestamptz '2025-01-01 00:00:00+00' + $2 * interval '1 day'" \
+    >"$WORK/$name.log" 2>&1 || rc=$?
+  t1=$(date +%s%N)
+  if ((rc != 0)); then
+    FAIL[$name]="exit $rc"
+    ERRLOG[$name]=$WORK/$name.log
+    return 1
+  fi
+  TIMES[$name]+="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }') "
+  CPU[$name]+="$(awk -F': ' '/User time|System time/ { t += $2 } END { printf "%.2f", t }' "$WORK/$name.time") "
+  want=$(pg_sql -c "SELECT count(*), sum(c_int) FROM bench" | tr '|' ' ')
+  got=$(sqlite3 -readonly "$floor_target" "SELECT count(*), sum(c_int) FROM bench" 2>&1 | tr '|' ' ')
+  if [[ "$got" != "$want" ]]; then
+    CHECK[$name]="MISMATCH: target [count sum(c_int)] = [$got], source [$want]"
+  elif [[ -z "${CHECK[$name]:-}" ]]; then
+    CHECK[$name]=ok
+  fi
+}
+# incr_pair SIPHON_NAME FLOOR_NAME DAY: both, the first by turns, so neither always runs on
+# the warmer cache.
+incr_pair() {
+  if ((rep % 2)); then
+    incr_run "$1" || return 1
+    incr_floor_run "$2" "$3" || true
+  else
+    incr_floor_run "$2" "$3" || true
+    incr_run "$1" || return 1
+  fi
+}
 say "incremental run: $REPS rep(s)"
 for ((rep = 1; rep <= REPS; rep++)); do
   siphon_usable siphon_incr_initial && siphon_usable siphon_incr && siphon_usable siphon_incr_recent || break
   target=$WORK/incr.db
+  floor_target=$WORK/incr_floor.db
   run_one siphon_incr_initial "$target" "$SIPHON" once "$WORK/incr.lua" || break
+  rm -f "$floor_target" "$floor_target-wal" "$floor_target-shm"
+  cp "$target" "$floor_target"
   pg_sql -c "UPDATE bench SET c_int = c_int + 1,
     c_ts = timestamptz '2025-01-01 00:00:00+00' + $((2 * rep)) * interval '1 day' + id * interval '1 microsecond'
     WHERE id % 100 = $((rep % 100))" >/dev/null
-  incr_run siphon_incr || break
+  incr_pair siphon_incr incr_floor $((2 * rep)) || break
   pg_sql -c "UPDATE bench SET c_int = c_int + 1,
     c_ts = timestamptz '2025-01-01 00:00:00+00' + $((2 * rep + 1)) * interval '1 day' + id * interval '1 microsecond'
     WHERE id > (SELECT max(id) FROM bench) - $((ROWS / 100))" >/dev/null
-  incr_run siphon_incr_recent || break
-  rm -f "$target" "$target-wal" "$target-shm"
+  incr_pair siphon_incr_recent incr_floor_recent $((2 * rep + 1)) || break
+  rm -f "$target" "$target-wal" "$target-shm" "$floor_target" "$floor_target-wal" "$floor_target-shm"
 done
 
 # --- scenario 4: idle CPU, many tables, nothing changing ----------------------------------
@@ -529,6 +568,12 @@ r=$([[ -n "$ir" && -n "$ii" ]] && awk -v a="$ir" -v b="$ii" 'BEGIN { printf "%.4
 [[ -n "${FAIL[siphon_incr_initial]:-}" ]] && FAIL[siphon_incr_recent]=${FAIL[siphon_incr_recent]:-${FAIL[siphon_incr_initial]}}
 row "incremental, 1% changed, newest ids" "initial $(fmt_s "$ii")" "$(siphon_cell siphon_incr_recent)" \
   "$(pct "$ir" "$ii")" "<= 5%" "$(verdict siphon_incr_recent "$r" 0.05)"
+# Not targets: how each incremental run compares with the C floor applying the same rows.
+fi_=$(med incr_floor) fr=$(med incr_floor_recent)
+r=$(ratio "$i" "$fi_")
+row "  every 100th id, vs C floor" "$(fmt_s "$fi_") ($(pct "$fi_" "$ii"))" "$(siphon_cell siphon_incr)" "${r:+${r}x}" "(info)" "-"
+r=$(ratio "$ir" "$fr")
+row "  newest ids, vs C floor" "$(fmt_s "$fr") ($(pct "$fr" "$ii"))" "$(siphon_cell siphon_incr_recent)" "${r:+${r}x}" "(info)" "-"
 if ((BIG)); then
   r1=$(printf '%s' "${RSS[siphon_pg]:-}" | median) r10=$(printf '%s' "${RSS[siphon_big]:-}" | median)
   r=$(ratio "$r10" "$r1")
@@ -568,18 +613,20 @@ cpu_ratio "initial sync PG, siphon / Python" siphon_pg python
 cpu_ratio "initial sync MariaDB, siphon / C" siphon_mysql mysql_floor
 cpu_ratio "incremental (every 100th) / initial" siphon_incr siphon_incr_initial
 cpu_ratio "incremental (newest ids) / initial" siphon_incr_recent siphon_incr_initial
+cpu_ratio "incremental (every 100th), / C" siphon_incr incr_floor
+cpu_ratio "incremental (newest ids), / C" siphon_incr_recent incr_floor_recent
 cpu_ratio "identity transform / none" siphon_pg_lua siphon_pg
 cpu_ratio "3-field rewrite / none" siphon_pg_rw siphon_pg
 
 echo
 printf '%-22s %-10s %-16s %-10s %-10s %-26s %s\n' "contestant" "median" "throughput" "cpu" "peak RSS" "runs (s)" "target check"
-for c in pg_floor python siphon_pg siphon_pg_lua siphon_pg_rw mysql_floor siphon_mysql siphon_incr_initial siphon_incr siphon_incr_recent siphon_big; do
+for c in pg_floor python siphon_pg siphon_pg_lua siphon_pg_rw mysql_floor siphon_mysql siphon_incr_initial siphon_incr incr_floor siphon_incr_recent incr_floor_recent siphon_big; do
   [[ -n "${TIMES[$c]:-}${FAIL[$c]:-}" ]] || continue
   n=$ROWS
   [[ $c == siphon_big ]] && n=$BIG_ROWS
   mm=$(med "$c")
   printf '%-22s %-10s %-16s %-10s %-10s %-26s %s\n' "$c" "$(fmt_s "$mm")" \
-    "$([[ $c == siphon_incr* && $c != *initial ]] && echo - || rate "$n" "$mm")" \
+    "$([[ $c == *incr* && $c != *initial ]] && echo - || rate "$n" "$mm")" \
     "$(fmt_s "$(printf '%s' "${CPU[$c]:-}" | median)")" \
     "$(m=$(med_rss_mb "$c"); [[ -n "$m" ]] && echo "$m MB" || echo -)" \
     "${TIMES[$c]:--}" "${FAIL[$c]:+failed: ${FAIL[$c]}}${CHECK[$c]:-$([[ $c == siphon_incr_initial && -z "${FAIL[$c]:-}" ]] && echo "see siphon_incr")}"

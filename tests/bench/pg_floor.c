@@ -3,7 +3,11 @@
  * per 5000 rows, converting values the way siphon does (integers as INTEGER, numeric and jsonb
  * as the source prints them, timestamptz as ISO-8601 UTC text with T and Z).
  *
- *   pg_floor CONNINFO TARGET.db
+ *   pg_floor CONNINFO TARGET.db [CONDITION]
+ *
+ * With CONDITION (an SQL condition on the bench table, such as "c_ts >= '2025-01-03'") only
+ * the rows it selects are copied, in (c_ts, id) order, and upserted into the target as it
+ * is: the floor of an incremental run, given a target already synced.
  *
  * Prints "rows=N seconds=S rows_per_s=R". */
 #include <libpq-fe.h>
@@ -106,8 +110,8 @@ static void Run(PGconn* conn, const char* sql) {
 }
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    fprintf(stderr, "usage: pg_floor CONNINFO TARGET.db\n");
+  if (argc != 3 && argc != 4) {
+    fprintf(stderr, "usage: pg_floor CONNINFO TARGET.db [CONDITION]\n");
     return 2;
   }
   double started = NowSeconds();
@@ -119,8 +123,13 @@ int main(int argc, char** argv) {
   Target target;
   TargetOpen(&target, argv[2]);
 
-  char sql[256];
-  snprintf(sql, sizeof sql, "COPY (SELECT %s FROM bench ORDER BY id) TO STDOUT", kSelectList);
+  char sql[1024];
+  if (argc == 4) {
+    snprintf(sql, sizeof sql, "COPY (SELECT %s FROM bench WHERE %s ORDER BY c_ts, id) TO STDOUT",
+             kSelectList, argv[3]);
+  } else {
+    snprintf(sql, sizeof sql, "COPY (SELECT %s FROM bench ORDER BY id) TO STDOUT", kSelectList);
+  }
   PGresult* res = PQexec(conn, sql);
   if (PQresultStatus(res) != PGRES_COPY_OUT) Die("COPY", PQerrorMessage(conn));
   PQclear(res);
