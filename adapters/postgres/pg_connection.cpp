@@ -255,6 +255,11 @@ bool PgConnection::ready() const {
   return state_ == State::kIdle && conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK;
 }
 
+std::string PgConnection::ParameterStatus(const char* name) const {
+  const char* value = conn_ ? PQparameterStatus(conn_, name) : nullptr;
+  return value ? value : "";
+}
+
 void PgConnection::Post(std::function<void()> fn) {
   posted_.push_back(std::move(fn));
   uv_timer_start(

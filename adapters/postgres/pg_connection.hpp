@@ -98,6 +98,10 @@ class PgConnection {
   /// True when connected, healthy and idle.
   bool ready() const;
 
+  /// A setting the server reported at connection start (PQparameterStatus), e.g.
+  /// "integer_datetimes"; "" when not connected or not reported.
+  std::string ParameterStatus(const char* name) const;
+
   /// Drops the connection; a callback still pending gets ErrorKind::kCancelled.
   void Close();
 

@@ -96,7 +96,14 @@ class PgSourceConnection : public SourceConnection {
             if (shapes_.size() >= kMaxShapes) shapes_.clear();
             PageShapeInfo info{DecodersOf(r->get()), {}, batch.rows(), batch.arena_bytes()};
             for (int c = 0; c < PQnfields(r->get()); ++c) {
-              info.binary.push_back(BinaryDecoderForOid(PQftype(r->get(), c)));
+              PgBinary decoder = BinaryDecoderForOid(PQftype(r->get(), c));
+              // A server built with floating-point timestamps (before PostgreSQL 10, by
+              // choice) sends them as doubles: those pages stay text.
+              if ((decoder == PgBinary::kTimestamp || decoder == PgBinary::kTimestampTz) &&
+                  conn_.ParameterStatus("integer_datetimes") != "on") {
+                decoder = PgBinary::kNone;
+              }
+              info.binary.push_back(decoder);
             }
             if (std::find(info.binary.begin(), info.binary.end(), PgBinary::kNone) !=
                 info.binary.end()) {
