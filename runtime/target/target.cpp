@@ -153,13 +153,13 @@ Status Target::Open() {
   }
   // Readers never block the writer in WAL, and the writer waits (not fails) for a moment when
   // another process holds the write lock. NORMAL loses at most the last commits on power loss,
-  // never consistency, and the cursor rolls back with its page.
+  // never consistency, and the cursor rolls back with its page. The page cache stays at 2 MiB:
+  // the kernel caches the file anyway, and every page a bigger cache adds is a fresh
+  // allocation and a page fault (64 MiB cost a 1M-row sync 0.4 s of CPU and 65 MB of RSS).
   sqlite3_busy_timeout(db_, 10000);
-  if (const char* ps = getenv("XPS")) ExecOnWriter(std::string("PRAGMA page_size=") + ps);
-  if (const char* ps = getenv("XAC")) ExecOnWriter(std::string("PRAGMA wal_autocheckpoint=") + ps);
   for (const char* pragma :
        {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA temp_store=MEMORY",
-        "PRAGMA cache_size=-65536", "PRAGMA foreign_keys=OFF"}) {
+        "PRAGMA cache_size=-2048", "PRAGMA foreign_keys=OFF"}) {
     if (Status st = ExecOnWriter(pragma); !st.ok()) return st.WithContext(path_);
   }
   if (Status st = ExecOnWriter(kStateSchema); !st.ok()) return st.WithContext(path_);
