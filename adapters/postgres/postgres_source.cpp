@@ -95,12 +95,13 @@ class PgSourceConnection : public SourceConnection {
             WarnRejected(name, rejected);
             if (shapes_.size() >= kMaxShapes) shapes_.clear();
             PageShapeInfo info{DecodersOf(r->get()), {}, batch.rows(), batch.arena_bytes()};
+            // A server built with floating-point timestamps (before PostgreSQL 10, by
+            // choice) sends them as doubles: those pages stay text.
+            const bool integer_datetimes = conn_.ParameterStatus("integer_datetimes") == "on";
             for (int c = 0; c < PQnfields(r->get()); ++c) {
               PgBinary decoder = BinaryDecoderForOid(PQftype(r->get(), c));
-              // A server built with floating-point timestamps (before PostgreSQL 10, by
-              // choice) sends them as doubles: those pages stay text.
-              if ((decoder == PgBinary::kTimestamp || decoder == PgBinary::kTimestampTz) &&
-                  conn_.ParameterStatus("integer_datetimes") != "on") {
+              if (!integer_datetimes &&
+                  (decoder == PgBinary::kTimestamp || decoder == PgBinary::kTimestampTz)) {
                 decoder = PgBinary::kNone;
               }
               info.binary.push_back(decoder);
