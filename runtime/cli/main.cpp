@@ -10,7 +10,7 @@
 int main(int argc, char** argv) {
   // Pages of rows are allocated on the loop thread and freed on the writer's, a few MiB at a
   // time. glibc would map the larger ones afresh and give freed heap back to the kernel, so
-  // every page was faulted in again (30k page faults in a 1M-row sync, 3.5k with these).
+  // every page was faulted in again (30k page faults in a 1M-row sync, 3.3-3.5k with these).
   // Freed memory is kept for the next page instead; the pipeline bounds how much is in flight.
   // 32 MiB is the largest mmap threshold every 64-bit glibc accepts; a refused setting only costs
   // speed, so the return values are not fatal.
