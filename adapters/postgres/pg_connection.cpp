@@ -434,6 +434,11 @@ void PgConnection::SendSetup() {
 
 void PgConnection::Query(std::string sql, std::vector<std::string> params,
                          std::function<void(Result<PgResultPtr>)> done) {
+  Send(std::move(sql), std::move(params), false, std::move(done));
+}
+
+void PgConnection::Send(std::string sql, std::vector<std::string> params, bool several,
+                        std::function<void(Result<PgResultPtr>)> done) {
   if (state_ != State::kIdle || conn_ == nullptr) {
     bool busy = state_ != State::kClosed;
     Post([done = std::move(done), busy] {
@@ -445,9 +450,12 @@ void PgConnection::Query(std::string sql, std::vector<std::string> params,
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p.c_str());
-  // libpq copies the statement and parameters into its output buffer before returning.
-  if (PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                        nullptr, nullptr, 0) == 0) {
+  // libpq copies the statement and parameters into its output buffer before returning. Only
+  // the simple protocol takes several statements (and no parameters).
+  const int sent = several ? PQsendQuery(conn_, sql.c_str())
+                           : PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(values.size()),
+                                               nullptr, values.data(), nullptr, nullptr, 0);
+  if (sent == 0) {
     bool lost = PQstatus(conn_) != CONNECTION_OK;
     Status s(lost ? ErrorKind::kConnect : ErrorKind::kQuery,
              Sanitize(PQerrorMessage(conn_), params_.password));
@@ -462,7 +470,7 @@ void PgConnection::Query(std::string sql, std::vector<std::string> params,
 
 void PgConnection::CopyOut(std::string sql, std::function<void(std::string_view)> row,
                            std::function<void(Result<PgResultPtr>)> done) {
-  Query(std::move(sql), {}, std::move(done));
+  Send(std::move(sql), {}, true, std::move(done));
   if (state_ == State::kBusy) copy_row_ = std::move(row);  // else refused, its error posted
 }
 

@@ -92,6 +92,8 @@ class PgConnection {
 
   /// Runs a `COPY … TO STDOUT`: `row` gets each data message as it arrives (in text
   /// format a line with its newline, in binary format a row), then `done` the outcome.
+  /// `sql` may go on with more statements after the COPY (no parameters): they run in the
+  /// same implicit transaction, and `done` gets the last one's result.
   void CopyOut(std::string sql, std::function<void(std::string_view)> row,
                std::function<void(Result<PgResultPtr>)> done);
 
@@ -117,6 +119,8 @@ class PgConnection {
   void OnConnectPoll();
   void OnQueryIo(int events);
   void SendSetup();
+  void Send(std::string sql, std::vector<std::string> params, bool several,
+            std::function<void(Result<PgResultPtr>)> done);
   void StartStatement();
   void FinishStatement();
   void FailStatement(Status status);

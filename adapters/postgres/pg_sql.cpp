@@ -234,7 +234,13 @@ std::string InlineParams(const PageStatement& statement) {
 Result<std::string> BuildPageCopy(const TableSchema& table, const PageQuery& query, bool binary) {
   auto st = BuildPageQuery(table, query);
   if (!st.ok()) return st.status();
-  return "COPY (" + InlineParams(*st) + ") TO STDOUT" + (binary ? " (FORMAT binary)" : "");
+  PageQuery columns_only;
+  columns_only.columns = query.columns;
+  columns_only.limit = 0;
+  auto probe = BuildPageQuery(table, columns_only);
+  if (!probe.ok()) return probe.status();
+  return "COPY (" + InlineParams(*st) + ") TO STDOUT" + (binary ? " (FORMAT binary)" : "") + "; " +
+         probe->sql;
 }
 
 namespace {

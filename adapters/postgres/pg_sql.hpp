@@ -54,7 +54,11 @@ std::string InlineParams(const PageStatement& statement);
 
 /// The page query as `COPY (…) TO STDOUT`, its parameters inlined: the rows stream as they
 /// are produced, so they are decoded while the server still produces them. In text format,
-/// or in binary format (`(FORMAT binary)`) when `binary`.
+/// or in binary format (`(FORMAT binary)`) when `binary`. COPY does not say its columns'
+/// types, so a second statement follows, `SELECT <the same columns> FROM <table> LIMIT 0`:
+/// sent as one query string both run in one transaction, the COPY's lock on the table keeps
+/// an ALTER TABLE out until it ends, and the second result's column types are those of the
+/// rows the COPY sent.
 Result<std::string> BuildPageCopy(const TableSchema& table, const PageQuery& query,
                                   bool binary = false);
 

@@ -80,7 +80,8 @@ class PgSourceConnection : public SourceConnection {
             std::function<void(Result<RowBatch>)> done) override {
     // A page's rows are decoded as they arrive through COPY, while the server still produces
     // the rest; COPY does not say the columns' types, so the first page of a column list is a
-    // plain query whose result does, and its decoders serve the pages after it. When every
+    // plain query whose result does, and its decoders serve the pages after it (each COPY is
+    // followed by a statement describing its columns, to check they still apply). When every
     // column has a binary decoder the pages after it are copied in binary format: the server
     // then skips printing numbers, timestamps and uuids as text.
     const std::string shape = PageShape(table, query);
@@ -94,7 +95,8 @@ class PgSourceConnection : public SourceConnection {
             RowBatch batch = DecodeRows(r->get(), &rejected);
             WarnRejected(name, rejected);
             if (shapes_.size() >= kMaxShapes) shapes_.clear();
-            PageShapeInfo info{DecodersOf(r->get()), {}, batch.rows(), batch.arena_bytes()};
+            PageShapeInfo info{
+                DecodersOf(r->get()), {}, TypesOf(r->get()), batch.rows(), batch.arena_bytes()};
             // A server built with floating-point timestamps (before PostgreSQL 10, by
             // choice) sends them as doubles: those pages stay text.
             const bool integer_datetimes = conn_.ParameterStatus("integer_datetimes") == "on";
@@ -154,6 +156,16 @@ class PgSourceConnection : public SourceConnection {
           },
           [this, shape, page, name, done = std::move(done)](Result<PgResultPtr> r) {
             if (!r.ok()) return done(r.status().WithContext("pull " + name));
+            auto it = shapes_.find(shape);
+            // The rows were decoded for the types of the shape's first page: an ALTER TABLE
+            // since then (int8 to float8 is the same eight bytes) would have them read wrong.
+            if (it == shapes_.end() || TypesOf(r->get()) != it->second.types) {
+              shapes_.erase(shape);
+              return done(Status(ErrorKind::kQuery,
+                                 "pull " + name +
+                                     ": a column changed type while the run read the table; the "
+                                     "next run reads its schema again"));
+            }
             if (page->malformed || (page->binary && !page->reader.finished())) {
               shapes_.erase(shape);  // the next page asks the server for the types again
               return done(
@@ -161,11 +173,8 @@ class PgSourceConnection : public SourceConnection {
                          "pull " + name + ": a COPY row does not match the page's columns"));
             }
             WarnRejected(name, page->rejected);
-            auto it = shapes_.find(shape);
-            if (it != shapes_.end()) {
-              it->second.rows = page->batch.rows();
-              it->second.arena_bytes = page->batch.arena_bytes();
-            }
+            it->second.rows = page->batch.rows();
+            it->second.arena_bytes = page->batch.arena_bytes();
             done(std::move(page->batch));
           });
     });
@@ -262,6 +271,7 @@ class PgSourceConnection : public SourceConnection {
   struct PageShapeInfo {
     std::vector<PgDecoder> decoders;
     std::vector<PgBinary> binary;  // empty: a column has no binary decoder, copy as text
+    std::vector<uint32_t> types;   // the columns' type oids the decoders were chosen for
     size_t rows = 0;
     size_t arena_bytes = 0;
   };
@@ -275,6 +285,12 @@ class PgSourceConnection : public SourceConnection {
       shape += '\n' + c + '\t' + (idx < 0 ? std::string("?") : table.columns[idx].source_type);
     }
     return shape;
+  }
+
+  static std::vector<uint32_t> TypesOf(const PGresult* result) {
+    std::vector<uint32_t> types(static_cast<size_t>(PQnfields(result)));
+    for (size_t c = 0; c < types.size(); ++c) types[c] = PQftype(result, static_cast<int>(c));
+    return types;
   }
 
   static void WarnRejected(const std::string& name, size_t rejected) {

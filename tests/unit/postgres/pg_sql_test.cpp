@@ -111,7 +111,8 @@ TEST(PgSql, CopyPagesInlineTheirParametersOutsideQuotedNames) {
   EXPECT_EQ(*copy,
             "COPY (SELECT \"id\", \"we\"\"ird\" FROM \"public\".\"orders\" WHERE (\"updated_at\", "
             "\"id\") > ('2024-01-01T10:00:00Z''; DROP TABLE x; --'::timestamp with time zone, "
-            "'42'::bigint) ORDER BY \"updated_at\", \"id\" LIMIT 7) TO STDOUT");
+            "'42'::bigint) ORDER BY \"updated_at\", \"id\" LIMIT 7) TO STDOUT; "
+            "SELECT \"id\", \"we\"\"ird\" FROM \"public\".\"orders\" LIMIT 0");
   // A $1 inside a quoted name is part of the name.
   PageStatement st{"SELECT \"a$1\" FROM t WHERE x > $1::int AND y = 'b$1' AND z < $10", {"5"}};
   EXPECT_EQ(InlineParams(st), "SELECT \"a$1\" FROM t WHERE x > '5'::int AND y = 'b$1' AND z < $10");
