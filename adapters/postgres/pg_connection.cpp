@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include <spdlog/spdlog.h>
+
 #include "adapters/postgres/pg_sql.hpp"
 #include "adapters/postgres/pg_types.hpp"
 
@@ -347,7 +349,15 @@ void PgConnection::ResetPoll() {
 }
 
 void PgConnection::Watch(int events) {
-  if (poll_ == nullptr || events == poll_events_) return;
+  if (poll_ == nullptr) return;
+  // An idle session stays watched for reading (so a server closing it is noticed at once,
+  // and the next statement costs no epoll_ctl), but does not keep the loop running.
+  if (state_ == State::kIdle) {
+    uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  } else {
+    uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+  }
+  if (events == poll_events_) return;
   poll_events_ = events;
   if (events == 0) {
     uv_poll_stop(poll_);
@@ -387,11 +397,30 @@ void PgConnection::OnPoll(int status, int events) {
     case State::kBusy:
       OnQueryIo(events);
       break;
-    case State::kClosed:
     case State::kIdle:
+      OnIdleInput();
+      break;
+    case State::kClosed:
       Watch(0);
       break;
   }
+}
+
+void PgConnection::OnIdleInput() {
+  // Nothing is due between statements but a notice, or the server ending the session (an
+  // administrator's pg_terminate_backend, a restart): then the connection is dropped now, and
+  // the next statement connects again instead of failing.
+  if (PQconsumeInput(conn_) != 0 && PQstatus(conn_) == CONNECTION_OK) {
+    while (PQisBusy(conn_) == 0) {
+      PGresult* r = PQgetResult(conn_);
+      if (r == nullptr) return;
+      PQclear(r);
+    }
+    return;
+  }
+  spdlog::info("postgres: the server closed an idle session ({}); the next query reconnects",
+               Sanitize(PQerrorMessage(conn_), params_.password));
+  DropConnection();
 }
 
 void PgConnection::OnConnectPoll() {
@@ -559,7 +588,7 @@ void PgConnection::FinishStatement() {
     if (status.ok()) status = Status(ErrorKind::kConnect, "postgres connection lost");
   } else {
     state_ = State::kIdle;
-    Watch(0);
+    Watch(UV_READABLE);
   }
   if (was == State::kSetup) {
     if (timer_ != nullptr) uv_timer_stop(timer_);

@@ -117,6 +117,7 @@ class PgConnection {
   void ResetPoll();
   void OnPoll(int status, int events);
   void OnConnectPoll();
+  void OnIdleInput();
   void OnQueryIo(int events);
   void SendSetup();
   void Send(std::string sql, std::vector<std::string> params, bool several,

@@ -892,6 +892,37 @@ TEST_F(PgAdapter, KilledBackendIsConnectThenReconnects) {
   EXPECT_EQ(page->rows(), 2u);
 }
 
+// A session the server ends while siphon is between statements (pg_terminate_backend, an
+// idle_session_timeout, a restart) is noticed when it happens: the next page connects again
+// instead of failing a run.
+TEST_F(PgAdapter, IdleSessionEndedByTheServerReconnectsQuietly) {
+  db_.Exec("CREATE TABLE t (id int PRIMARY KEY)");
+  db_.Exec("INSERT INTO t VALUES (1), (2)");
+  auto& c = Conn(Options{{"dsn", db_.Dsn()}, {"application_name", std::string("siphon-idle")}});
+  auto t = Reflect(c, "t");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  Rows killed = db_.Query(
+      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+      "WHERE application_name = 'siphon-idle'");
+  ASSERT_EQ(killed.at(0).at(0).value_or(""), "1");
+  // The loop runs on, as siphon's does between runs (its timers keep it going), while the
+  // session's end reaches the socket.
+  uv_timer_t wait;
+  uv_timer_init(&loop_, &wait);
+  uv_timer_start(
+      &wait, [](uv_timer_t*) {}, 300, 0);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  uv_close(reinterpret_cast<uv_handle_t*>(&wait), nullptr);
+  PageQuery all;
+  all.columns = {"id"};
+  all.order_by = {"id"};
+  auto page = Pull(c, *t, all);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_EQ(page->rows(), 2u);
+  // The idle connection does not keep the loop running.
+  EXPECT_EQ(uv_run(&loop_, UV_RUN_NOWAIT), 0);
+}
+
 TEST_F(PgAdapter, PagesAreReadOnly) {
   // A function with a side effect, reached through a view: the page transaction refuses it.
   db_.Exec("CREATE TABLE sink (x int)");
