@@ -711,8 +711,11 @@ void TableRunner::FinishRun() {
     finish_now = options_.once && !retry;
   }
 
+  // The record waits for its batch (Target::RecordRun): the next run is due `next` after
+  // now, not after the record is committed.
+  const auto due = std::chrono::steady_clock::now() + next;
   std::weak_ptr<bool> alive = alive_;
-  target_.RecordRun(std::move(record), [this, alive, finish_now, next](Status st) {
+  target_.RecordRun(std::move(record), [this, alive, finish_now, due](Status st) {
     if (!alive.lock()) return;
     if (!st.ok()) log_->error("could not record the run: {}", st.ToString());
     if (stopping_) {
@@ -722,9 +725,12 @@ void TableRunner::FinishRun() {
       stats_.state = RunnerState::kFinished;
       if (on_finished_) on_finished_();
     } else {
-      ScheduleRun(next);
+      ScheduleRun(std::max(std::chrono::milliseconds(0),
+                           std::chrono::duration_cast<std::chrono::milliseconds>(
+                               due - std::chrono::steady_clock::now())));
     }
   });
+  if (stopping_ || finish_now) target_.FlushRecords();  // nothing comes after it to wait for
 }
 
 }  // namespace siphon

@@ -108,7 +108,8 @@ struct Target::Table {
 };
 
 // RecordRun runs after every run of every table (100 tables on 1 s intervals: 100 a second),
-// so its statements are compiled once, not parsed on each call.
+// so its statements are compiled once, not parsed on each call, and the records of
+// kRecordBatchMs share one transaction.
 struct Target::Recorder {
   Stmt begin, state, reconciled, log, trim, commit;
   int64_t logged = 0;  // rows logged since the last trim
@@ -123,6 +124,12 @@ Target::~Target() {
       reader_db_ = nullptr;
     });
     reader_.reset();
+  }
+  FlushRecords();  // no run's record is lost at shutdown
+  if (record_timer_ != nullptr) {
+    record_timer_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(record_timer_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
   }
   writer_.reset();  // finishes posted writes
   tables_.clear();
@@ -661,84 +668,115 @@ void Target::ResetCursor(const std::string& table, std::function<void(Result<int
 }
 
 void Target::RecordRun(RunRecord record, std::function<void(Status)> done) {
-  auto status = std::make_shared<Status>();
-  writer_->Post(
-      [this, record = std::move(record), status] {
-        std::string now = NowIso();
-        if (!recorder_) {
-          auto r = std::make_unique<Recorder>();
-          const std::pair<Stmt*, const char*> sql[] = {
-              {&r->begin, "BEGIN IMMEDIATE"},
-              {&r->state,
-               "UPDATE _siphon_state SET last_sync_at = ?1, status = ?2, last_error = ?3, "
-               "last_success_at = CASE WHEN ?3 IS NULL THEN ?1 ELSE last_success_at END "
-               "WHERE table_name = ?4"},
-              {&r->reconciled,
-               "UPDATE _siphon_state SET reconciled_at = CASE WHEN ?3 IS NULL THEN ?1 "
-               "ELSE reconciled_at END WHERE table_name = ?4 AND ?2 IS NOT NULL"},
-              {&r->log,
-               "INSERT INTO _siphon_log (at, table_name, event, rows, duration_ms, error, "
-               "deleted) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
-              {&r->trim,
-               "DELETE FROM _siphon_log WHERE id <= (SELECT max(id) FROM _siphon_log) - ?1"},
-              {&r->commit, "COMMIT"}};
-          for (const auto& [stmt, text] : sql) {
-            if (sqlite3_prepare_v3(db_, text, -1, SQLITE_PREPARE_PERSISTENT, &stmt->s, nullptr) !=
-                SQLITE_OK) {
-              *status = SqliteError(db_, "recording the run of " + record.table);
-              return;
-            }
-          }
-          recorder_ = std::move(r);
-        }
-        Recorder& r = *recorder_;
-        auto step = [](Stmt& s) {
-          int rc = sqlite3_step(s.s);
-          sqlite3_reset(s.s);
-          return rc == SQLITE_DONE;
-        };
-        if (!step(r.begin)) {
-          *status = SqliteError(db_, "recording the run of " + record.table);
-          return;
-        }
-        // A reconcile only stamps reconciled_at; a sync run updates the table's status.
-        Stmt& state = record.reconcile ? r.reconciled : r.state;
-        sqlite3_bind_text(state.s, 1, now.c_str(), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(state.s, 2, record.status.c_str(), -1, SQLITE_TRANSIENT);
-        if (record.error.empty()) {
-          sqlite3_bind_null(state.s, 3);
-        } else {
-          sqlite3_bind_text(state.s, 3, record.error.c_str(), -1, SQLITE_TRANSIENT);
-        }
-        sqlite3_bind_text(state.s, 4, record.table.c_str(), -1, SQLITE_TRANSIENT);
-        bool ok = step(state);
-        sqlite3_bind_text(r.log.s, 1, now.c_str(), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(r.log.s, 2, record.table.c_str(), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(r.log.s, 3, record.event.c_str(), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(r.log.s, 4, record.rows);
-        sqlite3_bind_int64(r.log.s, 5, record.duration_ms);
-        if (record.error.empty()) {
-          sqlite3_bind_null(r.log.s, 6);
-        } else {
-          sqlite3_bind_text(r.log.s, 6, record.error.c_str(), -1, SQLITE_TRANSIENT);
-        }
-        sqlite3_bind_int64(r.log.s, 7, record.deleted);
-        ok = ok && step(r.log);
-        sqlite3_clear_bindings(state.s);
-        sqlite3_clear_bindings(r.log.s);
-        // The log keeps the newest kLogRetention rows: trimmed on every 64th row (and on the
-        // first of a process), so it holds at most 63 more between trims.
-        if (ok && r.logged++ % 64 == 0) {
-          sqlite3_bind_int64(r.trim.s, 1, kLogRetention);
-          ok = step(r.trim);
-        }
-        if (ok && step(r.commit)) return;
-        *status = SqliteError(db_, "recording the run of " + record.table);
-        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  // Only a run that changed nothing waits for company: the record of one that wrote, deleted
+  // or failed is committed at once (with those waiting before it), as its rows were.
+  const bool quiet = record.rows == 0 && record.deleted == 0 && record.error.empty();
+  records_.push_back({std::move(record), NowIso(), std::move(done)});
+  if (!quiet || records_.size() >= kRecordBatchMax) {
+    FlushRecords();
+    return;
+  }
+  if (records_.size() > 1) return;  // the batch's timer is already running
+  if (record_timer_ == nullptr) {
+    record_timer_ = new uv_timer_t;
+    uv_timer_init(loop_, record_timer_);
+    record_timer_->data = this;
+  }
+  uv_timer_start(
+      record_timer_,
+      [](uv_timer_t* t) {
+        if (auto* self = static_cast<Target*>(t->data)) self->FlushRecords();
       },
-      [done = std::move(done), status] {
-        if (done) done(std::move(*status));
-      });
+      kRecordBatchMs, 0);
+}
+
+void Target::FlushRecords() {
+  if (record_timer_ != nullptr) uv_timer_stop(record_timer_);
+  if (records_.empty() || !writer_) return;
+  auto batch = std::make_shared<std::vector<PendingRecord>>(std::move(records_));
+  records_.clear();
+  auto status = std::make_shared<Status>();
+  writer_->Post([this, batch, status] { *status = WriteRecordsOnWriter(*batch); },
+                [batch, status] {
+                  for (auto& r : *batch) {
+                    if (r.done) r.done(*status);
+                  }
+                });
+}
+
+Status Target::WriteRecordsOnWriter(const std::vector<PendingRecord>& batch) {
+  if (!recorder_) {
+    auto r = std::make_unique<Recorder>();
+    const std::pair<Stmt*, const char*> sql[] = {
+        {&r->begin, "BEGIN IMMEDIATE"},
+        {&r->state,
+         "UPDATE _siphon_state SET last_sync_at = ?1, status = ?2, last_error = ?3, "
+         "last_success_at = CASE WHEN ?3 IS NULL THEN ?1 ELSE last_success_at END "
+         "WHERE table_name = ?4"},
+        {&r->reconciled,
+         "UPDATE _siphon_state SET reconciled_at = CASE WHEN ?3 IS NULL THEN ?1 "
+         "ELSE reconciled_at END WHERE table_name = ?4 AND ?2 IS NOT NULL"},
+        {&r->log,
+         "INSERT INTO _siphon_log (at, table_name, event, rows, duration_ms, error, "
+         "deleted) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
+        {&r->trim, "DELETE FROM _siphon_log WHERE id <= (SELECT max(id) FROM _siphon_log) - ?1"},
+        {&r->commit, "COMMIT"}};
+    for (const auto& [stmt, text] : sql) {
+      if (sqlite3_prepare_v3(db_, text, -1, SQLITE_PREPARE_PERSISTENT, &stmt->s, nullptr) !=
+          SQLITE_OK) {
+        return SqliteError(db_, "recording runs");
+      }
+    }
+    recorder_ = std::move(r);
+  }
+  Recorder& r = *recorder_;
+  auto step = [](Stmt& s) {
+    int rc = sqlite3_step(s.s);
+    sqlite3_reset(s.s);
+    sqlite3_clear_bindings(s.s);
+    return rc == SQLITE_DONE;
+  };
+  if (!step(r.begin)) return SqliteError(db_, "recording runs");
+  bool ok = true;
+  for (const PendingRecord& pending : batch) {
+    const RunRecord& record = pending.record;
+    const std::string& at = pending.at;
+    // A reconcile only stamps reconciled_at; a sync run updates the table's status.
+    Stmt& state = record.reconcile ? r.reconciled : r.state;
+    sqlite3_bind_text(state.s, 1, at.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_text(state.s, 2, record.status.c_str(), -1, SQLITE_STATIC);
+    if (record.error.empty()) {
+      sqlite3_bind_null(state.s, 3);
+    } else {
+      sqlite3_bind_text(state.s, 3, record.error.c_str(), -1, SQLITE_STATIC);
+    }
+    sqlite3_bind_text(state.s, 4, record.table.c_str(), -1, SQLITE_STATIC);
+    ok = step(state);
+    sqlite3_bind_text(r.log.s, 1, at.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_text(r.log.s, 2, record.table.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_text(r.log.s, 3, record.event.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(r.log.s, 4, record.rows);
+    sqlite3_bind_int64(r.log.s, 5, record.duration_ms);
+    if (record.error.empty()) {
+      sqlite3_bind_null(r.log.s, 6);
+    } else {
+      sqlite3_bind_text(r.log.s, 6, record.error.c_str(), -1, SQLITE_STATIC);
+    }
+    sqlite3_bind_int64(r.log.s, 7, record.deleted);
+    ok = ok && step(r.log);
+    // The log keeps the newest kLogRetention rows: trimmed on every 64th row (and on the
+    // first of a process), so it holds at most 63 more between trims.
+    if (ok && r.logged++ % 64 == 0) {
+      sqlite3_bind_int64(r.trim.s, 1, kLogRetention);
+      ok = step(r.trim);
+    }
+    if (!ok) break;
+  }
+  if (ok && step(r.commit)) return Status::Ok();
+  Status st = SqliteError(db_, "recording runs of " + batch.front().record.table +
+                                   (batch.size() > 1 ? " and others" : ""));
+  sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  return st;
 }
 
 namespace {

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 
 namespace siphon {
@@ -191,6 +192,39 @@ TEST_F(TargetTest, RunRecordsAreLoggedAndStateUpdated) {
   EXPECT_EQ(Column("SELECT last_error FROM _siphon_state"), std::vector<std::string>({"NULL"}));
   EXPECT_EQ(Column("SELECT event || ':' || rows FROM _siphon_log ORDER BY id"),
             std::vector<std::string>({"error:0", "synced:5"}));
+}
+
+// A run that changed nothing is recorded with the others of the next kRecordBatchMs, in one
+// transaction; one that wrote rows or failed is committed at once, with those waiting.
+TEST_F(TargetTest, QuietRunRecordsShareACommitAndNoneIsLost) {
+  auto target = std::make_unique<Target>(&loop_, path_);
+  ASSERT_TRUE(target->Open().ok());
+  Prepare(*target, Orders());
+  int done = 0;
+  auto count = [&done](Status st) { done += st.ok() ? 1 : 100; };
+  target->RecordRun({"orders", "synced", 0, 0, 2, "", "ok"}, count);
+  target->RecordRun({"orders", "synced", 0, 0, 3, "", "ok"}, count);
+  for (int i = 0; i < 20; ++i) uv_run(&loop_, UV_RUN_NOWAIT);
+  EXPECT_EQ(done, 0);
+  EXPECT_EQ(Column("SELECT count(*) FROM _siphon_log"), std::vector<std::string>({"0"}));
+  uv_run(&loop_, UV_RUN_DEFAULT);  // the batch's timer fires
+  EXPECT_EQ(done, 2);
+  EXPECT_EQ(Column("SELECT count(*) FROM _siphon_log"), std::vector<std::string>({"2"}));
+
+  // Rows written: this record and the quiet one before it go now.
+  const auto started = std::chrono::steady_clock::now();
+  target->RecordRun({"orders", "synced", 0, 0, 4, "", "ok"}, count);
+  target->RecordRun({"orders", "synced", 7, 0, 5, "", "ok"}, count);
+  while (done < 4) uv_run(&loop_, UV_RUN_ONCE);
+  EXPECT_LT(std::chrono::steady_clock::now() - started,
+            std::chrono::milliseconds(Target::kRecordBatchMs));
+  EXPECT_EQ(Column("SELECT group_concat(duration_ms || ':' || rows) FROM _siphon_log"),
+            std::vector<std::string>({"2:0,3:0,4:0,5:7"}));
+
+  // A quiet record still waiting when the target closes is written, not dropped.
+  target->RecordRun({"orders", "synced", 0, 0, 6, "", "ok"}, count);
+  target.reset();
+  EXPECT_EQ(Column("SELECT max(duration_ms) FROM _siphon_log"), std::vector<std::string>({"6"}));
 }
 
 TEST_F(TargetTest, ExistingTableGainsNewColumns) {
