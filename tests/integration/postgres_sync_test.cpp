@@ -294,7 +294,10 @@ siphon.replicate "f" { source = pg, batch = 2000 }
       ++kills;
     }
     p.Wait();
-    EXPECT_EQ(TargetScalar("PRAGMA integrity_check"), "ok");
+    // A kill that came before siphon created the file (a loaded machine) leaves none to check.
+    if (std::filesystem::exists(Replica())) {
+      EXPECT_EQ(TargetScalar("PRAGMA integrity_check"), "ok");
+    }
   }
   auto r = Once(script);
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
