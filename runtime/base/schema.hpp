@@ -39,6 +39,8 @@ struct ColumnInfo {
   ColumnType type = ColumnType::kText;
   OrderKind order = OrderKind::kOther;
   bool nullable = true;
+
+  bool operator==(const ColumnInfo&) const = default;
 };
 
 /// A source table: columns in source order, primary key, estimated rows.

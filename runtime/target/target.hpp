@@ -37,6 +37,8 @@ struct TargetTable {
   /// Soft deletes: a row whose value in this column is set (not NULL, not 0) is deleted from
   /// the target by key instead of written.
   std::optional<std::string> soft_delete_column;
+
+  bool operator==(const TargetTable&) const = default;
 };
 
 /// The name of the mark column of full-refresh tables.
@@ -160,6 +162,9 @@ class Target {
   struct Table;
   Status ExecOnWriter(const std::string& sql);
   Result<TableState> PrepareOnWriter(const TargetTable& table);
+  /// The table's `_siphon_state` row; none when it has no row.
+  Result<std::optional<TableState>> ReadState(const std::string& table);
+  int64_t SchemaVersion();  ///< PRAGMA schema_version; -1 when unreadable
   Result<int64_t> WriteOnWriter(Table& t, const PageWrite& page);
   Status DeleteByKey(Table& t, const RowBatch& rows, size_t row);
 

@@ -227,6 +227,46 @@ TEST_F(TargetTest, QuietRunRecordsShareACommitAndNoneIsLost) {
   EXPECT_EQ(Column("SELECT max(duration_ms) FROM _siphon_log"), std::vector<std::string>({"6"}));
 }
 
+// Every run prepares its table again; one already prepared in the same shape keeps its
+// statements, but a table or state row removed by another connection is made again.
+TEST_F(TargetTest, PreparingAgainKeepsStateAndRemakesWhatWasRemoved) {
+  Target target(&loop_, path_);
+  ASSERT_TRUE(target.Open().ok());
+  Prepare(target, Orders());
+  RowBatch b(4);
+  AddRow(b, 1, "a", "2024-01-01T00:00:00Z");
+  ASSERT_TRUE(Write(target, b, Cursor{int64_t{1}}).ok());
+  TableState again = Prepare(target, Orders());
+  ASSERT_TRUE(again.cursor.has_value());
+  EXPECT_EQ(std::get<int64_t>((*again.cursor)[0]), 1);
+  EXPECT_EQ(again.rows_total, 1);
+
+  auto exec = [this](const char* sql) {
+    sqlite3* db;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  };
+  exec("DROP TABLE orders");
+  Prepare(target, Orders());
+  RowBatch c(4);
+  AddRow(c, 2, "b", "2024-01-01T00:00:01Z");
+  ASSERT_TRUE(Write(target, c, Cursor{int64_t{2}}).ok());
+  EXPECT_EQ(Column("SELECT group_concat(id) FROM orders"), std::vector<std::string>({"2"}));
+
+  exec("DELETE FROM _siphon_state");
+  TableState fresh = Prepare(target, Orders());
+  EXPECT_FALSE(fresh.cursor.has_value());
+  EXPECT_EQ(Column("SELECT status FROM _siphon_state"), std::vector<std::string>({"new"}));
+
+  // A changed shape (a new column) is prepared afresh, the column added.
+  TargetTable wider = Orders();
+  wider.columns.push_back({"extra", "text", ColumnType::kText, OrderKind::kText, true});
+  Prepare(target, wider);
+  EXPECT_EQ(Column("SELECT count(*) FROM pragma_table_info('orders') WHERE name = 'extra'"),
+            std::vector<std::string>({"1"}));
+}
+
 TEST_F(TargetTest, ExistingTableGainsNewColumns) {
   Target target(&loop_, path_);
   ASSERT_TRUE(target.Open().ok());
