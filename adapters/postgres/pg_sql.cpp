@@ -6,7 +6,10 @@
 
 namespace siphon::postgres {
 
-const char* const kReflectSql =
+namespace {
+
+// Reflect's catalog query, in two parts: kReflectWithHorizonSql joins the horizon between.
+constexpr const char* kReflectColumns =
     "SELECT a.attname,"
     " format_type(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END,"
     "  CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END),"
@@ -15,14 +18,46 @@ const char* const kReflectSql =
     " (SELECT k.ord FROM pg_catalog.pg_index i,"
     "   unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)"
     "   WHERE i.indrelid = c.oid AND i.indisprimary AND k.attnum = a.attnum),"
-    " c.reltuples::float8, c.relkind"
-    " FROM pg_catalog.pg_class c"
+    " c.reltuples::float8, c.relkind";
+constexpr const char* kReflectFrom =
+    " pg_catalog.pg_class c"
     " JOIN pg_catalog.pg_attribute a"
     "  ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
     " JOIN pg_catalog.pg_type t ON t.oid = a.atttypid"
     " LEFT JOIN pg_catalog.pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype"
     " WHERE c.oid = pg_catalog.to_regclass($1)"
     " ORDER BY a.attnum";
+
+// The safe horizon: the start of the oldest write transaction still open in this database
+// (it may yet commit rows stamped with its now()), or this statement's start when there is
+// none (a transaction starting after it stamps later values). A transaction open for longer
+// than 60 s no longer holds replication back: column 2 names it. Column 3: whether this
+// role can see other roles' transactions at all.
+constexpr const char* kHorizonOpen =
+    "open AS ("
+    "  SELECT pid, application_name, usename, state, xact_start FROM pg_stat_activity"
+    "  WHERE backend_xid IS NOT NULL AND datname = current_database()"
+    "    AND pid <> pg_backend_pid())";
+constexpr const char* kHorizonColumns =
+    " least(statement_timestamp(),"
+    "       (SELECT min(xact_start) FROM open"
+    "        WHERE xact_start > statement_timestamp() - interval '60 seconds')) AS horizon,"
+    " (SELECT format('pid %s, user %s, application %L, %s since %s', pid, usename,"
+    "                application_name, state, xact_start)"
+    "  FROM open WHERE xact_start <= statement_timestamp() - interval '60 seconds'"
+    "  ORDER BY xact_start LIMIT 1) AS stale,"
+    " pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')"
+    "   OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS sees_all";
+
+}  // namespace
+
+const std::string kReflectSql = std::string(kReflectColumns) + " FROM" + kReflectFrom;
+
+const std::string kHorizonSql = std::string("WITH ") + kHorizonOpen + " SELECT" + kHorizonColumns;
+
+const std::string kReflectWithHorizonSql =
+    std::string("WITH ") + kHorizonOpen + ", h AS (SELECT" + kHorizonColumns + ") " +
+    kReflectColumns + ", h.horizon, h.stale, h.sees_all FROM h," + kReflectFrom;
 
 // TimeZone/DateStyle fix the timestamp text the decoders parse; extra_float_digits=3 makes
 // float output exact; every later statement runs in a read-only transaction.

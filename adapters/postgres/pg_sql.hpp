@@ -80,7 +80,16 @@ Result<PageStatement> BuildFindKeysQuery(const TableSchema& table,
 /// The catalog query of Reflect: one row per column in attnum order; $1 is
 /// QuotedTableName(). Columns: attname, base type (format_type), not null, typtype,
 /// position in the primary key (NULL if none), reltuples, relkind.
-extern const char* const kReflectSql;
+extern const std::string kReflectSql;
+
+/// The source's safe horizon (SafeHorizon), one row: the horizon (timestamptz), a
+/// description of a write transaction open for over 60 s that no longer holds it back (NULL
+/// when none), and whether the role sees other roles' transactions.
+extern const std::string kHorizonSql;
+
+/// kReflectSql with kHorizonSql's three columns added to every row: a run's reflection and
+/// its horizon in one round trip.
+extern const std::string kReflectWithHorizonSql;
 
 /// Session settings sent once after connecting (one round trip). The decoders rely on them.
 extern const char* const kSessionSql;

@@ -1,6 +1,7 @@
 #include "adapters/postgres/postgres_source.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -29,27 +30,9 @@ struct SourceState {
 };
 
 constexpr uint32_t kTimestamptzOid = 1184;
-constexpr int kHorizonMaxHoldSeconds = 60;
-
-// The safe horizon: the start of the oldest write transaction still open in this database
-// (it may yet commit rows stamped with its now()), or this statement's start when there is
-// none (a transaction starting after it stamps later values). A transaction open for longer
-// than kHorizonMaxHoldSeconds no longer holds replication back: column 2 names it.
-// Column 3: whether this role can see other roles' transactions at all.
-const char* const kHorizonSql = R"sql(
-WITH open AS (
-  SELECT pid, application_name, usename, state, xact_start FROM pg_stat_activity
-  WHERE backend_xid IS NOT NULL AND datname = current_database() AND pid <> pg_backend_pid())
-SELECT least(statement_timestamp(),
-             (SELECT min(xact_start) FROM open
-              WHERE xact_start > statement_timestamp() - interval '60 seconds')),
-       (SELECT format('pid %s, user %s, application %L, %s since %s', pid, usename,
-                      application_name, state, xact_start)
-        FROM open WHERE xact_start <= statement_timestamp() - interval '60 seconds'
-        ORDER BY xact_start LIMIT 1),
-       pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')
-         OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-)sql";
+constexpr int kHorizonMaxHoldSeconds = 60;  // as kHorizonSql has it
+// A horizon fetched with the run's reflection stands in for SafeHorizon this long after it.
+constexpr std::chrono::seconds kFetchedHorizonFresh{1};
 
 class PgSourceConnection : public SourceConnection {
  public:
@@ -66,11 +49,19 @@ class PgSourceConnection : public SourceConnection {
       return;
     }
     std::string regclass = QuotedTableName(*name);
-    WithConnection([this, table, regclass, done = std::move(done)](Status s) mutable {
+    // Once this connection's table wants a horizon, every run does (SafeHorizon follows
+    // Reflect): both come back from one statement.
+    const bool with_horizon = wants_horizon_;
+    fetched_horizon_.reset();
+    WithConnection([this, table, regclass, with_horizon, done = std::move(done)](Status s) mutable {
       if (!s.ok()) return done(s);
-      conn_.Query(kReflectSql, {regclass},
-                  [this, table, done = std::move(done)](Result<PgResultPtr> r) {
+      conn_.Query(with_horizon ? kReflectWithHorizonSql : kReflectSql, {regclass},
+                  [this, table, with_horizon, done = std::move(done)](Result<PgResultPtr> r) {
                     if (!r.ok()) return done(r.status().WithContext("reflect " + table));
+                    if (with_horizon && PQntuples(r->get()) > 0) {
+                      fetched_horizon_ = HorizonFrom(r->get(), 7);
+                      fetched_at_ = std::chrono::steady_clock::now();
+                    }
                     done(SchemaFrom(table, r->get()));
                   });
     });
@@ -195,31 +186,21 @@ class PgSourceConnection : public SourceConnection {
       done(std::optional<CursorValue>());
       return;
     }
+    wants_horizon_ = true;
+    // The horizon that came with this run's reflection: taken a moment earlier, so it holds
+    // back at most a little more. Used once, and only while it is that fresh.
+    std::optional<std::optional<CursorValue>> fetched = std::move(fetched_horizon_);
+    fetched_horizon_.reset();
+    if (fetched && std::chrono::steady_clock::now() - fetched_at_ < kFetchedHorizonFresh) {
+      conn_.Post([done = std::move(done), h = std::move(*fetched)] { done(h); });
+      return;
+    }
     WithConnection([this, done = std::move(done)](Status s) mutable {
       if (!s.ok()) return done(s);
       conn_.Query(kHorizonSql, {}, [this, done = std::move(done)](Result<PgResultPtr> r) {
         if (!r.ok()) return done(r.status().WithContext("safe horizon"));
-        const PGresult* res = r->get();
-        if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
-          return done(std::optional<CursorValue>());
-        }
-        if (!PQgetisnull(res, 0, 1) && state_->warned_stale != PQgetvalue(res, 0, 1)) {
-          state_->warned_stale = PQgetvalue(res, 0, 1);
-          spdlog::warn(
-              "postgres: a write transaction has been open for over {} s and no longer holds "
-              "back replication ({}); rows it commits are only caught by `lookback`",
-              kHorizonMaxHoldSeconds, PQgetvalue(res, 0, 1));
-        }
-        if (PQgetvalue(res, 0, 2)[0] != 't' && !state_->warned_horizon) {
-          state_->warned_horizon = true;
-          spdlog::warn(
-              "postgres: the role cannot see other sessions' transactions (grant it "
-              "pg_read_all_stats), so late commits are only caught by `lookback`");
-        }
-        RowBatch one(1);
-        const char* text = PQgetvalue(res, 0, 0);
-        AppendPgValue(DecoderForOid(kTimestamptzOid), text, strlen(text), one);
-        done(std::optional<CursorValue>(CursorValueOf(one, 0, 0)));
+        if (PQntuples(r->get()) != 1) return done(std::optional<CursorValue>());
+        done(HorizonFrom(r->get(), 0));
       });
     });
   }
@@ -293,6 +274,29 @@ class PgSourceConnection : public SourceConnection {
     return types;
   }
 
+  // The horizon in columns `col` to `col + 2` of the first row (kHorizonSql's three), with
+  // its warnings: a transaction open too long, a role that cannot see the others'.
+  std::optional<CursorValue> HorizonFrom(const PGresult* res, int col) {
+    if (PQgetisnull(res, 0, col)) return std::nullopt;
+    if (!PQgetisnull(res, 0, col + 1) && state_->warned_stale != PQgetvalue(res, 0, col + 1)) {
+      state_->warned_stale = PQgetvalue(res, 0, col + 1);
+      spdlog::warn(
+          "postgres: a write transaction has been open for over {} s and no longer holds "
+          "back replication ({}); rows it commits are only caught by `lookback`",
+          kHorizonMaxHoldSeconds, PQgetvalue(res, 0, col + 1));
+    }
+    if (PQgetvalue(res, 0, col + 2)[0] != 't' && !state_->warned_horizon) {
+      state_->warned_horizon = true;
+      spdlog::warn(
+          "postgres: the role cannot see other sessions' transactions (grant it "
+          "pg_read_all_stats), so late commits are only caught by `lookback`");
+    }
+    RowBatch one(1);
+    const char* text = PQgetvalue(res, 0, col);
+    AppendPgValue(DecoderForOid(kTimestamptzOid), text, strlen(text), one);
+    return CursorValueOf(one, 0, 0);
+  }
+
   static void WarnRejected(const std::string& name, size_t rejected) {
     if (rejected > 0) {
       spdlog::warn("postgres {}: {} values kept as text (unexpected format)", name, rejected);
@@ -354,6 +358,9 @@ class PgSourceConnection : public SourceConnection {
   std::shared_ptr<SourceState> state_;
   PgConnection conn_;
   std::map<std::string, PageShapeInfo> shapes_;  // by PageShape
+  bool wants_horizon_ = false;  // SafeHorizon was asked for: reflections bring one along
+  std::optional<std::optional<CursorValue>> fetched_horizon_;  // from the last reflection
+  std::chrono::steady_clock::time_point fetched_at_;
 };
 
 class PgSource : public Source {
