@@ -173,12 +173,13 @@ bool BinaryCopyReader::Feed(std::string_view message, RowBatch& batch) {
   };
   uint64_t v = 0;
   if (!header_) {
-    // "PGCOPY\n\377\r\n\0", the flags (bit 16: rows carry OIDs, which siphon never asks
-    // for) and the length of a header extension to skip.
+    // "PGCOPY\n\377\r\n\0", the flags and the length of a header extension to skip. Flag
+    // bits 16-31 mark format changes a reader must not read past (bit 16: rows carry OIDs,
+    // which siphon never asks for); bits 0-15 may be ignored.
     static constexpr std::string_view kSignature("PGCOPY\n\377\r\n\0", 11);
     if (message.substr(0, kSignature.size()) != kSignature) return false;
     at = kSignature.size();
-    if (!take(4, v) || (v & (1u << 16)) != 0 || !take(4, v) || message.size() - at < v) {
+    if (!take(4, v) || (v & 0xFFFF0000u) != 0 || !take(4, v) || message.size() - at < v) {
       return false;
     }
     at += v;

@@ -373,8 +373,12 @@ TEST(PgTypes, ReadsBinaryCopyMessages) {
   EXPECT_TRUE(refused({header + Hex("0002") + row1.substr(2)}));     // too few fields
   EXPECT_TRUE(refused({header + row1, trailer, row2}));              // a row after the end
   EXPECT_TRUE(refused({header + Hex("000000017fffffff")}));          // a field past the end
-  // Rows carrying OIDs (flag bit 16) are not what siphon asked for.
-  EXPECT_TRUE(refused({std::string("PGCOPY\n\xff\r\n\0", 11) + Hex("0001000000000000") + row1}));
+  // Rows carrying OIDs (flag bit 16) are not what siphon asked for, and bits 17-31 mark
+  // format changes it does not know; bits 0-15 may be ignored.
+  const std::string signature("PGCOPY\n\xff\r\n\0", 11);
+  EXPECT_TRUE(refused({signature + Hex("0001000000000000") + row1}));
+  EXPECT_TRUE(refused({signature + Hex("8000000000000000") + row1}));
+  EXPECT_FALSE(refused({signature + Hex("0000800100000000") + row1, trailer}));
 }
 
 }  // namespace
