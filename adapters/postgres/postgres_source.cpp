@@ -120,6 +120,7 @@ class PgSourceConnection : public SourceConnection {
       explicit Page(std::vector<PgBinary> binary) : reader(std::move(binary)) {}
       std::vector<PgDecoder> decoders;  // text format
       BinaryCopyReader reader;          // binary format
+      std::vector<uint32_t> types;      // the column types the decoders were chosen for
       bool binary = false;
       RowBatch batch;
       size_t rejected = 0;
@@ -127,6 +128,7 @@ class PgSourceConnection : public SourceConnection {
     };
     auto page = std::make_shared<Page>(info.binary);
     page->decoders = info.decoders;
+    page->types = info.types;
     page->binary = binary;
     page->batch = RowBatch(info.decoders.size());
     page->batch.Reserve(std::min<size_t>(query.limit, info.rows + info.rows / 8 + 16),
@@ -147,10 +149,9 @@ class PgSourceConnection : public SourceConnection {
           },
           [this, shape, page, name, done = std::move(done)](Result<PgResultPtr> r) {
             if (!r.ok()) return done(r.status().WithContext("pull " + name));
-            auto it = shapes_.find(shape);
             // The rows were decoded for the types of the shape's first page: an ALTER TABLE
             // since then (int8 to float8 is the same eight bytes) would have them read wrong.
-            if (it == shapes_.end() || TypesOf(r->get()) != it->second.types) {
+            if (TypesOf(r->get()) != page->types) {
               shapes_.erase(shape);
               return done(Status(ErrorKind::kQuery,
                                  "pull " + name +
@@ -164,8 +165,11 @@ class PgSourceConnection : public SourceConnection {
                          "pull " + name + ": a COPY row does not match the page's columns"));
             }
             WarnRejected(name, page->rejected);
-            it->second.rows = page->batch.rows();
-            it->second.arena_bytes = page->batch.arena_bytes();
+            auto it = shapes_.find(shape);
+            if (it != shapes_.end()) {
+              it->second.rows = page->batch.rows();
+              it->second.arena_bytes = page->batch.arena_bytes();
+            }
             done(std::move(page->batch));
           });
     });
