@@ -2,6 +2,8 @@
 
 #include <sys/socket.h>
 
+#include <cerrno>
+
 #include <mutex>
 
 #include <spdlog/spdlog.h>
@@ -89,7 +91,13 @@ void MysqlConnection::Drive(int ready) {
   auto finished = std::move(finished_);
   finished_ = nullptr;
   step_ = nullptr;
+  std::shared_ptr<bool> alive = alive_;
   finished();
+  // Between statements the session stays watched, without keeping the loop alive.
+  if (*alive && !step_ && poll_) {
+    Watch(UV_READABLE | UV_DISCONNECT);
+    uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  }
 }
 
 void MysqlConnection::Wait(int status) {
@@ -103,38 +111,77 @@ void MysqlConnection::Wait(int status) {
     uv_poll_init(loop_, poll_, fd);
     poll_->data = this;
     poll_fd_ = fd;
+    poll_events_ = 0;
   }
+  // A wait for reading also watches for the peer's close (which reading then finds), so the
+  // mask of a read stays the one between statements: most waits change nothing in epoll.
   int events = 0;
-  if (status & MYSQL_WAIT_READ) events |= UV_READABLE;
+  if (status & MYSQL_WAIT_READ) events |= UV_READABLE | UV_DISCONNECT;
   if (status & MYSQL_WAIT_WRITE) events |= UV_WRITABLE;
   if (status & MYSQL_WAIT_EXCEPT) events |= UV_PRIORITIZED;
-  if (events) uv_poll_start(poll_, events, OnPoll);
+  Watch(events);
+  uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
   if (status & MYSQL_WAIT_TIMEOUT) {
     uv_timer_start(timer_, OnTimer, mysql_get_timeout_value_ms(mysql_), 0);
+  }
+}
+
+void MysqlConnection::Watch(int events) {
+  if (events == poll_events_) return;
+  poll_events_ = events;
+  if (events) {
+    uv_poll_start(poll_, events, OnPoll);
+  } else {
+    uv_poll_stop(poll_);
   }
 }
 
 void MysqlConnection::OnPoll(uv_poll_t* handle, int status, int events) {
   auto* self = static_cast<MysqlConnection*>(handle->data);
   if (!self) return;
-  uv_poll_stop(handle);
+  // libuv stops a handle whose socket reported an error.
+  if (status < 0) self->poll_events_ = 0;
+  if (!self->step_) {
+    self->OnIdleInput(status, events);
+    return;
+  }
   uv_timer_stop(self->timer_);
   int ready = 0;
   if (status < 0) {
     // Let the client library find the socket error itself.
     ready = MYSQL_WAIT_READ | MYSQL_WAIT_WRITE;
   } else {
-    if (events & UV_READABLE) ready |= MYSQL_WAIT_READ;
+    if (events & (UV_READABLE | UV_DISCONNECT)) ready |= MYSQL_WAIT_READ;
     if (events & UV_WRITABLE) ready |= MYSQL_WAIT_WRITE;
     if (events & UV_PRIORITIZED) ready |= MYSQL_WAIT_EXCEPT;
   }
   self->Drive(ready);
 }
 
+void MysqlConnection::OnIdleInput(int status, int events) {
+  // Nothing is due between statements: input now is the server ending the session (KILL,
+  // wait_timeout, a restart), which drops the connection at once so the next run connects
+  // again instead of failing; or bytes the next statement reads first (a TLS record, the
+  // error a server sends before it closes), which are left alone while only the close is
+  // watched for.
+  if (status >= 0 && (events & UV_DISCONNECT) == 0) {
+    char byte;
+    ssize_t n = recv(poll_fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) {
+      Watch(UV_DISCONNECT);
+      return;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+  }
+  spdlog::info("mysql: the server closed an idle session to {}; the next run reconnects",
+               config_->Describe());
+  Teardown();
+}
+
 void MysqlConnection::OnTimer(uv_timer_t* handle) {
   auto* self = static_cast<MysqlConnection*>(handle->data);
   if (!self) return;
-  if (self->poll_) uv_poll_stop(self->poll_);
+  if (self->poll_) self->Watch(0);
   self->Drive(MYSQL_WAIT_TIMEOUT);
 }
 

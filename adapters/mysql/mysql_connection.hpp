@@ -67,7 +67,11 @@ class MysqlConnection final : public SourceConnection {
   void Run(Step step, std::function<void()> finished);
   void Drive(int ready);
   void Wait(int status);
+  /// Sets the events the poll handle watches (epoll is touched only when they change).
+  void Watch(int events);
   static void OnPoll(uv_poll_t* handle, int status, int events);
+  /// The socket stirred while no statement was in flight.
+  void OnIdleInput(int status, int events);
   static void OnTimer(uv_timer_t* handle);
   static void OnDefer(uv_timer_t* handle);
 
@@ -103,6 +107,7 @@ class MysqlConnection final : public SourceConnection {
   MYSQL_RES* result_ = nullptr;
   uv_poll_t* poll_ = nullptr;
   int poll_fd_ = -1;
+  int poll_events_ = 0;  ///< the events poll_ watches now
   uv_timer_t* timer_ = nullptr;
   uv_timer_t* defer_timer_ = nullptr;
   std::vector<std::function<void()>> deferred_;

@@ -585,6 +585,50 @@ TEST_F(MysqlAdapterTest, KilledSessionIsAConnectErrorAndReconnects) {
   EXPECT_EQ(page->rows(), 2u);
 }
 
+// A session the server ends while siphon is between statements (KILL, wait_timeout, a
+// restart) is noticed when it happens: the next run's Connect opens a fresh session instead
+// of its first statement failing. A quiet session is left alone.
+TEST_F(MysqlAdapterTest, IdleSessionEndedByTheServerIsDroppedAtOnce) {
+  test::MyDb db;
+  db.Exec("CREATE TABLE t (id INT PRIMARY KEY)");
+  db.Exec("INSERT INTO t VALUES (1), (2)");
+  auto conn = NewConnection(db);
+  ASSERT_TRUE(Connect(*conn).ok());
+  auto schema = Reflect(*conn, "t");
+  ASSERT_TRUE(schema.ok()) << schema.status().ToString();
+  // The loop runs on, as siphon's does between runs (its timers keep it going).
+  auto idle = [&] {
+    uv_timer_t wait;
+    uv_timer_init(&loop_, &wait);
+    uv_timer_start(
+        &wait, [](uv_timer_t*) {}, 300, 0);
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_close(reinterpret_cast<uv_handle_t*>(&wait), nullptr);
+    uv_run(&loop_, UV_RUN_NOWAIT);
+  };
+  auto id = QueryText(*conn, "SELECT CONNECTION_ID()");
+  ASSERT_EQ(id.size(), 1u);
+  idle();
+  ASSERT_TRUE(Connect(*conn).ok());
+  auto same = QueryText(*conn, "SELECT CONNECTION_ID()");
+  ASSERT_EQ(same.size(), 1u);
+  EXPECT_EQ(*same[0][0], *id[0][0]) << "a quiet session was dropped";
+  db.Exec("KILL " + *id[0][0]);
+  idle();
+  ASSERT_TRUE(Connect(*conn).ok());
+  PageQuery q;
+  q.columns = {"id"};
+  q.order_by = {"id"};
+  auto page = Pull(*conn, *schema, q);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_EQ(page->rows(), 2u);
+  auto fresh = QueryText(*conn, "SELECT CONNECTION_ID()");
+  ASSERT_EQ(fresh.size(), 1u);
+  EXPECT_NE(*fresh[0][0], *id[0][0]);
+  // The idle connection does not keep the loop running.
+  EXPECT_EQ(uv_run(&loop_, UV_RUN_NOWAIT), 0);
+}
+
 TEST_F(MysqlAdapterTest, DefinitionConnectsThroughTheSourceInterface) {
   test::MyDb db;
   db.Exec("CREATE TABLE t (id INT PRIMARY KEY)");
