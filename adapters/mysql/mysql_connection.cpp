@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <chrono>
 
 #include <mutex>
 
@@ -13,6 +14,9 @@
 namespace siphon::mysql {
 
 namespace {
+
+// A horizon fetched with the run's reflection stands in for SafeHorizon this long after it.
+constexpr std::chrono::seconds kFetchedHorizonFresh{1};
 
 // Each statement of a session's setup runs inside the non-blocking connect.
 constexpr const char* kSessionSetup[] = {
@@ -366,11 +370,21 @@ void MysqlConnection::Reflect(const std::string& table,
   auto schema = std::make_shared<TableSchema>();
   schema->qualified_name = table;
   auto seen_table = std::make_shared<bool>(false);
+  // Once this connection's table wants a horizon, every run does (SafeHorizon follows
+  // Reflect): both come back from one statement.
+  std::optional<bool> with_horizon;
+  if (wants_horizon_ && !state_->warned_no_process) with_horizon = horizon_local_time_;
+  fetched_horizon_.reset();
+  auto horizon = std::make_shared<FetchedHorizon>();
   abort_ = [done](Status s) { done(std::move(s)); };
+  auto quote = [this](std::string_view v) { return Quote(v); };
   Execute(
-      ReflectSql(ref, [this](std::string_view v) { return Quote(v); }), [](MYSQL_RES*) {},
-      [schema, seen_table](MYSQL_ROW row, unsigned long* lengths) {
+      ReflectSql(ref, quote, with_horizon), [](MYSQL_RES*) {},
+      [schema, seen_table, horizon](MYSQL_ROW row, unsigned long* lengths) {
         auto text = [&](int i) { return row[i] ? std::string(row[i], lengths[i]) : std::string(); };
+        auto maybe = [&](int i) {
+          return row[i] ? std::optional<std::string>(text(i)) : std::nullopt;
+        };
         std::string kind = text(0);
         if (kind == "c") {
           ColumnInfo column;
@@ -386,14 +400,29 @@ void MysqlConnection::Reflect(const std::string& table,
         } else if (kind == "t") {
           *seen_table = true;
           if (row[5]) schema->row_estimate = std::stoll(text(5));
+        } else if (kind == "h") {
+          horizon->at = maybe(1);
+          horizon->stale = maybe(2);
+          horizon->fetched = true;
         }
       },
-      [this, done, schema, seen_table, table, ref](Status status) {
+      [this, done, schema, seen_table, table, ref, with_horizon, horizon](Status status) {
         abort_ = nullptr;
         if (!status.ok()) {
+          if (with_horizon && last_errno_ == 1227) {
+            // PROCESS was revoked since: reflect alone, and SafeHorizon finds out and warns.
+            wants_horizon_ = false;
+            Reflect(table, done);
+            return;
+          }
           Status s = status.WithContext("reflect " + table);
           Defer([done, s] { done(s); });
           return;
+        }
+        if (horizon->fetched) {
+          horizon->local_time = *with_horizon;
+          horizon->when = std::chrono::steady_clock::now();
+          fetched_horizon_ = std::move(*horizon);
         }
         if (schema->columns.empty()) {
           std::string where =
@@ -542,12 +571,26 @@ void MysqlConnection::SafeHorizon(const TableSchema& table, const std::string& c
   // COLUMN_TYPE is lower case: "timestamp(6)", "datetime".
   const bool utc = table.columns[idx].source_type.rfind("timestamp", 0) == 0;
   std::string table_name = table.qualified_name;
+  wants_horizon_ = true;
+  horizon_local_time_ = !utc;
+  // The horizon that came with this run's reflection: taken a moment earlier, so it holds
+  // back at most a little more. Used once, and only while it is that fresh.
+  std::optional<FetchedHorizon> fetched = std::move(fetched_horizon_);
+  fetched_horizon_.reset();
+  if (fetched && fetched->local_time == !utc &&
+      std::chrono::steady_clock::now() - fetched->when < kFetchedHorizonFresh) {
+    Defer([this, done, utc, table_name, fetched] {
+      done(HorizonValue(fetched->at, fetched->stale, utc, table_name));
+    });
+    return;
+  }
   QueryText(HorizonSql(!utc), [this, done, utc, table_name](auto rows) {
     if (!rows.ok()) {
       if (last_errno_ != 1227) {  // ER_SPECIFIC_ACCESS_DENIED_ERROR: PROCESS is missing
         done(rows.status().WithContext("safe horizon"));
         return;
       }
+      wants_horizon_ = false;
       if (!state_->warned_no_process) {
         state_->warned_no_process = true;
         Logger(table_name)
@@ -560,26 +603,31 @@ void MysqlConnection::SafeHorizon(const TableSchema& table, const std::string& c
       done(std::optional<CursorValue>());
       return;
     }
-    if (rows->size() != 1 || (*rows)[0].size() < 2 || !(*rows)[0][0]) {
-      // CONVERT_TZ gives NULL for a global time zone it does not know.
+    if (rows->size() != 1 || (*rows)[0].size() < 2) {
       done(std::optional<CursorValue>());
       return;
     }
-    const auto& stale = (*rows)[0][1];
-    if (stale && state_->warned_stale != *stale) {
-      state_->warned_stale = *stale;
-      Logger(table_name)
-          ->warn(
-              "a write transaction has been open for over {} s and no longer holds back "
-              "replication ({}); rows it commits are only caught by `lookback`",
-              kHorizonMaxHoldSeconds, *stale);
-    }
-    const std::string& text = *(*rows)[0][0];
-    RowBatch one(1);
-    AppendMysqlValue(utc ? MysqlDecoder::kTimestamp : MysqlDecoder::kDateTime, text.data(),
-                     text.size(), one);
-    done(std::optional<CursorValue>(CursorValueOf(one, 0, 0)));
+    done(HorizonValue((*rows)[0][0], (*rows)[0][1], utc, table_name));
   });
+}
+
+std::optional<CursorValue> MysqlConnection::HorizonValue(const std::optional<std::string>& at,
+                                                         const std::optional<std::string>& stale,
+                                                         bool utc, const std::string& table_name) {
+  if (stale && state_->warned_stale != *stale) {
+    state_->warned_stale = *stale;
+    Logger(table_name)
+        ->warn(
+            "a write transaction has been open for over {} s and no longer holds back "
+            "replication ({}); rows it commits are only caught by `lookback`",
+            kHorizonMaxHoldSeconds, *stale);
+  }
+  // CONVERT_TZ gives NULL for a global time zone it does not know.
+  if (!at) return std::nullopt;
+  RowBatch one(1);
+  AppendMysqlValue(utc ? MysqlDecoder::kTimestamp : MysqlDecoder::kDateTime, at->data(), at->size(),
+                   one);
+  return CursorValueOf(one, 0, 0);
 }
 
 void MysqlConnection::QueryText(

@@ -1,6 +1,8 @@
 #pragma once
+#include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -95,6 +97,18 @@ class MysqlConnection final : public SourceConnection {
   /// Closes the MySQL handle and the uv handles without blocking, even mid-operation.
   void Teardown();
   std::string Quote(std::string_view value);
+  /// The horizon HorizonSql's two columns give (warning once about a stale transaction).
+  std::optional<CursorValue> HorizonValue(const std::optional<std::string>& at,
+                                          const std::optional<std::string>& stale, bool utc,
+                                          const std::string& table_name);
+
+  /// A horizon that came with a reflection (ReflectSql's 'h' row).
+  struct FetchedHorizon {
+    std::optional<std::string> at, stale;
+    bool fetched = false;
+    bool local_time = false;  ///< for a DATETIME cursor
+    std::chrono::steady_clock::time_point when;
+  };
 
   uv_loop_t* loop_;
   std::shared_ptr<const MysqlConfig> config_;
@@ -118,6 +132,9 @@ class MysqlConnection final : public SourceConnection {
   /// Columns already warned about (zero dates), so each warns once per connection.
   std::set<std::string> warned_;
   std::shared_ptr<bool> alive_;
+  bool wants_horizon_ = false;       ///< SafeHorizon was asked for: reflections bring one
+  bool horizon_local_time_ = false;  ///< …for a DATETIME cursor (else TIMESTAMP)
+  std::optional<FetchedHorizon> fetched_horizon_;  ///< from the last reflection
 };
 
 }  // namespace siphon::mysql

@@ -306,31 +306,18 @@ Result<std::string> FindKeysSql(const TableSchema& table, const std::vector<std:
   return sql + " WHERE " + where;
 }
 
-std::string ReflectSql(const TableRef& ref, const QuoteLiteral& quote) {
-  std::string schema = ref.schema.empty() ? std::string("DATABASE()") : quote(ref.schema);
-  std::string where = "TABLE_SCHEMA = " + schema + " AND TABLE_NAME = " + quote(ref.table);
-  return "SELECT 'c', COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE, ORDINAL_POSITION "
-         "FROM information_schema.COLUMNS WHERE " +
-         where +
-         " UNION ALL SELECT 'k', COLUMN_NAME, NULL, NULL, NULL, SEQ_IN_INDEX "
-         "FROM information_schema.STATISTICS WHERE " +
-         where +
-         " AND INDEX_NAME = 'PRIMARY'"
-         " UNION ALL SELECT 't', TABLE_TYPE, NULL, NULL, NULL, TABLE_ROWS "
-         "FROM information_schema.TABLES WHERE " +
-         where + " ORDER BY 1, 6";
-}
+namespace {
 
-std::string HorizonSql(bool local_time) {
+// HorizonSql's two columns and the rest of its statement, so a reflection can bring the same
+// row along.
+std::string HorizonColumns(bool local_time) {
   const std::string hold = std::to_string(kHorizonMaxHoldSeconds);
-  // Transactions of sessions whose current database is this one count (a session writing
-  // here from another default database is missed: `lookback` covers it).
   // A transaction's start is a lower bound of every NOW() its statements stamp; trx_started
   // has whole seconds, truncated, so it stays a lower bound.
   std::string bound = "LEAST(h.now, COALESCE(MIN(IF(t.trx_started > h.now - INTERVAL " + hold +
                       " SECOND, t.trx_started, NULL)), h.now))";
   if (local_time) bound = "CONVERT_TZ(" + bound + ", '+00:00', @@global.time_zone)";
-  return "SELECT DATE_FORMAT(" + bound +
+  return "DATE_FORMAT(" + bound +
          ", '%Y-%m-%d %H:%i:%s.%f'), "
          "(SELECT CONCAT('thread ', o.trx_mysql_thread_id, ', user ', COALESCE(p.USER, '?'), "
          "', host ', COALESCE(p.HOST, '?'), ', ', o.trx_state, ' since ', o.trx_started, ' UTC') "
@@ -339,16 +326,47 @@ std::string HorizonSql(bool local_time) {
          "WHERE o.trx_mysql_thread_id <> CONNECTION_ID() AND o.trx_is_read_only = 0 "
          "AND (o.trx_rows_modified > 0 OR o.trx_tables_locked > 0 OR o.trx_state = 'LOCK WAIT') "
          "AND p.DB = DATABASE() AND o.trx_started <= h.now - INTERVAL " +
-         hold +
-         " SECOND ORDER BY o.trx_started LIMIT 1) "
-         "FROM (SELECT NOW(6) AS now) h LEFT JOIN information_schema.INNODB_TRX t "
-         "ON t.trx_mysql_thread_id <> CONNECTION_ID() AND t.trx_is_read_only = 0 "
-         "AND (t.trx_rows_modified > 0 OR t.trx_tables_locked > 0 OR t.trx_state = 'LOCK WAIT') "
-         // Only sessions using this database, like PostgreSQL's datname: a long transaction
-         // elsewhere on the server must not hold every replica back.
-         "AND t.trx_mysql_thread_id IN "
-         "(SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE()) "
-         "GROUP BY h.now";
+         hold + " SECOND ORDER BY o.trx_started LIMIT 1)";
+}
+
+// Transactions of sessions whose current database is this one count (a session writing here
+// from another default database is missed: `lookback` covers it).
+constexpr const char* kHorizonFrom =
+    " FROM (SELECT NOW(6) AS now) h LEFT JOIN information_schema.INNODB_TRX t "
+    "ON t.trx_mysql_thread_id <> CONNECTION_ID() AND t.trx_is_read_only = 0 "
+    "AND (t.trx_rows_modified > 0 OR t.trx_tables_locked > 0 OR t.trx_state = 'LOCK WAIT') "
+    // Only sessions using this database, like PostgreSQL's datname: a long transaction
+    // elsewhere on the server must not hold every replica back.
+    "AND t.trx_mysql_thread_id IN "
+    "(SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE()) "
+    "GROUP BY h.now";
+
+}  // namespace
+
+std::string ReflectSql(const TableRef& ref, const QuoteLiteral& quote,
+                       std::optional<bool> horizon_local_time) {
+  std::string schema = ref.schema.empty() ? std::string("DATABASE()") : quote(ref.schema);
+  std::string where = "TABLE_SCHEMA = " + schema + " AND TABLE_NAME = " + quote(ref.table);
+  std::string sql =
+      "SELECT 'c', COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE, ORDINAL_POSITION "
+      "FROM information_schema.COLUMNS WHERE " +
+      where +
+      " UNION ALL SELECT 'k', COLUMN_NAME, NULL, NULL, NULL, SEQ_IN_INDEX "
+      "FROM information_schema.STATISTICS WHERE " +
+      where +
+      " AND INDEX_NAME = 'PRIMARY'"
+      " UNION ALL SELECT 't', TABLE_TYPE, NULL, NULL, NULL, TABLE_ROWS "
+      "FROM information_schema.TABLES WHERE " +
+      where;
+  if (horizon_local_time) {
+    sql += " UNION ALL SELECT 'h', " + HorizonColumns(*horizon_local_time) + ", NULL, NULL, NULL" +
+           kHorizonFrom;
+  }
+  return sql + " ORDER BY 1, 6";
+}
+
+std::string HorizonSql(bool local_time) {
+  return "SELECT " + HorizonColumns(local_time) + kHorizonFrom;
 }
 
 bool HorizonApplies(std::string_view column_type) {

@@ -1,5 +1,6 @@
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,7 +57,10 @@ Result<std::string> FindKeysSql(const TableSchema& table, const std::vector<std:
 
 /// One query returning, for `ref`, rows ('c', name, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE,
 /// ordinal), ('k', name, …, seq_in_index) for the primary key, and ('t', …, TABLE_ROWS).
-std::string ReflectSql(const TableRef& ref, const QuoteLiteral& quote);
+/// With `horizon_local_time`, also ('h', HorizonSql's two columns, …) for that kind of
+/// cursor: the safe horizon in the same statement (so it needs PROCESS too).
+std::string ReflectSql(const TableRef& ref, const QuoteLiteral& quote,
+                       std::optional<bool> horizon_local_time = std::nullopt);
 
 /// How long an open write transaction may hold a run's upper bound back. Beyond it the
 /// transaction is reported (HorizonSql's second column) and `lookback` is the defence, so a

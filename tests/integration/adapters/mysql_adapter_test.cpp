@@ -4,6 +4,7 @@
 #include <fstream>
 #include <random>
 #include <set>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -28,12 +29,13 @@ class MysqlAdapterTest : public ::testing::Test {
   }
 
   std::unique_ptr<MysqlConnection> NewConnection(const test::MyDb& db,
-                                                 std::optional<std::string> password = {}) {
+                                                 std::optional<std::string> password = {},
+                                                 std::optional<std::string> user = {}) {
     const auto& env = test::Servers();
     auto config = std::make_shared<MysqlConfig>();
     config->host = env.mysql_host;
     config->port = env.mysql_port;
-    config->user = env.mysql_user;
+    config->user = user ? *user : env.mysql_user;
     config->password = password ? *password : env.mysql_password;
     config->database = db.name();
     return std::make_unique<MysqlConnection>(&loop_, config);
@@ -627,6 +629,90 @@ TEST_F(MysqlAdapterTest, IdleSessionEndedByTheServerIsDroppedAtOnce) {
   EXPECT_NE(*fresh[0][0], *id[0][0]);
   // The idle connection does not keep the loop running.
   EXPECT_EQ(uv_run(&loop_, UV_RUN_NOWAIT), 0);
+}
+
+// Once a table has asked for a safe horizon, the next reflection brings one along: an
+// incremental run costs two statements on the source, not three, and the horizon still stops
+// at another session's open write transaction.
+TEST_F(MysqlAdapterTest, TheHorizonComesWithTheNextReflection) {
+  test::MyDb db;
+  db.Exec("CREATE TABLE h (id INT PRIMARY KEY, updated_at TIMESTAMP(6) NOT NULL)");
+  auto conn = NewConnection(db);
+  ASSERT_TRUE(Connect(*conn).ok());
+  auto horizon = [&](const TableSchema& t) {
+    return Await<Result<std::optional<CursorValue>>>(
+        [&](auto done) { conn->SafeHorizon(t, "updated_at", done); });
+  };
+  auto selects = [&] {
+    auto r = QueryText(*conn, "SHOW SESSION STATUS LIKE 'Com_select'");
+    return r.size() == 1 && r[0].size() == 2 && r[0][1] ? std::stoll(*r[0][1]) : -1;
+  };
+  auto t = Reflect(*conn, "h");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  auto first = horizon(*t);  // a statement of its own
+  ASSERT_TRUE(first.ok() && first->has_value()) << first.status().ToString();
+
+  // This session opens a write transaction and keeps it open.
+  db.Exec("SET time_zone = '+00:00'");
+  db.Exec("BEGIN");
+  db.Exec("INSERT INTO h VALUES (1, NOW(6))");
+  // INNODB_TRX is a snapshot the server refreshes at most every 100 ms.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const long long none = selects() - selects();  // what asking costs by itself
+  const long long before = selects();
+  t = Reflect(*conn, "h");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  auto second = horizon(*t);
+  const long long after = selects();
+  std::string started = db.Scalar(
+      "SELECT DATE_FORMAT(trx_started, '%Y-%m-%d %H:%i:%s') FROM information_schema.INNODB_TRX "
+      "WHERE trx_mysql_thread_id = CONNECTION_ID()");
+  db.Exec("COMMIT");
+  EXPECT_EQ(after - before + none, 1) << "the horizon took a statement of its own";
+  ASSERT_TRUE(second.ok() && second->has_value()) << second.status().ToString();
+  std::string at = std::get<std::string>(**second);
+  ASSERT_GE(at.size(), 19u);
+  at[10] = ' ';
+  EXPECT_EQ(at.substr(0, 19), started) << std::get<std::string>(**second);
+
+  // A horizon is used once: asked again, it is a statement of its own.
+  const long long again = selects();
+  auto third = horizon(*t);
+  ASSERT_TRUE(third.ok() && third->has_value()) << third.status().ToString();
+  EXPECT_EQ(selects() - again + none, 1);
+}
+
+// PROCESS revoked from a user whose reflections bring the horizon along: the reflection
+// still works, and the table goes on without a horizon.
+TEST_F(MysqlAdapterTest, AReflectionOutlivesARevokedProcessPrivilege) {
+  test::MyDb db;
+  const std::string user =
+      "pr_" + db.name().substr(db.name().size() > 20 ? db.name().size() - 20 : 0);
+  const std::string who = "'" + user + "'@'127.0.0.1'";
+  db.Exec("CREATE TABLE h (id INT PRIMARY KEY, updated_at TIMESTAMP(6) NOT NULL)");
+  db.Exec("DROP USER IF EXISTS " + who + "; CREATE USER " + who +
+          " IDENTIFIED BY 'pr-pw'; GRANT SELECT ON `" + db.name() + "`.* TO " + who +
+          "; GRANT PROCESS ON *.* TO " + who);
+  auto conn = NewConnection(db, "pr-pw", user);
+  auto horizon = [&](const TableSchema& t) {
+    return Await<Result<std::optional<CursorValue>>>(
+        [&](auto done) { conn->SafeHorizon(t, "updated_at", done); });
+  };
+  ASSERT_TRUE(Connect(*conn).ok());
+  auto t = Reflect(*conn, "h");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  auto h = horizon(*t);
+  ASSERT_TRUE(h.ok() && h->has_value()) << h.status().ToString();
+  // A session keeps the global privileges it started with: the next one lacks PROCESS.
+  db.Exec("REVOKE PROCESS ON *.* FROM " + who);
+  conn->Close();
+  ASSERT_TRUE(Connect(*conn).ok());
+  t = Reflect(*conn, "h");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  h = horizon(*t);
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  EXPECT_FALSE(h->has_value());
+  db.Exec("DROP USER " + who);
 }
 
 TEST_F(MysqlAdapterTest, DefinitionConnectsThroughTheSourceInterface) {

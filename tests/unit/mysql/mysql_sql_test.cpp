@@ -184,6 +184,21 @@ TEST(MysqlSql, ReflectSqlQuotesNames) {
   EXPECT_NE(sql.find("TABLE_SCHEMA = 'shop' AND TABLE_NAME = 'it\\'s'"), std::string::npos);
   sql = ReflectSql(SplitTableName("orders"), TestQuote);
   EXPECT_NE(sql.find("TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'orders'"), std::string::npos);
+  EXPECT_EQ(sql.find("INNODB_TRX"), std::string::npos);
+}
+
+TEST(MysqlSql, ReflectSqlCanBringTheHorizonAlong) {
+  // The horizon query's row, under its own kind, before the one ORDER BY of the union.
+  for (bool local_time : {false, true}) {
+    std::string sql = ReflectSql(SplitTableName("orders"), TestQuote, local_time);
+    std::string horizon = HorizonSql(local_time);
+    ASSERT_EQ(horizon.rfind("SELECT ", 0), 0u);
+    std::string row = "UNION ALL SELECT 'h', " + horizon.substr(7);
+    size_t from = row.find(" FROM (SELECT NOW(6) AS now)");
+    ASSERT_NE(from, std::string::npos);
+    row.insert(from, ", NULL, NULL, NULL");
+    EXPECT_NE(sql.find(row + " ORDER BY 1, 6"), std::string::npos) << sql;
+  }
 }
 
 TEST(MysqlSql, ErrorKinds) {
