@@ -447,11 +447,40 @@ for ((rep = 1; rep <= REPS; rep++)); do
   rm -f "$target" "$target-wal" "$target-shm" "$floor_target" "$floor_target-wal" "$floor_target-shm"
 done
 
-# --- scenario 4: idle CPU, many tables, nothing changing ----------------------------------
+# --- scenario 4: idle CPU, many tables, nothing changing (PostgreSQL, then MariaDB) --------
 
-IDLE_CPU=""
+declare -A IDLE_CPU=()
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null; }
+# idle_run NAME SCRIPT: siphon's own CPU over IDLE_SECONDS while SCRIPT's tables find nothing
+idle_run() {
+  local name=$1 script=$2 target=$WORK/$1.db pid a b rc synced
+  rm -f "$target" "$target-wal" "$target-shm"
+  BENCH_TARGET=$target "$SIPHON" run "$script" >"$WORK/$name.log" 2>&1 &
+  pid=$!
+  sleep 10 # the initial syncs of the tiny tables are not idle time
+  a=$(cpu_ticks "$pid" || true)
+  sleep "$IDLE_SECONDS"
+  b=$(cpu_ticks "$pid" || true)
+  rc=0
+  if [[ -n "$a" && -n "$b" ]] && kill -0 "$pid" 2>/dev/null; then
+    IDLE_CPU[$name]=$(awk -v a="$a" -v b="$b" -v hz="$(getconf CLK_TCK)" -v s="$IDLE_SECONDS" \
+      'BEGIN { printf "%.2f", (b - a) / hz / s * 100 }')
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" || rc=$?
+    synced=$(sqlite3 -readonly "$target" "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name LIKE 'idle_%'" 2>/dev/null || echo 0)
+    if [[ "$synced" == "$IDLE_TABLES" ]]; then CHECK[$name]=ok; else
+      CHECK[$name]="MISMATCH: $synced of $IDLE_TABLES tables in the target"
+    fi
+    ((rc == 0)) || CHECK[$name]="${CHECK[$name]}; exit $rc after SIGTERM"
+  else
+    wait "$pid" || rc=$?
+    FAIL[$name]="exit $rc"
+    ERRLOG[$name]=$WORK/$name.log
+  fi
+  rm -f "$target" "$target-wal" "$target-shm"
+}
 if ((IDLE_SECONDS > 0)) && siphon_usable siphon_idle; then
-  say "idle: $IDLE_TABLES tables every 1s for ${IDLE_SECONDS}s"
+  say "idle: $IDLE_TABLES PostgreSQL tables every 1s for ${IDLE_SECONDS}s"
   pg_sql <<EOF
 DO \$\$
 BEGIN
@@ -473,32 +502,28 @@ for i = 1, $IDLE_TABLES do
     cursor = { "updated_at", "id" }, every = "1s" }
 end
 EOF
-  target=$WORK/idle.db
-  rm -f "$target" "$target-wal" "$target-shm"
-  BENCH_TARGET=$target "$SIPHON" run "$WORK/idle.lua" >"$WORK/siphon_idle.log" 2>&1 &
-  idle_pid=$!
-  cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null; }
-  sleep 10 # the initial syncs of the tiny tables are not idle time
-  a=$(cpu_ticks "$idle_pid" || true)
-  sleep "$IDLE_SECONDS"
-  b=$(cpu_ticks "$idle_pid" || true)
-  if [[ -n "$a" && -n "$b" ]] && kill -0 "$idle_pid" 2>/dev/null; then
-    IDLE_CPU=$(awk -v a="$a" -v b="$b" -v hz="$(getconf CLK_TCK)" -v s="$IDLE_SECONDS" \
-      'BEGIN { printf "%.2f", (b - a) / hz / s * 100 }')
-    kill -TERM "$idle_pid" 2>/dev/null || true
-    rc=0
-    wait "$idle_pid" || rc=$?
-    synced=$(sqlite3 -readonly "$target" "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name LIKE 'idle_%'" 2>/dev/null || echo 0)
-    if [[ "$synced" == "$IDLE_TABLES" ]]; then CHECK[siphon_idle]=ok; else
-      CHECK[siphon_idle]="MISMATCH: $synced of $IDLE_TABLES tables in the target"
-    fi
-    ((rc == 0)) || CHECK[siphon_idle]="${CHECK[siphon_idle]}; exit $rc after SIGTERM"
-  else
-    rc=0
-    wait "$idle_pid" || rc=$?
-    FAIL[siphon_idle]="exit $rc"
-    ERRLOG[siphon_idle]=$WORK/siphon_idle.log
-  fi
+  idle_run siphon_idle "$WORK/idle.lua"
+fi
+if ((IDLE_SECONDS > 0)) && siphon_usable siphon_idle_mysql; then
+  say "idle: $IDLE_TABLES MariaDB tables every 1s for ${IDLE_SECONDS}s"
+  for ((i = 1; i <= IDLE_TABLES; i++)); do
+    t=$(printf 'idle_%03d' "$i")
+    echo "DROP TABLE IF EXISTS $t;
+      CREATE TABLE $t (id BIGINT PRIMARY KEY, v TEXT, updated_at DATETIME(6) NOT NULL, KEY (updated_at, id));
+      INSERT INTO $t SELECT seq, CONCAT('v', seq), TIMESTAMP '2024-01-01 00:00:00' + INTERVAL seq MINUTE FROM seq_1_to_10;"
+  done | my_sql "$DB"
+  cat >"$WORK/idle_mysql.lua" <<EOF
+local db = siphon.mysql { host = siphon.env("BENCH_MYSQL_HOST"),
+  port = tonumber(siphon.env("BENCH_MYSQL_PORT")), user = siphon.env("BENCH_MYSQL_USER"),
+  password = siphon.env("BENCH_MYSQL_PASSWORD"), database = siphon.env("BENCH_MYSQL_DATABASE") }
+siphon.target { path = siphon.env("BENCH_TARGET") }
+for i = 1, $IDLE_TABLES do
+  local name = string.format("idle_%03d", i)
+  siphon.replicate(name) { source = db, from = name, key = "id",
+    cursor = { "updated_at", "id" }, every = "1s" }
+end
+EOF
+  idle_run siphon_idle_mysql "$WORK/idle_mysql.lua"
 fi
 
 # --- scenario 5: peak RSS at --big-rows against --rows -----------------------------------
@@ -583,13 +608,16 @@ if ((BIG)); then
 else
   row "peak RSS, 10M vs 1M rows" "-" "not measured (run with --big)" "" "<= 1.2x" "n/a"
 fi
-if ((IDLE_SECONDS > 0)); then
-  row "idle, $IDLE_TABLES tables @1s, ${IDLE_SECONDS}s" "-" \
-    "$([[ -n "${FAIL[siphon_idle]:-}" ]] && siphon_cell siphon_idle || echo "${IDLE_CPU}% of a core")" \
-    "" "< 5%" "$(verdict siphon_idle "$IDLE_CPU" 4.9999)"
-else
-  row "idle, $IDLE_TABLES tables @1s" "-" "not measured (--idle-seconds 0)" "" "< 5%" "n/a"
-fi
+for c in siphon_idle siphon_idle_mysql; do
+  what="idle, $IDLE_TABLES $([[ $c == siphon_idle ]] && echo PG || echo MariaDB) tables @1s"
+  if ((IDLE_SECONDS > 0)); then
+    row "$what, ${IDLE_SECONDS}s" "-" \
+      "$([[ -n "${FAIL[$c]:-}" ]] && siphon_cell "$c" || echo "${IDLE_CPU[$c]:-}% of a core")" \
+      "" "< 5%" "$(verdict "$c" "${IDLE_CPU[$c]:-}" 4.9999)"
+  else
+    row "$what" "-" "not measured (--idle-seconds 0)" "" "< 5%" "n/a"
+  fi
+done
 r=$(ratio "$sl" "$s")
 [[ -n "${FAIL[siphon_pg]:-}" && -z "${FAIL[siphon_pg_lua]:-}" ]] && FAIL[siphon_pg_lua]="needs the no-transform run"
 row "identity Lua transform (PG)" "no transform $(fmt_s "$s")" "$(siphon_cell siphon_pg_lua)" "${r:+${r}x}" "<= 1.5x" "$(verdict siphon_pg_lua "$r" 1.5)"
