@@ -197,7 +197,7 @@ CHECKSUM_SQL="SELECT count(*), sum(id), sum(c_int), sum(length(c_text)),
 checksum() { sqlite3 -readonly "$1" "$CHECKSUM_SQL" 2>&1 | tr -s '\n' ' ' | sed 's/ $//'; }
 rows_of() { printf '%s' "${1%%|*}"; } # the count(*) field of a checksum
 
-declare -A TIMES RSS CPU FAIL CHECK ERRLOG
+declare -A TIMES RSS CPU FAIL CHECK ERRLOG RUNS
 LIMIT_SECONDS=$((120 + ROWS / 2000))
 
 # run_one NAME TARGET CMD... : one timed run on a fresh target. Wall time is measured outside
@@ -371,6 +371,9 @@ done
 # the newest 1% of the ids (clustered, as changes to recent rows usually are). Every change
 # gets a c_ts above all earlier ones (day 2·rep, then day 2·rep + 1), so none lands behind the
 # cursor of the run that should pick it up.
+# The last run as siphon timed it (its _siphon_log row), in seconds: what a run costs in
+# `siphon run`, without the process's start-up, connecting, and the checkpoint at close.
+run_s() { sqlite3 -readonly "$1" "SELECT printf('%.3f', duration_ms / 1000.0) FROM _siphon_log ORDER BY id DESC LIMIT 1" 2>/dev/null || true; }
 incr_run() { # NAME: the timed run on the synced target, then its check against the source
   local name=$1 t0 t1 rc=0 want got
   t0=$(date +%s%N)
@@ -384,6 +387,7 @@ incr_run() { # NAME: the timed run on the synced target, then its check against 
   fi
   TIMES[$name]+="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }') "
   CPU[$name]+="$(awk -F': ' '/User time|System time/ { t += $2 } END { printf "%.2f", t }' "$WORK/$name.time") "
+  RUNS[$name]+="$(run_s "$target") "
   want=$(pg_sql -c "SELECT count(*), sum(c_int), count(*) FILTER (WHERE c_ts >= '2025-01-01') FROM bench" | tr '|' ' ')
   got=$(sqlite3 -readonly "$target" "SELECT count(*), sum(c_int), count(*) FILTER (WHERE c_ts >= '2025-01-01') FROM bench" 2>&1 | tr '|' ' ')
   if [[ "$got" != "$want" ]]; then
@@ -434,6 +438,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
   target=$WORK/incr.db
   floor_target=$WORK/incr_floor.db
   run_one siphon_incr_initial "$target" "$SIPHON" once "$WORK/incr.lua" || break
+  RUNS[siphon_incr_initial]+="$(run_s "$target") "
   rm -f "$floor_target" "$floor_target-wal" "$floor_target-shm"
   cp "$target" "$floor_target"
   pg_sql -c "UPDATE bench SET c_int = c_int + 1,
@@ -599,6 +604,12 @@ r=$(ratio "$i" "$fi_")
 row "  every 100th id, vs C floor" "$(fmt_s "$fi_") ($(pct "$fi_" "$ii"))" "$(siphon_cell siphon_incr)" "${r:+${r}x}" "(info)" "-"
 r=$(ratio "$ir" "$fr")
 row "  newest ids, vs C floor" "$(fmt_s "$fr") ($(pct "$fr" "$ii"))" "$(siphon_cell siphon_incr_recent)" "${r:+${r}x}" "(info)" "-"
+# Not targets either: the same runs as siphon times them (`siphon run` repeats the run, not
+# the process around it).
+rii=$(printf '%s' "${RUNS[siphon_incr_initial]:-}" | median)
+ri=$(printf '%s' "${RUNS[siphon_incr]:-}" | median) rir=$(printf '%s' "${RUNS[siphon_incr_recent]:-}" | median)
+row "  every 100th id, the run itself" "initial $(fmt_s "$rii")" "$(fmt_s "$ri")" "$(pct "$ri" "$rii")" "(info)" "-"
+row "  newest ids, the run itself" "initial $(fmt_s "$rii")" "$(fmt_s "$rir")" "$(pct "$rir" "$rii")" "(info)" "-"
 if ((BIG)); then
   r1=$(printf '%s' "${RSS[siphon_pg]:-}" | median) r10=$(printf '%s' "${RSS[siphon_big]:-}" | median)
   r=$(ratio "$r10" "$r1")

@@ -106,6 +106,7 @@ struct Target::Table {
   int soft_index = -1;          // the soft delete column in each page
   std::vector<int> key_index;   // the key columns in each page
   int64_t schema_version = -1;  // the file's schema_version when these were prepared
+  int commits_this_run = 0;     // pages committed since the table's last run record
 };
 
 // RecordRun runs after every run of every table (100 tables on 1 s intervals: 100 a second),
@@ -136,6 +137,23 @@ Target::~Target() {
   tables_.clear();
   recorder_.reset();
   if (db_) sqlite3_close_v2(db_);
+}
+
+int Target::OnWalCommit(void* self, sqlite3* /*db*/, const char* /*schema*/, int frames) {
+  auto* target = static_cast<Target*>(self);
+  target->wal_frames_ = frames;
+  if (frames >= target->wal_max_frames_) target->Checkpoint();
+  return SQLITE_OK;
+}
+
+void Target::Checkpoint() {
+  // PASSIVE: readers are never waited for; what they still read stays in the WAL until the
+  // next checkpoint. Failing one only leaves the WAL longer, so it is not an error.
+  int log = 0, done = 0;
+  if (sqlite3_wal_checkpoint_v2(db_, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &done) == SQLITE_OK &&
+      log == done) {
+    wal_frames_ = 0;
+  }
 }
 
 Status Target::ExecOnWriter(const std::string& sql) {
@@ -170,6 +188,18 @@ Status Target::Open() {
         "PRAGMA cache_size=-2048", "PRAGMA foreign_keys=OFF"}) {
     if (Status st = ExecOnWriter(pragma); !st.ok()) return st.WithContext(path_);
   }
+  // SQLite would copy the WAL into the file (and sync both) inside whichever commit passes
+  // 1000 frames, so a short run's pages waited for checkpoints. siphon checkpoints after a
+  // run's record instead (WriteRecordsOnWriter) and after the later pages of a long run
+  // (WriteOnWriter); any commit checkpoints once the WAL holds kWalMaxBytes.
+  {
+    Stmt q;
+    if (sqlite3_prepare_v2(db_, "PRAGMA page_size", -1, &q.s, nullptr) == SQLITE_OK &&
+        sqlite3_step(q.s) == SQLITE_ROW && sqlite3_column_int64(q.s, 0) > 0) {
+      wal_max_frames_ = static_cast<int>(kWalMaxBytes / sqlite3_column_int64(q.s, 0));
+    }
+  }
+  sqlite3_wal_hook(db_, &Target::OnWalCommit, this);
   if (Status st = ExecOnWriter(kStateSchema); !st.ok()) return st.WithContext(path_);
   // Files written by an older siphon gain the state columns added since.
   static const std::pair<const char*, const char*> kAdded[] = {
@@ -631,6 +661,12 @@ Result<int64_t> Target::WriteOnWriter(Table& t, const PageWrite& page) {
     t.empty_at_pass = -1;
     return result;
   }
+  // The first pages of a run do not wait for a checkpoint: most runs are over by then, and
+  // theirs comes after their record. A long run's later pages checkpoint as SQLite would,
+  // in small steps the pages in flight absorb.
+  if (++t.commits_this_run > kUncheckpointedCommits && wal_frames_ >= kCheckpointFrames) {
+    Checkpoint();
+  }
   return swept;
 }
 
@@ -805,7 +841,16 @@ Status Target::WriteRecordsOnWriter(const std::vector<PendingRecord>& batch) {
     }
     if (!ok) break;
   }
-  if (ok && step(r.commit)) return Status::Ok();
+  if (ok && step(r.commit)) {
+    // These runs have ended: the WAL they grew is copied into the file now, between runs.
+    for (const PendingRecord& pending : batch) {
+      if (auto it = tables_.find(pending.record.table); it != tables_.end()) {
+        it->second->commits_this_run = 0;
+      }
+    }
+    if (wal_frames_ >= kCheckpointFrames) Checkpoint();
+    return Status::Ok();
+  }
   Status st = SqliteError(db_, "recording runs of " + batch.front().record.table +
                                    (batch.size() > 1 ? " and others" : ""));
   sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);

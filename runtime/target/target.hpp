@@ -154,6 +154,12 @@ class Target {
   /// the destructor does it too).
   void FlushRecords();
 
+  /// A WAL of this many frames is checkpointed after a run, or after a page past the
+  /// run's first kUncheckpointedCommits (SQLite's own default).
+  static constexpr int kCheckpointFrames = 1000;
+  static constexpr int kUncheckpointedCommits = 8;
+  /// Any commit checkpoints a WAL of this size.
+  static constexpr int64_t kWalMaxBytes = 64 << 20;
   static constexpr int64_t kLogRetention = 10000;
   static constexpr uint64_t kRecordBatchMs = 250;
   static constexpr size_t kRecordBatchMax = 256;
@@ -161,6 +167,11 @@ class Target {
  private:
   struct Table;
   Status ExecOnWriter(const std::string& sql);
+  /// sqlite3_wal_hook: after each commit on the writer, with the WAL's frame count.
+  static int OnWalCommit(void* self, sqlite3* db, const char* schema, int frames);
+  void Checkpoint();    ///< writer thread
+  int wal_frames_ = 0;  // writer thread only: frames in the WAL after the last commit
+  int wal_max_frames_ = static_cast<int>(kWalMaxBytes / 4096);
   Result<TableState> PrepareOnWriter(const TargetTable& table);
   /// The table's `_siphon_state` row; none when it has no row.
   Result<std::optional<TableState>> ReadState(const std::string& table);

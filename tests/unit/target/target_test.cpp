@@ -227,6 +227,53 @@ TEST_F(TargetTest, QuietRunRecordsShareACommitAndNoneIsLost) {
   EXPECT_EQ(Column("SELECT max(duration_ms) FROM _siphon_log"), std::vector<std::string>({"6"}));
 }
 
+// A run's pages do not wait for a checkpoint: the WAL they grew is copied into the file after
+// the run's record. A long run's pages after its first few checkpoint as SQLite would, and a
+// WAL of Target::kWalMaxBytes is checkpointed by any commit.
+TEST_F(TargetTest, CheckpointsWaitForTheEndOfAShortRun) {
+  Target target(&loop_, path_);
+  ASSERT_TRUE(target.Open().ok());
+  Prepare(target, Orders());
+  auto file_size = [this] { return std::filesystem::file_size(path_); };
+  int64_t next_id = 1;
+  // About `kib` KiB of rows: each of these rows fills most of a 4 KiB SQLite page.
+  auto write = [&](size_t kib) {
+    const std::string note(3000, 'n');
+    RowBatch b(4);
+    for (size_t i = 0; i < kib / 4; ++i) AddRow(b, next_id++, note.c_str(), "2024-01-01T00:00:00Z");
+    return Write(target, b, Cursor{next_id - 1});
+  };
+  auto record = [&] {
+    bool done = false;
+    target.RecordRun({"orders", "synced", 1, 0, 1, "", "ok"}, [&](Status st) {
+      EXPECT_TRUE(st.ok()) << st.ToString();
+      done = true;
+    });
+    while (!done) uv_run(&loop_, UV_RUN_ONCE);
+  };
+  const auto empty = file_size();
+  // 6 MiB, 1500 WAL frames: SQLite alone would have checkpointed in this commit.
+  ASSERT_TRUE(write(6 << 10).ok());
+  EXPECT_EQ(file_size(), empty);
+  record();
+  const auto after_run = file_size();
+  EXPECT_GT(after_run, empty + (5 << 20));
+
+  // A long run: its first kUncheckpointedCommits pages leave the WAL be, the next does not.
+  for (int i = 0; i < Target::kUncheckpointedCommits; ++i) ASSERT_TRUE(write(600).ok());
+  EXPECT_EQ(file_size(), after_run);
+  ASSERT_TRUE(write(600).ok());
+  const auto long_run = file_size();
+  EXPECT_GT(long_run, after_run + (5 << 20));
+  record();
+
+  // A short run writing more than kWalMaxBytes is checkpointed when the WAL reaches it.
+  ASSERT_TRUE(write(Target::kWalMaxBytes / 1024 + 1024).ok());
+  EXPECT_GT(file_size(), long_run + (Target::kWalMaxBytes / 2));
+  record();
+  EXPECT_EQ(Column("SELECT count(*) = max(id) FROM orders"), std::vector<std::string>({"1"}));
+}
+
 // Every run prepares its table again; one already prepared in the same shape keeps its
 // statements, but a table or state row removed by another connection is made again.
 TEST_F(TargetTest, PreparingAgainKeepsStateAndRemakesWhatWasRemoved) {
