@@ -4,7 +4,6 @@
 
 #include <cerrno>
 #include <chrono>
-
 #include <mutex>
 
 #include <spdlog/spdlog.h>
