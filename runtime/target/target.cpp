@@ -200,6 +200,11 @@ Status Target::Open() {
     }
   }
   sqlite3_wal_hook(db_, &Target::OnWalCommit, this);
+  // A WAL that a big run grew is cut back when it starts over, not kept at its largest.
+  if (Status st = ExecOnWriter("PRAGMA journal_size_limit=" + std::to_string(kWalKeepBytes));
+      !st.ok()) {
+    return st.WithContext(path_);
+  }
   if (Status st = ExecOnWriter(kStateSchema); !st.ok()) return st.WithContext(path_);
   // Files written by an older siphon gain the state columns added since.
   static const std::pair<const char*, const char*> kAdded[] = {

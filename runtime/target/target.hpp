@@ -160,6 +160,9 @@ class Target {
   static constexpr int kUncheckpointedCommits = 8;
   /// Any commit checkpoints a WAL of this size.
   static constexpr int64_t kWalMaxBytes = 64 << 20;
+  /// A bigger WAL file is truncated to this size when it starts over (journal_size_limit):
+  /// above the ~1200 frames a long run's checkpoints leave, so those are never cut.
+  static constexpr int64_t kWalKeepBytes = 8 << 20;
   static constexpr int64_t kLogRetention = 10000;
   static constexpr uint64_t kRecordBatchMs = 250;
   static constexpr size_t kRecordBatchMax = 256;
