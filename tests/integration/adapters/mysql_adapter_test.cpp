@@ -598,25 +598,15 @@ TEST_F(MysqlAdapterTest, IdleSessionEndedByTheServerIsDroppedAtOnce) {
   ASSERT_TRUE(Connect(*conn).ok());
   auto schema = Reflect(*conn, "t");
   ASSERT_TRUE(schema.ok()) << schema.status().ToString();
-  // The loop runs on, as siphon's does between runs (its timers keep it going).
-  auto idle = [&] {
-    uv_timer_t wait;
-    uv_timer_init(&loop_, &wait);
-    uv_timer_start(
-        &wait, [](uv_timer_t*) {}, 300, 0);
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    uv_close(reinterpret_cast<uv_handle_t*>(&wait), nullptr);
-    uv_run(&loop_, UV_RUN_NOWAIT);
-  };
   auto id = QueryText(*conn, "SELECT CONNECTION_ID()");
   ASSERT_EQ(id.size(), 1u);
-  idle();
+  test::RunLoopFor(&loop_, 300);  // the loop runs on, as between runs
   ASSERT_TRUE(Connect(*conn).ok());
   auto same = QueryText(*conn, "SELECT CONNECTION_ID()");
   ASSERT_EQ(same.size(), 1u);
   EXPECT_EQ(*same[0][0], *id[0][0]) << "a quiet session was dropped";
   db.Exec("KILL " + *id[0][0]);
-  idle();
+  test::RunLoopFor(&loop_, 300);  // the loop runs on, as between runs
   ASSERT_TRUE(Connect(*conn).ok());
   PageQuery q;
   q.columns = {"id"};

@@ -946,14 +946,9 @@ TEST_F(PgAdapter, IdleSessionEndedByTheServerReconnectsQuietly) {
       "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
       "WHERE application_name = 'siphon-idle'");
   ASSERT_EQ(killed.at(0).at(0).value_or(""), "1");
-  // The loop runs on, as siphon's does between runs (its timers keep it going), while the
-  // session's end reaches the socket.
-  uv_timer_t wait;
-  uv_timer_init(&loop_, &wait);
-  uv_timer_start(
-      &wait, [](uv_timer_t*) {}, 300, 0);
-  uv_run(&loop_, UV_RUN_DEFAULT);
-  uv_close(reinterpret_cast<uv_handle_t*>(&wait), nullptr);
+  // The loop runs on, as siphon's does between runs, while the session's end reaches the
+  // socket.
+  test::RunLoopFor(&loop_, 300);
   PageQuery all;
   all.columns = {"id"};
   all.order_by = {"id"};

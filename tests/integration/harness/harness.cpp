@@ -816,4 +816,14 @@ int FreeTcpPort() {
   return port;
 }
 
+void RunLoopFor(uv_loop_t* loop, int ms) {
+  uv_timer_t wait;
+  uv_timer_init(loop, &wait);
+  uv_timer_start(
+      &wait, [](uv_timer_t*) {}, static_cast<uint64_t>(ms), 0);
+  uv_run(loop, UV_RUN_DEFAULT);
+  uv_close(reinterpret_cast<uv_handle_t*>(&wait), nullptr);
+  uv_run(loop, UV_RUN_NOWAIT);  // the timer's close, before `wait` goes
+}
+
 }  // namespace siphon::test

@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include <uv.h>
+
 namespace siphon::test {
 
 /// One result row; NULL is nullopt, every other value is its text form.
@@ -97,6 +99,10 @@ class MyDb {
   std::string name_;
   std::unique_ptr<Conn> conn_;
 };
+
+/// Runs `loop` for `ms` milliseconds the way siphon's runs between two runs (a timer keeps
+/// it going, nothing spins), e.g. while a server's goodbye reaches an idle session.
+void RunLoopFor(uv_loop_t* loop, int ms);
 
 /// A fresh directory under $TMPDIR (or /tmp), removed with its contents on destruction.
 class TempDir {
