@@ -372,7 +372,7 @@ void MysqlConnection::Reflect(const std::string& table,
   // Once this connection's table wants a horizon, every run does (SafeHorizon follows
   // Reflect): both come back from one statement.
   std::optional<bool> with_horizon;
-  if (wants_horizon_ && !state_->warned_no_process) with_horizon = horizon_local_time_;
+  if (!state_->warned_no_process) with_horizon = horizon_wanted_;
   fetched_horizon_.reset();
   auto horizon = std::make_shared<FetchedHorizon>();
   abort_ = [done](Status s) { done(std::move(s)); };
@@ -410,7 +410,7 @@ void MysqlConnection::Reflect(const std::string& table,
         if (!status.ok()) {
           if (with_horizon && last_errno_ == 1227) {
             // PROCESS was revoked since: reflect alone, and SafeHorizon finds out and warns.
-            wants_horizon_ = false;
+            horizon_wanted_.reset();
             Reflect(table, done);
             return;
           }
@@ -570,8 +570,7 @@ void MysqlConnection::SafeHorizon(const TableSchema& table, const std::string& c
   // COLUMN_TYPE is lower case: "timestamp(6)", "datetime".
   const bool utc = table.columns[idx].source_type.rfind("timestamp", 0) == 0;
   std::string table_name = table.qualified_name;
-  wants_horizon_ = true;
-  horizon_local_time_ = !utc;
+  horizon_wanted_ = !utc;
   // The horizon that came with this run's reflection: taken a moment earlier, so it holds
   // back at most a little more. Used once, and only while it is that fresh.
   std::optional<FetchedHorizon> fetched = std::move(fetched_horizon_);
@@ -589,7 +588,7 @@ void MysqlConnection::SafeHorizon(const TableSchema& table, const std::string& c
         done(rows.status().WithContext("safe horizon"));
         return;
       }
-      wants_horizon_ = false;
+      horizon_wanted_.reset();
       if (!state_->warned_no_process) {
         state_->warned_no_process = true;
         Logger(table_name)

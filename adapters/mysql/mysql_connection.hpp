@@ -132,8 +132,9 @@ class MysqlConnection final : public SourceConnection {
   /// Columns already warned about (zero dates), so each warns once per connection.
   std::set<std::string> warned_;
   std::shared_ptr<bool> alive_;
-  bool wants_horizon_ = false;       ///< SafeHorizon was asked for: reflections bring one
-  bool horizon_local_time_ = false;  ///< …for a DATETIME cursor (else TIMESTAMP)
+  /// Set once SafeHorizon was asked for (reflections then bring one): for a DATETIME cursor
+  /// (true) or a TIMESTAMP one.
+  std::optional<bool> horizon_wanted_;
   std::optional<FetchedHorizon> fetched_horizon_;  ///< from the last reflection
 };
 
