@@ -175,15 +175,10 @@ class HttpApi : public ::testing::Test {
     r = SqliteQuery(Replica(), "SELECT count(*) FROM \"" + table + "\"");
     return r.empty() || r[0].empty() || !r[0][0] ? "" : *r[0][0];
   }
-  /// Polls until `pred` holds or the timeout passes.
-  template <typename F>
-  bool WaitFor(F pred, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (pred()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return pred();
+  /// WaitUntil with this suite's timeout.
+  static bool WaitFor(const std::function<bool()>& pred,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+    return WaitUntil(pred, timeout);
   }
   bool Healthy() {
     HttpResult h = Http(port_, "GET", "/healthz");

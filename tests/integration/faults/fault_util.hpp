@@ -120,17 +120,6 @@ inline int64_t TargetCount(const std::string& db, const std::string& table) {
   return std::stoll(TargetScalar(db, "SELECT count(*) FROM \"" + table + "\""));
 }
 
-/// Polls `done` every `every` until it holds or `timeout` passes; returns its last value.
-inline bool WaitUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout,
-                      std::chrono::milliseconds every = std::chrono::milliseconds(50)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(every);
-  }
-  return true;
-}
-
 /// CPU seconds (user + system) a process has used, from /proc/PID/stat; -1 when gone.
 inline double CpuSeconds(int pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -99,6 +100,17 @@ class MyDb {
   std::string name_;
   std::unique_ptr<Conn> conn_;
 };
+
+/// Polls `done` every `every` until it holds or `timeout` passes; returns its last value.
+inline bool WaitUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout,
+                      std::chrono::milliseconds every = std::chrono::milliseconds(50)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(every);
+  }
+  return true;
+}
 
 /// Runs `loop` for `ms` milliseconds the way siphon's runs between two runs (a timer keeps
 /// it going, nothing spins), e.g. while a server's goodbye reaches an idle session.
