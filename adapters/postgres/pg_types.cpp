@@ -346,6 +346,10 @@ void AppendBinaryUuid(const char* data, RowBatch& batch) {
 
 }  // namespace
 
+bool IsTimestamptz(std::string_view type_name) {
+  return StripModifiers(type_name) == "timestamp with time zone";
+}
+
 PgTypeClass ClassifyType(std::string_view type_name, char typtype) {
   std::string name = StripModifiers(type_name);
   if (name.size() > 2 && name.compare(name.size() - 2, 2, "[]") == 0) {

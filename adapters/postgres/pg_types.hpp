@@ -23,6 +23,10 @@ struct PgTypeClass {
 /// `typtype` is pg_type.typtype ('b' base, 'e' enum, 'c' composite, 'r' range, …).
 PgTypeClass ClassifyType(std::string_view type_name, char typtype);
 
+/// True for "timestamp with time zone" with or without a precision ("timestamp(3) with time
+/// zone"), as format_type() prints it.
+bool IsTimestamptz(std::string_view type_name);
+
 /// How one result column is decoded from the text result format, chosen by its type OID.
 enum class PgDecoder : uint8_t {
   kInt,          ///< int2/int4/int8/oid → INTEGER

@@ -186,7 +186,7 @@ class PgSourceConnection : public SourceConnection {
     // Only timestamptz columns are compared with transaction start times; a plain timestamp
     // holds whatever local time the application wrote.
     int idx = table.Find(column);
-    if (idx < 0 || table.columns[idx].source_type != "timestamp with time zone") {
+    if (idx < 0 || !IsTimestamptz(table.columns[idx].source_type)) {
       done(std::optional<CursorValue>());
       return;
     }

@@ -198,16 +198,37 @@ class Reloader {
     });
     log->info("reloaded: {} added, {} removed, {} changed, {} unchanged", out.diff.added.size(),
               out.diff.removed.size(), out.diff.changed.size(), out.diff.unchanged.size());
+    if (applied_) applied_(current_.deployment);
     return out;
   }
 
+  /// Runs after each reload that applied a new deployment.
+  void OnApplied(std::function<void(const Deployment&)> fn) { applied_ = std::move(fn); }
+
  private:
+  std::function<void(const Deployment&)> applied_;
   const ScriptOptions& options_;
   Replicator& replicator_;
   Loaded& current_;
   uv_loop_t* loop_;
   Target& target_;
 };
+
+// The admin API's token: --http-token-env's variable, else the script's token, else
+// SIPHON_HTTP_TOKEN; empty when none is set.
+Result<std::string> ApiToken(const ScriptOptions& options, const std::string& script_token) {
+  if (!options.http_token_env.empty()) {
+    const char* v = std::getenv(options.http_token_env.c_str());
+    if (!v || !*v) {
+      return Status(ErrorKind::kConfig, "--http-token-env " + options.http_token_env +
+                                            ": the environment variable is not set or empty");
+    }
+    return std::string(v);
+  }
+  if (!script_token.empty()) return script_token;
+  const char* v = std::getenv("SIPHON_HTTP_TOKEN");
+  return std::string(v && *v ? v : "");
+}
 
 int Replicate(const ScriptOptions& options, bool once, const std::vector<std::string>& tables,
               bool resync = false) {
@@ -228,10 +249,8 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
   std::optional<ListenAddress> http;
   std::string token;
   std::string listen = options.http;
-  if (listen.empty() && d.http_api && !once) {
-    listen = d.http_api->listen;
-    token = d.http_api->token;
-  }
+  const bool api_from_script = listen.empty() && d.http_api && !once;
+  if (api_from_script) listen = d.http_api->listen;
   if (!listen.empty()) {
     auto parsed = ParseListenAddress(listen);
     if (!parsed.ok()) {
@@ -239,17 +258,12 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
       return 2;
     }
     http = *parsed;
-    if (!options.http_token_env.empty()) {
-      const char* v = std::getenv(options.http_token_env.c_str());
-      if (!v || !*v) {
-        std::cerr << "siphon: --http-token-env " << options.http_token_env
-                  << ": the environment variable is not set or empty\n";
-        return 2;
-      }
-      token = v;
-    } else if (const char* v = std::getenv("SIPHON_HTTP_TOKEN"); token.empty() && v && *v) {
-      token = v;
+    auto chosen = ApiToken(options, api_from_script ? d.http_api->token : "");
+    if (!chosen.ok()) {
+      std::cerr << "siphon: " << chosen.status().message() << "\n";
+      return 2;
     }
+    token = *chosen;
     if (!http->loopback && token.empty()) {
       std::cerr << "siphon: admin API on " << listen
                 << ": refusing to serve it on a non-loopback address without a token; set one "
@@ -305,9 +319,39 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
         code = 2;
       }
     }
+    if (admin && api_from_script) {
+      // A reload applies a new siphon.http_api token at once (a rotated token takes effect
+      // without a restart); a new address needs a restart.
+      reloader.OnApplied([&, address = *http](const Deployment& next) {
+        if (!admin) return;
+        if (!next.http_api || next.http_api->listen != listen) {
+          log->warn(
+              "reload: siphon.http_api's address changed or is gone; the admin API stays "
+              "on {} until siphon restarts",
+              listen);
+          return;
+        }
+        auto next_token = ApiToken(options, next.http_api->token);
+        if (!next_token.ok() || (!address.loopback && next_token->empty())) {
+          log->error(
+              "reload: the admin API keeps its token: {}",
+              next_token.ok() ? "a non-loopback address needs one" : next_token.status().message());
+          return;
+        }
+        if (*next_token == token) return;
+        token = *next_token;
+        admin->SetToken(token);
+        log->info("reload: the admin API token changed");
+      });
+    }
     std::optional<SignalReload> hup;
+    bool stopping = false;
     if (code == 0 && !once) {
       hup.emplace(&loop, [&] {
+        if (stopping) {
+          log->info("SIGHUP: not reloading, siphon is stopping");
+          return;
+        }
         if (admin) {
           admin->RunReload();
         } else {
@@ -327,7 +371,8 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
                 FormatDuration(t.every), t.batch);
     }
     SignalStop signals(&loop, [&] {
-      admin.reset();  // no new requests while the pages in flight finish
+      stopping = true;  // a reload now would start tables again
+      admin.reset();    // no new requests while the pages in flight finish
       replicator.Stop(drain_and_stop);
     });
     auto started = std::chrono::steady_clock::now();

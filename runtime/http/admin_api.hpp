@@ -48,6 +48,9 @@ class AdminApi {
   /// Answers one request (what the server calls; public for tests).
   HttpResponse Handle(const HttpRequest& request);
 
+  /// Requests from now on need this token (empty: none).
+  void SetToken(std::string token) { options_.token = std::move(token); }
+
   /// Re-runs the script through options.reload and re-applies pauses made through the API
   /// (SIGHUP and `POST /reload`).
   ReloadOutcome RunReload();

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <cstdio>
 #include <fstream>
 #include <set>
@@ -58,10 +59,12 @@ double SyncMetrics::LagSeconds(const TableStats& stats,
 
 namespace {
 
+// The shortest text that reads back as `v`: bucket bounds print as written (le="0.1", not
+// le="0.10000000000000001"), so a selector on the usual label matches.
 std::string Number(double v) {
   char buf[64];
-  std::snprintf(buf, sizeof(buf), "%.17g", v);
-  return buf;
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  return std::string(buf, end);
 }
 
 std::string Seconds(std::chrono::system_clock::time_point t) {

@@ -1,7 +1,8 @@
 // The standard libraries a script gets, and `require`. See OpenLibraries in binding.hpp.
 //
 // Sandbox (default): base library without dofile/loadfile, `load` for text chunks only,
-// `setmetatable` refusing __gc (finalizers run outside the instruction budget);
+// `setmetatable` refusing __gc (finalizers run outside the instruction budget) and
+// `getmetatable` refusing userdata (a file handle's metatable has a __gc to replace);
 // string, table, math, utf8, coroutine; os.time/clock/date/difftime/getenv; io.open and
 // io.lines for reading files inside the script's folder, io.type; debug.traceback. Every
 // other function of those libraries is a stub raising "X is not available in the siphon
@@ -75,6 +76,12 @@ void RestrictLibrary(lua_State* L, const char* lib, std::initializer_list<const 
     }
     lua_setfield(L, safe, name.c_str());
   }
+  // require(lib) finds package.loaded[lib] before any searcher: it must be the safe table
+  // too, or `require "os"` hands back the full library.
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_pushvalue(L, safe);
+  lua_setfield(L, -2, lib);
+  lua_pop(L, 1);
   lua_setglobal(L, lib);
   lua_pop(L, 1);
 }
@@ -130,6 +137,22 @@ int NoFinalizerSetmetatable(lua_State* L) {
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
   lua_call(L, 2, 1);
+  return 1;
+}
+
+// getmetatable refusing userdata: the metatable of a file handle (or any other userdata)
+// already has a __gc, which a script could replace with code running outside the budget.
+int NoUserdataGetmetatable(lua_State* L) {
+  luaL_checkany(L, 1);
+  if (lua_type(L, 1) == LUA_TUSERDATA) {
+    return luaL_error(L,
+                      "getmetatable of a userdata is not available in the siphon sandbox (run "
+                      "with --unsafe-lua to allow it)");
+  }
+  lua_settop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, 1, 1);
   return 1;
 }
 
@@ -313,6 +336,7 @@ void OpenSandbox(lua_State* L) {
   SetStub(L, g, "loadfile", "loadfile");
   WrapField(L, g, "load", TextOnlyLoad);
   WrapField(L, g, "setmetatable", NoFinalizerSetmetatable);
+  WrapField(L, g, "getmetatable", NoUserdataGetmetatable);
   lua_pop(L, 1);
 
   const std::pair<const char*, lua_CFunction> full[] = {

@@ -109,11 +109,11 @@ void TableRunner::Pause() {
 void TableRunner::Resume() {
   if (!paused_) return;
   paused_ = false;
-  // A table paused for a schema change goes on with the new schema: prepare it again, and
-  // the change found there is accepted.
-  accept_schema_ = true;
-  plan_.reset();
-  schema_.reset();
+  // A table paused for a schema change goes on with the new schema: the change found when
+  // the next run prepares the table is accepted (the run that paused dropped its plan, so
+  // that run reflects again). A run still in flight keeps its plan: a pause lets it finish.
+  accept_schema_ = paused_for_schema_;
+  paused_for_schema_ = false;
   if (!running_) ScheduleRun(std::chrono::milliseconds(0));
 }
 
@@ -361,6 +361,7 @@ void TableRunner::HandleSchemaChange(const SchemaDiff& diff) {
     // The schema is not recorded: the change is reported again when the table resumes
     // (Resume accepts it).
     paused_ = true;
+    paused_for_schema_ = true;
     Fail(Status(ErrorKind::kSchema, "the source schema changed (" + diff.ToJson() +
                                         "); the table is paused until resumed"));
     MaybeFinishRun();
@@ -647,6 +648,8 @@ void TableRunner::FinishRun() {
 
   RunRecord record;
   record.table = decl_.name;
+  record.source = decl_.source && decl_.source->source ? decl_.source->source->Describe() : "";
+  record.source_table = decl_.from;
   record.rows = run_rows_;
   record.deleted = run_deleted_;
   record.duration_ms = duration.count();

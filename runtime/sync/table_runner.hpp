@@ -172,8 +172,9 @@ class TableRunner {
   bool fresh_pass_ = false;  // the next page written is the first of a pass
   // This run writes a pass that ends with a sweep: a full refresh, or the re-pull of a resync.
   bool WritesPasses() const { return !plan_->incremental || resync_pass_ != 0; }
-  int64_t resync_pass_ = 0;     // a resync in progress writes this pass and sweeps at its end
-  bool accept_schema_ = false;  // resumed after a pause for a schema change
+  int64_t resync_pass_ = 0;         // a resync in progress writes this pass and sweeps at its end
+  bool accept_schema_ = false;      // resumed after a pause for a schema change
+  bool paused_for_schema_ = false;  // paused by on_schema_change (a resume accepts the change)
   std::chrono::steady_clock::time_point run_started_;
   // Reconcile (deletes = { reconcile = … }): at the end of a run that caught up, when due.
   std::unique_ptr<Reconciler> reconciler_;

@@ -388,7 +388,10 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     const char* sql_ins =
         "INSERT INTO _siphon_state (table_name, status, source, source_table, schema_hash, "
         "schema_json) VALUES (?1, 'new', ?2, ?3, ?4, ?5) ON CONFLICT (table_name) DO UPDATE SET "
-        "source = excluded.source, source_table = excluded.source_table";
+        "source = excluded.source, source_table = excluded.source_table, "
+        // A row made by the record of a failed first run has no schema yet.
+        "schema_hash = coalesce(schema_hash, excluded.schema_hash), "
+        "schema_json = coalesce(schema_json, excluded.schema_json)";
     sqlite3_prepare_v2(db_, sql_ins, -1, &ins.s, nullptr);
     sqlite3_bind_text(ins.s, 1, spec.name.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(ins.s, 2, spec.source.c_str(), -1, SQLITE_TRANSIENT);
@@ -784,9 +787,12 @@ Status Target::WriteRecordsOnWriter(const std::vector<PendingRecord>& batch) {
     const std::pair<Stmt*, const char*> sql[] = {
         {&r->begin, "BEGIN IMMEDIATE"},
         {&r->state,
-         "UPDATE _siphon_state SET last_sync_at = ?1, status = ?2, last_error = ?3, "
-         "last_success_at = CASE WHEN ?3 IS NULL THEN ?1 ELSE last_success_at END "
-         "WHERE table_name = ?4"},
+         "INSERT INTO _siphon_state (table_name, last_sync_at, status, last_error, "
+         "last_success_at, source, source_table) "
+         "VALUES (?4, ?1, ?2, ?3, CASE WHEN ?3 IS NULL THEN ?1 END, ?5, ?6) "
+         "ON CONFLICT (table_name) DO UPDATE SET last_sync_at = excluded.last_sync_at, "
+         "status = excluded.status, last_error = excluded.last_error, "
+         "last_success_at = coalesce(excluded.last_success_at, last_success_at)"},
         {&r->reconciled,
          "UPDATE _siphon_state SET reconciled_at = CASE WHEN ?3 IS NULL THEN ?1 "
          "ELSE reconciled_at END WHERE table_name = ?4 AND ?2 IS NOT NULL"},
@@ -825,6 +831,10 @@ Status Target::WriteRecordsOnWriter(const std::vector<PendingRecord>& batch) {
       sqlite3_bind_text(state.s, 3, record.error.c_str(), -1, SQLITE_STATIC);
     }
     sqlite3_bind_text(state.s, 4, record.table.c_str(), -1, SQLITE_STATIC);
+    if (!record.reconcile) {
+      sqlite3_bind_text(state.s, 5, record.source.c_str(), -1, SQLITE_STATIC);
+      sqlite3_bind_text(state.s, 6, record.source_table.c_str(), -1, SQLITE_STATIC);
+    }
     ok = step(state);
     sqlite3_bind_text(r.log.s, 1, at.c_str(), -1, SQLITE_STATIC);
     sqlite3_bind_text(r.log.s, 2, record.table.c_str(), -1, SQLITE_STATIC);

@@ -89,6 +89,10 @@ struct RunRecord {
   std::string status;  ///< new `_siphon_state.status`: "ok", "error", "failed"
   /// A reconcile: only `reconciled_at` of the state row changes (not status or errors).
   bool reconcile = false;
+  /// The source and its table, for a state row the run creates (a first run that failed
+  /// before the table was prepared still shows in `siphon status`).
+  std::string source{};
+  std::string source_table{};
 };
 
 /// The SQLite target: one file in WAL mode, written only by its own thread.

@@ -361,7 +361,10 @@ my_start() {
     touch "$MY_LOG"
     log_start=$(wc -c <"$MY_LOG")
     # setsid + closed descriptors: the server must outlive us and not hold ctest's pipes.
-    setsid "$MYSQLD" --no-defaults "${user_opt[@]}" --datadir="$MY_DATA" \
+    # The server's system time zone is 3 hours east of UTC (no DST; a POSIX TZ string needs no
+    # tzdata): InnoDB reports transaction start times in it, and the tests must catch code
+    # that takes them for UTC.
+    TZ='<+03>-3' setsid "$MYSQLD" --no-defaults "${user_opt[@]}" --datadir="$MY_DATA" \
       --bind-address=127.0.0.1 --port="$port" --socket="$MY_SOCKET" \
       --pid-file="$MY_PIDFILE" --log-error="$MY_LOG" --skip-log-bin --skip-name-resolve \
       --innodb-flush-log-at-trx-commit=2 --innodb-buffer-pool-size=128M \

@@ -367,6 +367,64 @@ TEST_F(HttpApi, PauseResumeAndResync) {
   EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);
 }
 
+// A pause lets the run in flight finish; a resume before it ends must not pull the plan from
+// under it (it used to drop the plan and schema the run was still reading).
+TEST_F(HttpApi, PauseAndResumeDuringARunLetItFinish) {
+  db_.Exec(R"sql(
+    CREATE TABLE big (id int8 PRIMARY KEY, v text NOT NULL);
+    INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 100000) g;
+  )sql");
+  auto p = Start(Script(R"(siphon.replicate "big" { source = pg, batch = 500, every = "1h",
+  transform = function(row) local x = 0; for i = 1, 3000 do x = x + i end; return row end })"));
+  // Pages are flowing: the run has its plan.
+  ASSERT_TRUE(WaitFor([&] {
+    const std::string n = TargetCount("big");
+    return !n.empty() && n != "0";
+  }));
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(Post("/tables/big/pause").status, 200);
+    ASSERT_EQ(Post("/tables/big/resume").status, 200);
+  }
+  EXPECT_TRUE(WaitFor([&] { return TargetScalar("SELECT count(*) FROM _siphon_log") == "1"; },
+                      std::chrono::seconds(60)))
+      << p->Stderr();
+  EXPECT_EQ(TargetScalar("SELECT event || '/' || rows FROM _siphon_log"), "synced/100000");
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(id) FROM big"), "100000/5000050000");
+  EXPECT_TRUE(Healthy());
+  p->Signal(SIGTERM);
+  EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0) << p->Stderr();
+}
+
+// Only a resume of a table paused *for* a schema change accepts that change; a table paused
+// by hand still pauses on a change its script says to pause on.
+TEST_F(HttpApi, AResumeAcceptsOnlyTheSchemaChangeItWasPausedFor) {
+  db_.Exec(R"sql(
+    CREATE TABLE p (id int8 PRIMARY KEY, amount numeric(10,2),
+                    updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+    INSERT INTO p (id, amount) VALUES (1, 1), (2, 2);
+  )sql");
+  auto p = Start(Script(R"(siphon.replicate "p" {
+    source = pg, cursor = "updated_at", every = "200ms", on_schema_change = "pause" })"));
+  ASSERT_TRUE(WaitFor([&] { return TargetCount("p") == "2"; }));
+  ASSERT_EQ(Post("/tables/p/pause").status, 200);
+  db_.Exec("ALTER TABLE p ALTER COLUMN amount TYPE numeric(14,4)");
+  db_.Exec("INSERT INTO p (id, amount) VALUES (3, 3)");
+  ASSERT_EQ(Post("/tables/p/resume").status, 200);
+  // The change is seen by the next run, which pauses the table again.
+  EXPECT_TRUE(WaitFor([&] {
+    const std::string t = Get("/tables/p").body;
+    return t.find("\"paused\": true") != std::string::npos &&
+           t.find("the source schema changed") != std::string::npos;
+  })) << Get("/tables/p").body;
+  EXPECT_EQ(TargetCount("p"), "2");
+  // Resuming that pause accepts the change.
+  ASSERT_EQ(Post("/tables/p/resume").status, 200);
+  EXPECT_TRUE(WaitFor([&] { return TargetCount("p") == "3"; })) << Get("/tables/p").body;
+  EXPECT_NE(Get("/tables/p").body.find("\"paused\": false"), std::string::npos);
+  p->Signal(SIGTERM);
+  EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0) << p->Stderr();
+}
+
 TEST_F(HttpApi, MalformedAndHostileClientsLeaveHealthzServing) {
   db_.Exec("CREATE TABLE a (id int8 PRIMARY KEY); INSERT INTO a VALUES (1);");
   auto p = Start(Script(R"(siphon.replicate "a" { source = pg, every = "1h" })"));
@@ -483,6 +541,22 @@ TEST_F(HttpApi, TheScriptCanDeclareTheApiWithItsToken) {
   EXPECT_EQ(Http(port_, "GET", "/status").status, 401);
   EXPECT_EQ(Http(port_, "GET", "/status", "script-token").status, 200);
   EXPECT_EQ(Http(port_, "GET", "/healthz").status, 200);
+  // A reload with a new token rotates it at once: the old one stops working.
+  Script("siphon.http_api { listen = \"127.0.0.1:" + std::to_string(port_) +
+         "\", token = \"rotated-token\" }\n"
+         "siphon.replicate \"a\" { source = pg }\n");
+  p.Signal(SIGHUP);
+  EXPECT_TRUE(WaitFor([&] { return Http(port_, "GET", "/status", "rotated-token").status == 200; }))
+      << p.Stderr();
+  EXPECT_EQ(Http(port_, "GET", "/status", "script-token").status, 401);
+  EXPECT_TRUE(p.WaitForOutput("the admin API token changed")) << p.Stderr();
+  // A new address needs a restart: the API stays where it is, and says so.
+  Script("siphon.http_api { listen = \"127.0.0.1:" + std::to_string(FreeTcpPort()) +
+         "\", token = \"rotated-token\" }\n"
+         "siphon.replicate \"a\" { source = pg }\n");
+  p.Signal(SIGHUP);
+  EXPECT_TRUE(p.WaitForOutput("stays on 127.0.0.1:" + std::to_string(port_))) << p.Stderr();
+  EXPECT_EQ(Http(port_, "GET", "/status", "rotated-token").status, 200);
   p.Signal(SIGTERM);
   EXPECT_EQ(p.Wait(std::chrono::seconds(10)).exit_code, 0);
 
@@ -532,6 +606,9 @@ siphon.replicate "bad \"one\"" { source = pg, from = "public.missing", every = "
   for (const char* name :
        {"siphon_rows_replicated_total{table=\"good\"} ", "siphon_rows_rejected_total{",
         "siphon_sync_duration_seconds_bucket{table=\"good\",le=\"+Inf\"}",
+        // Bounds print as written, so a selector such as {le="0.1"} matches.
+        "siphon_sync_duration_seconds_bucket{table=\"good\",le=\"0.1\"}",
+        "siphon_sync_duration_seconds_bucket{table=\"good\",le=\"0.005\"}",
         "siphon_sync_duration_seconds_sum{", "siphon_lag_seconds{table=\"good\"}",
         "siphon_last_success_timestamp_seconds{table=\"good\"} 1", "outcome=\"error\"",
         "siphon_table_paused{", "siphon_process_resident_memory_bytes ",
@@ -582,6 +659,39 @@ TEST_F(HttpApi, SigtermDuringALargeSyncExitsCleanlyAndARerunFinishes) {
                          "sum(length(v)) FROM large"),
             db_.Scalar("SELECT count(*) || '/' || sum(id) || '/' || sum(n) || '/' || "
                        "sum(length(v)) FROM large"));
+}
+
+// A SIGHUP that arrives while siphon stops must not load the script again: it used to, and
+// start tables on a replicator that was stopping.
+TEST_F(HttpApi, SighupWhileStoppingIsIgnored) {
+  db_.Exec("CREATE TABLE a (id int8 PRIMARY KEY); INSERT INTO a VALUES (1)");
+  // A receiver that never answers: the `synced` handler's request keeps the stop draining
+  // (up to its timeout) after the tables have stopped.
+  int hang = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(hang, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(listen(hang, 16), 0);
+  socklen_t len = sizeof addr;
+  getsockname(hang, reinterpret_cast<sockaddr*>(&addr), &len);
+  const std::string url = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/hook";
+  const std::string script = Script(R"(siphon.replicate "a" { source = pg, every = "1h" }
+siphon.on("synced", function(ev)
+  siphon.log.info("posting")
+  siphon.http.request { url = ")" + url +
+                                    R"(", timeout = "4s" }
+end))");
+  auto p = Start(script);
+  ASSERT_TRUE(p->WaitForOutput("posting")) << p->Stderr();
+  p->Signal(SIGTERM);
+  ASSERT_TRUE(p->WaitForOutput("finishing the pages in flight")) << p->Stderr();
+  p->Signal(SIGHUP);
+  ProcessResult r = p->Wait(std::chrono::seconds(20));
+  close(hang);
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("SIGHUP: not reloading, siphon is stopping"), std::string::npos) << Dump(r);
+  EXPECT_EQ(r.err.find("reloading " + script), std::string::npos) << Dump(r);
 }
 
 TEST_F(HttpApi, ReloadAddsChangesAndKeepsCursorsAndSurvivesABrokenScript) {

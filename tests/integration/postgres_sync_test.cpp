@@ -176,30 +176,39 @@ TEST_F(PgSync, UpdatesInsertsAndLateCommitsInsideLookbackArrive) {
 }
 
 TEST_F(PgSync, AnOpenWriteTransactionHoldsTheCursorBackUntilItCommits) {
-  db_.Exec(R"sql(CREATE TABLE h (id int8 PRIMARY KEY, updated_at timestamptz NOT NULL))sql");
-  // Session A starts a write transaction: its rows carry its start time and commit later.
-  PGconn* a = PQconnectdb(db_.Dsn().c_str());
-  ASSERT_EQ(PQstatus(a), CONNECTION_OK) << PQerrorMessage(a);
-  auto exec = [a](const char* sql) {
-    PGresult* r = PQexec(a, sql);
-    EXPECT_TRUE(PQresultStatus(r) == PGRES_COMMAND_OK) << PQerrorMessage(a);
-    PQclear(r);
-  };
-  exec("BEGIN");
-  exec("INSERT INTO h VALUES (1, now())");
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  // Session B commits a row stamped after A's start.
-  db_.Exec("INSERT INTO h VALUES (2, now())");
-  // No lookback: only the horizon protects A's row.
-  std::string script = Script(R"(siphon.replicate "h" { source = pg, cursor = "updated_at" })");
-  auto r = Once(script);
-  ASSERT_EQ(r.exit_code, 0) << Dump(r);
-  EXPECT_EQ(TargetScalar("SELECT count(*) FROM h"), "0");  // B's row waits behind A's start
-  exec("COMMIT");
-  PQfinish(a);
-  r = Once(script);
-  ASSERT_EQ(r.exit_code, 0) << Dump(r);
-  EXPECT_EQ(TargetScalar("SELECT group_concat(id) FROM (SELECT id FROM h ORDER BY id)"), "1,2");
+  // timestamptz(3) is the same type with a precision: the horizon applies to it too (it was
+  // skipped, and A's row lost).
+  for (const std::string type : {"timestamptz", "timestamptz(3)"}) {
+    SCOPED_TRACE(type);
+    const std::string table = type == "timestamptz" ? "h" : "h3";
+    db_.Exec("CREATE TABLE " + table + " (id int8 PRIMARY KEY, updated_at " + type + " NOT NULL)");
+    // Session A starts a write transaction: its rows carry its start time and commit later.
+    PGconn* a = PQconnectdb(db_.Dsn().c_str());
+    ASSERT_EQ(PQstatus(a), CONNECTION_OK) << PQerrorMessage(a);
+    auto exec = [a](const std::string& sql) {
+      PGresult* r = PQexec(a, sql.c_str());
+      EXPECT_TRUE(PQresultStatus(r) == PGRES_COMMAND_OK) << PQerrorMessage(a);
+      PQclear(r);
+    };
+    exec("BEGIN");
+    exec("INSERT INTO " + table + " VALUES (1, now())");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    // Session B commits a row stamped after A's start.
+    db_.Exec("INSERT INTO " + table + " VALUES (2, now())");
+    // No lookback: only the horizon protects A's row.
+    std::string script =
+        Script("siphon.replicate \"" + table + "\" { source = pg, cursor = \"updated_at\" }");
+    auto r = Once(script);
+    ASSERT_EQ(r.exit_code, 0) << Dump(r);
+    EXPECT_EQ(TargetScalar("SELECT count(*) FROM " + table), "0");  // B's row waits
+    exec("COMMIT");
+    PQfinish(a);
+    r = Once(script);
+    ASSERT_EQ(r.exit_code, 0) << Dump(r);
+    EXPECT_EQ(
+        TargetScalar("SELECT group_concat(id) FROM (SELECT id FROM " + table + " ORDER BY id)"),
+        "1,2");
+  }
 }
 
 TEST_F(PgSync, FullRefreshReplicatesATableLargerThanManyPages) {
@@ -230,6 +239,25 @@ siphon.replicate "gone" { source = pg, from = "public.does_not_exist" }
                          "event = 'error' AND error LIKE '%does_not_exist%'"),
             "1");
   EXPECT_NE(r.err.find("does_not_exist"), std::string::npos) << Dump(r);
+  // A table that never got as far as its first page still has a state row, so
+  // `siphon status` shows it and its error.
+  EXPECT_EQ(TargetScalar("SELECT status || '/' || source_table || '/' || (cursor IS NULL) || "
+                         "'/' || (last_success_at IS NULL) FROM _siphon_state "
+                         "WHERE table_name = 'gone' AND last_error LIKE '%does_not_exist%'"),
+            "failed/public.does_not_exist/1/1");
+  auto status = Siphon({"status", Replica()});
+  EXPECT_EQ(status.exit_code, 0) << Dump(status);
+  EXPECT_NE(status.out.find("gone"), std::string::npos) << Dump(status);
+  EXPECT_NE(status.out.find("failed"), std::string::npos) << Dump(status);
+  // Once the table is there, it replicates, and its schema is recorded (drift is noticed).
+  db_.Exec(
+      "CREATE TABLE does_not_exist (id int4 PRIMARY KEY); INSERT INTO does_not_exist "
+      "VALUES (7)");
+  r = Once(Script(R"(siphon.replicate "gone" { source = pg, from = "public.does_not_exist" })"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT status || '/' || (schema_hash IS NOT NULL) || '/' || "
+                         "(last_error IS NULL) FROM _siphon_state WHERE table_name = 'gone'"),
+            "ok/1/1");
 }
 
 TEST_F(PgSync, AWrongPasswordIsAnAuthFailureThatNeverShowsThePassword) {

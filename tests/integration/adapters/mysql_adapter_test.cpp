@@ -163,6 +163,8 @@ TEST_F(MysqlAdapterTest, TiesAtPageEdgesAreNeverSkipped) {
   db.Exec(
       "CREATE TABLE e (id BIGINT PRIMARY KEY, at TIMESTAMP(6) NOT NULL, v VARCHAR(10),"
       " KEY e_at (at, id))");
+  // The literal is UTC (the test server's system time zone is not).
+  db.Exec("SET time_zone = '+00:00'");
   db.Exec("INSERT INTO e SELECT seq, '2024-01-01 10:00:00.123456', 'x' FROM seq_1_to_10000");
   auto conn = NewConnection(db);
   ASSERT_TRUE(Connect(*conn).ok());
@@ -655,7 +657,8 @@ TEST_F(MysqlAdapterTest, TheHorizonComesWithTheNextReflection) {
   auto second = horizon(*t);
   const long long after = selects();
   std::string started = db.Scalar(
-      "SELECT DATE_FORMAT(trx_started, '%Y-%m-%d %H:%i:%s') FROM information_schema.INNODB_TRX "
+      "SELECT DATE_FORMAT(CONVERT_TZ(trx_started, 'SYSTEM', '+00:00'), '%Y-%m-%d %H:%i:%s') "
+      "FROM information_schema.INNODB_TRX "
       "WHERE trx_mysql_thread_id = CONNECTION_ID()");
   db.Exec("COMMIT");
   EXPECT_EQ(after - before + none, 1) << "the horizon took a statement of its own";

@@ -59,6 +59,7 @@ TEST_F(LuaTest, FinalizersAreRefusedInTheSandbox) {
             0u)
       << s.message();
   EXPECT_TRUE(Exec(*host, "assert(getmetatable(setmetatable({}, { __index = {} })))", "mt").ok());
+  EXPECT_TRUE(Exec(*host, "assert(getmetatable('').__index == string)", "mt").ok());
 }
 
 TEST_F(LuaTest, XpcallHandlersStillRunNormally) {

@@ -28,6 +28,11 @@ TEST_F(LuaTest, RemovedFunctionsRaiseAtTheCallingLine) {
       {"package.loadlib('libc.so.6', 'puts')", "package.loadlib"},
       {"debug.sethook()", "debug.sethook"},
       {"debug.getregistry()", "debug.getregistry"},
+      // require finds package.loaded first: it must hold the same restricted tables.
+      {"require('os').execute('true')", "os.execute"},
+      {"require('io').popen('ls')", "io.popen"},
+      {"package.loaded.io.popen('ls')", "io.popen"},
+      {"require('debug').sethook()", "debug.sethook"},
   };
   for (const auto& [code, name] : cases) {
     auto host = NewHost();
@@ -38,6 +43,19 @@ TEST_F(LuaTest, RemovedFunctionsRaiseAtTheCallingLine) {
                                 "to allow it)")
         << code;
   }
+}
+
+// A file handle's metatable already has a __gc: replacing it would run a finalizer outside
+// the instruction budget, so getmetatable refuses userdata.
+TEST_F(LuaTest, UserdataMetatablesAreHidden) {
+  Write("data.txt", "x\n");
+  auto host = NewHost();
+  Status s = Load(*host, Declared("local f = assert(io.open('data.txt'))\n"
+                                  "getmetatable(f).__gc = function() while true do end end\n"));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(FirstLine(s), ScriptPath() +
+                              ":5: getmetatable of a userdata is not available in the siphon "
+                              "sandbox (run with --unsafe-lua to allow it)");
 }
 
 TEST_F(LuaTest, DeclaringFromACallbackIsRefused) {

@@ -72,6 +72,16 @@ TEST(PgTypes, ClassifiesEveryMappedType) {
   }
 }
 
+TEST(PgTypes, TimestamptzWithOrWithoutAPrecision) {
+  EXPECT_TRUE(IsTimestamptz("timestamp with time zone"));
+  EXPECT_TRUE(IsTimestamptz("timestamp(3) with time zone"));
+  EXPECT_TRUE(IsTimestamptz("timestamp(0) with time zone"));
+  EXPECT_FALSE(IsTimestamptz("timestamp without time zone"));
+  EXPECT_FALSE(IsTimestamptz("timestamp(6) without time zone"));
+  EXPECT_FALSE(IsTimestamptz("time with time zone"));
+  EXPECT_FALSE(IsTimestamptz("timestamp with time zone[]"));
+}
+
 TEST(PgTypes, DecoderByOid) {
   EXPECT_EQ(DecoderForOid(20), PgDecoder::kInt);
   EXPECT_EQ(DecoderForOid(21), PgDecoder::kInt);
