@@ -188,6 +188,10 @@ class HttpServer::Connection {
 
   void Start() {
     ArmTimer();
+    StartReading();
+  }
+
+  void StartReading() {
     uv_read_start(
         stream(),
         [](uv_handle_t*, size_t suggested, uv_buf_t* buf) {
@@ -283,7 +287,11 @@ class HttpServer::Connection {
         self->in_request_ = false;
         self->Dispatch();
         // Stop parsing what follows a request after which the connection closes.
-        return self->close_after_write_ ? -1 : 0;
+        if (self->close_after_write_) return -1;
+        // A client that sends requests without reading the answers: the rest waits until it
+        // reads (memory stays bounded however many requests one read brought).
+        if (self->Congested()) http_parser_pause(p, 1);
+        return 0;
       };
       return s;
     }();
@@ -299,10 +307,19 @@ class HttpServer::Connection {
     return 0;
   }
 
+  bool Congested() { return stream()->write_queue_size > server_->limits_.max_unsent_bytes; }
+
   void OnData(const char* data, size_t len) {
     if (close_after_write_ || closing_) return;
     size_t parsed = http_parser_execute(&parser_, &Settings(), data, len);
     if (close_after_write_ || closing_) return;  // a response that closes is on its way
+    if (HTTP_PARSER_ERRNO(&parser_) == HPE_PAUSED) {
+      // Congested: keep what was not parsed, read nothing more until the answers drain.
+      held_.assign(data + parsed, len - parsed);
+      paused_ = true;
+      uv_read_stop(stream());
+      return;
+    }
     if (HTTP_PARSER_ERRNO(&parser_) != HPE_OK || parsed != len) {
       if (parser_.upgrade || error_ == 400) {
         WriteAndClose(ErrorResponse(400, "protocol upgrades are not supported"));
@@ -360,7 +377,11 @@ class HttpServer::Connection {
       auto* self = static_cast<Connection*>(req->data);
       delete w;
       --self->writes_in_flight_;
-      if (status < 0 || (self->close_after_write_ && self->writes_in_flight_ == 0)) self->Close();
+      if (status < 0 || (self->close_after_write_ && self->writes_in_flight_ == 0)) {
+        self->Close();
+      } else if (self->paused_ && !self->closing_ && !self->Congested()) {
+        self->Unpause();
+      }
     });
     if (rc != 0) {
       delete w;
@@ -373,6 +394,16 @@ class HttpServer::Connection {
       // Give a client that never reads its answer a bound too.
       ArmTimer();
     }
+  }
+
+  // The client took its answers: parse the requests held back, then read again.
+  void Unpause() {
+    paused_ = false;
+    http_parser_pause(&parser_, 0);
+    std::string held = std::move(held_);
+    held_.clear();
+    if (!held.empty()) OnData(held.data(), held.size());  // (an empty parse would mean EOF)
+    if (!paused_ && !close_after_write_ && !closing_) StartReading();
   }
 
   void ArmTimer() {
@@ -406,6 +437,8 @@ class HttpServer::Connection {
   bool closing_ = false;
   int writes_in_flight_ = 0;
   int closed_handles_ = 0;
+  bool paused_ = false;  // congested: reading stopped, held_ not parsed yet
+  std::string held_;
 };
 
 HttpServer::HttpServer(uv_loop_t* loop, HttpLimits limits, Handler handler)

@@ -44,6 +44,10 @@ struct HttpLimits {
   /// A connection must deliver a whole request within this time after it opened or after its
   /// previous response; otherwise it is closed (408 when a request was under way).
   std::chrono::milliseconds request_timeout{10000};
+  /// Answers written but not yet taken by the client, per connection: beyond this, pipelined
+  /// requests wait unread (and unanswered) until the client reads. A client that never reads
+  /// is closed by request_timeout.
+  size_t max_unsent_bytes = 1 << 20;
 };
 
 /// An HTTP/1.1 server on a libuv loop (uv_tcp + Debian's http-parser). Keep-alive and

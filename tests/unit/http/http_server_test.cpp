@@ -113,6 +113,7 @@ class ServerTest : public ::testing::Test {
       ++handled_;
       HttpResponse resp;
       resp.body = r.method + " " + r.path + " " + r.query + " " + std::to_string(r.body.size());
+      resp.body.append(pad_bytes_, '.');
       return resp;
     });
     ASSERT_TRUE(server_->Listen("127.0.0.1", 0).ok());
@@ -173,6 +174,7 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<HttpServer> server_;
   std::thread thread_;
   std::atomic<int> handled_{0};
+  size_t pad_bytes_ = 0;  // added to every answer's body
   int port_ = 0;
 };
 
@@ -193,6 +195,36 @@ TEST_F(ServerTest, PipelinedKeepAliveThenClose) {
   EXPECT_NE(r.find("GET /last  0"), std::string::npos) << r;
   EXPECT_EQ(r.find("/never"), std::string::npos) << r;
   EXPECT_EQ(handled_.load(), 3);
+}
+
+// A client that pipelines requests without reading the answers: the server stops reading
+// once 1 MiB of answers waits (it used to answer everything into memory), and goes on as the
+// client reads.
+TEST_F(ServerTest, AClientThatDoesNotReadIsNotAnsweredIntoMemory) {
+  pad_bytes_ = 64 * 1024;
+  Start({});
+  int fd = Connect();
+  constexpr int kRequests = 2000;  // ~125 MiB of answers
+  std::string requests;
+  for (int i = 0; i < kRequests; ++i) requests += "GET /r HTTP/1.1\r\nHost: h\r\n\r\n";
+  Send(fd, requests);  // ~60 KiB: fits the socket buffers whether the server reads or not
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // 1 MiB queued plus what the kernel's buffers hold: a few dozen answers, not 2000.
+  EXPECT_LT(handled_.load(), 300);
+  // Reading drains the answers, and every request is answered in order.
+  std::string r;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  int answers = 0;
+  while (answers < kRequests && std::chrono::steady_clock::now() < deadline) {
+    r += Read(fd, 50);
+    for (size_t p = r.find("HTTP/1.1 200"); p != std::string::npos; p = r.find("HTTP/1.1 200")) {
+      ++answers;
+      r.erase(0, p + 12);
+    }
+  }
+  close(fd);
+  EXPECT_EQ(answers, kRequests);
+  EXPECT_EQ(handled_.load(), kRequests);
 }
 
 TEST_F(ServerTest, Http10ClosesUnlessKeepAlive) {
