@@ -402,7 +402,8 @@ Status LuaAsync::StartExec(lua_State* co, std::string sql, std::vector<CursorVal
   }
   if (shutting_down_) return Status(ErrorKind::kScript, "siphon is shutting down");
   std::weak_ptr<bool> alive = alive_;
-  target_->Exec(std::move(sql), std::move(params), [this, alive, co](Result<int64_t> r) {
+  const bool confined = !host_.options().unsafe;
+  target_->Exec(std::move(sql), std::move(params), confined, [this, alive, co](Result<int64_t> r) {
     if (!alive.lock() || closed_) return;
     if (r.ok()) {
       lua_pushboolean(co, 1);
@@ -433,6 +434,8 @@ Result<sqlite3*> LuaAsync::Reader() {
   }
   sqlite3_busy_timeout(db, 5000);
   sqlite3_exec(db, "PRAGMA query_only = 1", nullptr, nullptr, nullptr);
+  // The sandbox reads files in the script's folder only: no ATTACH of another database.
+  if (!host_.options().unsafe) sqlite3_set_authorizer(db, Target::DenyOtherFiles, nullptr);
   reader_ = db;
   return reader_;
 }

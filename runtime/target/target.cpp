@@ -678,13 +678,27 @@ Result<int64_t> Target::WriteOnWriter(Table& t, const PageWrite& page) {
   return swept;
 }
 
-void Target::Exec(std::string sql, std::vector<CursorValue> params,
+int Target::DenyOtherFiles(void*, int action, const char*, const char*, const char*, const char*) {
+  return action == SQLITE_ATTACH || action == SQLITE_DETACH ? SQLITE_DENY : SQLITE_OK;
+}
+
+void Target::Exec(std::string sql, std::vector<CursorValue> params, bool confined,
                   std::function<void(Result<int64_t>)> done) {
   auto result = std::make_shared<Result<int64_t>>(Status());
   writer_->Post(
-      [this, sql = std::move(sql), params = std::move(params), result] {
+      [this, sql = std::move(sql), params = std::move(params), confined, result] {
         // The script may add rows to a replicated table: every pass sweeps again.
         for (auto& entry : tables_) entry.second->empty_at_pass = -1;
+        // Statements are authorized when prepared: siphon's own, prepared before or after,
+        // are not affected.
+        if (confined) sqlite3_set_authorizer(db_, DenyOtherFiles, nullptr);
+        struct Unset {
+          sqlite3* db;
+          bool on;
+          ~Unset() {
+            if (on) sqlite3_set_authorizer(db, nullptr, nullptr);
+          }
+        } unset{db_, confined};
         const char* tail = sql.c_str();
         const char* end = sql.c_str() + sql.size();
         int64_t changed = 0;

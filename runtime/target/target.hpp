@@ -123,8 +123,13 @@ class Target {
 
   /// Runs maintenance SQL (`siphon.target:exec`) on the writer thread, between pages, with
   /// bound parameters (NULL, integer, real, text). `done` gets the number of rows changed.
-  void Exec(std::string sql, std::vector<CursorValue> params,
+  /// `confined`: no other database file may be opened (ATTACH, VACUUM INTO are refused).
+  void Exec(std::string sql, std::vector<CursorValue> params, bool confined,
             std::function<void(Result<int64_t>)> done);
+
+  /// An authorizer (sqlite3_set_authorizer) refusing ATTACH and DETACH, and with them
+  /// VACUUM INTO: a statement it guards reads and writes this file only.
+  static int DenyOtherFiles(void*, int action, const char*, const char*, const char*, const char*);
 
   /// Starts a resync: the cursor becomes NULL and a new pass (one above every pass written)
   /// is recorded as `resync_pass`, so the re-pull (resumed after a crash if need be) writes

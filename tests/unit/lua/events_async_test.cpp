@@ -1,6 +1,7 @@
 // Events, timers, HTTP, siphon.json and siphon.target:query/exec, driven on a real uv loop
 // with a real SQLite target file and a real local HTTP receiver.
 #include <chrono>
+#include <filesystem>
 #include <functional>
 
 #include <nlohmann/json.hpp>
@@ -349,14 +350,31 @@ siphon.after("1ms", function()
   got = siphon.json.encode(rows)
   local ok, err = pcall(siphon.target.exec, siphon.target, "INSERT INTO nope VALUES (1)")
   exec_err = err
+  -- The sandbox keeps SQL on this file: no other database is attached or written.
+  ok, err = pcall(siphon.target.exec, siphon.target, "VACUUM INTO ?", OUTSIDE)
+  vacuum_err = err
+  ok, err = pcall(siphon.target.exec, siphon.target, "ATTACH ? AS o; CREATE TABLE o.t (a)",
+                  OUTSIDE)
+  attach_err = err
+  ok, err = pcall(siphon.target.query, siphon.target, "ATTACH ? AS o", OUTSIDE)
+  query_err = err
+  siphon.target:exec("INSERT INTO customers VALUES (3, 'after', 0)")
+  after = siphon.target:query("SELECT count(*) AS n FROM customers")[1].n
   done = true
 end)
 )lua");
+  const std::string outside = (dir_ / "outside.db").string();
+  ASSERT_EQ(luaL_dostring(host_->state(), ("OUTSIDE = '" + outside + "'").c_str()), LUA_OK);
   host_->AttachTarget(&target, path);
   ASSERT_TRUE(RunUntil([&] { return Global("done") == "true"; }));
+  for (const char* name : {"vacuum_err", "attach_err", "query_err"}) {
+    EXPECT_TRUE(Contains(Global(name), "authori")) << name << ": " << Global(name);
+  }
+  EXPECT_FALSE(std::filesystem::exists(outside));
   EXPECT_EQ(Global("changed"), "2");
   EXPECT_EQ(nlohmann::json::parse(Global("got")),
             nlohmann::json::parse(R"([{"id":1,"name":"Ann","score":1.5},{"id":2}])"));
+  EXPECT_EQ(Global("after"), "3") << "exec works again after a refused statement";
   EXPECT_TRUE(Contains(Global("exec_err"), "siphon.target:exec:")) << Global("exec_err");
   EXPECT_TRUE(Contains(Global("exec_err"), "no such table: nope")) << Global("exec_err");
 

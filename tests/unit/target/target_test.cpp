@@ -370,7 +370,7 @@ TEST_F(TargetTest, APassThatStartedOnAnEmptyTableStillSweepsRowsFromElsewhere) {
   };
   auto exec = [&](std::string sql) {
     std::optional<Result<int64_t>> result;
-    target.Exec(std::move(sql), {}, [&](Result<int64_t> r) { result = std::move(r); });
+    target.Exec(std::move(sql), {}, true, [&](Result<int64_t> r) { result = std::move(r); });
     uv_run(&loop_, UV_RUN_DEFAULT);
     return result && result->ok();
   };
@@ -444,17 +444,17 @@ TEST_F(TargetTest, ExecRunsMaintenanceWithBoundParameters) {
   ASSERT_TRUE(Write(target, b, Cursor{int64_t{2}}).ok());
   std::optional<Result<int64_t>> changed;
   target.Exec("DELETE FROM orders WHERE note = ?1; PRAGMA optimize",
-              {std::string("a'); DROP TABLE orders; --")},
+              {std::string("a'); DROP TABLE orders; --")}, true,
               [&](Result<int64_t> r) { changed = std::move(r); });
   uv_run(&loop_, UV_RUN_DEFAULT);
   ASSERT_TRUE(changed && changed->ok());
   EXPECT_EQ(**changed, 0);
-  target.Exec("DELETE FROM orders WHERE note = ?1", {std::string("a")},
+  target.Exec("DELETE FROM orders WHERE note = ?1", {std::string("a")}, true,
               [&](Result<int64_t> r) { changed = std::move(r); });
   uv_run(&loop_, UV_RUN_DEFAULT);
   ASSERT_TRUE(changed && changed->ok());
   EXPECT_EQ(**changed, 1);
-  target.Exec("SELEC nonsense", {}, [&](Result<int64_t> r) { changed = std::move(r); });
+  target.Exec("SELEC nonsense", {}, true, [&](Result<int64_t> r) { changed = std::move(r); });
   uv_run(&loop_, UV_RUN_DEFAULT);
   ASSERT_TRUE(changed && !changed->ok());
   EXPECT_EQ(changed->status().kind(), ErrorKind::kTarget);
