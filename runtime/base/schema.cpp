@@ -79,6 +79,10 @@ std::vector<Cursor> CursorsOf(const RowBatch& batch) {
   return out;
 }
 
+std::string CursorColumnsJson(const std::vector<std::string>& columns) {
+  return nlohmann::json(columns).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 std::string CursorToJson(const Cursor& cursor) {
   nlohmann::json arr = nlohmann::json::array();
   for (const auto& v : cursor) {

@@ -69,6 +69,9 @@ std::vector<Cursor> CursorsOf(const RowBatch& batch);
 /// Cursor <-> JSON array text, as stored in `_siphon_state.cursor`.
 std::string CursorToJson(const Cursor& cursor);
 std::optional<Cursor> CursorFromJson(std::string_view json);
+/// The names of a cursor's columns as a JSON array, as stored in
+/// `_siphon_state.cursor_columns`.
+std::string CursorColumnsJson(const std::vector<std::string>& columns);
 
 /// Columns added, dropped and retyped on the source since the schema siphon recorded.
 struct SchemaDiff {

@@ -92,6 +92,7 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
   t.source = decl.source && decl.source->source ? decl.source->source->Describe() : "";
   t.schema_hash = schema.Hash();
   t.schema_json = SchemaToJson(schema);
+  t.cursor_columns = CursorColumnsJson(plan.order_by);
   t.pass_marks = !t.append && !t.key.empty();
   if (decl.soft_delete && !decl.soft_delete->keep) t.soft_delete_column = decl.soft_delete->column;
   return plan;

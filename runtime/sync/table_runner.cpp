@@ -305,6 +305,13 @@ void TableRunner::OnPrepared(Result<TableState> state) {
     MaybeFinishRun();
     return;
   }
+  if (!state->dropped_cursor_columns.empty()) {
+    ScopedLogFields fields(LogFields::Of("cursor_reset"));
+    log_->warn(
+        "the stored cursor belongs to the columns {}, not {}: pulling the table again "
+        "from the start (rows are upserted)",
+        state->dropped_cursor_columns, plan_->target.cursor_columns);
+  }
   committed_ = state->cursor;
   full_pass_ = state->full_pass;
   resync_pass_ = state->resync_pass;

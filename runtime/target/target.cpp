@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS _siphon_state (
   schema_json     TEXT,
   full_pass       INTEGER NOT NULL DEFAULT 0,
   resync_pass     INTEGER,
-  reconciled_at   TEXT
+  reconciled_at   TEXT,
+  cursor_columns  TEXT
 );
 CREATE TABLE IF NOT EXISTS _siphon_log (
   id          INTEGER PRIMARY KEY,
@@ -212,6 +213,7 @@ Status Target::Open() {
       {"_siphon_state", "full_pass INTEGER NOT NULL DEFAULT 0"},
       {"_siphon_state", "resync_pass INTEGER"},
       {"_siphon_state", "reconciled_at TEXT"},
+      {"_siphon_state", "cursor_columns TEXT"},
       {"_siphon_log", "deleted INTEGER NOT NULL DEFAULT 0"}};
   for (const auto& [table, add] : kAdded) {
     std::string column(add, strchr(add, ' '));
@@ -400,9 +402,41 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     sqlite3_bind_text(ins.s, 5, spec.schema_json.c_str(), -1, SQLITE_TRANSIENT);
     if (sqlite3_step(ins.s) != SQLITE_DONE) return SqliteError(db_, "creating the state row");
   }
+  // A cursor is a position in the order of its columns: one stored for other columns means
+  // nothing now, and read as this order's values it could skip rows. It is dropped (the
+  // table is pulled again from the start; rows are upserted), and the columns recorded.
+  std::string dropped;
+  {
+    Stmt q;
+    sqlite3_prepare_v2(db_,
+                       "SELECT cursor_columns FROM _siphon_state WHERE table_name = ?1 AND "
+                       "cursor IS NOT NULL AND cursor_columns IS NOT NULL AND "
+                       "cursor_columns <> ?2",
+                       -1, &q.s, nullptr);
+    sqlite3_bind_text(q.s, 1, spec.name.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q.s, 2, spec.cursor_columns.c_str(), -1, SQLITE_TRANSIENT);
+    const int rc = sqlite3_step(q.s);
+    if (rc == SQLITE_ROW) {
+      dropped = reinterpret_cast<const char*>(sqlite3_column_text(q.s, 0));
+    } else if (rc != SQLITE_DONE) {
+      return SqliteError(db_, "reading the cursor columns of " + spec.name);
+    }
+    Stmt up;
+    sqlite3_prepare_v2(db_,
+                       "UPDATE _siphon_state SET cursor_columns = ?2, "
+                       "cursor = CASE WHEN ?3 THEN NULL ELSE cursor END WHERE table_name = ?1",
+                       -1, &up.s, nullptr);
+    sqlite3_bind_text(up.s, 1, spec.name.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(up.s, 2, spec.cursor_columns.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(up.s, 3, dropped.empty() ? 0 : 1);
+    if (sqlite3_step(up.s) != SQLITE_DONE) {
+      return SqliteError(db_, "recording the cursor columns of " + spec.name);
+    }
+  }
   Result<std::optional<TableState>> state = ReadState(spec.name);
   if (!state.ok()) return state.status();
   if (!state->has_value()) return Status(ErrorKind::kTarget, "no state row for " + spec.name);
+  (*state)->dropped_cursor_columns = dropped;
   t->schema_version = SchemaVersion();
   tables_[spec.name] = std::move(t);
   return std::move(**state);

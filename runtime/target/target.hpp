@@ -29,6 +29,9 @@ struct TargetTable {
   std::string source_table;         ///< e.g. "public.orders"
   std::string schema_hash;
   std::string schema_json;  ///< the reflected source columns, for diffs after a restart
+  /// The columns a stored cursor's values belong to, in order (a JSON array): a cursor kept
+  /// for other columns (the script changed `cursor` or `key`) is dropped, not misread.
+  std::string cursor_columns;
   /// Rows carry the number of the pass that last wrote them in a column `_siphon_pass`, and
   /// the page that ends a pass (every full refresh, and a resync of any table) deletes the
   /// rows of older passes (mark and sweep): deletions reach the target without ever
@@ -70,6 +73,8 @@ struct TableState {
   int64_t full_pass = 0;      ///< the last pass written
   int64_t resync_pass = 0;    ///< a resync in progress writes this pass (0: none)
   std::string reconciled_at;  ///< when the last reconcile ended (empty: never)
+  /// Set when a stored cursor was dropped because it belonged to these other columns.
+  std::string dropped_cursor_columns;
 };
 
 /// Reconcile: a range of a table's keys in the target, cut into parts of about equal size.

@@ -211,6 +211,36 @@ TEST_F(PgSync, AnOpenWriteTransactionHoldsTheCursorBackUntilItCommits) {
   }
 }
 
+// The stored cursor belongs to its columns: a script that changes `cursor` gets a fresh
+// pull, not the old values read as the new columns' (which skipped every row here).
+TEST_F(PgSync, ChangingTheCursorColumnsPullsAgainInsteadOfMisreadingTheCursor) {
+  db_.Exec(R"sql(
+    CREATE TABLE v (id int8 PRIMARY KEY, seq int8 NOT NULL, version int8 NOT NULL);
+    CREATE INDEX ON v (seq, id);
+    CREATE INDEX ON v (version, id);
+    INSERT INTO v SELECT g, 1000 + g, g FROM generate_series(1, 100) g;
+  )sql");
+  auto r = Once(Script(R"(siphon.replicate "v" { source = pg, cursor = "seq" })"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT cursor || ' ' || cursor_columns FROM _siphon_state"),
+            "[1100,100] [\"seq\",\"id\"]");
+  db_.Exec("UPDATE v SET version = version + 1 WHERE id <= 10");
+  r = Once(Script(R"(siphon.replicate "v" { source = pg, cursor = "version" })"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("the stored cursor belongs to the columns [\"seq\",\"id\"], not "
+                       "[\"version\",\"id\"]"),
+            std::string::npos)
+      << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT sum(version) FROM v"), db_.Scalar("SELECT sum(version) FROM v"));
+  EXPECT_EQ(TargetScalar("SELECT cursor || ' ' || cursor_columns FROM _siphon_state"),
+            "[100,100] [\"version\",\"id\"]");
+  // From then on the cursor is read as its own columns again: no warning, nothing pulled twice.
+  r = Once(Script(R"(siphon.replicate "v" { source = pg, cursor = "version" })"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(r.err.find("stored cursor belongs"), std::string::npos) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT rows FROM _siphon_log ORDER BY id DESC LIMIT 1"), "0");
+}
+
 TEST_F(PgSync, FullRefreshReplicatesATableLargerThanManyPages) {
   db_.Exec(R"sql(
     CREATE TABLE big (id int4 PRIMARY KEY, payload text);
