@@ -517,9 +517,26 @@ void PgConnection::StartStatement() {
   }
   flushing_ = r == 1;
   Watch(flushing_ ? (UV_READABLE | UV_WRITABLE) : UV_READABLE);
+  ArmReadTimeout();
+}
+
+void PgConnection::ArmReadTimeout() {
+  if (state_ != State::kBusy || timer_ == nullptr) return;  // setup runs under the connect timer
+  uv_timer_start(
+      timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<PgConnection*>(t->data);
+        if (self == nullptr || self->state_ != State::kBusy) return;
+        self->FailStatement(
+            Status(ErrorKind::kConnect, "no answer from postgres for " +
+                                            std::to_string(self->params_.read_timeout_ms / 1000) +
+                                            " s (read_timeout); the connection is dropped"));
+      },
+      static_cast<uint64_t>(params_.read_timeout_ms), 0);
 }
 
 void PgConnection::OnQueryIo(int events) {
+  ArmReadTimeout();  // the server is answering (or taking what we send): the clock restarts
   if (events & UV_READABLE) {
     if (PQconsumeInput(conn_) == 0) {
       FailStatement(LostError());
@@ -584,6 +601,7 @@ void PgConnection::FinishStatement() {
   Status status;
   if (error) status = PgResultError(error.get(), lost, params_.password);
   State was = state_;
+  if (timer_ != nullptr && was == State::kBusy) uv_timer_stop(timer_);
   if (lost) {
     DropConnection();
     if (status.ok()) status = Status(ErrorKind::kConnect, "postgres connection lost");

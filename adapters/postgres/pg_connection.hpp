@@ -27,6 +27,9 @@ struct PgConnectParams {
   std::vector<std::pair<std::string, std::string>> keywords;
   bool expand_dbname = false;  ///< the first `dbname` is a conninfo string or URI
   int connect_timeout_ms = 10000;
+  /// A statement that gets no data from the server for this long fails (the connection is
+  /// dropped, the run retried): a frozen server or a network black hole cannot hang a run.
+  int read_timeout_ms = 300000;
   std::string password;
 };
 
@@ -123,6 +126,7 @@ class PgConnection {
   void Send(std::string sql, std::vector<std::string> params, bool several,
             std::function<void(Result<PgResultPtr>)> done);
   void StartStatement();
+  void ArmReadTimeout();
   void FinishStatement();
   void FailStatement(Status status);
   void FailConnect(Status status);
@@ -136,7 +140,7 @@ class PgConnection {
   uv_poll_t* poll_ = nullptr;
   int poll_fd_ = -1;
   int poll_events_ = 0;
-  uv_timer_t* timer_ = nullptr;  // connect timeout
+  uv_timer_t* timer_ = nullptr;  // connect timeout; then a statement's read timeout
   uv_timer_t* defer_ = nullptr;  // runs posted callbacks on the next loop turn
   std::vector<std::function<void()>> posted_;
   bool flushing_ = false;

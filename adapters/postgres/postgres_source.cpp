@@ -496,6 +496,13 @@ Result<std::unique_ptr<Source>> Make(const Options& options) {
   }
   params.connect_timeout_ms =
       static_cast<int>(timeout_seconds.value_or(kDefaultConnectTimeoutSeconds) * 1000);
+  if (auto read = GetInt(options, "read_timeout")) {
+    if (*read < 1 || *read > 86400) {
+      return Status(ErrorKind::kConfig,
+                    "siphon.postgres: `read_timeout` must be between 1 and 86400 seconds");
+    }
+    params.read_timeout_ms = static_cast<int>(*read * 1000);
+  }
   // Set after the dsn so they override it: the decoders need UTF-8 text.
   params.keywords.emplace_back("client_encoding", "UTF8");
   if (const auto* app = GetString(options, "application_name")) {
@@ -523,6 +530,8 @@ SourceDefinition Definition() {
       {"sslmode", OptionType::kString, false,
        "disable, allow, prefer (default), require, verify-ca, verify-full"},
       {"connect_timeout", OptionType::kInteger, false, "seconds to wait for a connection (10)"},
+      {"read_timeout", OptionType::kInteger, false,
+       "seconds a statement may get no data from the server before the run fails (300)"},
       {"application_name", OptionType::kString, false,
        "shown in pg_stat_activity (default \"siphon\")"},
   };

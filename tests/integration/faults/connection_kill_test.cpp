@@ -189,5 +189,38 @@ siphon.replicate "mk" { source = my, cursor = { "updated_at", "id" }, batch = 10
               " outages=" + std::to_string(outages));
 }
 
+// A source session that stops answering (the backend frozen with SIGSTOP: a hung server or a
+// network black hole looks the same from here) costs one failed run after `read_timeout`,
+// not a run that hangs until the kernel gives up on the socket hours later.
+TEST_F(ConnectionKillFaults, AFrozenSourceSessionTimesOutAndTheTableGoesOn) {
+  db_.Exec(R"sql(
+    CREATE TABLE fz (id int8 PRIMARY KEY, v text NOT NULL);
+    INSERT INTO fz SELECT g, 'v' || g FROM generate_series(1, 10) g;
+  )sql");
+  const std::string script = Script(
+      R"(siphon.replicate "fz" { source = frozen, cursor = "id", every = "300ms" })",
+      "local frozen = siphon.postgres { dsn = siphon.env(\"TEST_PG_DSN\"), read_timeout = 2, "
+      "application_name = \"siphon_frozen\" }\n");
+  Process p(Argv("run", script), Env());
+  ASSERT_TRUE(p.WaitForOutput("synced 10 rows")) << p.Stderr();
+  const std::string pid = db_.Scalar(
+      "SELECT pid FROM pg_stat_activity WHERE application_name = 'siphon_frozen' AND datname = "
+      "current_database()");
+  ASSERT_FALSE(pid.empty());
+  ASSERT_EQ(kill(std::stoi(pid), SIGSTOP), 0);
+  struct Thaw {
+    int pid;
+    ~Thaw() { kill(pid, SIGCONT); }
+  } thaw{std::stoi(pid)};
+  db_.Exec("INSERT INTO fz VALUES (11, 'after')");
+  EXPECT_TRUE(WaitUntil([&] { return Target("SELECT count(*) FROM fz") == "11"; },
+                        std::chrono::seconds(20)))
+      << p.Stderr();
+  EXPECT_NE(p.Stderr().find("no answer from postgres for 2 s (read_timeout)"), std::string::npos)
+      << p.Stderr();
+  p.Signal(SIGTERM);
+  EXPECT_EQ(p.Wait(std::chrono::seconds(10)).exit_code, 0) << p.Stderr();
+}
+
 }  // namespace
 }  // namespace siphon::test
