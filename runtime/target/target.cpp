@@ -1,5 +1,7 @@
 #include "runtime/target/target.hpp"
 
+#include <strings.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -238,6 +240,76 @@ void Target::PrepareTable(TargetTable table, std::function<void(Result<TableStat
                 [done = std::move(done), result] { done(std::move(*result)); });
 }
 
+Status Target::RebuildWithTypes(const std::string& table,
+                                const std::map<std::string, std::string>& types) {
+  // SQLite's way to change a column's type: a new table, the rows copied, the old one
+  // dropped, the new one renamed, its indexes and triggers made again. One transaction.
+  struct Column {
+    std::string name, type;
+    int pk = 0;
+  };
+  std::vector<Column> columns;
+  {
+    Stmt info;
+    std::string sql = "PRAGMA table_info(" + Quote(table) + ")";
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &info.s, nullptr) != SQLITE_OK) {
+      return SqliteError(db_, "reading table_info of " + table);
+    }
+    while (sqlite3_step(info.s) == SQLITE_ROW) {
+      Column c;
+      c.name = reinterpret_cast<const char*>(sqlite3_column_text(info.s, 1));
+      const unsigned char* type = sqlite3_column_text(info.s, 2);
+      c.type = type ? reinterpret_cast<const char*>(type) : "";
+      c.pk = sqlite3_column_int(info.s, 5);
+      if (auto it = types.find(c.name); it != types.end()) c.type = it->second;
+      columns.push_back(std::move(c));
+    }
+  }
+  std::vector<std::string> extras;  // CREATE INDEX / TRIGGER of the table
+  {
+    Stmt q;
+    sqlite3_prepare_v2(db_,
+                       "SELECT sql FROM sqlite_master WHERE tbl_name = ?1 AND type IN "
+                       "('index', 'trigger') AND sql IS NOT NULL",
+                       -1, &q.s, nullptr);
+    sqlite3_bind_text(q.s, 1, table.c_str(), -1, SQLITE_TRANSIENT);
+    while (sqlite3_step(q.s) == SQLITE_ROW) {
+      extras.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(q.s, 0)));
+    }
+  }
+  const std::string fresh = "_siphon_rebuild_" + table;
+  std::string defs, names, key;
+  std::vector<const Column*> pk;
+  for (const Column& c : columns) {
+    defs += (defs.empty() ? "" : ", ") + Quote(c.name) + (c.type.empty() ? "" : " " + c.type);
+    names += (names.empty() ? "" : ", ") + Quote(c.name);
+    if (c.pk > 0) pk.push_back(&c);
+  }
+  std::sort(pk.begin(), pk.end(), [](const Column* a, const Column* b) { return a->pk < b->pk; });
+  for (const Column* c : pk) key += (key.empty() ? "" : ", ") + Quote(c->name);
+  if (!key.empty()) defs += ", PRIMARY KEY (" + key + ")";
+  std::vector<std::string> steps = {
+      "SAVEPOINT siphon_rebuild", "CREATE TABLE " + Quote(fresh) + " (" + defs + ")",
+      "INSERT INTO " + Quote(fresh) + " (" + names + ") SELECT " + names + " FROM " + Quote(table),
+      "DROP TABLE " + Quote(table),
+      // Views naming the table must not stop the rename (they read the new table after it).
+      "PRAGMA legacy_alter_table = ON",
+      "ALTER TABLE " + Quote(fresh) + " RENAME TO " + Quote(table),
+      "PRAGMA legacy_alter_table = OFF"};
+  steps.insert(steps.end(), extras.begin(), extras.end());
+  steps.push_back("RELEASE siphon_rebuild");
+  for (const std::string& sql : steps) {
+    if (Status st = ExecOnWriter(sql); !st.ok()) {
+      ExecOnWriter("ROLLBACK TO siphon_rebuild");
+      ExecOnWriter("RELEASE siphon_rebuild");
+      ExecOnWriter("PRAGMA legacy_alter_table = OFF");
+      return st.WithContext("changing column types of " + table);
+    }
+  }
+  Logger("target")->info("{}: column type(s) changed, table rebuilt with its rows", table);
+  return Status::Ok();
+}
+
 Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
   // Every run prepares its table again (100 tables on 1 s intervals: 100 a second). When the
   // table is as the last run left it, its statements stand: only the state row is read.
@@ -252,7 +324,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     }
   }
   // Create or extend the table.
-  std::set<std::string> existing;
+  std::map<std::string, std::string> existing;  // name -> declared type
   {
     Stmt info;
     std::string sql = "PRAGMA table_info(" + Quote(spec.name) + ")";
@@ -260,12 +332,27 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
       return SqliteError(db_, "reading table_info of " + spec.name);
     }
     while (sqlite3_step(info.s) == SQLITE_ROW) {
-      existing.insert(reinterpret_cast<const char*>(sqlite3_column_text(info.s, 1)));
+      const unsigned char* type = sqlite3_column_text(info.s, 2);
+      existing[reinterpret_cast<const char*>(sqlite3_column_text(info.s, 1))] =
+          type ? reinterpret_cast<const char*>(type) : "";
     }
   }
   std::vector<std::pair<std::string, std::string>> wanted;  // name, declared type
   for (const auto& c : spec.columns) wanted.emplace_back(c.name, ColumnTypeName(c.type));
   if (spec.pass_marks) wanted.emplace_back(kPassColumn, "INTEGER");
+  // A column whose type changed keeps its data but not its old declared type: SQLite would
+  // convert by the old affinity what siphon writes now (text "01234" into an INTEGER column
+  // is stored as 1234). The table is rebuilt with the new types.
+  std::map<std::string, std::string> retyped;
+  for (const auto& [name, type] : wanted) {
+    auto it = existing.find(name);
+    if (it != existing.end() && strcasecmp(it->second.c_str(), type.c_str()) != 0) {
+      retyped[name] = type;
+    }
+  }
+  if (!retyped.empty()) {
+    if (Status st = RebuildWithTypes(spec.name, retyped); !st.ok()) return st;
+  }
   if (existing.empty()) {
     std::string sql = "CREATE TABLE " + Quote(spec.name) + " (";
     for (const auto& [name, type] : wanted) sql += Quote(name) + " " + type + ", ";
@@ -280,7 +367,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     if (Status st = ExecOnWriter(sql); !st.ok()) return st;
   } else {
     for (const auto& [name, type] : wanted) {
-      if (existing.count(name)) continue;
+      if (existing.count(name) != 0) continue;
       std::string sql =
           "ALTER TABLE " + Quote(spec.name) + " ADD COLUMN " + Quote(name) + " " + type;
       if (Status st = ExecOnWriter(sql); !st.ok()) return st;

@@ -190,6 +190,10 @@ class Target {
   int wal_frames_ = 0;  // writer thread only: frames in the WAL after the last commit
   int wal_max_frames_ = static_cast<int>(kWalMaxBytes / 4096);
   Result<TableState> PrepareOnWriter(const TargetTable& table);
+  /// Changes the declared types of some columns of `table` (name -> type), keeping its rows,
+  /// key, indexes and triggers.
+  Status RebuildWithTypes(const std::string& table,
+                          const std::map<std::string, std::string>& types);
   /// The table's `_siphon_state` row; none when it has no row.
   Result<std::optional<TableState>> ReadState(const std::string& table);
   int64_t SchemaVersion();  ///< PRAGMA schema_version; -1 when unreadable

@@ -1,5 +1,6 @@
 // End-to-end: deletions and schema changes on the source reach the replica (issue 7).
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <atomic>
 #include <thread>
@@ -129,6 +130,52 @@ TEST_F(Evolution, AddedDroppedAndRetypedColumnsFollowTheRules) {
   r = Once(script);
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
   EXPECT_EQ(r.err.find("schema change"), std::string::npos) << Dump(r);
+}
+
+// A column retyped to one stored differently (integer -> text, as for zip codes) gets the new
+// type in the target too, with its rows, key and indexes: SQLite used to convert the new
+// text values by the old INTEGER affinity ('01234' stored as 1234).
+TEST_F(Evolution, ARetypedColumnTakesItsNewStorageTypeAndKeepsItsRows) {
+  db_.Exec(R"sql(
+    CREATE TABLE c (id int8 PRIMARY KEY, zip int4, big int8,
+                    updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+    INSERT INTO c (id, zip, big) SELECT g, 1000 + g, g FROM generate_series(1, 50) g;
+  )sql");
+  std::string script =
+      Script(R"(siphon.replicate "c" { source = pg, cursor = { "updated_at", "id" } })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  {  // an index a user made on the replica
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(Replica().c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db, "CREATE INDEX c_zip ON c (zip)", nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  db_.Exec(R"sql(
+    ALTER TABLE c ALTER COLUMN zip TYPE text;
+    ALTER TABLE c ALTER COLUMN big TYPE numeric(30,2);
+    INSERT INTO c (id, zip, big) VALUES (51, '01234', 12345678901234567890.12);
+  )sql");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT typeof(zip) || ' ' || zip || ' ' || typeof(big) || ' ' || big "
+                         "FROM c WHERE id = 51"),
+            "text 01234 text 12345678901234567890.12");
+  EXPECT_EQ(TargetScalar("SELECT group_concat(name || ':' || type, ',') FROM "
+                         "pragma_table_info('c') WHERE name IN ('zip', 'big')"),
+            "zip:TEXT,big:TEXT");
+  // The rows written before keep their values; the key and the index are still there.
+  EXPECT_EQ(TargetScalar("SELECT count(*) || ' ' || sum(zip) FROM c WHERE id <= 50"), "50 51275");
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM sqlite_master WHERE name = 'c_zip'"), "1");
+  EXPECT_EQ(TargetScalar("SELECT group_concat(name) FROM pragma_table_info('c') WHERE pk > 0"),
+            "id");
+  // Upserts still find the key: an update of an old row replaces it.
+  db_.Exec("UPDATE c SET zip = '00001', updated_at = clock_timestamp() WHERE id = 1");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || ' ' || (SELECT zip FROM c WHERE id = 1) FROM c"),
+            "51 00001");
 }
 
 TEST_F(Evolution, ResyncPullsAgainAndEndsEqualToTheSource) {
