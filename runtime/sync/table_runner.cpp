@@ -405,6 +405,8 @@ void TableRunner::HandleSchemaChange(const SchemaDiff& diff) {
 
 void TableRunner::StartPulling() {
   horizon_.reset();
+  tail_ = false;
+  tail_cursor_.reset();
   // A resync writes its own pass (recorded, so a crash resumes it); a full pass resumes where
   // a crash left it (cursor set) or starts a new one; incremental rows keep the current pass.
   if (resync_pass_ != 0) {
@@ -443,7 +445,7 @@ void TableRunner::StartPulling() {
 }
 
 void TableRunner::Pull(PageQuery query) {
-  query.before = horizon_;
+  if (!tail_) query.before = horizon_;
   pull_in_flight_ = true;
   std::weak_ptr<bool> alive = alive_;
   conn_->Pull(*schema_, query, [this, alive](Result<RowBatch> page) {
@@ -465,8 +467,20 @@ void TableRunner::OnPage(Result<RowBatch> page) {
   auto rows = std::make_shared<const RowBatch>(std::move(*page));
   const size_t n = rows->rows();
   const bool full = n >= plan_->batch;
+  const bool tail_page = tail_;
   if (n > 0) next_after_ = CursorOf(*plan_, *rows, n - 1);
-  more_pages_ = full;
+  // A resync stops at the safe horizon like any incremental run, but the sweep that ends it
+  // must not delete the rows past the horizon: they exist. So the pass goes on to the end of
+  // the table (its tail), marking those rows while the cursor stays below the horizon (the
+  // next run reads them again, with whatever committed late behind them).
+  const bool to_tail = !full && !tail_ && horizon_.has_value() && resync_pass_ != 0 &&
+                       plan_->incremental && plan_->target.pass_marks;
+  if (to_tail) {
+    tail_ = true;
+    if (!next_after_) next_after_ = committed_;
+    tail_cursor_ = next_after_;
+  }
+  more_pages_ = full || to_tail;
   // The next page is asked for before this one is transformed, so the source produces it
   // while the transform runs (this page counts against the waiting pages once queued).
   PullNextIfRoom();
@@ -485,10 +499,14 @@ void TableRunner::OnPage(Result<RowBatch> page) {
   // Incremental: the cursor follows the last row. Full refresh: the cursor marks the pass in
   // progress, and is cleared with the page that ends the pass.
   std::optional<Cursor> cursor_after;
-  if (plan_->incremental || full) cursor_after = next_after_;
+  if (tail_page) {
+    cursor_after = tail_cursor_;
+  } else if (plan_->incremental || full) {
+    cursor_after = next_after_;
+  }
   // A page that is not full ends a full-refresh pass, or the re-pull of a resync: its
   // transaction sweeps the rows the pass did not write.
-  const bool ends_pass = plan_->target.pass_marks && !full && WritesPasses();
+  const bool ends_pass = plan_->target.pass_marks && !full && WritesPasses() && !to_tail;
   if (n > 0 || ends_pass) {
     PageWrite write;
     write.rows = std::move(rows);
@@ -512,7 +530,8 @@ void TableRunner::OnPage(Result<RowBatch> page) {
 
 void TableRunner::PullNextIfRoom() {
   if (more_pages_ && RoomToPull() && !pull_in_flight_ && !stopping_ && run_error_.ok()) {
-    Pull(NextPage(*plan_, *next_after_));
+    // (Only a tail that starts before any row was ever read has no position yet.)
+    Pull(next_after_ ? NextPage(*plan_, *next_after_) : FirstPage(*plan_, std::nullopt));
   }
 }
 

@@ -164,6 +164,10 @@ class TableRunner {
   void PullNextIfRoom();
   std::optional<Cursor> next_after_;    // where the next page starts
   std::optional<CursorValue> horizon_;  // this run reads only below it (late commits)
+  // A resync reading past the horizon to mark the rows there before its sweep; the pages of
+  // the tail commit tail_cursor_, the position below the horizon.
+  bool tail_ = false;
+  std::optional<Cursor> tail_cursor_;
   Status run_error_;
   int64_t run_rows_ = 0;
   int64_t run_deleted_ = 0;

@@ -1,8 +1,10 @@
 // End-to-end: deletions and schema changes on the source reach the replica (issue 7).
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include "tests/integration/harness/harness.hpp"
@@ -208,6 +210,50 @@ TEST_F(Evolution, ResyncPullsAgainAndEndsEqualToTheSource) {
   r = siphon::test::Run({SIPHON_BIN, "resync", script, "--table", "nope"},
                         {{"TEST_PG_DSN", db_.Dsn()}});
   EXPECT_EQ(r.exit_code, 2) << Dump(r);
+}
+
+// A resync reads below the safe horizon like any incremental run, but its closing sweep must
+// not delete a row that is past the horizon: that row still exists (it used to be deleted,
+// and came back only with the next run).
+TEST_F(Evolution, AResyncNeverDeletesARowPastTheHorizon) {
+  db_.Exec(R"sql(
+    CREATE TABLE r2 (id int8 PRIMARY KEY, v text, updated_at timestamptz NOT NULL DEFAULT now());
+    CREATE TABLE other (x int);
+    INSERT INTO r2 (id, v) SELECT g, 'v' || g FROM generate_series(1, 500) g;
+  )sql");
+  std::string script =
+      Script(R"(siphon.replicate "r2" { source = pg, cursor = "updated_at", batch = 100 })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  // Session A holds a write transaction open: the horizon stays at its start.
+  PGconn* a = PQconnectdb(db_.Dsn().c_str());
+  ASSERT_EQ(PQstatus(a), CONNECTION_OK) << PQerrorMessage(a);
+  auto exec = [a](const char* sql) {
+    PGresult* res = PQexec(a, sql);
+    EXPECT_EQ(PQresultStatus(res), PGRES_COMMAND_OK) << PQerrorMessage(a);
+    PQclear(res);
+  };
+  exec("BEGIN");
+  exec("INSERT INTO other VALUES (1)");
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // Row 42 moves past the horizon; row 7 is deleted.
+  db_.Exec(
+      "UPDATE r2 SET v = 'moved', updated_at = now() WHERE id = 42; DELETE FROM r2 WHERE "
+      "id = 7");
+  r = siphon::test::Run({SIPHON_BIN, "resync", script, "--table", "r2"},
+                        {{"TEST_PG_DSN", db_.Dsn()}});
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(id) FROM r2"), "499/125243");
+  EXPECT_EQ(TargetScalar("SELECT v FROM r2 WHERE id = 42"), "moved");
+  EXPECT_EQ(TargetScalar("SELECT deleted FROM _siphon_log ORDER BY id DESC LIMIT 1"), "1");
+  // The cursor stayed below the horizon: A's late rows still arrive.
+  exec("INSERT INTO r2 (id, v) VALUES (1000, 'late')");
+  exec("COMMIT");
+  PQfinish(a);
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(id) FROM r2"),
+            db_.Scalar("SELECT count(*) || '/' || sum(id) FROM r2"));
 }
 
 TEST_F(Evolution, SoftDeletedRowsDisappearAndComeBackWhenUndeleted) {
