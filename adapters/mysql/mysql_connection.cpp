@@ -19,7 +19,9 @@ constexpr std::chrono::seconds kFetchedHorizonFresh{1};
 
 // Each statement of a session's setup runs inside the non-blocking connect.
 constexpr const char* kSessionSetup[] = {
-    "SET time_zone = '+00:00', NAMES utf8mb4",
+    // autocommit on whatever the server's default (or init_connect) says: a session that
+    // never commits would read one snapshot forever.
+    "SET time_zone = '+00:00', NAMES utf8mb4, autocommit = 1",
     // The source is only read: every statement runs in a read-only transaction.
     "SET SESSION TRANSACTION READ ONLY",
 };

@@ -2,6 +2,7 @@
 // file (issue 3's "must hold" list). The server restart lives in faults/, which runs alone.
 #include <gtest/gtest.h>
 #include <mysql.h>
+#include <signal.h>
 
 #include <chrono>
 #include <filesystem>
@@ -318,6 +319,47 @@ TEST_F(MysqlSync, WithoutTheProcessPrivilegeThereIsNoHorizonAndOneWarning) {
   size_t first = log.find("PROCESS privilege");
   EXPECT_NE(first, std::string::npos) << Dump(r);
   EXPECT_EQ(log.find("PROCESS privilege", first + 1), std::string::npos) << Dump(r);
+}
+
+// A server that turns autocommit off for its users (init_connect, or a global default) must
+// not freeze siphon's view: a session that never commits reads one REPEATABLE READ snapshot
+// forever, and new rows never arrive while the connection lives.
+TEST_F(MysqlSync, AutocommitOffOnTheServerStillShowsNewRows) {
+  const std::string user =
+      "ac_" + db_.name().substr(db_.name().size() > 20 ? db_.name().size() - 20 : 0);
+  db_.Exec(
+      "CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(8));"
+      "INSERT INTO a VALUES (1, 'x'), (2, 'y');"
+      "DROP USER IF EXISTS '" +
+      user + "'@'127.0.0.1'; CREATE USER '" + user +
+      "'@'127.0.0.1' IDENTIFIED BY 'ac-pw'; GRANT SELECT ON `" + db_.name() + "`.* TO '" + user +
+      "'@'127.0.0.1';");
+  // init_connect applies to users without SUPER only: this one (siphon's own test user, and
+  // with it every other test, is not affected).
+  db_.Exec("SET GLOBAL init_connect = 'SET autocommit = 0'");
+  struct Restore {
+    MyDb& db;
+    std::string user;
+    ~Restore() {
+      db.Exec("SET GLOBAL init_connect = ''");
+      db.Exec("DROP USER IF EXISTS '" + user + "'@'127.0.0.1'");
+    }
+  } restore{db_, user};
+  const ServerEnv& s = Servers();
+  std::string path = dir_.File("ac.lua");
+  WriteFile(path, "local my = siphon.mysql { host = '" + s.mysql_host +
+                      "', port = " + std::to_string(s.mysql_port) + ", user = '" + user +
+                      "', password = 'ac-pw', database = '" + db_.name() +
+                      "' }\nsiphon.target { path = '" + Replica() +
+                      "' }\nsiphon.replicate 'a' { source = my, from = 'a', every = '200ms' }\n");
+  Process p({SIPHON_BIN, "run", path});
+  ASSERT_TRUE(p.WaitForOutput("synced 2 rows")) << p.Stderr();
+  db_.Exec("INSERT INTO a VALUES (3, 'z')");
+  EXPECT_TRUE(WaitUntil([&] { return TargetScalar("SELECT count(*) FROM a") == "3"; },
+                        std::chrono::seconds(10)))
+      << p.Stderr();
+  p.Signal(SIGTERM);
+  EXPECT_EQ(p.Wait(std::chrono::seconds(10)).exit_code, 0);
 }
 
 TEST_F(MysqlSync, ASlowMysqlQueryDoesNotDelayAPostgresTable) {
