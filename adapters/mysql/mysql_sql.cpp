@@ -387,6 +387,13 @@ ErrorKind ErrorKindFor(unsigned error_number) {
     case 1142:  // ER_TABLEACCESS_DENIED_ERROR
     case 1143:  // ER_COLUMNACCESS_DENIED_ERROR
     case 1698:  // ER_ACCESS_DENIED_NO_PASSWORD_ERROR
+    case 1130:  // ER_HOST_NOT_PRIVILEGED: this host may not connect as this user
+    case 1251:  // ER_NOT_SUPPORTED_AUTH_MODE
+    case 2059:  // CR_AUTH_PLUGIN_CANNOT_LOAD
+    case 1820:  // ER_MUST_CHANGE_PASSWORD
+    case 1862:  // ER_MUST_CHANGE_PASSWORD_LOGIN: the password expired
+    case 3118:  // ER_ACCOUNT_HAS_BEEN_LOCKED (MySQL)
+    case 4151:  // ER_ACCOUNT_HAS_BEEN_LOCKED (MariaDB)
       return ErrorKind::kAuth;
     case 1040:  // ER_CON_COUNT_ERROR
     case 1053:  // ER_SERVER_SHUTDOWN

@@ -70,9 +70,15 @@ Status PgConnectError(std::string_view libpq_message, const std::string& passwor
   if (Contains(message, "password authentication failed") ||
       Contains(message, "no password supplied") || Contains(message, "authentication failed") ||
       Contains(message, "no pg_hba.conf entry") ||
-      (Contains(message, "role \"") && Contains(message, "does not exist"))) {
+      (Contains(message, "role \"") && Contains(message, "does not exist")) ||
+      Contains(message, "is not permitted to log in") ||
+      Contains(message, "permission denied for database")) {
     kind = ErrorKind::kAuth;
-    if (!Contains(message, "SQLSTATE")) message += " (SQLSTATE 28P01)";
+    if (!Contains(message, "SQLSTATE")) {
+      message += Contains(message, "permission denied") ? " (SQLSTATE 42501)"
+                 : Contains(message, "not permitted")   ? " (SQLSTATE 28000)"
+                                                        : " (SQLSTATE 28P01)";
+    }
   } else if (Contains(message, "database \"") && Contains(message, "does not exist")) {
     kind = ErrorKind::kConfig;
     message += " (SQLSTATE 3D000)";

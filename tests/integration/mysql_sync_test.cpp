@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <thread>
+#include <tuple>
 
 #include "tests/integration/harness/harness.hpp"
 
@@ -441,6 +442,23 @@ TEST_F(MysqlSync, ADsnSourceAndAWrongPasswordNeverShowThePassword) {
   EXPECT_EQ(r.err.find(secret), std::string::npos);
   EXPECT_EQ(TargetScalar("SELECT count(*) FROM _siphon_log WHERE error LIKE '%" + secret + "%'"),
             "0");
+  // A locked account and an expired password are refused for good: `once` gives up at the
+  // first attempt instead of retrying.
+  const std::string suffix = db_.name().substr(db_.name().size() > 16 ? db_.name().size() - 16 : 0);
+  for (const auto& [user, how, code] : {std::tuple{"lk_" + suffix, "ACCOUNT LOCK", "4151"},
+                                        std::tuple{"ex_" + suffix, "PASSWORD EXPIRE", "1820"}}) {
+    db_.Exec("DROP USER IF EXISTS '" + user + "'@'127.0.0.1'; CREATE USER '" + user +
+             "'@'127.0.0.1' IDENTIFIED BY 'pw' " + how + "; GRANT SELECT ON `" + db_.name() +
+             "`.* TO '" + user + "'@'127.0.0.1'");
+    r = siphon::test::Run({SIPHON_BIN, "once", path},
+                          {{"MY_DSN", "mysql://" + user + ":pw@" + s.mysql_host + ":" +
+                                          std::to_string(s.mysql_port) + "/" + db_.name()}});
+    db_.Exec("DROP USER '" + user + "'@'127.0.0.1'");
+    EXPECT_EQ(r.exit_code, 1) << Dump(r);
+    EXPECT_NE(r.err.find(code), std::string::npos) << Dump(r);
+    EXPECT_NE(r.err.find("giving up"), std::string::npos) << Dump(r);
+    EXPECT_EQ(r.err.find("retrying"), std::string::npos) << Dump(r);
+  }
 }
 
 TEST_F(MysqlSync, TheMysqlExampleChecksAgainstTheTestServer) {

@@ -219,6 +219,35 @@ TEST_F(PgAdapter, AuthErrorMessagesAreSanitized) {
   EXPECT_EQ(s.message().find("secret-pw"), std::string::npos);
 }
 
+// A role that may not log in, or may not connect to this database, is refused for good:
+// kAuth (not retried), not a transient connect error.
+TEST_F(PgAdapter, ARoleThatMayNotLogInOrConnectIsAuth) {
+  const ServerEnv& env = Servers();
+  const std::string suffix = db_.name().substr(db_.name().size() > 16 ? db_.name().size() - 16 : 0);
+  const std::string nologin = "nl_" + suffix, noconnect = "nc_" + suffix;
+  db_.Exec("DROP ROLE IF EXISTS " + nologin + "; CREATE ROLE " + nologin +
+           " NOLOGIN PASSWORD 'pw'; DROP ROLE IF EXISTS " + noconnect + "; CREATE ROLE " +
+           noconnect + " LOGIN PASSWORD 'pw'; REVOKE CONNECT ON DATABASE \"" + db_.name() +
+           "\" FROM PUBLIC");
+  struct Drop {
+    PgDb& db;
+    std::string a, b;
+    ~Drop() { db.Exec("DROP ROLE IF EXISTS " + a + "; DROP ROLE IF EXISTS " + b); }
+  } drop{db_, nologin, noconnect};
+  for (const auto& [role, words] : {std::pair{nologin, "is not permitted to log in"},
+                                    std::pair{noconnect, "permission denied for database"}}) {
+    auto& c = Conn(Options{{"host", env.pg_host},
+                           {"port", int64_t{env.pg_port}},
+                           {"user", role},
+                           {"password", std::string("pw")},
+                           {"database", db_.name()}});
+    Status s = Connect(c);
+    EXPECT_EQ(s.kind(), ErrorKind::kAuth) << s.ToString();
+    EXPECT_NE(s.message().find(words), std::string::npos) << s.ToString();
+    c.Close();
+  }
+}
+
 TEST_F(PgAdapter, UnreachableServerIsConnect) {
   // A port nothing listens on: refused at once.
   int fd = socket(AF_INET, SOCK_STREAM, 0);

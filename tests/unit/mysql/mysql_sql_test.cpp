@@ -204,6 +204,10 @@ TEST(MysqlSql, ReflectSqlCanBringTheHorizonAlong) {
 
 TEST(MysqlSql, ErrorKinds) {
   EXPECT_EQ(ErrorKindFor(1045), ErrorKind::kAuth);
+  // Not retried either: a host not allowed, an auth plugin, an expired password, a lock.
+  for (unsigned n : {1130u, 1251u, 2059u, 1820u, 1862u, 3118u, 4151u}) {
+    EXPECT_EQ(ErrorKindFor(n), ErrorKind::kAuth) << n;
+  }
   EXPECT_EQ(ErrorKindFor(2002), ErrorKind::kConnect);
   EXPECT_EQ(ErrorKindFor(2003), ErrorKind::kConnect);
   EXPECT_EQ(ErrorKindFor(2006), ErrorKind::kConnect);
