@@ -1,6 +1,7 @@
 // The siphon command line (DESIGN §3). Exit codes: 0 success, 1 a replication failed,
 // 2 bad usage or bad script.
 #include <malloc.h>
+#include <signal.h>
 
 #include <CLI/CLI.hpp>
 
@@ -16,6 +17,10 @@ int main(int argc, char** argv) {
   // speed, so the return values are not fatal.
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 128 << 20);
+  // A peer that closes a socket siphon is writing to (an admin API client that hangs up
+  // mid-answer, a source server going away) is an EPIPE for the code that writes, never a
+  // signal that ends the process.
+  signal(SIGPIPE, SIG_IGN);
 
   CLI::App app{"siphon: replicate PostgreSQL and MySQL tables into SQLite, driven by a Lua script",
                "siphon"};

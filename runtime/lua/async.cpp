@@ -45,6 +45,8 @@ struct LuaAsync::Http {
   std::string label;  // "POST http://…", for messages
   std::string body;
   std::string response;
+  size_t max_response = 0;  // the Lua memory cap: the body becomes one Lua string
+  bool too_large = false;
   std::vector<std::pair<std::string, std::string>> response_headers;
   char error[CURL_ERROR_SIZE] = {0};
 };
@@ -262,12 +264,19 @@ int LuaAsync::OnSocket(CURL*, curl_socket_t s, int action, void* userp, void* so
   return 0;
 }
 
-namespace {
+namespace {}  // namespace
 
-size_t WriteBody(char* data, size_t size, size_t n, void* userp) {
-  static_cast<std::string*>(userp)->append(data, size * n);
+size_t LuaAsync::WriteBody(char* data, size_t size, size_t n, void* userp) {
+  auto* h = static_cast<Http*>(userp);
+  if (h->response.size() + size * n > h->max_response) {
+    h->too_large = true;
+    return 0;  // curl ends the transfer (CURLE_WRITE_ERROR)
+  }
+  h->response.append(data, size * n);
   return size * n;
 }
+
+namespace {
 
 size_t WriteHeader(char* data, size_t size, size_t n, void* userp) {
   auto* headers = static_cast<std::vector<std::pair<std::string, std::string>>*>(userp);
@@ -311,8 +320,9 @@ Status LuaAsync::StartHttp(lua_State* co, LuaHttpRequest request) {
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, request.timeout_ms);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, std::min(request.timeout_ms, 10000L));
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->error);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &WriteBody);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, &h->response);
+  h->max_response = host_.options().memory_limit;
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &LuaAsync::WriteBody);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, h);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &WriteHeader);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, &h->response_headers);
   curl_easy_setopt(e, CURLOPT_PRIVATE, h);
@@ -376,7 +386,10 @@ void LuaAsync::Complete(Http* h, CURLcode rc) {
     host_.Resume(co, 1);
   } else {
     std::string message = "siphon.http: " + h->label + " failed: " +
-                          (h->error[0] != 0 ? std::string(h->error) : curl_easy_strerror(rc));
+                          (h->too_large ? "the response body is larger than the Lua memory cap (" +
+                                              std::to_string(h->max_response >> 20) + " MiB)"
+                           : h->error[0] != 0 ? std::string(h->error)
+                                              : std::string(curl_easy_strerror(rc)));
     Logger("lua")->error("{}", message);
     lua_pushnil(co);
     lua_pushlstring(co, message.data(), message.size());

@@ -85,6 +85,7 @@ class LuaAsync {
   void CloseHandle(uv_handle_t* h, std::function<void()> free_memory);
 
   static int OnSocket(CURL* easy, curl_socket_t s, int action, void* userp, void* socketp);
+  static size_t WriteBody(char* data, size_t size, size_t n, void* userp);
   static int OnCurlTimer(CURLM* multi, long timeout_ms, void* userp);
 
   LuaHost& host_;

@@ -79,6 +79,12 @@ class RawConn {
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
   }
+  /// Closes with a reset (RST), as a client that crashed or timed out would.
+  void Reset() {
+    linger l{1, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    Close();
+  }
   bool connected() const { return connected_; }
   /// Sends everything; false when the peer closed.
   bool Send(const std::string& data) {
@@ -492,6 +498,30 @@ TEST_F(HttpApi, MalformedAndHostileClientsLeaveHealthzServing) {
   std::string r = slow.Read(std::chrono::seconds(15));
   EXPECT_EQ(r.rfind("HTTP/1.1 408", 0), 0u) << r;
   EXPECT_TRUE(slow.eof());
+  EXPECT_TRUE(Healthy());
+  p->Signal(SIGTERM);
+  EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);
+}
+
+// A client that hangs up (RST) while siphon writes its answers: an EPIPE for that
+// connection, not a SIGPIPE that ended the whole process (exit 141), token or not.
+TEST_F(HttpApi, AClientHangingUpMidAnswerDoesNotKillSiphon) {
+  db_.Exec("CREATE TABLE a (id int8 PRIMARY KEY); INSERT INTO a VALUES (1);");
+  auto p = Start(Script(R"(siphon.replicate "a" { source = pg, every = "1h" })"), false);
+  ASSERT_TRUE(Healthy());
+  std::string requests;
+  for (int i = 0; i < 50; ++i) requests += "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+  // The reset must land while siphon still writes: wait for the first answer, then reset
+  // (many times: where exactly it lands is up to the scheduler).
+  for (int i = 0; i < 300 && p->Running(); ++i) {
+    RawConn c(port_);
+    if (!c.connected()) break;  // siphon is gone: said below
+    c.Send(requests);
+    c.Read(std::chrono::milliseconds(100), "HTTP/1.1");
+    c.Reset();
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_TRUE(p->Running()) << p->Stderr();
   EXPECT_TRUE(Healthy());
   p->Signal(SIGTERM);
   EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);

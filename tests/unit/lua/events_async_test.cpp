@@ -1,6 +1,7 @@
 // Events, timers, HTTP, siphon.json and siphon.target:query/exec, driven on a real uv loop
 // with a real SQLite target file and a real local HTTP receiver.
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <functional>
 
@@ -390,6 +391,44 @@ assert(not ok and err:find("readonly"), err)
   s = Exec(*host_, "siphon.target:exec('DELETE FROM customers')", "transform x", "@t.lua");
   EXPECT_TRUE(Contains(s.message(), "t.lua:1: siphon.target:exec waits for its result"))
       << s.message();
+  EXPECT_TRUE(Shutdown());
+}
+
+// What siphon builds for a script (query rows, a response body) counts against the memory cap
+// too: a huge result is an error in the callback, not memory without bound.
+TEST_F(AsyncTest, QueryResultsAndResponseBodiesAreBoundedByTheMemoryCap) {
+  std::string path = (dir_ / "replica.db").string();
+  Target target(&loop_, path);
+  ASSERT_TRUE(target.Open().ok());
+  HttpReceiver big(&loop_, false);
+  big.SetBody(std::string(20 << 20, 'x'));
+  // curl drops the response half way: the receiver's write then meets a closed socket.
+  signal(SIGPIPE, SIG_IGN);
+  LuaOptions options;
+  options.memory_limit = size_t{16} << 20;
+  Start("HOOK = '" + big.url() + R"lua('
+siphon.after("1ms", function()
+  siphon.target:exec([[CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT);
+    WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < 300000)
+    INSERT INTO big SELECT x, printf('%060d', x) FROM g]])
+  local ok, err = pcall(siphon.target.query, siphon.target, "SELECT * FROM big")
+  query_err = err
+  few = #siphon.target:query("SELECT * FROM big LIMIT 1000")
+  local res, herr = siphon.http.request { url = HOOK }
+  http_err = herr
+  done = true
+end)
+)lua",
+        options);
+  host_->AttachTarget(&target, path);
+  ASSERT_TRUE(RunUntil([&] { return Global("done") == "true"; }, 30));
+  EXPECT_TRUE(Contains(Global("query_err"), "the result passed the Lua memory cap (16 MiB)"))
+      << Global("query_err");
+  EXPECT_EQ(Global("few"), "1000");
+  EXPECT_TRUE(
+      Contains(Global("http_err"), "the response body is larger than the Lua memory cap (16 MiB)"))
+      << Global("http_err");
+  EXPECT_LT(host_->memory_used(), size_t{32} << 20);
   EXPECT_TRUE(Shutdown());
 }
 

@@ -53,6 +53,11 @@ class HttpReceiver {
     return "http://127.0.0.1:" + std::to_string(port_) + path;
   }
   const std::vector<ReceivedRequest>& requests() const { return requests_; }
+  /// Answers with this body from now on (instead of "ok").
+  void SetBody(const std::string& body) {
+    response_ = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Test: yes\r\nContent-Length: " +
+                std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+  }
   int connections() const { return accepted_; }
 
  private:
@@ -122,18 +127,17 @@ class HttpReceiver {
     c->answered = true;
     requests_.push_back(std::move(r));
     if (hang_) return;
-    static const std::string kResponse =
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Test: yes\r\nContent-Length: "
-        "2\r\nConnection: close\r\n\r\nok";
+    if (response_.empty()) SetBody("ok");
     auto* req = new uv_write_t;
     uv_buf_t buf =
-        uv_buf_init(const_cast<char*>(kResponse.data()), static_cast<unsigned>(kResponse.size()));
+        uv_buf_init(const_cast<char*>(response_.data()), static_cast<unsigned>(response_.size()));
     uv_write(req, reinterpret_cast<uv_stream_t*>(&c->tcp), &buf, 1,
              [](uv_write_t* w, int) { delete w; });
   }
 
   uv_loop_t* loop_;
   bool hang_;
+  std::string response_;
   uv_tcp_t* server_;
   int port_ = 0;
   int accepted_ = 0;
