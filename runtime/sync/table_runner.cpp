@@ -469,6 +469,22 @@ void TableRunner::OnPage(Result<RowBatch> page) {
   const bool full = n >= plan_->batch;
   const bool tail_page = tail_;
   if (n > 0) next_after_ = CursorOf(*plan_, *rows, n - 1);
+  // The position the next page (or run) starts from must be a value: a NULL there (a BLOB, or
+  // a MySQL zero date, decoded as NULL) would match nothing, and the table would find
+  // "nothing new" forever. The page is not written; the run fails naming the column.
+  if (n > 0 && (plan_->incremental || full)) {
+    for (size_t i = 0; i < next_after_->size(); ++i) {
+      if (std::holds_alternative<std::monostate>((*next_after_)[i])) {
+        Fail(Status(ErrorKind::kType,
+                    "cursor column \"" + plan_->order_by[i] +
+                        "\" is NULL in the last row of a page (a BLOB, or a MySQL zero date, "
+                        "cannot be a cursor value): the table cannot page past it"));
+        more_pages_ = false;
+        MaybeFinishRun();
+        return;
+      }
+    }
+  }
   // A resync stops at the safe horizon like any incremental run, but the sweep that ends it
   // must not delete the rows past the horizon: they exist. So the pass goes on to the end of
   // the table (its tail), marking those rows while the cursor stays below the horizon (the

@@ -122,6 +122,27 @@ TEST_F(SqliteSync, IncrementalTiedCursorUpdatesAndInsertsArriveExactly) {
   EXPECT_EQ(TargetScalar(digest), SourceScalar(digest));
 }
 
+// A value that cannot be a cursor value (a BLOB in a TEXT cursor column) in the last row of a
+// page: the run fails naming the column, and nothing past it is committed. Its cursor used to
+// be stored as NULL, after which every run found "nothing new" forever.
+TEST_F(SqliteSync, AValueThatCannotBeACursorFailsLoudlyInsteadOfStallingForever) {
+  SourceExec(R"sql(
+    CREATE TABLE k (id INTEGER PRIMARY KEY, v TEXT NOT NULL);
+    INSERT INTO k VALUES (1, 'a'), (2, x'62');
+  )sql");
+  std::string script =
+      Script(R"(siphon.replicate "k" { source = app, from = "k", cursor = "v", batch = 2 })");
+  auto r = Once(script);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("cursor column \"v\""), std::string::npos) << r.err;
+  EXPECT_EQ(TargetScalar("SELECT cursor IS NULL FROM _siphon_state"), "1");
+  // Fixed at the source, the table goes on.
+  SourceExec("UPDATE k SET v = 'b' WHERE id = 2; INSERT INTO k VALUES (3, 'c')");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(TargetScalar("SELECT group_concat(v) FROM (SELECT v FROM k ORDER BY id)"), "a,b,c");
+}
+
 TEST_F(SqliteSync, FullRefreshPicksUpEveryChange) {
   SourceExec(R"sql(
     CREATE TABLE settings (key TEXT PRIMARY KEY NOT NULL, value TEXT, version INTEGER);
