@@ -126,6 +126,16 @@ int GuardedXpcall(lua_State* L) {
   return XpcallDone(L, LUA_OK, 0);
 }
 
+// Calls the wrapped original function (upvalue 1) with the first `nargs` arguments; returns
+// its one result.
+int CallOriginal(lua_State* L, int nargs) {
+  lua_settop(L, nargs);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, nargs, 1);
+  return 1;
+}
+
 // setmetatable refusing __gc: Lua runs finalizers with hooks off, out of the budget's reach.
 int NoFinalizerSetmetatable(lua_State* L) {
   if (lua_type(L, 2) == LUA_TTABLE && lua_getfield(L, 2, "__gc") != LUA_TNIL) {
@@ -133,11 +143,7 @@ int NoFinalizerSetmetatable(lua_State* L) {
                       "__gc metamethods are not available in the siphon sandbox (run with "
                       "--unsafe-lua to allow them)");
   }
-  lua_settop(L, 2);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_call(L, 2, 1);
-  return 1;
+  return CallOriginal(L, 2);
 }
 
 // getmetatable refusing userdata: the metatable of a file handle (or any other userdata)
@@ -149,11 +155,7 @@ int NoUserdataGetmetatable(lua_State* L) {
                       "getmetatable of a userdata is not available in the siphon sandbox (run "
                       "with --unsafe-lua to allow it)");
   }
-  lua_settop(L, 1);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_call(L, 1, 1);
-  return 1;
+  return CallOriginal(L, 1);
 }
 
 // print(...) → the "lua" logger at info, prefixed with the calling line.

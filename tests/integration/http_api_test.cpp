@@ -186,6 +186,16 @@ class HttpApi : public ::testing::Test {
                       std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
     return WaitUntil(pred, timeout);
   }
+  /// A table "big" of `rows` rows and `siphon run` syncing it in pages of 500, with a
+  /// transform whose busy loop keeps the run going for seconds.
+  std::unique_ptr<Process> StartSlowSync(int rows) {
+    db_.Exec(
+        "CREATE TABLE big (id int8 PRIMARY KEY, v text NOT NULL); INSERT INTO big SELECT "
+        "g, md5(g::text) FROM generate_series(1, " +
+        std::to_string(rows) + ") g");
+    return Start(Script(R"(siphon.replicate "big" { source = pg, batch = 500, every = "1h",
+  transform = function(row) local x = 0; for i = 1, 3000 do x = x + i end; return row end })"));
+  }
   bool Healthy() {
     HttpResult h = Http(port_, "GET", "/healthz");
     return h.status == 200 && h.body.find("\"ok\"") != std::string::npos;
@@ -310,13 +320,7 @@ TEST_F(HttpApi, ATableNameWithASlashIsAddressable) {
 }
 
 TEST_F(HttpApi, SyncAndResyncWhileARunIsInProgressAnswer409) {
-  db_.Exec(R"sql(
-    CREATE TABLE big (id int8 PRIMARY KEY, v text NOT NULL);
-    INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 200000) g;
-  )sql");
-  // The transform's busy loop keeps the run going for seconds.
-  auto p = Start(Script(R"(siphon.replicate "big" { source = pg, batch = 500, every = "1h",
-  transform = function(row) local x = 0; for i = 1, 3000 do x = x + i end; return row end })"));
+  auto p = StartSlowSync(200000);
   ASSERT_TRUE(WaitFor(
       [&] { return Get("/tables/big").body.find("\"state\": \"running\"") != std::string::npos; }));
   HttpResult s = Post("/tables/big/sync");
@@ -376,12 +380,7 @@ TEST_F(HttpApi, PauseResumeAndResync) {
 // A pause lets the run in flight finish; a resume before it ends must not pull the plan from
 // under it (it used to drop the plan and schema the run was still reading).
 TEST_F(HttpApi, PauseAndResumeDuringARunLetItFinish) {
-  db_.Exec(R"sql(
-    CREATE TABLE big (id int8 PRIMARY KEY, v text NOT NULL);
-    INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 100000) g;
-  )sql");
-  auto p = Start(Script(R"(siphon.replicate "big" { source = pg, batch = 500, every = "1h",
-  transform = function(row) local x = 0; for i = 1, 3000 do x = x + i end; return row end })"));
+  auto p = StartSlowSync(100000);
   // Pages are flowing: the run has its plan.
   ASSERT_TRUE(WaitFor([&] {
     const std::string n = TargetCount("big");
@@ -697,15 +696,8 @@ TEST_F(HttpApi, SighupWhileStoppingIsIgnored) {
   db_.Exec("CREATE TABLE a (id int8 PRIMARY KEY); INSERT INTO a VALUES (1)");
   // A receiver that never answers: the `synced` handler's request keeps the stop draining
   // (up to its timeout) after the tables have stopped.
-  int hang = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(hang, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(listen(hang, 16), 0);
-  socklen_t len = sizeof addr;
-  getsockname(hang, reinterpret_cast<sockaddr*>(&addr), &len);
-  const std::string url = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/hook";
+  SilentListener hang;
+  const std::string url = "http://127.0.0.1:" + std::to_string(hang.port()) + "/hook";
   const std::string script = Script(R"(siphon.replicate "a" { source = pg, every = "1h" }
 siphon.on("synced", function(ev)
   siphon.log.info("posting")
@@ -718,7 +710,6 @@ end))");
   ASSERT_TRUE(p->WaitForOutput("finishing the pages in flight")) << p->Stderr();
   p->Signal(SIGHUP);
   ProcessResult r = p->Wait(std::chrono::seconds(20));
-  close(hang);
   EXPECT_EQ(r.exit_code, 0) << Dump(r);
   EXPECT_NE(r.err.find("SIGHUP: not reloading, siphon is stopping"), std::string::npos) << Dump(r);
   EXPECT_EQ(r.err.find("reloading " + script), std::string::npos) << Dump(r);

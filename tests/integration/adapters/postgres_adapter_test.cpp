@@ -289,23 +289,15 @@ TEST_F(PgAdapter, MovesToTheNextHostOnANewSocket) {
 
 TEST_F(PgAdapter, SilentServerTimesOut) {
   // Listens but never answers: only siphon's own timer can end the attempt.
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(listen(fd, 4), 0);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  test::SilentListener silent;
   auto& c = Conn(Options{{"host", std::string("127.0.0.1")},
-                         {"port", int64_t{ntohs(addr.sin_port)}},
+                         {"port", int64_t{silent.port()}},
                          {"user", std::string("x")},
                          {"sslmode", std::string("disable")},
                          {"connect_timeout", int64_t{1}}});
   auto start = std::chrono::steady_clock::now();
   Status s = Connect(c);
   auto took = std::chrono::steady_clock::now() - start;
-  close(fd);
   EXPECT_EQ(s.kind(), ErrorKind::kConnect) << s.ToString();
   EXPECT_NE(s.message().find("timed out"), std::string::npos) << s.message();
   EXPECT_LT(took, std::chrono::seconds(5));

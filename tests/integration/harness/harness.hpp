@@ -201,4 +201,19 @@ class Process {
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0), e.g. for --http.
 int FreeTcpPort();
 
+/// A loopback TCP port that accepts connections (the kernel completes the handshake) and
+/// never answers: a hung server, for timeout tests. Closed when destroyed.
+class SilentListener {
+ public:
+  SilentListener();
+  ~SilentListener();
+  SilentListener(const SilentListener&) = delete;
+  SilentListener& operator=(const SilentListener&) = delete;
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
 }  // namespace siphon::test
