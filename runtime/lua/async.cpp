@@ -264,8 +264,6 @@ int LuaAsync::OnSocket(CURL*, curl_socket_t s, int action, void* userp, void* so
   return 0;
 }
 
-namespace {}  // namespace
-
 size_t LuaAsync::WriteBody(char* data, size_t size, size_t n, void* userp) {
   auto* h = static_cast<Http*>(userp);
   if (h->response.size() + size * n > h->max_response) {

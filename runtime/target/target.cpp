@@ -3,9 +3,11 @@
 #include <strings.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <map>
 #include <set>
 
 #include <sqlite3.h>
@@ -203,6 +205,7 @@ Status Target::Open() {
     }
   }
   sqlite3_wal_hook(db_, &Target::OnWalCommit, this);
+  sqlite3_set_authorizer(db_, &Target::DenyOtherFiles, &confine_);
   // A WAL that a big run grew is cut back when it starts over, not kept at its largest.
   if (Status st = ExecOnWriter("PRAGMA journal_size_limit=" + std::to_string(kWalKeepBytes));
       !st.ok()) {
@@ -240,44 +243,83 @@ void Target::PrepareTable(TargetTable table, std::function<void(Result<TableStat
                 [done = std::move(done), result] { done(std::move(*result)); });
 }
 
-Status Target::RebuildWithTypes(const std::string& table,
-                                const std::map<std::string, std::string>& types) {
-  // SQLite's way to change a column's type: a new table, the rows copied, the old one
-  // dropped, the new one renamed, its indexes and triggers made again. One transaction.
+Status Target::RetypeOnWriter(const TargetTable& spec) {
+  std::map<std::string, std::string> wanted;  // name -> declared type
+  for (const auto& c : spec.columns) wanted[c.name] = ColumnTypeName(c.type);
+  if (spec.pass_marks) wanted[kPassColumn] = "INTEGER";
   struct Column {
     std::string name, type;
     int pk = 0;
   };
   std::vector<Column> columns;
+  bool retyped = false, by_hand = false;
   {
-    Stmt info;
-    std::string sql = "PRAGMA table_info(" + Quote(table) + ")";
+    Stmt info;  // table_xinfo: generated columns too
+    std::string sql = "PRAGMA table_xinfo(" + Quote(spec.name) + ")";
     if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &info.s, nullptr) != SQLITE_OK) {
-      return SqliteError(db_, "reading table_info of " + table);
+      return SqliteError(db_, "reading table_xinfo of " + spec.name);
     }
-    while (sqlite3_step(info.s) == SQLITE_ROW) {
+    int rc;
+    while ((rc = sqlite3_step(info.s)) == SQLITE_ROW) {
       Column c;
       c.name = reinterpret_cast<const char*>(sqlite3_column_text(info.s, 1));
       const unsigned char* type = sqlite3_column_text(info.s, 2);
       c.type = type ? reinterpret_cast<const char*>(type) : "";
       c.pk = sqlite3_column_int(info.s, 5);
-      if (auto it = types.find(c.name); it != types.end()) c.type = it->second;
+      // siphon declares name, type and key only: NOT NULL, a default or a generated column
+      // were added by hand, and a rebuild from this list would lose them.
+      by_hand |= sqlite3_column_int(info.s, 3) != 0 ||
+                 sqlite3_column_type(info.s, 4) != SQLITE_NULL ||
+                 sqlite3_column_int(info.s, 6) != 0;
+      auto it = wanted.find(c.name);
+      if (it != wanted.end() && strcasecmp(c.type.c_str(), it->second.c_str()) != 0) {
+        c.type = it->second;
+        retyped = true;
+      }
       columns.push_back(std::move(c));
     }
+    if (rc != SQLITE_DONE) return SqliteError(db_, "reading table_xinfo of " + spec.name);
   }
+  if (!retyped) return Status::Ok();
+  std::string create;
   std::vector<std::string> extras;  // CREATE INDEX / TRIGGER of the table
   {
     Stmt q;
-    sqlite3_prepare_v2(db_,
-                       "SELECT sql FROM sqlite_master WHERE tbl_name = ?1 AND type IN "
-                       "('index', 'trigger') AND sql IS NOT NULL",
-                       -1, &q.s, nullptr);
-    sqlite3_bind_text(q.s, 1, table.c_str(), -1, SQLITE_TRANSIENT);
-    while (sqlite3_step(q.s) == SQLITE_ROW) {
-      extras.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(q.s, 0)));
+    if (sqlite3_prepare_v2(db_,
+                           "SELECT type, sql FROM sqlite_master WHERE tbl_name = ?1 AND sql IS "
+                           "NOT NULL",
+                           -1, &q.s, nullptr) != SQLITE_OK) {
+      return SqliteError(db_, "reading the schema of " + spec.name);
     }
+    sqlite3_bind_text(q.s, 1, spec.name.c_str(), -1, SQLITE_TRANSIENT);
+    int rc;
+    while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) {
+      std::string type = reinterpret_cast<const char*>(sqlite3_column_text(q.s, 0));
+      std::string sql = reinterpret_cast<const char*>(sqlite3_column_text(q.s, 1));
+      if (type == "table") {
+        create = sql;
+      } else if (type == "index" || type == "trigger") {
+        extras.push_back(std::move(sql));
+      }
+    }
+    if (rc != SQLITE_DONE) return SqliteError(db_, "reading the schema of " + spec.name);
   }
-  const std::string fresh = "_siphon_rebuild_" + table;
+  for (char& ch : create) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  for (const char* word : {"CHECK", "UNIQUE", "COLLATE", "REFERENCES", "WITHOUT ROWID"}) {
+    by_hand |= create.find(word) != std::string::npos;
+  }
+  if (by_hand) {
+    Logger("target")->warn(
+        "{}: a column's source type changed, but the table has constraints siphon did not make "
+        "(NOT NULL, DEFAULT, CHECK, UNIQUE, COLLATE, REFERENCES, generated columns): its "
+        "declared types stay as they are; change them by hand",
+        spec.name);
+    return Status::Ok();
+  }
+  // SQLite's way to change a column's type: a new table, the rows copied (each value taking
+  // the new column's affinity), the old one dropped, the new one renamed, its indexes and
+  // triggers made again. One savepoint.
+  const std::string fresh = "_siphon_rebuild_" + spec.name;
   std::string defs, names, key;
   std::vector<const Column*> pk;
   for (const Column& c : columns) {
@@ -290,11 +332,12 @@ Status Target::RebuildWithTypes(const std::string& table,
   if (!key.empty()) defs += ", PRIMARY KEY (" + key + ")";
   std::vector<std::string> steps = {
       "SAVEPOINT siphon_rebuild", "CREATE TABLE " + Quote(fresh) + " (" + defs + ")",
-      "INSERT INTO " + Quote(fresh) + " (" + names + ") SELECT " + names + " FROM " + Quote(table),
-      "DROP TABLE " + Quote(table),
+      "INSERT INTO " + Quote(fresh) + " (" + names + ") SELECT " + names + " FROM " +
+          Quote(spec.name),
+      "DROP TABLE " + Quote(spec.name),
       // Views naming the table must not stop the rename (they read the new table after it).
       "PRAGMA legacy_alter_table = ON",
-      "ALTER TABLE " + Quote(fresh) + " RENAME TO " + Quote(table),
+      "ALTER TABLE " + Quote(fresh) + " RENAME TO " + Quote(spec.name),
       "PRAGMA legacy_alter_table = OFF"};
   steps.insert(steps.end(), extras.begin(), extras.end());
   steps.push_back("RELEASE siphon_rebuild");
@@ -303,10 +346,10 @@ Status Target::RebuildWithTypes(const std::string& table,
       ExecOnWriter("ROLLBACK TO siphon_rebuild");
       ExecOnWriter("RELEASE siphon_rebuild");
       ExecOnWriter("PRAGMA legacy_alter_table = OFF");
-      return st.WithContext("changing column types of " + table);
+      return st.WithContext("changing column types of " + spec.name);
     }
   }
-  Logger("target")->info("{}: column type(s) changed, table rebuilt with its rows", table);
+  Logger("target")->info("{}: column type(s) changed, table rebuilt with its rows", spec.name);
   return Status::Ok();
 }
 
@@ -340,19 +383,6 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
   std::vector<std::pair<std::string, std::string>> wanted;  // name, declared type
   for (const auto& c : spec.columns) wanted.emplace_back(c.name, ColumnTypeName(c.type));
   if (spec.pass_marks) wanted.emplace_back(kPassColumn, "INTEGER");
-  // A column whose type changed keeps its data but not its old declared type: SQLite would
-  // convert by the old affinity what siphon writes now (text "01234" into an INTEGER column
-  // is stored as 1234). The table is rebuilt with the new types.
-  std::map<std::string, std::string> retyped;
-  for (const auto& [name, type] : wanted) {
-    auto it = existing.find(name);
-    if (it != existing.end() && strcasecmp(it->second.c_str(), type.c_str()) != 0) {
-      retyped[name] = type;
-    }
-  }
-  if (!retyped.empty()) {
-    if (Status st = RebuildWithTypes(spec.name, retyped); !st.ok()) return st;
-  }
   if (existing.empty()) {
     std::string sql = "CREATE TABLE " + Quote(spec.name) + " (";
     for (const auto& [name, type] : wanted) sql += Quote(name) + " " + type + ", ";
@@ -371,6 +401,21 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
       std::string sql =
           "ALTER TABLE " + Quote(spec.name) + " ADD COLUMN " + Quote(name) + " " + type;
       if (Status st = ExecOnWriter(sql); !st.ok()) return st;
+    }
+    // A changed column type is applied once the script accepted the change (SaveSchema):
+    // here only when the recorded schema is this one (or none is recorded yet).
+    Stmt q;
+    sqlite3_prepare_v2(db_, "SELECT schema_hash FROM _siphon_state WHERE table_name = ?1", -1, &q.s,
+                       nullptr);
+    sqlite3_bind_text(q.s, 1, spec.name.c_str(), -1, SQLITE_TRANSIENT);
+    const int rc = sqlite3_step(q.s);
+    const unsigned char* stored = rc == SQLITE_ROW ? sqlite3_column_text(q.s, 0) : nullptr;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+      return SqliteError(db_, "reading the schema hash of " + spec.name);
+    }
+    if (stored == nullptr || *stored == 0 ||
+        spec.schema_hash == reinterpret_cast<const char*>(stored)) {
+      if (Status st = RetypeOnWriter(spec); !st.ok()) return st;
     }
   }
 
@@ -505,6 +550,15 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     const int rc = sqlite3_step(q.s);
     if (rc == SQLITE_ROW) {
       dropped = reinterpret_cast<const char*>(sqlite3_column_text(q.s, 0));
+      if (spec.key.empty()) {
+        // Without a key a second pull writes every row twice.
+        return Status(ErrorKind::kConfig,
+                      "the cursor of " + spec.name + " changed from " + dropped + " to " +
+                          spec.cursor_columns +
+                          ", and a table without a key cannot be pulled again without writing "
+                          "its rows twice: put the cursor back, or drop the target table and "
+                          "its _siphon_state row to start over");
+      }
     } else if (rc != SQLITE_DONE) {
       return SqliteError(db_, "reading the cursor columns of " + spec.name);
     }
@@ -598,6 +652,13 @@ void Target::SaveSchema(const std::string& table, std::string hash, std::string 
   auto status = std::make_shared<Status>();
   writer_->Post(
       [this, table, hash = std::move(hash), json = std::move(json), status] {
+        // The change is accepted: changed column types now reach the target table.
+        if (auto it = tables_.find(table); it != tables_.end()) {
+          if (Status st = RetypeOnWriter(it->second->spec); !st.ok()) {
+            *status = st;
+            return;
+          }
+        }
         Stmt s;
         sqlite3_prepare_v2(
             db_,
@@ -799,8 +860,12 @@ Result<int64_t> Target::WriteOnWriter(Table& t, const PageWrite& page) {
   return swept;
 }
 
-int Target::DenyOtherFiles(void*, int action, const char*, const char*, const char*, const char*) {
-  return action == SQLITE_ATTACH || action == SQLITE_DETACH ? SQLITE_DENY : SQLITE_OK;
+int Target::DenyOtherFiles(void* confine, int action, const char* file, const char*, const char*,
+                           const char*) {
+  if (confine != nullptr && !*static_cast<const bool*>(confine)) return SQLITE_OK;
+  // (A file given as a parameter reaches the authorizer as null: refused too.)
+  if (action == SQLITE_ATTACH) return file != nullptr && *file == 0 ? SQLITE_OK : SQLITE_DENY;
+  return action == SQLITE_DETACH ? SQLITE_DENY : SQLITE_OK;
 }
 
 void Target::Exec(std::string sql, std::vector<CursorValue> params, bool confined,
@@ -810,16 +875,14 @@ void Target::Exec(std::string sql, std::vector<CursorValue> params, bool confine
       [this, sql = std::move(sql), params = std::move(params), confined, result] {
         // The script may add rows to a replicated table: every pass sweeps again.
         for (auto& entry : tables_) entry.second->empty_at_pass = -1;
-        // Statements are authorized when prepared: siphon's own, prepared before or after,
-        // are not affected.
-        if (confined) sqlite3_set_authorizer(db_, DenyOtherFiles, nullptr);
-        struct Unset {
-          sqlite3* db;
-          bool on;
-          ~Unset() {
-            if (on) sqlite3_set_authorizer(db, nullptr, nullptr);
-          }
-        } unset{db_, confined};
+        // Statements are authorized when prepared: only these, prepared while the flag is
+        // on, are confined (the authorizer is installed once, at Open: installing one
+        // expires every prepared statement of the connection).
+        confine_ = confined;
+        struct Off {
+          bool& flag;
+          ~Off() { flag = false; }
+        } off{confine_};
         const char* tail = sql.c_str();
         const char* end = sql.c_str() + sql.size();
         int64_t changed = 0;

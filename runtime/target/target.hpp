@@ -132,9 +132,12 @@ class Target {
   void Exec(std::string sql, std::vector<CursorValue> params, bool confined,
             std::function<void(Result<int64_t>)> done);
 
-  /// An authorizer (sqlite3_set_authorizer) refusing ATTACH and DETACH, and with them
-  /// VACUUM INTO: a statement it guards reads and writes this file only.
-  static int DenyOtherFiles(void*, int action, const char*, const char*, const char*, const char*);
+  /// An authorizer (sqlite3_set_authorizer) refusing ATTACH of a file and DETACH, and with
+  /// them VACUUM INTO: a statement it guards reads and writes this file only (plain VACUUM
+  /// attaches a temporary database without a name, which is allowed). `confine` points to
+  /// a flag that switches it on, or is null for always on.
+  static int DenyOtherFiles(void* confine, int action, const char* file, const char*, const char*,
+                            const char*);
 
   /// Starts a resync: the cursor becomes NULL and a new pass (one above every pass written)
   /// is recorded as `resync_pass`, so the re-pull (resumed after a crash if need be) writes
@@ -190,10 +193,11 @@ class Target {
   int wal_frames_ = 0;  // writer thread only: frames in the WAL after the last commit
   int wal_max_frames_ = static_cast<int>(kWalMaxBytes / 4096);
   Result<TableState> PrepareOnWriter(const TargetTable& table);
-  /// Changes the declared types of some columns of `table` (name -> type), keeping its rows,
-  /// key, indexes and triggers.
-  Status RebuildWithTypes(const std::string& table,
-                          const std::map<std::string, std::string>& types);
+  /// Gives the columns of the table the declared types `spec` wants, rebuilding it with its
+  /// rows, key, indexes and triggers when one differs (SQLite would otherwise convert what is
+  /// written now by the old column's affinity: text "01234" into INTEGER is stored as 1234).
+  /// A table with constraints siphon did not make is left as it is (a warning).
+  Status RetypeOnWriter(const TargetTable& spec);
   /// The table's `_siphon_state` row; none when it has no row.
   Result<std::optional<TableState>> ReadState(const std::string& table);
   int64_t SchemaVersion();  ///< PRAGMA schema_version; -1 when unreadable
@@ -207,6 +211,7 @@ class Target {
   std::unique_ptr<WorkerThread> writer_;
   struct Recorder;                      // RecordRun's statements, prepared once
   std::unique_ptr<Recorder> recorder_;  // writer thread only
+  bool confine_ = false;  // the authorizer's switch: on while a script's exec is prepared
   struct PendingRecord {
     RunRecord record;
     std::string at;  // when the run was recorded

@@ -377,8 +377,8 @@ TEST_F(HttpApi, PauseResumeAndResync) {
   EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);
 }
 
-// A pause lets the run in flight finish; a resume before it ends must not pull the plan from
-// under it (it used to drop the plan and schema the run was still reading).
+// A pause lets the run in flight finish; a resume before it ends must leave that run the plan
+// and schema it is still reading.
 TEST_F(HttpApi, PauseAndResumeDuringARunLetItFinish) {
   auto p = StartSlowSync(100000);
   // Pages are flowing: the run has its plan.
@@ -412,6 +412,9 @@ TEST_F(HttpApi, AResumeAcceptsOnlyTheSchemaChangeItWasPausedFor) {
     source = pg, cursor = "updated_at", every = "200ms", on_schema_change = "pause" })"));
   ASSERT_TRUE(WaitFor([&] { return TargetCount("p") == "2"; }));
   ASSERT_EQ(Post("/tables/p/pause").status, 200);
+  // A run in flight finishes first: the change must come after it.
+  ASSERT_TRUE(WaitFor(
+      [&] { return Get("/tables/p").body.find("\"state\": \"paused\"") != std::string::npos; }));
   db_.Exec("ALTER TABLE p ALTER COLUMN amount TYPE numeric(14,4)");
   db_.Exec("INSERT INTO p (id, amount) VALUES (3, 3)");
   ASSERT_EQ(Post("/tables/p/resume").status, 200);
@@ -503,7 +506,7 @@ TEST_F(HttpApi, MalformedAndHostileClientsLeaveHealthzServing) {
 }
 
 // A client that hangs up (RST) while siphon writes its answers: an EPIPE for that
-// connection, not a SIGPIPE that ended the whole process (exit 141), token or not.
+// connection, not a SIGPIPE for the whole process (exit 141), token or not.
 TEST_F(HttpApi, AClientHangingUpMidAnswerDoesNotKillSiphon) {
   db_.Exec("CREATE TABLE a (id int8 PRIMARY KEY); INSERT INTO a VALUES (1);");
   auto p = Start(Script(R"(siphon.replicate "a" { source = pg, every = "1h" })"), false);
@@ -690,8 +693,8 @@ TEST_F(HttpApi, SigtermDuringALargeSyncExitsCleanlyAndARerunFinishes) {
                        "sum(length(v)) FROM large"));
 }
 
-// A SIGHUP that arrives while siphon stops must not load the script again: it used to, and
-// start tables on a replicator that was stopping.
+// A SIGHUP that arrives while siphon stops must not load the script again: that would start
+// tables on a replicator that is stopping.
 TEST_F(HttpApi, SighupWhileStoppingIsIgnored) {
   db_.Exec("CREATE TABLE a (id int8 PRIMARY KEY); INSERT INTO a VALUES (1)");
   // A receiver that never answers: the `synced` handler's request keeps the stop draining

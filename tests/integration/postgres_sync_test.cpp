@@ -239,6 +239,19 @@ TEST_F(PgSync, ChangingTheCursorColumnsPullsAgainInsteadOfMisreadingTheCursor) {
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
   EXPECT_EQ(r.err.find("stored cursor belongs"), std::string::npos) << Dump(r);
   EXPECT_EQ(TargetScalar("SELECT rows FROM _siphon_log ORDER BY id DESC LIMIT 1"), "0");
+
+  // A table without a key cannot be pulled again (every row would be written twice): the
+  // changed cursor is refused instead.
+  db_.Exec(
+      "CREATE TABLE l (seq int8 NOT NULL, at int8 NOT NULL); INSERT INTO l SELECT g, g "
+      "FROM generate_series(1, 20) g");
+  r = Once(Script(R"(siphon.replicate "l" { source = pg, write = "append", cursor = "seq" })"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  r = Once(Script(R"(siphon.replicate "l" { source = pg, write = "append", cursor = "at" })"));
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);  // the script's mistake
+  EXPECT_NE(r.err.find("cannot be pulled again without writing its rows twice"), std::string::npos)
+      << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM l"), "20");
 }
 
 TEST_F(PgSync, FullRefreshReplicatesATableLargerThanManyPages) {

@@ -123,8 +123,8 @@ TEST_F(SqliteSync, IncrementalTiedCursorUpdatesAndInsertsArriveExactly) {
 }
 
 // A value that cannot be a cursor value (a BLOB in a TEXT cursor column) in the last row of a
-// page: the run fails naming the column, and nothing past it is committed. Its cursor used to
-// be stored as NULL, after which every run found "nothing new" forever.
+// page: the run fails naming the column, and nothing past it is committed. A NULL position
+// would match no row, and every run would find "nothing new" forever.
 TEST_F(SqliteSync, AValueThatCannotBeACursorFailsLoudlyInsteadOfStallingForever) {
   SourceExec(R"sql(
     CREATE TABLE k (id INTEGER PRIMARY KEY, v TEXT NOT NULL);

@@ -198,8 +198,8 @@ TEST_F(ServerTest, PipelinedKeepAliveThenClose) {
 }
 
 // A client that pipelines requests without reading the answers: the server stops reading
-// once 1 MiB of answers waits (it used to answer everything into memory), and goes on as the
-// client reads.
+// once 1 MiB of answers waits (instead of answering everything into memory), and goes on as
+// the client reads.
 TEST_F(ServerTest, AClientThatDoesNotReadIsNotAnsweredIntoMemory) {
   pad_bytes_ = 64 * 1024;
   Start({});
