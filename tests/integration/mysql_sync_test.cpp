@@ -27,6 +27,13 @@ class MysqlSync : public ::testing::Test {
            "', port = " + std::to_string(s.mysql_port) + ", user = '" + s.mysql_user +
            "', password = siphon.env('TEST_MYSQL_PW'), database = '" + db_.name() + "' }\n";
   }
+  /// The same as `user` with the literal `password`.
+  std::string SourceAs(const std::string& user, const std::string& password) const {
+    const ServerEnv& s = Servers();
+    return "local my = siphon.mysql { host = '" + s.mysql_host +
+           "', port = " + std::to_string(s.mysql_port) + ", user = '" + user + "', password = '" +
+           password + "', database = '" + db_.name() + "' }\n";
+  }
   /// Writes a deployment script replicating from `db_` into `Replica()`; returns its path.
   std::string Script(const std::string& tables, const std::string& extra = "") {
     std::string path = dir_.File("deploy.lua");
@@ -46,6 +53,17 @@ class MysqlSync : public ::testing::Test {
     return siphon::test::Run(argv, env);
   }
   ProcessResult Once(const std::string& script) { return Siphon({"once", script}); }
+  /// Makes (again) the user PREFIX_<end of the database name>@127.0.0.1 with `password`,
+  /// SELECT on db_ only and `options` (e.g. "ACCOUNT LOCK"); returns its name.
+  std::string LimitedUser(const std::string& prefix, const std::string& password,
+                          const std::string& options = "") {
+    const std::string user =
+        prefix + db_.name().substr(db_.name().size() > 16 ? db_.name().size() - 16 : 0);
+    db_.Exec("DROP USER IF EXISTS '" + user + "'@'127.0.0.1'; CREATE USER '" + user +
+             "'@'127.0.0.1' IDENTIFIED BY '" + password + "' " + options + "; GRANT SELECT ON `" +
+             db_.name() + "`.* TO '" + user + "'@'127.0.0.1'");
+    return user;
+  }
   std::string TargetScalar(const std::string& sql) {
     Rows r = SqliteQuery(Replica(), sql);
     return r.empty() || r[0].empty() || !r[0][0] ? "" : *r[0][0];
@@ -290,25 +308,12 @@ TEST_F(MysqlSync, AnOpenWriteTransactionHoldsTheCursorBackUntilItCommits) {
 }
 
 TEST_F(MysqlSync, WithoutTheProcessPrivilegeThereIsNoHorizonAndOneWarning) {
-  const std::string user =
-      "np_" + db_.name().substr(db_.name().size() > 20 ? db_.name().size() - 20 : 0);
   db_.Exec(
       "CREATE TABLE h (id INT PRIMARY KEY, updated_at TIMESTAMP(6) NOT NULL);"
-      "INSERT INTO h VALUES (1, NOW(6)), (2, NOW(6));"
-      "DROP USER IF EXISTS '" +
-      user +
-      "'@'127.0.0.1';"
-      "CREATE USER '" +
-      user +
-      "'@'127.0.0.1' IDENTIFIED BY 'np-pw';"
-      "GRANT SELECT ON `" +
-      db_.name() + "`.* TO '" + user + "'@'127.0.0.1';");
-  const ServerEnv& s = Servers();
+      "INSERT INTO h VALUES (1, NOW(6)), (2, NOW(6));");
+  const std::string user = LimitedUser("np_", "np-pw");
   std::string path = dir_.File("np.lua");
-  WriteFile(path, "local my = siphon.mysql { host = '" + s.mysql_host +
-                      "', port = " + std::to_string(s.mysql_port) + ", user = '" + user +
-                      "', password = 'np-pw', database = '" + db_.name() +
-                      "' }\nsiphon.target { path = '" + Replica() +
+  WriteFile(path, SourceAs(user, "np-pw") + "siphon.target { path = '" + Replica() +
                       "' }\nsiphon.replicate 'h' { source = my, from = 'h', cursor = "
                       "'updated_at' }\nsiphon.replicate 'h2' { source = my, from = 'h', cursor = "
                       "'updated_at' }\n");
@@ -326,15 +331,10 @@ TEST_F(MysqlSync, WithoutTheProcessPrivilegeThereIsNoHorizonAndOneWarning) {
 // not freeze siphon's view: a session that never commits reads one REPEATABLE READ snapshot
 // forever, and new rows never arrive while the connection lives.
 TEST_F(MysqlSync, AutocommitOffOnTheServerStillShowsNewRows) {
-  const std::string user =
-      "ac_" + db_.name().substr(db_.name().size() > 20 ? db_.name().size() - 20 : 0);
   db_.Exec(
-      "CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(8));"
-      "INSERT INTO a VALUES (1, 'x'), (2, 'y');"
-      "DROP USER IF EXISTS '" +
-      user + "'@'127.0.0.1'; CREATE USER '" + user +
-      "'@'127.0.0.1' IDENTIFIED BY 'ac-pw'; GRANT SELECT ON `" + db_.name() + "`.* TO '" + user +
-      "'@'127.0.0.1';");
+      "CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(8)); INSERT INTO a VALUES (1, 'x'), "
+      "(2, 'y')");
+  const std::string user = LimitedUser("ac_", "ac-pw");
   // init_connect applies to users without SUPER only: this one (siphon's own test user, and
   // with it every other test, is not affected).
   db_.Exec("SET GLOBAL init_connect = 'SET autocommit = 0'");
@@ -346,12 +346,8 @@ TEST_F(MysqlSync, AutocommitOffOnTheServerStillShowsNewRows) {
       db.Exec("DROP USER IF EXISTS '" + user + "'@'127.0.0.1'");
     }
   } restore{db_, user};
-  const ServerEnv& s = Servers();
   std::string path = dir_.File("ac.lua");
-  WriteFile(path, "local my = siphon.mysql { host = '" + s.mysql_host +
-                      "', port = " + std::to_string(s.mysql_port) + ", user = '" + user +
-                      "', password = 'ac-pw', database = '" + db_.name() +
-                      "' }\nsiphon.target { path = '" + Replica() +
+  WriteFile(path, SourceAs(user, "ac-pw") + "siphon.target { path = '" + Replica() +
                       "' }\nsiphon.replicate 'a' { source = my, from = 'a', every = '200ms' }\n");
   Process p({SIPHON_BIN, "run", path});
   ASSERT_TRUE(p.WaitForOutput("synced 2 rows")) << p.Stderr();
@@ -444,12 +440,9 @@ TEST_F(MysqlSync, ADsnSourceAndAWrongPasswordNeverShowThePassword) {
             "0");
   // A locked account and an expired password are refused for good: `once` gives up at the
   // first attempt instead of retrying.
-  const std::string suffix = db_.name().substr(db_.name().size() > 16 ? db_.name().size() - 16 : 0);
-  for (const auto& [user, how, code] : {std::tuple{"lk_" + suffix, "ACCOUNT LOCK", "4151"},
-                                        std::tuple{"ex_" + suffix, "PASSWORD EXPIRE", "1820"}}) {
-    db_.Exec("DROP USER IF EXISTS '" + user + "'@'127.0.0.1'; CREATE USER '" + user +
-             "'@'127.0.0.1' IDENTIFIED BY 'pw' " + how + "; GRANT SELECT ON `" + db_.name() +
-             "`.* TO '" + user + "'@'127.0.0.1'");
+  for (const auto& [prefix, how, code] :
+       {std::tuple{"lk_", "ACCOUNT LOCK", "4151"}, std::tuple{"ex_", "PASSWORD EXPIRE", "1820"}}) {
+    const std::string user = LimitedUser(prefix, "pw", how);
     r = siphon::test::Run({SIPHON_BIN, "once", path},
                           {{"MY_DSN", "mysql://" + user + ":pw@" + s.mysql_host + ":" +
                                           std::to_string(s.mysql_port) + "/" + db_.name()}});
