@@ -311,11 +311,15 @@ class HttpServer::Connection {
 
   void OnData(const char* data, size_t len) {
     if (close_after_write_ || closing_) return;
+    if (paused_) {  // (a read that was already under way when reading stopped)
+      held_.append(data, len);
+      return;
+    }
     size_t parsed = http_parser_execute(&parser_, &Settings(), data, len);
     if (close_after_write_ || closing_) return;  // a response that closes is on its way
     if (HTTP_PARSER_ERRNO(&parser_) == HPE_PAUSED) {
       // Congested: keep what was not parsed, read nothing more until the answers drain.
-      held_.assign(data + parsed, len - parsed);
+      held_.append(data + parsed, len - parsed);
       paused_ = true;
       uv_read_stop(stream());
       return;
