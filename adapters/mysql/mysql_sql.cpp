@@ -308,29 +308,35 @@ Result<std::string> FindKeysSql(const TableSchema& table, const std::vector<std:
 
 namespace {
 
+// The start of the INNODB_TRX row `alias` in UTC, like the session's NOW(): InnoDB writes
+// trx_started in the server's system time zone (localtime), whatever the session's.
+std::string StartedUtc(const char* alias) {
+  return std::string("CONVERT_TZ(") + alias + ".trx_started, 'SYSTEM', '+00:00')";
+}
+
 // HorizonSql's two columns and the rest of its statement, so a reflection can bring the same
 // row along.
 std::string HorizonColumns(bool local_time) {
   const std::string hold = std::to_string(kHorizonMaxHoldSeconds);
   // A transaction's start is a lower bound of every NOW() its statements stamp; trx_started
-  // has whole seconds, truncated, so it stays a lower bound. InnoDB writes it in the server's
-  // system time zone (localtime), whatever the session's: to UTC, like h.now.
-  const std::string started = "CONVERT_TZ(t.trx_started, 'SYSTEM', '+00:00')";
+  // has whole seconds, truncated, so it stays a lower bound.
+  const std::string started = StartedUtc("t");
   std::string bound = "LEAST(h.now, COALESCE(MIN(IF(" + started + " > h.now - INTERVAL " + hold +
                       " SECOND, " + started + ", NULL)), h.now))";
   if (local_time) bound = "CONVERT_TZ(" + bound + ", '+00:00', @@global.time_zone)";
   return "DATE_FORMAT(" + bound +
          ", '%Y-%m-%d %H:%i:%s.%f'), "
          "(SELECT CONCAT('thread ', o.trx_mysql_thread_id, ', user ', COALESCE(p.USER, '?'), "
-         "', host ', COALESCE(p.HOST, '?'), ', ', o.trx_state, ' since ', "
-         "CONVERT_TZ(o.trx_started, 'SYSTEM', '+00:00'), ' UTC') "
+         "', host ', COALESCE(p.HOST, '?'), ', ', o.trx_state, ' since ', " +
+         StartedUtc("o") +
+         ", ' UTC') "
          "FROM information_schema.INNODB_TRX o LEFT JOIN information_schema.PROCESSLIST p "
          "ON p.ID = o.trx_mysql_thread_id "
          "WHERE o.trx_mysql_thread_id <> CONNECTION_ID() AND o.trx_is_read_only = 0 "
          "AND (o.trx_rows_modified > 0 OR o.trx_tables_locked > 0 OR o.trx_state = 'LOCK WAIT') "
-         "AND p.DB = DATABASE() AND CONVERT_TZ(o.trx_started, 'SYSTEM', '+00:00') <= h.now - "
-         "INTERVAL " +
-         hold + " SECOND ORDER BY o.trx_started LIMIT 1)";
+         "AND p.DB = DATABASE() AND " +
+         StartedUtc("o") + " <= h.now - INTERVAL " + hold +
+         " SECOND ORDER BY o.trx_started LIMIT 1)";
 }
 
 // Transactions of sessions whose current database is this one count (a session writing here

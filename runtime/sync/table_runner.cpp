@@ -149,12 +149,16 @@ bool TableRunner::Resync() {
   return true;
 }
 
+std::string TableRunner::SourceDescription() const {
+  return decl_.source && decl_.source->source ? decl_.source->source->Describe() : "";
+}
+
 void TableRunner::Emit(EventKind kind, int64_t rows, int64_t duration_ms) {
   if (!options_.events) return;
   Event ev;
   ev.kind = kind;
   ev.table = decl_.name;
-  ev.source = decl_.source && decl_.source->source ? decl_.source->source->Describe() : "";
+  ev.source = SourceDescription();
   ev.rows = rows;
   ev.duration_ms = duration_ms;
   ev.cursor = stats_.cursor;
@@ -358,7 +362,7 @@ void TableRunner::HandleSchemaChange(const SchemaDiff& diff) {
     Event ev;
     ev.kind = EventKind::kSchemaChange;
     ev.table = decl_.name;
-    ev.source = decl_.source->source->Describe();
+    ev.source = SourceDescription();
     ev.diff = diff.ToJson();
     ev.action = name;
     ev.cursor = stats_.cursor;
@@ -690,7 +694,7 @@ void TableRunner::FinishRun() {
 
   RunRecord record;
   record.table = decl_.name;
-  record.source = decl_.source && decl_.source->source ? decl_.source->source->Describe() : "";
+  record.source = SourceDescription();
   record.source_table = decl_.from;
   record.rows = run_rows_;
   record.deleted = run_deleted_;

@@ -367,7 +367,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     }
   }
   // Create or extend the table.
-  std::map<std::string, std::string> existing;  // name -> declared type
+  std::set<std::string> existing;
   {
     Stmt info;
     std::string sql = "PRAGMA table_info(" + Quote(spec.name) + ")";
@@ -375,9 +375,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
       return SqliteError(db_, "reading table_info of " + spec.name);
     }
     while (sqlite3_step(info.s) == SQLITE_ROW) {
-      const unsigned char* type = sqlite3_column_text(info.s, 2);
-      existing[reinterpret_cast<const char*>(sqlite3_column_text(info.s, 1))] =
-          type ? reinterpret_cast<const char*>(type) : "";
+      existing.insert(reinterpret_cast<const char*>(sqlite3_column_text(info.s, 1)));
     }
   }
   std::vector<std::pair<std::string, std::string>> wanted;  // name, declared type
@@ -397,25 +395,10 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     if (Status st = ExecOnWriter(sql); !st.ok()) return st;
   } else {
     for (const auto& [name, type] : wanted) {
-      if (existing.count(name) != 0) continue;
+      if (existing.count(name)) continue;
       std::string sql =
           "ALTER TABLE " + Quote(spec.name) + " ADD COLUMN " + Quote(name) + " " + type;
       if (Status st = ExecOnWriter(sql); !st.ok()) return st;
-    }
-    // A changed column type is applied once the script accepted the change (SaveSchema):
-    // here only when the recorded schema is this one (or none is recorded yet).
-    Stmt q;
-    sqlite3_prepare_v2(db_, "SELECT schema_hash FROM _siphon_state WHERE table_name = ?1", -1, &q.s,
-                       nullptr);
-    sqlite3_bind_text(q.s, 1, spec.name.c_str(), -1, SQLITE_TRANSIENT);
-    const int rc = sqlite3_step(q.s);
-    const unsigned char* stored = rc == SQLITE_ROW ? sqlite3_column_text(q.s, 0) : nullptr;
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-      return SqliteError(db_, "reading the schema hash of " + spec.name);
-    }
-    if (stored == nullptr || *stored == 0 ||
-        spec.schema_hash == reinterpret_cast<const char*>(stored)) {
-      if (Status st = RetypeOnWriter(spec); !st.ok()) return st;
     }
   }
 
@@ -578,6 +561,11 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
   if (!state.ok()) return state.status();
   if (!state->has_value()) return Status(ErrorKind::kTarget, "no state row for " + spec.name);
   (*state)->dropped_cursor_columns = dropped;
+  // A changed column type is applied once the script accepted the change (SaveSchema): here
+  // only when the recorded schema is this one (a new state row records the spec's).
+  if (!existing.empty() && (*state)->schema_hash == spec.schema_hash) {
+    if (Status st = RetypeOnWriter(spec); !st.ok()) return st;
+  }
   t->schema_version = SchemaVersion();
   tables_[spec.name] = std::move(t);
   return std::move(**state);
