@@ -9,7 +9,9 @@
 -- Each table runs on its own schedule and its own connection; a slow or failing source
 -- never holds the others back (siphon's I/O is non-blocking, errors are per table).
 
-local billing = siphon.postgres { dsn = siphon.env("BILLING_DSN") }
+-- A statement that gets no data for 2 minutes fails and the run is retried on a new
+-- connection: a frozen server or a dropped network path costs one run, not a hung table.
+local billing = siphon.postgres { dsn = siphon.env("BILLING_DSN"), read_timeout = 120 }
 
 local shop = siphon.mysql {
   host     = siphon.env("SHOP_HOST", "127.0.0.1"),
