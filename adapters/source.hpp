@@ -31,6 +31,22 @@ class SourceConnection {
   /// ErrorKind::kSchema.
   virtual void Reflect(const std::string& table, std::function<void(Result<TableSchema>)> done) = 0;
 
+  /// Reads the columns of a query's result (a `SELECT …` the script gave as `query`): their
+  /// names and source types as the server describes them, nullable unless the source can
+  /// tell a column comes straight from a NOT NULL table column. The schema's `query` holds
+  /// the text, so every later statement reads from it as a sub-select; a query has no
+  /// primary key. An invalid query is ErrorKind::kSchema with the server's message. The
+  /// default reports that the source cannot replicate a query.
+  virtual void ReflectQuery(const std::string& query,
+                            std::function<void(Result<TableSchema>)> done);
+
+  /// Reflect for a table, ReflectQuery when `query` is set.
+  void ReflectSource(const std::string& table, const std::string& query,
+                     std::function<void(Result<TableSchema>)> done) {
+    if (query.empty()) return Reflect(table, std::move(done));
+    ReflectQuery(query, std::move(done));
+  }
+
   /// Pulls one page. The batch has query.columns in that order, typed per DESIGN §5.
   virtual void Pull(const TableSchema& table, const PageQuery& query,
                     std::function<void(Result<RowBatch>)> done) = 0;

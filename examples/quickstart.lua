@@ -41,4 +41,20 @@ siphon.replicate "products" {
   every   = "5m",
 }
 
-siphon.log.info("replicating %d tables into %s", 3, siphon.env("REPLICA", "shop-replica.db"))
+-- A query instead of a table: the paid orders only. The keyset condition reaches the
+-- orders (updated_at, id) index through the sub-select; an order that stops being paid
+-- leaves the query's result, and the reconcile removes it from the replica.
+siphon.replicate "paid_orders" {
+  source  = pg,
+  query   = [[
+    SELECT id, customer, amount, updated_at
+    FROM public.orders
+    WHERE status = 'paid'
+  ]],
+  key     = "id",                      -- a query has no primary key: name it
+  cursor  = { "updated_at", "id" },
+  every   = "30s",
+  deletes = { reconcile = "10m" },
+}
+
+siphon.log.info("replicating %d tables into %s", 4, siphon.env("REPLICA", "shop-replica.db"))

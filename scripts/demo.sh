@@ -53,6 +53,8 @@ step "Changing the source: 3 orders paid, 2 new"
 step "siphon once again: only the changes are pulled"
 "$siphon" once examples/quickstart.lua
 sqlite3 -header -column "$REPLICA" "SELECT id, status, amount FROM orders WHERE id IN (3, 6, 9, 50001, 50002)"
+sqlite3 -header -column "$REPLICA" \
+  "SELECT count(*) AS paid_orders, printf('%.2f', sum(amount)) AS total FROM paid_orders"
 
 step "siphon status"
 "$siphon" status "$REPLICA"

@@ -53,6 +53,21 @@ constexpr const char* kHorizonColumns =
 
 const std::string kReflectSql = std::string(kReflectColumns) + " FROM" + kReflectFrom;
 
+const char* const kQueryTypesSql =
+    "SELECT format_type(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END,"
+    "  CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE f.mod END),"
+    " COALESCE(a.attnotnull OR (at.typtype = 'd' AND at.typnotnull), false)"
+    "  OR (t.typtype = 'd' AND t.typnotnull),"
+    " COALESCE(bt.typtype, t.typtype)"
+    " FROM unnest($1::oid[], $2::int4[], $3::oid[], $4::int2[]) WITH ORDINALITY"
+    "  AS f(typ, mod, rel, col, ord)"
+    " JOIN pg_catalog.pg_type t ON t.oid = f.typ"
+    " LEFT JOIN pg_catalog.pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype"
+    " LEFT JOIN pg_catalog.pg_attribute a"
+    "  ON f.col > 0 AND a.attrelid = f.rel AND a.attnum = f.col AND NOT a.attisdropped"
+    " LEFT JOIN pg_catalog.pg_type at ON at.oid = a.atttypid"
+    " ORDER BY f.ord";
+
 const std::string kHorizonSql = std::string("WITH ") + kHorizonOpen + " SELECT" + kHorizonColumns;
 
 const std::string kReflectWithHorizonSql =
@@ -133,9 +148,17 @@ std::string CursorParam(const CursorValue& value) {
   return std::string();
 }
 
-Result<PageStatement> BuildPageQuery(const TableSchema& table, const PageQuery& query) {
+Result<std::string> FromClause(const TableSchema& table) {
+  // The line break ends a `--` comment the query may end with.
+  if (!table.query.empty()) return "(" + table.query + "\n) AS \"_siphon_query\"";
   auto name = SplitTableName(table.qualified_name);
   if (!name.ok()) return name.status();
+  return QuotedTableName(*name);
+}
+
+Result<PageStatement> BuildPageQuery(const TableSchema& table, const PageQuery& query) {
+  auto from = FromClause(table);
+  if (!from.ok()) return from.status();
   auto column = [&table](const std::string& c) -> const ColumnInfo* {
     int idx = table.Find(c);
     return idx < 0 ? nullptr : &table.columns[idx];
@@ -159,7 +182,7 @@ Result<PageStatement> BuildPageQuery(const TableSchema& table, const PageQuery& 
     }
   }
   if (query.columns.empty()) return Status(ErrorKind::kSchema, "a page needs at least one column");
-  sql += " FROM " + QuotedTableName(*name);
+  sql += " FROM " + *from;
 
   std::vector<const ColumnInfo*> order;
   for (const auto& o : query.order_by) {
@@ -267,15 +290,27 @@ std::string InlineParams(const PageStatement& statement) {
 }
 
 Result<std::string> BuildPageCopy(const TableSchema& table, const PageQuery& query, bool binary) {
-  auto st = BuildPageQuery(table, query);
+  // A query's own text is not scanned for placeholders (its quoting is the script's): the
+  // parameters are inlined around a stand-in for it, which is then replaced.
+  constexpr char kStandIn = '\x01';
+  TableSchema shell = table;
+  if (!shell.query.empty()) shell.query = std::string(1, kStandIn);
+  auto st = BuildPageQuery(shell, query);
   if (!st.ok()) return st.status();
   PageQuery columns_only;
   columns_only.columns = query.columns;
   columns_only.limit = 0;
-  auto probe = BuildPageQuery(table, columns_only);
+  auto probe = BuildPageQuery(shell, columns_only);
   if (!probe.ok()) return probe.status();
-  return "COPY (" + InlineParams(*st) + ") TO STDOUT" + (binary ? " (FORMAT binary)" : "") + "; " +
-         probe->sql;
+  std::string sql = "COPY (" + InlineParams(*st) + ") TO STDOUT" +
+                    (binary ? " (FORMAT binary)" : "") + "; " + probe->sql;
+  if (!table.query.empty()) {
+    for (size_t at = 0; (at = sql.find(kStandIn, at)) != std::string::npos;
+         at += table.query.size()) {
+      sql.replace(at, 1, table.query);
+    }
+  }
+  return sql;
 }
 
 namespace {
@@ -327,8 +362,8 @@ Result<std::string> KeyValue(const std::vector<const ColumnInfo*>& cols, const C
 Result<PageStatement> BuildDigestQuery(const TableSchema& table,
                                        const std::vector<std::string>& key, const KeyRange& range,
                                        const std::vector<Cursor>& splits) {
-  auto name = SplitTableName(table.qualified_name);
-  if (!name.ok()) return name.status();
+  auto from = FromClause(table);
+  if (!from.ok()) return from.status();
   auto cols = KeyColumns(table, key);
   if (!cols.ok()) return cols.status();
   PageStatement st;
@@ -364,7 +399,7 @@ Result<PageStatement> BuildDigestQuery(const TableSchema& table,
            ", 8), 16, '0'))::bit(64)::bigint)::text";
   };
   st.sql = "SELECT b, count(*), " + half(1) + ", " + half(9) + " FROM (SELECT " + part +
-           " AS b, md5(concat_ws(chr(1)" + text + ")) AS h FROM " + QuotedTableName(*name) + where +
+           " AS b, md5(concat_ws(chr(1)" + text + ")) AS h FROM " + *from + where +
            ") s GROUP BY b";
   return st;
 }
@@ -372,8 +407,8 @@ Result<PageStatement> BuildDigestQuery(const TableSchema& table,
 Result<PageStatement> BuildFindKeysQuery(const TableSchema& table,
                                          const std::vector<std::string>& key,
                                          const std::vector<Cursor>& keys) {
-  auto name = SplitTableName(table.qualified_name);
-  if (!name.ok()) return name.status();
+  auto from = FromClause(table);
+  if (!from.ok()) return from.status();
   auto cols = KeyColumns(table, key);
   if (!cols.ok()) return cols.status();
   PageStatement st;
@@ -385,8 +420,7 @@ Result<PageStatement> BuildFindKeysQuery(const TableSchema& table,
     list += (list.empty() ? "" : ", ") + *value;
   }
   if (keys.empty()) list = "(NULL)";
-  st.sql = "SELECT " + select + " FROM " + QuotedTableName(*name) + " WHERE (" + select + ") IN (" +
-           list + ")";
+  st.sql = "SELECT " + select + " FROM " + *from + " WHERE (" + select + ") IN (" + list + ")";
   return st;
 }
 

@@ -25,6 +25,10 @@ Result<TableName> SplitTableName(std::string_view name);
 /// `"schema"."table"` or `"table"`: the FROM target, also the argument of to_regclass().
 std::string QuotedTableName(const TableName& name);
 
+/// What a statement reads from: QuotedTableName of the table, or for a query table
+/// (TableSchema::query) the query as a sub-select, `(SELECT …) AS "_siphon_query"`.
+Result<std::string> FromClause(const TableSchema& table);
+
 /// One page query: SQL with $n placeholders and its parameters in text format.
 struct PageStatement {
   std::string sql;
@@ -81,6 +85,12 @@ Result<PageStatement> BuildFindKeysQuery(const TableSchema& table,
 /// QuotedTableName(). Columns: attname, base type (format_type), not null, typtype,
 /// position in the primary key (NULL if none), reltuples, relkind.
 extern const std::string kReflectSql;
+
+/// ReflectQuery's catalog query: for the columns of a query's result, given as arrays of
+/// their type oids ($1), type modifiers ($2), and the table oid ($3) and attribute number
+/// ($4) each comes from (0 when none), one row per column in order: base type
+/// (format_type), not null (as the table column and its domain say), typtype.
+extern const char* const kQueryTypesSql;
 
 /// The source's safe horizon (SafeHorizon), one row: the horizon (timestamptz), a
 /// description of a write transaction open for over 60 s that no longer holds it back (NULL

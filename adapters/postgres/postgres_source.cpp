@@ -67,6 +67,54 @@ class PgSourceConnection : public SourceConnection {
     });
   }
 
+  void ReflectQuery(const std::string& query,
+                    std::function<void(Result<TableSchema>)> done) override {
+    // The server describes the query's result (LIMIT 0 runs nothing); the catalog then names
+    // each column's type and, for a column taken as it is from a table, its NOT NULL.
+    TableSchema shell;
+    shell.query = query;
+    auto from = FromClause(shell);
+    fetched_horizon_.reset();
+    WithConnection([this, shell = std::move(shell), sql = "SELECT * FROM " + *from + " LIMIT 0",
+                    done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      conn_.Query(
+          sql, {},
+          [this, shell = std::move(shell), done = std::move(done)](Result<PgResultPtr> r) mutable {
+            if (!r.ok()) return done(r.status().WithContext("reflect the query"));
+            const PGresult* res = r->get();
+            std::vector<std::string> arrays(4, "{");
+            for (int c = 0; c < PQnfields(res); ++c) {
+              const std::string name = PQfname(res, c);
+              if (shell.Find(name) >= 0) {
+                return done(Status(ErrorKind::kConfig, "the query returns two columns named \"" +
+                                                           name +
+                                                           "\": give them distinct names (AS …)"));
+              }
+              ColumnInfo column;
+              column.name = name;
+              shell.columns.push_back(std::move(column));
+              const char* sep = c > 0 ? "," : "";
+              arrays[0] += sep + std::to_string(PQftype(res, c));
+              arrays[1] += sep + std::to_string(PQfmod(res, c));
+              arrays[2] += sep + std::to_string(PQftable(res, c));
+              arrays[3] += sep + std::to_string(PQftablecol(res, c));
+            }
+            if (shell.columns.empty()) {
+              return done(Status(ErrorKind::kConfig, "the query returns no columns"));
+            }
+            for (auto& a : arrays) a += "}";
+            conn_.Query(kQueryTypesSql, std::move(arrays),
+                        [this, shell = std::move(shell),
+                         done = std::move(done)](Result<PgResultPtr> types) mutable {
+                          if (!types.ok())
+                            return done(types.status().WithContext("reflect the query"));
+                          done(QuerySchemaFrom(std::move(shell), types->get()));
+                        });
+          });
+    });
+  }
+
   void Pull(const TableSchema& table, const PageQuery& query,
             std::function<void(Result<RowBatch>)> done) override {
     // A page's rows are decoded as they arrive through COPY, while the server still produces
@@ -356,6 +404,30 @@ class PgSourceConnection : public SourceConnection {
     // reltuples is -1 until the first VACUUM/ANALYZE; views have no statistics at all.
     schema.row_estimate =
         (reltuples < 0 || relkind == 'v') ? -1 : static_cast<int64_t>(std::llround(reltuples));
+    return schema;
+  }
+
+  // A query's columns (named, in order, in `schema`) typed from kQueryTypesSql's rows.
+  Result<TableSchema> QuerySchemaFrom(TableSchema schema, const PGresult* res) {
+    if (PQntuples(res) != static_cast<int>(schema.columns.size())) {
+      return Status(ErrorKind::kSchema, "the types of the query's columns could not be read");
+    }
+    schema.qualified_name = "query";
+    for (size_t r = 0; r < schema.columns.size(); ++r) {
+      ColumnInfo& c = schema.columns[r];
+      const int row = static_cast<int>(r);
+      c.source_type = PQgetvalue(res, row, 0);
+      c.nullable = PQgetvalue(res, row, 1)[0] != 't';
+      PgTypeClass cls = ClassifyType(c.source_type, PQgetvalue(res, row, 2)[0]);
+      c.type = cls.type;
+      c.order = cls.order;
+      if (cls.text_form && state_->warned.insert("query\n" + schema.query + "." + c.name).second) {
+        spdlog::warn(
+            "postgres query: column \"{}\" has type {}, which siphon stores as its text "
+            "form",
+            c.name, c.source_type);
+      }
+    }
     return schema;
   }
 

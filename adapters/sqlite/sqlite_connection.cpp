@@ -229,6 +229,81 @@ void SqliteConnection::Reflect(const std::string& table,
       });
 }
 
+void SqliteConnection::ReflectQuery(const std::string& query,
+                                    std::function<void(Result<TableSchema>)> done) {
+  auto fail = [done](Status s) { done(std::move(s)); };
+  if (Refuse(fail)) return;
+  auto handle = handle_;
+  auto result = std::make_shared<Result<TableSchema>>(Status(ErrorKind::kSchema, ""));
+  Submit(
+      [handle, result, query] {
+        // Preparing the query describes it (nothing runs): each column's declared type where
+        // it is a table column as it is, and the column it comes from, whose NOT NULL holds.
+        sqlite3* db = handle->db;
+        TableSchema schema;
+        schema.qualified_name = "query";
+        schema.query = query;
+        Statement select;
+        const std::string sql = "SELECT * FROM " + From(schema);
+        int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &select.stmt, nullptr);
+        if (rc != SQLITE_OK) {
+          *result = SqliteError(db, rc, "reflect the query");
+          return;
+        }
+        for (int i = 0; i < sqlite3_column_count(select.stmt); ++i) {
+          ColumnInfo column;
+          column.name = sqlite3_column_name(select.stmt, i);
+          if (schema.Find(column.name) >= 0) {
+            *result =
+                Status(ErrorKind::kConfig, "the query returns two columns named \"" + column.name +
+                                               "\": give them distinct names (AS …)");
+            return;
+          }
+          const char* type = sqlite3_column_decltype(select.stmt, i);
+          column.source_type = type ? type : "";
+          SqliteTypeClass cls = ClassifyDeclaredType(column.source_type);
+          column.type = cls.type;
+          column.order = cls.order;
+          const char* origin_db = sqlite3_column_database_name(select.stmt, i);
+          const char* origin_table = sqlite3_column_table_name(select.stmt, i);
+          const char* origin_column = sqlite3_column_origin_name(select.stmt, i);
+          int not_null = 0, primary = 0;
+          if (origin_db && origin_table && origin_column &&
+              sqlite3_table_column_metadata(db, origin_db, origin_table, origin_column, nullptr,
+                                            nullptr, &not_null, &primary, nullptr) == SQLITE_OK) {
+            // An INTEGER PRIMARY KEY is the rowid: never NULL whatever the declaration says.
+            std::string upper = column.source_type;
+            for (char& ch : upper) ch = static_cast<char>(toupper(static_cast<unsigned char>(ch)));
+            if (primary && upper == "INTEGER") {
+              Statement keys;
+              if (sqlite3_prepare_v2(db,
+                                     "SELECT count(*) FROM pragma_table_info(?1, ?2) WHERE pk > 0",
+                                     -1, &keys.stmt, nullptr) == SQLITE_OK) {
+                sqlite3_bind_text(keys.stmt, 1, origin_table, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(keys.stmt, 2, origin_db, -1, SQLITE_TRANSIENT);
+                if (sqlite3_step(keys.stmt) == SQLITE_ROW &&
+                    sqlite3_column_int(keys.stmt, 0) == 1) {
+                  not_null = 1;
+                }
+              }
+            }
+          }
+          column.nullable = not_null == 0;
+          schema.columns.push_back(std::move(column));
+        }
+        if (schema.columns.empty()) {
+          *result = Status(ErrorKind::kConfig, "the query returns no columns");
+          return;
+        }
+        *result = std::move(schema);
+      },
+      [this, result, done, fail, generation = generation_] {
+        --in_flight_;
+        if (Cancelled(generation, fail)) return;
+        done(std::move(*result));
+      });
+}
+
 std::string SqliteConnection::PageSql(const TableSchema& table, const PageQuery& query) const {
   Result<std::string> sql = BuildPageSql(table, query);
   return sql.ok() ? *sql : "-- " + sql.status().ToString();

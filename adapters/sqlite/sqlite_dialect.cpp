@@ -62,6 +62,13 @@ TableRef SplitTableName(std::string_view qualified) {
   return {std::string(qualified.substr(0, dot)), std::string(qualified.substr(dot + 1))};
 }
 
+std::string From(const TableSchema& table) {
+  // The line break ends a `--` comment the query may end with.
+  if (!table.query.empty()) return "(" + table.query + "\n) AS \"_siphon_query\"";
+  TableRef ref = SplitTableName(table.qualified_name);
+  return QuoteIdent(ref.schema) + "." + QuoteIdent(ref.table);
+}
+
 Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& query) {
   std::vector<std::string> columns = query.columns;
   if (columns.empty()) {
@@ -73,8 +80,7 @@ Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& quer
     if (i) sql += ", ";
     sql += QuoteIdent(columns[i]);
   }
-  TableRef ref = SplitTableName(table.qualified_name);
-  sql += " FROM " + QuoteIdent(ref.schema) + "." + QuoteIdent(ref.table);
+  sql += " FROM " + From(table);
   std::string order;
   std::string values;
   for (size_t i = 0; i < query.order_by.size(); ++i) {
@@ -165,11 +171,6 @@ Result<std::string> Placeholders(const Cursor& values, size_t width,
     out += (i ? ", ?" : "?") + std::to_string(params.size());
   }
   return out + ")";
-}
-
-std::string From(const TableSchema& table) {
-  TableRef ref = SplitTableName(table.qualified_name);
-  return QuoteIdent(ref.schema) + "." + QuoteIdent(ref.table);
 }
 
 }  // namespace

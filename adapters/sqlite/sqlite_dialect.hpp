@@ -29,6 +29,10 @@ struct TableRef {
 };
 TableRef SplitTableName(std::string_view qualified);
 
+/// What a statement reads from: `"schema"."table"`, or for a query table
+/// (TableSchema::query) the query as a sub-select, `(SELECT …) AS "_siphon_query"`.
+std::string From(const TableSchema& table);
+
 /// The page query; parameters are numbered: ?1…?n the cursor values (order_by order), then
 ///   keyset:   WHERE ("c1", "c2") > (?1, ?2)        (a row value: SQLite uses the index)
 ///   lookback: WHERE "c1" >= ?1                      (the lower bound, computed by the caller)

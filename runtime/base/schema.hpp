@@ -45,7 +45,10 @@ struct ColumnInfo {
 
 /// A source table: columns in source order, primary key, estimated rows.
 struct TableSchema {
-  std::string qualified_name;  ///< as the script named it, e.g. "public.orders"
+  std::string qualified_name;  ///< as the script named it, e.g. "public.orders"; "query"
+  /// The `SELECT …` a query table reads (SourceConnection::ReflectQuery); empty for a table.
+  /// Adapters read from `(query) AS "_siphon_query"` where they would name the table.
+  std::string query;
   std::vector<ColumnInfo> columns;
   std::vector<std::string> primary_key;
   int64_t row_estimate = -1;  ///< -1 when unknown

@@ -10,6 +10,11 @@ void SourceConnection::SafeHorizon(const TableSchema&, const std::string&,
   done(std::optional<CursorValue>());
 }
 
+void SourceConnection::ReflectQuery(const std::string&,
+                                    std::function<void(Result<TableSchema>)> done) {
+  done(Status(ErrorKind::kConfig, "this source cannot replicate a query: name a table in `from`"));
+}
+
 Status SourceConnection::CheckCursor(const TableSchema& table,
                                      const std::vector<std::string>& order_by,
                                      bool has_lookback) const {
@@ -23,6 +28,14 @@ Status SourceConnection::CheckCursor(const TableSchema& table,
     if (c.order == OrderKind::kOther) {
       return Status(ErrorKind::kConfig, "column \"" + c.name + "\" (" + c.source_type +
                                             ") cannot be a cursor or key column: it has no order");
+    }
+    if (c.nullable && !table.query.empty()) {
+      return Status(ErrorKind::kConfig,
+                    "column \"" + c.name +
+                        "\" of the query may be NULL as far as the source can "
+                        "tell, and rows where a cursor or key column is NULL would never be "
+                        "replicated: select it as it is from a NOT NULL column of a table (not "
+                        "through an expression or an outer join)");
     }
     if (c.nullable) {
       return Status(ErrorKind::kConfig,

@@ -366,8 +366,8 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
               replicator.runners().size(), d.target->path);
     for (const auto& r : replicator.runners()) {
       const TableDecl& t = r->decl();
-      log->info("  {} <- {} {} ({}, every {}, batch {})", t.name, t.source->source->kind(), t.from,
-                t.cursor.empty() ? "full refresh" : "cursor " + Join(t.cursor),
+      log->info("  {} <- {} {} ({}, every {}, batch {})", t.name, t.source->source->kind(),
+                t.Origin(), t.cursor.empty() ? "full refresh" : "cursor " + Join(t.cursor),
                 FormatDuration(t.every), t.batch);
     }
     SignalStop signals(&loop, [&] {
@@ -437,8 +437,8 @@ class Checker {
     conn_ = t.source->source->NewConnection(loop_);
     conn_->Connect([this](Status st) {
       if (!st.ok()) return Done(st);
-      conn_->Reflect(d_.tables[index_].from,
-                     [this](Result<TableSchema> schema) { OnSchema(std::move(schema)); });
+      conn_->ReflectSource(d_.tables[index_].from, d_.tables[index_].query,
+                           [this](Result<TableSchema> schema) { OnSchema(std::move(schema)); });
     });
   }
   int exit_code() const { return exit_code_; }
@@ -453,7 +453,11 @@ class Checker {
         !st.ok()) {
       return Done(st);
     }
-    std::cout << "  from:    " << t.from;
+    if (t.query.empty()) {
+      std::cout << "  from:    " << t.from;
+    } else {
+      std::cout << "  query:   " << t.query;
+    }
     if (schema->row_estimate >= 0) std::cout << " (about " << schema->row_estimate << " rows)";
     std::cout << "\n  columns:\n";
     for (const auto& c : plan->target.columns) {

@@ -148,6 +148,7 @@ nlohmann::json AdminApi::TableJson(const TableRunner& r) const {
       {"name", d.name},
       {"source", d.source && d.source->source ? d.source->source->Describe() : ""},
       {"from", d.from},
+      {"query", d.query.empty() ? nlohmann::json() : nlohmann::json(d.query)},
       {"mode", d.cursor.empty() ? "full_refresh" : "incremental"},
       {"cursor_columns", d.cursor},
       {"key", d.key},

@@ -1,6 +1,7 @@
 // siphon.replicate "name" { … } (also siphon.replicate("name", { … })): one target table.
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 
 #include "runtime/base/duration.hpp"
 #include "runtime/lua/binding.hpp"
@@ -35,6 +36,8 @@ std::vector<FieldSpec> ReplicateSpec(const Declarations& d) {
   source.expected = "a source returned by " + sources;
   add("from", FieldType::kString,
       "source table (\"schema.table\" or \"table\"); default: the name");
+  add("query", FieldType::kString,
+      "a SELECT to read instead of a table (a sub-select; needs `key`), e.g. a join");
   add("key", FieldType::kStringList, "key columns; default: the source's primary key");
   add("cursor", FieldType::kStringList, "keyset cursor columns; omitted: a full refresh every run");
   add("every", FieldType::kDuration,
@@ -130,6 +133,18 @@ void Declare(lua_State* L, const std::string& name, int index) {
   if (const auto* from = fields->get<std::string>("from")) {
     if (from->empty()) throw ScriptError(what + ": field 'from' must not be empty");
     t.from = *from;
+  }
+  if (const auto* query = fields->get<std::string>("query")) {
+    if (fields->get<std::string>("from")) {
+      throw ScriptError(what + ": give 'from' (a table) or 'query' (a SELECT), not both");
+    }
+    if (query->find_first_not_of(" \t\r\n") == std::string::npos) {
+      throw ScriptError(what + ": field 'query' must not be empty");
+    }
+    // A statement's closing semicolon would end the sub-select siphon wraps it in.
+    t.query = query->substr(query->find_first_not_of(" \t\r\n"));
+    while (!t.query.empty() && strchr(" \t\r\n;", t.query.back())) t.query.pop_back();
+    t.from.clear();
   }
   if (const auto* key = fields->get<std::vector<std::string>>("key")) t.key = *key;
   if (const auto* cursor = fields->get<std::vector<std::string>>("cursor")) t.cursor = *cursor;

@@ -45,7 +45,9 @@ struct TableDecl {
   std::string name;      ///< target table name
   std::string location;  ///< "script.lua:12", for messages about this table
   std::shared_ptr<SourceDecl> source;
-  std::string from;                  ///< source table, e.g. "public.orders"
+  std::string from;  ///< source table, e.g. "public.orders"
+  /// `query = "SELECT …"`: a sub-select read instead of a table (then `from` is empty).
+  std::string query;
   std::vector<std::string> key;      ///< empty: the source's primary key
   std::vector<std::string> cursor;   ///< empty: full refresh each run
   std::vector<std::string> columns;  ///< empty: every column
@@ -72,6 +74,22 @@ struct TableDecl {
   std::optional<std::chrono::milliseconds> reconcile_every;
   /// Optional row transform (the Lua layer provides it); null: rows are written as pulled.
   std::shared_ptr<RowTransform> transform;
+
+  /// What the table reads, for messages and status: `from`, or `query "SELECT o.id, …"` (the
+  /// query's start, on one line).
+  std::string Origin() const {
+    if (query.empty()) return from;
+    std::string text;
+    for (char ch : query) {
+      const bool space = ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r';
+      if (space && (text.empty() || text.back() == ' ')) continue;
+      text.push_back(space ? ' ' : ch);
+    }
+    while (!text.empty() && text.back() == ' ') text.pop_back();
+    constexpr size_t kShown = 60;
+    if (text.size() > kShown) text = text.substr(0, kShown) + "…";
+    return "query \"" + text + "\"";
+  }
 };
 
 /// The SQLite target.

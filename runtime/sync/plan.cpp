@@ -13,7 +13,7 @@ bool Contains(const std::vector<std::string>& v, const std::string& s) {
 
 Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
   TablePlan plan;
-  const std::string where = decl.location + ": table \"" + decl.name + "\" (" + decl.from + ")";
+  const std::string where = decl.location + ": table \"" + decl.name + "\" (" + decl.Origin() + ")";
   auto require_column = [&](const std::string& name, const char* role) -> Status {
     if (schema.Find(name) < 0) {
       return Status(ErrorKind::kSchema,
@@ -88,7 +88,7 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
   t.columns = plan.source_columns;
   t.key = plan.key;
   t.append = decl.write == WriteMode::kAppend;
-  t.source_table = decl.from;
+  t.source_table = decl.Origin();
   t.source = decl.source && decl.source->source ? decl.source->source->Describe() : "";
   t.schema_hash = schema.Hash();
   t.schema_json = SchemaToJson(schema);

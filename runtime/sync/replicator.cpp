@@ -64,11 +64,12 @@ bool Replicator::SameDeclaration(const TableDecl& a, const TableDecl& b) {
                ? std::string(t.source->source->kind()) + " " + t.source->source->Describe()
                : std::string();
   };
-  return a.name == b.name && a.from == b.from && a.key == b.key && a.cursor == b.cursor &&
-         a.columns == b.columns && a.every == b.every && a.batch == b.batch &&
-         a.lookback_seconds == b.lookback_seconds && a.write == b.write && a.max_lag == b.max_lag &&
-         a.on_schema_change == b.on_schema_change && a.backfill == b.backfill &&
-         soft(a) == soft(b) && a.reconcile_every == b.reconcile_every && describe(a) == describe(b);
+  return a.name == b.name && a.from == b.from && a.query == b.query && a.key == b.key &&
+         a.cursor == b.cursor && a.columns == b.columns && a.every == b.every &&
+         a.batch == b.batch && a.lookback_seconds == b.lookback_seconds && a.write == b.write &&
+         a.max_lag == b.max_lag && a.on_schema_change == b.on_schema_change &&
+         a.backfill == b.backfill && soft(a) == soft(b) && a.reconcile_every == b.reconcile_every &&
+         describe(a) == describe(b);
 }
 
 void Replicator::Retire(std::unique_ptr<TableRunner> runner, std::function<void()> gone) {

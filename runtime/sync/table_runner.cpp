@@ -246,7 +246,7 @@ void TableRunner::OnConnected(Status st) {
   }
   // Every run reflects (one catalog query): a changed source schema is noticed at once.
   std::weak_ptr<bool> alive = alive_;
-  conn_->Reflect(decl_.from, [this, alive](Result<TableSchema> schema) {
+  conn_->ReflectSource(decl_.from, decl_.query, [this, alive](Result<TableSchema> schema) {
     if (alive.lock()) OnReflected(std::move(schema));
   });
 }
@@ -476,6 +476,23 @@ void TableRunner::OnPage(Result<RowBatch> page) {
   // The position the next page (or run) starts from must be a value: a NULL there (a BLOB, or
   // a MySQL zero date, decoded as NULL) would match nothing, and the table would find
   // "nothing new" forever. The page is not written; the run fails naming the column.
+  // A query's key and cursor columns were checked NOT NULL through the table columns they
+  // come from, but a column on the optional side of an outer join is NULL all the same: such
+  // a row would be written under no key, or never be paged past. The run fails naming it.
+  if (!schema_->query.empty()) {
+    for (size_t r = 0; r < n; ++r) {
+      for (size_t i = 0; i < plan_->order_index.size(); ++i) {
+        if (rows->at(r, plan_->order_index[i]).type != ValueType::kNull) continue;
+        Fail(Status(ErrorKind::kSchema,
+                    "the query returned a row whose \"" + plan_->order_by[i] +
+                        "\" is NULL (a column of an outer join?), and a key or cursor column "
+                        "must hold a value: filter such rows out in the query"));
+        more_pages_ = false;
+        MaybeFinishRun();
+        return;
+      }
+    }
+  }
   if (n > 0 && (plan_->incremental || full)) {
     for (size_t i = 0; i < next_after_->size(); ++i) {
       if (std::holds_alternative<std::monostate>((*next_after_)[i])) {
@@ -695,7 +712,7 @@ void TableRunner::FinishRun() {
   RunRecord record;
   record.table = decl_.name;
   record.source = SourceDescription();
-  record.source_table = decl_.from;
+  record.source_table = decl_.Origin();
   record.rows = run_rows_;
   record.deleted = run_deleted_;
   record.duration_ms = duration.count();

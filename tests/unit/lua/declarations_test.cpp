@@ -97,6 +97,12 @@ TEST_P(DeclarationErrors, StopAtTheDeclaringLine) {
 }
 
 const BadScript kBadScripts[] = {
+    {"query_and_from", "siphon.replicate 'f' { source = pg, from = 't', query = 'SELECT 1' }", 3,
+     "siphon.replicate \"f\": give 'from' (a table) or 'query' (a SELECT), not both"},
+    {"query_blank", "siphon.replicate 'f' { source = pg, query = ' \\n ' }", 3,
+     "siphon.replicate \"f\": field 'query' must not be empty"},
+    {"query_number", "siphon.replicate 'f' { source = pg, query = 42 }", 3,
+     "siphon.replicate \"f\": field 'query' must be a string, got number (42)"},
     {"unknown_field", "siphon.replicate 'orders' { source = pg, evry = '30s' }", 3,
      "siphon.replicate \"orders\": unknown field 'evry' (did you mean 'every'?)"},
     {"unknown_field_far", "siphon.replicate 'orders' { source = pg, filter = print }", 3,
@@ -258,7 +264,7 @@ siphon.replicate "t" { source = pg }
   unsetenv("SIPHON_TEST_DSN");
 }
 
-TEST_F(LuaTest, QuickstartExampleDeclaresThreeTables) {
+TEST_F(LuaTest, QuickstartExampleDeclaresFourTables) {
   std::string path = std::string(SIPHON_SOURCE_DIR) + "/examples/quickstart.lua";
   unsetenv("PG_DSN");
   unsetenv("REPLICA");
@@ -275,12 +281,34 @@ TEST_F(LuaTest, QuickstartExampleDeclaresThreeTables) {
   unsetenv("PG_DSN");
   ASSERT_TRUE(s.ok()) << s.message();
   Deployment d = host->TakeDeployment();
-  ASSERT_EQ(d.tables.size(), 3u);
+  ASSERT_EQ(d.tables.size(), 4u);
   EXPECT_EQ(d.tables[0].from, "public.orders");
   EXPECT_EQ(d.tables[1].write, WriteMode::kAppend);
   EXPECT_EQ(d.tables[1].cursor, std::vector<std::string>{"id"});
   EXPECT_EQ(d.tables[2].every, std::chrono::minutes(5));
+  EXPECT_EQ(d.tables[3].from, "");
+  EXPECT_EQ(d.tables[3].query.rfind("SELECT id, customer, amount, updated_at\n", 0), 0u)
+      << d.tables[3].query;
+  EXPECT_EQ(d.tables[3].key, std::vector<std::string>{"id"});
   EXPECT_EQ(d.target->path, std::string(SIPHON_SOURCE_DIR) + "/examples/shop-replica.db");
+}
+
+// `query` replaces `from`: trimmed of surrounding space and a closing semicolon (it is read
+// as a sub-select), named in messages by its start.
+TEST_F(LuaTest, AQueryIsDeclaredInsteadOfATable) {
+  auto host = NewHost();
+  Status s = Load(*host, std::string(kHeader) + R"(siphon.replicate "facts" { source = pg,
+    key = "id", query = "\n   SELECT o.id,\n\t o.amount   FROM orders o WHERE o.amount > 0 ; \n" }
+  )");
+  ASSERT_TRUE(s.ok()) << s.message();
+  Deployment d = host->TakeDeployment();
+  ASSERT_EQ(d.tables.size(), 1u);
+  EXPECT_EQ(d.tables[0].from, "");
+  EXPECT_EQ(d.tables[0].query, "SELECT o.id,\n\t o.amount   FROM orders o WHERE o.amount > 0");
+  EXPECT_EQ(d.tables[0].Origin(),
+            "query \"SELECT o.id, o.amount FROM orders o WHERE o.amount > 0\"");
+  d.tables[0].query = "SELECT " + std::string(80, 'x');
+  EXPECT_EQ(d.tables[0].Origin(), "query \"SELECT " + std::string(53, 'x') + "…\"");
 }
 
 TEST_F(LuaTest, DeletesExampleDeclaresSoftDeletesReconcileAndASchemaPolicy) {

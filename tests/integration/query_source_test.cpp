@@ -1,0 +1,193 @@
+// End-to-end: `query = "SELECT …"` replicates the result of a query (a join, a filter, a
+// computed column) instead of a table, from PostgreSQL and from a SQLite source.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "tests/integration/harness/harness.hpp"
+
+namespace siphon::test {
+namespace {
+
+std::string Dump(const ProcessResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
+}
+
+class QuerySource : public ::testing::Test {
+ protected:
+  std::string Script(const std::string& tables) {
+    std::string path = dir_.File("deploy.lua");
+    WriteFile(path,
+              "local pg = siphon.postgres { dsn = siphon.env(\"TEST_PG_DSN\") }\n"
+              "local app = siphon.sqlite { path = '" +
+                  dir_.File("app.db") + "' }\nsiphon.target { path = '" + Replica() + "' }\n" +
+                  tables);
+    return path;
+  }
+  std::string Replica() const { return dir_.File("replica.db"); }
+  ProcessResult Siphon(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {SIPHON_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return siphon::test::Run(argv, {{"TEST_PG_DSN", db_.Dsn()}});
+  }
+  ProcessResult Once(const std::string& script) { return Siphon({"once", script}); }
+  std::string TargetScalar(const std::string& sql) {
+    Rows r = SqliteQuery(Replica(), sql);
+    return r.empty() || r[0].empty() || !r[0][0] ? "" : *r[0][0];
+  }
+  void AppExec(const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(dir_.File("app.db").c_str(), &db), SQLITE_OK);
+    char* error = nullptr;
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK)
+        << (error ? error : "") << "\n"
+        << sql;
+    sqlite3_free(error);
+    sqlite3_close(db);
+  }
+
+  PgDb db_;
+  TempDir dir_;
+};
+
+constexpr const char* kShop = R"sql(
+  CREATE TABLE customers (id int4 PRIMARY KEY, name text NOT NULL, country text NOT NULL);
+  CREATE TABLE orders (id int8 PRIMARY KEY, customer_id int4 NOT NULL REFERENCES customers,
+                       amount numeric(10,2) NOT NULL, updated_at timestamptz NOT NULL);
+  CREATE INDEX ON orders (updated_at, id);
+  INSERT INTO customers SELECT g, 'customer ' || g, CASE WHEN g % 2 = 0 THEN 'DE' ELSE 'FR' END
+    FROM generate_series(1, 20) g;
+  INSERT INTO orders SELECT g, 1 + g % 20, g * 1.25,
+    timestamptz '2024-01-01' + (g / 4) * interval '1 s' FROM generate_series(1, 3000) g;
+)sql";
+
+constexpr const char* kOrderFacts = R"(siphon.replicate "order_facts" {
+  source = pg,
+  query = [[
+    SELECT o.id, o.amount, o.amount * 2 AS doubled, o.updated_at, c.name AS customer
+    FROM orders o JOIN customers c ON c.id = o.customer_id
+    WHERE c.country = 'DE' -- German customers only
+  ]],
+  key = "id", cursor = { "updated_at", "id" }, batch = 200, deletes = { reconcile = "1s" },
+})";
+
+// A join replicates incrementally: updates, inserts and rows leaving the query's filter
+// arrive; reconcile removes rows gone from the result; check and status name the query.
+TEST_F(QuerySource, AJoinReplicatesIncrementallyAndReconciles) {
+  db_.Exec(kShop);
+  const std::string script = Script(kOrderFacts);
+  auto check = Siphon({"check", script});
+  ASSERT_EQ(check.exit_code, 0) << Dump(check);
+  EXPECT_NE(check.out.find("query:   SELECT o.id"), std::string::npos) << check.out;
+  EXPECT_NE(check.out.find("doubled  numeric -> TEXT"), std::string::npos) << check.out;
+  EXPECT_NE(check.out.find(") AS \"_siphon_query\" WHERE (\"updated_at\", \"id\") >"),
+            std::string::npos)
+      << check.out;
+  EXPECT_FALSE(std::filesystem::exists(Replica()));
+
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  const std::string want = db_.Scalar(
+      "SELECT count(*) || ' ' || sum(o.amount) FROM orders o JOIN customers c"
+      " ON c.id = o.customer_id WHERE c.country = 'DE'");
+  EXPECT_EQ(TargetScalar("SELECT count(*) || ' ' || printf('%.2f', sum(amount)) FROM order_facts"),
+            want);
+  EXPECT_EQ(TargetScalar("SELECT doubled || ' ' || customer FROM order_facts WHERE id = 1"),
+            "2.50 customer 2");
+  EXPECT_EQ(TargetScalar("SELECT source_table FROM _siphon_state"),
+            "query \"SELECT o.id, o.amount, o.amount * 2 AS doubled, o.updated_at…\"");
+
+  db_.Exec(R"sql(
+    UPDATE orders SET amount = 99, updated_at = '2024-02-01' WHERE id = 1;
+    INSERT INTO orders VALUES (5001, 4, 7, '2024-02-01 00:00:01');
+    DELETE FROM orders WHERE id = 3;
+  )sql");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // reconcile is due
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT amount FROM order_facts WHERE id = 1"), "99.00");
+  EXPECT_EQ(TargetScalar("SELECT customer FROM order_facts WHERE id = 5001"), "customer 4");
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM order_facts WHERE id = 3"), "0");
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM order_facts"),
+            db_.Scalar("SELECT count(*) FROM orders o JOIN customers c"
+                       " ON c.id = o.customer_id WHERE c.country = 'DE'"));
+}
+
+// What cannot work is refused before anything is written, saying what to do.
+TEST_F(QuerySource, MistakesAreRefusedWithAdvice) {
+  db_.Exec(kShop);
+  struct Case {
+    const char* table;
+    const char* says;
+  };
+  const Case cases[] = {
+      {R"(siphon.replicate "x" { source = pg, from = "orders", query = "SELECT 1 AS id" })",
+       "not both"},
+      {R"(siphon.replicate "x" { source = pg, query = "  " })", "must not be empty"},
+      {R"(siphon.replicate "x" { source = pg, query = "SELECT id FROM orders" })",
+       "key = { \"id\" }"},
+      {R"(siphon.replicate "x" { source = pg, key = "id",
+          query = "SELECT o.id, c.id FROM orders o JOIN customers c ON c.id = o.customer_id" })",
+       "two columns named \"id\""},
+      {R"(siphon.replicate "x" { source = pg, key = "id", cursor = "at",
+          query = "SELECT id, greatest(updated_at, now()) AS at FROM orders" })",
+       "may be NULL as far as the source can tell"},
+  };
+  for (const Case& c : cases) {
+    auto r = Once(Script(c.table));
+    EXPECT_EQ(r.exit_code, 2) << c.table << "\n" << Dump(r);
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << c.table << "\n" << Dump(r);
+  }
+  // A query the server refuses names the server's reason; the table fails (exit 1).
+  auto r = Once(Script(R"(siphon.replicate "x" { source = pg, key = "id",
+      query = "SELECT id FROM no_such_orders" })"));
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("no_such_orders"), std::string::npos) << Dump(r);
+}
+
+// A key taken from the optional side of an outer join passes the NOT NULL check (the
+// catalog says NOT NULL) but is NULL in some rows: the run fails naming it instead of
+// writing rows under no key.
+TEST_F(QuerySource, ANullKeyFromAnOuterJoinFailsTheRun) {
+  db_.Exec(kShop);
+  auto r = Once(Script(R"(siphon.replicate "x" { source = pg, key = "order_id",
+      query = [[SELECT c.id AS customer_id, o.id AS order_id FROM customers c
+               LEFT JOIN orders o ON o.customer_id = c.id AND o.id < 5]] })"));
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("\"order_id\" is NULL"), std::string::npos) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM x"), "0");
+}
+
+// A SQLite source replicates a query too: a join with a cursor, then a change.
+TEST_F(QuerySource, ASqliteSourceReplicatesAJoin) {
+  AppExec(R"sql(
+    CREATE TABLE notes (id INTEGER PRIMARY KEY, author_id INTEGER NOT NULL, body TEXT,
+                        updated_at TEXT NOT NULL);
+    CREATE TABLE authors (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+    INSERT INTO authors VALUES (1, 'ann'), (2, 'bob');
+    WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 500)
+    INSERT INTO notes SELECT n, 1 + n % 2, 'note ' || n, printf('2024-01-01T00:%02d:00Z', n / 10)
+      FROM g;
+  )sql");
+  const std::string script = Script(R"(siphon.replicate "notes_by" {
+    source = app, key = "id", cursor = { "updated_at", "id" }, batch = 64,
+    query = [[SELECT n.id, n.body, n.updated_at, a.name AS author
+             FROM notes n JOIN authors a ON a.id = n.author_id]],
+  })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || ' ' || count(DISTINCT author) FROM notes_by"),
+            "500 2");
+  EXPECT_EQ(TargetScalar("SELECT author FROM notes_by WHERE id = 7"), "bob");
+  AppExec("UPDATE notes SET body = 'edited', updated_at = '2024-02-01T00:00:00Z' WHERE id = 7");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT body FROM notes_by WHERE id = 7"), "edited");
+  EXPECT_EQ(TargetScalar("SELECT rows FROM _siphon_log ORDER BY id DESC LIMIT 1"), "1");
+}
+
+}  // namespace
+}  // namespace siphon::test
