@@ -35,8 +35,8 @@ class SourceConnection {
   /// names and source types as the server describes them, nullable unless the source can
   /// tell a column comes straight from a NOT NULL table column. The schema's `query` holds
   /// the text, so every later statement reads from it as a sub-select; a query has no
-  /// primary key. An invalid query is ErrorKind::kSchema with the server's message. The
-  /// default reports that the source cannot replicate a query.
+  /// primary key. An invalid query fails with the server's message; duplicate column names
+  /// are ErrorKind::kConfig. The default reports that the source cannot replicate a query.
   virtual void ReflectQuery(const std::string& query,
                             std::function<void(Result<TableSchema>)> done);
 

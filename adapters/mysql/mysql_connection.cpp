@@ -37,6 +37,42 @@ std::shared_ptr<spdlog::logger> Logger(const std::string& table) {
   return spdlog::default_logger()->clone("mysql:" + table);
 }
 
+// The table as error messages name it.
+std::string Named(const TableSchema& table) {
+  return table.query.empty() ? table.qualified_name : "the query";
+}
+
+constexpr unsigned kDuplicateColumnName = 1060;  // ER_DUP_FIELDNAME
+
+// A query's result column as ReflectQuery records it. Its type comes from the metadata
+// alone: read through the sub-select, a column names the derived table (`_siphon_query`,
+// when MariaDB merges it) or its own alias (when materialized) rather than the table column
+// it may come from, so information_schema cannot be asked for that column's COLUMN_TYPE.
+ColumnInfo QueryColumn(const MYSQL_FIELD& field) {
+  MysqlField f;
+  f.type = field.type;
+  f.flags = field.flags;
+  f.length = field.length;
+  f.decimals = field.decimals;
+  f.charsetnr = field.charsetnr;
+  if (const MARIADB_CHARSET_INFO* charset = mariadb_get_charset_by_nr(field.charsetnr)) {
+    f.mbmaxlen = charset->char_maxlen;
+  }
+  MARIADB_CONST_STRING name{};
+  if (mariadb_field_attr(&name, &field, MARIADB_FIELD_ATTR_DATA_TYPE_NAME) == 0 && name.length) {
+    f.type_name.assign(name.str, name.length);
+  }
+  MysqlColumnType type = ColumnTypeOf(f);
+  MysqlTypeClass cls = ClassifyType(type.data_type, type.column_type);
+  ColumnInfo column;
+  column.name.assign(field.name, field.name_length);
+  column.source_type = std::move(type.column_type);
+  column.type = cls.type;
+  column.order = cls.order;
+  column.nullable = (field.flags & NOT_NULL_FLAG) == 0;
+  return column;
+}
+
 }  // namespace
 
 MysqlConnection::MysqlConnection(uv_loop_t* loop, std::shared_ptr<const MysqlConfig> config,
@@ -439,6 +475,43 @@ void MysqlConnection::Reflect(const std::string& table,
       });
 }
 
+void MysqlConnection::ReflectQuery(const std::string& query,
+                                   std::function<void(Result<TableSchema>)> done) {
+  if (Refuse([done](Status s) { done(std::move(s)); })) return;
+  auto schema = std::make_shared<TableSchema>();
+  schema->qualified_name = "query";
+  schema->query = query;
+  // No horizon comes with this reflection: SafeHorizon asks for its own.
+  fetched_horizon_.reset();
+  abort_ = [done](Status s) { done(std::move(s)); };
+  Execute(
+      DescribeQuerySql(query),
+      [schema](MYSQL_RES* result) {
+        unsigned n = mysql_num_fields(result);
+        MYSQL_FIELD* fields = mysql_fetch_fields(result);
+        for (unsigned i = 0; i < n; ++i) schema->columns.push_back(QueryColumn(fields[i]));
+      },
+      [](MYSQL_ROW, unsigned long*) {},
+      [this, done, schema](Status status) {
+        abort_ = nullptr;
+        if (!status.ok() && last_errno_ == kDuplicateColumnName && mysql_) {
+          // A sub-select's columns need distinct names. The server's message names the
+          // column (in the server's language, so it is quoted whole).
+          Status server = MysqlStatus(last_errno_, mysql_error(mysql_), "", config_->password);
+          status = Status(ErrorKind::kConfig,
+                          "the query returns two columns of the same name: give them distinct "
+                          "names (AS …): " +
+                              server.message());
+        } else if (!status.ok()) {
+          status = status.WithContext("reflect the query");
+        } else if (schema->columns.empty()) {
+          status = Status(ErrorKind::kConfig, "the query returns no columns");
+        }
+        if (!status.ok()) return Defer([done, status] { done(status); });
+        Defer([done, schema] { done(std::move(*schema)); });
+      });
+}
+
 std::string MysqlConnection::PageSql(const TableSchema& table, const PageQuery& query) const {
   Result<std::string> sql = BuildPageSql(table, query, nullptr);
   return sql.ok() ? *sql : "-- " + sql.status().ToString();
@@ -456,7 +529,7 @@ void MysqlConnection::Pull(const TableSchema& table, const PageQuery& query,
   if (names.empty()) {
     for (const auto& c : table.columns) names.push_back(c.name);
   }
-  QueryRows(std::move(*sql), std::move(names), table.qualified_name, "pull " + table.qualified_name,
+  QueryRows(std::move(*sql), std::move(names), table.qualified_name, "pull " + Named(table),
             query.limit, std::move(done));
 }
 
@@ -531,7 +604,7 @@ void MysqlConnection::DigestKeys(const TableSchema& table, const std::vector<std
       DigestSql(table, key, range, splits, [this](std::string_view v) { return Quote(v); });
   if (!sql.ok()) return FailLater([done](Status s) { done(std::move(s)); }, sql.status());
   const size_t parts = splits.size() + 1;
-  std::string name = table.qualified_name;
+  std::string name = Named(table);
   QueryText(*sql, [done, parts, name](auto rows) {
     if (!rows.ok()) return done(rows.status().WithContext("digest keys of " + name));
     std::vector<KeyDigest> out(parts);
@@ -554,8 +627,8 @@ void MysqlConnection::FindKeys(const TableSchema& table, const std::vector<std::
   Result<std::string> sql =
       FindKeysSql(table, key, keys, [this](std::string_view v) { return Quote(v); });
   if (!sql.ok()) return FailLater([done](Status s) { done(std::move(s)); }, sql.status());
-  QueryRows(std::move(*sql), key, table.qualified_name, "find keys of " + table.qualified_name,
-            keys.size(), [done](Result<RowBatch> rows) {
+  QueryRows(std::move(*sql), key, table.qualified_name, "find keys of " + Named(table), keys.size(),
+            [done](Result<RowBatch> rows) {
               if (!rows.ok()) return done(rows.status());
               done(CursorsOf(*rows));
             });

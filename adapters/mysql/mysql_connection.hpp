@@ -37,6 +37,12 @@ class MysqlConnection final : public SourceConnection {
 
   void Connect(std::function<void(Status)> done) override;
   void Reflect(const std::string& table, std::function<void(Result<TableSchema>)> done) override;
+  /// Describes the query through the result of DescribeQuerySql (LIMIT 0: nothing runs):
+  /// each column typed by ColumnTypeOf from its metadata, nullable unless the server flags
+  /// it NOT NULL (which it does not for the inner side of an outer join). Two columns of one
+  /// name are ErrorKind::kConfig (a sub-select cannot have them: the server's error 1060).
+  void ReflectQuery(const std::string& query,
+                    std::function<void(Result<TableSchema>)> done) override;
   void Pull(const TableSchema& table, const PageQuery& query,
             std::function<void(Result<RowBatch>)> done) override;
   std::string PageSql(const TableSchema& table, const PageQuery& query) const override;

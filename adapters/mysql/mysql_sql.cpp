@@ -75,6 +75,17 @@ std::string QuotedTable(const TableRef& ref) {
   return QuoteIdent(ref.schema) + "." + QuoteIdent(ref.table);
 }
 
+std::string FromClause(const TableSchema& table) {
+  if (!table.query.empty()) return "(" + table.query + "\n) AS `_siphon_query`";
+  return QuotedTable(SplitTableName(table.qualified_name));
+}
+
+std::string DescribeQuerySql(const std::string& query) {
+  TableSchema shell;
+  shell.query = query;
+  return "SELECT * FROM " + FromClause(shell) + " LIMIT 0";
+}
+
 namespace {
 
 // One cursor value of `column` as a SQL literal (see PageParameters).
@@ -155,7 +166,7 @@ Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& quer
     if (i) sql += ", ";
     sql += QuoteIdent(columns[i]);
   }
-  sql += " FROM " + QuotedTable(SplitTableName(table.qualified_name));
+  sql += " FROM " + FromClause(table);
   std::vector<std::string> order;
   for (const auto& name : query.order_by) {
     if (table.Find(name) < 0) return UnknownColumn(table, name);
@@ -275,8 +286,7 @@ Result<std::string> DigestSql(const TableSchema& table, const std::vector<std::s
            ", 8), 16, 10) AS UNSIGNED)) AS CHAR)";
   };
   return "SELECT b, COUNT(*), " + half(1) + ", " + half(9) + " FROM (SELECT " + part +
-         " AS b, MD5(" + text + ") AS h FROM " + QuotedTable(SplitTableName(table.qualified_name)) +
-         where + ") s GROUP BY b";
+         " AS b, MD5(" + text + ") AS h FROM " + FromClause(table) + where + ") s GROUP BY b";
 }
 
 Result<std::string> FindKeysSql(const TableSchema& table, const std::vector<std::string>& key,
@@ -299,8 +309,7 @@ Result<std::string> FindKeysSql(const TableSchema& table, const std::vector<std:
   }
   std::string select;
   for (size_t i = 0; i < cols->columns.size(); ++i) select += (i ? ", " : "") + cols->columns[i];
-  std::string sql =
-      "SELECT " + select + " FROM " + QuotedTable(SplitTableName(table.qualified_name));
+  std::string sql = "SELECT " + select + " FROM " + FromClause(table);
   if (keys.empty()) return sql + " WHERE FALSE";
   if (cols->columns.size() == 1) return sql + " WHERE " + select + " IN (" + where + ")";
   return sql + " WHERE " + where;

@@ -22,6 +22,15 @@ struct TableRef {
 TableRef SplitTableName(std::string_view qualified);
 std::string QuotedTable(const TableRef& ref);
 
+/// What a statement reads from: QuotedTable of the table, or for a query table
+/// (TableSchema::query) the query as a sub-select, `(SELECT …\n) AS `_siphon_query``. The
+/// line break ends a `-- ` or `#` comment the query may end with.
+std::string FromClause(const TableSchema& table);
+
+/// ReflectQuery's statement: `SELECT * FROM (query\n) AS `_siphon_query` LIMIT 0`, whose
+/// result describes the query's columns as the pages will read them (running nothing).
+std::string DescribeQuerySql(const std::string& query);
+
 /// Renders a string as a complete SQL literal ('…' with the connection's escaping).
 using QuoteLiteral = std::function<std::string(std::string_view)>;
 
@@ -33,7 +42,7 @@ Result<std::vector<std::string>> PageParameters(const TableSchema& table, const 
                                                 const QuoteLiteral& quote);
 
 /// The page query. `params` from PageParameters, or nullptr to show `?` placeholders.
-///   SELECT `a`, `b` FROM `db`.`t`
+///   SELECT `a`, `b` FROM `db`.`t` (or FromClause's sub-select)
 ///   WHERE `c1` >= ? AND (`c1` > ? OR (`c2` >= ? AND (`c2` > ? OR `c3` > ?)))
 ///   ORDER BY `c1`, `c2`, `c3` LIMIT n
 /// The leading `c1 >= ?` gives MySQL an index range (a row comparison would not); the rest

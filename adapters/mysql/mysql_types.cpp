@@ -147,6 +147,114 @@ MysqlTypeClass ClassifyType(std::string_view data_type, std::string_view column_
   return kDocument;
 }
 
+namespace {
+
+// "name(width)" and the attributes COLUMN_TYPE appends to a number.
+MysqlColumnType Number(const char* name, std::string size, unsigned flags) {
+  MysqlColumnType out{name, name + size};
+  if (flags & UNSIGNED_FLAG) out.column_type += " unsigned";
+  if (flags & ZEROFILL_FLAG) out.column_type += " zerofill";
+  return out;
+}
+
+// A time type with its fractional digits; "unknown" (NOT_FIXED_DEC) reads as up to 6.
+MysqlColumnType Temporal(const char* name, unsigned decimals) {
+  if (decimals == 0) return {name, name};
+  return {name, std::string(name) + "(" + std::to_string(decimals > 6 ? 6 : decimals) + ")"};
+}
+
+// TINYTEXT … LONGTEXT (TINYBLOB … LONGBLOB) by the most characters (bytes) a value holds.
+MysqlColumnType LongString(bool binary, unsigned long chars) {
+  const char* size = chars <= 0xff       ? "tiny"
+                     : chars <= 0xffff   ? ""
+                     : chars <= 0xffffff ? "medium"
+                                         : "long";
+  std::string name = std::string(size) + (binary ? "blob" : "text");
+  return {name, name};
+}
+
+}  // namespace
+
+MysqlColumnType ColumnTypeOf(const MysqlField& field) {
+  if (!field.type_name.empty()) {
+    std::string name = Lower(field.type_name);
+    return {name, name};
+  }
+  const unsigned flags = field.flags;
+  if (flags & ENUM_FLAG) return {"enum", "enum"};
+  if (flags & SET_FLAG) return {"set", "set"};
+  const bool binary = field.charsetnr == kBinaryCharset;
+  // The server gives a string's width in bytes of the connection's character set.
+  const unsigned long chars = field.length / (field.mbmaxlen > 0 ? field.mbmaxlen : 1);
+  const std::string width = "(" + std::to_string(field.length) + ")";
+  switch (field.type) {
+    case MYSQL_TYPE_TINY:
+      return Number("tinyint", width, flags);
+    case MYSQL_TYPE_SHORT:
+      return Number("smallint", width, flags);
+    case MYSQL_TYPE_INT24:
+      return Number("mediumint", width, flags);
+    case MYSQL_TYPE_LONG:
+      return Number("int", width, flags);
+    case MYSQL_TYPE_LONGLONG:
+      return Number("bigint", width, flags);
+    case MYSQL_TYPE_FLOAT:
+      return Number("float", "", flags);
+    case MYSQL_TYPE_DOUBLE:
+      return Number("double", "", flags);
+    case MYSQL_TYPE_DECIMAL:
+    case MYSQL_TYPE_NEWDECIMAL: {
+      // The width counts the digits, the point (when there is a scale) and the sign.
+      const unsigned long scale = field.decimals;
+      unsigned long overhead = (scale > 0 ? 1 : 0) + ((flags & UNSIGNED_FLAG) ? 0 : 1);
+      unsigned long precision = field.length > overhead ? field.length - overhead : 1;
+      if (precision < scale) precision = scale;
+      return Number("decimal", "(" + std::to_string(precision) + "," + std::to_string(scale) + ")",
+                    flags);
+    }
+    case MYSQL_TYPE_YEAR:
+      return {"year", "year" + width};
+    case MYSQL_TYPE_BIT:
+      return {"bit", "bit" + width};
+    case MYSQL_TYPE_DATE:
+    case MYSQL_TYPE_NEWDATE:
+      return {"date", "date"};
+    case MYSQL_TYPE_DATETIME:
+    case MYSQL_TYPE_DATETIME2:
+      return Temporal("datetime", field.decimals);
+    case MYSQL_TYPE_TIMESTAMP:
+    case MYSQL_TYPE_TIMESTAMP2:
+      return Temporal("timestamp", field.decimals);
+    case MYSQL_TYPE_TIME:
+    case MYSQL_TYPE_TIME2:
+      return Temporal("time", field.decimals);
+    case MYSQL_TYPE_JSON:
+      return {"json", "json"};
+    case MYSQL_TYPE_GEOMETRY:
+      return {"geometry", "geometry"};
+    case MYSQL_TYPE_ENUM:
+      return {"enum", "enum"};
+    case MYSQL_TYPE_SET:
+      return {"set", "set"};
+    case MYSQL_TYPE_STRING:
+      if (binary) return {"binary", "binary" + width};
+      return {"char", "char(" + std::to_string(chars) + ")"};
+    case MYSQL_TYPE_VAR_STRING:
+    case MYSQL_TYPE_VARCHAR:
+      if (binary) return {"varbinary", "varbinary" + width};
+      return {"varchar", "varchar(" + std::to_string(chars) + ")"};
+    case MYSQL_TYPE_TINY_BLOB:
+    case MYSQL_TYPE_MEDIUM_BLOB:
+    case MYSQL_TYPE_LONG_BLOB:
+    case MYSQL_TYPE_BLOB:
+      return LongString(binary, chars);
+    case MYSQL_TYPE_NULL:
+      return {"null", "null"};
+    default:
+      return {"unknown", "unknown"};
+  }
+}
+
 MysqlDecoder DecoderFor(int field_type, unsigned flags, unsigned charsetnr) {
   switch (field_type) {
     case MYSQL_TYPE_TINY:

@@ -21,6 +21,34 @@ struct MysqlTypeClass {
 /// column would turn into a lossy REAL and a TEXT column would not keep as numbers.
 MysqlTypeClass ClassifyType(std::string_view data_type, std::string_view column_type);
 
+/// A result column's type as the server describes it (MYSQL_FIELD): all ReflectQuery knows
+/// of a query's column, which may be computed rather than a table's.
+struct MysqlField {
+  int type = 0;              ///< MYSQL_FIELD::type (enum_field_types)
+  unsigned flags = 0;        ///< UNSIGNED_FLAG, ZEROFILL_FLAG, ENUM_FLAG, SET_FLAG count here
+  unsigned long length = 0;  ///< the display width; in bytes for a string
+  unsigned decimals = 0;     ///< a decimal's scale, a time's fractional digits
+  unsigned charsetnr = 0;    ///< 63 = binary
+  unsigned mbmaxlen = 1;     ///< the most bytes a character of charsetnr takes
+  /// MariaDB's extended metadata names the types of its type plugins ("uuid", "inet6")
+  /// and the kind of a geometry ("point"); empty otherwise.
+  std::string type_name;
+};
+
+/// A column type in information_schema.COLUMNS' terms.
+struct MysqlColumnType {
+  std::string data_type;    ///< DATA_TYPE, e.g. "bigint"
+  std::string column_type;  ///< COLUMN_TYPE, e.g. "bigint(20) unsigned"
+};
+
+/// The DATA_TYPE and COLUMN_TYPE a table column holding `field`'s values would have, so
+/// that ClassifyType stores and orders a query's column exactly as it would that table
+/// column: LONGLONG with UNSIGNED_FLAG is "bigint(20) unsigned", NEWDECIMAL "decimal(p,s)",
+/// DATETIME with 3 decimals "datetime(3)", VAR_STRING "varchar(n)" (n characters) or, in
+/// the binary character set, "varbinary(n)". The spelling follows MariaDB's COLUMN_TYPE,
+/// but an ENUM or SET is only "enum" or "set": the metadata does not list the members.
+MysqlColumnType ColumnTypeOf(const MysqlField& field);
+
 /// How one result column of the text protocol is decoded, chosen from its MYSQL_FIELD.
 enum class MysqlDecoder : uint8_t {
   kInt,        ///< TINYINT…BIGINT (signed, or unsigned that always fits) → INTEGER

@@ -481,5 +481,43 @@ TEST_F(MysqlSync, TheMysqlExampleChecksAgainstTheTestServer) {
   EXPECT_FALSE(std::filesystem::exists(Replica()));
 }
 
+// `query = "SELECT …"` from MariaDB: a join with a filter replicates incrementally, and
+// the run's horizon and reconcile work on the query as on a table.
+TEST_F(MysqlSync, AJoinQueryReplicatesIncrementallyAndReconciles) {
+  db_.Exec(R"sql(
+    CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(40) NOT NULL,
+                            country CHAR(2) NOT NULL);
+    CREATE TABLE orders (id BIGINT PRIMARY KEY, customer_id INT NOT NULL,
+                         amount DECIMAL(10,2) NOT NULL, updated_at DATETIME(6) NOT NULL,
+                         KEY orders_cursor (updated_at, id));
+    INSERT INTO customers VALUES (1, 'ann', 'DE'), (2, 'bob', 'FR'), (3, 'cy', 'DE');
+    INSERT INTO orders SELECT seq, 1 + seq % 3, seq * 1.25, '2024-01-01' + INTERVAL seq SECOND
+      FROM seq_1_to_900;
+  )sql");
+  const std::string script = Script(R"(siphon.replicate "de_orders" {
+    source = my, key = "id", cursor = { "updated_at", "id" }, batch = 100,
+    deletes = { reconcile = "1s" },
+    query = [[SELECT o.id, o.amount, o.updated_at, c.name AS customer
+              FROM orders o JOIN customers c ON c.id = o.customer_id
+              WHERE c.country = 'DE' # Germany only]],
+  })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || ' ' || printf('%.2f', sum(amount)) FROM de_orders"),
+            db_.Scalar("SELECT CONCAT(COUNT(*), ' ', SUM(o.amount)) FROM orders o JOIN customers c "
+                       "ON c.id = o.customer_id WHERE c.country = 'DE'"));
+  EXPECT_EQ(TargetScalar("SELECT customer FROM de_orders WHERE id = 3"), "ann");
+  db_.Exec(R"sql(
+    UPDATE orders SET amount = 5, updated_at = '2024-02-01' WHERE id = 3;
+    DELETE FROM orders WHERE id = 6;
+  )sql");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // reconcile is due
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT amount FROM de_orders WHERE id = 3"), "5.00");
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM de_orders WHERE id = 6"), "0");
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM de_orders"), "599");
+}
+
 }  // namespace
 }  // namespace siphon::test

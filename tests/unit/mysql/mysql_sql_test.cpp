@@ -132,6 +132,74 @@ TEST(MysqlSql, TheSafeHorizonBoundsEveryPage) {
   EXPECT_FALSE(PageParameters(Orders(), q, TestQuote).ok());
 }
 
+// A query table: its columns as ReflectQuery gave them, no table name of its own.
+TableSchema OrdersQuery() {
+  TableSchema t = Orders();
+  t.qualified_name = "query";
+  t.query = "SELECT o.id, o.updated_at, o.code, o.big, o.w AS `we``ird` FROM shop.orders o -- note";
+  t.primary_key.clear();
+  return t;
+}
+
+constexpr const char* kSubSelect =
+    "(SELECT o.id, o.updated_at, o.code, o.big, o.w AS `we``ird` FROM shop.orders o -- note\n) "
+    "AS `_siphon_query`";
+
+TEST(MysqlSql, AQueryTableIsReadAsASubSelect) {
+  EXPECT_EQ(FromClause(Orders()), "`shop`.`orders`");
+  EXPECT_EQ(FromClause(OrdersQuery()), kSubSelect);
+  // The line break ends a trailing `#` or `-- ` comment before the parenthesis.
+  EXPECT_EQ(DescribeQuerySql("SELECT 1 AS a # why"),
+            "SELECT * FROM (SELECT 1 AS a # why\n) AS `_siphon_query` LIMIT 0");
+  PageQuery q;
+  q.columns = {"id", "we`ird"};
+  q.order_by = {"updated_at", "id"};
+  q.limit = 10;
+  EXPECT_EQ(*BuildPageSql(OrdersQuery(), q, nullptr), std::string("SELECT `id`, `we``ird` FROM ") +
+                                                          kSubSelect +
+                                                          " ORDER BY `updated_at`, `id` LIMIT 10");
+  // The parameters go around the query's text, which is never scanned for placeholders.
+  TableSchema marked = OrdersQuery();
+  marked.query = "SELECT id, updated_at, code, big, w AS `we``ird` FROM t WHERE code <> '?'";
+  q.after = Cursor{std::string("2024-01-01T10:00:00Z"), int64_t{7}};
+  auto params = PageParameters(marked, q, TestQuote);
+  ASSERT_TRUE(params.ok()) << params.status().ToString();
+  EXPECT_EQ(*BuildPageSql(marked, q, &*params),
+            "SELECT `id`, `we``ird` FROM (SELECT id, updated_at, code, big, w AS `we``ird` FROM t "
+            "WHERE code <> '?'\n) AS `_siphon_query` WHERE `updated_at` >= '2024-01-01 10:00:00' "
+            "AND (`updated_at` > '2024-01-01 10:00:00' OR `id` > 7) ORDER BY `updated_at`, `id` "
+            "LIMIT 10");
+  // A column the query does not return is an error here, as for a table.
+  q.columns = {"nope"};
+  auto missing = BuildPageSql(OrdersQuery(), q, nullptr);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().kind(), ErrorKind::kSchema);
+}
+
+TEST(MysqlSql, ReconcileReadsAQueryTableAsASubSelect) {
+  KeyRange range;
+  range.after = Cursor{int64_t{10}};
+  range.upto = Cursor{int64_t{20}};
+  auto digest = DigestSql(OrdersQuery(), {"id"}, range, {Cursor{int64_t{15}}}, TestQuote);
+  ASSERT_TRUE(digest.ok()) << digest.status().ToString();
+  EXPECT_EQ(*digest,
+            std::string("SELECT b, COUNT(*), CAST(SUM(CAST(CONV(SUBSTR(h, 1, 8), 16, 10) AS "
+                        "UNSIGNED)) AS CHAR), CAST(SUM(CAST(CONV(SUBSTR(h, 9, 8), 16, 10) AS "
+                        "UNSIGNED)) AS CHAR) FROM (SELECT CASE WHEN (`id`) <= (15) THEN 0 ELSE 1 "
+                        "END AS b, MD5(CONCAT_WS(CHAR(1), `id`)) AS h FROM ") +
+                kSubSelect + " WHERE `id` > 10 AND (`id` <= 20)) s GROUP BY b");
+  auto find = FindKeysSql(
+      OrdersQuery(), {"code", "id"},
+      {Cursor{std::string("a'b"), int64_t{1}}, Cursor{std::string("c"), int64_t{2}}}, TestQuote);
+  ASSERT_TRUE(find.ok()) << find.status().ToString();
+  EXPECT_EQ(*find, std::string("SELECT `code`, `id` FROM ") + kSubSelect +
+                       " WHERE (`code` = 'a\\'b' AND `id` = 1) OR (`code` = 'c' AND `id` = 2)");
+  auto one =
+      FindKeysSql(OrdersQuery(), {"id"}, {Cursor{int64_t{3}}, Cursor{int64_t{4}}}, TestQuote);
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(*one, std::string("SELECT `id` FROM ") + kSubSelect + " WHERE `id` IN (3, 4)");
+}
+
 TEST(MysqlSql, HorizonQueryReadsOtherSessionsWriteTransactions) {
   std::string utc = HorizonSql(false);
   EXPECT_NE(utc.find("information_schema.INNODB_TRX"), std::string::npos);

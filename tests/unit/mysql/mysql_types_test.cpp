@@ -91,6 +91,101 @@ TEST(MysqlTypes, ChoosesDecoderFromField) {
   }
 }
 
+MysqlField Field(int type, unsigned flags, unsigned long length, unsigned decimals,
+                 unsigned charsetnr, unsigned mbmaxlen = 1, const char* type_name = "") {
+  MysqlField f;
+  f.type = type;
+  f.flags = flags;
+  f.length = length;
+  f.decimals = decimals;
+  f.charsetnr = charsetnr;
+  f.mbmaxlen = mbmaxlen;
+  f.type_name = type_name;
+  return f;
+}
+
+struct FieldCase {
+  MysqlField field;
+  const char* data_type;
+  const char* column_type;
+  ColumnType type;
+  OrderKind order;
+};
+
+// A query's columns, described by their metadata as MariaDB sends it (the widths of
+// strings in bytes of utf8mb4), come out as the table columns of that type would.
+TEST(MysqlTypes, TypesAResultColumnAsTheTableColumnItCouldBe) {
+  using C = ColumnType;
+  using O = OrderKind;
+  const unsigned u = UNSIGNED_FLAG;
+  const FieldCase cases[] = {
+      {Field(MYSQL_TYPE_TINY, 0, 1, 0, 63), "tinyint", "tinyint(1)", C::kInteger, O::kNumber},
+      {Field(MYSQL_TYPE_SHORT, u, 5, 0, 63), "smallint", "smallint(5) unsigned", C::kInteger,
+       O::kNumber},
+      {Field(MYSQL_TYPE_INT24, 0, 9, 0, 63), "mediumint", "mediumint(9)", C::kInteger, O::kNumber},
+      {Field(MYSQL_TYPE_LONG, u | ZEROFILL_FLAG, 10, 0, 63), "int", "int(10) unsigned zerofill",
+       C::kInteger, O::kNumber},
+      {Field(MYSQL_TYPE_LONGLONG, 0, 21, 0, 63), "bigint", "bigint(21)", C::kInteger, O::kNumber},
+      {Field(MYSQL_TYPE_LONGLONG, u, 20, 0, 63), "bigint", "bigint(20) unsigned", C::kAny,
+       O::kNumber},
+      // DECIMAL(12,2) times 2; 1.5; DECIMAL(10,0) UNSIGNED.
+      {Field(MYSQL_TYPE_NEWDECIMAL, 0, 15, 2, 63), "decimal", "decimal(13,2)", C::kText,
+       O::kNumber},
+      {Field(MYSQL_TYPE_NEWDECIMAL, 0, 4, 1, 63), "decimal", "decimal(2,1)", C::kText, O::kNumber},
+      {Field(MYSQL_TYPE_NEWDECIMAL, u, 10, 0, 63), "decimal", "decimal(10,0) unsigned", C::kText,
+       O::kNumber},
+      {Field(MYSQL_TYPE_FLOAT, 0, 12, 31, 63), "float", "float", C::kReal, O::kOther},
+      {Field(MYSQL_TYPE_DOUBLE, 0, 22, 31, 63), "double", "double", C::kReal, O::kNumber},
+      {Field(MYSQL_TYPE_YEAR, u, 4, 0, 63), "year", "year(4)", C::kInteger, O::kNumber},
+      {Field(MYSQL_TYPE_BIT, u, 1, 0, 63), "bit", "bit(1)", C::kInteger, O::kNumber},
+      {Field(MYSQL_TYPE_BIT, u, 64, 0, 63), "bit", "bit(64)", C::kAny, O::kNumber},
+      {Field(MYSQL_TYPE_DATE, 0, 10, 0, 63), "date", "date", C::kText, O::kTime},
+      {Field(MYSQL_TYPE_DATETIME, 0, 19, 0, 63), "datetime", "datetime", C::kText, O::kTime},
+      {Field(MYSQL_TYPE_DATETIME, 0, 26, 6, 63), "datetime", "datetime(6)", C::kText, O::kTime},
+      {Field(MYSQL_TYPE_TIMESTAMP, 0, 23, 3, 63), "timestamp", "timestamp(3)", C::kText, O::kTime},
+      {Field(MYSQL_TYPE_TIME, 0, 13, 2, 63), "time", "time(2)", C::kText, O::kOther},
+      {Field(MYSQL_TYPE_STRING, 0, 12, 0, 45, 4), "char", "char(3)", C::kText, O::kText},
+      {Field(MYSQL_TYPE_VAR_STRING, 0, 160, 0, 45, 4), "varchar", "varchar(40)", C::kText,
+       O::kText},
+      {Field(MYSQL_TYPE_VAR_STRING, BINARY_FLAG, 10, 0, 63), "varbinary", "varbinary(10)", C::kBlob,
+       O::kOther},
+      {Field(MYSQL_TYPE_STRING, BINARY_FLAG, 16, 0, 63), "binary", "binary(16)", C::kBlob,
+       O::kOther},
+      {Field(MYSQL_TYPE_BLOB, 0, 1020, 0, 45, 4), "tinytext", "tinytext", C::kText, O::kText},
+      {Field(MYSQL_TYPE_BLOB, 0, 262140, 0, 45, 4), "text", "text", C::kText, O::kText},
+      {Field(MYSQL_TYPE_BLOB, 0, 67108860, 0, 45, 4), "mediumtext", "mediumtext", C::kText,
+       O::kText},
+      {Field(MYSQL_TYPE_BLOB, 0, 4294967295, 0, 45, 4), "longtext", "longtext", C::kText, O::kText},
+      {Field(MYSQL_TYPE_BLOB, BINARY_FLAG, 255, 0, 63), "tinyblob", "tinyblob", C::kBlob,
+       O::kOther},
+      {Field(MYSQL_TYPE_BLOB, BINARY_FLAG, 65535, 0, 63), "blob", "blob", C::kBlob, O::kOther},
+      {Field(MYSQL_TYPE_BLOB, BINARY_FLAG, 4294967295, 0, 63), "longblob", "longblob", C::kBlob,
+       O::kOther},
+      {Field(MYSQL_TYPE_STRING, ENUM_FLAG, 4, 0, 45, 4), "enum", "enum", C::kText, O::kOther},
+      {Field(MYSQL_TYPE_STRING, SET_FLAG, 12, 0, 45, 4), "set", "set", C::kText, O::kOther},
+      {Field(MYSQL_TYPE_JSON, BINARY_FLAG, 4294967295, 0, 63), "json", "json", C::kText, O::kOther},
+      {Field(MYSQL_TYPE_GEOMETRY, BINARY_FLAG, 4294967295, 0, 63), "geometry", "geometry", C::kBlob,
+       O::kOther},
+      // MariaDB's extended metadata names the type of a type plugin or a geometry's kind.
+      {Field(MYSQL_TYPE_STRING, BINARY_FLAG, 144, 0, 45, 4, "uuid"), "uuid", "uuid", C::kText,
+       O::kText},
+      {Field(MYSQL_TYPE_STRING, BINARY_FLAG, 156, 0, 45, 4, "inet6"), "inet6", "inet6", C::kText,
+       O::kOther},
+      {Field(MYSQL_TYPE_GEOMETRY, BINARY_FLAG, 4294967295, 0, 63, 1, "point"), "point", "point",
+       C::kBlob, O::kOther},
+      // A NULL literal.
+      {Field(MYSQL_TYPE_STRING, BINARY_FLAG, 0, 0, 63), "binary", "binary(0)", C::kBlob, O::kOther},
+  };
+  for (const auto& c : cases) {
+    MysqlColumnType type = ColumnTypeOf(c.field);
+    EXPECT_EQ(type.data_type, c.data_type) << c.column_type;
+    EXPECT_EQ(type.column_type, c.column_type);
+    MysqlTypeClass cls = ClassifyType(type.data_type, type.column_type);
+    EXPECT_EQ(cls.type, c.type) << c.column_type;
+    EXPECT_EQ(cls.order, c.order) << c.column_type;
+  }
+}
+
 struct ValueCase {
   MysqlDecoder decoder;
   std::string input;
