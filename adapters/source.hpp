@@ -40,6 +40,12 @@ class SourceConnection {
   virtual void ReflectQuery(const std::string& query,
                             std::function<void(Result<TableSchema>)> done);
 
+  /// Which of `columns` (the first in their order) is NULL in some row of the table, if any:
+  /// a query's key and cursor columns can be NULL where the catalog says NOT NULL (an outer
+  /// join), and keyset pages never return those rows. The default finds none.
+  virtual void FirstNull(const TableSchema& table, const std::vector<std::string>& columns,
+                         std::function<void(Result<std::optional<std::string>>)> done);
+
   /// Reflect for a table, ReflectQuery when `query` is set.
   void ReflectSource(const std::string& table, const std::string& query,
                      std::function<void(Result<TableSchema>)> done) {

@@ -512,6 +512,19 @@ void MysqlConnection::ReflectQuery(const std::string& query,
       });
 }
 
+void MysqlConnection::FirstNull(const TableSchema& table, const std::vector<std::string>& columns,
+                                std::function<void(Result<std::optional<std::string>>)> done) {
+  QueryText(FirstNullSql(table, columns), [columns, done](auto rows) {
+    if (!rows.ok()) return done(rows.status().WithContext("look for NULL keys"));
+    if (rows->empty() || rows->front().empty() || !rows->front()[0]) {
+      return done(std::optional<std::string>());
+    }
+    const size_t at = static_cast<size_t>(std::atoi(rows->front()[0]->c_str()));
+    done(
+        std::optional<std::string>(at >= 1 && at <= columns.size() ? columns[at - 1] : columns[0]));
+  });
+}
+
 std::string MysqlConnection::PageSql(const TableSchema& table, const PageQuery& query) const {
   Result<std::string> sql = BuildPageSql(table, query, nullptr);
   return sql.ok() ? *sql : "-- " + sql.status().ToString();

@@ -41,6 +41,8 @@ class MysqlConnection final : public SourceConnection {
   /// each column typed by ColumnTypeOf from its metadata, nullable unless the server flags
   /// it NOT NULL (which it does not for the inner side of an outer join). Two columns of one
   /// name are ErrorKind::kConfig (a sub-select cannot have them: the server's error 1060).
+  void FirstNull(const TableSchema& table, const std::vector<std::string>& columns,
+                 std::function<void(Result<std::optional<std::string>>)> done) override;
   void ReflectQuery(const std::string& query,
                     std::function<void(Result<TableSchema>)> done) override;
   void Pull(const TableSchema& table, const PageQuery& query,

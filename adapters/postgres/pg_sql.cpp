@@ -302,15 +302,18 @@ Result<std::string> BuildPageCopy(const TableSchema& table, const PageQuery& que
   columns_only.limit = 0;
   auto probe = BuildPageQuery(shell, columns_only);
   if (!probe.ok()) return probe.status();
-  std::string sql = "COPY (" + InlineParams(*st) + ") TO STDOUT" +
-                    (binary ? " (FORMAT binary)" : "") + "; " + probe->sql;
+  std::string copy = InlineParams(*st);
+  std::string columns = probe->sql;
   if (!table.query.empty()) {
-    for (size_t at = 0; (at = sql.find(kStandIn, at)) != std::string::npos;
-         at += table.query.size()) {
-      sql.replace(at, 1, table.query);
-    }
+    // Each statement's FROM comes before any inlined value: its first stand-in is the one.
+    auto put = [&](std::string& sql) {
+      const size_t at = sql.find(kStandIn);
+      if (at != std::string::npos) sql.replace(at, 1, table.query);
+    };
+    put(copy);
+    put(columns);
   }
-  return sql;
+  return "COPY (" + copy + ") TO STDOUT" + (binary ? " (FORMAT binary)" : "") + "; " + columns;
 }
 
 namespace {
@@ -402,6 +405,19 @@ Result<PageStatement> BuildDigestQuery(const TableSchema& table,
            " AS b, md5(concat_ws(chr(1)" + text + ")) AS h FROM " + *from + where +
            ") s GROUP BY b";
   return st;
+}
+
+Result<std::string> BuildFirstNullQuery(const TableSchema& table,
+                                        const std::vector<std::string>& columns) {
+  auto from = FromClause(table);
+  if (!from.ok()) return from.status();
+  std::string which = "CASE", where;
+  for (size_t i = 0; i < columns.size(); ++i) {
+    const std::string test = QuoteIdent(columns[i]) + " IS NULL";
+    which += " WHEN " + test + " THEN " + std::to_string(i + 1);
+    where += (i ? " OR " : "") + test;
+  }
+  return "SELECT " + which + " END FROM " + *from + " WHERE " + where + " LIMIT 1";
 }
 
 Result<PageStatement> BuildFindKeysQuery(const TableSchema& table,

@@ -257,6 +257,24 @@ class PgSourceConnection : public SourceConnection {
     });
   }
 
+  void FirstNull(const TableSchema& table, const std::vector<std::string>& columns,
+                 std::function<void(Result<std::optional<std::string>>)> done) override {
+    Result<PageStatement> st = Status::Ok();
+    if (auto sql = BuildFirstNullQuery(table, columns); sql.ok()) {
+      st = PageStatement{std::move(*sql), {}};
+    } else {
+      st = sql.status();
+    }
+    Run(std::move(st), "look for NULL keys",
+        [columns, done = std::move(done)](Result<PgResultPtr> r) {
+          if (!r.ok()) return done(r.status());
+          if (PQntuples(r->get()) == 0) return done(std::optional<std::string>());
+          const size_t at = static_cast<size_t>(atoi(PQgetvalue(r->get(), 0, 0)));
+          done(std::optional<std::string>(at >= 1 && at <= columns.size() ? columns[at - 1]
+                                                                          : columns[0]));
+        });
+  }
+
   void DigestKeys(const TableSchema& table, const std::vector<std::string>& key,
                   const KeyRange& range, const std::vector<Cursor>& splits,
                   std::function<void(Result<std::vector<KeyDigest>>)> done) override {

@@ -250,6 +250,26 @@ void SqliteConnection::ReflectQuery(const std::string& query,
           *result = SqliteError(db, rc, "reflect the query");
           return;
         }
+        // Read through a sub-select, a second "id" is renamed "id:1": the names are the
+        // query's own, compared as SQLite compares names (ASCII case ignored).
+        Statement bare;
+        if (sqlite3_prepare_v2(db, query.c_str(), -1, &bare.stmt, nullptr) != SQLITE_OK ||
+            sqlite3_column_count(bare.stmt) != sqlite3_column_count(select.stmt)) {
+          *result = Status(ErrorKind::kConfig, "the query must be a single SELECT");
+          return;
+        }
+        for (int i = 0; i < sqlite3_column_count(bare.stmt); ++i) {
+          for (int j = 0; j < i; ++j) {
+            if (sqlite3_stricmp(sqlite3_column_name(bare.stmt, i),
+                                sqlite3_column_name(bare.stmt, j)) == 0) {
+              *result =
+                  Status(ErrorKind::kConfig, "the query returns two columns named \"" +
+                                                 std::string(sqlite3_column_name(bare.stmt, i)) +
+                                                 "\": give them distinct names (AS …)");
+              return;
+            }
+          }
+        }
         for (int i = 0; i < sqlite3_column_count(select.stmt); ++i) {
           ColumnInfo column;
           column.name = sqlite3_column_name(select.stmt, i);
@@ -338,6 +358,21 @@ void SqliteConnection::Pull(const TableSchema& table, const PageQuery& query,
   size_t columns = query.columns.empty() ? table.columns.size() : query.columns.size();
   RunRows(std::move(*sql), std::move(params), columns, "pull " + table.qualified_name, query.limit,
           std::move(done));
+}
+
+void SqliteConnection::FirstNull(const TableSchema& table, const std::vector<std::string>& columns,
+                                 std::function<void(Result<std::optional<std::string>>)> done) {
+  auto fail = [done](Status s) { done(std::move(s)); };
+  if (Refuse(fail)) return;
+  RunRows(FirstNullSql(table, columns), {}, 1, "look for NULL keys", 1,
+          [columns, done](Result<RowBatch> rows) {
+            if (!rows.ok()) return done(rows.status());
+            if (rows->rows() == 0) return done(std::optional<std::string>());
+            const int64_t at = rows->at(0, 0).i;
+            done(std::optional<std::string>(at >= 1 && static_cast<size_t>(at) <= columns.size()
+                                                ? columns[at - 1]
+                                                : columns[0]));
+          });
 }
 
 void SqliteConnection::RunRows(std::string sql, std::vector<CursorValue> params, size_t columns,

@@ -22,6 +22,8 @@ class SqliteConnection final : public SourceConnection {
 
   void Connect(std::function<void(Status)> done) override;
   void Reflect(const std::string& table, std::function<void(Result<TableSchema>)> done) override;
+  void FirstNull(const TableSchema& table, const std::vector<std::string>& columns,
+                 std::function<void(Result<std::optional<std::string>>)> done) override;
   void ReflectQuery(const std::string& query,
                     std::function<void(Result<TableSchema>)> done) override;
   void Pull(const TableSchema& table, const PageQuery& query,

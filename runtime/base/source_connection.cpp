@@ -15,6 +15,11 @@ void SourceConnection::ReflectQuery(const std::string&,
   done(Status(ErrorKind::kConfig, "this source cannot replicate a query: name a table in `from`"));
 }
 
+void SourceConnection::FirstNull(const TableSchema&, const std::vector<std::string>&,
+                                 std::function<void(Result<std::optional<std::string>>)> done) {
+  done(std::optional<std::string>());
+}
+
 Status SourceConnection::CheckCursor(const TableSchema& table,
                                      const std::vector<std::string>& order_by,
                                      bool has_lookback) const {

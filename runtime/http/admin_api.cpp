@@ -147,7 +147,7 @@ nlohmann::json AdminApi::TableJson(const TableRunner& r) const {
   nlohmann::json j = {
       {"name", d.name},
       {"source", d.source && d.source->source ? d.source->source->Describe() : ""},
-      {"from", d.from},
+      {"from", d.from.empty() ? nlohmann::json() : nlohmann::json(d.from)},
       {"query", d.query.empty() ? nlohmann::json() : nlohmann::json(d.query)},
       {"mode", d.cursor.empty() ? "full_refresh" : "incremental"},
       {"cursor_columns", d.cursor},

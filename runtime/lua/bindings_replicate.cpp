@@ -144,6 +144,7 @@ void Declare(lua_State* L, const std::string& name, int index) {
     // A statement's closing semicolon would end the sub-select siphon wraps it in.
     t.query = query->substr(query->find_first_not_of(" \t\r\n"));
     while (!t.query.empty() && strchr(" \t\r\n;", t.query.back())) t.query.pop_back();
+    if (t.query.empty()) throw ScriptError(what + ": field 'query' must not be empty");
     t.from.clear();
   }
   if (const auto* key = fields->get<std::vector<std::string>>("key")) t.key = *key;

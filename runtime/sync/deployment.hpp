@@ -87,7 +87,11 @@ struct TableDecl {
     }
     while (!text.empty() && text.back() == ' ') text.pop_back();
     constexpr size_t kShown = 60;
-    if (text.size() > kShown) text = text.substr(0, kShown) + "…";
+    if (text.size() > kShown) {
+      size_t cut = kShown;  // not inside a UTF-8 sequence
+      while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+      text = text.substr(0, cut) + "…";
+    }
     return "query \"" + text + "\"";
   }
 };

@@ -1,6 +1,9 @@
 #include "runtime/sync/plan.hpp"
 
 #include <algorithm>
+#include <cstdio>
+
+#include "runtime/base/key_digest.hpp"
 
 namespace siphon {
 namespace {
@@ -93,6 +96,13 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
   t.schema_hash = schema.Hash();
   t.schema_json = SchemaToJson(schema);
   t.cursor_columns = CursorColumnsJson(plan.order_by);
+  if (!decl.query.empty()) {
+    // A position in one query's result means nothing in another's: an edited query starts
+    // over, like a changed cursor (the query's text is named by its hash).
+    char hash[24];
+    snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(KeyHash(decl.query)));
+    t.cursor_columns += std::string(" of query ") + hash;
+  }
   t.pass_marks = !t.append && !t.key.empty();
   if (decl.soft_delete && !decl.soft_delete->keep) t.soft_delete_column = decl.soft_delete->column;
   return plan;

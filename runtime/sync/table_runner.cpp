@@ -408,6 +408,35 @@ void TableRunner::HandleSchemaChange(const SchemaDiff& diff) {
 }
 
 void TableRunner::StartPulling() {
+  // A query's key and cursor columns can be NULL where the catalog says NOT NULL (an outer
+  // join), and keyset pages never return such rows: a pass from the beginning looks for one
+  // first (pages check every row they bring too), and the run fails naming the column.
+  if (schema_->query.empty() || committed_) return StartPass();
+  pull_in_flight_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  conn_->FirstNull(*schema_, plan_->order_by,
+                   [this, alive](Result<std::optional<std::string>> null) {
+                     if (!alive.lock()) return;
+                     pull_in_flight_ = false;
+                     if (null.ok() && null->has_value()) null = NullKeyError(**null);
+                     if (!null.ok()) {
+                       Fail(null.status());
+                       MaybeFinishRun();
+                       return;
+                     }
+                     if (stopping_) return MaybeFinishRun();
+                     StartPass();
+                   });
+}
+
+Status TableRunner::NullKeyError(const std::string& column) const {
+  return Status(ErrorKind::kSchema,
+                "the query returned a row whose \"" + column +
+                    "\" is NULL (a column of an outer join?), and a key or cursor column must "
+                    "hold a value: filter such rows out in the query");
+}
+
+void TableRunner::StartPass() {
   horizon_.reset();
   tail_ = false;
   tail_cursor_.reset();
@@ -480,13 +509,21 @@ void TableRunner::OnPage(Result<RowBatch> page) {
   // come from, but a column on the optional side of an outer join is NULL all the same: such
   // a row would be written under no key, or never be paged past. The run fails naming it.
   if (!schema_->query.empty()) {
+    // The key must be unique in the result (a join can repeat it): rows come in key order
+    // within a cursor value, so a repeat is the row before it.
+    for (size_t r = 1; r < n; ++r) {
+      if (CursorOf(*plan_, *rows, r) != CursorOf(*plan_, *rows, r - 1)) continue;
+      Fail(Status(ErrorKind::kSchema, "the query returned two rows with the same " +
+                                          CursorColumnsJson(plan_->order_by) +
+                                          ": the key must identify one row of the query's result"));
+      more_pages_ = false;
+      MaybeFinishRun();
+      return;
+    }
     for (size_t r = 0; r < n; ++r) {
       for (size_t i = 0; i < plan_->order_index.size(); ++i) {
         if (rows->at(r, plan_->order_index[i]).type != ValueType::kNull) continue;
-        Fail(Status(ErrorKind::kSchema,
-                    "the query returned a row whose \"" + plan_->order_by[i] +
-                        "\" is NULL (a column of an outer join?), and a key or cursor column "
-                        "must hold a value: filter such rows out in the query"));
+        Fail(NullKeyError(plan_->order_by[i]));
         more_pages_ = false;
         MaybeFinishRun();
         return;

@@ -97,7 +97,9 @@ class TableRunner {
   void OnReflected(Result<TableSchema> schema);
   void OnPrepared(Result<TableState> state);
   void HandleSchemaChange(const SchemaDiff& diff);
-  void StartPulling();
+  void StartPulling();  ///< a query table's pass from the beginning looks for NULL keys first
+  void StartPass();
+  Status NullKeyError(const std::string& column) const;
   void Pull(PageQuery query);
   void OnPage(Result<RowBatch> page);
   void SubmitWrite();

@@ -640,13 +640,15 @@ TEST_F(PgPaging, AQueryIsPagedThroughItsIndexAndReconciled) {
     ANALYZE customers; ANALYZE orders;
   )sql");
   auto& c = Conn();
+  // The query's own text is never scanned for placeholders when a COPY inlines the page's
+  // values: a `$1` in a dollar-quoted string stays text.
   const std::string text =
-      "SELECT o.id, o.updated_at, o.note, c.country FROM orders o\n"
+      "SELECT o.id, o.updated_at, o.note, c.country, $q$it's $1$q$ AS tag FROM orders o\n"
       "  JOIN customers c ON c.id = o.customer_id WHERE c.country = 'DE'";
   auto t = Await<Result<TableSchema>>([&](auto done) { c.ReflectQuery(text, done); });
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   PageQuery q;
-  q.columns = {"id", "updated_at", "note", "country"};
+  q.columns = {"id", "updated_at", "note", "country", "tag"};
   q.order_by = {"updated_at", "id"};
   q.limit = 5000;
   q.after = Cursor{std::string("2024-01-01T10:00:00Z"), int64_t{108000}};
@@ -671,6 +673,7 @@ TEST_F(PgPaging, AQueryIsPagedThroughItsIndexAndReconciled) {
       previous = id;
       EXPECT_TRUE(seen.insert(id).second) << "row " << id << " twice";
       EXPECT_EQ(rows->bytes(rows->at(r, 3)), "DE");
+      EXPECT_EQ(rows->bytes(rows->at(r, 4)), "it's $1");
     }
     const size_t last = rows->rows() - 1;
     q.after = Cursor{CursorValueOf(*rows, last, 1), CursorValueOf(*rows, last, 0)};

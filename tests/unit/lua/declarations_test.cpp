@@ -101,6 +101,8 @@ const BadScript kBadScripts[] = {
      "siphon.replicate \"f\": give 'from' (a table) or 'query' (a SELECT), not both"},
     {"query_blank", "siphon.replicate 'f' { source = pg, query = ' \\n ' }", 3,
      "siphon.replicate \"f\": field 'query' must not be empty"},
+    {"query_semicolon", "siphon.replicate 'f' { source = pg, query = ' ; ' }", 3,
+     "siphon.replicate \"f\": field 'query' must not be empty"},
     {"query_number", "siphon.replicate 'f' { source = pg, query = 42 }", 3,
      "siphon.replicate \"f\": field 'query' must be a string, got number (42)"},
     {"unknown_field", "siphon.replicate 'orders' { source = pg, evry = '30s' }", 3,
@@ -309,6 +311,9 @@ TEST_F(LuaTest, AQueryIsDeclaredInsteadOfATable) {
             "query \"SELECT o.id, o.amount FROM orders o WHERE o.amount > 0\"");
   d.tables[0].query = "SELECT " + std::string(80, 'x');
   EXPECT_EQ(d.tables[0].Origin(), "query \"SELECT " + std::string(53, 'x') + "…\"");
+  // Never cut inside a UTF-8 sequence (status prints it as JSON).
+  d.tables[0].query = "SELECT " + std::string(52, 'x') + "Ö";
+  EXPECT_EQ(d.tables[0].Origin(), "query \"SELECT " + std::string(52, 'x') + "…\"");
 }
 
 TEST_F(LuaTest, DeletesExampleDeclaresSoftDeletesReconcileAndASchemaPolicy) {
