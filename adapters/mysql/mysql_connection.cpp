@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "adapters/first_null_sql.hpp"
 #include "adapters/mysql/mysql_sql.hpp"
 
 namespace siphon::mysql {
@@ -514,7 +515,7 @@ void MysqlConnection::ReflectQuery(const std::string& query,
 
 void MysqlConnection::FirstNull(const TableSchema& table, const std::vector<std::string>& columns,
                                 std::function<void(Result<std::optional<std::string>>)> done) {
-  QueryText(FirstNullSql(table, columns), [columns, done](auto rows) {
+  QueryText(FirstNullSql(columns, QuoteIdent, FromClause(table)), [columns, done](auto rows) {
     if (!rows.ok()) return done(rows.status().WithContext("look for NULL keys"));
     if (rows->empty() || rows->front().empty() || !rows->front()[0]) {
       return done(std::optional<std::string>());

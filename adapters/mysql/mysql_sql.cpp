@@ -446,14 +446,4 @@ Status MysqlStatus(unsigned error_number, std::string_view message, std::string_
   return Status(ErrorKindFor(error_number), full);
 }
 
-std::string FirstNullSql(const TableSchema& table, const std::vector<std::string>& columns) {
-  std::string which = "CASE", where;
-  for (size_t i = 0; i < columns.size(); ++i) {
-    const std::string test = QuoteIdent(columns[i]) + " IS NULL";
-    which += " WHEN " + test + " THEN " + std::to_string(i + 1);
-    where += (i ? " OR " : "") + test;
-  }
-  return "SELECT " + which + " END FROM " + FromClause(table) + " WHERE " + where + " LIMIT 1";
-}
-
 }  // namespace siphon::mysql

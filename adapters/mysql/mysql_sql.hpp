@@ -27,10 +27,6 @@ std::string QuotedTable(const TableRef& ref);
 /// line break ends a `-- ` or `#` comment the query may end with.
 std::string FromClause(const TableSchema& table);
 
-/// FirstNull's query: `SELECT CASE WHEN `c1` IS NULL THEN 1 … END FROM … WHERE `c1` IS NULL
-/// OR … LIMIT 1`, the 1-based position of a NULL column in the first such row.
-std::string FirstNullSql(const TableSchema& table, const std::vector<std::string>& columns);
-
 /// ReflectQuery's statement: `SELECT * FROM (query\n) AS `_siphon_query` LIMIT 0`, whose
 /// result describes the query's columns as the pages will read them (running nothing).
 std::string DescribeQuerySql(const std::string& query);

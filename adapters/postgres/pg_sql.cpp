@@ -407,19 +407,6 @@ Result<PageStatement> BuildDigestQuery(const TableSchema& table,
   return st;
 }
 
-Result<std::string> BuildFirstNullQuery(const TableSchema& table,
-                                        const std::vector<std::string>& columns) {
-  auto from = FromClause(table);
-  if (!from.ok()) return from.status();
-  std::string which = "CASE", where;
-  for (size_t i = 0; i < columns.size(); ++i) {
-    const std::string test = QuoteIdent(columns[i]) + " IS NULL";
-    which += " WHEN " + test + " THEN " + std::to_string(i + 1);
-    where += (i ? " OR " : "") + test;
-  }
-  return "SELECT " + which + " END FROM " + *from + " WHERE " + where + " LIMIT 1";
-}
-
 Result<PageStatement> BuildFindKeysQuery(const TableSchema& table,
                                          const std::vector<std::string>& key,
                                          const std::vector<Cursor>& keys) {

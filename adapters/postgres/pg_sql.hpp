@@ -81,11 +81,6 @@ Result<PageStatement> BuildFindKeysQuery(const TableSchema& table,
                                          const std::vector<std::string>& key,
                                          const std::vector<Cursor>& keys);
 
-/// FirstNull's query: `SELECT CASE WHEN "c1" IS NULL THEN 1 … END FROM … WHERE "c1" IS NULL
-/// OR … LIMIT 1`, the 1-based position of a NULL column in the first such row.
-Result<std::string> BuildFirstNullQuery(const TableSchema& table,
-                                        const std::vector<std::string>& columns);
-
 /// The catalog query of Reflect: one row per column in attnum order; $1 is
 /// QuotedTableName(). Columns: attname, base type (format_type), not null, typtype,
 /// position in the primary key (NULL if none), reltuples, relkind.

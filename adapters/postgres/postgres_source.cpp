@@ -11,6 +11,7 @@
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 
+#include "adapters/first_null_sql.hpp"
 #include "adapters/postgres/pg_connection.hpp"
 #include "adapters/postgres/pg_sql.hpp"
 #include "adapters/postgres/pg_types.hpp"
@@ -260,10 +261,10 @@ class PgSourceConnection : public SourceConnection {
   void FirstNull(const TableSchema& table, const std::vector<std::string>& columns,
                  std::function<void(Result<std::optional<std::string>>)> done) override {
     Result<PageStatement> st = Status::Ok();
-    if (auto sql = BuildFirstNullQuery(table, columns); sql.ok()) {
-      st = PageStatement{std::move(*sql), {}};
+    if (auto from = FromClause(table); from.ok()) {
+      st = PageStatement{FirstNullSql(columns, QuoteIdent, *from), {}};
     } else {
-      st = sql.status();
+      st = from.status();
     }
     Run(std::move(st), "look for NULL keys",
         [columns, done = std::move(done)](Result<PgResultPtr> r) {

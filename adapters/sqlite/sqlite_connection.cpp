@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "adapters/first_null_sql.hpp"
 #include "adapters/sqlite/sqlite_dialect.hpp"
 
 namespace siphon::sqlite_source {
@@ -364,7 +365,7 @@ void SqliteConnection::FirstNull(const TableSchema& table, const std::vector<std
                                  std::function<void(Result<std::optional<std::string>>)> done) {
   auto fail = [done](Status s) { done(std::move(s)); };
   if (Refuse(fail)) return;
-  RunRows(FirstNullSql(table, columns), {}, 1, "look for NULL keys", 1,
+  RunRows(FirstNullSql(columns, QuoteIdent, From(table)), {}, 1, "look for NULL keys", 1,
           [columns, done](Result<RowBatch> rows) {
             if (!rows.ok()) return done(rows.status());
             if (rows->rows() == 0) return done(std::optional<std::string>());

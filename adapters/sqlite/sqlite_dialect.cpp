@@ -69,16 +69,6 @@ std::string From(const TableSchema& table) {
   return QuoteIdent(ref.schema) + "." + QuoteIdent(ref.table);
 }
 
-std::string FirstNullSql(const TableSchema& table, const std::vector<std::string>& columns) {
-  std::string which = "CASE", where;
-  for (size_t i = 0; i < columns.size(); ++i) {
-    const std::string test = QuoteIdent(columns[i]) + " IS NULL";
-    which += " WHEN " + test + " THEN " + std::to_string(i + 1);
-    where += (i ? " OR " : "") + test;
-  }
-  return "SELECT " + which + " END FROM " + From(table) + " WHERE " + where + " LIMIT 1";
-}
-
 Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& query) {
   std::vector<std::string> columns = query.columns;
   if (columns.empty()) {

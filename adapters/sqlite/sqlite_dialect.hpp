@@ -33,10 +33,6 @@ TableRef SplitTableName(std::string_view qualified);
 /// (TableSchema::query) the query as a sub-select, `(SELECT …) AS "_siphon_query"`.
 std::string From(const TableSchema& table);
 
-/// FirstNull's query: `SELECT CASE WHEN "c1" IS NULL THEN 1 … END FROM … WHERE "c1" IS NULL
-/// OR … LIMIT 1`, the 1-based position of a NULL column in the first such row.
-std::string FirstNullSql(const TableSchema& table, const std::vector<std::string>& columns);
-
 /// The page query; parameters are numbered: ?1…?n the cursor values (order_by order), then
 ///   keyset:   WHERE ("c1", "c2") > (?1, ?2)        (a row value: SQLite uses the index)
 ///   lookback: WHERE "c1" >= ?1                      (the lower bound, computed by the caller)

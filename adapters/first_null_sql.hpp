@@ -1,0 +1,23 @@
+#pragma once
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace siphon {
+
+/// SourceConnection::FirstNull's query in any dialect whose `quote` makes an identifier:
+///   SELECT CASE WHEN "c1" IS NULL THEN 1 … END FROM <from> WHERE "c1" IS NULL OR … LIMIT 1
+/// Its one value is the 1-based position of a NULL column in the first such row.
+template <typename Quote>
+std::string FirstNullSql(const std::vector<std::string>& columns, Quote quote,
+                         std::string_view from) {
+  std::string which = "CASE", where;
+  for (size_t i = 0; i < columns.size(); ++i) {
+    const std::string test = quote(columns[i]) + " IS NULL";
+    which += " WHEN " + test + " THEN " + std::to_string(i + 1);
+    where += (i ? " OR " : "") + test;
+  }
+  return "SELECT " + which + " END FROM " + std::string(from) + " WHERE " + where + " LIMIT 1";
+}
+
+}  // namespace siphon
