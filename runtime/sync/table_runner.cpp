@@ -502,34 +502,35 @@ void TableRunner::OnPage(Result<RowBatch> page) {
   const bool full = n >= plan_->batch;
   const bool tail_page = tail_;
   if (n > 0) next_after_ = CursorOf(*plan_, *rows, n - 1);
-  // The position the next page (or run) starts from must be a value: a NULL there (a BLOB, or
-  // a MySQL zero date, decoded as NULL) would match nothing, and the table would find
-  // "nothing new" forever. The page is not written; the run fails naming the column.
   // A query's key and cursor columns were checked NOT NULL through the table columns they
   // come from, but a column on the optional side of an outer join is NULL all the same: such
-  // a row would be written under no key, or never be paged past. The run fails naming it.
+  // a row would be written under no key, or never be paged past. And the key must be unique
+  // in the result (a join can repeat it): rows come in key order within a cursor value, so
+  // a repeat is the row before it. Either fails the run, naming what is wrong.
   if (!schema_->query.empty()) {
-    // The key must be unique in the result (a join can repeat it): rows come in key order
-    // within a cursor value, so a repeat is the row before it.
-    for (size_t r = 1; r < n; ++r) {
-      if (CursorOf(*plan_, *rows, r) != CursorOf(*plan_, *rows, r - 1)) continue;
-      Fail(Status(ErrorKind::kSchema, "the query returned two rows with the same " +
-                                          CursorColumnsJson(plan_->order_by) +
-                                          ": the key must identify one row of the query's result"));
+    Status wrong;
+    for (size_t r = 0; r < n && wrong.ok(); ++r) {
+      for (size_t i = 0; i < plan_->order_index.size() && wrong.ok(); ++i) {
+        if (rows->at(r, plan_->order_index[i]).type == ValueType::kNull) {
+          wrong = NullKeyError(plan_->order_by[i]);
+        }
+      }
+      if (wrong.ok() && r > 0 && CursorOf(*plan_, *rows, r) == CursorOf(*plan_, *rows, r - 1)) {
+        wrong = Status(ErrorKind::kSchema, "the query returned two rows with the same " +
+                                               CursorColumnsJson(plan_->order_by) +
+                                               ": the key must identify one row of the result");
+      }
+    }
+    if (!wrong.ok()) {
+      Fail(wrong);
       more_pages_ = false;
       MaybeFinishRun();
       return;
     }
-    for (size_t r = 0; r < n; ++r) {
-      for (size_t i = 0; i < plan_->order_index.size(); ++i) {
-        if (rows->at(r, plan_->order_index[i]).type != ValueType::kNull) continue;
-        Fail(NullKeyError(plan_->order_by[i]));
-        more_pages_ = false;
-        MaybeFinishRun();
-        return;
-      }
-    }
   }
+  // The position the next page (or run) starts from must be a value: a NULL there (a BLOB, or
+  // a MySQL zero date, decoded as NULL) would match nothing, and the table would find
+  // "nothing new" forever. The page is not written; the run fails naming the column.
   if (n > 0 && (plan_->incremental || full)) {
     for (size_t i = 0; i < next_after_->size(); ++i) {
       if (std::holds_alternative<std::monostate>((*next_after_)[i])) {
