@@ -13,58 +13,13 @@
 #include "adapters/mysql/mysql_connection.hpp"
 #include "adapters/mysql/mysql_source.hpp"
 #include "adapters/mysql/mysql_sql.hpp"
+#include "tests/integration/adapters/mysql_adapter_fixture.hpp"
 #include "tests/integration/harness/harness.hpp"
 
 namespace siphon::mysql {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-class MysqlAdapterTest : public ::testing::Test {
- protected:
-  void SetUp() override { uv_loop_init(&loop_); }
-  void TearDown() override {
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    EXPECT_EQ(uv_loop_close(&loop_), 0);
-  }
-
-  std::unique_ptr<MysqlConnection> NewConnection(const test::MyDb& db,
-                                                 std::optional<std::string> password = {},
-                                                 std::optional<std::string> user = {}) {
-    const auto& env = test::Servers();
-    auto config = std::make_shared<MysqlConfig>();
-    config->host = env.mysql_host;
-    config->port = env.mysql_port;
-    config->user = user ? *user : env.mysql_user;
-    config->password = password ? *password : env.mysql_password;
-    config->database = db.name();
-    return std::make_unique<MysqlConnection>(&loop_, config);
-  }
-
-  template <typename T>
-  T Await(std::function<void(std::function<void(T)>)> start) {
-    std::optional<T> out;
-    start([&](T v) { out.emplace(std::move(v)); });
-    while (!out) uv_run(&loop_, UV_RUN_ONCE);
-    return std::move(*out);
-  }
-  Status Connect(SourceConnection& c) {
-    return Await<Status>([&](auto done) { c.Connect(done); });
-  }
-  Result<TableSchema> Reflect(SourceConnection& c, const std::string& t) {
-    return Await<Result<TableSchema>>([&](auto done) { c.Reflect(t, done); });
-  }
-  Result<RowBatch> Pull(SourceConnection& c, const TableSchema& t, const PageQuery& q) {
-    return Await<Result<RowBatch>>([&](auto done) { c.Pull(t, q, done); });
-  }
-  test::Rows QueryText(MysqlConnection& c, const std::string& sql) {
-    auto rows = Await<Result<test::Rows>>([&](auto done) { c.QueryText(sql, done); });
-    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
-    return rows.ok() ? *rows : test::Rows{};
-  }
-
-  uv_loop_t loop_;
-};
 
 TEST_F(MysqlAdapterTest, ConnectsAndReflects) {
   test::MyDb db;
