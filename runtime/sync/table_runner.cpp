@@ -315,6 +315,12 @@ void TableRunner::OnPrepared(Result<TableState> state) {
         "the stored cursor belongs to the columns {}, not {}: pulling the table again "
         "from the start (rows are upserted)",
         state->dropped_cursor_columns, plan_->target.cursor_columns);
+  } else if (!state->dropped_cursor_source.empty()) {
+    ScopedLogFields fields(LogFields::Of("cursor_reset"));
+    log_->warn(
+        "the stored cursor is a position in {}, not {}: pulling the table again from the start "
+        "(rows are upserted)",
+        state->dropped_cursor_source, plan_->target.source_table);
   }
   committed_ = state->cursor;
   full_pass_ = state->full_pass;

@@ -499,6 +499,22 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     }
   }
 
+  // What the stored cursor is a position in (read before the state row names the table's
+  // source anew): a cursor of another table or query means nothing in this one.
+  std::string cursor_source;
+  {
+    Stmt q;
+    sqlite3_prepare_v2(db_,
+                       "SELECT source_table FROM _siphon_state WHERE table_name = ?1 AND "
+                       "cursor IS NOT NULL AND source_table IS NOT NULL AND source_table <> ''",
+                       -1, &q.s, nullptr);
+    sqlite3_bind_text(q.s, 1, spec.name.c_str(), -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(q.s) == SQLITE_ROW) {
+      cursor_source = reinterpret_cast<const char*>(sqlite3_column_text(q.s, 0));
+    }
+  }
+  if (cursor_source == spec.source_table) cursor_source.clear();
+
   // The state row: created on first sight, read otherwise.
   {
     Stmt ins;
@@ -545,6 +561,13 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     } else if (rc != SQLITE_DONE) {
       return SqliteError(db_, "reading the cursor columns of " + spec.name);
     }
+    if (!cursor_source.empty() && spec.key.empty()) {
+      return Status(ErrorKind::kConfig,
+                    spec.name + " now reads " + spec.source_table + ", not " + cursor_source +
+                        ", and a table without a key cannot be pulled again without writing "
+                        "its rows twice: put `from` back, or drop the target table and its "
+                        "_siphon_state row to start over");
+    }
     Stmt up;
     sqlite3_prepare_v2(db_,
                        "UPDATE _siphon_state SET cursor_columns = ?2, "
@@ -552,7 +575,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
                        -1, &up.s, nullptr);
     sqlite3_bind_text(up.s, 1, spec.name.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(up.s, 2, spec.cursor_columns.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(up.s, 3, dropped.empty() ? 0 : 1);
+    sqlite3_bind_int(up.s, 3, dropped.empty() && cursor_source.empty() ? 0 : 1);
     if (sqlite3_step(up.s) != SQLITE_DONE) {
       return SqliteError(db_, "recording the cursor columns of " + spec.name);
     }
@@ -561,6 +584,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
   if (!state.ok()) return state.status();
   if (!state->has_value()) return Status(ErrorKind::kTarget, "no state row for " + spec.name);
   (*state)->dropped_cursor_columns = dropped;
+  (*state)->dropped_cursor_source = cursor_source;
   // A changed column type is applied once the script accepted the change (SaveSchema): here
   // only when the recorded schema is this one (a new state row records the spec's).
   if (!existing.empty() && (*state)->schema_hash == spec.schema_hash) {

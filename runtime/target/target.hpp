@@ -75,6 +75,9 @@ struct TableState {
   std::string reconciled_at;  ///< when the last reconcile ended (empty: never)
   /// Set when a stored cursor was dropped because it belonged to these other columns.
   std::string dropped_cursor_columns;
+  /// Set when the stored cursor was dropped because the table now reads another source table
+  /// or query: what it was a position in.
+  std::string dropped_cursor_source;
 };
 
 /// Reconcile: a range of a table's keys in the target, cut into parts of about equal size.

@@ -254,6 +254,33 @@ TEST_F(PgSync, ChangingTheCursorColumnsPullsAgainInsteadOfMisreadingTheCursor) {
   EXPECT_EQ(TargetScalar("SELECT count(*) FROM l"), "20");
 }
 
+// The stored cursor is a position in one source table: pointing `from` at another (a new
+// version of the table, with ids below the cursor) pulls it from the start, where the old
+// cursor skipped every row it already had passed.
+TEST_F(PgSync, PointingFromAtAnotherTablePullsItFromTheStart) {
+  db_.Exec(R"sql(
+    CREATE TABLE orders (id int8 PRIMARY KEY, seq int8 NOT NULL);
+    INSERT INTO orders SELECT g, g FROM generate_series(1, 50) g;
+    CREATE TABLE orders_v2 (id int8 PRIMARY KEY, seq int8 NOT NULL);
+    INSERT INTO orders_v2 SELECT 100 + g, g FROM generate_series(1, 80) g;
+  )sql");
+  const std::string v1 = R"(siphon.replicate "o" { source = pg, from = "orders", cursor = "seq" })";
+  auto r = Once(Script(v1));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  const std::string v2 =
+      R"(siphon.replicate "o" { source = pg, from = "orders_v2", cursor = "seq" })";
+  r = Once(Script(v2));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("the stored cursor is a position in orders, not orders_v2"),
+            std::string::npos)
+      << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM o WHERE id > 100"), "80");
+  r = Once(Script(v2));  // from then on, incremental again
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(r.err.find("position in"), std::string::npos) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT rows FROM _siphon_log ORDER BY id DESC LIMIT 1"), "0");
+}
+
 TEST_F(PgSync, FullRefreshReplicatesATableLargerThanManyPages) {
   db_.Exec(R"sql(
     CREATE TABLE big (id int4 PRIMARY KEY, payload text);
