@@ -279,6 +279,20 @@ TEST_F(PgSync, PointingFromAtAnotherTablePullsItFromTheStart) {
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
   EXPECT_EQ(r.err.find("position in"), std::string::npos) << Dump(r);
   EXPECT_EQ(TargetScalar("SELECT rows FROM _siphon_log ORDER BY id DESC LIMIT 1"), "0");
+
+  // Without a key, a second pull would write every row twice: refused.
+  db_.Exec(R"sql(
+    CREATE TABLE log_a (seq int8 NOT NULL); INSERT INTO log_a SELECT generate_series(1, 20);
+    CREATE TABLE log_b (seq int8 NOT NULL); INSERT INTO log_b SELECT generate_series(1, 30);
+  )sql");
+  r = Once(Script(R"(siphon.replicate "l" { source = pg, from = "log_a", write = "append",
+      cursor = "seq" })"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  r = Once(Script(R"(siphon.replicate "l" { source = pg, from = "log_b", write = "append",
+      cursor = "seq" })"));
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("now reads log_b, not log_a"), std::string::npos) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM l"), "20");
 }
 
 TEST_F(PgSync, FullRefreshReplicatesATableLargerThanManyPages) {
