@@ -499,21 +499,51 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     }
   }
 
-  // What the stored cursor is a position in (read before the state row names the table's
-  // source anew): a cursor of another table or query means nothing in this one.
-  std::string cursor_source;
+  // A cursor is a position in the order of its columns, in one source table or query: one
+  // stored for other columns means nothing now, and read as this order's values it could skip
+  // rows; one of another table skips that table's rows below it. It is dropped (the table is
+  // pulled again from the start; rows are upserted), and what it belongs to recorded. Both are
+  // read before the state row names the source anew, so a refused change stays refused.
+  std::string dropped, cursor_source;
   {
     Stmt q;
     sqlite3_prepare_v2(db_,
-                       "SELECT source_table FROM _siphon_state WHERE table_name = ?1 AND "
-                       "cursor IS NOT NULL AND source_table IS NOT NULL AND source_table <> ''",
+                       "SELECT cursor_columns, source_table FROM _siphon_state "
+                       "WHERE table_name = ?1 AND cursor IS NOT NULL",
                        -1, &q.s, nullptr);
     sqlite3_bind_text(q.s, 1, spec.name.c_str(), -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(q.s) == SQLITE_ROW) {
-      cursor_source = reinterpret_cast<const char*>(sqlite3_column_text(q.s, 0));
+    const int rc = sqlite3_step(q.s);
+    if (rc == SQLITE_ROW) {
+      auto text = [&q](int column) {
+        const unsigned char* v = sqlite3_column_text(q.s, column);
+        return v ? std::string(reinterpret_cast<const char*>(v)) : std::string();
+      };
+      if (std::string columns = text(0); !columns.empty() && columns != spec.cursor_columns) {
+        dropped = std::move(columns);
+      }
+      if (std::string table = text(1); !table.empty() && table != spec.source_table) {
+        cursor_source = std::move(table);
+      }
+    } else if (rc != SQLITE_DONE) {
+      return SqliteError(db_, "reading the cursor columns of " + spec.name);
     }
   }
-  if (cursor_source == spec.source_table) cursor_source.clear();
+  // Without a key a second pull writes every row twice.
+  if (!dropped.empty() && spec.key.empty()) {
+    return Status(ErrorKind::kConfig,
+                  "the cursor of " + spec.name + " changed from " + dropped + " to " +
+                      spec.cursor_columns +
+                      ", and a table without a key cannot be pulled again without writing its "
+                      "rows twice: put the cursor back, or drop the target table and its "
+                      "_siphon_state row to start over");
+  }
+  if (!cursor_source.empty() && spec.key.empty()) {
+    return Status(ErrorKind::kConfig,
+                  spec.name + " now reads " + spec.source_table + ", not " + cursor_source +
+                      ", and a table without a key cannot be pulled again without writing its "
+                      "rows twice: put `from` back, or drop the target table and its "
+                      "_siphon_state row to start over");
+  }
 
   // The state row: created on first sight, read otherwise.
   {
@@ -533,41 +563,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     sqlite3_bind_text(ins.s, 5, spec.schema_json.c_str(), -1, SQLITE_TRANSIENT);
     if (sqlite3_step(ins.s) != SQLITE_DONE) return SqliteError(db_, "creating the state row");
   }
-  // A cursor is a position in the order of its columns: one stored for other columns means
-  // nothing now, and read as this order's values it could skip rows. It is dropped (the
-  // table is pulled again from the start; rows are upserted), and the columns recorded.
-  std::string dropped;
   {
-    Stmt q;
-    sqlite3_prepare_v2(db_,
-                       "SELECT cursor_columns FROM _siphon_state WHERE table_name = ?1 AND "
-                       "cursor IS NOT NULL AND cursor_columns IS NOT NULL AND "
-                       "cursor_columns <> ?2",
-                       -1, &q.s, nullptr);
-    sqlite3_bind_text(q.s, 1, spec.name.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(q.s, 2, spec.cursor_columns.c_str(), -1, SQLITE_TRANSIENT);
-    const int rc = sqlite3_step(q.s);
-    if (rc == SQLITE_ROW) {
-      dropped = reinterpret_cast<const char*>(sqlite3_column_text(q.s, 0));
-      if (spec.key.empty()) {
-        // Without a key a second pull writes every row twice.
-        return Status(ErrorKind::kConfig,
-                      "the cursor of " + spec.name + " changed from " + dropped + " to " +
-                          spec.cursor_columns +
-                          ", and a table without a key cannot be pulled again without writing "
-                          "its rows twice: put the cursor back, or drop the target table and "
-                          "its _siphon_state row to start over");
-      }
-    } else if (rc != SQLITE_DONE) {
-      return SqliteError(db_, "reading the cursor columns of " + spec.name);
-    }
-    if (!cursor_source.empty() && spec.key.empty()) {
-      return Status(ErrorKind::kConfig,
-                    spec.name + " now reads " + spec.source_table + ", not " + cursor_source +
-                        ", and a table without a key cannot be pulled again without writing "
-                        "its rows twice: put `from` back, or drop the target table and its "
-                        "_siphon_state row to start over");
-    }
     Stmt up;
     sqlite3_prepare_v2(db_,
                        "UPDATE _siphon_state SET cursor_columns = ?2, "

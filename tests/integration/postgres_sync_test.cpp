@@ -293,6 +293,11 @@ TEST_F(PgSync, PointingFromAtAnotherTablePullsItFromTheStart) {
   EXPECT_EQ(r.exit_code, 2) << Dump(r);
   EXPECT_NE(r.err.find("now reads log_b, not log_a"), std::string::npos) << Dump(r);
   EXPECT_EQ(TargetScalar("SELECT count(*) FROM l"), "20");
+  // And again: the refused run must not record log_b as what the cursor belongs to.
+  r = Once(Script(R"(siphon.replicate "l" { source = pg, from = "log_b", write = "append",
+      cursor = "seq" })"));
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM l"), "20");
 }
 
 TEST_F(PgSync, FullRefreshReplicatesATableLargerThanManyPages) {
