@@ -1,4 +1,5 @@
 #pragma once
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,11 @@ std::string FirstNullSql(const std::vector<std::string>& columns, Quote quote,
     where += (i ? " OR " : "") + test;
   }
   return "SELECT " + which + " END FROM " + std::string(from) + " WHERE " + where + " LIMIT 1";
+}
+
+/// The column FirstNullSql's value `at` names (the first column for a value out of range).
+inline std::string FirstNullColumn(const std::vector<std::string>& columns, int64_t at) {
+  return at >= 1 && static_cast<size_t>(at) <= columns.size() ? columns[at - 1] : columns[0];
 }
 
 }  // namespace siphon

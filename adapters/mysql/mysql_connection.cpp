@@ -520,9 +520,8 @@ void MysqlConnection::FirstNull(const TableSchema& table, const std::vector<std:
     if (rows->empty() || rows->front().empty() || !rows->front()[0]) {
       return done(std::optional<std::string>());
     }
-    const size_t at = static_cast<size_t>(std::atoi(rows->front()[0]->c_str()));
-    done(
-        std::optional<std::string>(at >= 1 && at <= columns.size() ? columns[at - 1] : columns[0]));
+    done(std::optional<std::string>(
+        FirstNullColumn(columns, std::atoll(rows->front()[0]->c_str()))));
   });
 }
 

@@ -270,9 +270,8 @@ class PgSourceConnection : public SourceConnection {
         [columns, done = std::move(done)](Result<PgResultPtr> r) {
           if (!r.ok()) return done(r.status());
           if (PQntuples(r->get()) == 0) return done(std::optional<std::string>());
-          const size_t at = static_cast<size_t>(atoi(PQgetvalue(r->get(), 0, 0)));
-          done(std::optional<std::string>(at >= 1 && at <= columns.size() ? columns[at - 1]
-                                                                          : columns[0]));
+          done(std::optional<std::string>(
+              FirstNullColumn(columns, atoll(PQgetvalue(r->get(), 0, 0)))));
         });
   }
 

@@ -208,9 +208,7 @@ void SqliteConnection::Reflect(const std::string& table,
         // An INTEGER PRIMARY KEY is the rowid: never NULL whatever the declaration says.
         if (schema.primary_key.size() == 1) {
           ColumnInfo& c = schema.columns[schema.Find(schema.primary_key[0])];
-          std::string upper = c.source_type;
-          for (char& ch : upper) ch = static_cast<char>(toupper(static_cast<unsigned char>(ch)));
-          if (upper == "INTEGER") c.nullable = false;
+          if (IsRowidType(c.source_type)) c.nullable = false;
         }
         // The largest rowid is a cheap estimate (WITHOUT ROWID tables and views have none).
         Statement estimate;
@@ -274,12 +272,6 @@ void SqliteConnection::ReflectQuery(const std::string& query,
         for (int i = 0; i < sqlite3_column_count(select.stmt); ++i) {
           ColumnInfo column;
           column.name = sqlite3_column_name(select.stmt, i);
-          if (schema.Find(column.name) >= 0) {
-            *result =
-                Status(ErrorKind::kConfig, "the query returns two columns named \"" + column.name +
-                                               "\": give them distinct names (AS …)");
-            return;
-          }
           const char* type = sqlite3_column_decltype(select.stmt, i);
           column.source_type = type ? type : "";
           SqliteTypeClass cls = ClassifyDeclaredType(column.source_type);
@@ -293,9 +285,7 @@ void SqliteConnection::ReflectQuery(const std::string& query,
               sqlite3_table_column_metadata(db, origin_db, origin_table, origin_column, nullptr,
                                             nullptr, &not_null, &primary, nullptr) == SQLITE_OK) {
             // An INTEGER PRIMARY KEY is the rowid: never NULL whatever the declaration says.
-            std::string upper = column.source_type;
-            for (char& ch : upper) ch = static_cast<char>(toupper(static_cast<unsigned char>(ch)));
-            if (primary && upper == "INTEGER") {
+            if (primary && IsRowidType(column.source_type)) {
               Statement keys;
               if (sqlite3_prepare_v2(db,
                                      "SELECT count(*) FROM pragma_table_info(?1, ?2) WHERE pk > 0",
@@ -369,10 +359,7 @@ void SqliteConnection::FirstNull(const TableSchema& table, const std::vector<std
           [columns, done](Result<RowBatch> rows) {
             if (!rows.ok()) return done(rows.status());
             if (rows->rows() == 0) return done(std::optional<std::string>());
-            const int64_t at = rows->at(0, 0).i;
-            done(std::optional<std::string>(at >= 1 && static_cast<size_t>(at) <= columns.size()
-                                                ? columns[at - 1]
-                                                : columns[0]));
+            done(std::optional<std::string>(FirstNullColumn(columns, rows->at(0, 0).i)));
           });
 }
 

@@ -46,6 +46,10 @@ SqliteTypeClass ClassifyDeclaredType(std::string_view declared) {
   return {ColumnType::kAny, OrderKind::kNumber};
 }
 
+bool IsRowidType(std::string_view declared) {
+  return Upper(declared) == "INTEGER";
+}
+
 std::string QuoteIdent(std::string_view name) {
   std::string out = "\"";
   for (char c : name) {

@@ -19,6 +19,10 @@ struct SqliteTypeClass {
 };
 SqliteTypeClass ClassifyDeclaredType(std::string_view declared);
 
+/// Whether a single-column primary key declared so is the rowid (exactly INTEGER, any case):
+/// then it is never NULL, whatever the declaration says.
+bool IsRowidType(std::string_view declared);
+
 /// `name` as a SQLite identifier: double quotes, inner quotes doubled.
 std::string QuoteIdent(std::string_view name);
 

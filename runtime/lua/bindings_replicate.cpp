@@ -138,11 +138,9 @@ void Declare(lua_State* L, const std::string& name, int index) {
     if (fields->get<std::string>("from")) {
       throw ScriptError(what + ": give 'from' (a table) or 'query' (a SELECT), not both");
     }
-    if (query->find_first_not_of(" \t\r\n") == std::string::npos) {
-      throw ScriptError(what + ": field 'query' must not be empty");
-    }
     // A statement's closing semicolon would end the sub-select siphon wraps it in.
-    t.query = query->substr(query->find_first_not_of(" \t\r\n"));
+    const size_t start = query->find_first_not_of(" \t\r\n");
+    t.query = start == std::string::npos ? std::string() : query->substr(start);
     while (!t.query.empty() && strchr(" \t\r\n;", t.query.back())) t.query.pop_back();
     if (t.query.empty()) throw ScriptError(what + ": field 'query' must not be empty");
     t.from.clear();

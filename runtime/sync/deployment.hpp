@@ -75,6 +75,11 @@ struct TableDecl {
   /// Optional row transform (the Lua layer provides it); null: rows are written as pulled.
   std::shared_ptr<RowTransform> transform;
 
+  /// The source as events, the run log and the state row name it ("" when there is none).
+  std::string SourceDescription() const {
+    return source && source->source ? source->source->Describe() : "";
+  }
+
   /// What the table reads, for messages and status: `from`, or `query "SELECT o.id, …"` (the
   /// query's start, on one line).
   std::string Origin() const {

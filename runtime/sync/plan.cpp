@@ -92,7 +92,7 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
   t.key = plan.key;
   t.append = decl.write == WriteMode::kAppend;
   t.source_table = decl.Origin();
-  t.source = decl.source && decl.source->source ? decl.source->source->Describe() : "";
+  t.source = decl.SourceDescription();
   t.schema_hash = schema.Hash();
   t.schema_json = SchemaToJson(schema);
   t.cursor_columns = CursorColumnsJson(plan.order_by);

@@ -149,16 +149,12 @@ bool TableRunner::Resync() {
   return true;
 }
 
-std::string TableRunner::SourceDescription() const {
-  return decl_.source && decl_.source->source ? decl_.source->source->Describe() : "";
-}
-
 void TableRunner::Emit(EventKind kind, int64_t rows, int64_t duration_ms) {
   if (!options_.events) return;
   Event ev;
   ev.kind = kind;
   ev.table = decl_.name;
-  ev.source = SourceDescription();
+  ev.source = decl_.SourceDescription();
   ev.rows = rows;
   ev.duration_ms = duration_ms;
   ev.cursor = stats_.cursor;
@@ -368,7 +364,7 @@ void TableRunner::HandleSchemaChange(const SchemaDiff& diff) {
     Event ev;
     ev.kind = EventKind::kSchemaChange;
     ev.table = decl_.name;
-    ev.source = SourceDescription();
+    ev.source = decl_.SourceDescription();
     ev.diff = diff.ToJson();
     ev.action = name;
     ev.cursor = stats_.cursor;
@@ -515,17 +511,20 @@ void TableRunner::OnPage(Result<RowBatch> page) {
   // a repeat is the row before it. Either fails the run, naming what is wrong.
   if (!schema_->query.empty()) {
     Status wrong;
+    Cursor previous;
     for (size_t r = 0; r < n && wrong.ok(); ++r) {
       for (size_t i = 0; i < plan_->order_index.size() && wrong.ok(); ++i) {
         if (rows->at(r, plan_->order_index[i]).type == ValueType::kNull) {
           wrong = NullKeyError(plan_->order_by[i]);
         }
       }
-      if (wrong.ok() && r > 0 && CursorOf(*plan_, *rows, r) == CursorOf(*plan_, *rows, r - 1)) {
+      Cursor order = CursorOf(*plan_, *rows, r);
+      if (wrong.ok() && r > 0 && order == previous) {
         wrong = Status(ErrorKind::kSchema, "the query returned two rows with the same " +
                                                CursorColumnsJson(plan_->order_by) +
                                                ": the key must identify one row of the result");
       }
+      previous = std::move(order);
     }
     if (!wrong.ok()) {
       Fail(wrong);
@@ -755,7 +754,7 @@ void TableRunner::FinishRun() {
 
   RunRecord record;
   record.table = decl_.name;
-  record.source = SourceDescription();
+  record.source = decl_.SourceDescription();
   record.source_table = decl_.Origin();
   record.rows = run_rows_;
   record.deleted = run_deleted_;

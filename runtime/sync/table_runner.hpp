@@ -111,8 +111,6 @@ class TableRunner {
   void FinishRun();
   void NotifyStoppedIfIdle();
   void Emit(EventKind kind, int64_t rows, int64_t duration_ms);
-  /// The source as events and the run log name it ("" when the declaration has none).
-  std::string SourceDescription() const;
   void CheckLag();
   bool busy() const;
 
