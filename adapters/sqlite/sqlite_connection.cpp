@@ -158,15 +158,25 @@ void SqliteConnection::Connect(std::function<void(Status)> done) {
       });
 }
 
-void SqliteConnection::Reflect(const std::string& table,
-                               std::function<void(Result<TableSchema>)> done) {
+// Runs `work` on the worker with the connection's database; `done` gets its schema.
+void SqliteConnection::Describe(std::function<Result<TableSchema>(sqlite3*)> work,
+                                std::function<void(Result<TableSchema>)> done) {
   auto fail = [done](Status s) { done(std::move(s)); };
   if (Refuse(fail)) return;
   auto handle = handle_;
   auto result = std::make_shared<Result<TableSchema>>(Status(ErrorKind::kSchema, ""));
-  Submit(
-      [handle, result, table] {
-        sqlite3* db = handle->db;
+  Submit([handle, result, work = std::move(work)] { *result = work(handle->db); },
+         [this, result, done, fail, generation = generation_] {
+           --in_flight_;
+           if (Cancelled(generation, fail)) return;
+           done(std::move(*result));
+         });
+}
+
+void SqliteConnection::Reflect(const std::string& table,
+                               std::function<void(Result<TableSchema>)> done) {
+  Describe(
+      [table](sqlite3* db) -> Result<TableSchema> {
         TableRef ref = SplitTableName(table);
         TableSchema schema;
         schema.qualified_name = table;
@@ -175,8 +185,7 @@ void SqliteConnection::Reflect(const std::string& table,
             db, "SELECT name, type, \"notnull\", pk, hidden FROM pragma_table_xinfo(?1, ?2)", -1,
             &columns.stmt, nullptr);
         if (rc != SQLITE_OK) {
-          *result = SqliteError(db, rc, "reflect " + table);
-          return;
+          return SqliteError(db, rc, "reflect " + table);
         }
         sqlite3_bind_text(columns.stmt, 1, ref.table.c_str(), -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(columns.stmt, 2, ref.schema.c_str(), -1, SQLITE_TRANSIENT);
@@ -196,12 +205,10 @@ void SqliteConnection::Reflect(const std::string& table,
           schema.columns.push_back(std::move(column));
         }
         if (rc != SQLITE_DONE) {
-          *result = SqliteError(db, rc, "reflect " + table);
-          return;
+          return SqliteError(db, rc, "reflect " + table);
         }
         if (schema.columns.empty()) {
-          *result = Status(ErrorKind::kSchema, "table " + table + " not found");
-          return;
+          return Status(ErrorKind::kSchema, "table " + table + " not found");
         }
         std::sort(key.begin(), key.end());
         for (auto& k : key) schema.primary_key.push_back(k.second);
@@ -219,26 +226,17 @@ void SqliteConnection::Reflect(const std::string& table,
             sqlite3_column_type(estimate.stmt, 0) == SQLITE_INTEGER) {
           schema.row_estimate = sqlite3_column_int64(estimate.stmt, 0);
         }
-        *result = std::move(schema);
+        return schema;
       },
-      [this, result, done, fail, generation = generation_] {
-        --in_flight_;
-        if (Cancelled(generation, fail)) return;
-        done(std::move(*result));
-      });
+      std::move(done));
 }
 
 void SqliteConnection::ReflectQuery(const std::string& query,
                                     std::function<void(Result<TableSchema>)> done) {
-  auto fail = [done](Status s) { done(std::move(s)); };
-  if (Refuse(fail)) return;
-  auto handle = handle_;
-  auto result = std::make_shared<Result<TableSchema>>(Status(ErrorKind::kSchema, ""));
-  Submit(
-      [handle, result, query] {
+  Describe(
+      [query](sqlite3* db) -> Result<TableSchema> {
         // Preparing the query describes it (nothing runs): each column's declared type where
         // it is a table column as it is, and the column it comes from, whose NOT NULL holds.
-        sqlite3* db = handle->db;
         TableSchema schema;
         schema.qualified_name = "query";
         schema.query = query;
@@ -246,26 +244,22 @@ void SqliteConnection::ReflectQuery(const std::string& query,
         const std::string sql = "SELECT * FROM " + From(schema);
         int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &select.stmt, nullptr);
         if (rc != SQLITE_OK) {
-          *result = SqliteError(db, rc, "reflect the query");
-          return;
+          return SqliteError(db, rc, "reflect the query");
         }
         // Read through a sub-select, a second "id" is renamed "id:1": the names are the
         // query's own, compared as SQLite compares names (ASCII case ignored).
         Statement bare;
         if (sqlite3_prepare_v2(db, query.c_str(), -1, &bare.stmt, nullptr) != SQLITE_OK ||
             sqlite3_column_count(bare.stmt) != sqlite3_column_count(select.stmt)) {
-          *result = Status(ErrorKind::kConfig, "the query must be a single SELECT");
-          return;
+          return Status(ErrorKind::kConfig, "the query must be a single SELECT");
         }
         for (int i = 0; i < sqlite3_column_count(bare.stmt); ++i) {
           for (int j = 0; j < i; ++j) {
             if (sqlite3_stricmp(sqlite3_column_name(bare.stmt, i),
                                 sqlite3_column_name(bare.stmt, j)) == 0) {
-              *result =
-                  Status(ErrorKind::kConfig, "the query returns two columns named \"" +
-                                                 std::string(sqlite3_column_name(bare.stmt, i)) +
-                                                 "\": give them distinct names (AS …)");
-              return;
+              return Status(ErrorKind::kConfig, "the query returns two columns named \"" +
+                                                    std::string(sqlite3_column_name(bare.stmt, i)) +
+                                                    "\": give them distinct names (AS …)");
             }
           }
         }
@@ -303,16 +297,11 @@ void SqliteConnection::ReflectQuery(const std::string& query,
           schema.columns.push_back(std::move(column));
         }
         if (schema.columns.empty()) {
-          *result = Status(ErrorKind::kConfig, "the query returns no columns");
-          return;
+          return Status(ErrorKind::kConfig, "the query returns no columns");
         }
-        *result = std::move(schema);
+        return schema;
       },
-      [this, result, done, fail, generation = generation_] {
-        --in_flight_;
-        if (Cancelled(generation, fail)) return;
-        done(std::move(*result));
-      });
+      std::move(done));
 }
 
 std::string SqliteConnection::PageSql(const TableSchema& table, const PageQuery& query) const {

@@ -44,6 +44,9 @@ class SqliteConnection final : public SourceConnection {
  private:
   /// Runs `work` on a worker thread, then `finish` on the loop unless `this` is gone.
   void Submit(std::function<void()> work, std::function<void()> finish);
+  /// Reflect's and ReflectQuery's work on the worker, answered like every operation.
+  void Describe(std::function<Result<TableSchema>(sqlite3*)> work,
+                std::function<void(Result<TableSchema>)> done);
   /// Runs a query with ?1…?n bound to `params` on the worker and returns its rows, values
   /// in their storage class. Counts as an operation in flight (the caller checked Refuse).
   void RunRows(std::string sql, std::vector<CursorValue> params, size_t columns,

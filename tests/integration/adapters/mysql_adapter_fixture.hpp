@@ -63,4 +63,16 @@ class MysqlAdapterTest : public ::testing::Test {
   uv_loop_t loop_;
 };
 
+/// `e (id, updated_at, v)`, 20,000 rows ten to a second, indexed on (updated_at, id) and
+/// analyzed: the table the index-range-scan tests page through.
+inline void CreateIndexedEvents(test::MyDb& db) {
+  db.Exec(
+      "CREATE TABLE e (id BIGINT PRIMARY KEY, updated_at DATETIME(6) NOT NULL,"
+      " v VARCHAR(20), KEY e_upd (updated_at, id))");
+  db.Exec(
+      "INSERT INTO e SELECT seq, '2024-01-01' + INTERVAL (seq DIV 10) SECOND, 'v'"
+      " FROM seq_1_to_20000");
+  db.Exec("ANALYZE TABLE e");
+}
+
 }  // namespace siphon::mysql

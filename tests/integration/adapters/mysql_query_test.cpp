@@ -331,13 +331,7 @@ TEST_F(MysqlQueryTest, DuplicateColumnNamesAreRefused) {
 // table's index on the cursor, as the table itself does (PageQueryIsAnIndexRangeScan).
 TEST_F(MysqlQueryTest, PageQueryOnAQueryIsAnIndexRangeScan) {
   test::MyDb db;
-  db.Exec(
-      "CREATE TABLE e (id BIGINT PRIMARY KEY, updated_at DATETIME(6) NOT NULL,"
-      " v VARCHAR(20), KEY e_upd (updated_at, id))");
-  db.Exec(
-      "INSERT INTO e SELECT seq, '2024-01-01' + INTERVAL (seq DIV 10) SECOND, 'v'"
-      " FROM seq_1_to_20000");
-  db.Exec("ANALYZE TABLE e");
+  CreateIndexedEvents(db);
   auto conn = NewConnection(db);
   ASSERT_TRUE(Connect(*conn).ok());
   auto schema = ReflectQuery(*conn,
