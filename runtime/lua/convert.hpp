@@ -29,13 +29,6 @@ Result<nlohmann::json> LuaToJson(lua_State* L, int index);
 /// error).
 Result<std::string> EncodeJson(lua_State* L, int index);
 
-/// True when `value` nests at most `limit` levels (PushJson recurses once per level).
-bool JsonDepthWithin(const nlohmann::json& value, int limit);
-
-/// Pushes a JSON value: null → siphon.null, integers → integer (unsigned beyond 2^63 →
-/// float), floats → float, arrays and objects → tables.
-void PushJson(lua_State* L, const nlohmann::json& value);
-
 /// Pushes one cell: NULL → nil, kInt → integer, kReal → float, text and blob → string.
 void PushCell(lua_State* L, const RowBatch& batch, const Cell& cell);
 

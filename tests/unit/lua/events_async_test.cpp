@@ -433,6 +433,37 @@ end)
   EXPECT_TRUE(Shutdown());
 }
 
+// siphon.json builds its results outside the script's code: a decoded document or an
+// encoded text too big for the memory cap is an error, not memory without bound.
+TEST_F(AsyncTest, JsonResultsAreBoundedByTheMemoryCap) {
+  LuaOptions options;
+  options.memory_limit = size_t{16} << 20;
+  Start("", options);
+  Status s = Exec(*host_, R"lua(
+local ok, err = pcall(siphon.json.decode, "[" .. string.rep("1", 2e6, ",") .. "]")
+assert(not ok and err:find("the decoded value passed the Lua memory cap %(16 MiB%) after"), err)
+-- Few values, long strings: each decoded copy of the 5 MB text takes 5 MB.
+local text = "[" .. string.rep('"' .. string.rep("x", 1e5) .. '"', 50, ",") .. "]"
+local kept = {}
+ok, err = pcall(function() for i = 1, 4 do kept[i] = siphon.json.decode(text) end end)
+assert(not ok and err:find("passed the Lua memory cap %(16 MiB%) after"), err)
+text, kept = nil, nil
+collectgarbage()
+local big = string.rep("x", 6e6)
+ok, err = pcall(siphon.json.encode, {big, big, big})
+assert(not ok and err:find("would pass the Lua memory cap %(16 MiB%)"), err)
+big = nil
+collectgarbage()
+local v = siphon.json.decode("[" .. string.rep("1,", 1e5) .. "1]")
+assert(#v == 100001 and v[100001] == 1)
+assert(#siphon.json.encode(v) == 200003)
+)lua",
+                  "json", "@j.lua");
+  EXPECT_TRUE(s.ok()) << s.message();
+  EXPECT_LT(host_->memory_used(), size_t{16} << 20);
+  EXPECT_TRUE(Shutdown());
+}
+
 TEST_F(AsyncTest, JsonRoundTrip) {
   Start("");
   Status s = Exec(*host_, R"lua(
