@@ -244,8 +244,9 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
     }
   }
 
-  // The admin API: `--http` (token from --http-token-env or SIPHON_HTTP_TOKEN), else the
-  // script's siphon.http_api { listen, token }.
+  // The admin API: `--http`, else the script's siphon.http_api { listen }. The token:
+  // --http-token-env's, else the script's siphon.http_api { token } (also under --http: the
+  // flag moves the API, it does not open it), else SIPHON_HTTP_TOKEN.
   std::optional<ListenAddress> http;
   std::string token;
   std::string listen = options.http;
@@ -258,7 +259,7 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
       return 2;
     }
     http = *parsed;
-    auto chosen = ApiToken(options, api_from_script ? d.http_api->token : "");
+    auto chosen = ApiToken(options, d.http_api ? d.http_api->token : "");
     if (!chosen.ok()) {
       std::cerr << "siphon: " << chosen.status().message() << "\n";
       return 2;
@@ -319,19 +320,19 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
         code = 2;
       }
     }
-    if (admin && api_from_script) {
+    if (admin && !once) {
       // A reload applies a new siphon.http_api token at once (a rotated token takes effect
       // without a restart); a new address needs a restart.
       reloader.OnApplied([&, address = *http](const Deployment& next) {
         if (!admin) return;
-        if (!next.http_api || next.http_api->listen != listen) {
+        if (api_from_script && (!next.http_api || next.http_api->listen != listen)) {
           log->warn(
               "reload: siphon.http_api's address changed or is gone; the admin API stays "
               "on {} until siphon restarts",
               listen);
           return;
         }
-        auto next_token = ApiToken(options, next.http_api->token);
+        auto next_token = ApiToken(options, next.http_api ? next.http_api->token : "");
         if (!next_token.ok() || (!address.loopback && next_token->empty())) {
           log->error(
               "reload: the admin API keeps its token: {}",

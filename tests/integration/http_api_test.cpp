@@ -610,6 +610,28 @@ TEST_F(HttpApi, TheScriptCanDeclareTheApiWithItsToken) {
   EXPECT_NE(r.err.find("bad.lua:3:"), std::string::npos) << Dump(r);
 }
 
+// `--http` moves the script's API to another address; the script's token still guards it
+// (it was dropped: the API answered without one).
+TEST_F(HttpApi, TheFlagMovesTheScriptsApiAndKeepsItsToken) {
+  db_.Exec("CREATE TABLE a (id int8 PRIMARY KEY)");
+  std::string declared = "siphon.http_api { listen = \"127.0.0.1:" +
+                         std::to_string(FreeTcpPort()) + "\", token = \"script-token\" }\n";
+  std::string script = Script(declared + "siphon.replicate \"a\" { source = pg }\n");
+  auto p = Start(script, false);
+  EXPECT_EQ(Http(port_, "GET", "/status").status, 401);
+  EXPECT_EQ(Http(port_, "GET", "/status", "script-token").status, 200);
+  // A reload rotates it here too.
+  Script("siphon.http_api { listen = \"127.0.0.1:1\", token = \"rotated-token\" }\n"
+         "siphon.replicate \"a\" { source = pg }\n");
+  p->Signal(SIGHUP);
+  EXPECT_TRUE(WaitFor([&] { return Http(port_, "GET", "/status", "rotated-token").status == 200; }))
+      << p->Stderr();
+  EXPECT_EQ(Http(port_, "GET", "/status", "script-token").status, 401);
+  EXPECT_EQ(p->Stderr().find("stays on"), std::string::npos) << p->Stderr();
+  p->Signal(SIGTERM);
+  EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);
+}
+
 TEST_F(HttpApi, MetricsPassPromtool) {
   std::string promtool;
   for (const char* dir : {"/usr/bin/", "/usr/local/bin/", "/bin/"}) {
