@@ -35,6 +35,7 @@ int SourceBody(lua_State* L) {
   decl->name = def.kind + "#" + std::to_string(++d.kind_counts[def.kind]);
   decl->location = CallerLocation(L, 1);
   decl->source = std::shared_ptr<Source>(std::move(made).value());
+  decl->options = std::move(options);
   d.deployment.sources.push_back(std::move(decl));
 
   auto* handle = static_cast<SourceHandle*>(lua_newuserdatauv(L, sizeof(SourceHandle), 0));

@@ -37,6 +37,9 @@ struct SourceDecl {
   std::string name;      ///< "postgres#1": kind and declaration order, for logs
   std::string location;  ///< "script.lua:3"
   std::shared_ptr<Source> source;
+  /// The options it was made from, secrets included (never printed): a reload compares them,
+  /// so a rotated password or a new timeout makes a new source.
+  Options options;
 };
 
 /// One `siphon.replicate "name" { … }`: everything the pipeline needs for a table.

@@ -59,17 +59,21 @@ bool Replicator::SameDeclaration(const TableDecl& a, const TableDecl& b) {
     return t.soft_delete ? t.soft_delete->column + (t.soft_delete->keep ? "+keep" : "")
                          : std::string();
   };
-  auto describe = [](const TableDecl& t) {
-    return t.source && t.source->source
-               ? std::string(t.source->source->kind()) + " " + t.source->source->Describe()
-               : std::string();
+  // The source by everything it was made from: a rotated password or a changed timeout
+  // (which Describe leaves out) makes a new one.
+  auto same_source = [](const TableDecl& x, const TableDecl& y) {
+    const SourceDecl* sx = x.source.get();
+    const SourceDecl* sy = y.source.get();
+    if (sx == nullptr || sy == nullptr || !sx->source || !sy->source) return sx == sy;
+    return sx->source->kind() == sy->source->kind() &&
+           sx->source->Describe() == sy->source->Describe() && sx->options == sy->options;
   };
   return a.name == b.name && a.from == b.from && a.query == b.query && a.key == b.key &&
          a.cursor == b.cursor && a.columns == b.columns && a.every == b.every &&
          a.batch == b.batch && a.lookback_seconds == b.lookback_seconds && a.write == b.write &&
          a.max_lag == b.max_lag && a.on_schema_change == b.on_schema_change &&
          a.backfill == b.backfill && soft(a) == soft(b) && a.reconcile_every == b.reconcile_every &&
-         describe(a) == describe(b);
+         same_source(a, b);
 }
 
 void Replicator::Retire(std::unique_ptr<TableRunner> runner, std::function<void()> gone) {

@@ -795,6 +795,33 @@ siphon.replicate "two" { source = pg, every = "300ms" }
   EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);
 }
 
+// A reload that changes only a source's password (which no log line shows) makes a new
+// source: the tables on it reconnect with the new password. Before, they kept the old one.
+TEST_F(HttpApi, AReloadWithARotatedPasswordReconnectsWithIt) {
+  const std::string role = "siphon_rotate_" + db_.name();
+  db_.Exec("CREATE TABLE r (id int8 PRIMARY KEY); INSERT INTO r SELECT generate_series(1, 10);"
+           "CREATE ROLE " + role + " LOGIN PASSWORD 'first-pw'; GRANT SELECT ON r TO " + role);
+  auto script_with = [&](const std::string& password) {
+    return Script("local rot = siphon.postgres { dsn = \"" + db_.Dsn() + " user=" + role +
+                  " password=" + password +
+                  "\" }\nsiphon.replicate \"r\" { source = rot, every = \"300ms\" }\n");
+  };
+  auto p = Start(script_with("first-pw"));
+  ASSERT_TRUE(WaitFor([&] { return TargetCount("r") == "10"; })) << p->Stderr();
+  db_.Exec("ALTER ROLE " + role + " PASSWORD 'second-pw'");
+  db_.Exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '" + role +
+           "'");
+  script_with("second-pw");
+  p->Signal(SIGHUP);
+  EXPECT_TRUE(p->WaitForOutput("0 added, 0 removed, 1 changed")) << p->Stderr();
+  db_.Exec("INSERT INTO r VALUES (11)");
+  EXPECT_TRUE(WaitFor([&] { return TargetCount("r") == "11"; })) << p->Stderr();
+  EXPECT_EQ(p->Stderr().find("second-pw"), std::string::npos);
+  p->Signal(SIGTERM);
+  EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);
+  db_.Exec("DROP OWNED BY " + role + "; DROP ROLE " + role);
+}
+
 TEST_F(HttpApi, ProgressRedrawsOneLinePerTableOnATerminal) {
   ASSERT_TRUE(std::filesystem::exists("/usr/bin/script"))
       << "util-linux `script` is needed to give siphon a terminal";
