@@ -255,8 +255,10 @@ HttpResponse AdminApi::Table(const std::string& rest, const HttpRequest& req) {
     out["state"] = std::string(RunnerStateName(runner->stats().state));
     return Json(200, out);
   }
-  if (!runner->Resync()) {
-    return JsonError(409, "a sync of " + name + " is running; resync when it ends");
+  if (Status st = runner->Resync(); !st.ok()) {
+    return JsonError(409, st.kind() == ErrorKind::kConfig
+                              ? st.message()
+                              : "a sync of " + name + " is running; resync when it ends");
   }
   log->info("{}: resync requested", name);
   out["state"] = paused_.count(name) ? "paused" : "scheduled";

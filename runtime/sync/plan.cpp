@@ -80,6 +80,20 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
   if (decl.lookback_seconds && !plan.incremental) {
     return Status(ErrorKind::kConfig, where + ": lookback needs a cursor");
   }
+  if (plan.key.empty()) {
+    // Rows without a key cannot be told apart: each one read again is inserted again.
+    const char* rereads = decl.lookback_seconds ? "lookback"
+                          : decl.backfill       ? "backfill"
+                          : decl.on_schema_change == SchemaChangeAction::kResync
+                              ? "on_schema_change = \"resync\""
+                              : nullptr;
+    if (rereads != nullptr) {
+      return Status(ErrorKind::kConfig,
+                    where + ": " + rereads +
+                        " reads rows again, and a table without a key (write = \"append\") "
+                        "would insert each of them again: give it a key = { … }");
+    }
+  }
   plan.lookback_seconds = decl.lookback_seconds;
   plan.batch = decl.batch;
 

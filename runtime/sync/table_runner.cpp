@@ -75,11 +75,9 @@ void TableRunner::Start() {
         },
         static_cast<uint64_t>(period.count()), static_cast<uint64_t>(period.count()));
   }
-  if (options_.resync_first) {
-    Resync();
-  } else {
-    ScheduleRun(std::chrono::milliseconds(0));
-  }
+  // `siphon resync`: the first run resets the cursor once it knows the table (its key).
+  resync_first_ = options_.resync_first;
+  ScheduleRun(std::chrono::milliseconds(0));
 }
 
 void TableRunner::CheckLag() {
@@ -123,8 +121,15 @@ bool TableRunner::SyncNow() {
   return true;
 }
 
-bool TableRunner::Resync() {
-  if (running_ || stopping_ || finished_) return false;
+Status TableRunner::Resync() {
+  if (running_ || stopping_ || finished_) {
+    return Status(ErrorKind::kQuery, "a sync of " + decl_.name + " is running");
+  }
+  if (plan_ && plan_->target.key.empty()) {
+    return Status(ErrorKind::kConfig, "cannot resync \"" + decl_.name +
+                                          "\": it has no key (write = \"append\"), so each "
+                                          "row read again would be inserted again");
+  }
   uv_timer_stop(timer_);
   running_ = true;  // no run may start while the cursor is being reset
   std::weak_ptr<bool> alive = alive_;
@@ -146,7 +151,7 @@ bool TableRunner::Resync() {
       ScheduleRun(std::chrono::milliseconds(0));
     }
   });
-  return true;
+  return Status::Ok();
 }
 
 void TableRunner::Emit(EventKind kind, int64_t rows, int64_t duration_ms) {
@@ -410,6 +415,25 @@ void TableRunner::HandleSchemaChange(const SchemaDiff& diff) {
 }
 
 void TableRunner::StartPulling() {
+  if (resync_first_) {
+    resync_first_ = false;
+    pull_in_flight_ = true;
+    std::weak_ptr<bool> alive = alive_;
+    target_.ResetCursor(decl_.name, [this, alive](Result<int64_t> pass) {
+      if (!alive.lock()) return;
+      pull_in_flight_ = false;
+      if (!pass.ok()) {
+        Fail(pass.status());
+        return MaybeFinishRun();
+      }
+      log_->info("resync: the cursor is reset, pulling everything again (pass {})", *pass);
+      resync_pass_ = *pass;
+      committed_.reset();
+      if (stopping_) return MaybeFinishRun();
+      StartPulling();
+    });
+    return;
+  }
   // A query's key and cursor columns can be NULL where the catalog says NOT NULL (an outer
   // join), and keyset pages never return such rows: a pass from the beginning looks for one
   // first (pages check every row they bring too), and the run fails naming the column.

@@ -76,8 +76,9 @@ class TableRunner {
   void Resume();
   /// Starts a run now. False when one is already running (or the table is paused/stopped).
   bool SyncNow();
-  /// Forgets the cursor and starts a full re-pull now. False when a run is in progress.
-  bool Resync();
+  /// Forgets the cursor and starts a full re-pull now. An error when a run is in progress
+  /// (ErrorKind::kQuery) or the table has no key (kConfig: it would insert every row again).
+  Status Resync();
 
   const TableDecl& decl() const { return decl_; }
   bool paused() const { return paused_; }
@@ -179,6 +180,7 @@ class TableRunner {
   // This run writes a pass that ends with a sweep: a full refresh, or the re-pull of a resync.
   bool WritesPasses() const { return !plan_->incremental || resync_pass_ != 0; }
   int64_t resync_pass_ = 0;         // a resync in progress writes this pass and sweeps at its end
+  bool resync_first_ = false;       // `siphon resync`: the first run resets the cursor first
   bool accept_schema_ = false;      // resumed after a pause for a schema change
   bool paused_for_schema_ = false;  // paused by on_schema_change (a resume accepts the change)
   std::chrono::steady_clock::time_point run_started_;

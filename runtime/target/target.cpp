@@ -928,6 +928,37 @@ void Target::ResetCursor(const std::string& table, std::function<void(Result<int
   auto result = std::make_shared<Result<int64_t>>(Status());
   writer_->Post(
       [this, table, result] {
+        // A table without a key (write = "append") has nothing to tell a row read again from
+        // one it holds: the re-pull would insert every row a second time.
+        Stmt keyless;
+        sqlite3_prepare_v2(db_,
+                           "SELECT count(*) > 0 AND count(*) FILTER (WHERE pk > 0) = 0 "
+                           "FROM pragma_table_info(?1)",
+                           -1, &keyless.s, nullptr);
+        sqlite3_bind_text(keyless.s, 1, table.c_str(), -1, SQLITE_STATIC);
+        if (sqlite3_step(keyless.s) != SQLITE_ROW) {
+          *result = SqliteError(db_, "reading table_info of " + table);
+          return;
+        }
+        if (sqlite3_column_int(keyless.s, 0) != 0) {
+          Stmt any;
+          std::string sql = "SELECT 1 FROM " + Quote(table) + " LIMIT 1";
+          sqlite3_prepare_v2(db_, sql.c_str(), -1, &any.s, nullptr);
+          int rc = sqlite3_step(any.s);
+          if (rc == SQLITE_ROW) {
+            *result = Status(ErrorKind::kConfig,
+                             "cannot resync \"" + table +
+                                 "\": it has no key (write = \"append\"), so each row read "
+                                 "again would be inserted again; give it a key = { … }, or "
+                                 "empty it first (DELETE FROM " +
+                                 Quote(table) + ")");
+            return;
+          }
+          if (rc != SQLITE_DONE) {
+            *result = SqliteError(db_, "reading " + table);
+            return;
+          }
+        }
         Stmt s;
         sqlite3_prepare_v2(db_,
                            "UPDATE _siphon_state SET cursor = NULL, "

@@ -145,7 +145,8 @@ class Target {
   /// Starts a resync: the cursor becomes NULL and a new pass (one above every pass written)
   /// is recorded as `resync_pass`, so the re-pull (resumed after a crash if need be) writes
   /// that pass and its last page sweeps the rest. `done` gets the pass (0 for a table never
-  /// synced).
+  /// synced). Refused (ErrorKind::kConfig, nothing changed) for a table without a key that
+  /// holds rows: each row read again would be inserted again.
   void ResetCursor(const std::string& table, std::function<void(Result<int64_t>)> done);
 
   /// Reconcile: the keys (columns `key`) of `range` cut into at most `parts` parts of about

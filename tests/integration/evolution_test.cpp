@@ -238,6 +238,51 @@ TEST_F(Evolution, ResyncPullsAgainAndEndsEqualToTheSource) {
   EXPECT_EQ(r.exit_code, 2) << Dump(r);
 }
 
+// A table without a key cannot tell a row read again from one it holds: whatever would
+// read rows again (resync, lookback, backfill, on_schema_change = "resync") is refused
+// instead of inserting them twice. Before, `siphon resync` doubled the table.
+TEST_F(Evolution, AKeylessAppendTableRefusesWhatWouldReadRowsAgain) {
+  db_.Exec(R"sql(
+    CREATE TABLE ev (at timestamptz NOT NULL, v text);
+    INSERT INTO ev SELECT '2026-01-01'::timestamptz + g * interval '1 s', 'v' || g
+      FROM generate_series(1, 100) g;
+  )sql");
+  auto declare = [&](const std::string& extra) {
+    return Script(R"(siphon.replicate "ev" { source = pg, write = "append", cursor = "at")" +
+                  extra + " }");
+  };
+  std::string script = declare("");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM ev"), "100");
+
+  r = siphon::test::Run({SIPHON_BIN, "resync", script, "--table", "ev"},
+                        {{"TEST_PG_DSN", db_.Dsn()}});
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("cannot resync \"ev\": it has no key"), std::string::npos) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM ev"), "100");
+
+  for (const std::string extra :
+       {", lookback = \"1h\"", ", backfill = true", ", on_schema_change = \"resync\""}) {
+    r = Once(declare(extra));
+    EXPECT_EQ(r.exit_code, 2) << extra << "\n" << Dump(r);
+    EXPECT_NE(r.err.find("reads rows again, and a table without a key"), std::string::npos)
+        << Dump(r);
+    EXPECT_EQ(TargetScalar("SELECT count(*) FROM ev"), "100");
+  }
+
+  // Emptied by hand, it can be pulled again.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(Replica().c_str(), &db), SQLITE_OK);
+  EXPECT_EQ(sqlite3_exec(db, "DELETE FROM ev", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  script = declare("");
+  r = siphon::test::Run({SIPHON_BIN, "resync", script, "--table", "ev"},
+                        {{"TEST_PG_DSN", db_.Dsn()}});
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM ev"), "100");
+}
+
 // A resync reads below the safe horizon like any incremental run, but its closing sweep must
 // not delete a row that is past the horizon: that row still exists (a reader would see it
 // vanish until the next run).

@@ -377,6 +377,29 @@ TEST_F(HttpApi, PauseResumeAndResync) {
   EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);
 }
 
+// A table without a key cannot be pulled again (each row would be inserted twice): the
+// request says so instead of doubling the table.
+TEST_F(HttpApi, AResyncOfAKeylessAppendTableIsRefused) {
+  db_.Exec(
+      "CREATE TABLE ev (seq int8 NOT NULL, v text);"
+      "INSERT INTO ev SELECT g, 'v' || g FROM generate_series(1, 100) g");
+  auto p = Start(Script(
+      R"(siphon.replicate "ev" { source = pg, write = "append", cursor = "seq", every = "200ms" })"));
+  ASSERT_TRUE(WaitFor([&] { return TargetCount("ev") == "100"; }));
+  HttpResult refused;
+  ASSERT_TRUE(WaitFor([&] {  // a run may be in progress: that is a 409 of its own
+    refused = Post("/tables/ev/resync");
+    return refused.body.find("no key") != std::string::npos;
+  })) << refused.body;
+  EXPECT_EQ(refused.status, 409);
+  EXPECT_NE(refused.body.find("cannot resync \\\"ev\\\": it has no key"), std::string::npos)
+      << refused.body;
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_EQ(TargetCount("ev"), "100");
+  p->Signal(SIGTERM);
+  EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);
+}
+
 // A pause lets the run in flight finish; a resume before it ends must leave that run the plan
 // and schema it is still reading.
 TEST_F(HttpApi, PauseAndResumeDuringARunLetItFinish) {
@@ -614,15 +637,16 @@ TEST_F(HttpApi, TheScriptCanDeclareTheApiWithItsToken) {
 // (it was dropped: the API answered without one).
 TEST_F(HttpApi, TheFlagMovesTheScriptsApiAndKeepsItsToken) {
   db_.Exec("CREATE TABLE a (id int8 PRIMARY KEY)");
-  std::string declared = "siphon.http_api { listen = \"127.0.0.1:" +
-                         std::to_string(FreeTcpPort()) + "\", token = \"script-token\" }\n";
+  std::string declared = "siphon.http_api { listen = \"127.0.0.1:" + std::to_string(FreeTcpPort()) +
+                         "\", token = \"script-token\" }\n";
   std::string script = Script(declared + "siphon.replicate \"a\" { source = pg }\n");
   auto p = Start(script, false);
   EXPECT_EQ(Http(port_, "GET", "/status").status, 401);
   EXPECT_EQ(Http(port_, "GET", "/status", "script-token").status, 200);
   // A reload rotates it here too.
-  Script("siphon.http_api { listen = \"127.0.0.1:1\", token = \"rotated-token\" }\n"
-         "siphon.replicate \"a\" { source = pg }\n");
+  Script(
+      "siphon.http_api { listen = \"127.0.0.1:1\", token = \"rotated-token\" }\n"
+      "siphon.replicate \"a\" { source = pg }\n");
   p->Signal(SIGHUP);
   EXPECT_TRUE(WaitFor([&] { return Http(port_, "GET", "/status", "rotated-token").status == 200; }))
       << p->Stderr();
@@ -799,8 +823,10 @@ siphon.replicate "two" { source = pg, every = "300ms" }
 // source: the tables on it reconnect with the new password. Before, they kept the old one.
 TEST_F(HttpApi, AReloadWithARotatedPasswordReconnectsWithIt) {
   const std::string role = "siphon_rotate_" + db_.name();
-  db_.Exec("CREATE TABLE r (id int8 PRIMARY KEY); INSERT INTO r SELECT generate_series(1, 10);"
-           "CREATE ROLE " + role + " LOGIN PASSWORD 'first-pw'; GRANT SELECT ON r TO " + role);
+  db_.Exec(
+      "CREATE TABLE r (id int8 PRIMARY KEY); INSERT INTO r SELECT generate_series(1, 10);"
+      "CREATE ROLE " +
+      role + " LOGIN PASSWORD 'first-pw'; GRANT SELECT ON r TO " + role);
   auto script_with = [&](const std::string& password) {
     return Script("local rot = siphon.postgres { dsn = \"" + db_.Dsn() + " user=" + role +
                   " password=" + password +
@@ -809,8 +835,7 @@ TEST_F(HttpApi, AReloadWithARotatedPasswordReconnectsWithIt) {
   auto p = Start(script_with("first-pw"));
   ASSERT_TRUE(WaitFor([&] { return TargetCount("r") == "10"; })) << p->Stderr();
   db_.Exec("ALTER ROLE " + role + " PASSWORD 'second-pw'");
-  db_.Exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '" + role +
-           "'");
+  db_.Exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '" + role + "'");
   script_with("second-pw");
   p->Signal(SIGHUP);
   EXPECT_TRUE(p->WaitForOutput("0 added, 0 removed, 1 changed")) << p->Stderr();
