@@ -14,6 +14,7 @@ const std::vector<FieldSpec>& HttpApiSpec() {
     listen.doc = "ADDR:PORT or PORT to serve the admin API on (127.0.0.1 when no address)";
     FieldSpec token;
     token.name = "token";
+    token.secret = true;
     token.doc = "bearer token every endpoint but /healthz requires; needed off loopback";
     return std::vector<FieldSpec>{listen, token};
   }();

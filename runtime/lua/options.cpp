@@ -68,7 +68,10 @@ Status FieldError(std::string_view what, const std::string& name, const std::str
 }
 
 Status WrongType(lua_State* L, int value, std::string_view what, const FieldSpec& f) {
-  return FieldError(what, f.name, "must be " + Expected(f) + ", got " + DescribeValue(L, value));
+  return FieldError(
+      what, f.name,
+      "must be " + Expected(f) + ", got " +
+          (f.secret ? std::string(luaL_typename(L, value)) : DescribeValue(L, value)));
 }
 
 // A string value as a std::string; Lua strings may hold NUL bytes, kept as they are.
@@ -338,6 +341,7 @@ std::vector<FieldSpec> FieldsFromSourceOptions(const std::vector<OptionSpec>& op
     f.name = o.name;
     f.required = o.required;
     f.doc = o.doc;
+    f.secret = o.name == "password" || o.name == "dsn";  // a DSN may hold the password
     switch (o.type) {
       case OptionType::kString:
         f.type = FieldType::kString;

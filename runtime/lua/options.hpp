@@ -55,6 +55,7 @@ struct FieldSpec {
   int64_t min = std::numeric_limits<int64_t>::min();  ///< kInteger bounds
   int64_t max = std::numeric_limits<int64_t>::max();
   std::string expected;  ///< replaces the type's wording in errors ("a source returned by …")
+  bool secret = false;   ///< a password or token: errors name its type, never its value
 };
 
 /// The validated fields of one call, defaults applied.

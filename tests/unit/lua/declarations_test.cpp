@@ -183,8 +183,13 @@ const BadScript kBadScripts[] = {
     {"target_string", "siphon.target 'x.db'", 3,
      "siphon.target expects a table of fields: siphon.target { path = \"replica.db\" }, got "
      "string \"x.db\""},
+    // A secret's value never shows (a numeric password is still a password).
     {"postgres_wrong_type", "siphon.postgres { dsn = 1 }", 3,
-     "siphon.postgres: field 'dsn' must be a string, got number (1)"},
+     "siphon.postgres: field 'dsn' must be a string, got number"},
+    {"postgres_numeric_password", "siphon.postgres { host = 'h', password = 12345678 }", 3,
+     "siphon.postgres: field 'password' must be a string, got number"},
+    {"http_api_numeric_token", "siphon.http_api { listen = '8787', token = 4242 }", 3,
+     "siphon.http_api: field 'token' must be a string, got number"},
     {"postgres_typo", "siphon.postgres { dns = 'x' }", 3,
      "siphon.postgres: unknown field 'dns' (did you mean 'dsn'?)"},
     {"postgres_make_error", "siphon.postgres { port = 5432 }", 3,
