@@ -36,3 +36,14 @@ siphon.on("error", function(ev)
 end)
 siphon.on("lagging", notify)
 siphon.on("recovered", notify)
+
+-- Once a day, a summary of every table from siphon.status(): its state, the rows written
+-- since siphon started and how far behind it is.
+siphon.every("24h", function()
+  local lines = {}
+  for _, t in ipairs(siphon.status().tables) do
+    lines[#lines + 1] = string.format("%s: %s, %d rows written, %.0f s behind", t.name, t.state,
+                                      t.rows_written, t.lag_s)
+  end
+  siphon.http.post { url = HOOK, json = { text = table.concat(lines, "\n") }, timeout = "10s" }
+end)

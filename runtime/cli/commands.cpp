@@ -18,6 +18,7 @@
 #include "runtime/cli/progress.hpp"
 #include "runtime/http/admin_api.hpp"
 #include "runtime/http/metrics.hpp"
+#include "runtime/http/status_json.hpp"
 #include "runtime/lua/lua_host.hpp"
 #include "runtime/sync/event_fanout.hpp"
 #include "runtime/sync/plan.hpp"
@@ -189,6 +190,7 @@ class Reloader {
     // and HTTP calls in flight have finished.
     loaded->host->AttachLoop(loop_);
     loaded->host->AttachTarget(&target_, loaded->deployment.target->path);
+    loaded->host->SetStatusProvider(status_);
     auto old = std::make_shared<std::unique_ptr<LuaHost>>(std::move(current_.host));
     current_.host = std::move(loaded->host);
     current_.deployment = std::move(loaded->deployment);
@@ -204,9 +206,12 @@ class Reloader {
 
   /// Runs after each reload that applied a new deployment.
   void OnApplied(std::function<void(const Deployment&)> fn) { applied_ = std::move(fn); }
+  /// What siphon.status() answers in each new Lua state.
+  void SetStatusProvider(std::function<std::string()> fn) { status_ = std::move(fn); }
 
  private:
   std::function<void(const Deployment&)> applied_;
+  std::function<std::string()> status_;
   const ScriptOptions& options_;
   Replicator& replicator_;
   Loaded& current_;
@@ -305,6 +310,15 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
     runner_options.events = &events;
     Replicator replicator(&loop, target, d, runner_options, tables);
     Reloader reloader(options, replicator, *loaded, &loop, target);
+    // siphon.status() answers what GET /status does, in this Lua state and every reloaded one.
+    const auto status_since = std::chrono::system_clock::now();
+    std::function<std::string()> status = [&replicator, &metrics, status_since,
+                                           path = d.target->path] {
+      return DeploymentStatusJson(replicator, metrics, status_since, path)
+          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    };
+    loaded->host->SetStatusProvider(status);
+    reloader.SetStatusProvider(status);
     std::unique_ptr<AdminApi> admin;
     if (http) {
       AdminOptions admin_options;
@@ -393,6 +407,8 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
       }
     }
     progress.reset();
+    // The replicator goes with this scope; the Lua state stays a little longer.
+    if (loaded->host) loaded->host->SetStatusProvider(nullptr);
 
     if (once && code == 0) {
       auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -3,9 +3,9 @@
 #include <sqlite3.h>
 
 #include <cctype>
-#include <ctime>
 
 #include "runtime/base/log.hpp"
+#include "runtime/http/status_json.hpp"
 
 namespace siphon {
 
@@ -32,29 +32,10 @@ HttpResponse MethodNotAllowed(const char* allow) {
   return r;
 }
 
-nlohmann::json IsoOrNull(std::chrono::system_clock::time_point t) {
-  if (t.time_since_epoch().count() == 0) return nullptr;
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
-  return buf;
-}
-
 nlohmann::json TextOrNull(sqlite3_stmt* s, int i) {
   const unsigned char* v = sqlite3_column_text(s, i);
   if (!v) return nullptr;
   return std::string(reinterpret_cast<const char*>(v));
-}
-
-nlohmann::json CursorJson(const std::string& text) {
-  if (text.empty()) return nullptr;
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  return j.is_discarded() ? nlohmann::json(text) : j;
 }
 
 }  // namespace
@@ -140,54 +121,11 @@ HttpResponse AdminApi::Handle(const HttpRequest& req) {
 }
 
 nlohmann::json AdminApi::TableJson(const TableRunner& r) const {
-  const TableDecl& d = r.decl();
-  const TableStats& s = r.stats();
-  const auto now = std::chrono::system_clock::now();
-  const bool paused = s.state == RunnerState::kPaused || paused_.count(d.name) > 0;
-  nlohmann::json j = {
-      {"name", d.name},
-      {"source", d.source && d.source->source ? d.source->source->Describe() : ""},
-      {"from", d.from.empty() ? nlohmann::json() : nlohmann::json(d.from)},
-      {"query", d.query.empty() ? nlohmann::json() : nlohmann::json(d.query)},
-      {"mode", d.cursor.empty() ? "full_refresh" : "incremental"},
-      {"cursor_columns", d.cursor},
-      {"key", d.key},
-      {"every_s", static_cast<double>(d.every.count()) / 1000.0},
-      {"batch", d.batch},
-      {"state", std::string(RunnerStateName(s.state))},
-      {"paused", paused},
-      {"runs_ok", s.runs_ok},
-      {"runs_failed", s.runs_failed},
-      {"rows_written", s.rows_written},
-      {"rows_rejected", s.rows_rejected},
-      {"rows_deleted", s.rows_deleted},
-      {"reconciles", s.reconciles},
-      {"run_rows", s.run_rows},
-      {"row_estimate", s.row_estimate >= 0 ? nlohmann::json(s.row_estimate) : nullptr},
-      {"last_duration_ms", s.last_duration_ms},
-      {"attempt", s.attempt},
-      {"last_success_at", IsoOrNull(s.last_success)},
-      {"next_run_at", s.state == RunnerState::kIdle || s.state == RunnerState::kBackoff
-                          ? IsoOrNull(s.next_run)
-                          : nlohmann::json(nullptr)},
-      {"lag_s", metrics_.LagSeconds(s, now)},
-      {"last_error", s.last_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.last_error)},
-      {"last_error_kind",
-       s.last_error_kind.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.last_error_kind)},
-      {"cursor", CursorJson(s.cursor)},
-  };
-  return j;
+  return TableStatusJson(r, metrics_, std::chrono::system_clock::now());
 }
 
 HttpResponse AdminApi::StatusJson() const {
-  nlohmann::json tables = nlohmann::json::array();
-  for (const auto& r : replicator_.runners()) tables.push_back(TableJson(*r));
-  const auto now = std::chrono::system_clock::now();
-  return Json(200, {{"version", SIPHON_VERSION},
-                    {"started_at", IsoOrNull(started_)},
-                    {"uptime_s", std::chrono::duration<double>(now - started_).count()},
-                    {"target", options_.target_path},
-                    {"tables", tables}});
+  return Json(200, DeploymentStatusJson(replicator_, metrics_, started_, options_.target_path));
 }
 
 HttpResponse AdminApi::Table(const std::string& rest, const HttpRequest& req) {

@@ -2,6 +2,7 @@
 // Shared by the bindings_*.cpp files: how a C++ binding is exposed to Lua safely.
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include <lua.hpp>
 
@@ -60,6 +61,11 @@ int Bind(lua_State* L) {
   if (failed) return lua_error(L);
   return results;
 }
+
+/// Pushes the value of a JSON text (siphon.json.decode's tables: null → siphon.null), built as
+/// it is parsed under the memory cap. Throws ScriptError naming `what` when the text is not
+/// JSON, nests deeper than 100 levels or would pass the cap.
+void PushJsonText(lua_State* L, std::string_view text, const std::string& what);
 
 // Each namespace of the API registers its functions into the `siphon` table at `siphon`.
 void RegisterSourceBindings(lua_State* L, int siphon);

@@ -1,4 +1,4 @@
-// siphon.env(name [, default]) and siphon.log.{debug,info,warn,error}(fmt, …).
+// siphon.env(name [, default]), siphon.status() and siphon.log.{debug,info,warn,error}(fmt, …).
 #include <cstdlib>
 
 #include "runtime/base/log.hpp"
@@ -31,6 +31,21 @@ int EnvBody(lua_State* L) {
                     "' is not set (set it, or give a default: "
                     "siphon.env(\"" +
                     name + "\", \"…\"))");
+}
+
+// siphon.status(): the deployment's state, the table GET /status answers (a fresh copy each
+// call).
+int StatusBody(lua_State* L) {
+  const auto& provider = LuaHost::From(L)->status_provider();
+  if (!provider) {
+    throw ScriptError(
+        "siphon.status() tells the state of running tables: call it from a callback "
+        "(siphon.on, siphon.every, …), not while the script is loading");
+  }
+  std::string json = provider();
+  lua_settop(L, 0);
+  PushJsonText(L, json, "siphon.status");
+  return 1;
 }
 
 // Upvalue 1: string.format as it was at start-up; 2: the level (spdlog's enum); 3: the
@@ -82,6 +97,8 @@ int Log(lua_State* L) {
 void RegisterEnvLogBindings(lua_State* L, int siphon) {
   lua_pushcfunction(L, Bind<EnvBody>);
   lua_setfield(L, siphon, "env");
+  lua_pushcfunction(L, Bind<StatusBody>);
+  lua_setfield(L, siphon, "status");
 
   lua_getglobal(L, "string");
   lua_getfield(L, -1, "format");

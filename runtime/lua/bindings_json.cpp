@@ -161,10 +161,7 @@ int DecodeBody(lua_State* L) {
   size_t len = 0;
   const char* text = lua_tolstring(L, 1, &len);
   lua_settop(L, 1);
-  LuaJsonBuilder builder(L);
-  if (!nlohmann::json::sax_parse(text, text + len, &builder)) {
-    throw ScriptError("siphon.json.decode: " + builder.error());
-  }
+  PushJsonText(L, std::string_view(text, len), "siphon.json.decode");
   return 1;
 }
 
@@ -178,6 +175,13 @@ int NullToString(lua_State* L) {
 }
 
 }  // namespace
+
+void PushJsonText(lua_State* L, std::string_view text, const std::string& what) {
+  LuaJsonBuilder builder(L);
+  if (!nlohmann::json::sax_parse(text.data(), text.data() + text.size(), &builder)) {
+    throw ScriptError(what + ": " + builder.error());
+  }
+}
 
 void RegisterJsonBindings(lua_State* L, int siphon) {
   lua_createtable(L, 0, 2);

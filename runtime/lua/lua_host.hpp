@@ -92,6 +92,14 @@ class LuaHost {
   /// the host's callbacks (call Shutdown before destroying it).
   void AttachTarget(Target* target, const std::string& path);
 
+  /// What siphon.status() returns: the deployment's state as JSON text, asked on the loop
+  /// thread at each call. Unset (or null), siphon.status() is an error: the script is being
+  /// loaded or checked, nothing runs.
+  void SetStatusProvider(std::function<std::string()> provider) {
+    status_provider_ = std::move(provider);
+  }
+  const std::function<std::string()>& status_provider() const { return status_provider_; }
+
   /// Stops the timers, lets the handlers and HTTP requests in flight finish (at most
   /// `timeout`, then they are abandoned), closes every loop handle of the host and then
   /// calls `drained` on the loop thread. The loop must keep running until then. Without an
@@ -186,6 +194,7 @@ class LuaHost {
   LuaOptions options_;
   lua_State* L_ = nullptr;
   Declarations decl_;
+  std::function<std::string()> status_provider_;
   bool loaded_ = false;
 
   // Memory accounting (Alloc).

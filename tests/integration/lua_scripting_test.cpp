@@ -244,6 +244,33 @@ end)
   EXPECT_FALSE(hang.Bodies().empty());
 }
 
+// A callback reads the deployment's state with siphon.status(): the table that synced, the
+// one that failed with its error.
+TEST_F(LuaScripting, StatusShowsEachTableToACallback) {
+  auto r = Siphon({"once", Script(R"lua(
+siphon.replicate "missing" { source = pg, from = "public.nope" }
+siphon.replicate "other" { source = pg, from = "public.other" }
+siphon.on("synced", function(ev)
+  for _, t in ipairs(siphon.status().tables) do
+    if t.name == "other" then
+      siphon.log.info("status of other: %s rows, from %s, last error %s", t.rows_written, t.from,
+                      tostring(t.last_error))
+    end
+  end
+end)
+siphon.on("error", function(ev)
+  for _, t in ipairs(siphon.status().tables) do
+    if t.name == "missing" then siphon.log.info("status of missing: %s", t.last_error_kind) end
+  end
+end)
+)lua")});
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("status of other: 3 rows, from public.other, last error siphon.null"),
+            std::string::npos)
+      << Dump(r);
+  EXPECT_NE(r.err.find("status of missing: schema"), std::string::npos) << Dump(r);
+}
+
 TEST_F(LuaScripting, RefusedConnectionIsLoggedNotACrash) {
   int port;
   {

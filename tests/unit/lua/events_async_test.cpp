@@ -464,6 +464,38 @@ assert(#siphon.json.encode(v) == 200003)
   EXPECT_TRUE(Shutdown());
 }
 
+// siphon.status() returns what the running deployment reports (a fresh table each call); while
+// the script loads nothing runs yet, and it says so.
+TEST_F(AsyncTest, StatusAnswersFromTheRunningDeployment) {
+  Start(R"lua(
+local ok, err = pcall(siphon.status)
+load_err = err
+siphon.after("1ms", function()
+  local s = siphon.status()
+  local t = s.tables[1]
+  got = string.format("%s %s %s %d %s", s.version, t.name, t.state, #s.tables,
+                      tostring(t.last_error == siphon.null))
+  s.tables[1].name = "changed"
+  again = siphon.status().tables[1].name
+  done = true
+end)
+)lua");
+  int calls = 0;
+  host_->SetStatusProvider([&calls] {
+    ++calls;
+    return std::string(R"({"version": "9.9", "tables": [{"name": "a", "state": "idle",)"
+                       R"( "last_error": null}, {"name": "b", "state": "running"}]})");
+  });
+  ASSERT_TRUE(RunUntil([&] { return Global("done") == "true"; }));
+  EXPECT_TRUE(Contains(Global("load_err"), "not while the script is loading"))
+      << Global("load_err");
+  EXPECT_EQ(Global("got"), "9.9 a idle 2 true");
+  EXPECT_EQ(Global("again"), "a");
+  EXPECT_EQ(calls, 2);
+  host_->SetStatusProvider(nullptr);
+  EXPECT_TRUE(Shutdown());
+}
+
 TEST_F(AsyncTest, JsonRoundTrip) {
   Start("");
   Status s = Exec(*host_, R"lua(
