@@ -254,12 +254,8 @@ void TableRunner::OnConnected(Status st) {
 
 void TableRunner::OnReflected(Result<TableSchema> schema) {
   if (!schema.ok()) {
-    if (schema.status().kind() == ErrorKind::kSchema && stats_.runs_ok > 0 && !options_.once) {
-      // The table synced before and is gone now (dropped or renamed): retrying is pointless
-      // until someone looks, so the table pauses with an `error` event.
-      log_->error("{}: pausing the table", schema.status().ToString());
-      paused_ = true;
-    }
+    // A table gone from the source (dropped, renamed) fails like any run: `run` retries it
+    // with backoff, so it comes back by itself when the table does.
     Fail(schema.status());
     MaybeFinishRun();
     return;

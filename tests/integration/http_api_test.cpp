@@ -400,6 +400,23 @@ TEST_F(HttpApi, AResyncOfAKeylessAppendTableIsRefused) {
   EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);
 }
 
+// A table dropped from the source fails its runs and is retried with backoff like any other
+// failure: recreated, it syncs again by itself. (It used to pause until someone resumed it.)
+TEST_F(HttpApi, ATableDroppedAndRecreatedAtTheSourceComesBackByItself) {
+  db_.Exec(
+      "CREATE TABLE gone (id int8 PRIMARY KEY); INSERT INTO gone SELECT generate_series(1, 10)");
+  auto p = Start(Script(R"(siphon.replicate "gone" { source = pg, every = "300ms" })"));
+  ASSERT_TRUE(WaitFor([&] { return TargetCount("gone") == "10"; }));
+  db_.Exec("DROP TABLE gone");
+  ASSERT_TRUE(p->WaitForOutput("table gone not found (attempt 1")) << p->Stderr();
+  db_.Exec(
+      "CREATE TABLE gone (id int8 PRIMARY KEY); INSERT INTO gone SELECT generate_series(1, 20)");
+  EXPECT_TRUE(WaitFor([&] { return TargetCount("gone") == "20"; })) << p->Stderr();
+  EXPECT_NE(Get("/tables/gone").body.find("\"paused\": false"), std::string::npos);
+  p->Signal(SIGTERM);
+  EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);
+}
+
 // A pause lets the run in flight finish; a resume before it ends must leave that run the plan
 // and schema it is still reading.
 TEST_F(HttpApi, PauseAndResumeDuringARunLetItFinish) {
