@@ -116,6 +116,8 @@ struct OptionSpec {
   OptionType type = OptionType::kString;
   bool required = false;
   std::string doc;
+  /// A file name: a relative one is relative to the script's folder (resolved before `make`).
+  bool file = false;
 };
 
 /// How an adapter registers itself: its `siphon.<kind>` name, its options and a factory.

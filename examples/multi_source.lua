@@ -4,7 +4,8 @@
 --   BILLING_DSN=postgresql://… SHOP_PW=… siphon run examples/multi_source.lua
 --
 -- Environment: BILLING_DSN (libpq conninfo or URI), SHOP_PW, APP_DB (the SQLite source
--- file); optional SHOP_HOST, SHOP_PORT, SHOP_USER, SHOP_DB, REPLICA.
+-- file; a relative path is relative to this script's folder, as REPLICA's is); optional
+-- SHOP_HOST, SHOP_PORT, SHOP_USER, SHOP_DB, REPLICA.
 --
 -- Each table runs on its own schedule and its own connection; a slow or failing source
 -- never holds the others back (siphon's I/O is non-blocking, errors are per table).

@@ -25,7 +25,8 @@ SourceDefinition Definition() {
   SourceDefinition definition;
   definition.kind = "sqlite";
   definition.options = {
-      {"path", OptionType::kString, true, "the SQLite database file, opened read-only"},
+      {"path", OptionType::kString, true,
+       "the SQLite database file, opened read-only (relative to the script's folder)", true},
   };
   definition.make = [](const Options& options) -> Result<std::unique_ptr<Source>> {
     auto it = options.find("path");

@@ -213,5 +213,20 @@ TEST_F(SqliteSync, TheMultiSourceExampleChecksAgainstTheTestServers) {
             "9.90/paid/dark");
 }
 
+// A relative path is relative to the script's folder, as the target's is, wherever siphon
+// runs from. (It was relative to the working directory: the file was not found.)
+TEST_F(SqliteSync, ARelativePathIsBesideTheScript) {
+  SourceExec("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1), (2)");
+  std::string script = dir_.File("deploy.lua");
+  WriteFile(script,
+            "local app = siphon.sqlite { path = 'app.db' }\n"
+            "siphon.target { path = 'replica.db' }\n"
+            "siphon.replicate 't' { source = app, from = 't' }\n");
+  ASSERT_NE(std::filesystem::current_path(), std::filesystem::path(dir_.File("")).parent_path());
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM t"), "2");
+}
+
 }  // namespace
 }  // namespace siphon::test
