@@ -17,7 +17,9 @@ M.duration = duration
 -- One line of plain text describing an event.
 function M.text(ev)
   local e = ev.event
-  if e == "error" then
+  if e == "error" and ev.table == nil then  -- a timer's callback: no table
+    return string.format("siphon: a script callback failed: %s", ev.error or "unknown error")
+  elseif e == "error" then
     return string.format("siphon: table %s failed (attempt %d): %s", ev.table, ev.attempt or 0,
                          ev.error or "unknown error")
   elseif e == "lagging" then
@@ -34,10 +36,9 @@ end
 
 -- A Slack-style incoming-webhook payload: { text = …, blocks = { … } }.
 function M.slack(ev)
-  local fields = {
-    { type = "mrkdwn", text = "*Table*\n" .. tostring(ev.table) },
-    { type = "mrkdwn", text = "*Event*\n" .. tostring(ev.event) },
-  }
+  local fields = {}
+  if ev.table then fields[#fields + 1] = { type = "mrkdwn", text = "*Table*\n" .. ev.table } end
+  fields[#fields + 1] = { type = "mrkdwn", text = "*Event*\n" .. tostring(ev.event) }
   if ev.source and ev.source ~= "" then
     fields[#fields + 1] = { type = "mrkdwn", text = "*Source*\n" .. ev.source }
   end

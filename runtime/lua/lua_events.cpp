@@ -111,8 +111,9 @@ void LuaEvents::PushPayload(const Event& e) {
   lua_State* L = host_.state();
   lua_createtable(L, 0, 12);
   SetString(L, "event", std::string(Name(e.kind)));
-  SetString(L, "table", e.table);
-  SetString(L, "source", e.source);
+  // A timer's failure belongs to no table: no `table`, no `source`.
+  if (!e.table.empty()) SetString(L, "table", e.table);
+  if (!e.source.empty()) SetString(L, "source", e.source);
   SetString(L, "at", NowIso());
   SetInteger(L, "rows", e.rows);
   SetInteger(L, "duration_ms", e.duration_ms);

@@ -44,17 +44,17 @@ inline std::string_view EventName(EventKind kind) {
 struct Event {
   EventKind kind = EventKind::kSynced;
   std::string table;
-  std::string source;  ///< the source's description (never a password)
-  int64_t rows = 0;    ///< rows in the page (batch) or the run (synced)
-  int64_t duration_ms = 0;
-  std::string cursor;      ///< JSON array, as in _siphon_state
-  std::string error;       ///< kError: the message
-  std::string error_kind;  ///< kError: "connect", "auth", "query", …
-  int attempt = 0;         ///< kError / kRecovered: consecutive failures so far
-  double lag_s = 0;        ///< seconds since the last success
-  int64_t deleted = 0;     ///< kSynced, kReconciled: rows removed as gone from the source
-  std::string diff;        ///< kSchemaChange: SchemaDiff::ToJson()
-  std::string action;      ///< kSchemaChange: "continue", "pause" or "resync"
+  std::string source;       ///< the source's description (never a password)
+  int64_t rows = 0;         ///< rows in the page (batch) or the run (synced)
+  int64_t duration_ms = 0;  ///< the page's write (batch) or the run (synced)
+  std::string cursor;       ///< JSON array, as in _siphon_state
+  std::string error;        ///< kError: the message
+  std::string error_kind;   ///< kError: "connect", "auth", "query", …
+  int attempt = 0;          ///< kError / kRecovered: consecutive failures so far
+  double lag_s = 0;         ///< seconds since the last success
+  int64_t deleted = 0;      ///< kSynced, kReconciled: rows removed as gone from the source
+  std::string diff;         ///< kSchemaChange: SchemaDiff::ToJson()
+  std::string action;       ///< kSchemaChange: "continue", "pause" or "resync"
 };
 
 /// Where a runner sends its events. Called on the loop thread; must not block.

@@ -648,9 +648,10 @@ void TableRunner::SubmitWrite() {
   const int64_t pulled = page.source_rows;
   const int64_t pass = page.write.pass;
   const bool sweep = page.write.sweep;
+  const auto submitted = std::chrono::steady_clock::now();
   target_.WritePage(decl_.name, std::move(page.write),
                     [this, alive, cursor = std::move(cursor), written, rejected, pulled, pass,
-                     sweep](Result<int64_t> swept) mutable {
+                     sweep, submitted](Result<int64_t> swept) mutable {
                       if (!alive.lock()) return;
                       if (swept.ok()) {
                         run_rows_ += pulled;
@@ -662,11 +663,16 @@ void TableRunner::SubmitWrite() {
                         stats_.rows_rejected += rejected;
                         stats_.rows_deleted += *swept;
                       }
-                      OnWritten(swept.ok() ? Status::Ok() : swept.status(), std::move(cursor));
+                      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::steady_clock::now() - submitted)
+                                          .count();
+                      OnWritten(swept.ok() ? Status::Ok() : swept.status(), std::move(cursor),
+                                pulled, ms);
                     });
 }
 
-void TableRunner::OnWritten(Status st, std::optional<Cursor> cursor) {
+void TableRunner::OnWritten(Status st, std::optional<Cursor> cursor, int64_t page_rows,
+                            int64_t write_ms) {
   write_in_flight_ = false;
   if (!st.ok()) {
     Fail(st);
@@ -675,7 +681,7 @@ void TableRunner::OnWritten(Status st, std::optional<Cursor> cursor) {
   }
   committed_ = std::move(cursor);
   stats_.cursor = committed_ ? CursorToJson(*committed_) : "";
-  Emit(EventKind::kBatch, stats_.run_rows, 0);
+  Emit(EventKind::kBatch, page_rows, write_ms);
   if (run_error_.ok()) {
     SubmitWrite();
     PullNextIfRoom();

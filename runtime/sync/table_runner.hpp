@@ -104,7 +104,8 @@ class TableRunner {
   void Pull(PageQuery query);
   void OnPage(Result<RowBatch> page);
   void SubmitWrite();
-  void OnWritten(Status st, std::optional<Cursor> cursor);
+  /// A page committed (or failed): `page_rows` rows pulled, written in `write_ms`.
+  void OnWritten(Status st, std::optional<Cursor> cursor, int64_t page_rows, int64_t write_ms);
   void Fail(Status st);
   bool ReconcileDue() const;
   void StartReconcile();

@@ -125,6 +125,12 @@ class LuaScripting : public ::testing::Test {
   TempDir dir_;
 };
 
+int Count(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
 std::string Dump(const ProcessResult& r) {
   return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
 }
@@ -269,6 +275,21 @@ end)
             std::string::npos)
       << Dump(r);
   EXPECT_NE(r.err.find("status of missing: schema"), std::string::npos) << Dump(r);
+}
+
+// `batch` tells each page: its rows and its write time (rows was the run's running total).
+TEST_F(LuaScripting, ABatchEventCountsItsPage) {
+  auto r = Siphon({"once", Script(R"lua(
+siphon.replicate "users" { source = pg, from = "public.users", batch = 2,
+  on = { batch = function(ev)
+    siphon.log.info("batch of %d rows, write %s", ev.rows,
+                    math.type(ev.duration_ms) == "integer" and "timed" or "?")
+  end } }
+)lua")});
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(Count(r.err, "batch of 2 rows, write timed"), 2) << Dump(r);
+  EXPECT_EQ(Count(r.err, "batch of 1 rows, write timed"), 1) << Dump(r);
+  EXPECT_EQ(Count(r.err, "batch of 4 rows"), 0) << Dump(r);
 }
 
 TEST_F(LuaScripting, RefusedConnectionIsLoggedNotACrash) {

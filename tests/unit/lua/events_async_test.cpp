@@ -239,7 +239,7 @@ siphon.replicate 'd' { source = pg, on = { batch = function(ev) local t = nil; r
 siphon.on("synced", function(ev) error("synced broke") end)
 siphon.on("error", function(ev)
   error_calls = error_calls + 1
-  errors = errors .. ev.table .. "|" .. ev.error_kind .. "|" .. ev.error .. "\n"
+  errors = errors .. (ev.table or "-") .. "|" .. ev.error_kind .. "|" .. ev.error .. "\n"
   if ev.table == "b" then error("the error handler fails too") end
 end)
 siphon.after("1ms", function() error("timer broke") end)
@@ -254,7 +254,7 @@ siphon.after("1ms", function() error("timer broke") end)
   EXPECT_TRUE(Contains(errors, "stack traceback")) << errors;
   EXPECT_TRUE(Contains(errors, "d|script|'batch' handler")) << errors;
   EXPECT_TRUE(Contains(errors, "attempt to index a nil value")) << errors;
-  EXPECT_TRUE(Contains(errors, "|script|siphon.after")) << errors;
+  EXPECT_TRUE(Contains(errors, "-|script|siphon.after")) << errors;  // no table for a timer
   EXPECT_TRUE(Contains(errors, "timer broke")) << errors;
   // A failing `error` handler is logged only: no event about it, no loop.
   Emit(EventKind::kError, "b", "x");
@@ -551,10 +551,14 @@ TEST_F(AsyncTest, ShippedExamplesLoadAndRun) {
   Emit(EventKind::kError, "orders", "query: relation \"orders\" does not exist\nstack", 1);
   Emit(EventKind::kError, "orders", "the same outage, attempt 2", 2);  // no second alert
   Emit(EventKind::kLagging, "orders");
+  Emit(EventKind::kError, "", "siphon.every callback failed: boom", 1);  // a timer's: no table
   ASSERT_TRUE(
-      RunUntil([&] { return receiver.requests().size() == 2 && host_->pending_tasks() == 0; }));
-  RunUntil([] { return false; }, 0.3);  // a third request would arrive by now
-  ASSERT_EQ(receiver.requests().size(), 2u);
+      RunUntil([&] { return receiver.requests().size() == 3 && host_->pending_tasks() == 0; }));
+  RunUntil([] { return false; }, 0.3);  // a fourth request would arrive by now
+  ASSERT_EQ(receiver.requests().size(), 3u);
+  auto third = nlohmann::json::parse(receiver.requests()[2].body);
+  EXPECT_EQ(third["text"], "siphon: a script callback failed: siphon.every callback failed: boom");
+  EXPECT_EQ(third["blocks"][1]["fields"][0]["text"], "*Event*\nerror");
   auto first = nlohmann::json::parse(receiver.requests()[0].body);
   EXPECT_EQ(first["text"],
             "siphon: table orders failed (attempt 1): query: relation \"orders\" does not "
