@@ -69,7 +69,9 @@ const std::vector<FieldSpec>& HttpSpec() {
     add("url", FieldType::kString, "http:// or https:// URL").required = true;
     add("headers", FieldType::kTable, "request headers { [\"X-Name\"] = \"value\" }");
     add("body", FieldType::kString, "request body");
-    add("json", FieldType::kTable, "a value sent as the JSON body (sets Content-Type)");
+    add("json", FieldType::kAny,
+        "a value (table, string, number, boolean or siphon.null) sent as the JSON body (sets "
+        "Content-Type)");
     add("timeout", FieldType::kDuration, "whole-request timeout (default 30s)");
     return s;
   }();

@@ -151,6 +151,29 @@ end)
   EXPECT_TRUE(Shutdown());
 }
 
+// `json = value` takes any JSON value, not only a table.
+TEST_F(AsyncTest, HttpJsonTakesAnyValue) {
+  HttpReceiver receiver(&loop_, false);
+  Start("HOOK = '" + receiver.url() + R"('
+siphon.after("1ms", function()
+  for _, v in ipairs({ "text", 42, 2.5, true, siphon.null }) do
+    assert(siphon.http.post { url = HOOK, json = v })
+  end
+  local ok, err = pcall(siphon.http.post, { url = HOOK, json = print })
+  json_err = err
+  done = true
+end)
+)");
+  ASSERT_TRUE(RunUntil([&] { return Global("done") == "true"; }));
+  ASSERT_EQ(receiver.requests().size(), 5u);
+  std::vector<std::string> bodies;
+  for (const auto& r : receiver.requests()) bodies.push_back(r.body);
+  EXPECT_EQ(bodies, (std::vector<std::string>{"\"text\"", "42", "2.5", "true", "null"}));
+  EXPECT_EQ(receiver.requests()[0].headers.at("content-type"), "application/json");
+  EXPECT_TRUE(Contains(Global("json_err"), "field 'json'")) << Global("json_err");
+  EXPECT_TRUE(Shutdown());
+}
+
 TEST_F(AsyncTest, HangingReceiverDelaysNothingElse) {
   HttpReceiver hang(&loop_, true);
   Start("HOOK = '" + hang.url() + R"('
