@@ -187,6 +187,10 @@ void TableRunner::Stop(std::function<void()> stopped) {
   uv_timer_stop(timer_);
   uv_timer_stop(lag_timer_);
   if (reconciler_) reconciler_->Cancel();
+  // A source statement can take minutes (the first page of a big table without an index):
+  // a stop does not wait for it. Closing the connection ends it with kCancelled (nothing of
+  // it was written); a page on its way to the target still commits.
+  if (running_ && conn_) conn_->Close();
   NotifyStoppedIfIdle();
 }
 
@@ -690,6 +694,8 @@ void TableRunner::OnWritten(Status st, std::optional<Cursor> cursor, int64_t pag
 }
 
 void TableRunner::Fail(Status st) {
+  // The stop closed the connection under a statement: the run stops, it did not fail.
+  if (stopping_ && st.kind() == ErrorKind::kCancelled) return;
   if (run_error_.ok()) run_error_ = std::move(st);
   // A page pulled after a failed one must never be written: its cursor would skip the rows
   // of the page that failed.

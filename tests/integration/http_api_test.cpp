@@ -756,6 +756,27 @@ TEST_F(HttpApi, SigtermDuringALargeSyncExitsCleanlyAndARerunFinishes) {
                        "sum(length(v)) FROM large"));
 }
 
+// A stop does not wait for a source statement that takes long (here: a page read waiting for
+// a lock another session holds): siphon exits at once, 0, and the table is left as it was.
+// (It waited for the statement, up to the 5-minute read timeout.)
+TEST_F(HttpApi, SigtermDoesNotWaitForASlowSourceStatement) {
+  db_.Exec("CREATE TABLE slow (id int8 PRIMARY KEY); INSERT INTO slow VALUES (1)");
+  db_.Exec("BEGIN; LOCK TABLE slow IN ACCESS EXCLUSIVE MODE");
+  Process p({SIPHON_BIN, "once", Script(R"(siphon.replicate "slow" { source = pg })")}, Env(false));
+  ASSERT_TRUE(p.WaitForOutput("syncing 1 table")) << p.Stderr();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the page read waits
+  ASSERT_TRUE(p.Running()) << p.Stderr();
+  auto signalled = std::chrono::steady_clock::now();
+  p.Signal(SIGTERM);
+  ProcessResult r = p.Wait(std::chrono::seconds(20));
+  auto took = std::chrono::steady_clock::now() - signalled;
+  db_.Exec("ROLLBACK");
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_LT(took, std::chrono::seconds(3)) << Dump(r);
+  EXPECT_NE(r.err.find("slow: 0 rows"), std::string::npos) << Dump(r);
+  EXPECT_EQ(r.err.find("error"), std::string::npos) << Dump(r);
+}
+
 // A SIGHUP that arrives while siphon stops must not load the script again: that would start
 // tables on a replicator that is stopping.
 TEST_F(HttpApi, SighupWhileStoppingIsIgnored) {

@@ -519,5 +519,24 @@ TEST_F(MysqlSync, AJoinQueryReplicatesIncrementallyAndReconciles) {
   EXPECT_EQ(TargetScalar("SELECT count(*) FROM de_orders"), "599");
 }
 
+// A stop does not wait for a MariaDB statement that takes long (a page read waiting for a
+// table lock another session holds): siphon exits at once with 0.
+TEST_F(MysqlSync, SigtermDoesNotWaitForASlowSourceStatement) {
+  db_.Exec("CREATE TABLE slow (id BIGINT PRIMARY KEY); INSERT INTO slow VALUES (1)");
+  db_.Exec("LOCK TABLES slow WRITE");
+  Process p({SIPHON_BIN, "once", Script(R"(siphon.replicate "slow" { source = my })")}, Env());
+  ASSERT_TRUE(p.WaitForOutput("syncing 1 table")) << p.Stderr();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the page read waits
+  ASSERT_TRUE(p.Running()) << p.Stderr();
+  auto signalled = std::chrono::steady_clock::now();
+  p.Signal(SIGTERM);
+  ProcessResult r = p.Wait(std::chrono::seconds(20));
+  auto took = std::chrono::steady_clock::now() - signalled;
+  db_.Exec("UNLOCK TABLES");
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_LT(took, std::chrono::seconds(3)) << Dump(r);
+  EXPECT_EQ(r.err.find("error"), std::string::npos) << Dump(r);
+}
+
 }  // namespace
 }  // namespace siphon::test
