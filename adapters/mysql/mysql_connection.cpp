@@ -10,6 +10,7 @@
 
 #include "adapters/first_null_sql.hpp"
 #include "adapters/mysql/mysql_sql.hpp"
+#include "runtime/loop/resolve.hpp"
 
 namespace siphon::mysql {
 
@@ -292,6 +293,36 @@ void MysqlConnection::Connect(std::function<void(Status)> done) {
     Defer([done] { done(Status::Ok()); });
     return;
   }
+  const MysqlConfig& c = *config_;
+  // Connector/C looks a host name up itself, blocking the loop for as long as a name server
+  // takes: siphon looks it up on the thread pool, then connects to its addresses in turn.
+  // ("localhost" is the Unix socket to Connector/C: left as it is.)
+  if (!c.socket.empty() || c.host == "localhost" || IsIpAddress(c.host)) {
+    ConnectTo({c.host}, 0, std::move(done));
+    return;
+  }
+  Teardown();
+  busy_ = true;
+  abort_ = [done](Status s) { done(std::move(s)); };
+  const uint64_t attempt = ++connect_attempt_;
+  Status started = ResolveHost(loop_, c.host, alive_,
+                               [this, attempt, done](Result<std::vector<std::string>> found) {
+                                 if (attempt != connect_attempt_ || !busy_ || mysql_ != nullptr)
+                                   return;  // closed since
+                                 busy_ = false;
+                                 abort_ = nullptr;
+                                 if (!found.ok()) return done(found.status());
+                                 ConnectTo(std::move(*found), 0, done);
+                               });
+  if (!started.ok()) {
+    busy_ = false;
+    abort_ = nullptr;
+    Defer([done, started] { done(started); });
+  }
+}
+
+void MysqlConnection::ConnectTo(std::vector<std::string> hosts, size_t index,
+                                std::function<void(Status)> done) {
   Teardown();
   mysql_ = mysql_init(nullptr);
   if (!mysql_) {
@@ -318,11 +349,12 @@ void MysqlConnection::Connect(std::function<void(Status)> done) {
   abort_ = [done](Status s) { done(std::move(s)); };
   auto ok = std::make_shared<bool>(false);
   const MysqlConfig& c = *config_;
+  auto host = std::make_shared<const std::string>(hosts[index]);
   Run(
-      [this, ok, &c](int ready) {
+      [this, ok, &c, host](int ready) {
         MYSQL* ret = nullptr;
         int status = ready < 0 ? mysql_real_connect_start(
-                                     &ret, mysql_, c.socket.empty() ? c.host.c_str() : "localhost",
+                                     &ret, mysql_, c.socket.empty() ? host->c_str() : "localhost",
                                      c.user.c_str(), c.password.c_str(),
                                      c.database.empty() ? nullptr : c.database.c_str(),
                                      static_cast<unsigned>(c.port),
@@ -331,12 +363,17 @@ void MysqlConnection::Connect(std::function<void(Status)> done) {
         if (status == 0) *ok = ret != nullptr;
         return status;
       },
-      [this, ok, done] {
+      [this, ok, done, hosts = std::move(hosts), index]() mutable {
         busy_ = false;
         abort_ = nullptr;
         if (!*ok) {
           Status status = TakeError("connect to " + config_->Describe());
           Teardown();
+          // Another address of the name may answer (as Connector/C itself would try).
+          if (status.kind() == ErrorKind::kConnect && index + 1 < hosts.size()) {
+            ConnectTo(std::move(hosts), index + 1, std::move(done));
+            return;
+          }
           Defer([done, status] { done(status); });
           return;
         }

@@ -74,6 +74,9 @@ class MysqlConnection final : public SourceConnection {
   /// Called for each row of a result.
   using RowSink = std::function<void(MYSQL_ROW row, unsigned long* lengths)>;
 
+  /// Connects to hosts[index] (an address of the configured name, or the name itself),
+  /// then to the next address while they refuse.
+  void ConnectTo(std::vector<std::string> hosts, size_t index, std::function<void(Status)> done);
   void Run(Step step, std::function<void()> finished);
   void Drive(int ready);
   void Wait(int status);
@@ -140,6 +143,7 @@ class MysqlConnection final : public SourceConnection {
   /// Columns already warned about (zero dates), so each warns once per connection.
   std::set<std::string> warned_;
   std::shared_ptr<bool> alive_;
+  uint64_t connect_attempt_ = 0;  ///< a host lookup answers only the attempt that asked
   /// Set once SafeHorizon was asked for (reflections then bring one): for a DATETIME cursor
   /// (true) or a TIMESTAMP one.
   std::optional<bool> horizon_wanted_;

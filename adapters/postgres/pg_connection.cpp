@@ -1,11 +1,13 @@
 #include "adapters/postgres/pg_connection.hpp"
 
+#include <cstdlib>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
 
 #include "adapters/postgres/pg_sql.hpp"
 #include "adapters/postgres/pg_types.hpp"
+#include "runtime/loop/resolve.hpp"
 
 namespace siphon::postgres {
 
@@ -244,6 +246,98 @@ RowBatch DecodeRows(const PGresult* result, size_t* rejected) {
   return batch;
 }
 
+namespace {
+
+// "a,b,,c" → {"a", "b", "", "c"}: libpq's comma-separated host and port lists.
+std::vector<std::string> SplitList(const std::string& list) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  for (size_t comma; (comma = list.find(',', start)) != std::string::npos; start = comma + 1) {
+    items.push_back(list.substr(start, comma - start));
+  }
+  items.push_back(list.substr(start));
+  return items;
+}
+
+}  // namespace
+
+PgHosts PgHostsOf(const PgConnectParams& params) {
+  std::string host, hostaddr, port, service;
+  bool expanded = false;
+  auto take = [&](std::string_view k, const std::string& v) {
+    if (k == "host") host = v;
+    if (k == "hostaddr") hostaddr = v;
+    if (k == "port") port = v;
+    if (k == "service") service = v;
+  };
+  for (const auto& [k, v] : params.keywords) {
+    if (k == "dbname" && params.expand_dbname && !expanded) {
+      expanded = true;
+      if (PQconninfoOption* parsed = PQconninfoParse(v.c_str(), nullptr)) {
+        for (PQconninfoOption* o = parsed; o->keyword != nullptr; ++o) {
+          if (o->val != nullptr) take(o->keyword, o->val);
+        }
+        PQconninfoFree(parsed);
+      }
+      continue;
+    }
+    take(k, v);
+  }
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v != nullptr ? v : "");
+  };
+  if (host.empty() && hostaddr.empty()) {
+    host = env("PGHOST");
+    hostaddr = env("PGHOSTADDR");
+  }
+  if (port.empty()) port = env("PGPORT");
+  if (service.empty()) service = env("PGSERVICE");
+  PgHosts out;
+  // With hostaddr libpq looks nothing up; a service file's hosts are libpq's to read.
+  if (!hostaddr.empty() || !service.empty() || host.empty()) return out;
+  out.hosts = SplitList(host);
+  out.ports = port.empty() ? std::vector<std::string>{} : SplitList(port);
+  for (const auto& h : out.hosts) out.needs_lookup = out.needs_lookup || PgHostIsName(h);
+  return out;
+}
+
+bool PgHostIsName(const std::string& host) {
+  return !host.empty() && host[0] != '/' && host[0] != '@' && !IsIpAddress(host);
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> PgKeywordsWithAddresses(
+    const PgConnectParams& params, const PgHosts& hosts,
+    const std::vector<Result<std::vector<std::string>>>& found) {
+  // Each name becomes one host item per address (libpq tries them in order, as it would
+  // have); a socket or an address stays as it is (an empty hostaddr item).
+  std::string host_list, addr_list, port_list;
+  size_t items = 0;
+  Status first_error;
+  auto add = [&](const std::string& h, const std::string& a, const std::string& p) {
+    host_list += (items ? "," : "") + h;
+    addr_list += (items ? "," : "") + a;
+    port_list += (items ? "," : "") + p;
+    ++items;
+  };
+  for (size_t i = 0; i < hosts.hosts.size(); ++i) {
+    const std::string port = hosts.ports.size() > 1 && i < hosts.ports.size() ? hosts.ports[i] : "";
+    if (!PgHostIsName(hosts.hosts[i])) {
+      add(hosts.hosts[i], "", port);
+    } else if (!found[i].ok()) {
+      if (first_error.ok()) first_error = found[i].status();
+    } else {
+      for (const auto& a : *found[i]) add(hosts.hosts[i], a, port);
+    }
+  }
+  if (items == 0) return first_error;
+  std::vector<std::pair<std::string, std::string>> keywords = params.keywords;
+  keywords.emplace_back("host", host_list);
+  keywords.emplace_back("hostaddr", addr_list);
+  if (hosts.ports.size() > 1) keywords.emplace_back("port", port_list);
+  return keywords;
+}
+
 PgConnection::PgConnection(uv_loop_t* loop, PgConnectParams params)
     : loop_(loop), params_(std::move(params)) {
   timer_ = new uv_timer_t;
@@ -299,23 +393,9 @@ void PgConnection::Connect(std::function<void(Status)> done) {
     return;
   }
   DropConnection();
-  std::vector<const char*> keys, values;
-  for (const auto& [k, v] : params_.keywords) {
-    keys.push_back(k.c_str());
-    values.push_back(v.c_str());
-  }
-  keys.push_back(nullptr);
-  values.push_back(nullptr);
-  conn_ = PQconnectStartParams(keys.data(), values.data(), params_.expand_dbname ? 1 : 0);
-  if (conn_ == nullptr || PQstatus(conn_) == CONNECTION_BAD) {
-    Status s = conn_ ? PgConnectError(PQerrorMessage(conn_), params_.password)
-                     : Status(ErrorKind::kConnect, "libpq could not allocate a connection");
-    DropConnection();
-    Post([done = std::move(done), s] { done(s); });
-    return;
-  }
   state_ = State::kConnecting;
   connect_done_ = std::move(done);
+  const uint64_t attempt = ++connect_attempt_;
   uv_timer_start(
       timer_,
       [](uv_timer_t* t) {
@@ -326,11 +406,72 @@ void PgConnection::Connect(std::function<void(Status)> done) {
                                      std::to_string(self->params_.connect_timeout_ms) + " ms"));
       },
       static_cast<uint64_t>(params_.connect_timeout_ms), 0);
+
+  // libpq looks host names up itself, blocking the loop for as long as a name server takes:
+  // siphon looks them up on the thread pool first and gives libpq the addresses (`hostaddr`),
+  // keeping each name as `host` for TLS verification and the password file.
+  PgHosts hosts = PgHostsOf(params_);
+  if (!hosts.needs_lookup) return StartConnect(params_.keywords);
+  struct Lookups {
+    std::vector<Result<std::vector<std::string>>> found;
+    size_t pending = 0;
+  };
+  auto lookups = std::make_shared<Lookups>();
+  for (const std::string& h : hosts.hosts) {
+    lookups->found.emplace_back(std::vector<std::string>{});
+    if (PgHostIsName(h)) ++lookups->pending;
+  }
+  for (size_t i = 0; i < hosts.hosts.size(); ++i) {
+    if (!PgHostIsName(hosts.hosts[i])) continue;
+    Status started = ResolveHost(
+        loop_, hosts.hosts[i], alive_,
+        [this, lookups, hosts, i, attempt](Result<std::vector<std::string>> found) {
+          lookups->found[i] = std::move(found);
+          if (--lookups->pending > 0) return;
+          // A timeout or Close since: this attempt is over.
+          if (attempt != connect_attempt_ || state_ != State::kConnecting || conn_ != nullptr) {
+            return;
+          }
+          Result<std::vector<std::pair<std::string, std::string>>> keywords =
+              PgKeywordsWithAddresses(params_, hosts, lookups->found);
+          if (!keywords.ok()) return FailConnect(keywords.status());
+          StartConnect(*keywords);
+        });
+    if (!started.ok()) {
+      Post([this, attempt, started] {
+        if (attempt == connect_attempt_) FailConnect(started);
+      });
+      return;
+    }
+  }
+}
+
+void PgConnection::StartConnect(const std::vector<std::pair<std::string, std::string>>& keywords) {
+  std::vector<const char*> keys, values;
+  for (const auto& [k, v] : keywords) {
+    keys.push_back(k.c_str());
+    values.push_back(v.c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  conn_ = PQconnectStartParams(keys.data(), values.data(), params_.expand_dbname ? 1 : 0);
+  if (conn_ == nullptr || PQstatus(conn_) == CONNECTION_BAD) {
+    Status s = conn_ ? PgConnectError(PQerrorMessage(conn_), params_.password)
+                     : Status(ErrorKind::kConnect, "libpq could not allocate a connection");
+    const uint64_t attempt = connect_attempt_;
+    Post([this, attempt, s] {
+      if (attempt == connect_attempt_) FailConnect(s);
+    });
+    return;
+  }
   // libpq's contract: after PQconnectStart, act as if PQconnectPoll returned WRITING.
   ResetPoll();
   if (poll_ == nullptr) {
-    Post([this] {
-      FailConnect(Status(ErrorKind::kConnect, "postgres connection has no usable socket"));
+    const uint64_t attempt = connect_attempt_;
+    Post([this, attempt] {
+      if (attempt == connect_attempt_) {
+        FailConnect(Status(ErrorKind::kConnect, "postgres connection has no usable socket"));
+      }
     });
     return;
   }

@@ -33,6 +33,25 @@ struct PgConnectParams {
   std::string password;
 };
 
+/// The hosts of a connection as libpq reads them (the conninfo string's or URI's `host` and
+/// `port`, then explicit keywords, then PGHOST/PGPORT), for looking names up off the loop.
+struct PgHosts {
+  std::vector<std::string> hosts;  ///< the `host` items, in order
+  std::vector<std::string> ports;  ///< the `port` items: none, one for all, or one per host
+  bool needs_lookup = false;       ///< some item is a name (and no hostaddr or service decides)
+};
+PgHosts PgHostsOf(const PgConnectParams& params);
+
+/// A `host` item libpq would look up: not empty, not a socket directory, not an address.
+bool PgHostIsName(const std::string& host);
+
+/// `params.keywords` plus `host`/`hostaddr` (and `port`) lists giving each name one item per
+/// address `found` for it (found[i] for hosts.hosts[i]); sockets and addresses stay as they
+/// are. A name that could not be resolved is left out; none left is that lookup's error.
+Result<std::vector<std::pair<std::string, std::string>>> PgKeywordsWithAddresses(
+    const PgConnectParams& params, const PgHosts& hosts,
+    const std::vector<Result<std::vector<std::string>>>& found);
+
 /// The error of a failed statement as a Status: the kind from its SQLSTATE, the message with
 /// the SQLSTATE appended and the password removed.
 Status PgResultError(const PGresult* result, bool connection_lost, const std::string& password);
@@ -116,6 +135,7 @@ class PgConnection {
  private:
   enum class State { kClosed, kConnecting, kSetup, kIdle, kBusy };
 
+  void StartConnect(const std::vector<std::pair<std::string, std::string>>& keywords);
   void Watch(int events);
   void ResetPoll();
   void OnPoll(int status, int events);
@@ -151,6 +171,7 @@ class PgConnection {
   std::function<void(std::string_view)> copy_row_;  // a COPY OUT in progress
   bool copying_ = false;
   std::shared_ptr<char> alive_ = std::make_shared<char>(0);
+  uint64_t connect_attempt_ = 0;  // a host lookup answers only the attempt that asked
 };
 
 }  // namespace siphon::postgres

@@ -475,5 +475,17 @@ TEST_F(PgSync, ScriptMistakesStopStartUpWithFileAndLine) {
   EXPECT_NE(r.err.find("evry"), std::string::npos) << Dump(r);
 }
 
+// A host name is looked up off the loop and handed to libpq as `hostaddr` beside the name:
+// `localhost` (from /etc/hosts) connects as before, through that path.
+TEST_F(PgSync, AHostNameIsLookedUpAndConnects) {
+  ASSERT_TRUE(db_.Dsn().find("host=127.0.0.1") != std::string::npos) << db_.Dsn();
+  db_.Exec("CREATE TABLE named (id int8 PRIMARY KEY); INSERT INTO named VALUES (1), (2)");
+  auto r = Once(Script(R"(siphon.replicate "named" { source = byname })",
+                       "local byname = siphon.postgres { dsn = siphon.env(\"TEST_PG_DSN\") .. "
+                       "\" host=localhost\" }\n"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM named"), "2");
+}
+
 }  // namespace
 }  // namespace siphon::test

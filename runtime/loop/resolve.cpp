@@ -1,0 +1,72 @@
+#include "runtime/loop/resolve.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+
+namespace siphon {
+namespace {
+
+struct Lookup {
+  uv_getaddrinfo_t req{};
+  std::string host;
+  std::weak_ptr<void> alive;
+  std::function<void(Result<std::vector<std::string>>)> done;
+};
+
+void OnResolved(uv_getaddrinfo_t* req, int status, addrinfo* found) {
+  std::unique_ptr<Lookup> lookup(static_cast<Lookup*>(req->data));
+  Result<std::vector<std::string>> out =
+      Status(ErrorKind::kConnect, "could not resolve host name \"" + lookup->host +
+                                      "\": " + (status < 0 ? uv_strerror(status) : "no address"));
+  if (status == 0) {
+    std::vector<std::string> addresses;
+    for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+      char text[INET6_ADDRSTRLEN] = {};
+      if (a->ai_family == AF_INET) {
+        uv_ip4_name(reinterpret_cast<const sockaddr_in*>(a->ai_addr), text, sizeof text);
+      } else if (a->ai_family == AF_INET6) {
+        uv_ip6_name(reinterpret_cast<const sockaddr_in6*>(a->ai_addr), text, sizeof text);
+      } else {
+        continue;
+      }
+      if (std::find(addresses.begin(), addresses.end(), text) == addresses.end()) {
+        addresses.emplace_back(text);
+      }
+    }
+    if (!addresses.empty()) out = std::move(addresses);
+  }
+  uv_freeaddrinfo(found);
+  if (lookup->alive.expired()) return;
+  lookup->done(std::move(out));
+}
+
+}  // namespace
+
+bool IsIpAddress(const std::string& host) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+Status ResolveHost(uv_loop_t* loop, const std::string& host, std::weak_ptr<void> alive,
+                   std::function<void(Result<std::vector<std::string>>)> done) {
+  auto lookup = std::make_unique<Lookup>();
+  lookup->host = host;
+  lookup->alive = std::move(alive);
+  lookup->done = std::move(done);
+  lookup->req.data = lookup.get();
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  int rc = uv_getaddrinfo(loop, &lookup->req, OnResolved, lookup->host.c_str(), nullptr, &hints);
+  if (rc != 0) {
+    return Status(ErrorKind::kConnect,
+                  "could not resolve host name \"" + host + "\": " + uv_strerror(rc));
+  }
+  lookup.release();  // OnResolved owns it now
+  return Status::Ok();
+}
+
+}  // namespace siphon
