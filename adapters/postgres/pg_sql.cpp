@@ -8,7 +8,7 @@ namespace siphon::postgres {
 
 namespace {
 
-// Reflect's catalog query, in two parts: kReflectWithHorizonSql joins the horizon between.
+// Reflect's catalog query, in two parts: ReflectWithHorizonSql joins the horizon between.
 constexpr const char* kReflectColumns =
     "SELECT a.attname,"
     " format_type(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END,"
@@ -32,22 +32,29 @@ constexpr const char* kReflectFrom =
 // (it may yet commit rows stamped with its now()), or this statement's start when there is
 // none (a transaction starting after it stamps later values). A transaction open for longer
 // than 60 s no longer holds replication back: column 2 names it. Column 3: whether this
-// role can see other roles' transactions at all.
+// role can see other roles' transactions at all; when it cannot, the horizon also holds
+// `settle` seconds back (a write transaction it cannot see may still commit below now()).
 constexpr const char* kHorizonOpen =
     "open AS ("
     "  SELECT pid, application_name, usename, state, xact_start FROM pg_stat_activity"
     "  WHERE backend_xid IS NOT NULL AND datname = current_database()"
-    "    AND pid <> pg_backend_pid())";
-constexpr const char* kHorizonColumns =
-    " least(statement_timestamp(),"
-    "       (SELECT min(xact_start) FROM open"
-    "        WHERE xact_start > statement_timestamp() - interval '60 seconds')) AS horizon,"
-    " (SELECT format('pid %s, user %s, application %L, %s since %s', pid, usename,"
-    "                application_name, state, xact_start)"
-    "  FROM open WHERE xact_start <= statement_timestamp() - interval '60 seconds'"
-    "  ORDER BY xact_start LIMIT 1) AS stale,"
-    " pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')"
-    "   OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS sees_all";
+    "    AND pid <> pg_backend_pid()),"
+    " seen AS (SELECT pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')"
+    "   OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS all_roles)";
+
+std::string HorizonColumns(int settle_seconds) {
+  return " least(statement_timestamp() - CASE WHEN (SELECT all_roles FROM seen)"
+         " THEN interval '0 s' ELSE interval '" +
+         std::to_string(settle_seconds) +
+         " s' END,"
+         "       (SELECT min(xact_start) FROM open"
+         "        WHERE xact_start > statement_timestamp() - interval '60 seconds')) AS horizon,"
+         " (SELECT format('pid %s, user %s, application %L, %s since %s', pid, usename,"
+         "                application_name, state, xact_start)"
+         "  FROM open WHERE xact_start <= statement_timestamp() - interval '60 seconds'"
+         "  ORDER BY xact_start LIMIT 1) AS stale,"
+         " (SELECT all_roles FROM seen) AS sees_all";
+}
 
 }  // namespace
 
@@ -68,11 +75,14 @@ const char* const kQueryTypesSql =
     " LEFT JOIN pg_catalog.pg_type at ON at.oid = a.atttypid"
     " ORDER BY f.ord";
 
-const std::string kHorizonSql = std::string("WITH ") + kHorizonOpen + " SELECT" + kHorizonColumns;
+std::string HorizonSql(int settle_seconds) {
+  return std::string("WITH ") + kHorizonOpen + " SELECT" + HorizonColumns(settle_seconds);
+}
 
-const std::string kReflectWithHorizonSql =
-    std::string("WITH ") + kHorizonOpen + ", h AS (SELECT" + kHorizonColumns + ") " +
-    kReflectColumns + ", h.horizon, h.stale, h.sees_all FROM h," + kReflectFrom;
+std::string ReflectWithHorizonSql(int settle_seconds) {
+  return std::string("WITH ") + kHorizonOpen + ", h AS (SELECT" + HorizonColumns(settle_seconds) +
+         ") " + kReflectColumns + ", h.horizon, h.stale, h.sees_all FROM h," + kReflectFrom;
+}
 
 // TimeZone/DateStyle fix the timestamp text the decoders parse; extra_float_digits=3 makes
 // float output exact; every later statement runs in a read-only transaction.

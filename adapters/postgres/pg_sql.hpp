@@ -94,12 +94,13 @@ extern const char* const kQueryTypesSql;
 
 /// The source's safe horizon (SafeHorizon), one row: the horizon (timestamptz), a
 /// description of a write transaction open for over 60 s that no longer holds it back (NULL
-/// when none), and whether the role sees other roles' transactions.
-extern const std::string kHorizonSql;
+/// when none), and whether the role sees other roles' transactions (when it does not, the
+/// horizon is at least `settle_seconds` before now).
+std::string HorizonSql(int settle_seconds);
 
-/// kReflectSql with kHorizonSql's three columns added to every row: a run's reflection and
+/// kReflectSql with HorizonSql's three columns added to every row: a run's reflection and
 /// its horizon in one round trip.
-extern const std::string kReflectWithHorizonSql;
+std::string ReflectWithHorizonSql(int settle_seconds);
 
 /// Session settings sent once after connecting (one round trip). The decoders rely on them.
 extern const char* const kSessionSql;

@@ -25,13 +25,15 @@ constexpr int kDefaultConnectTimeoutSeconds = 10;
 /// State shared by every connection of one source, on the loop thread.
 struct SourceState {
   PgConnectParams params;
-  std::set<std::string> warned;  ///< "table.column" already warned about
-  bool warned_horizon = false;   ///< the missing pg_read_all_stats was reported
-  std::string warned_stale;      ///< the long-open transaction last reported
+  int settle_seconds = 5;  ///< the horizon's hold when the role cannot see others' transactions
+  std::string horizon_sql, reflect_with_horizon_sql;  ///< built once with settle_seconds
+  std::set<std::string> warned;                       ///< "table.column" already warned about
+  bool warned_horizon = false;  ///< the missing pg_read_all_stats was reported
+  std::string warned_stale;     ///< the long-open transaction last reported
 };
 
 constexpr uint32_t kTimestamptzOid = 1184;
-constexpr int kHorizonMaxHoldSeconds = 60;  // as kHorizonSql has it
+constexpr int kHorizonMaxHoldSeconds = 60;  // as HorizonSql has it
 // A horizon fetched with the run's reflection stands in for SafeHorizon this long after it.
 constexpr std::chrono::seconds kFetchedHorizonFresh{1};
 
@@ -56,7 +58,7 @@ class PgSourceConnection : public SourceConnection {
     fetched_horizon_.reset();
     WithConnection([this, table, regclass, with_horizon, done = std::move(done)](Status s) mutable {
       if (!s.ok()) return done(s);
-      conn_.Query(with_horizon ? kReflectWithHorizonSql : kReflectSql, {regclass},
+      conn_.Query(with_horizon ? state_->reflect_with_horizon_sql : kReflectSql, {regclass},
                   [this, table, with_horizon, done = std::move(done)](Result<PgResultPtr> r) {
                     if (!r.ok()) return done(r.status().WithContext("reflect " + table));
                     if (with_horizon && PQntuples(r->get()) > 0) {
@@ -250,7 +252,7 @@ class PgSourceConnection : public SourceConnection {
     }
     WithConnection([this, done = std::move(done)](Status s) mutable {
       if (!s.ok()) return done(s);
-      conn_.Query(kHorizonSql, {}, [this, done = std::move(done)](Result<PgResultPtr> r) {
+      conn_.Query(state_->horizon_sql, {}, [this, done = std::move(done)](Result<PgResultPtr> r) {
         if (!r.ok()) return done(r.status().WithContext("safe horizon"));
         if (PQntuples(r->get()) != 1) return done(std::optional<CursorValue>());
         done(HorizonFrom(r->get(), 0));
@@ -344,7 +346,7 @@ class PgSourceConnection : public SourceConnection {
     return types;
   }
 
-  // The horizon in columns `col` to `col + 2` of the first row (kHorizonSql's three), with
+  // The horizon in columns `col` to `col + 2` of the first row (HorizonSql's three), with
   // its warnings: a transaction open too long, a role that cannot see the others'.
   std::optional<CursorValue> HorizonFrom(const PGresult* res, int col) {
     if (PQgetisnull(res, 0, col)) return std::nullopt;
@@ -359,7 +361,9 @@ class PgSourceConnection : public SourceConnection {
       state_->warned_horizon = true;
       spdlog::warn(
           "postgres: the role cannot see other sessions' transactions (grant it "
-          "pg_read_all_stats), so late commits are only caught by `lookback`");
+          "pg_read_all_stats): incremental runs hold {} s back (`settle`), and a commit later "
+          "than that is only caught by `lookback`",
+          state_->settle_seconds);
     }
     RowBatch one(1);
     const char* text = PQgetvalue(res, 0, col);
@@ -593,6 +597,15 @@ Result<std::unique_ptr<Source>> Make(const Options& options) {
     }
     params.read_timeout_ms = static_cast<int>(*read * 1000);
   }
+  if (auto settle = GetInt(options, "settle")) {
+    if (*settle < 0 || *settle > 3600) {
+      return Status(ErrorKind::kConfig,
+                    "siphon.postgres: `settle` must be between 0 and 3600 seconds");
+    }
+    state->settle_seconds = static_cast<int>(*settle);
+  }
+  state->horizon_sql = HorizonSql(state->settle_seconds);
+  state->reflect_with_horizon_sql = ReflectWithHorizonSql(state->settle_seconds);
   // Set after the dsn so they override it: the decoders need UTF-8 text.
   params.keywords.emplace_back("client_encoding", "UTF8");
   if (const auto* app = GetString(options, "application_name")) {
@@ -624,6 +637,9 @@ SourceDefinition Definition() {
        "seconds a statement may get no data from the server before the run fails (300)"},
       {"application_name", OptionType::kString, false,
        "shown in pg_stat_activity (default \"siphon\")"},
+      {"settle", OptionType::kInteger, false,
+       "seconds incremental runs hold back when the role cannot see other sessions' "
+       "transactions (no pg_read_all_stats; default 5, 0: none)"},
   };
   d.make = Make;
   return d;

@@ -487,5 +487,35 @@ TEST_F(PgSync, AHostNameIsLookedUpAndConnects) {
   EXPECT_EQ(TargetScalar("SELECT count(*) FROM named"), "2");
 }
 
+// A role without pg_read_all_stats cannot see other sessions' transactions, so the horizon
+// cannot wait for them: it holds `settle` seconds back instead (DESIGN §5's fallback), and a
+// row stamped a moment ago waits for the next run. (It was read at once, and a transaction
+// still open with an earlier stamp could commit behind the cursor.)
+TEST_F(PgSync, WithoutPgReadAllStatsTheHorizonHoldsSettleSecondsBack) {
+  const std::string role = "siphon_nostats_" + db_.name();
+  db_.Exec(
+      "CREATE TABLE ev (id int8 PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());"
+      "INSERT INTO ev SELECT g, now() - interval '1 hour' FROM generate_series(1, 5) g;"
+      "CREATE ROLE " +
+      role + " LOGIN PASSWORD 'pw'; GRANT SELECT ON ev TO " + role);
+  std::string script = Script(
+      R"(siphon.replicate "ev" { source = limited, cursor = "at" })",
+      "local limited = siphon.postgres { dsn = siphon.env(\"TEST_PG_DSN\") .. \" user=" + role +
+          " password=pw\", settle = 2 }\n");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM ev"), "5");
+  EXPECT_NE(r.err.find("incremental runs hold 2 s back (`settle`)"), std::string::npos) << Dump(r);
+  db_.Exec("INSERT INTO ev (id) VALUES (6)");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM ev"), "5") << "a row stamped now was read at once";
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM ev"), "6");
+  db_.Exec("DROP OWNED BY " + role + "; DROP ROLE " + role);
+}
+
 }  // namespace
 }  // namespace siphon::test
