@@ -524,17 +524,13 @@ TEST_F(MysqlSync, AJoinQueryReplicatesIncrementallyAndReconciles) {
 TEST_F(MysqlSync, SigtermDoesNotWaitForASlowSourceStatement) {
   db_.Exec("CREATE TABLE slow (id BIGINT PRIMARY KEY); INSERT INTO slow VALUES (1)");
   db_.Exec("LOCK TABLES slow WRITE");
-  Process p({SIPHON_BIN, "once", Script(R"(siphon.replicate "slow" { source = my })")}, Env());
-  ASSERT_TRUE(p.WaitForOutput("syncing 1 table")) << p.Stderr();
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the page read waits
-  ASSERT_TRUE(p.Running()) << p.Stderr();
-  auto signalled = std::chrono::steady_clock::now();
-  p.Signal(SIGTERM);
-  ProcessResult r = p.Wait(std::chrono::seconds(20));
-  auto took = std::chrono::steady_clock::now() - signalled;
+  StoppedRun stop = StopWhileBlocked(
+      {SIPHON_BIN, "once", Script(R"(siphon.replicate "slow" { source = my })")}, Env());
   db_.Exec("UNLOCK TABLES");
+  const ProcessResult& r = stop.result;
+  ASSERT_FALSE(r.timed_out) << "it ended before the signal, or never\n" << Dump(r);
   EXPECT_EQ(r.exit_code, 0) << Dump(r);
-  EXPECT_LT(took, std::chrono::seconds(3)) << Dump(r);
+  EXPECT_LT(stop.took, std::chrono::seconds(3)) << Dump(r);
   EXPECT_EQ(r.err.find("error"), std::string::npos) << Dump(r);
 }
 

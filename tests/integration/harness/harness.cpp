@@ -26,6 +26,7 @@
 #include <mutex>
 #include <random>
 #include <sstream>
+#include <thread>
 
 extern char** environ;
 
@@ -632,6 +633,24 @@ Rows SqliteQuery(const std::string& db_path, const std::string& sql) {
 }
 
 // --- public: processes -------------------------------------------------------------------
+
+StoppedRun StopWhileBlocked(const std::vector<std::string>& argv,
+                            const std::map<std::string, std::string>& env) {
+  StoppedRun out;
+  Process p(argv, env);
+  if (!p.WaitForOutput("syncing") ||
+      (std::this_thread::sleep_for(std::chrono::milliseconds(1500)), !p.Running())) {
+    out.result = p.Wait(std::chrono::seconds(1));
+    out.result.timed_out = true;
+    return out;
+  }
+  auto signalled = std::chrono::steady_clock::now();
+  p.Signal(SIGTERM);
+  out.result = p.Wait(std::chrono::seconds(20));
+  out.took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - signalled);
+  return out;
+}
 
 ProcessResult Run(const std::vector<std::string>& argv,
                   const std::map<std::string, std::string>& env,

@@ -198,6 +198,18 @@ class Process {
   std::thread drainer_;
 };
 
+/// How a stopped process ended, and how long after the signal.
+struct StoppedRun {
+  ProcessResult result;
+  std::chrono::milliseconds took{0};
+};
+
+/// Starts `siphon once …` (`argv`), waits until it logged "syncing" and then 1.5 s more (its
+/// first statement is meant to block meanwhile), sends SIGTERM and waits up to 20 s for the
+/// exit. result.timed_out is set when it had already ended before the signal.
+StoppedRun StopWhileBlocked(const std::vector<std::string>& argv,
+                            const std::map<std::string, std::string>& env);
+
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0), e.g. for --http.
 int FreeTcpPort();
 
