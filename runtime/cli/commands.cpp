@@ -354,6 +354,12 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
           return;
         }
         if (*next_token == token) return;
+        if (next_token->empty()) {
+          // Turning authentication off is not a reload's to do: a script that lost its token
+          // by mistake would open the API.
+          log->warn("reload: the admin API keeps its token (removing it needs a restart)");
+          return;
+        }
         token = *next_token;
         admin->SetToken(token);
         log->info("reload: the admin API token changed");

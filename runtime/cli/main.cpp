@@ -3,6 +3,8 @@
 #include <malloc.h>
 #include <signal.h>
 
+#include <cstdlib>
+
 #include <CLI/CLI.hpp>
 
 #include "runtime/base/log.hpp"
@@ -21,6 +23,10 @@ int main(int argc, char** argv) {
   // mid-answer, a source server going away) is an EPIPE for the code that writes, never a
   // signal that ends the process.
   signal(SIGPIPE, SIG_IGN);
+  // libuv's thread pool runs host name lookups and SQLite-source reads: a name server that
+  // does not answer holds a thread per name it is asked for, so 4 (libuv's default) is
+  // too few to keep the rest going. Read at its first use; a user's own setting wins.
+  setenv("UV_THREADPOOL_SIZE", "16", 0);
 
   CLI::App app{"siphon: replicate PostgreSQL and MySQL tables into SQLite, driven by a Lua script",
                "siphon"};

@@ -6,6 +6,7 @@
 
 #include "runtime/base/log.hpp"
 #include "runtime/http/status_json.hpp"
+#include "runtime/target/target.hpp"
 
 namespace siphon {
 
@@ -193,14 +194,30 @@ HttpResponse AdminApi::Table(const std::string& rest, const HttpRequest& req) {
     out["state"] = std::string(RunnerStateName(runner->stats().state));
     return Json(200, out);
   }
+  // A table without a key that holds rows would get each row again (the target refuses the
+  // reset too, but only into the log): say so here.
+  if (runner->keyless() && HasRows(name)) {
+    return JsonError(409, KeylessResyncRefused(name).message());
+  }
   if (Status st = runner->Resync(); !st.ok()) {
-    return JsonError(409, st.kind() == ErrorKind::kConfig
-                              ? st.message()
-                              : "a sync of " + name + " is running; resync when it ends");
+    return JsonError(409, "a sync of " + name + " is running; resync when it ends");
   }
   log->info("{}: resync requested", name);
   out["state"] = paused_.count(name) ? "paused" : "scheduled";
   return Json(202, out);
+}
+
+bool AdminApi::HasRows(const std::string& table) {
+  sqlite3* db = Reader();
+  if (db == nullptr) return false;
+  std::string quoted = "\"";
+  for (char c : table) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+  std::string sql = "SELECT 1 FROM " + quoted + "\" LIMIT 1";
+  sqlite3_stmt* st = nullptr;
+  bool rows = sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
+              sqlite3_step(st) == SQLITE_ROW;
+  sqlite3_finalize(st);
+  return rows;
 }
 
 sqlite3* AdminApi::Reader() {

@@ -5,19 +5,40 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <map>
+#include <mutex>
+#include <utility>
 
 namespace siphon {
 namespace {
 
-struct Lookup {
-  uv_getaddrinfo_t req{};
-  std::string host;
+struct Waiter {
   std::weak_ptr<void> alive;
   std::function<void(Result<std::vector<std::string>>)> done;
 };
 
+struct Lookup {
+  uv_getaddrinfo_t req{};
+  uv_loop_t* loop = nullptr;
+  std::string host;
+  std::vector<Waiter> waiters;
+};
+
+// Lookups in flight, by loop and name: a name asked for again while its lookup runs joins
+// it, so a name server that does not answer holds one thread of the pool per name, not one
+// per connection and retry.
+std::mutex in_flight_mu;
+std::map<std::pair<uv_loop_t*, std::string>, Lookup*>& InFlight() {
+  static auto* lookups = new std::map<std::pair<uv_loop_t*, std::string>, Lookup*>();
+  return *lookups;
+}
+
 void OnResolved(uv_getaddrinfo_t* req, int status, addrinfo* found) {
   std::unique_ptr<Lookup> lookup(static_cast<Lookup*>(req->data));
+  {
+    std::lock_guard<std::mutex> lock(in_flight_mu);
+    InFlight().erase({lookup->loop, lookup->host});
+  }
   Result<std::vector<std::string>> out =
       Status(ErrorKind::kConnect, "could not resolve host name \"" + lookup->host +
                                       "\": " + (status < 0 ? uv_strerror(status) : "no address"));
@@ -39,8 +60,9 @@ void OnResolved(uv_getaddrinfo_t* req, int status, addrinfo* found) {
     if (!addresses.empty()) out = std::move(addresses);
   }
   uv_freeaddrinfo(found);
-  if (lookup->alive.expired()) return;
-  lookup->done(std::move(out));
+  for (auto& w : lookup->waiters) {
+    if (!w.alive.expired()) w.done(out);
+  }
 }
 
 }  // namespace
@@ -52,10 +74,16 @@ bool IsIpAddress(const std::string& host) {
 
 Status ResolveHost(uv_loop_t* loop, const std::string& host, std::weak_ptr<void> alive,
                    std::function<void(Result<std::vector<std::string>>)> done) {
+  std::lock_guard<std::mutex> lock(in_flight_mu);
+  auto& in_flight = InFlight();
+  if (auto it = in_flight.find({loop, host}); it != in_flight.end()) {
+    it->second->waiters.push_back({std::move(alive), std::move(done)});
+    return Status::Ok();
+  }
   auto lookup = std::make_unique<Lookup>();
+  lookup->loop = loop;
   lookup->host = host;
-  lookup->alive = std::move(alive);
-  lookup->done = std::move(done);
+  lookup->waiters.push_back({std::move(alive), std::move(done)});
   lookup->req.data = lookup.get();
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -65,7 +93,7 @@ Status ResolveHost(uv_loop_t* loop, const std::string& host, std::weak_ptr<void>
     return Status(ErrorKind::kConnect,
                   "could not resolve host name \"" + host + "\": " + uv_strerror(rc));
   }
-  lookup.release();  // OnResolved owns it now
+  in_flight[{loop, host}] = lookup.release();  // OnResolved owns it now
   return Status::Ok();
 }
 

@@ -18,8 +18,10 @@ bool IsIpAddress(const std::string& host);
 /// Looks `host` up for a TCP connection on libuv's thread pool. `done` runs later on the loop
 /// with its addresses (numeric, in the resolver's order, without repeats), or ErrorKind::
 /// kConnect ("could not resolve host name "db.example": unknown node or service") — unless
-/// `alive` has expired by then, when nothing runs. Returns an error (and `done` never runs)
-/// only when the lookup could not be started.
+/// `alive` has expired by then, when nothing runs. A name already being looked up on this
+/// loop joins that lookup (a name server that does not answer holds one thread of the pool
+/// per name). Returns an error (and `done` never runs) only when the lookup could not be
+/// started.
 Status ResolveHost(uv_loop_t* loop, const std::string& host, std::weak_ptr<void> alive,
                    std::function<void(Result<std::vector<std::string>>)> done);
 

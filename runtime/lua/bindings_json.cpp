@@ -85,6 +85,7 @@ class LuaJsonBuilder {
   }
   bool key(json::string_t& k) {
     lua_pushlstring(L_, k.data(), k.size());
+    since_check_ += k.size();  // counted at the value's Stored
     return true;
   }
   bool start_object(size_t /*size*/) { return Open(0); }

@@ -125,11 +125,6 @@ Status TableRunner::Resync() {
   if (running_ || stopping_ || finished_) {
     return Status(ErrorKind::kQuery, "a sync of " + decl_.name + " is running");
   }
-  if (plan_ && plan_->target.key.empty()) {
-    return Status(ErrorKind::kConfig, "cannot resync \"" + decl_.name +
-                                          "\": it has no key (write = \"append\"), so each "
-                                          "row read again would be inserted again");
-  }
   uv_timer_stop(timer_);
   running_ = true;  // no run may start while the cursor is being reset
   std::weak_ptr<bool> alive = alive_;
@@ -244,6 +239,9 @@ void TableRunner::BeginRun() {
 }
 
 void TableRunner::OnConnected(Status st) {
+  // A stop closes the connection, but an answer posted before it still arrives: the run
+  // ends here either way, and nothing it says is a failure.
+  if (stopping_) return MaybeFinishRun();
   if (!st.ok()) {
     Fail(st);
     MaybeFinishRun();
@@ -257,6 +255,7 @@ void TableRunner::OnConnected(Status st) {
 }
 
 void TableRunner::OnReflected(Result<TableSchema> schema) {
+  if (stopping_) return MaybeFinishRun();  // as in OnConnected
   if (!schema.ok()) {
     // A table gone from the source (dropped, renamed) fails like any run: `run` retries it
     // with backoff, so it comes back by itself when the table does.
@@ -416,16 +415,16 @@ void TableRunner::HandleSchemaChange(const SchemaDiff& diff) {
 
 void TableRunner::StartPulling() {
   if (resync_first_) {
-    resync_first_ = false;
     pull_in_flight_ = true;
     std::weak_ptr<bool> alive = alive_;
     target_.ResetCursor(decl_.name, [this, alive](Result<int64_t> pass) {
       if (!alive.lock()) return;
       pull_in_flight_ = false;
-      if (!pass.ok()) {
+      if (!pass.ok()) {  // a retry of the run tries the reset again
         Fail(pass.status());
         return MaybeFinishRun();
       }
+      resync_first_ = false;
       log_->info("resync: the cursor is reset, pulling everything again (pass {})", *pass);
       resync_pass_ = *pass;
       committed_.reset();
@@ -444,6 +443,7 @@ void TableRunner::StartPulling() {
                    [this, alive](Result<std::optional<std::string>> null) {
                      if (!alive.lock()) return;
                      pull_in_flight_ = false;
+                     if (stopping_) return MaybeFinishRun();  // as in OnConnected
                      if (null.ok() && null->has_value()) null = NullKeyError(**null);
                      if (!null.ok()) {
                        Fail(null.status());
@@ -489,16 +489,13 @@ void TableRunner::StartPass() {
                      [this, alive](Result<std::optional<CursorValue>> horizon) {
                        if (!alive.lock()) return;
                        pull_in_flight_ = false;
+                       if (stopping_) return MaybeFinishRun();  // as in OnConnected
                        if (!horizon.ok()) {
                          Fail(horizon.status());
                          MaybeFinishRun();
                          return;
                        }
                        horizon_ = *horizon;
-                       if (stopping_) {
-                         MaybeFinishRun();
-                         return;
-                       }
                        Pull(FirstPage(*plan_, committed_));
                      });
 }
@@ -514,12 +511,13 @@ void TableRunner::Pull(PageQuery query) {
 
 void TableRunner::OnPage(Result<RowBatch> page) {
   pull_in_flight_ = false;
+  if (stopping_) return MaybeFinishRun();  // as in OnConnected: this page is not written
   if (!page.ok()) {
     Fail(page.status());
     MaybeFinishRun();
     return;
   }
-  if (!run_error_.ok() || stopping_) {  // the run is ending: this page is not written
+  if (!run_error_.ok()) {  // the run is ending: this page is not written
     MaybeFinishRun();
     return;
   }

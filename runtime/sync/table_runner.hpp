@@ -76,11 +76,13 @@ class TableRunner {
   void Resume();
   /// Starts a run now. False when one is already running (or the table is paused/stopped).
   bool SyncNow();
-  /// Forgets the cursor and starts a full re-pull now. An error when a run is in progress
-  /// (ErrorKind::kQuery) or the table has no key (kConfig: it would insert every row again).
+  /// Forgets the cursor and starts a full re-pull now. An error when a run is in progress;
+  /// the target refuses the reset of a table without a key that holds rows (logged).
   Status Resync();
 
   const TableDecl& decl() const { return decl_; }
+  /// True when the table is known to have no key (write = "append" with a cursor only).
+  bool keyless() const { return plan_ && plan_->target.key.empty(); }
   bool paused() const { return paused_; }
   const TableStats& stats() const { return stats_; }
   /// once mode: the table is caught up or gave up.

@@ -924,6 +924,14 @@ void Target::Exec(std::string sql, std::vector<CursorValue> params, bool confine
       [done = std::move(done), result] { done(std::move(*result)); });
 }
 
+Status KeylessResyncRefused(const std::string& table) {
+  return Status(ErrorKind::kConfig, "cannot resync \"" + table +
+                                        "\": it has no key (write = \"append\"), so each row "
+                                        "read again would be inserted again; give it a key = "
+                                        "{ … }, or empty it first (DELETE FROM " +
+                                        Quote(table) + ")");
+}
+
 void Target::ResetCursor(const std::string& table, std::function<void(Result<int64_t>)> done) {
   auto result = std::make_shared<Result<int64_t>>(Status());
   writer_->Post(
@@ -946,12 +954,7 @@ void Target::ResetCursor(const std::string& table, std::function<void(Result<int
           sqlite3_prepare_v2(db_, sql.c_str(), -1, &any.s, nullptr);
           int rc = sqlite3_step(any.s);
           if (rc == SQLITE_ROW) {
-            *result = Status(ErrorKind::kConfig,
-                             "cannot resync \"" + table +
-                                 "\": it has no key (write = \"append\"), so each row read "
-                                 "again would be inserted again; give it a key = { … }, or "
-                                 "empty it first (DELETE FROM " +
-                                 Quote(table) + ")");
+            *result = KeylessResyncRefused(table);
             return;
           }
           if (rc != SQLITE_DONE) {

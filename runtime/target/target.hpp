@@ -235,6 +235,9 @@ class Target {
   void OnReader(std::function<Result<T>()> work, std::function<void(Result<T>)> done);
 };
 
+/// Why a resync of `table`, which has no key and holds rows, is refused (ErrorKind::kConfig).
+Status KeylessResyncRefused(const std::string& table);
+
 /// "2024-05-01T10:00:00.123Z": now, in UTC, as stored in the state tables.
 std::string NowIso();
 

@@ -4,9 +4,11 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -396,6 +398,14 @@ TEST_F(HttpApi, AResyncOfAKeylessAppendTableIsRefused) {
       << refused.body;
   std::this_thread::sleep_for(std::chrono::milliseconds(600));
   EXPECT_EQ(TargetCount("ev"), "100");
+  // Emptied by hand, it can be pulled again.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(Replica().c_str(), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  EXPECT_EQ(sqlite3_exec(db, "DELETE FROM ev", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  ASSERT_TRUE(WaitFor([&] { return Post("/tables/ev/resync").status == 202; }));
+  EXPECT_TRUE(WaitFor([&] { return TargetCount("ev") == "100"; })) << p->Stderr();
   p->Signal(SIGTERM);
   EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);
 }
@@ -669,6 +679,12 @@ TEST_F(HttpApi, TheFlagMovesTheScriptsApiAndKeepsItsToken) {
       << p->Stderr();
   EXPECT_EQ(Http(port_, "GET", "/status", "script-token").status, 401);
   EXPECT_EQ(p->Stderr().find("stays on"), std::string::npos) << p->Stderr();
+  // A reload that drops the token does not open the API: removing it needs a restart.
+  Script("siphon.replicate \"a\" { source = pg }\n");
+  p->Signal(SIGHUP);
+  EXPECT_TRUE(p->WaitForOutput("keeps its token (removing it needs a restart)")) << p->Stderr();
+  EXPECT_EQ(Http(port_, "GET", "/status").status, 401);
+  EXPECT_EQ(Http(port_, "GET", "/status", "rotated-token").status, 200);
   p->Signal(SIGTERM);
   EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);
 }
@@ -764,6 +780,21 @@ TEST_F(HttpApi, SigtermDoesNotWaitForASlowSourceStatement) {
   db_.Exec("BEGIN; LOCK TABLE slow IN ACCESS EXCLUSIVE MODE");
   StoppedRun stop = StopWhileBlocked(
       {SIPHON_BIN, "once", Script(R"(siphon.replicate "slow" { source = pg })")}, Env(false));
+  // The abandoned statement ends on the server too, lock or no lock
+  // (client_connection_check_interval), instead of waiting there for the lock.
+  PGconn* watcher = PQconnectdb(db_.Dsn().c_str());
+  ASSERT_EQ(PQstatus(watcher), CONNECTION_OK) << PQerrorMessage(watcher);
+  auto siphon_sessions = [&] {
+    PGresult* res = PQexec(watcher,
+                           "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                           "current_database() AND application_name = 'siphon'");
+    std::string n = PQresultStatus(res) == PGRES_TUPLES_OK ? PQgetvalue(res, 0, 0) : "?";
+    PQclear(res);
+    return n;
+  };
+  EXPECT_TRUE(WaitFor([&] { return siphon_sessions() == "0"; }, std::chrono::seconds(6)))
+      << siphon_sessions() << " siphon session(s) left";
+  PQfinish(watcher);
   db_.Exec("ROLLBACK");
   const ProcessResult& r = stop.result;
   ASSERT_FALSE(r.timed_out) << "it ended before the signal, or never\n" << Dump(r);

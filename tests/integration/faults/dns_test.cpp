@@ -8,6 +8,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <sqlite3.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -63,6 +66,14 @@ TEST_F(DnsFaults, AHangingNameServerHoldsBackOnlyTheSourceItNames) {
   WriteFile(dir_.File("resolv.conf"), "nameserver 127.0.0.77\noptions timeout:2 attempts:1\n");
 
   db_.Exec("CREATE TABLE items (id int8 PRIMARY KEY); INSERT INTO items VALUES (1), (2), (3)");
+  sqlite3* app = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.File("app.db").c_str(), &app), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(app,
+                         "CREATE TABLE items (id INTEGER PRIMARY KEY); INSERT INTO items "
+                         "VALUES (1)",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(app);
   my_.Exec("CREATE TABLE items (id BIGINT PRIMARY KEY); INSERT INTO items VALUES (1), (2)");
   auto pg_source = [&](const std::string& host) {
     return "siphon.postgres { host = '" + host + "', port = " + std::to_string(s.pg_port) +
@@ -79,25 +90,35 @@ TEST_F(DnsFaults, AHangingNameServerHoldsBackOnlyTheSourceItNames) {
                         "siphon.target { path = '" +
                         Replica() +
                         "' }\n"
-                        "siphon.replicate 'lost' { source = lost, from = 'items' }\n"
+                        "local app = siphon.sqlite { path = 'app.db' }\n"
+                        "for i = 1, 6 do siphon.replicate('lost' .. i) { source = lost, from = "
+                        "'items' } end\n"
                         "siphon.replicate 'pg_items' { source = named, from = 'items' }\n"
-                        "siphon.replicate 'my_items' { source = my, from = 'items' }\n");
+                        "siphon.replicate 'my_items' { source = my, from = 'items' }\n"
+                        "siphon.replicate 'app_items' { source = app, from = 'items' }\n");
   const std::string in_namespace =
       "mount --bind \"$1\" /etc/hosts && mount --bind \"$2\" /etc/resolv.conf && shift 2 && "
       "exec \"$@\"";
   ProcessResult r = siphon::test::Run(
       {"unshare", "--mount", "sh", "-c", in_namespace, "sh", dir_.File("hosts"),
        dir_.File("resolv.conf"), SIPHON_BIN, "once", script},
-      {{"PG_PW", s.pg_password}, {"MY_PW", s.mysql_password}}, std::chrono::minutes(2));
+      // libuv's default pool of 4 runs 2 lookups at once (half the pool for slow work): only
+      // lookups shared per name leave one for the other names.
+      {{"PG_PW", s.pg_password}, {"MY_PW", s.mysql_password}, {"UV_THREADPOOL_SIZE", "4"}},
+      std::chrono::minutes(2));
   close(dns);
 
-  EXPECT_EQ(r.exit_code, 1) << Dump(r);  // `lost` failed, the others synced
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);  // the `lost` tables failed, the others synced
   EXPECT_EQ(TargetCount(Replica(), "pg_items"), 3) << Dump(r);
   EXPECT_EQ(TargetCount(Replica(), "my_items"), 2) << Dump(r);
-  const double start = FirstLineWith(r.err, {"syncing 3 table(s)"});
+  EXPECT_EQ(TargetCount(Replica(), "app_items"), 1) << Dump(r);
+  const double start = FirstLineWith(r.err, {"syncing 9 table(s)"});
   const double pg_synced = FirstLineWith(r.err, {"[table:pg_items]", "synced"});
   const double my_synced = FirstLineWith(r.err, {"[table:my_items]", "synced"});
-  const double lost = FirstLineWith(r.err, {"[table:lost]", "db.siphon-dns-test.invalid"});
+  // A SQLite source reads on libuv's thread pool too: six connections waiting for one name
+  // hold one thread of it, not the pool.
+  const double app_synced = FirstLineWith(r.err, {"[table:app_items]", "synced"});
+  const double lost = FirstLineWith(r.err, {"[table:lost6]", "db.siphon-dns-test.invalid"});
   EXPECT_NE(r.err.find("could not resolve host name \"db.siphon-dns-test.invalid\""),
             std::string::npos)
       << Dump(r);
@@ -110,9 +131,12 @@ TEST_F(DnsFaults, AHangingNameServerHoldsBackOnlyTheSourceItNames) {
   EXPECT_GE(my_synced, 0) << Dump(r);
   EXPECT_LT(pg_synced - start, 1.0) << Dump(r);
   EXPECT_LT(my_synced - start, 1.0) << Dump(r);
-  Summary("dns_down", 1, 1, 5, 0,
+  EXPECT_GE(app_synced, 0) << Dump(r);
+  EXPECT_LT(app_synced - start, 1.0) << Dump(r);
+  Summary("dns_down", 1, 1, 6, 0,
           "synced_after_ms=" +
-              std::to_string(static_cast<int>(1000 * (std::max(pg_synced, my_synced) - start))) +
+              std::to_string(
+                  static_cast<int>(1000 * (std::max({pg_synced, my_synced, app_synced}) - start))) +
               " lookup_failed_after_ms=" + std::to_string(static_cast<int>(1000 * (lost - start))));
 }
 
