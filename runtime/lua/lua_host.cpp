@@ -361,6 +361,9 @@ Status LuaHost::LoadScript(const std::string& path) {
   if (rc != LUA_OK) {
     std::string message = lua_tostring(L_, -1) ? lua_tostring(L_, -1) : "cannot load the script";
     lua_pop(L_, 1);
+    // Syntax errors carry "path:line:"; a few limits ("C stack overflow" for a table nested
+    // 200 deep) carry no place at all: name the file at least.
+    if (message.rfind(path + ":", 0) != 0) message = path + ": " + message;
     return Status(ErrorKind::kConfig, message);
   }
   decl_.loading = true;

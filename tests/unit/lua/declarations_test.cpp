@@ -81,6 +81,16 @@ struct BadScript {
 
 class DeclarationErrors : public LuaTest, public ::testing::WithParamInterface<BadScript> {};
 
+// A limit the parser hits without a place (a table nested too deep) still names the file.
+TEST_F(LuaTest, AScriptTheParserGivesUpOnNamesTheFile) {
+  auto host = NewHost();
+  Status s = Load(*host, std::string(kHeader) + "local t = " + std::string(400, '{') +
+                             std::string(400, '}') + "\n");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.kind(), ErrorKind::kConfig);
+  EXPECT_EQ(s.message().rfind(ScriptPath() + ": ", 0), 0u) << s.message();
+}
+
 TEST_P(DeclarationErrors, StopAtTheDeclaringLine) {
   const BadScript& c = GetParam();
   auto host = NewHost();
