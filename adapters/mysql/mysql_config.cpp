@@ -67,6 +67,15 @@ Status ApplyReadTimeout(const Options& options, MysqlConfig& config) {
   return Status::Ok();
 }
 
+Status ApplySettle(const Options& options, MysqlConfig& config) {
+  auto it = options.find("settle");
+  if (it == options.end()) return Status::Ok();
+  int64_t t = std::get<int64_t>(it->second);
+  if (t < 0 || t > 3600) return ConfigError("settle must be between 0 and 3600 seconds");
+  config.settle_s = static_cast<int>(t);
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::vector<OptionSpec> OptionSpecs() {
@@ -87,6 +96,9 @@ std::vector<OptionSpec> OptionSpecs() {
       {"read_timeout", OptionType::kInteger, false,
        "seconds a query may wait for the server to answer before the run fails and is retried "
        "(default 300)"},
+      {"settle", OptionType::kInteger, false,
+       "seconds incremental runs on a time cursor hold back when the user lacks PROCESS "
+       "(default 5, 0: none)"},
   };
 }
 
@@ -172,6 +184,7 @@ Result<MysqlConfig> ParseOptions(const Options& options) {
     }
     if (config->connect_timeout_s <= 0) return ConfigError("connect_timeout must be positive");
     if (Status st = ApplyReadTimeout(options, *config); !st.ok()) return st;
+    if (Status st = ApplySettle(options, *config); !st.ok()) return st;
     return config;
   }
   MysqlConfig config;
@@ -193,6 +206,7 @@ Result<MysqlConfig> ParseOptions(const Options& options) {
     config.connect_timeout_s = static_cast<int>(t);
   }
   if (Status st = ApplyReadTimeout(options, config); !st.ok()) return st;
+  if (Status st = ApplySettle(options, config); !st.ok()) return st;
   if (config.user.empty()) return ConfigError("user is required (or give a dsn)");
   if (config.host.empty() && config.socket.empty())
     return ConfigError("host or socket is required");

@@ -18,6 +18,9 @@ struct MysqlConfig {
   int connect_timeout_s = 10;
   /// Seconds a read or write on an open connection may wait (MYSQL_OPT_READ_TIMEOUT).
   int read_timeout_s = 300;
+  /// Seconds incremental runs hold back when the user cannot see other sessions'
+  /// transactions (no PROCESS privilege): the horizon is then NOW() minus this.
+  int settle_s = 5;
 
   /// "mysql://user@host:port/db" (or "…socket=/path"): never the password.
   std::string Describe() const;

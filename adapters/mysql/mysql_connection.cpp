@@ -688,13 +688,14 @@ void MysqlConnection::SafeHorizon(const TableSchema& table, const std::string& c
                                   std::function<void(Result<std::optional<CursorValue>>)> done) {
   int idx = table.Find(column);
   if (idx < 0 || table.columns[idx].order != OrderKind::kTime ||
-      !HorizonApplies(table.columns[idx].source_type) || state_->warned_no_process) {
+      !HorizonApplies(table.columns[idx].source_type)) {
     Defer([done] { done(std::optional<CursorValue>()); });
     return;
   }
   // COLUMN_TYPE is lower case: "timestamp(6)", "datetime".
   const bool utc = table.columns[idx].source_type.rfind("timestamp", 0) == 0;
   std::string table_name = table.qualified_name;
+  if (state_->warned_no_process) return SettleHorizon(utc, table_name, std::move(done));
   horizon_wanted_ = !utc;
   // The horizon that came with this run's reflection: taken a moment earlier, so it holds
   // back at most a little more. Used once, and only while it is that fresh.
@@ -719,11 +720,12 @@ void MysqlConnection::SafeHorizon(const TableSchema& table, const std::string& c
         Logger(table_name)
             ->warn(
                 "{}: the user lacks the PROCESS privilege, so siphon cannot see open "
-                "transactions (information_schema.INNODB_TRX); rows committed late are only "
-                "caught by `lookback` (GRANT PROCESS ON *.* TO the user)",
-                config_->Describe());
+                "transactions (information_schema.INNODB_TRX): incremental runs hold {} s "
+                "back (`settle`), and a commit later than that is only caught by `lookback` "
+                "(GRANT PROCESS ON *.* TO the user)",
+                config_->Describe(), config_->settle_s);
       }
-      done(std::optional<CursorValue>());
+      SettleHorizon(utc, table_name, done);
       return;
     }
     if (rows->size() != 1 || (*rows)[0].size() < 2) {
@@ -731,6 +733,19 @@ void MysqlConnection::SafeHorizon(const TableSchema& table, const std::string& c
       return;
     }
     done(HorizonValue((*rows)[0][0], (*rows)[0][1], utc, table_name));
+  });
+}
+
+void MysqlConnection::SettleHorizon(bool utc, const std::string& table_name,
+                                    std::function<void(Result<std::optional<CursorValue>>)> done) {
+  if (config_->settle_s == 0) {
+    Defer([done] { done(std::optional<CursorValue>()); });
+    return;
+  }
+  QueryText(SettleHorizonSql(!utc, config_->settle_s), [this, done, utc, table_name](auto rows) {
+    if (!rows.ok()) return done(rows.status().WithContext("safe horizon"));
+    if (rows->size() != 1 || (*rows)[0].size() < 2) return done(std::optional<CursorValue>());
+    done(HorizonValue((*rows)[0][0], std::nullopt, utc, table_name));
   });
 }
 

@@ -108,6 +108,9 @@ class MysqlConnection final : public SourceConnection {
   /// Closes the MySQL handle and the uv handles without blocking, even mid-operation.
   void Teardown();
   std::string Quote(std::string_view value);
+  /// The horizon for a user without PROCESS: `settle` seconds before now (none for 0).
+  void SettleHorizon(bool utc, const std::string& table_name,
+                     std::function<void(Result<std::optional<CursorValue>>)> done);
   /// The horizon HorizonSql's two columns give (warning once about a stale transaction).
   std::optional<CursorValue> HorizonValue(const std::optional<std::string>& at,
                                           const std::optional<std::string>& stale, bool utc,

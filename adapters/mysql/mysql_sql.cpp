@@ -388,6 +388,12 @@ std::string HorizonSql(bool local_time) {
   return "SELECT " + HorizonColumns(local_time) + kHorizonFrom;
 }
 
+std::string SettleHorizonSql(bool local_time, int settle_seconds) {
+  std::string bound = "NOW(6) - INTERVAL " + std::to_string(settle_seconds) + " SECOND";
+  if (local_time) bound = "CONVERT_TZ(" + bound + ", '+00:00', @@global.time_zone)";
+  return "SELECT DATE_FORMAT(" + bound + ", '%Y-%m-%d %H:%i:%s.%f'), NULL";
+}
+
 bool HorizonApplies(std::string_view column_type) {
   std::string lower;
   for (char c : column_type)

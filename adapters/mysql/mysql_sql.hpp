@@ -88,6 +88,11 @@ constexpr int kHorizonMaxHoldSeconds = 60;
 /// TIMESTAMP cursor, which the session reads in '+00:00').
 std::string HorizonSql(bool local_time);
 
+/// The horizon for a user that cannot see other sessions' transactions (no PROCESS): NOW(6)
+/// minus `settle_seconds`, as HorizonSql's two columns (the second NULL), in the same time
+/// zone as HorizonSql's for `local_time`.
+std::string SettleHorizonSql(bool local_time, int settle_seconds);
+
 /// Whether a cursor on a column of this COLUMN_TYPE is bounded by the safe horizon: the
 /// column must hold times the server stamps (DATETIME, TIMESTAMP), not dates.
 bool HorizonApplies(std::string_view column_type);

@@ -307,24 +307,37 @@ TEST_F(MysqlSync, AnOpenWriteTransactionHoldsTheCursorBackUntilItCommits) {
       << Dump(r);
 }
 
-TEST_F(MysqlSync, WithoutTheProcessPrivilegeThereIsNoHorizonAndOneWarning) {
+// Without PROCESS siphon cannot see open transactions: the horizon holds `settle` seconds
+// back instead (one warning for the source), so a row stamped a moment ago waits for a later
+// run. (There was no horizon at all: it was read at once.)
+TEST_F(MysqlSync, WithoutTheProcessPrivilegeTheHorizonHoldsSettleSecondsBack) {
   db_.Exec(
       "CREATE TABLE h (id INT PRIMARY KEY, updated_at TIMESTAMP(6) NOT NULL);"
-      "INSERT INTO h VALUES (1, NOW(6)), (2, NOW(6));");
+      "INSERT INTO h VALUES (1, NOW(6) - INTERVAL 1 HOUR), (2, NOW(6) - INTERVAL 1 HOUR);");
   const std::string user = LimitedUser("np_", "np-pw");
+  std::string source = SourceAs(user, "np-pw");
+  source.replace(source.rfind(" }"), 2, ", settle = 4 }");
   std::string path = dir_.File("np.lua");
-  WriteFile(path, SourceAs(user, "np-pw") + "siphon.target { path = '" + Replica() +
+  WriteFile(path, source + "siphon.target { path = '" + Replica() +
                       "' }\nsiphon.replicate 'h' { source = my, from = 'h', cursor = "
                       "'updated_at' }\nsiphon.replicate 'h2' { source = my, from = 'h', cursor = "
                       "'updated_at' }\n");
+  db_.Exec("INSERT INTO h VALUES (3, NOW(6))");
   auto r = siphon::test::Run({SIPHON_BIN, "once", path});
-  db_.Exec("DROP USER '" + user + "'@'127.0.0.1'");
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
-  EXPECT_EQ(TargetScalar("SELECT count(*) FROM h") + TargetScalar("SELECT count(*) FROM h2"), "22");
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM h") + TargetScalar("SELECT count(*) FROM h2"), "22")
+      << "a row stamped now was read at once\n"
+      << Dump(r);
   const std::string log = r.out + r.err;  // the log goes to stdout
   size_t first = log.find("PROCESS privilege");
   EXPECT_NE(first, std::string::npos) << Dump(r);
+  EXPECT_NE(log.find("hold 4 s back (`settle`)"), std::string::npos) << Dump(r);
   EXPECT_EQ(log.find("PROCESS privilege", first + 1), std::string::npos) << Dump(r);
+  std::this_thread::sleep_for(std::chrono::milliseconds(4500));
+  r = siphon::test::Run({SIPHON_BIN, "once", path});
+  db_.Exec("DROP USER '" + user + "'@'127.0.0.1'");
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM h") + TargetScalar("SELECT count(*) FROM h2"), "33");
 }
 
 // A server that turns autocommit off for its users (init_connect, or a global default) must
