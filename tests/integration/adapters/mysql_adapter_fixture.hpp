@@ -11,11 +11,13 @@
 #include "adapters/mysql/mysql_config.hpp"
 #include "adapters/mysql/mysql_connection.hpp"
 #include "tests/integration/harness/harness.hpp"
+#include "tests/source_await.hpp"
 
 namespace siphon::mysql {
 
-class MysqlAdapterTest : public ::testing::Test {
+class MysqlAdapterTest : public ::testing::Test, protected testing_support::SourceAwait {
  protected:
+  MysqlAdapterTest() : SourceAwait(&loop_) {}
   void SetUp() override { uv_loop_init(&loop_); }
   void TearDown() override {
     uv_run(&loop_, UV_RUN_DEFAULT);
@@ -35,25 +37,6 @@ class MysqlAdapterTest : public ::testing::Test {
     return std::make_unique<MysqlConnection>(&loop_, config);
   }
 
-  template <typename T>
-  T Await(std::function<void(std::function<void(T)>)> start) {
-    std::optional<T> out;
-    start([&](T v) { out.emplace(std::move(v)); });
-    while (!out) uv_run(&loop_, UV_RUN_ONCE);
-    return std::move(*out);
-  }
-  Status Connect(SourceConnection& c) {
-    return Await<Status>([&](auto done) { c.Connect(done); });
-  }
-  Result<TableSchema> Reflect(SourceConnection& c, const std::string& t) {
-    return Await<Result<TableSchema>>([&](auto done) { c.Reflect(t, done); });
-  }
-  Result<TableSchema> ReflectQuery(SourceConnection& c, const std::string& q) {
-    return Await<Result<TableSchema>>([&](auto done) { c.ReflectQuery(q, done); });
-  }
-  Result<RowBatch> Pull(SourceConnection& c, const TableSchema& t, const PageQuery& q) {
-    return Await<Result<RowBatch>>([&](auto done) { c.Pull(t, q, done); });
-  }
   test::Rows QueryText(MysqlConnection& c, const std::string& sql) {
     auto rows = Await<Result<test::Rows>>([&](auto done) { c.QueryText(sql, done); });
     EXPECT_TRUE(rows.ok()) << rows.status().ToString();

@@ -22,15 +22,16 @@
 #include "adapters/postgres/pg_types.hpp"
 #include "adapters/postgres/postgres_source.hpp"
 #include "tests/integration/harness/harness.hpp"
+#include "tests/source_await.hpp"
 
 namespace siphon::test {
 namespace {
 
 constexpr const char* kWrongPassword = "wrong-Pa55word-xyzzy";
 
-class PgAdapter : public ::testing::Test {
+class PgAdapter : public ::testing::Test, protected testing_support::SourceAwait {
  protected:
-  PgAdapter() { uv_loop_init(&loop_); }
+  PgAdapter() : SourceAwait(&loop_) { uv_loop_init(&loop_); }
   ~PgAdapter() override {
     conn_.reset();
     source_.reset();
@@ -50,31 +51,6 @@ class PgAdapter : public ::testing::Test {
     return *conn_;
   }
   SourceConnection& Conn() { return Conn(Options{{"dsn", db_.Dsn()}}); }
-
-  // Runs the loop until the callback of `start` has run; fails the test if it never does.
-  template <typename T, typename F>
-  T Await(F start) {
-    std::optional<T> out;
-    start([&out](T v) { out.emplace(std::move(v)); });
-    while (!out.has_value()) {
-      if (uv_run(&loop_, UV_RUN_ONCE) == 0 && !out.has_value()) break;
-    }
-    if (!out.has_value()) {
-      ADD_FAILURE() << "callback never ran";
-      return T(Status(ErrorKind::kQuery, "callback never ran"));
-    }
-    return std::move(*out);
-  }
-
-  Status Connect(SourceConnection& c) {
-    return Await<Status>([&c](auto done) { c.Connect(done); });
-  }
-  Result<TableSchema> Reflect(SourceConnection& c, const std::string& table) {
-    return Await<Result<TableSchema>>([&](auto done) { c.Reflect(table, done); });
-  }
-  Result<RowBatch> Pull(SourceConnection& c, const TableSchema& t, const PageQuery& q) {
-    return Await<Result<RowBatch>>([&](auto done) { c.Pull(t, q, done); });
-  }
 
   // Every cell of `copied` as in `plain`, over `plain`'s columns.
   static void ExpectSameCells(const RowBatch& plain, const RowBatch& copied) {
@@ -585,9 +561,7 @@ TEST_F(PgAdapter, AQueryIsReflectedFromItsResult) {
                          updated_at timestamptz NOT NULL, tags text[]);
   )sql");
   auto& c = Conn();
-  auto reflect = [&](const std::string& q) {
-    return Await<Result<TableSchema>>([&](auto done) { c.ReflectQuery(q, done); });
-  };
+  auto reflect = [&](const std::string& q) { return ReflectQuery(c, q); };
   auto t = reflect(R"(SELECT o.id, o.amount, o.updated_at, o.tags, c.name AS customer,
       c.country, o.amount * 2 AS doubled, d.name AS other
     FROM orders o JOIN customers c ON c.id = o.customer_id
@@ -645,7 +619,7 @@ TEST_F(PgPaging, AQueryIsPagedThroughItsIndexAndReconciled) {
   const std::string text =
       "SELECT o.id, o.updated_at, o.note, c.country, $q$it's $1$q$ AS tag FROM orders o\n"
       "  JOIN customers c ON c.id = o.customer_id WHERE c.country = 'DE'";
-  auto t = Await<Result<TableSchema>>([&](auto done) { c.ReflectQuery(text, done); });
+  auto t = ReflectQuery(c, text);
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   PageQuery q;
   q.columns = {"id", "updated_at", "note", "country", "tag"};

@@ -12,6 +12,7 @@
 #include "adapters/sqlite/sqlite_connection.hpp"
 #include "adapters/sqlite/sqlite_dialect.hpp"
 #include "adapters/sqlite/sqlite_source.hpp"
+#include "tests/source_await.hpp"
 
 namespace siphon::sqlite_source {
 namespace {
@@ -81,8 +82,9 @@ TEST(SqliteDialect, PageSql) {
 }
 
 // A real SQLite file in a fresh directory, written with the plain C API.
-class SqliteSourceTest : public ::testing::Test {
+class SqliteSourceTest : public ::testing::Test, protected testing_support::SourceAwait {
  protected:
+  SqliteSourceTest() : SourceAwait(&loop_) {}
   void SetUp() override {
     char tmpl[] = "/tmp/siphon-sqlite-src-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
@@ -114,22 +116,6 @@ class SqliteSourceTest : public ::testing::Test {
     return plan;
   }
 
-  template <typename T>
-  T Await(std::function<void(std::function<void(T)>)> start) {
-    std::optional<T> out;
-    start([&](T v) { out.emplace(std::move(v)); });
-    while (!out) uv_run(&loop_, UV_RUN_ONCE);
-    return std::move(*out);
-  }
-  Status Connect(SourceConnection& c) {
-    return Await<Status>([&](auto done) { c.Connect(done); });
-  }
-  Result<TableSchema> Reflect(SourceConnection& c, const std::string& t) {
-    return Await<Result<TableSchema>>([&](auto done) { c.Reflect(t, done); });
-  }
-  Result<RowBatch> Pull(SourceConnection& c, const TableSchema& t, const PageQuery& q) {
-    return Await<Result<RowBatch>>([&](auto done) { c.Pull(t, q, done); });
-  }
   std::unique_ptr<SourceConnection> NewConnection(const std::string& path) {
     auto source = Definition().make({{"path", path}});
     EXPECT_TRUE(source.ok());

@@ -1,0 +1,53 @@
+// Drives a SourceConnection's asynchronous calls to completion on a test's libuv loop, as the
+// pipeline would: shared by the tests of every source adapter.
+#pragma once
+#include <optional>
+#include <string>
+#include <utility>
+
+#include <gtest/gtest.h>
+#include <uv.h>
+
+#include "adapters/source.hpp"
+
+namespace siphon::testing_support {
+
+/// A fixture base: `loop` must outlive it (usually the fixture's own member).
+class SourceAwait {
+ protected:
+  explicit SourceAwait(uv_loop_t* loop) : await_loop_(loop) {}
+
+  /// Runs the loop until the callback handed to `start` has run; fails the test (and returns
+  /// an error) if the loop runs out of work first.
+  template <typename T, typename F>
+  T Await(F start) {
+    std::optional<T> out;
+    start([&out](T v) { out.emplace(std::move(v)); });
+    while (!out.has_value()) {
+      if (uv_run(await_loop_, UV_RUN_ONCE) == 0 && !out.has_value()) break;
+    }
+    if (!out.has_value()) {
+      ADD_FAILURE() << "callback never ran";
+      return T(Status(ErrorKind::kQuery, "callback never ran"));
+    }
+    return std::move(*out);
+  }
+
+  Status Connect(SourceConnection& c) {
+    return Await<Status>([&c](auto done) { c.Connect(done); });
+  }
+  Result<TableSchema> Reflect(SourceConnection& c, const std::string& table) {
+    return Await<Result<TableSchema>>([&](auto done) { c.Reflect(table, done); });
+  }
+  Result<TableSchema> ReflectQuery(SourceConnection& c, const std::string& query) {
+    return Await<Result<TableSchema>>([&](auto done) { c.ReflectQuery(query, done); });
+  }
+  Result<RowBatch> Pull(SourceConnection& c, const TableSchema& t, const PageQuery& q) {
+    return Await<Result<RowBatch>>([&](auto done) { c.Pull(t, q, done); });
+  }
+
+ private:
+  uv_loop_t* await_loop_;
+};
+
+}  // namespace siphon::testing_support
