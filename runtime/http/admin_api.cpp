@@ -196,8 +196,10 @@ HttpResponse AdminApi::Table(const std::string& rest, const HttpRequest& req) {
   }
   // A table without a key that holds rows would get each row again (the target refuses the
   // reset too, but only into the log): say so here.
-  if (runner->keyless() && HasRows(name)) {
-    return JsonError(409, KeylessResyncRefused(name).message());
+  if (runner->keyless() && Reader() != nullptr) {
+    if (Result<bool> rows = TableHasRows(Reader(), name); rows.ok() && *rows) {
+      return JsonError(409, KeylessResyncRefused(name).message());
+    }
   }
   if (Status st = runner->Resync(); !st.ok()) {
     return JsonError(409, "a sync of " + name + " is running; resync when it ends");
@@ -205,19 +207,6 @@ HttpResponse AdminApi::Table(const std::string& rest, const HttpRequest& req) {
   log->info("{}: resync requested", name);
   out["state"] = paused_.count(name) ? "paused" : "scheduled";
   return Json(202, out);
-}
-
-bool AdminApi::HasRows(const std::string& table) {
-  sqlite3* db = Reader();
-  if (db == nullptr) return false;
-  std::string quoted = "\"";
-  for (char c : table) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
-  std::string sql = "SELECT 1 FROM " + quoted + "\" LIMIT 1";
-  sqlite3_stmt* st = nullptr;
-  bool rows = sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
-              sqlite3_step(st) == SQLITE_ROW;
-  sqlite3_finalize(st);
-  return rows;
 }
 
 sqlite3* AdminApi::Reader() {

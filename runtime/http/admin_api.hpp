@@ -65,8 +65,6 @@ class AdminApi {
   HttpResponse Metrics() const;
   HttpResponse Reload();
   sqlite3* Reader();
-  /// True when the target's `table` holds a row (read through Reader).
-  bool HasRows(const std::string& table);
 
   uv_loop_t* loop_;
   Replicator& replicator_;

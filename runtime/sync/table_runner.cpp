@@ -692,8 +692,6 @@ void TableRunner::OnWritten(Status st, std::optional<Cursor> cursor, int64_t pag
 }
 
 void TableRunner::Fail(Status st) {
-  // The stop closed the connection under a statement: the run stops, it did not fail.
-  if (stopping_ && st.kind() == ErrorKind::kCancelled) return;
   if (run_error_.ok()) run_error_ = std::move(st);
   // A page pulled after a failed one must never be written: its cursor would skip the rows
   // of the page that failed.

@@ -924,6 +924,16 @@ void Target::Exec(std::string sql, std::vector<CursorValue> params, bool confine
       [done = std::move(done), result] { done(std::move(*result)); });
 }
 
+Result<bool> TableHasRows(sqlite3* db, const std::string& table) {
+  Stmt any;
+  std::string sql = "SELECT 1 FROM " + Quote(table) + " LIMIT 1";
+  sqlite3_prepare_v2(db, sql.c_str(), -1, &any.s, nullptr);
+  int rc = sqlite3_step(any.s);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return SqliteError(db, "reading " + table);
+}
+
 Status KeylessResyncRefused(const std::string& table) {
   return Status(ErrorKind::kConfig, "cannot resync \"" + table +
                                         "\": it has no key (write = \"append\"), so each row "
@@ -949,16 +959,9 @@ void Target::ResetCursor(const std::string& table, std::function<void(Result<int
           return;
         }
         if (sqlite3_column_int(keyless.s, 0) != 0) {
-          Stmt any;
-          std::string sql = "SELECT 1 FROM " + Quote(table) + " LIMIT 1";
-          sqlite3_prepare_v2(db_, sql.c_str(), -1, &any.s, nullptr);
-          int rc = sqlite3_step(any.s);
-          if (rc == SQLITE_ROW) {
-            *result = KeylessResyncRefused(table);
-            return;
-          }
-          if (rc != SQLITE_DONE) {
-            *result = SqliteError(db_, "reading " + table);
+          Result<bool> rows = TableHasRows(db_, table);
+          if (!rows.ok() || *rows) {
+            *result = rows.ok() ? KeylessResyncRefused(table) : rows.status();
             return;
           }
         }

@@ -235,6 +235,9 @@ class Target {
   void OnReader(std::function<Result<T>()> work, std::function<void(Result<T>)> done);
 };
 
+/// Whether `table` in the SQLite database `db` (any connection to the target) holds a row.
+Result<bool> TableHasRows(sqlite3* db, const std::string& table);
+
 /// Why a resync of `table`, which has no key and holds rows, is refused (ErrorKind::kConfig).
 Status KeylessResyncRefused(const std::string& table);
 
