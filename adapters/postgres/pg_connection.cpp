@@ -339,7 +339,7 @@ Result<std::vector<std::pair<std::string, std::string>>> PgKeywordsWithAddresses
 }
 
 PgConnection::PgConnection(uv_loop_t* loop, PgConnectParams params)
-    : loop_(loop), params_(std::move(params)) {
+    : loop_(loop), params_(std::move(params)), hosts_(PgHostsOf(params_)) {
   timer_ = new uv_timer_t;
   uv_timer_init(loop_, timer_);
   timer_->data = this;
@@ -410,22 +410,21 @@ void PgConnection::Connect(std::function<void(Status)> done) {
   // libpq looks host names up itself, blocking the loop for as long as a name server takes:
   // siphon looks them up on the thread pool first and gives libpq the addresses (`hostaddr`),
   // keeping each name as `host` for TLS verification and the password file.
-  PgHosts hosts = PgHostsOf(params_);
-  if (!hosts.needs_lookup) return StartConnect(params_.keywords);
+  if (!hosts_.needs_lookup) return StartConnect(params_.keywords);
   struct Lookups {
     std::vector<Result<std::vector<std::string>>> found;
     size_t pending = 0;
   };
   auto lookups = std::make_shared<Lookups>();
-  for (const std::string& h : hosts.hosts) {
+  for (const std::string& h : hosts_.hosts) {
     lookups->found.emplace_back(std::vector<std::string>{});
     if (PgHostIsName(h)) ++lookups->pending;
   }
-  for (size_t i = 0; i < hosts.hosts.size(); ++i) {
-    if (!PgHostIsName(hosts.hosts[i])) continue;
+  for (size_t i = 0; i < hosts_.hosts.size(); ++i) {
+    if (!PgHostIsName(hosts_.hosts[i])) continue;
     Status started = ResolveHost(
-        loop_, hosts.hosts[i], alive_,
-        [this, lookups, hosts, i, attempt](Result<std::vector<std::string>> found) {
+        loop_, hosts_.hosts[i], alive_,
+        [this, lookups, i, attempt](Result<std::vector<std::string>> found) {
           lookups->found[i] = std::move(found);
           if (--lookups->pending > 0) return;
           // A timeout or Close since: this attempt is over.
@@ -433,7 +432,7 @@ void PgConnection::Connect(std::function<void(Status)> done) {
             return;
           }
           Result<std::vector<std::pair<std::string, std::string>>> keywords =
-              PgKeywordsWithAddresses(params_, hosts, lookups->found);
+              PgKeywordsWithAddresses(params_, hosts_, lookups->found);
           if (!keywords.ok()) return FailConnect(keywords.status());
           StartConnect(*keywords);
         });

@@ -155,6 +155,7 @@ class PgConnection {
 
   uv_loop_t* loop_;
   PgConnectParams params_;
+  PgHosts hosts_;  // PgHostsOf(params_): what each Connect looks up
   PGconn* conn_ = nullptr;
   State state_ = State::kClosed;
   uv_poll_t* poll_ = nullptr;
