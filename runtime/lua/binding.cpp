@@ -20,6 +20,19 @@ void RequireLoading(lua_State* L, const char* function) {
   }
 }
 
+bool FitsMemoryCap(lua_State* L, size_t more) {
+  LuaHost* host = LuaHost::From(L);
+  size_t limit = host->options().memory_limit;
+  auto fits = [&] { return more <= limit && host->memory_used() <= limit - more; };
+  if (fits()) return true;
+  lua_gc(L, LUA_GCCOLLECT);
+  return fits();
+}
+
+std::string CapMiB(lua_State* L) {
+  return std::to_string(LuaHost::From(L)->options().memory_limit >> 20);
+}
+
 void PushErrorAt(lua_State* L, const char* message) {
   NativeScope native(L);
   std::string where = CallerLocation(L, 1);

@@ -62,6 +62,14 @@ int Bind(lua_State* L) {
   return results;
 }
 
+/// True when the script's memory plus `more` bytes stays within the memory cap, which
+/// bindings run without: what they build for the script is checked with this instead.
+/// Garbage counts until collected: a full collection comes first when it would not fit.
+bool FitsMemoryCap(lua_State* L, size_t more);
+
+/// The memory cap in MiB, for messages ("256").
+std::string CapMiB(lua_State* L);
+
 /// Pushes the value of a JSON text (siphon.json.decode's tables: null → siphon.null), built as
 /// it is parsed under the memory cap. Throws ScriptError naming `what` when the text is not
 /// JSON, nests deeper than 100 levels or would pass the cap.

@@ -220,15 +220,11 @@ int QueryBody(lua_State* L) {
   int columns = sqlite3_column_count(st.s);
   lua_Integer n = 0;
   int rc;
-  LuaHost* host = LuaHost::From(L);
   while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) {
     // The rows are built by siphon, outside the cap's reach: it is checked here instead.
-    // (Garbage counts until collected: the check collects before it refuses.)
-    if ((n & 255) == 0 && host->memory_used() > host->options().memory_limit &&
-        (lua_gc(L, LUA_GCCOLLECT), host->memory_used() > host->options().memory_limit)) {
-      throw ScriptError(what + ": the result passed the Lua memory cap (" +
-                        std::to_string(host->options().memory_limit >> 20) + " MiB) after " +
-                        std::to_string(n) + " rows; select fewer rows or columns");
+    if ((n & 255) == 0 && !FitsMemoryCap(L, 0)) {
+      throw ScriptError(what + ": the result passed the Lua memory cap (" + CapMiB(L) +
+                        " MiB) after " + std::to_string(n) + " rows; select fewer rows or columns");
     }
     lua_createtable(L, 0, columns);
     for (int c = 0; c < columns; ++c) {

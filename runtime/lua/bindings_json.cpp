@@ -8,22 +8,6 @@
 namespace siphon {
 namespace {
 
-// True when the script's memory plus `more` bytes stays within the memory cap (which
-// bindings run without). Garbage counts until collected: a full collection comes first
-// when it would not.
-bool FitsMemoryCap(lua_State* L, size_t more) {
-  LuaHost* host = LuaHost::From(L);
-  size_t limit = host->options().memory_limit;
-  auto fits = [&] { return more <= limit && host->memory_used() <= limit - more; };
-  if (fits()) return true;
-  lua_gc(L, LUA_GCCOLLECT);
-  return fits();
-}
-
-std::string CapMiB(lua_State* L) {
-  return std::to_string(LuaHost::From(L)->options().memory_limit >> 20);
-}
-
 int EncodeBody(lua_State* L) {
   if (lua_gettop(L) < 1) throw ScriptError("siphon.json.encode expects a value");
   Result<std::string> text = EncodeJson(L, 1);
