@@ -1,6 +1,4 @@
 // siphon.<kind>{ … }: one constructor per SourceDefinition the core passed to the LuaHost.
-#include <filesystem>
-
 #include "runtime/lua/binding.hpp"
 #include "runtime/lua/options.hpp"
 
@@ -23,11 +21,7 @@ int SourceBody(lua_State* L) {
   Options options;
   for (const OptionSpec& o : def.options) {
     if (const auto* s = fields->get<std::string>(o.name)) {
-      std::filesystem::path p(*s);
-      const std::string& dir = d.script_dir;
-      options[o.name] = o.file && !s->empty() && p.is_relative() && !dir.empty()
-                            ? (std::filesystem::path(dir) / p).lexically_normal().string()
-                            : *s;
+      options[o.name] = o.file && !s->empty() ? d.BesideScript(*s) : *s;
     }
     if (const auto* n = fields->get<int64_t>(o.name)) options[o.name] = *n;
     if (const auto* b = fields->get<bool>(o.name)) options[o.name] = *b;

@@ -1,5 +1,4 @@
 // siphon.target{ path = … }: the one SQLite target of a deployment.
-#include <filesystem>
 
 #include "runtime/lua/binding.hpp"
 #include "runtime/lua/options.hpp"
@@ -38,10 +37,8 @@ int TargetBody(lua_State* L) {
   if (path.empty() || path.find('\0') != std::string::npos) {
     throw ScriptError("siphon.target: field 'path' must be a file name, got an empty string");
   }
-  std::filesystem::path p(path);
-  if (p.is_relative() && !d.script_dir.empty()) p = std::filesystem::path(d.script_dir) / p;
   TargetDecl target;
-  target.path = p.lexically_normal().string();
+  target.path = d.BesideScript(path);
   target.location = CallerLocation(L, 1);
   d.deployment.target = std::move(target);
   return 0;

@@ -2,6 +2,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -51,6 +52,13 @@ struct Declarations {
   /// "orders" at "script.lua:9". Left over at the end of the script, they are an error.
   std::map<int, std::pair<std::string, std::string>> pending_tables;
   int next_pending = 0;
+
+  /// A file the script names: a relative path is relative to the script's folder.
+  std::string BesideScript(const std::string& path) const {
+    std::filesystem::path p(path);
+    if (p.is_relative() && !script_dir.empty()) p = std::filesystem::path(script_dir) / p;
+    return p.lexically_normal().string();
+  }
 };
 
 /// One Lua state (Lua 5.4) and everything about it: the sandbox, the memory cap, the
