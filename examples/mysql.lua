@@ -51,9 +51,9 @@ siphon.replicate "order_events" {
   every  = "10s",
 }
 
--- Leading and trailing spaces off, in time linear in the value's length. A pattern runs as one
--- step the instruction budget cannot stop, and the usual s:gsub("%s+$", "") backtracks over
--- every run of inner spaces (quadratic: seconds for a value with 40k spaces in a row).
+-- Leading and trailing spaces off, in time linear in the value's length. The usual
+-- s:gsub("%s+$", "") backtracks over every run of inner spaces: quadratic, so a value with
+-- 40k spaces in a row runs past the instruction budget and that row fails.
 local function trim(s)
   local first = s:find("%S")
   if not first then return "" end

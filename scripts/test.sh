@@ -68,7 +68,7 @@ CC=clang CXX=clang++ configure_quietly "$fuzz_build" "fuzz configure" \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIPHON_WERROR=ON -DSIPHON_FUZZ=ON \
   -DSIPHON_FUZZ_SECONDS="$fuzz_seconds"
 section "fuzz: build"
-build_quietly "$fuzz_build" "fuzz build" --target siphon_fuzz_script siphon_fuzz_decoders
+build_quietly "$fuzz_build" "fuzz build" --target siphon_fuzz_script siphon_fuzz_decoders siphon_fuzz_patterns
 section "fuzz: ${fuzz_seconds} s per target"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 ctest --test-dir "$fuzz_build" -L fuzz --output-on-failure --no-tests=error || status=$?

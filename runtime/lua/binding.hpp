@@ -103,4 +103,12 @@ int BindAwaiting(lua_State* L) {
 /// all of them; both get `require` of the embedded lua/ modules and the script's folder.
 void OpenLibraries(lua_State* L, bool unsafe);
 
+/// Replaces the library functions whose work the count hook cannot see with versions that
+/// charge it to the instruction budget: string.find, match, gmatch and gsub (pattern.hpp),
+/// string.rep, table.move, insert, remove and sort (runtime/lua/metered.cpp).
+void InstallMeteredFunctions(lua_State* L);
+
+/// Wraps the function t[name] as a closure of `fn` with the original as upvalue 1.
+void WrapField(lua_State* L, int t, const char* name, lua_CFunction fn);
+
 }  // namespace siphon

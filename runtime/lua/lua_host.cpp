@@ -202,6 +202,21 @@ void LuaHost::Hook(lua_State* L, lua_Debug* ar) {
   lua_error(L);
 }
 
+void LuaHost::KillForSteps(lua_State* L) {
+  budget_left_ = 0;
+  kill_ = Kill::kBudget;
+  lua_sethook(L, &LuaHost::Hook, LUA_MASKCOUNT | LUA_MASKLINE, 1);
+  {
+    // Built with the cap lifted and destroyed before lua_error's longjmp.
+    NativeScope native(L);
+    std::string where = CallerLocation(L, 1);
+    std::string message = (where.empty() ? "" : where + ": ") + LimitMessage(kill_);
+    lua_pushlstring(L, message.data(), message.size());
+  }
+  lua_error(L);
+  std::abort();  // lua_error does not return
+}
+
 bool LuaHost::Arm(uint64_t budget, std::string_view what) {
   bool outer = call_depth_ == 0;
   if (outer) {

@@ -174,6 +174,23 @@ class LuaHost {
   /// the script installed (xpcall) are skipped then, because Lua runs them with hooks off.
   bool stopping() const { return kill_ != Kill::kNone; }
 
+  /// Steps a library function (a pattern match, a table shift) may still take in the Call in
+  /// progress before its instruction budget is spent; no limit outside a Call.
+  uint64_t StepsLeft() const { return call_depth_ > 0 ? budget_left_ : UINT64_MAX; }
+
+  /// Counts `steps` of a library function against the Call's instruction budget. When they
+  /// pass it, raises "instruction budget exceeded" at the calling line as the count hook does
+  /// (and, like it, again on every instruction after, so a pcall cannot swallow it). May
+  /// longjmp: call it with no C++ object alive.
+  void SpendSteps(lua_State* L, uint64_t steps) {
+    if (call_depth_ == 0) return;
+    if (steps < budget_left_) {
+      budget_left_ -= steps;
+      return;
+    }
+    KillForSteps(L);
+  }
+
   /// For bindings: the declarations under construction.
   Declarations& declarations() { return decl_; }
 
@@ -198,6 +215,7 @@ class LuaHost {
   static void* Alloc(void* ud, void* ptr, size_t osize, size_t nsize);
   static void Hook(lua_State* L, lua_Debug* ar);
   std::string LimitMessage(Kill kill) const;
+  [[noreturn]] void KillForSteps(lua_State* L);
 
   LuaOptions options_;
   lua_State* L_ = nullptr;

@@ -324,13 +324,6 @@ int SandboxLines(lua_State* L) {
   return lua_gettop(L);
 }
 
-// Wraps the function t[name] as a closure of `fn` with the original as upvalue 1.
-void WrapField(lua_State* L, int t, const char* name, lua_CFunction fn) {
-  lua_getfield(L, t, name);
-  lua_pushcclosure(L, fn, 1);
-  lua_setfield(L, t, name);
-}
-
 void OpenSandbox(lua_State* L) {
   luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
   int g = lua_gettop(L);
@@ -387,6 +380,12 @@ void OpenSandbox(lua_State* L) {
 
 }  // namespace
 
+void WrapField(lua_State* L, int t, const char* name, lua_CFunction fn) {
+  lua_getfield(L, t, name);
+  lua_pushcclosure(L, fn, 1);
+  lua_setfield(L, t, name);
+}
+
 void OpenLibraries(lua_State* L, bool unsafe) {
   if (unsafe) {
     luaL_openlibs(L);
@@ -407,6 +406,7 @@ void OpenLibraries(lua_State* L, bool unsafe) {
   } else {
     OpenSandbox(L);
   }
+  InstallMeteredFunctions(L);
   lua_pushglobaltable(L);
   WrapField(L, lua_gettop(L), "xpcall", GuardedXpcall);
   lua_pop(L, 1);
