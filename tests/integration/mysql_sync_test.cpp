@@ -533,12 +533,20 @@ TEST_F(MysqlSync, AJoinQueryReplicatesIncrementallyAndReconciles) {
 }
 
 // A stop does not wait for a MariaDB statement that takes long (a page read waiting for a
-// table lock another session holds): siphon exits at once with 0.
+// table lock another session holds): siphon exits at once with 0, and the statement it
+// abandoned does not wait on in the server's lock queue (the server sees the connection go).
 TEST_F(MysqlSync, SigtermDoesNotWaitForASlowSourceStatement) {
   db_.Exec("CREATE TABLE slow (id BIGINT PRIMARY KEY); INSERT INTO slow VALUES (1)");
   db_.Exec("LOCK TABLES slow WRITE");
   StoppedRun stop = StopWhileBlocked(
       {SIPHON_BIN, "once", Script(R"(siphon.replicate "slow" { source = my })")}, Env());
+  MyDb watcher;  // another session: the one holding the lock sees only the locked table
+  auto waiting = [&] {
+    return watcher.Scalar("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '" +
+                          db_.name() + "' AND INFO LIKE '%FROM `slow`%'");
+  };
+  EXPECT_TRUE(WaitUntil([&] { return waiting() == "0"; }, std::chrono::seconds(3)))
+      << waiting() << " statement(s) still waiting for the lock";
   db_.Exec("UNLOCK TABLES");
   const ProcessResult& r = stop.result;
   ASSERT_FALSE(r.timed_out) << "it ended before the signal, or never\n" << Dump(r);
