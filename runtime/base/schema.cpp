@@ -1,10 +1,23 @@
 #include "runtime/base/schema.hpp"
 
+#include <cmath>
 #include <map>
 
 #include <nlohmann/json.hpp>
 
 namespace siphon {
+namespace {
+
+void AppendHex(std::string& out, std::string_view bytes) {
+  static const char* kDigits = "0123456789abcdef";
+  out += "\\x";
+  for (unsigned char c : bytes) {
+    out += kDigits[c >> 4];
+    out += kDigits[c & 15];
+  }
+}
+
+}  // namespace
 
 std::string_view ColumnTypeName(ColumnType type) {
   switch (type) {
@@ -81,6 +94,39 @@ std::vector<Cursor> CursorsOf(const RowBatch& batch) {
 
 std::string CursorColumnsJson(const std::vector<std::string>& columns) {
   return nlohmann::json(columns).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string RowToJson(const std::vector<ColumnInfo>& columns, const RowBatch& batch, size_t row) {
+  nlohmann::json out = nlohmann::json::object();
+  for (size_t c = 0; c < columns.size() && c < batch.columns(); ++c) {
+    const Cell& cell = batch.at(row, c);
+    nlohmann::json& v = out[columns[c].name];
+    switch (cell.type) {
+      case ValueType::kNull:
+        v = nullptr;
+        break;
+      case ValueType::kInt:
+        v = cell.i;
+        break;
+      case ValueType::kReal:
+        if (std::isfinite(cell.d)) {
+          v = cell.d;
+        } else {
+          v = nullptr;
+        }
+        break;
+      case ValueType::kText:
+        v = std::string(batch.bytes(cell));
+        break;
+      case ValueType::kBlob: {
+        std::string hex;
+        AppendHex(hex, batch.bytes(cell));
+        v = std::move(hex);
+        break;
+      }
+    }
+  }
+  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string CursorToJson(const Cursor& cursor) {

@@ -69,6 +69,10 @@ CursorValue CursorValueOf(const RowBatch& batch, size_t row, size_t column);
 /// Every row of a batch as cursor values (e.g. the keys a source found).
 std::vector<Cursor> CursorsOf(const RowBatch& batch);
 
+/// The row `row` of `batch` as a JSON object keyed by `columns` (for `_siphon_rejects`):
+/// blobs as "\x…" hex text, invalid UTF-8 in text replaced (U+FFFD).
+std::string RowToJson(const std::vector<ColumnInfo>& columns, const RowBatch& batch, size_t row);
+
 /// Cursor <-> JSON array text, as stored in `_siphon_state.cursor`.
 std::string CursorToJson(const Cursor& cursor);
 std::optional<Cursor> CursorFromJson(std::string_view json);

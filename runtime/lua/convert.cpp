@@ -109,15 +109,6 @@ Status ToJson(lua_State* L, int index, int depth, nlohmann::json& out) {
                 std::string("cannot encode a ") + luaL_typename(L, index) + " value as JSON");
 }
 
-void AppendHex(std::string& out, std::string_view bytes) {
-  static const char* kDigits = "0123456789abcdef";
-  out += "\\x";
-  for (unsigned char c : bytes) {
-    out += kDigits[c >> 4];
-    out += kDigits[c & 15];
-  }
-}
-
 }  // namespace
 
 void PushNull(lua_State* L) {
@@ -166,39 +157,6 @@ void PushCell(lua_State* L, const RowBatch& batch, const Cell& cell) {
     }
   }
   lua_pushnil(L);
-}
-
-std::string RowToJson(const std::vector<ColumnInfo>& columns, const RowBatch& batch, size_t row) {
-  nlohmann::json out = nlohmann::json::object();
-  for (size_t c = 0; c < columns.size() && c < batch.columns(); ++c) {
-    const Cell& cell = batch.at(row, c);
-    nlohmann::json& v = out[columns[c].name];
-    switch (cell.type) {
-      case ValueType::kNull:
-        v = nullptr;
-        break;
-      case ValueType::kInt:
-        v = cell.i;
-        break;
-      case ValueType::kReal:
-        if (std::isfinite(cell.d)) {
-          v = cell.d;
-        } else {
-          v = nullptr;
-        }
-        break;
-      case ValueType::kText:
-        v = std::string(batch.bytes(cell));
-        break;
-      case ValueType::kBlob: {
-        std::string hex;
-        AppendHex(hex, batch.bytes(cell));
-        v = std::move(hex);
-        break;
-      }
-    }
-  }
-  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 bool ToCursorValue(lua_State* L, int index, CursorValue& out, std::string& error) {

@@ -32,10 +32,6 @@ Result<std::string> EncodeJson(lua_State* L, int index);
 /// Pushes one cell: NULL → nil, kInt → integer, kReal → float, text and blob → string.
 void PushCell(lua_State* L, const RowBatch& batch, const Cell& cell);
 
-/// The row `row` of `batch` as a JSON object keyed by `columns` (for `_siphon_rejects`):
-/// blobs as "\x…" hex text, invalid UTF-8 in text replaced (U+FFFD).
-std::string RowToJson(const std::vector<ColumnInfo>& columns, const RowBatch& batch, size_t row);
-
 /// A parameter of target:query/exec: nil/siphon.null → NULL, integer, float, string,
 /// boolean → 0/1. False (and `error` set) for other types.
 bool ToCursorValue(lua_State* L, int index, CursorValue& out, std::string& error);

@@ -44,6 +44,7 @@ class LuaTransform : public RowTransform {
   Result<std::vector<ColumnInfo>> OutputColumns(const std::vector<ColumnInfo>& in) override;
   Status Apply(const std::vector<ColumnInfo>& in_columns, const RowBatch& in, RowBatch& out,
                std::vector<Reject>& rejects) override;
+  bool RejectsRows() const override { return policy_ == RowErrorPolicy::kReject; }
 
   /// A page stops (fails) after this many rows stopped by the budget or the memory cap:
   /// a runaway transform would otherwise cost a full budget for every row.

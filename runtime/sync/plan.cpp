@@ -143,6 +143,9 @@ Status ApplyTransformColumns(TablePlan& plan, RowTransform& transform) {
                       *plan.target.soft_delete_column + "\"");
   }
   plan.target.columns = std::move(*out);
+  // A transform can set a key to NULL, or give two rows of a page one key.
+  plan.target.distinct_keys = true;
+  plan.target.reject_refused_rows = transform.RejectsRows();
   return Status::Ok();
 }
 

@@ -653,23 +653,23 @@ void TableRunner::SubmitWrite() {
   const auto submitted = std::chrono::steady_clock::now();
   target_.WritePage(decl_.name, std::move(page.write),
                     [this, alive, cursor = std::move(cursor), written, rejected, pulled, pass,
-                     sweep, submitted](Result<int64_t> swept) mutable {
+                     sweep, submitted](Result<PageResult> done) mutable {
                       if (!alive.lock()) return;
-                      if (swept.ok()) {
+                      if (done.ok()) {
                         run_rows_ += pulled;
-                        run_deleted_ += *swept;
+                        run_deleted_ += done->deleted;
                         full_pass_ = std::max(full_pass_, pass);
                         if (sweep) resync_pass_ = 0;
                         stats_.run_rows = run_rows_;
-                        stats_.rows_written += written;
-                        stats_.rows_rejected += rejected;
-                        stats_.rows_deleted += *swept;
+                        stats_.rows_written += written - done->refused;
+                        stats_.rows_rejected += rejected + done->refused;
+                        stats_.rows_deleted += done->deleted;
                       }
                       const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                           std::chrono::steady_clock::now() - submitted)
                                           .count();
-                      OnWritten(swept.ok() ? Status::Ok() : swept.status(), std::move(cursor),
-                                pulled, ms);
+                      OnWritten(done.ok() ? Status::Ok() : done.status(), std::move(cursor), pulled,
+                                ms);
                     });
 }
 

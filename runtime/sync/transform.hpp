@@ -29,6 +29,10 @@ class RowTransform {
   /// "fail", or the transform itself broke): nothing of it is written.
   virtual Status Apply(const std::vector<ColumnInfo>& in_columns, const RowBatch& in, RowBatch& out,
                        std::vector<Reject>& rejects) = 0;
+
+  /// Whether a row that fails is rejected (true) or fails its page (false): on_row_error. A
+  /// row the target refuses (a NULL key, a repeated key) follows the same choice.
+  virtual bool RejectsRows() const = 0;
 };
 
 }  // namespace siphon

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <map>
 #include <set>
+#include <unordered_set>
 
 #include <sqlite3.h>
 
@@ -109,7 +110,7 @@ struct Target::Table {
   int64_t empty_at_pass = -1;   // a pass that started on an empty table: nothing to sweep
   Stmt soft_delete;             // soft deletes only: DELETE … WHERE key = row's key
   int soft_index = -1;          // the soft delete column in each page
-  std::vector<int> key_index;   // the key columns in each page
+  std::vector<int> key_index;   // the key columns in each page (none: a table without a key)
   int64_t schema_version = -1;  // the file's schema_version when these were prepared
   int commits_this_run = 0;     // pages committed since the table's last run record
 };
@@ -464,12 +465,14 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
       SQLITE_OK) {
     return SqliteError(db_, "preparing the cursor update");
   }
+  for (const auto& k : spec.key) {
+    for (size_t c = 0; c < spec.columns.size(); ++c) {
+      if (spec.columns[c].name == k) t->key_index.push_back(static_cast<int>(c));
+    }
+  }
   if (spec.soft_delete_column) {
     std::string where;
     for (size_t k = 0; k < spec.key.size(); ++k) {
-      for (size_t c = 0; c < spec.columns.size(); ++c) {
-        if (spec.columns[c].name == spec.key[k]) t->key_index.push_back(static_cast<int>(c));
-      }
       where += (k ? " AND " : "") + Quote(spec.key[k]) + " = ?" + std::to_string(k + 1);
     }
     for (size_t c = 0; c < spec.columns.size(); ++c) {
@@ -641,8 +644,8 @@ Result<std::optional<TableState>> Target::ReadState(const std::string& table) {
 }
 
 void Target::WritePage(const std::string& table, PageWrite page,
-                       std::function<void(Result<int64_t>)> done) {
-  auto result = std::make_shared<Result<int64_t>>(Status());
+                       std::function<void(Result<PageResult>)> done) {
+  auto result = std::make_shared<Result<PageResult>>(Status());
   writer_->Post(
       [this, table, page = std::move(page), result] {
         auto it = tables_.find(table);
@@ -730,6 +733,74 @@ Status BindError(const TargetTable& spec, const RowBatch& rows, size_t row, size
                                       "\"" + size + " cannot be stored: " + sqlite3_errstr(rc));
 }
 
+// Whether a failed step refused the row alone (a constraint of the table, a value its INTEGER
+// PRIMARY KEY cannot hold), rather than the write failing (disk full, I/O, a lock).
+bool RowRefused(int rc) {
+  return (rc & 0xff) == SQLITE_CONSTRAINT || (rc & 0xff) == SQLITE_MISMATCH;
+}
+
+// A cell's value for a message: its type and a short preview.
+std::string DescribeCell(const RowBatch& rows, const Cell& cell) {
+  switch (cell.type) {
+    case ValueType::kNull:
+      return "NULL";
+    case ValueType::kInt:
+      return "the integer " + std::to_string(cell.i);
+    case ValueType::kReal: {
+      std::string json = CursorToJson(Cursor{cell.d});  // "[1.5]"; NaN and infinities: null
+      return "the real " + json.substr(1, json.size() - 2);
+    }
+    case ValueType::kText: {
+      constexpr size_t kShown = 40;
+      std::string_view v = rows.bytes(cell);
+      size_t cut = std::min(v.size(), kShown);  // not inside a UTF-8 sequence
+      while (cut < v.size() && cut > 0 && (static_cast<unsigned char>(v[cut]) & 0xC0) == 0x80) {
+        --cut;
+      }
+      return "the text \"" + std::string(v.substr(0, cut)) + (cut < v.size() ? "…" : "") + "\"";
+    }
+    case ValueType::kBlob:
+      return "a blob of " + std::to_string(rows.bytes(cell).size()) + " bytes";
+  }
+  return "?";
+}
+
+// Appends row `r`'s key to `out` as bytes that are equal when the keys are: the type, then
+// the value (an integral REAL in an INTEGER column is stored as that integer, so it is one).
+void AppendKey(std::string& out, const RowBatch& rows, size_t r, const std::vector<int>& key_index,
+               const std::vector<ColumnInfo>& columns) {
+  for (int k : key_index) {
+    const Cell& cell = rows.at(r, static_cast<size_t>(k));
+    ValueType type = cell.type;
+    int64_t i = cell.i;
+    if (type == ValueType::kReal && columns[static_cast<size_t>(k)].type == ColumnType::kInteger &&
+        cell.d >= -9.2e18 && cell.d <= 9.2e18 &&
+        cell.d == static_cast<double>(static_cast<int64_t>(cell.d))) {
+      type = ValueType::kInt;
+      i = static_cast<int64_t>(cell.d);
+    }
+    out += static_cast<char>(type);
+    switch (type) {
+      case ValueType::kNull:
+        break;
+      case ValueType::kInt:
+        out.append(reinterpret_cast<const char*>(&i), sizeof i);
+        break;
+      case ValueType::kReal:
+        out.append(reinterpret_cast<const char*>(&cell.d), sizeof cell.d);
+        break;
+      case ValueType::kText:
+      case ValueType::kBlob: {
+        std::string_view v = rows.bytes(cell);
+        const uint64_t n = v.size();
+        out.append(reinterpret_cast<const char*>(&n), sizeof n);
+        out.append(v);
+        break;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 Status Target::DeleteByKey(Table& t, const RowBatch& rows, size_t row) {
@@ -743,14 +814,55 @@ Status Target::DeleteByKey(Table& t, const RowBatch& rows, size_t row) {
   return st;
 }
 
-Result<int64_t> Target::WriteOnWriter(Table& t, const PageWrite& page) {
+Result<PageResult> Target::WriteOnWriter(Table& t, const PageWrite& page) {
   const RowBatch& rows = *page.rows;
   const std::optional<Cursor>& cursor = page.cursor_after;
-  const std::vector<Reject>& rejects = page.rejects;
-  if (Status st = ExecOnWriter("BEGIN IMMEDIATE"); !st.ok()) return st;
+  const size_t nrows = rows.rows();
+  const size_t ncols = rows.columns();
   Status result;
-  int64_t swept = 0;
-  if (!rejects.empty()) {
+  // Rows the table refuses, in page order: rejected with the page, or the page fails.
+  std::vector<size_t> refused;
+  std::vector<Reject> rejects;
+  auto refuse = [&](size_t r, std::string reason) {
+    std::string json = RowToJson(t.spec.columns, rows, r);
+    if (!t.spec.reject_refused_rows) {
+      result = Status(ErrorKind::kType,
+                      "writing " + t.spec.name + ": row " + json + " is refused: " + reason);
+      return;
+    }
+    refused.push_back(r);
+    rejects.push_back(Reject{std::move(json), std::move(reason)});
+  };
+  // A NULL key would be stored as is (a NULL never conflicts, so every run adds the row again)
+  // or, in an INTEGER PRIMARY KEY (the rowid), replaced by a key SQLite makes up: it is
+  // refused before the page is written, at the cost of one check per key column and row.
+  std::unordered_set<std::string> keys;
+  if (t.spec.distinct_keys) keys.reserve(nrows);
+  std::string key;
+  for (size_t r = 0; r < nrows && result.ok() && !t.key_index.empty(); ++r) {
+    bool null = false;
+    for (size_t k = 0; k < t.key_index.size() && !null; ++k) {
+      if (rows.at(r, static_cast<size_t>(t.key_index[k])).type == ValueType::kNull) {
+        null = true;
+        refuse(r, "key column \"" + t.spec.key[k] + "\" is NULL");
+      }
+    }
+    if (null || !t.spec.distinct_keys) continue;
+    key.clear();
+    AppendKey(key, rows, r, t.key_index, t.spec.columns);
+    if (!keys.insert(key).second) {
+      Cursor values;
+      for (int k : t.key_index) values.push_back(CursorValueOf(rows, r, static_cast<size_t>(k)));
+      refuse(r, "key " + CursorColumnsJson(t.spec.key) + " = " + CursorToJson(values) +
+                    " repeats an earlier row of the page (rows written by one page need "
+                    "distinct keys: a fan-out gives each row its own)");
+    }
+  }
+  if (!result.ok()) return result;
+  if (Status st = ExecOnWriter("BEGIN IMMEDIATE"); !st.ok()) return st;
+  PageResult done;
+  auto write_rejects = [&](const std::vector<Reject>& list) {
+    if (list.empty() || !result.ok()) return;
     Stmt ins;
     const char* sql =
         "INSERT INTO _siphon_rejects (at, table_name, row_json, error) VALUES (?1, ?2, ?3, ?4)";
@@ -758,15 +870,16 @@ Result<int64_t> Target::WriteOnWriter(Table& t, const PageWrite& page) {
     if (sqlite3_prepare_v2(db_, sql, -1, &ins.s, nullptr) != SQLITE_OK) {
       result = SqliteError(db_, "preparing the rejects insert");
     }
-    for (size_t i = 0; i < rejects.size() && result.ok(); ++i) {
+    for (size_t i = 0; i < list.size() && result.ok(); ++i) {
       sqlite3_bind_text(ins.s, 1, now.c_str(), -1, SQLITE_STATIC);
       sqlite3_bind_text(ins.s, 2, t.spec.name.c_str(), -1, SQLITE_STATIC);
-      sqlite3_bind_text(ins.s, 3, rejects[i].row_json.c_str(), -1, SQLITE_STATIC);
-      sqlite3_bind_text(ins.s, 4, rejects[i].error.c_str(), -1, SQLITE_STATIC);
+      sqlite3_bind_text(ins.s, 3, list[i].row_json.c_str(), -1, SQLITE_STATIC);
+      sqlite3_bind_text(ins.s, 4, list[i].error.c_str(), -1, SQLITE_STATIC);
       if (sqlite3_step(ins.s) != SQLITE_DONE) result = SqliteError(db_, "writing a reject");
       sqlite3_reset(ins.s);
     }
-  }
+  };
+  write_rejects(page.rejects);
   if (result.ok() && page.starts_pass && t.any_row.s != nullptr) {
     // Only this writer adds rows, so a table empty now holds nothing but this pass's rows
     // when the pass ends (a crash in between restarts the pass, which checks again).
@@ -780,35 +893,32 @@ Result<int64_t> Target::WriteOnWriter(Table& t, const PageWrite& page) {
     }
     sqlite3_reset(t.any_row.s);
   }
-  sqlite3_stmt* s = t.upsert.s;
-  const size_t ncols = rows.columns();
-  size_t r = 0;
-  if (t.many_rows > 0 && t.soft_index < 0 && result.ok()) {
-    sqlite3_stmt* m = t.upsert_many.s;
-    for (; r + t.many_rows <= rows.rows() && result.ok(); r += t.many_rows) {
-      int p = 1;
-      for (size_t k = r; k < r + t.many_rows && result.ok(); ++k) {
-        for (size_t c = 0; c < ncols && result.ok(); ++c) {
-          if (int rc = BindCell(m, p++, rows, rows.at(k, c)); rc != SQLITE_OK) {
-            result = BindError(t.spec, rows, k, c, rc);
-          }
-        }
-        if (t.spec.pass_marks) sqlite3_bind_int64(m, p++, page.pass);
+  // A step that failed on a row the table refuses (a constraint, text in the INTEGER PRIMARY
+  // KEY): that row is refused and the page goes on, unless the failure took the transaction
+  // with it (a trigger's RAISE(ROLLBACK)).
+  const std::string writing = "writing " + t.spec.name;
+  auto step_failed = [&](int rc, size_t r) {
+    if (RowRefused(rc) && sqlite3_get_autocommit(db_) == 0) {
+      std::string reason = sqlite3_errmsg(db_);
+      if ((rc & 0xff) == SQLITE_MISMATCH && t.key_index.size() == 1) {
+        const auto k = static_cast<size_t>(t.key_index[0]);
+        reason = "key column \"" + t.spec.key[0] + "\" is an INTEGER PRIMARY KEY and cannot hold " +
+                 DescribeCell(rows, rows.at(r, k)) + " (" + reason + ")";
       }
-      if (result.ok() && sqlite3_step(m) != SQLITE_DONE) {
-        result = SqliteError(db_, "writing " + t.spec.name);
-      }
-      sqlite3_reset(m);
+      refuse(r, std::move(reason));
+      return;
     }
-    sqlite3_clear_bindings(m);  // the page's text, bound SQLITE_STATIC, is about to go
-  }
-  for (; r < rows.rows() && result.ok(); ++r) {
+    result = SqliteError(db_, writing);
+  };
+  // One row by the one-row upsert (or a soft delete).
+  sqlite3_stmt* s = t.upsert.s;
+  auto write_row = [&](size_t r) {
     if (t.soft_index >= 0) {
       const Cell& flag = rows.at(r, static_cast<size_t>(t.soft_index));
       if (flag.type != ValueType::kNull && !(flag.type == ValueType::kInt && flag.i == 0)) {
         if (Status st = DeleteByKey(t, rows, r); !st.ok()) result = st;
-        swept += sqlite3_changes64(db_);
-        continue;
+        done.deleted += sqlite3_changes64(db_);
+        return;
       }
     }
     for (size_t c = 0; c < ncols && result.ok(); ++c) {
@@ -817,19 +927,60 @@ Result<int64_t> Target::WriteOnWriter(Table& t, const PageWrite& page) {
       }
     }
     if (t.spec.pass_marks) sqlite3_bind_int64(s, static_cast<int>(ncols) + 1, page.pass);
-    if (result.ok() && sqlite3_step(s) != SQLITE_DONE) {
-      result = SqliteError(db_, "writing " + t.spec.name);
+    if (result.ok()) {
+      if (int rc = sqlite3_step(s); rc != SQLITE_DONE) step_failed(rc, r);
     }
     sqlite3_reset(s);
+  };
+  size_t next = 0;                        // the next refused row: refused[next]
+  const size_t checked = refused.size();  // rows refused before the write (keys)
+  auto next_refused = [&] { return next < checked ? refused[next] : nrows; };
+  const bool many = t.many_rows > 0 && t.soft_index < 0;
+  for (size_t r = 0; r < nrows && result.ok();) {
+    if (r == next_refused()) {
+      ++next;
+      ++r;
+      continue;
+    }
+    if (!many || r + t.many_rows > next_refused()) {
+      write_row(r++);
+      continue;
+    }
+    // kRowsPerUpsert rows in one statement, none of them refused so far.
+    sqlite3_stmt* m = t.upsert_many.s;
+    int p = 1;
+    for (size_t k = r; k < r + t.many_rows && result.ok(); ++k) {
+      for (size_t c = 0; c < ncols && result.ok(); ++c) {
+        if (int rc = BindCell(m, p++, rows, rows.at(k, c)); rc != SQLITE_OK) {
+          result = BindError(t.spec, rows, k, c, rc);
+        }
+      }
+      if (t.spec.pass_marks) sqlite3_bind_int64(m, p++, page.pass);
+    }
+    int rc = result.ok() ? sqlite3_step(m) : SQLITE_DONE;
+    sqlite3_reset(m);
+    if (rc != SQLITE_DONE) {
+      if (!RowRefused(rc) || sqlite3_get_autocommit(db_) != 0) {
+        result = SqliteError(db_, writing);
+      } else {
+        // One of these rows is refused: SQLite undid the statement; they go one by one to
+        // find it (written again, an upsert leaves the same rows even if it had not).
+        for (size_t k = r; k < r + t.many_rows && result.ok(); ++k) write_row(k);
+      }
+    }
+    r += t.many_rows;
   }
+  if (t.many_rows > 0) sqlite3_clear_bindings(t.upsert_many.s);  // the page's text goes
   sqlite3_clear_bindings(s);
+  done.refused = static_cast<int64_t>(refused.size());
+  write_rejects(rejects);
   if (result.ok() && page.sweep && t.sweep.s != nullptr && t.empty_at_pass != page.pass) {
     // The pass is complete: rows no page of it wrote are gone from the source.
     sqlite3_bind_int64(t.sweep.s, 1, page.pass);
     if (sqlite3_step(t.sweep.s) != SQLITE_DONE) {
       result = SqliteError(db_, "sweeping deleted rows of " + t.spec.name);
     }
-    swept = sqlite3_changes64(db_);
+    done.deleted = sqlite3_changes64(db_);
     sqlite3_reset(t.sweep.s);
   }
   if (result.ok()) {
@@ -841,7 +992,7 @@ Result<int64_t> Target::WriteOnWriter(Table& t, const PageWrite& page) {
     } else {
       sqlite3_bind_null(u, 1);
     }
-    sqlite3_bind_int64(u, 2, static_cast<int64_t>(rows.rows()));
+    sqlite3_bind_int64(u, 2, static_cast<int64_t>(nrows - refused.size()));
     sqlite3_bind_text(u, 3, now.data(), static_cast<int>(now.size()), SQLITE_STATIC);
     sqlite3_bind_text(u, 4, t.spec.name.data(), static_cast<int>(t.spec.name.size()),
                       SQLITE_STATIC);
@@ -865,7 +1016,7 @@ Result<int64_t> Target::WriteOnWriter(Table& t, const PageWrite& page) {
   if (++t.commits_this_run > kUncheckpointedCommits && wal_frames_ >= kCheckpointFrames) {
     Checkpoint();
   }
-  return swept;
+  return done;
 }
 
 int Target::DenyOtherFiles(void* confine, int action, const char* file, const char*, const char*,

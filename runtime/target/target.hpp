@@ -40,6 +40,15 @@ struct TargetTable {
   /// Soft deletes: a row whose value in this column is set (not NULL, not 0) is deleted from
   /// the target by key instead of written.
   std::optional<std::string> soft_delete_column;
+  /// What a row the target refuses does: a NULL key, a value its key column cannot hold (text
+  /// in an INTEGER key), a constraint of the table, or a key an earlier row of the page has
+  /// (when `distinct_keys`). True: it goes to `_siphon_rejects` and the rest of the page is
+  /// written (a transform's on_row_error = "reject"). False: the page fails, naming the row.
+  bool reject_refused_rows = false;
+  /// Refuse a row whose key an earlier row of the same page has (a transform may write one
+  /// twice, and the upsert would keep only the last). Rows pulled as they are cannot repeat
+  /// a key, so only tables with a transform pay for the check.
+  bool distinct_keys = false;
 
   bool operator==(const TargetTable&) const = default;
 };
@@ -58,6 +67,12 @@ struct PageWrite {
   /// the pass's closing sweep has nothing to delete and is skipped (a first sync would
   /// otherwise scan the whole table it just wrote).
   bool starts_pass = false;
+};
+
+/// What a committed page did.
+struct PageResult {
+  int64_t deleted = 0;  ///< rows removed from the table (a sweep, soft deletes)
+  int64_t refused = 0;  ///< rows the target refused, in `_siphon_rejects` instead
 };
 
 /// A table's row of `_siphon_state`.
@@ -121,9 +136,11 @@ class Target {
   void PrepareTable(TargetTable table, std::function<void(Result<TableState>)> done);
 
   /// Writes a page, its rejects and the cursor that follows it in ONE transaction: either
-  /// all are committed or none. `done` gets the rows deleted (a sweep, soft deletes).
+  /// all are committed or none. A row the table refuses (TargetTable::reject_refused_rows)
+  /// joins the rejects, as it was to be written, or fails the page. `done` gets the rows
+  /// deleted and refused.
   void WritePage(const std::string& table, PageWrite page,
-                 std::function<void(Result<int64_t>)> done);
+                 std::function<void(Result<PageResult>)> done);
 
   /// Records the reflected schema (JSON and hash) after a schema change was handled.
   void SaveSchema(const std::string& table, std::string hash, std::string json,
@@ -205,7 +222,7 @@ class Target {
   /// The table's `_siphon_state` row; none when it has no row.
   Result<std::optional<TableState>> ReadState(const std::string& table);
   int64_t SchemaVersion();  ///< PRAGMA schema_version; -1 when unreadable
-  Result<int64_t> WriteOnWriter(Table& t, const PageWrite& page);
+  Result<PageResult> WriteOnWriter(Table& t, const PageWrite& page);
   Status DeleteByKey(Table& t, const RowBatch& rows, size_t row);
 
   uv_loop_t* loop_;

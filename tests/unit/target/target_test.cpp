@@ -54,11 +54,18 @@ class TargetTest : public ::testing::Test {
     page.cursor_after = std::move(cursor);
     return WritePage(target, std::move(page)).status();
   }
+  // The rows the page deleted.
   Result<int64_t> WritePage(Target& target, PageWrite page, const std::string& table = "orders") {
-    std::optional<Result<int64_t>> result;
-    target.WritePage(table, std::move(page), [&](Result<int64_t> r) { result = std::move(r); });
+    Result<PageResult> result = WritePageResult(target, std::move(page), table);
+    if (!result.ok()) return result.status();
+    return result->deleted;
+  }
+  Result<PageResult> WritePageResult(Target& target, PageWrite page,
+                                     const std::string& table = "orders") {
+    std::optional<Result<PageResult>> result;
+    target.WritePage(table, std::move(page), [&](Result<PageResult> r) { result = std::move(r); });
     uv_run(&loop_, UV_RUN_DEFAULT);
-    return result.value_or(Result<int64_t>(Status(ErrorKind::kTarget, "no callback")));
+    return result.value_or(Result<PageResult>(Status(ErrorKind::kTarget, "no callback")));
   }
 
   std::vector<std::string> Column(const std::string& sql) {
@@ -169,7 +176,10 @@ TEST_F(TargetTest, FailedPageLeavesCursorUnchanged) {
   mismatch.AddNull();
   Status st = Write(target, mismatch, Cursor{int64_t{99}});
   EXPECT_FALSE(st.ok());
-  EXPECT_EQ(st.kind(), ErrorKind::kTarget);
+  // A row the table refuses is no transient failure: retrying writes it no better.
+  EXPECT_EQ(st.kind(), ErrorKind::kType);
+  EXPECT_NE(st.message().find(R"("id":"not-an-integer-key","note":"d")"), std::string::npos)
+      << st.message();
   EXPECT_EQ(Column("SELECT count(*) FROM orders"), std::vector<std::string>({"1"}));
   EXPECT_EQ(Column("SELECT cursor FROM _siphon_state"), std::vector<std::string>({"[1]"}));
 }
@@ -432,6 +442,142 @@ TEST_F(TargetTest, LargePagesWriteManyRowsPerStatementInOrder) {
   EXPECT_EQ(Column("SELECT note FROM orders WHERE id = 5"), std::vector<std::string>({"n20"}));
   EXPECT_EQ(Column("SELECT note FROM orders WHERE id = 99"), std::vector<std::string>({"n99"}));
   EXPECT_EQ(Column("SELECT rows_total FROM _siphon_state"), std::vector<std::string>({"100"}));
+}
+
+// A transform's rows can carry a NULL key, text in the INTEGER key or one key twice. Each such
+// row is refused on its own (to `_siphon_rejects`), in a multi-row statement as in a single
+// row, and the rest of the page commits with its cursor.
+TEST_F(TargetTest, RefusedRowsAreRejectedAndTheRestOfThePageIsWritten) {
+  Target target(&loop_, path_);
+  ASSERT_TRUE(target.Open().ok());
+  TargetTable spec = Orders();
+  spec.reject_refused_rows = true;
+  spec.distinct_keys = true;
+  Prepare(target, spec);
+  // 100 rows: rows 3 and 97 have a NULL key (one in a multi-row group, one single), rows 40
+  // and 98 text keys, row 60 the key of row 50, row 70 key 1.0 (row 1's, as a REAL).
+  RowBatch b(4);
+  for (int64_t i = 0; i < 100; ++i) {
+    if (i == 3 || i == 97) {
+      b.AddNull();
+    } else if (i == 40 || i == 98) {
+      b.AddText("str" + std::to_string(i));
+    } else if (i == 60) {
+      b.AddInt(50);
+    } else if (i == 70) {
+      b.AddReal(1.0);
+    } else {
+      b.AddInt(i);
+    }
+    b.AddText("n" + std::to_string(i));
+    b.AddText("2024-01-01T00:00:00Z");
+    b.AddNull();
+  }
+  PageWrite w;
+  w.rows = std::make_shared<RowBatch>(b);
+  w.cursor_after = Cursor{int64_t{99}};
+  w.rejects.push_back(Reject{R"({"id":1000})", "a transform error"});
+  for (int run = 0; run < 2; ++run) {  // the same page again adds nothing
+    PageWrite again = w;
+    Result<PageResult> written = WritePageResult(target, std::move(again));
+    ASSERT_TRUE(written.ok()) << written.status().ToString();
+    EXPECT_EQ(written->refused, 6);
+  }
+  EXPECT_EQ(Column("SELECT count(*) FROM orders"), std::vector<std::string>({"94"}));
+  EXPECT_EQ(Column("SELECT count(*) FROM orders WHERE id IN (3, 40, 60, 70, 97, 98) OR id > 99 "
+                   "OR typeof(id) <> 'integer'"),
+            std::vector<std::string>({"0"}));
+  EXPECT_EQ(Column("SELECT note FROM orders WHERE id IN (1, 50) ORDER BY id"),
+            std::vector<std::string>({"n1", "n50"}));
+  EXPECT_EQ(Column("SELECT cursor || ' ' || rows_total FROM _siphon_state"),
+            std::vector<std::string>({"[99] 188"}));
+  std::vector<std::string> rejects =
+      Column("SELECT row_json || ' | ' || error FROM _siphon_rejects WHERE id <= 7 ORDER BY id");
+  ASSERT_EQ(rejects.size(), 7u);
+  EXPECT_EQ(rejects[0], R"({"id":1000} | a transform error)");
+  EXPECT_EQ(rejects[1].find(R"({"data":null,"id":null,"note":"n3",)"), 0u) << rejects[1];
+  EXPECT_NE(rejects[1].find(R"(| key column "id" is NULL)"), std::string::npos) << rejects[1];
+  EXPECT_NE(rejects[2].find(R"("note":"n60")"), std::string::npos) << rejects[2];
+  EXPECT_NE(rejects[2].find(R"(key ["id"] = [50] repeats an earlier row of the page)"),
+            std::string::npos)
+      << rejects[2];
+  EXPECT_NE(rejects[3].find(R"(key ["id"] = [1.0] repeats)"), std::string::npos) << rejects[3];
+  EXPECT_NE(rejects[4].find(R"(| key column "id" is NULL)"), std::string::npos) << rejects[4];
+  // Found by SQLite as the page is written, after the checks above.
+  EXPECT_NE(rejects[5].find(R"(key column "id" is an INTEGER PRIMARY KEY and cannot hold the )"
+                            R"(text "str40" (datatype mismatch))"),
+            std::string::npos)
+      << rejects[5];
+  EXPECT_NE(rejects[6].find(R"(cannot hold the text "str98")"), std::string::npos) << rejects[6];
+}
+
+TEST_F(TargetTest, ARefusedRowFailsThePageWhenRowsAreNotRejected) {
+  Target target(&loop_, path_);
+  ASSERT_TRUE(target.Open().ok());
+  TargetTable spec = Orders();
+  spec.distinct_keys = true;
+  Prepare(target, spec);
+  for (int bad = 0; bad < 2; ++bad) {
+    RowBatch b(4);
+    AddRow(b, 1, "a", "2024-01-01T00:00:00Z");
+    if (bad == 0) {
+      b.AddNull();
+    } else {
+      b.AddInt(1);
+    }
+    b.AddText("b");
+    b.AddText("2024-01-01T00:00:00Z");
+    b.AddNull();
+    Status st = Write(target, b, Cursor{int64_t{2}});
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.kind(), ErrorKind::kType);
+    EXPECT_NE(st.message().find(R"("note":"b")"), std::string::npos) << st.message();
+    EXPECT_NE(st.message().find(bad == 0 ? "is NULL" : "repeats"), std::string::npos)
+        << st.message();
+  }
+  EXPECT_EQ(Column("SELECT count(*) FROM orders"), std::vector<std::string>({"0"}));
+  EXPECT_EQ(Column("SELECT count(*) FROM _siphon_rejects"), std::vector<std::string>({"0"}));
+  EXPECT_EQ(Column("SELECT cursor IS NULL FROM _siphon_state"), std::vector<std::string>({"1"}));
+}
+
+// Constraints someone added to the replica (here triggers) refuse rows too: RAISE(ABORT)
+// refuses the one row; RAISE(ROLLBACK) ends the transaction, so the page fails whole.
+TEST_F(TargetTest, RowsATriggerRefusesAreRejectedButARollbackFailsThePage) {
+  Target target(&loop_, path_);
+  ASSERT_TRUE(target.Open().ok());
+  TargetTable spec = Orders();
+  spec.reject_refused_rows = true;
+  Prepare(target, spec);
+  {
+    sqlite3* db;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db,
+                           "CREATE TRIGGER no_bad BEFORE INSERT ON orders WHEN NEW.note = 'bad' "
+                           "BEGIN SELECT RAISE(ABORT, 'no bad notes'); END; "
+                           "CREATE TRIGGER no_worse BEFORE INSERT ON orders WHEN NEW.note = "
+                           "'worse' BEGIN SELECT RAISE(ROLLBACK, 'never'); END",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  RowBatch b(4);
+  for (int64_t i = 0; i < 40; ++i) AddRow(b, i, i == 7 || i == 35 ? "bad" : "ok", "2024-01-01");
+  PageWrite w;
+  w.rows = std::make_shared<RowBatch>(b);
+  w.cursor_after = Cursor{int64_t{40}};
+  Result<PageResult> written = WritePageResult(target, std::move(w));
+  ASSERT_TRUE(written.ok()) << written.status().ToString();
+  EXPECT_EQ(written->refused, 2);
+  EXPECT_EQ(Column("SELECT count(*) FROM orders"), std::vector<std::string>({"38"}));
+  EXPECT_EQ(Column("SELECT error FROM _siphon_rejects ORDER BY id"),
+            std::vector<std::string>({"no bad notes", "no bad notes"}));
+  RowBatch worse(4);
+  AddRow(worse, 100, "ok", "2024-01-02");
+  AddRow(worse, 101, "worse", "2024-01-02");
+  Status st = Write(target, worse, Cursor{int64_t{101}});
+  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(Column("SELECT count(*) FROM orders"), std::vector<std::string>({"38"}));
+  EXPECT_EQ(Column("SELECT cursor FROM _siphon_state"), std::vector<std::string>({"[40]"}));
 }
 
 TEST_F(TargetTest, ExecRunsMaintenanceWithBoundParameters) {

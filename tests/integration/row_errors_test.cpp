@@ -1,0 +1,105 @@
+// End-to-end: rows a transform makes that the replica cannot take as they are (a NULL key,
+// text in an INTEGER key, a key repeated within a page) are row errors handled by
+// `on_row_error`, through the real siphon binary and a real PostgreSQL database.
+#include <gtest/gtest.h>
+
+#include "tests/integration/harness/harness.hpp"
+
+namespace siphon::test {
+namespace {
+
+class RowErrors : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    db_.Exec(R"sql(
+      CREATE TABLE acc (id int PRIMARY KEY, v text NOT NULL);
+      INSERT INTO acc SELECT g, 'v' || g FROM generate_series(1, 9) g;)sql");
+  }
+  std::string Script(const std::string& policy, const std::string& transform) {
+    std::string path = dir_.File("deploy.lua");
+    WriteFile(path,
+              "local pg = siphon.postgres { dsn = siphon.env(\"TEST_PG_DSN\") }\n"
+              "siphon.target { path = \"" +
+                  dir_.File("replica.db") +
+                  "\" }\n"
+                  "siphon.replicate \"acc\" { source = pg, from = \"public.acc\",\n"
+                  "  on_row_error = \"" +
+                  policy + "\",\n  transform = " + transform + " }\n");
+    return path;
+  }
+  ProcessResult Once(const std::string& script) {
+    return siphon::test::Run({SIPHON_BIN, "once", script}, {{"TEST_PG_DSN", db_.Dsn()}},
+                             std::chrono::minutes(2));
+  }
+  Rows Target(const std::string& sql) { return SqliteQuery(dir_.File("replica.db"), sql); }
+  static std::string Dump(const ProcessResult& r) {
+    return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
+  }
+
+  PgDb db_;
+  TempDir dir_;
+};
+
+// `id` is the replica's INTEGER PRIMARY KEY, SQLite's rowid: a NULL there used to become a
+// key SQLite made up (another row's id, and one more row every run).
+TEST_F(RowErrors, ANullKeyIsRejectedNotGivenAnInventedKey) {
+  const std::string script =
+      Script("reject", "function(r) if r.id == 5 then r.id = nil end return r end");
+  for (int run = 0; run < 2; ++run) {
+    auto r = Once(script);
+    ASSERT_EQ(r.exit_code, 0) << Dump(r);
+    db_.Exec("UPDATE acc SET v = v || '+' WHERE id = 2");
+  }
+  EXPECT_EQ(Target("SELECT count(*), group_concat(id) FROM (SELECT id FROM acc ORDER BY id)"),
+            (Rows{{"8", "1,2,3,4,6,7,8,9"}}));
+  Rows rejects = Target("SELECT row_json, error FROM _siphon_rejects ORDER BY id");
+  ASSERT_EQ(rejects.size(), 2u);
+  EXPECT_EQ(*rejects[0][0], R"({"id":null,"v":"v5"})");
+  EXPECT_EQ(*rejects[0][1], R"(key column "id" is NULL)");
+  EXPECT_EQ(Target("SELECT rows_total FROM _siphon_state"), (Rows{{"16"}}));
+}
+
+TEST_F(RowErrors, TextInAnIntegerKeyRejectsThatRowOnly) {
+  auto r = Once(Script("reject",
+                       "function(r) if r.id == 3 then r.id = 'str' .. r.id end "
+                       "return r end"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(Target("SELECT count(*) FROM acc"), (Rows{{"8"}}));
+  Rows rejects = Target("SELECT row_json, error FROM _siphon_rejects");
+  ASSERT_EQ(rejects.size(), 1u);
+  EXPECT_EQ(*rejects[0][0], R"({"id":"str3","v":"v3"})");
+  EXPECT_EQ(*rejects[0][1],
+            R"(key column "id" is an INTEGER PRIMARY KEY and cannot hold the text "str3" )"
+            "(datatype mismatch)");
+}
+
+// A fan-out that repeats a key within a page: the first row with the key is written, the
+// later ones rejected (the upsert would have kept only the last, silently).
+TEST_F(RowErrors, AFanOutRepeatingAKeyRejectsTheLaterRows) {
+  const std::string fan_out = R"lua(function(r)
+    if r.id % 3 ~= 0 then return r end
+    return { r, { id = r.id, v = "copy of " .. r.v } }
+  end)lua";
+  auto r = Once(Script("reject", fan_out));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(Target("SELECT count(*), count(*) FILTER (WHERE v LIKE 'copy%') FROM acc"),
+            (Rows{{"9", "0"}}));
+  Rows rejects = Target("SELECT row_json, error FROM _siphon_rejects ORDER BY id");
+  ASSERT_EQ(rejects.size(), 3u);
+  EXPECT_EQ(*rejects[0][0], R"({"id":3,"v":"copy of v3"})");
+  EXPECT_EQ(*rejects[0][1],
+            R"(key ["id"] = [3] repeats an earlier row of the page (rows written by one page )"
+            "need distinct keys: a fan-out gives each row its own)");
+
+  // on_row_error = "fail": the page is not written, the run fails naming the row.
+  db_.Exec("UPDATE acc SET v = 'changed'");
+  r = Once(Script("fail", fan_out));
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find(R"(row {"id":3,"v":"copy of changed"} is refused: key ["id"] = [3])"),
+            std::string::npos)
+      << Dump(r);
+  EXPECT_EQ(Target("SELECT count(*) FROM acc WHERE v = 'changed'"), (Rows{{"0"}}));
+}
+
+}  // namespace
+}  // namespace siphon::test
