@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -235,6 +236,65 @@ Result<std::string> ApiToken(const ScriptOptions& options, const std::string& sc
   return std::string(v && *v ? v : "");
 }
 
+/// The admin API a command serves: where, and with which token.
+struct AdminApiPlan {
+  ListenAddress address;
+  std::string listen;        ///< as given
+  std::string token;         ///< empty: none
+  bool from_script = false;  ///< siphon.http_api's address (not --http's)
+};
+
+// `--http`, else the script's siphon.http_api { listen } (not under `once`). The token:
+// --http-token-env's, else the script's siphon.http_api { token } (also under --http: the
+// flag moves the API, it does not open it), else SIPHON_HTTP_TOKEN. No API: nullopt. `run`
+// and `check` ask the same, so check refuses what run would.
+Result<std::optional<AdminApiPlan>> ResolveAdminApi(const ScriptOptions& options,
+                                                    const Deployment& d, bool once) {
+  AdminApiPlan plan;
+  plan.listen = options.http;
+  plan.from_script = plan.listen.empty() && d.http_api && !once;
+  if (plan.from_script) plan.listen = d.http_api->listen;
+  if (plan.listen.empty()) return std::optional<AdminApiPlan>();
+  auto parsed = ParseListenAddress(plan.listen);
+  if (!parsed.ok()) return parsed.status();
+  plan.address = *parsed;
+  auto chosen = ApiToken(options, d.http_api ? d.http_api->token : "");
+  if (!chosen.ok()) return chosen.status();
+  plan.token = *chosen;
+  if (!plan.address.loopback && plan.token.empty()) {
+    return Status(ErrorKind::kConfig,
+                  "admin API on " + plan.listen +
+                      ": refusing to serve it on a non-loopback address without a token; set "
+                      "one with --http-token-env NAME, SIPHON_HTTP_TOKEN or siphon.http_api { "
+                      "token }");
+  }
+  return std::optional<AdminApiPlan>(std::move(plan));
+}
+
+// What opening the target (Target::Open) would say about its path, found without creating
+// or changing a file: check writes nothing. A missing file needs a folder that takes one
+// (SQLite's own message for a folder that does not: "unable to open database file").
+Status ProbeTarget(const std::string& path) {
+  auto cannot = [&path](std::string_view why) {
+    return Status(ErrorKind::kTarget, "cannot open target " + path + ": " + std::string(why));
+  };
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) {
+    sqlite3* db = nullptr;
+    int rc =
+        sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    std::string why = rc == SQLITE_OK ? "" : (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    sqlite3_close_v2(db);
+    return why.empty() ? Status::Ok() : cannot(why);
+  }
+  std::filesystem::path folder = std::filesystem::path(path).parent_path();
+  if (folder.empty()) folder = ".";
+  if (!std::filesystem::is_directory(folder, ec) || access(folder.c_str(), W_OK | X_OK) != 0) {
+    return cannot(sqlite3_errstr(SQLITE_CANTOPEN));
+  }
+  return Status::Ok();
+}
+
 int Replicate(const ScriptOptions& options, bool once, const std::vector<std::string>& tables,
               bool resync = false) {
   auto loaded = Load(options);
@@ -249,33 +309,20 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
     }
   }
 
-  // The admin API: `--http`, else the script's siphon.http_api { listen }. The token:
-  // --http-token-env's, else the script's siphon.http_api { token } (also under --http: the
-  // flag moves the API, it does not open it), else SIPHON_HTTP_TOKEN.
+  auto api = ResolveAdminApi(options, d, once);
+  if (!api.ok()) {
+    std::cerr << "siphon: " << api.status().message() << "\n";
+    return 2;
+  }
   std::optional<ListenAddress> http;
   std::string token;
-  std::string listen = options.http;
-  const bool api_from_script = listen.empty() && d.http_api && !once;
-  if (api_from_script) listen = d.http_api->listen;
-  if (!listen.empty()) {
-    auto parsed = ParseListenAddress(listen);
-    if (!parsed.ok()) {
-      std::cerr << "siphon: " << parsed.status().message() << "\n";
-      return 2;
-    }
-    http = *parsed;
-    auto chosen = ApiToken(options, d.http_api ? d.http_api->token : "");
-    if (!chosen.ok()) {
-      std::cerr << "siphon: " << chosen.status().message() << "\n";
-      return 2;
-    }
-    token = *chosen;
-    if (!http->loopback && token.empty()) {
-      std::cerr << "siphon: admin API on " << listen
-                << ": refusing to serve it on a non-loopback address without a token; set one "
-                   "with --http-token-env NAME, SIPHON_HTTP_TOKEN or siphon.http_api { token }\n";
-      return 2;
-    }
+  std::string listen;
+  bool api_from_script = false;
+  if (*api) {
+    http = (*api)->address;
+    token = (*api)->token;
+    listen = (*api)->listen;
+    api_from_script = (*api)->from_script;
   }
 
   auto log = Logger("siphon");
@@ -561,6 +608,17 @@ int CheckCommand(const ScriptOptions& options) {
   if (!loaded) return 2;
   const Deployment& d = loaded->deployment;
   std::cout << "script:  " << options.script << "\ntarget:  " << d.target->path << "\n";
+  // What `run` refuses before it connects anywhere, check refuses too, with run's message
+  // and exit code; the tables are still checked.
+  int refused = 0;
+  if (auto api = ResolveAdminApi(options, d, /*once=*/false); !api.ok()) {
+    std::cerr << "siphon: " << api.status().message() << "\n";
+    refused = 2;
+  }
+  if (Status st = ProbeTarget(d.target->path); !st.ok()) {
+    std::cerr << "siphon: " << st.message() << "\n";
+    refused = std::max(refused, 1);
+  }
   uv_loop_t loop;
   uv_loop_init(&loop);
   int code;
@@ -571,7 +629,7 @@ int CheckCommand(const ScriptOptions& options) {
       checker.Next();
     }
     uv_run(&loop, UV_RUN_DEFAULT);
-    code = checker.exit_code();
+    code = std::max(checker.exit_code(), refused);
   }
   CloseLoop(&loop);
   std::cout << "\n" << (code == 0 ? "ok: " : "failed: ") << d.tables.size() << " table(s)\n";

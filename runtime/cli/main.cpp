@@ -72,6 +72,10 @@ int main(int argc, char** argv) {
   resync->add_option("--table", tables, "the table to resync (repeatable)")->required();
   CLI::App* check = app.add_subcommand("check", "validate, connect, reflect and print the plan");
   add_script(check);
+  // The admin API as `run` would serve it, so check refuses what run refuses.
+  check->add_option("--http", script.http, "check the admin API as `run --http ADDR:PORT` would");
+  check->add_option("--http-token-env", script.http_token_env,
+                    "environment variable holding the admin API token, as for `run`");
   CLI::App* status = app.add_subcommand("status", "per-table state read from a replica");
   status->add_option("REPLICA", replica, "the target SQLite file")
       ->required()

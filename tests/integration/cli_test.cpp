@@ -1,0 +1,121 @@
+// End-to-end: the command line against a real PostgreSQL source. `siphon check` refuses what
+// `run` and `once` refuse before they connect (a target they cannot open, an admin API they
+// will not serve), with the same message and exit code, and writes nothing.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "tests/integration/harness/harness.hpp"
+
+namespace siphon::test {
+namespace {
+
+std::string Dump(const ProcessResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
+}
+
+/// The line of `text` that contains `needle` ("" when none does).
+std::string LineWith(const std::string& text, const std::string& needle) {
+  size_t at = text.find(needle);
+  if (at == std::string::npos) return "";
+  size_t begin = text.rfind('\n', at);
+  begin = begin == std::string::npos ? 0 : begin + 1;
+  size_t end = text.find('\n', at);
+  return text.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override { db_.Exec("CREATE TABLE a (id int8 PRIMARY KEY)"); }
+
+  std::string Script(const std::string& target, const std::string& more = "",
+                     const std::string& tables = "siphon.replicate \"a\" { source = pg }\n") {
+    std::string path = dir_.File("deploy.lua");
+    WriteFile(path,
+              "local pg = siphon.postgres { dsn = siphon.env(\"TEST_PG_DSN\") }\n"
+              "siphon.target { path = \"" +
+                  target + "\" }\n" + more + tables);
+    return path;
+  }
+  ProcessResult Siphon(const std::vector<std::string>& args,
+                       std::map<std::string, std::string> env = {}) {
+    std::vector<std::string> argv = {SIPHON_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    env["TEST_PG_DSN"] = db_.Dsn();
+    return siphon::test::Run(argv, env, std::chrono::seconds(30));
+  }
+
+  PgDb db_;
+  TempDir dir_;
+};
+
+TEST_F(Cli, ATargetInAMissingFolderFailsAsOnceDoes) {
+  const std::string target = dir_.File("no/such/folder/replica.db");
+  std::string script = Script(target);
+  auto once = Siphon({"once", script});
+  ASSERT_EQ(once.exit_code, 1) << Dump(once);
+  const std::string message = "siphon: cannot open target " + target;
+  const std::string said = LineWith(once.err, message);
+  ASSERT_NE(said, "") << Dump(once);
+  EXPECT_NE(said.find("unable to open database file"), std::string::npos) << said;
+
+  auto check = Siphon({"check", script});
+  EXPECT_EQ(check.exit_code, once.exit_code) << Dump(check);
+  EXPECT_EQ(LineWith(check.err, message), said) << Dump(check);
+  EXPECT_NE(check.out.find("failed: 1 table(s)"), std::string::npos) << Dump(check);
+  // The tables are still checked.
+  EXPECT_NE(check.out.find("first page:"), std::string::npos) << Dump(check);
+}
+
+TEST_F(Cli, AnExistingOrCreatableTargetPassesAndCheckCreatesNothing) {
+  const std::string target = dir_.File("replica.db");
+  std::string script = Script(target);
+  auto check = Siphon({"check", script});
+  EXPECT_EQ(check.exit_code, 0) << Dump(check);
+  EXPECT_FALSE(std::filesystem::exists(target));
+  auto once = Siphon({"once", script});
+  ASSERT_EQ(once.exit_code, 0) << Dump(once);
+  check = Siphon({"check", script});
+  EXPECT_EQ(check.exit_code, 0) << Dump(check);
+  // A folder where the file should be cannot be opened, by either.
+  std::string folder = Script(dir_.path());
+  once = Siphon({"once", folder});
+  check = Siphon({"check", folder});
+  EXPECT_EQ(once.exit_code, 1) << Dump(once);
+  EXPECT_EQ(check.exit_code, once.exit_code) << Dump(check);
+  const std::string message = "siphon: cannot open target " + dir_.path();
+  EXPECT_NE(LineWith(once.err, message), "") << Dump(once);
+  EXPECT_EQ(LineWith(check.err, message), LineWith(once.err, message)) << Dump(check);
+}
+
+TEST_F(Cli, AnAdminApiOffLoopbackWithoutATokenFailsAsRunDoes) {
+  std::string script =
+      Script(dir_.File("replica.db"),
+             "siphon.http_api { listen = \"0.0.0.0:" + std::to_string(FreeTcpPort()) + "\" }\n");
+  auto run = Siphon({"run", script});
+  ASSERT_EQ(run.exit_code, 2) << Dump(run);
+  const std::string said = LineWith(run.err, "siphon: admin API on 0.0.0.0:");
+  ASSERT_NE(said, "") << Dump(run);
+  EXPECT_NE(said.find("without a token"), std::string::npos) << said;
+
+  auto check = Siphon({"check", script});
+  EXPECT_EQ(check.exit_code, 2) << Dump(check);
+  EXPECT_EQ(LineWith(check.err, "siphon: admin API on 0.0.0.0:"), said) << Dump(check);
+
+  // A token from the environment, as run takes it, makes it acceptable to both.
+  check = Siphon({"check", script}, {{"SIPHON_HTTP_TOKEN", "tok"}});
+  EXPECT_EQ(check.exit_code, 0) << Dump(check);
+  check = Siphon({"check", script, "--http-token-env", "MY_TOKEN"}, {{"MY_TOKEN", "tok"}});
+  EXPECT_EQ(check.exit_code, 0) << Dump(check);
+  // --http is checked as run would serve it.
+  std::string plain = Script(dir_.File("replica.db"));
+  check = Siphon({"check", plain, "--http", "0.0.0.0:1"});
+  EXPECT_EQ(check.exit_code, 2) << Dump(check);
+  EXPECT_NE(check.err.find("without a token"), std::string::npos) << Dump(check);
+  check = Siphon({"check", plain, "--http", "example.com:1"});
+  EXPECT_EQ(check.exit_code, 2) << Dump(check);
+  EXPECT_EQ(Siphon({"check", plain}).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace siphon::test
