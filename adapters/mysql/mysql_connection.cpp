@@ -120,6 +120,7 @@ void MysqlConnection::OnDefer(uv_timer_t* handle) {
 }
 
 void MysqlConnection::Run(Step step, std::function<void()> finished) {
+  read_timed_out_ = false;
   step_ = std::move(step);
   finished_ = std::move(finished);
   Drive(-1);
@@ -225,6 +226,9 @@ void MysqlConnection::OnTimer(uv_timer_t* handle) {
   auto* self = static_cast<MysqlConnection*>(handle->data);
   if (!self) return;
   if (self->poll_) self->Watch(0);
+  // Once connected, a wait times out after read_timeout (the connect has its own): the
+  // client library then only says it lost the connection.
+  if (self->connected_) self->read_timed_out_ = true;
   self->Drive(MYSQL_WAIT_TIMEOUT);
 }
 
@@ -268,6 +272,11 @@ Status MysqlConnection::TakeError(std::string_view context) {
     message = "the operation failed without an error from the client library";
   }
   last_errno_ = number;
+  if (read_timed_out_) {
+    // Named as PostgreSQL's read timeout is, so the cause (and the option) is in the error.
+    message = "no answer from mysql for " + std::to_string(config_->read_timeout_s) +
+              " s (read_timeout); the connection is dropped: " + message;
+  }
   Status status = MysqlStatus(number, message, context, config_->password);
   // A broken connection (or one stopped mid-result) cannot be reused.
   if (status.kind() == ErrorKind::kConnect || result_) Teardown();

@@ -137,6 +137,8 @@ class MysqlConnection final : public SourceConnection {
   int poll_fd_ = -1;
   int poll_events_ = 0;  ///< the events poll_ watches now
   uv_timer_t* timer_ = nullptr;
+  /// The operation in flight waited read_timeout for the server (its error says so).
+  bool read_timed_out_ = false;
   uv_timer_t* defer_timer_ = nullptr;
   std::vector<std::function<void()>> deferred_;
   Step step_;

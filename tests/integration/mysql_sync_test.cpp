@@ -532,6 +532,31 @@ TEST_F(MysqlSync, AJoinQueryReplicatesIncrementallyAndReconciles) {
   EXPECT_EQ(TargetScalar("SELECT count(*) FROM de_orders"), "599");
 }
 
+// A statement that gets no answer for read_timeout seconds (here a page read waiting for a
+// table lock) fails the run with an error that names read_timeout, as PostgreSQL's does,
+// not only the client library's "Lost connection to server during query".
+TEST_F(MysqlSync, AStatementWithoutAnAnswerNamesReadTimeout) {
+  db_.Exec("CREATE TABLE slow (id BIGINT PRIMARY KEY); INSERT INTO slow VALUES (1)");
+  std::string source = Source();
+  source.insert(source.rfind('}'), ", read_timeout = 2 ");
+  const std::string script = dir_.File("deploy.lua");
+  WriteFile(script, source + "siphon.target { path = '" + Replica() +
+                        "' }\nsiphon.replicate 'slow' { source = my }\n");
+  db_.Exec("LOCK TABLES slow WRITE");
+  const auto started = std::chrono::steady_clock::now();
+  Process p({SIPHON_BIN, "run", script}, Env());
+  const bool said = p.WaitForOutput("(read_timeout)", std::chrono::seconds(30));
+  const auto took = std::chrono::steady_clock::now() - started;
+  p.Signal(SIGTERM);
+  db_.Exec("UNLOCK TABLES");
+  p.Wait(std::chrono::seconds(20));
+  ASSERT_TRUE(said) << p.Stderr();
+  EXPECT_NE(p.Stderr().find("no answer from mysql for 2 s (read_timeout)"), std::string::npos)
+      << p.Stderr();
+  EXPECT_GE(took, std::chrono::seconds(2)) << p.Stderr();
+  EXPECT_LT(took, std::chrono::seconds(15)) << p.Stderr();
+}
+
 // A stop does not wait for a MariaDB statement that takes long (a page read waiting for a
 // table lock another session holds): siphon exits at once with 0, and the statement it
 // abandoned does not wait on in the server's lock queue (the server sees the connection go).
