@@ -531,7 +531,11 @@ class Checker {
     if (schema->row_estimate >= 0) std::cout << " (about " << schema->row_estimate << " rows)";
     std::cout << "\n  columns:\n";
     for (const auto& c : plan->target.columns) {
-      std::cout << "    " << c.name << "  " << c.source_type << " -> " << ColumnTypeName(c.type)
+      // A column without a declared type (BLOB affinity) keeps each value as given, e.g. a
+      // BIGINT UNSIGNED as INTEGER up to 2^63-1 and exact decimal TEXT above.
+      std::string_view declared = ColumnTypeName(c.type);
+      std::cout << "    " << c.name << "  " << c.source_type << " -> "
+                << (declared.empty() ? "(no declared type: each value kept as given)" : declared)
                 << (c.nullable ? "" : " NOT NULL") << "\n";
     }
     std::cout << "  key:     " << Join(plan->key) << (t.key.empty() ? " (primary key)" : "")
