@@ -467,7 +467,10 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
       auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       for (const auto& r : replicator.runners()) {
         if (r->last_status().ok()) {
-          log->info("  {}: {} rows", r->decl().name, r->rows_last_run());
+          // The rows this process wrote: a run a signal stopped mid-table wrote the pages it
+          // committed, though it never finished (and so never counted as the last run).
+          log->info("  {}: {} rows{}", r->decl().name, r->stats().rows_written,
+                    r->finished() ? "" : " (stopped before catching up)");
         } else {
           log->error("  {}: failed: {}", r->decl().name, r->last_status().ToString());
         }

@@ -2,6 +2,7 @@
 // `run` and `once` refuse before they connect (a target they cannot open, an admin API they
 // will not serve), with the same message and exit code, and writes nothing.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <filesystem>
 
@@ -115,6 +116,40 @@ TEST_F(Cli, AnAdminApiOffLoopbackWithoutATokenFailsAsRunDoes) {
   check = Siphon({"check", plain, "--http", "example.com:1"});
   EXPECT_EQ(check.exit_code, 2) << Dump(check);
   EXPECT_EQ(Siphon({"check", plain}).exit_code, 0);
+}
+
+// `once` stopped by SIGTERM in the middle of a table: the summary counts the rows the
+// committed pages wrote (it said 0, the count of a last run that never ended).
+TEST_F(Cli, OnceStoppedMidTableSummarizesTheRowsWritten) {
+  db_.Exec(
+      "CREATE TABLE big (id int8 PRIMARY KEY, v text NOT NULL); INSERT INTO big SELECT g, "
+      "md5(g::text) FROM generate_series(1, 100000) g");
+  // A transform whose busy loop keeps the run going for seconds.
+  std::string script = Script(dir_.File("replica.db"), "", R"(siphon.replicate "big" {
+  source = pg, batch = 500,
+  transform = function(row) local x = 0; for i = 1, 3000 do x = x + i end; return row end })");
+  Process p({SIPHON_BIN, "once", script}, {{"TEST_PG_DSN", db_.Dsn()}});
+  auto written = [&] {
+    if (!std::filesystem::exists(dir_.File("replica.db"))) return 0;
+    Rows r = SqliteQuery(dir_.File("replica.db"),
+                         "SELECT count(*) FROM sqlite_master WHERE name = 'big'");
+    if (r.empty() || !r[0][0] || *r[0][0] != "1") return 0;
+    r = SqliteQuery(dir_.File("replica.db"), "SELECT count(*) FROM big");
+    return r.empty() || !r[0][0] ? 0 : std::stoi(*r[0][0]);
+  };
+  ASSERT_TRUE(WaitUntil([&] { return written() >= 1000; }, std::chrono::seconds(30))) << p.Stderr();
+  p.Signal(SIGTERM);
+  ProcessResult r = p.Wait(std::chrono::seconds(20));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  const int rows = written();
+  ASSERT_GT(rows, 0);
+  ASSERT_LT(rows, 100000) << "the run ended before the signal";
+  const std::string stopped = LineWith(r.err, "stopped after ");
+  EXPECT_NE(stopped.find("stopped after " + std::to_string(rows) + " rows"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("big: " + std::to_string(rows) + " rows (stopped before catching up)"),
+            std::string::npos)
+      << r.err;
 }
 
 }  // namespace
