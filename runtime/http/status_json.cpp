@@ -35,7 +35,9 @@ nlohmann::json TableStatusJson(const TableRunner& r, const SyncMetrics& metrics,
       {"query", d.query.empty() ? nlohmann::json() : nlohmann::json(d.query)},
       {"mode", d.cursor.empty() ? "full_refresh" : "incremental"},
       {"cursor_columns", d.cursor},
-      {"key", d.key},
+      // The key the target uses (a source's primary key when none is declared), once a run
+      // has reflected the source; the declared one until then.
+      {"key", s.key.empty() ? d.key : s.key},
       {"every_s", static_cast<double>(d.every.count()) / 1000.0},
       {"batch", d.batch},
       {"state", std::string(RunnerStateName(s.state))},

@@ -137,7 +137,7 @@ Status TableRunner::Resync() {
       log_->info("resync: the cursor is reset, pulling everything again (pass {})", *pass);
       resync_pass_ = *pass;
     }
-    committed_.reset();
+    SetCommitted(std::nullopt);
     plan_.reset();  // reflect again: a resync also picks up a changed schema
     schema_.reset();
     if (stopping_) {
@@ -297,6 +297,7 @@ void TableRunner::OnReflected(Result<TableSchema> schema) {
   }
   schema_ = std::move(*schema);
   plan_ = std::move(*plan);
+  stats_.key = plan_->target.key;
   std::weak_ptr<bool> alive = alive_;
   target_.PrepareTable(plan_->target, [this, alive](Result<TableState> state) {
     if (alive.lock()) OnPrepared(std::move(state));
@@ -322,7 +323,7 @@ void TableRunner::OnPrepared(Result<TableState> state) {
         "(rows are upserted)",
         state->dropped_cursor_source, plan_->target.source_table);
   }
-  committed_ = state->cursor;
+  SetCommitted(state->cursor);  // after a restart, the cursor the last process committed
   full_pass_ = state->full_pass;
   resync_pass_ = state->resync_pass;
   reconciled_at_ = FromIso(state->reconciled_at);
@@ -395,7 +396,7 @@ void TableRunner::HandleSchemaChange(const SchemaDiff& diff) {
                          return;
                        }
                        if (resync) {
-                         committed_.reset();
+                         SetCommitted(std::nullopt);
                          target_.ResetCursor(decl_.name, [this, alive](Result<int64_t> pass) {
                            if (!alive.lock()) return;
                            if (!pass.ok()) {
@@ -427,7 +428,7 @@ void TableRunner::StartPulling() {
       resync_first_ = false;
       log_->info("resync: the cursor is reset, pulling everything again (pass {})", *pass);
       resync_pass_ = *pass;
-      committed_.reset();
+      SetCommitted(std::nullopt);
       if (stopping_) return MaybeFinishRun();
       StartPulling();
     });
@@ -681,8 +682,7 @@ void TableRunner::OnWritten(Status st, std::optional<Cursor> cursor, int64_t pag
     MaybeFinishRun();
     return;
   }
-  committed_ = std::move(cursor);
-  stats_.cursor = committed_ ? CursorToJson(*committed_) : "";
+  SetCommitted(std::move(cursor));
   Emit(EventKind::kBatch, page_rows, write_ms);
   if (run_error_.ok()) {
     SubmitWrite();
@@ -768,6 +768,11 @@ void TableRunner::StartReconcile() {
   });
 }
 
+void TableRunner::SetCommitted(std::optional<Cursor> cursor) {
+  committed_ = std::move(cursor);
+  stats_.cursor = committed_ ? CursorToJson(*committed_) : "";
+}
+
 void TableRunner::FinishRun() {
   running_ = false;
   const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -799,6 +804,9 @@ void TableRunner::FinishRun() {
     }
     stats_.runs_ok++;
     stats_.last_success = std::chrono::system_clock::now();
+    // The error is over (as _siphon_state's last_error, which this run's record clears).
+    stats_.last_error.clear();
+    stats_.last_error_kind.clear();
     lagging_ = false;
     stats_.state = RunnerState::kIdle;
     Emit(EventKind::kSynced, run_rows_, duration.count());

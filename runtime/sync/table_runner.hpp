@@ -52,7 +52,10 @@ struct TableStats {
   std::chrono::system_clock::time_point run_started{};   ///< of the run in progress (or last)
   std::string last_error;
   std::string last_error_kind;
-  std::string cursor;  ///< JSON, as committed
+  std::string cursor;  ///< JSON, as committed (also the one a run found in _siphon_state)
+  /// The target's key as the last plan made it: the declared `key`, else the source's
+  /// primary key (empty until a run has reflected the source).
+  std::vector<std::string> key;
 };
 
 /// Replicates one table: a timer per table, one run at a time, pages back to back while they
@@ -113,6 +116,8 @@ class TableRunner {
   void StartReconcile();
   void MaybeFinishRun();
   void FinishRun();
+  /// The cursor in _siphon_state, kept with its JSON for /status and events.
+  void SetCommitted(std::optional<Cursor> cursor);
   void NotifyStoppedIfIdle();
   void Emit(EventKind kind, int64_t rows, int64_t duration_ms);
   void CheckLag();

@@ -15,6 +15,8 @@
 #include <filesystem>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "tests/integration/harness/harness.hpp"
 
 namespace siphon::test {
@@ -479,6 +481,61 @@ TEST_F(HttpApi, AResumeAcceptsOnlyTheSchemaChangeItWasPausedFor) {
   ASSERT_EQ(Post("/tables/p/resume").status, 200);
   EXPECT_TRUE(WaitFor([&] { return TargetCount("p") == "3"; })) << Get("/tables/p").body;
   EXPECT_NE(Get("/tables/p").body.find("\"paused\": false"), std::string::npos);
+  p->Signal(SIGTERM);
+  EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0) << p->Stderr();
+}
+
+// GET /tables/NAME tells the truth: the key a source's primary key gives (none declared),
+// no error once a run after it succeeded (a resume of a table paused for a schema change),
+// and after a restart the committed cursor that the last process left in _siphon_state.
+TEST_F(HttpApi, ATableShowsItsKeyItsRecoveryAndItsCursorAfterARestart) {
+  db_.Exec(R"sql(
+    CREATE TABLE p (id int8 PRIMARY KEY, amount numeric(10,2),
+                    updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+    INSERT INTO p (id, amount) VALUES (1, 1), (2, 2);
+  )sql");
+  const std::string script = Script(R"(siphon.replicate "p" {
+    source = pg, cursor = "updated_at", every = "200ms", on_schema_change = "pause" })");
+  auto table = [this] {
+    HttpResult r = Get("/tables/p");
+    EXPECT_EQ(r.status, 200) << r.body;
+    nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
+    return j.is_discarded() ? nlohmann::json::object() : j;
+  };
+  auto p = Start(script);
+  ASSERT_TRUE(WaitFor([&] { return TargetCount("p") == "2"; })) << p->Stderr();
+  nlohmann::json t = table();
+  EXPECT_EQ(t["key"], nlohmann::json::array({"id"})) << t.dump(2);
+  EXPECT_EQ(t["cursor_columns"], nlohmann::json::array({"updated_at"})) << t.dump(2);
+
+  db_.Exec("ALTER TABLE p ALTER COLUMN amount TYPE numeric(14,4)");
+  ASSERT_TRUE(WaitFor([&] { return table()["paused"] == true; })) << table().dump(2);
+  t = table();
+  ASSERT_TRUE(t["last_error"].is_string()) << t.dump(2);
+  EXPECT_NE(t["last_error"].get<std::string>().find("the source schema changed"), std::string::npos)
+      << t.dump(2);
+  const int64_t runs_ok = t["runs_ok"].get<int64_t>();
+  db_.Exec("INSERT INTO p (id, amount) VALUES (3, 3)");
+  ASSERT_EQ(Post("/tables/p/resume").status, 200);
+  ASSERT_TRUE(WaitFor([&] { return TargetCount("p") == "3"; })) << table().dump(2);
+  ASSERT_TRUE(WaitFor([&] { return table()["runs_ok"].get<int64_t>() > runs_ok; }));
+  t = table();
+  EXPECT_TRUE(t["last_error"].is_null()) << t.dump(2);
+  EXPECT_TRUE(t["last_error_kind"].is_null()) << t.dump(2);
+  EXPECT_TRUE(t["persisted"]["last_error"].is_null()) << t.dump(2);
+  EXPECT_EQ(t["cursor"], t["persisted"]["cursor"]) << t.dump(2);
+  p->Signal(SIGTERM);
+  ASSERT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0) << p->Stderr();
+
+  // A restart: runs that find nothing new commit no page, and the cursor is the stored one.
+  p = Start(script);
+  ASSERT_TRUE(WaitFor([&] { return table()["runs_ok"].get<int64_t>() >= 2; })) << p->Stderr();
+  t = table();
+  EXPECT_EQ(t["rows_written"], 0) << t.dump(2);
+  ASSERT_TRUE(t["persisted"]["cursor"].is_array()) << t.dump(2);
+  EXPECT_EQ(t["cursor"], t["persisted"]["cursor"]) << t.dump(2);
+  EXPECT_EQ(t["key"], nlohmann::json::array({"id"})) << t.dump(2);
+  EXPECT_TRUE(t["last_error"].is_null()) << t.dump(2);
   p->Signal(SIGTERM);
   EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0) << p->Stderr();
 }
