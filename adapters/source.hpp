@@ -67,10 +67,12 @@ class SourceConnection {
 
   /// The safe horizon for a cursor on `column`: a value such that no transaction still open
   /// on the source can commit a row below it, or none when the source cannot tell (or the
-  /// column is not a time the source stamps). A run reads only rows below it, so a
-  /// transaction committing late is not skipped. The default has no horizon and calls
-  /// `done` before returning.
+  /// column is not a time the source stamps or a number it counts). A run reads only rows
+  /// below it, so a transaction committing late is not skipped. `after` is where the run
+  /// starts reading on `column` (exclusive; none on a first run): a horizon only matters
+  /// above it. The default has no horizon and calls `done` before returning.
   virtual void SafeHorizon(const TableSchema& table, const std::string& column,
+                           const std::optional<CursorValue>& after,
                            std::function<void(Result<std::optional<CursorValue>>)> done);
 
   /// Reconcile: the digests of the keys in consecutive parts of `range`, cut at `splits`

@@ -694,6 +694,7 @@ void MysqlConnection::FindKeys(const TableSchema& table, const std::vector<std::
 }
 
 void MysqlConnection::SafeHorizon(const TableSchema& table, const std::string& column,
+                                  const std::optional<CursorValue>& /*after*/,
                                   std::function<void(Result<std::optional<CursorValue>>)> done) {
   int idx = table.Find(column);
   if (idx < 0 || table.columns[idx].order != OrderKind::kTime ||

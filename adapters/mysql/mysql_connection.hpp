@@ -52,6 +52,7 @@ class MysqlConnection final : public SourceConnection {
   /// the server (information_schema.INNODB_TRX, HorizonSql), capped at
   /// kHorizonMaxHoldSeconds. Without the PROCESS privilege: no horizon, and one warning.
   void SafeHorizon(const TableSchema& table, const std::string& column,
+                   const std::optional<CursorValue>& after,
                    std::function<void(Result<std::optional<CursorValue>>)> done) override;
   void DigestKeys(const TableSchema& table, const std::vector<std::string>& key,
                   const KeyRange& range, const std::vector<Cursor>& splits,

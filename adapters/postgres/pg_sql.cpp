@@ -36,11 +36,19 @@ constexpr const char* kReflectFrom =
 // `settle` seconds back (a write transaction it cannot see may still commit below now()).
 constexpr const char* kHorizonOpen =
     "open AS ("
-    "  SELECT pid, application_name, usename, state, xact_start FROM pg_stat_activity"
+    "  SELECT pid, application_name, usename, state, xact_start, backend_xid FROM pg_stat_activity"
     "  WHERE backend_xid IS NOT NULL AND datname = current_database()"
     "    AND pid <> pg_backend_pid()),"
     " seen AS (SELECT pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')"
     "   OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS all_roles)";
+
+// HorizonSql's columns 2 and 3.
+constexpr const char* kStaleAndSeen =
+    " (SELECT format('pid %s, user %s, application %L, %s since %s', pid, usename,"
+    "                application_name, state, xact_start)"
+    "  FROM open WHERE xact_start <= statement_timestamp() - interval '60 seconds'"
+    "  ORDER BY xact_start LIMIT 1) AS stale,"
+    " (SELECT all_roles FROM seen) AS sees_all";
 
 std::string HorizonColumns(int settle_seconds) {
   return " least(statement_timestamp() - CASE WHEN (SELECT all_roles FROM seen)"
@@ -48,12 +56,8 @@ std::string HorizonColumns(int settle_seconds) {
          std::to_string(settle_seconds) +
          " s' END,"
          "       (SELECT min(xact_start) FROM open"
-         "        WHERE xact_start > statement_timestamp() - interval '60 seconds')) AS horizon,"
-         " (SELECT format('pid %s, user %s, application %L, %s since %s', pid, usename,"
-         "                application_name, state, xact_start)"
-         "  FROM open WHERE xact_start <= statement_timestamp() - interval '60 seconds'"
-         "  ORDER BY xact_start LIMIT 1) AS stale,"
-         " (SELECT all_roles FROM seen) AS sees_all";
+         "        WHERE xact_start > statement_timestamp() - interval '60 seconds')) AS horizon," +
+         std::string(kStaleAndSeen);
 }
 
 }  // namespace
@@ -77,6 +81,30 @@ const char* const kQueryTypesSql =
 
 std::string HorizonSql(int settle_seconds) {
   return std::string("WITH ") + kHorizonOpen + " SELECT" + HorizonColumns(settle_seconds);
+}
+
+Result<std::string> CountedHorizonSql(const TableSchema& table, const std::string& column,
+                                      bool above) {
+  if (!table.query.empty()) return Status(ErrorKind::kSchema, "a query has no row versions");
+  auto from = FromClause(table);
+  if (!from.ok()) return from.status();
+  int idx = table.Find(column);
+  if (idx < 0) return Status(ErrorKind::kSchema, "column \"" + column + "\" not found");
+  const std::string quoted = QuoteIdent(column);
+  // How many transactions ago the oldest write transaction still open got its id (age()),
+  // or, for a role that cannot see other roles' sessions, the oldest transaction id still
+  // running anywhere on the server (the snapshot's xmin, which needs no privilege).
+  // Rows whose xmin is at most that old were committed after it began writing.
+  return std::string("WITH ") + kHorizonOpen +
+         ", oldest AS (SELECT CASE WHEN (SELECT all_roles FROM seen)"
+         "   THEN (SELECT max(age(backend_xid)) FROM open"
+         "         WHERE xact_start > statement_timestamp() - interval '60 seconds')"
+         "   ELSE age((txid_snapshot_xmin(txid_current_snapshot()) % 4294967296)::text::xid)"
+         "   END AS age)"
+         " SELECT (SELECT min(t." +
+         quoted + ") FROM " + *from + " AS t WHERE " +
+         (above ? "t." + quoted + " > $1::" + table.columns[idx].source_type + " AND " : "") +
+         "age(t.xmin) <= (SELECT age FROM oldest)) AS horizon," + kStaleAndSeen;
 }
 
 std::string ReflectWithHorizonSql(int settle_seconds) {

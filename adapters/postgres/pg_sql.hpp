@@ -98,6 +98,14 @@ extern const char* const kQueryTypesSql;
 /// horizon is at least `settle_seconds` before now).
 std::string HorizonSql(int settle_seconds);
 
+/// The safe horizon of an integer cursor (one a sequence counts, say): the smallest value of
+/// `column` (above $1 when `above`) on a row a transaction committed after the oldest write
+/// transaction still open had begun writing, so one that commits late (its ids taken
+/// earlier) is not skipped; NULL when there is none. Same three columns as HorizonSql. Not
+/// for a query table (no row versions to read); a view fails with SQLSTATE 42703.
+Result<std::string> CountedHorizonSql(const TableSchema& table, const std::string& column,
+                                      bool above);
+
 /// kReflectSql with HorizonSql's three columns added to every row: a run's reflection and
 /// its horizon in one round trip.
 std::string ReflectWithHorizonSql(int settle_seconds);

@@ -233,10 +233,17 @@ class PgSourceConnection : public SourceConnection {
   }
 
   void SafeHorizon(const TableSchema& table, const std::string& column,
+                   const std::optional<CursorValue>& after,
                    std::function<void(Result<std::optional<CursorValue>>)> done) override {
+    int idx = table.Find(column);
+    // An integer (a sequence's ids, say) is held below the rows committed by transactions
+    // younger than the oldest one still writing: it may yet commit an id it took earlier.
+    if (idx >= 0 && IsCounted(table.columns[idx].source_type) && table.query.empty() &&
+        !no_row_versions_.count(table.qualified_name)) {
+      return CountedHorizon(table, column, after, std::move(done));
+    }
     // Only timestamptz columns are compared with transaction start times; a plain timestamp
     // holds whatever local time the application wrote.
-    int idx = table.Find(column);
     if (idx < 0 || !IsTimestamptz(table.columns[idx].source_type)) {
       done(std::optional<CursorValue>());
       return;
@@ -346,10 +353,45 @@ class PgSourceConnection : public SourceConnection {
     return types;
   }
 
+  static bool IsCounted(const std::string& type) {
+    return type == "bigint" || type == "integer" || type == "smallint";
+  }
+
+  void CountedHorizon(const TableSchema& table, const std::string& column,
+                      const std::optional<CursorValue>& after,
+                      std::function<void(Result<std::optional<CursorValue>>)> done) {
+    auto sql = CountedHorizonSql(table, column, after.has_value());
+    if (!sql.ok()) {
+      conn_.Post([done = std::move(done), st = sql.status()] { done(st); });
+      return;
+    }
+    std::vector<std::string> params;
+    if (after) params.push_back(CursorParam(*after));
+    WithConnection([this, sql = std::move(*sql), params = std::move(params),
+                    name = table.qualified_name, done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      conn_.Query(std::move(sql), std::move(params),
+                  [this, name, done = std::move(done)](Result<PgResultPtr> r) {
+                    if (!r.ok()) {
+                      // A view has no row versions (xmin) to read: no horizon for it.
+                      if (r.status().message().find("(SQLSTATE 42703)") != std::string::npos) {
+                        no_row_versions_.insert(name);
+                        return done(std::optional<CursorValue>());
+                      }
+                      return done(r.status().WithContext("safe horizon"));
+                    }
+                    if (PQntuples(r->get()) != 1) return done(std::optional<CursorValue>());
+                    done(HorizonFrom(r->get(), 0, true));
+                  });
+    });
+  }
+
   // The horizon in columns `col` to `col + 2` of the first row (HorizonSql's three), with
-  // its warnings: a transaction open too long, a role that cannot see the others'.
-  std::optional<CursorValue> HorizonFrom(const PGresult* res, int col) {
+  // its warnings: a transaction open too long, a role that cannot see the others'. A
+  // `counted` horizon is an integer, and needs no privilege (see CountedHorizonSql).
+  std::optional<CursorValue> HorizonFrom(const PGresult* res, int col, bool counted = false) {
     if (PQgetisnull(res, 0, col)) return std::nullopt;
+    if (counted) return CursorValue(static_cast<int64_t>(std::stoll(PQgetvalue(res, 0, col))));
     if (!PQgetisnull(res, 0, col + 1) && state_->warned_stale != PQgetvalue(res, 0, col + 1)) {
       state_->warned_stale = PQgetvalue(res, 0, col + 1);
       spdlog::warn(
@@ -456,6 +498,7 @@ class PgSourceConnection : public SourceConnection {
   std::shared_ptr<SourceState> state_;
   PgConnection conn_;
   std::map<std::string, PageShapeInfo> shapes_;  // by PageShape
+  std::set<std::string> no_row_versions_;        // views: no counted horizon
   bool wants_horizon_ = false;  // SafeHorizon was asked for: reflections bring one along
   std::optional<std::optional<CursorValue>> fetched_horizon_;  // from the last reflection
   std::chrono::steady_clock::time_point fetched_at_;

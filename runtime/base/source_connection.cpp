@@ -6,6 +6,7 @@
 namespace siphon {
 
 void SourceConnection::SafeHorizon(const TableSchema&, const std::string&,
+                                   const std::optional<CursorValue>&,
                                    std::function<void(Result<std::optional<CursorValue>>)> done) {
   done(std::optional<CursorValue>());
 }

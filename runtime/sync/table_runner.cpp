@@ -486,7 +486,9 @@ void TableRunner::StartPass() {
   // cannot commit a row behind the cursor this run leaves.
   pull_in_flight_ = true;
   std::weak_ptr<bool> alive = alive_;
-  conn_->SafeHorizon(*schema_, plan_->order_by[0],
+  std::optional<CursorValue> after;
+  if (committed_ && !committed_->empty()) after = committed_->front();
+  conn_->SafeHorizon(*schema_, plan_->order_by[0], after,
                      [this, alive](Result<std::optional<CursorValue>> horizon) {
                        if (!alive.lock()) return;
                        pull_in_flight_ = false;

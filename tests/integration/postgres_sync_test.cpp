@@ -518,5 +518,31 @@ TEST_F(PgSync, WithoutPgReadAllStatsTheHorizonHoldsSettleSecondsBack) {
   db_.Exec("DROP OWNED BY " + role + "; DROP ROLE " + role);
 }
 
+// An integer cursor (a serial id) does not skip an id a transaction took before a later one
+// committed: id 3 is taken by an open transaction while id 4 commits; the run holds below 4
+// until 3 commits, then both arrive. Before, the cursor moved to 4 and 3 never came.
+TEST_F(PgSync, ASerialCursorWaitsForAnIdTakenByAnOpenTransaction) {
+  db_.Exec(
+      "CREATE TABLE evs (id bigserial PRIMARY KEY, msg text);"
+      "INSERT INTO evs (msg) VALUES ('a'), ('b')");
+  std::string script = Script(
+      R"(siphon.replicate "evs" { source = pg, from = "public.evs", cursor = "id", write = "append" })");
+  ASSERT_EQ(Once(script).exit_code, 0);
+  PGconn* slow = PQconnectdb(db_.Dsn().c_str());
+  ASSERT_EQ(PQstatus(slow), CONNECTION_OK) << PQerrorMessage(slow);
+  PQclear(PQexec(slow, "BEGIN"));
+  PQclear(PQexec(slow, "INSERT INTO evs (msg) VALUES ('slow')"));  // id 3, not committed
+  db_.Exec("INSERT INTO evs (msg) VALUES ('fast')");               // id 4, committed
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(id) FROM (SELECT id FROM evs ORDER BY id)"), "1,2");
+  PQclear(PQexec(slow, "COMMIT"));
+  PQfinish(slow);
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(id) FROM (SELECT id FROM evs ORDER BY id)"),
+            "1,2,3,4");
+}
+
 }  // namespace
 }  // namespace siphon::test

@@ -582,7 +582,7 @@ TEST_F(MysqlAdapterTest, TheHorizonComesWithTheNextReflection) {
   ASSERT_TRUE(Connect(*conn).ok());
   auto horizon = [&](const TableSchema& t) {
     return Await<Result<std::optional<CursorValue>>>(
-        [&](auto done) { conn->SafeHorizon(t, "updated_at", done); });
+        [&](auto done) { conn->SafeHorizon(t, "updated_at", std::nullopt, done); });
   };
   auto selects = [&] {
     auto r = QueryText(*conn, "SHOW SESSION STATUS LIKE 'Com_select'");
@@ -638,7 +638,7 @@ TEST_F(MysqlAdapterTest, AReflectionOutlivesARevokedProcessPrivilege) {
   auto conn = NewConnection(db, "pr-pw", user);
   auto horizon = [&](const TableSchema& t) {
     return Await<Result<std::optional<CursorValue>>>(
-        [&](auto done) { conn->SafeHorizon(t, "updated_at", done); });
+        [&](auto done) { conn->SafeHorizon(t, "updated_at", std::nullopt, done); });
   };
   ASSERT_TRUE(Connect(*conn).ok());
   auto t = Reflect(*conn, "h");

@@ -220,11 +220,11 @@ TEST_F(MysqlQueryTest, PagesAreReadThroughTheSubSelect) {
 
   // The safe horizon applies to the query's DATETIME column as to a table's.
   auto horizon = Await<Result<std::optional<CursorValue>>>(
-      [&](auto done) { conn->SafeHorizon(*t, "updated_at", done); });
+      [&](auto done) { conn->SafeHorizon(*t, "updated_at", std::nullopt, done); });
   ASSERT_TRUE(horizon.ok()) << horizon.status().ToString();
   EXPECT_TRUE(horizon->has_value());
   auto none = Await<Result<std::optional<CursorValue>>>(
-      [&](auto done) { conn->SafeHorizon(*t, "id", done); });
+      [&](auto done) { conn->SafeHorizon(*t, "id", std::nullopt, done); });
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());
 }

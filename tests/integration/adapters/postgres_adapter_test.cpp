@@ -676,7 +676,7 @@ TEST_F(PgAdapter, TheHorizonComesWithTheNextReflection) {
   auto& c = Conn();
   auto horizon = [&](const TableSchema& t) {
     return Await<Result<std::optional<CursorValue>>>(
-        [&](auto done) { c.SafeHorizon(t, "updated_at", done); });
+        [&](auto done) { c.SafeHorizon(t, "updated_at", std::nullopt, done); });
   };
   auto t = Reflect(c, "h");
   ASSERT_TRUE(t.ok()) << t.status().ToString();
