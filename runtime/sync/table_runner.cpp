@@ -310,7 +310,13 @@ void TableRunner::OnPrepared(Result<TableState> state) {
     MaybeFinishRun();
     return;
   }
-  if (!state->dropped_cursor_columns.empty()) {
+  if (!state->dropped_key.empty()) {
+    ScopedLogFields fields(LogFields::Of("cursor_reset"));
+    log_->warn(
+        "the key changed from {} to {}: the target table was rebuilt under the new key, and the "
+        "table is pulled again from the start (rows are upserted)",
+        state->dropped_key, CursorColumnsJson(plan_->target.key));
+  } else if (!state->dropped_cursor_columns.empty()) {
     ScopedLogFields fields(LogFields::Of("cursor_reset"));
     log_->warn(
         "the stored cursor belongs to the columns {}, not {}: pulling the table again "

@@ -85,6 +85,16 @@ CREATE TABLE IF NOT EXISTS _siphon_rejects (
 );
 )sql";
 
+/// The number of rows of a table; -1 when it cannot be counted.
+int64_t CountRows(sqlite3* db, const std::string& table) {
+  Stmt q;
+  const std::string sql = "SELECT count(*) FROM " + Quote(table);
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &q.s, nullptr) != SQLITE_OK ||
+      sqlite3_step(q.s) != SQLITE_ROW) {
+    return -1;
+  }
+  return sqlite3_column_int64(q.s, 0);
+}
 }  // namespace
 
 std::string NowIso() {
@@ -244,7 +254,7 @@ void Target::PrepareTable(TargetTable table, std::function<void(Result<TableStat
                 [done = std::move(done), result] { done(std::move(*result)); });
 }
 
-Status Target::RetypeOnWriter(const TargetTable& spec) {
+Status Target::RebuildOnWriter(const TargetTable& spec, bool rekey) {
   std::map<std::string, std::string> wanted;  // name -> declared type
   for (const auto& c : spec.columns) wanted[c.name] = ColumnTypeName(c.type);
   if (spec.pass_marks) wanted[kPassColumn] = "INTEGER";
@@ -281,7 +291,7 @@ Status Target::RetypeOnWriter(const TargetTable& spec) {
     }
     if (rc != SQLITE_DONE) return SqliteError(db_, "reading table_xinfo of " + spec.name);
   }
-  if (!retyped) return Status::Ok();
+  if (!retyped && !rekey) return Status::Ok();
   std::string create;
   std::vector<std::string> extras;  // CREATE INDEX / TRIGGER of the table
   {
@@ -309,6 +319,14 @@ Status Target::RetypeOnWriter(const TargetTable& spec) {
   for (const char* word : {"CHECK", "UNIQUE", "COLLATE", "REFERENCES", "WITHOUT ROWID"}) {
     by_hand |= create.find(word) != std::string::npos;
   }
+  if (by_hand && rekey) {
+    return Status(ErrorKind::kConfig,
+                  "the key of " + spec.name + " is now " + CursorColumnsJson(spec.key) +
+                      ", but the target table has constraints siphon did not make (NOT NULL, "
+                      "DEFAULT, CHECK, UNIQUE, COLLATE, REFERENCES, generated columns) and "
+                      "cannot be rebuilt under it: give it that PRIMARY KEY by hand, or drop "
+                      "it and its _siphon_state row to start over");
+  }
   if (by_hand) {
     Logger("target")->warn(
         "{}: a column's source type changed, but the table has constraints siphon did not make "
@@ -330,11 +348,22 @@ Status Target::RetypeOnWriter(const TargetTable& spec) {
   }
   std::sort(pk.begin(), pk.end(), [](const Column* a, const Column* b) { return a->pk < b->pk; });
   for (const Column* c : pk) key += (key.empty() ? "" : ", ") + Quote(c->name);
+  // Under a new key, a row without a value in it could never be upserted again, and of rows
+  // sharing one the last is kept: the table is pulled again, so what the source has returns.
+  std::string copy = "INSERT INTO ", where;
+  if (rekey) {
+    key.clear();
+    for (const std::string& k : spec.key) {
+      key += (key.empty() ? "" : ", ") + Quote(k);
+      where += (where.empty() ? " WHERE " : " AND ") + Quote(k) + " IS NOT NULL";
+    }
+    copy = "INSERT OR REPLACE INTO ";
+  }
   if (!key.empty()) defs += ", PRIMARY KEY (" + key + ")";
   std::vector<std::string> steps = {
       "SAVEPOINT siphon_rebuild", "CREATE TABLE " + Quote(fresh) + " (" + defs + ")",
-      "INSERT INTO " + Quote(fresh) + " (" + names + ") SELECT " + names + " FROM " +
-          Quote(spec.name),
+      copy + Quote(fresh) + " (" + names + ") SELECT " + names + " FROM " + Quote(spec.name) +
+          where,
       "DROP TABLE " + Quote(spec.name),
       // Views naming the table must not stop the rename (they read the new table after it).
       "PRAGMA legacy_alter_table = ON",
@@ -342,15 +371,24 @@ Status Target::RetypeOnWriter(const TargetTable& spec) {
       "PRAGMA legacy_alter_table = OFF"};
   steps.insert(steps.end(), extras.begin(), extras.end());
   steps.push_back("RELEASE siphon_rebuild");
+  const int64_t before = rekey ? CountRows(db_, spec.name) : 0;
   for (const std::string& sql : steps) {
     if (Status st = ExecOnWriter(sql); !st.ok()) {
       ExecOnWriter("ROLLBACK TO siphon_rebuild");
       ExecOnWriter("RELEASE siphon_rebuild");
       ExecOnWriter("PRAGMA legacy_alter_table = OFF");
-      return st.WithContext("changing column types of " + spec.name);
+      return st.WithContext(rekey ? "rebuilding " + spec.name + " under its new key"
+                                  : "changing column types of " + spec.name);
     }
   }
-  Logger("target")->info("{}: column type(s) changed, table rebuilt with its rows", spec.name);
+  if (!rekey) {
+    Logger("target")->info("{}: column type(s) changed, table rebuilt with its rows", spec.name);
+  } else if (const int64_t left = before - CountRows(db_, spec.name); left > 0) {
+    Logger("target")->warn(
+        "{}: rebuilt with the PRIMARY KEY {}; {} row(s) without a value in it or repeating "
+        "another's were left out (the pull brings back what the source has)",
+        spec.name, CursorColumnsJson(spec.key), left);
+  }
   return Status::Ok();
 }
 
@@ -369,6 +407,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
   }
   // Create or extend the table.
   std::set<std::string> existing;
+  std::vector<std::pair<int, std::string>> primary;  // position in the key, column
   {
     Stmt info;
     std::string sql = "PRAGMA table_info(" + Quote(spec.name) + ")";
@@ -376,15 +415,34 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
       return SqliteError(db_, "reading table_info of " + spec.name);
     }
     while (sqlite3_step(info.s) == SQLITE_ROW) {
-      existing.insert(reinterpret_cast<const char*>(sqlite3_column_text(info.s, 1)));
+      std::string name = reinterpret_cast<const char*>(sqlite3_column_text(info.s, 1));
+      if (int pk = sqlite3_column_int(info.s, 5); pk > 0) primary.emplace_back(pk, name);
+      existing.insert(std::move(name));
     }
+  }
+  // The key the table has, when it has rows of another: the script's `key` or the source's
+  // primary key changed. An upsert by the new key needs it as the table's PRIMARY KEY.
+  std::sort(primary.begin(), primary.end());
+  std::vector<std::string> old_key;
+  for (auto& [position, name] : primary) old_key.push_back(std::move(name));
+  const bool rekey = !existing.empty() && old_key != spec.key;
+  if (rekey && spec.key.empty()) {
+    return Status(ErrorKind::kConfig,
+                  "the target table " + spec.name + " has the PRIMARY KEY " +
+                      CursorColumnsJson(old_key) +
+                      ", but the table now has no key (the source table has no primary key "
+                      "and the script gives no `key`): give `key = { … }`, or drop the target "
+                      "table and its _siphon_state row to start over");
   }
   std::vector<std::pair<std::string, std::string>> wanted;  // name, declared type
   for (const auto& c : spec.columns) wanted.emplace_back(c.name, ColumnTypeName(c.type));
   if (spec.pass_marks) wanted.emplace_back(kPassColumn, "INTEGER");
+  auto definition = [](const std::string& name, const std::string& type) {
+    return Quote(name) + (type.empty() ? "" : " " + type);
+  };
   if (existing.empty()) {
     std::string sql = "CREATE TABLE " + Quote(spec.name) + " (";
-    for (const auto& [name, type] : wanted) sql += Quote(name) + " " + type + ", ";
+    for (const auto& [name, type] : wanted) sql += definition(name, type) + ", ";
     if (spec.key.empty()) {
       sql.resize(sql.size() - 2);
     } else {
@@ -397,9 +455,11 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
   } else {
     for (const auto& [name, type] : wanted) {
       if (existing.count(name)) continue;
-      std::string sql =
-          "ALTER TABLE " + Quote(spec.name) + " ADD COLUMN " + Quote(name) + " " + type;
+      std::string sql = "ALTER TABLE " + Quote(spec.name) + " ADD COLUMN " + definition(name, type);
       if (Status st = ExecOnWriter(sql); !st.ok()) return st;
+    }
+    if (rekey) {
+      if (Status st = RebuildOnWriter(spec, true); !st.ok()) return st;
     }
   }
 
@@ -574,7 +634,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
                        -1, &up.s, nullptr);
     sqlite3_bind_text(up.s, 1, spec.name.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(up.s, 2, spec.cursor_columns.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(up.s, 3, dropped.empty() && cursor_source.empty() ? 0 : 1);
+    sqlite3_bind_int(up.s, 3, dropped.empty() && cursor_source.empty() && !rekey ? 0 : 1);
     if (sqlite3_step(up.s) != SQLITE_DONE) {
       return SqliteError(db_, "recording the cursor columns of " + spec.name);
     }
@@ -584,10 +644,11 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
   if (!state->has_value()) return Status(ErrorKind::kTarget, "no state row for " + spec.name);
   (*state)->dropped_cursor_columns = dropped;
   (*state)->dropped_cursor_source = cursor_source;
+  if (rekey) (*state)->dropped_key = CursorColumnsJson(old_key);
   // A changed column type is applied once the script accepted the change (SaveSchema): here
   // only when the recorded schema is this one (a new state row records the spec's).
   if (!existing.empty() && (*state)->schema_hash == spec.schema_hash) {
-    if (Status st = RetypeOnWriter(spec); !st.ok()) return st;
+    if (Status st = RebuildOnWriter(spec); !st.ok()) return st;
   }
   t->schema_version = SchemaVersion();
   tables_[spec.name] = std::move(t);
@@ -665,7 +726,7 @@ void Target::SaveSchema(const std::string& table, std::string hash, std::string 
       [this, table, hash = std::move(hash), json = std::move(json), status] {
         // The change is accepted: changed column types now reach the target table.
         if (auto it = tables_.find(table); it != tables_.end()) {
-          if (Status st = RetypeOnWriter(it->second->spec); !st.ok()) {
+          if (Status st = RebuildOnWriter(it->second->spec); !st.ok()) {
             *status = st;
             return;
           }

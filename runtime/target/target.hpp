@@ -93,6 +93,9 @@ struct TableState {
   /// Set when the stored cursor was dropped because the table now reads another source table
   /// or query: what it was a position in.
   std::string dropped_cursor_source;
+  /// Set when the target table had another key (its PRIMARY KEY, as JSON; "[]" for none): the
+  /// table was rebuilt under the new key and the stored cursor dropped.
+  std::string dropped_key;
 };
 
 /// Reconcile: a range of a table's keys in the target, cut into parts of about equal size.
@@ -218,7 +221,10 @@ class Target {
   /// rows, key, indexes and triggers when one differs (SQLite would otherwise convert what is
   /// written now by the old column's affinity: text "01234" into INTEGER is stored as 1234).
   /// A table with constraints siphon did not make is left as it is (a warning).
-  Status RetypeOnWriter(const TargetTable& spec);
+  /// With `rekey`, the rebuild also gives the table `spec.key` as its PRIMARY KEY (rows without
+  /// a value in it left out, a repeated one keeping the last row); a table with such
+  /// constraints is then an error, since an upsert by the new key cannot run without it.
+  Status RebuildOnWriter(const TargetTable& spec, bool rekey = false);
   /// The table's `_siphon_state` row; none when it has no row.
   Result<std::optional<TableState>> ReadState(const std::string& table);
   int64_t SchemaVersion();  ///< PRAGMA schema_version; -1 when unreadable

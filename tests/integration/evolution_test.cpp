@@ -349,6 +349,85 @@ TEST_F(Evolution, SoftDeletedRowsDisappearAndComeBackWhenUndeleted) {
   EXPECT_EQ(TargetScalar("SELECT count(*) FROM s"), "91");
 }
 
+// A new key (the script's `key`, or the source's primary key) becomes the target's PRIMARY KEY:
+// the table is rebuilt with its rows and indexes, and pulled again. The upsert by the new key
+// failed every run before ("ON CONFLICT clause does not match any PRIMARY KEY").
+TEST_F(Evolution, AChangedKeyRebuildsTheTableUnderItAndPullsAgain) {
+  db_.Exec(R"sql(
+    CREATE TABLE k (id int8 PRIMARY KEY, sku text NOT NULL UNIQUE, name text,
+                    updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+    INSERT INTO k (id, sku, name) SELECT g, 'sku-' || g, 'n' || g FROM generate_series(1, 300) g;
+  )sql");
+  auto r = Once(Script(R"(siphon.replicate "k" { source = pg, cursor = { "updated_at", "id" } })"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(Replica().c_str(), &db), SQLITE_OK);
+  EXPECT_EQ(sqlite3_exec(db, "CREATE INDEX k_name ON k (name)", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+
+  // The script keys the table by sku now; ids were renumbered at the source meanwhile.
+  db_.Exec("UPDATE k SET id = id + 1000, updated_at = clock_timestamp() WHERE id <= 10");
+  std::string by_sku = Script(R"(siphon.replicate "k" {
+    source = pg, key = "sku", cursor = { "updated_at", "sku" } })");
+  r = Once(by_sku);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("the key changed from [\"id\"] to [\"sku\"]"), std::string::npos) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(name) FROM pragma_table_info('k') WHERE pk > 0"),
+            "sku");
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM sqlite_master WHERE name = 'k_name'"), "1");
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(id) FROM k"),
+            db_.Scalar("SELECT count(*) || '/' || sum(id) FROM k"));
+  db_.Exec("UPDATE k SET name = 'renamed', updated_at = clock_timestamp() WHERE sku = 'sku-7'");
+  r = Once(by_sku);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(r.err.find("key changed"), std::string::npos) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT name || '/' || id FROM k WHERE sku = 'sku-7'"), "renamed/1007");
+
+  // A full-refresh table follows the source's primary key: (id) becomes (id, region), and
+  // rows sharing an id arrive.
+  db_.Exec(R"sql(
+    CREATE TABLE f (id int4 PRIMARY KEY, region text NOT NULL DEFAULT 'eu', v text);
+    INSERT INTO f (id, v) SELECT g, 'v' || g FROM generate_series(1, 50) g;
+  )sql");
+  std::string full = Script(R"(siphon.replicate "f" { source = pg })");
+  r = Once(full);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  db_.Exec(R"sql(
+    ALTER TABLE f DROP CONSTRAINT f_pkey, ADD PRIMARY KEY (id, region);
+    INSERT INTO f (id, region, v) SELECT g, 'us', 'us' || g FROM generate_series(1, 20) g;
+  )sql");
+  r = Once(full);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(name, ',') FROM (SELECT name FROM "
+                         "pragma_table_info('f') WHERE pk > 0 ORDER BY pk)"),
+            "id,region");
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(id) FROM f"), "70/1485");
+
+  // No key at all (the source dropped its primary key, the script gives none): refused, the
+  // replica left as it is.
+  db_.Exec("ALTER TABLE f DROP CONSTRAINT f_pkey");
+  r = Once(full);
+  EXPECT_NE(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("has no primary key"), std::string::npos) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM f"), "70");
+  db_.Exec(R"sql(
+    CREATE TABLE a (id int4 PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp());
+    INSERT INTO a (id) SELECT generate_series(1, 30);
+  )sql");
+  std::string append =
+      Script(R"(siphon.replicate "a" { source = pg, cursor = "at", write = "append" })");
+  r = Once(append);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  db_.Exec("ALTER TABLE a DROP CONSTRAINT a_pkey");
+  r = Once(append);
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("has the PRIMARY KEY [\"id\"], but the table now has no key"),
+            std::string::npos)
+      << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM a"), "30");
+}
+
 TEST_F(Evolution, OnSchemaChangePausesOrAsksTheScript) {
   db_.Exec(R"sql(
     CREATE TABLE p (id int8 PRIMARY KEY, amount numeric(10,2),

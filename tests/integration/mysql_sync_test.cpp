@@ -556,6 +556,11 @@ TEST_F(MysqlSync, WideUnsignedColumnsHaveNoDeclaredTypeAndCheckSaysSo) {
   EXPECT_EQ(TargetScalar("SELECT group_concat(name || ':' || quote(type), ',') FROM "
                          "pragma_table_info('w') WHERE name IN ('bu', 'b64')"),
             "bu:'',b64:''");
+  // The table's definition reads as written by hand: `"bu", `, not `"bu" , `.
+  EXPECT_NE(TargetScalar("SELECT sql FROM sqlite_master WHERE name = 'w'").find("\"bu\", "),
+            std::string::npos);
+  EXPECT_NE(TargetScalar("SELECT sql FROM sqlite_master WHERE name = 'w'").find("\"b64\", "),
+            std::string::npos);
   EXPECT_EQ(Cell("w", 1, "bu"), "integer:5");
   EXPECT_EQ(Cell("w", 2, "bu"), "text:'18446744073709551615'");
   EXPECT_EQ(Cell("w", 3, "bu"), "null:NULL");
