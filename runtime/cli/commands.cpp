@@ -295,8 +295,11 @@ Status ProbeTarget(const std::string& path) {
   return Status::Ok();
 }
 
+// What the first run of each table does besides syncing (`resync`, `resume`).
+enum class FirstRun { kSync, kResync, kAcceptSchema };
+
 int Replicate(const ScriptOptions& options, bool once, const std::vector<std::string>& tables,
-              bool resync = false) {
+              FirstRun first = FirstRun::kSync) {
   auto loaded = Load(options);
   if (!loaded) return 2;
   const Deployment& d = loaded->deployment;
@@ -353,7 +356,8 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
     };
     RunnerOptions runner_options;
     runner_options.once = once;
-    runner_options.resync_first = resync;
+    runner_options.resync_first = first == FirstRun::kResync;
+    runner_options.accept_schema_first = first == FirstRun::kAcceptSchema;
     runner_options.events = &events;
     Replicator replicator(&loop, target, d, runner_options, tables);
     Reloader reloader(options, replicator, *loaded, &loop, target);
@@ -494,7 +498,11 @@ int OnceCommand(const ScriptOptions& options, const std::vector<std::string>& ta
 }
 
 int ResyncCommand(const ScriptOptions& options, const std::vector<std::string>& tables) {
-  return Replicate(options, true, tables, /*resync=*/true);
+  return Replicate(options, true, tables, FirstRun::kResync);
+}
+
+int ResumeCommand(const ScriptOptions& options, const std::vector<std::string>& tables) {
+  return Replicate(options, true, tables, FirstRun::kAcceptSchema);
 }
 
 namespace {

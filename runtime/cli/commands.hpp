@@ -22,6 +22,9 @@ int CheckCommand(const ScriptOptions& options);
 /// `siphon resync`: forget the named tables' cursors, pull them again whole, and sweep the
 /// rows the source no longer has; then exit like `once`.
 int ResyncCommand(const ScriptOptions& options, const std::vector<std::string>& tables);
+/// `siphon resume`: the named tables once, accepting the source schema change that paused
+/// them (on_schema_change = "pause"), as POST /tables/NAME/resume does; then exit like `once`.
+int ResumeCommand(const ScriptOptions& options, const std::vector<std::string>& tables);
 /// `siphon status`: per-table state read from the target file.
 int StatusCommand(const std::string& replica, bool json);
 

@@ -70,6 +70,10 @@ int main(int argc, char** argv) {
       app.add_subcommand("resync", "pull tables again from the start, ending equal to the source");
   add_script(resync);
   resync->add_option("--table", tables, "the table to resync (repeatable)")->required();
+  CLI::App* resume = app.add_subcommand(
+      "resume", "sync tables once, accepting the source schema change that paused them");
+  add_script(resume);
+  resume->add_option("--table", tables, "the table to resume (repeatable)")->required();
   CLI::App* check = app.add_subcommand("check", "validate, connect, reflect and print the plan");
   add_script(check);
   // The admin API as `run` would serve it, so check refuses what run refuses.
@@ -94,6 +98,7 @@ int main(int argc, char** argv) {
   if (*run) return siphon::RunCommand(script);
   if (*once) return siphon::OnceCommand(script, tables);
   if (*resync) return siphon::ResyncCommand(script, tables);
+  if (*resume) return siphon::ResumeCommand(script, tables);
   if (*check) return siphon::CheckCommand(script);
   if (*status) return siphon::StatusCommand(replica, json);
   return 2;

@@ -118,6 +118,7 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
     t.cursor_columns += std::string(" of query ") + hash;
   }
   t.pass_marks = !t.append && !t.key.empty();
+  t.backfill = decl.backfill && plan.incremental && !t.key.empty();
   if (decl.soft_delete && !decl.soft_delete->keep) t.soft_delete_column = decl.soft_delete->column;
   return plan;
 }

@@ -77,6 +77,7 @@ void TableRunner::Start() {
   }
   // `siphon resync`: the first run resets the cursor once it knows the table (its key).
   resync_first_ = options_.resync_first;
+  accept_schema_ = options_.accept_schema_first;
   ScheduleRun(std::chrono::milliseconds(0));
 }
 
@@ -328,6 +329,18 @@ void TableRunner::OnPrepared(Result<TableState> state) {
         "the stored cursor is a position in {}, not {}: pulling the table again from the start "
         "(rows are upserted)",
         state->dropped_cursor_source, plan_->target.source_table);
+  }
+  if (!state->added_columns.empty() && plan_->incremental) {
+    ScopedLogFields fields(LogFields::Of("columns_added"));
+    if (plan_->target.backfill) {
+      log_->warn("the target table gained {}: pulling the table again to fill them (backfill)",
+                 CursorColumnsJson(state->added_columns));
+    } else {
+      log_->warn(
+          "the target table gained {}: rows already replicated hold NULL there until they "
+          "change (backfill = true, or `siphon resync`, fills them now)",
+          CursorColumnsJson(state->added_columns));
+    }
   }
   SetCommitted(state->cursor);  // after a restart, the cursor the last process committed
   full_pass_ = state->full_pass;

@@ -27,6 +27,9 @@ struct RunnerOptions {
   std::chrono::milliseconds backoff_cap{std::chrono::minutes(5)};
   EventSink* events = nullptr;  ///< where events go (not owned; may be null)
   bool resync_first = false;    ///< the first run is a resync (`siphon resync`)
+  /// The first run accepts a source schema change on_schema_change would pause for, as a
+  /// resume does (`siphon resume`).
+  bool accept_schema_first = false;
 };
 
 /// What a runner is doing, for `/status`, metrics and progress lines.

@@ -434,6 +434,19 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
                       "and the script gives no `key`): give `key = { … }`, or drop the target "
                       "table and its _siphon_state row to start over");
   }
+  // What this prepare changes commits at once: a column added for a backfill never without
+  // the cursor reset that fills it (a crash between them would leave it NULL for good).
+  if (Status st = ExecOnWriter("SAVEPOINT siphon_prepare"); !st.ok()) return st;
+  struct Undo {
+    Target* target;
+    bool done = false;
+    ~Undo() {
+      if (done) return;
+      target->ExecOnWriter("ROLLBACK TO siphon_prepare");
+      target->ExecOnWriter("RELEASE siphon_prepare");
+    }
+  } undo{this};
+  std::vector<std::string> added;
   std::vector<std::pair<std::string, std::string>> wanted;  // name, declared type
   for (const auto& c : spec.columns) wanted.emplace_back(c.name, ColumnTypeName(c.type));
   if (spec.pass_marks) wanted.emplace_back(kPassColumn, "INTEGER");
@@ -457,6 +470,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
       if (existing.count(name)) continue;
       std::string sql = "ALTER TABLE " + Quote(spec.name) + " ADD COLUMN " + definition(name, type);
       if (Status st = ExecOnWriter(sql); !st.ok()) return st;
+      if (name != kPassColumn) added.push_back(name);
     }
     if (rekey) {
       if (Status st = RebuildOnWriter(spec, true); !st.ok()) return st;
@@ -639,17 +653,33 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
       return SqliteError(db_, "recording the cursor columns of " + spec.name);
     }
   }
+  if (spec.backfill && !added.empty()) {
+    // As a resync: pulled again from the start, rows the source no longer has swept at the
+    // end (the same statement as ResetCursor's).
+    Stmt reset;
+    sqlite3_prepare_v2(db_,
+                       "UPDATE _siphon_state SET cursor = NULL, "
+                       "resync_pass = coalesce(resync_pass, full_pass + 1) WHERE table_name = ?1",
+                       -1, &reset.s, nullptr);
+    sqlite3_bind_text(reset.s, 1, spec.name.c_str(), -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(reset.s) != SQLITE_DONE) {
+      return SqliteError(db_, "resetting the cursor of " + spec.name);
+    }
+  }
   Result<std::optional<TableState>> state = ReadState(spec.name);
   if (!state.ok()) return state.status();
   if (!state->has_value()) return Status(ErrorKind::kTarget, "no state row for " + spec.name);
   (*state)->dropped_cursor_columns = dropped;
   (*state)->dropped_cursor_source = cursor_source;
   if (rekey) (*state)->dropped_key = CursorColumnsJson(old_key);
+  (*state)->added_columns = std::move(added);
   // A changed column type is applied once the script accepted the change (SaveSchema): here
   // only when the recorded schema is this one (a new state row records the spec's).
   if (!existing.empty() && (*state)->schema_hash == spec.schema_hash) {
     if (Status st = RebuildOnWriter(spec); !st.ok()) return st;
   }
+  if (Status st = ExecOnWriter("RELEASE siphon_prepare"); !st.ok()) return st;
+  undo.done = true;
   t->schema_version = SchemaVersion();
   tables_[spec.name] = std::move(t);
   return std::move(**state);

@@ -49,6 +49,10 @@ struct TargetTable {
   /// twice, and the upsert would keep only the last). Rows pulled as they are cannot repeat
   /// a key, so only tables with a transform pay for the check.
   bool distinct_keys = false;
+  /// An incremental table pulled again when its target table gains a column (the source
+  /// added one, or the script replicates one more), so rows already held get its values now
+  /// rather than as they change. Set only for tables with a key (a re-pull is an upsert).
+  bool backfill = false;
 
   bool operator==(const TargetTable&) const = default;
 };
@@ -96,6 +100,9 @@ struct TableState {
   /// Set when the target table had another key (its PRIMARY KEY, as JSON; "[]" for none): the
   /// table was rebuilt under the new key and the stored cursor dropped.
   std::string dropped_key;
+  /// Columns this prepare added to an existing target table (rows it holds have NULL there).
+  /// With `backfill`, the cursor was reset with them, in one transaction: the run pulls again.
+  std::vector<std::string> added_columns;
 };
 
 /// Reconcile: a range of a table's keys in the target, cut into parts of about equal size.

@@ -428,6 +428,44 @@ TEST_F(Evolution, AChangedKeyRebuildsTheTableUnderItAndPullsAgain) {
   EXPECT_EQ(TargetScalar("SELECT count(*) FROM a"), "30");
 }
 
+// A column the script starts replicating (`columns` lists one more) is added to the target;
+// with backfill the table is pulled again so the rows it holds get their values, as when the
+// source adds one. It stayed NULL for every row that did not change before.
+TEST_F(Evolution, AColumnTheScriptAddsIsBackfilledOrNamedAsNull) {
+  db_.Exec(R"sql(
+    CREATE TABLE c (id int8 PRIMARY KEY, a text, b text, d text,
+                    updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+    INSERT INTO c (id, a, b, d) SELECT g, 'a' || g, 'b' || g, 'd' || g
+      FROM generate_series(1, 200) g;
+  )sql");
+  auto declare = [&](const std::string& columns, const std::string& extra) {
+    return Script(R"(siphon.replicate "c" { source = pg, cursor = "updated_at", batch = 50,
+      columns = )" +
+                  columns + extra + " }");
+  };
+  auto r = Once(declare(R"({ "a" })", ""));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+
+  r = Once(declare(R"({ "a", "b" })", ", backfill = true"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("gained [\"b\"]: pulling the table again"), std::string::npos) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM c WHERE b = 'b' || id"), "200");
+  EXPECT_EQ(TargetScalar("SELECT rows FROM _siphon_log ORDER BY id DESC LIMIT 1"), "200");
+  // Once filled, the next run pulls nothing again.
+  r = Once(declare(R"({ "a", "b" })", ", backfill = true"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(r.err.find("gained"), std::string::npos) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT rows FROM _siphon_log ORDER BY id DESC LIMIT 1"), "0");
+
+  // Without backfill the run says which rows stay NULL, and only changed rows get a value.
+  db_.Exec("UPDATE c SET updated_at = clock_timestamp() WHERE id = 5");
+  r = Once(declare(R"({ "a", "b", "d" })", ""));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("gained [\"d\"]: rows already replicated hold NULL"), std::string::npos)
+      << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(d) || '/' || max(d) FROM c"), "1/d5");
+}
+
 TEST_F(Evolution, OnSchemaChangePausesOrAsksTheScript) {
   db_.Exec(R"sql(
     CREATE TABLE p (id int8 PRIMARY KEY, amount numeric(10,2),
@@ -455,6 +493,28 @@ TEST_F(Evolution, OnSchemaChangePausesOrAsksTheScript) {
   EXPECT_NE(r.err.find("retyped amount from numeric(10,2) to numeric(14,4)"), std::string::npos)
       << Dump(r);
   EXPECT_EQ(TargetScalar("SELECT amount FROM p WHERE id = 2"), "2.0000");
+
+  // Without an admin API (cron and `once`), `siphon resume` accepts the change: it was paused
+  // on every run until the script changed.
+  paused = Script(R"(siphon.replicate "p" {
+    source = pg, cursor = "updated_at", on_schema_change = "pause" })");
+  db_.Exec(R"sql(
+    ALTER TABLE p ALTER COLUMN amount TYPE text;
+    UPDATE p SET amount = '0' || amount, updated_at = clock_timestamp() WHERE id = 1;
+  )sql");
+  r = Once(paused);
+  EXPECT_NE(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("paused"), std::string::npos) << Dump(r);
+  r = siphon::test::Run({SIPHON_BIN, "resume", paused, "--table", "p"},
+                        {{"TEST_PG_DSN", db_.Dsn()}});
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT typeof(amount) || ':' || amount FROM p WHERE id = 1"),
+            "text:01.0000");
+  r = Once(paused);
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(r.err.find("schema change"), std::string::npos) << Dump(r);
+  r = siphon::test::Run({SIPHON_BIN, "resume", paused}, {{"TEST_PG_DSN", db_.Dsn()}});
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
 }
 
 }  // namespace
