@@ -428,10 +428,33 @@ ErrorKind ErrorKindFor(unsigned error_number) {
     case 2055:  // CR_SERVER_LOST_EXTENDED
     case 4031:  // ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8)
       return ErrorKind::kConnect;
+    case 1064:  // ER_PARSE_ERROR (in a `query`)
+      return ErrorKind::kConfig;
+    // Asking again gets the same answer: the statement names what is not there, or says
+    // what cannot be.
     case 1049:  // ER_BAD_DB_ERROR
     case 1054:  // ER_BAD_FIELD_ERROR
     case 1146:  // ER_NO_SUCH_TABLE
+    case 1052:  // ER_NON_UNIQ_ERROR: an ambiguous column
+    case 1055:  // ER_WRONG_FIELD_WITH_GROUP (ONLY_FULL_GROUP_BY)
+    case 1066:  // ER_NONUNIQ_TABLE: a table or alias named twice
+    case 1109:  // ER_UNKNOWN_TABLE
+    case 1111:  // ER_INVALID_GROUP_FUNC_USE
+    case 1222:  // ER_WRONG_NUMBER_OF_COLUMNS_IN_SELECT (a UNION)
+    case 1235:  // ER_NOT_SUPPORTED_YET
+    case 1241:  // ER_OPERAND_COLUMNS
+    case 1242:  // ER_SUBQUERY_NO_1_ROW
+    case 1248:  // ER_DERIVED_MUST_HAVE_ALIAS
+    case 1305:  // ER_SP_DOES_NOT_EXIST: no such function
+    case 1582:  // ER_WRONG_PARAMCOUNT_TO_NATIVE_FCT
+    case 1630:  // ER_FUNC_INEXISTENT_NAME_COLLISION
+    case 1792:  // ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
       return ErrorKind::kSchema;
+    case 1292:  // ER_TRUNCATED_WRONG_VALUE
+    case 1365:  // ER_DIVISION_BY_ZERO
+    case 1366:  // ER_TRUNCATED_WRONG_VALUE_FOR_FIELD
+    case 1690:  // ER_DATA_OUT_OF_RANGE
+      return ErrorKind::kType;
     default:
       return ErrorKind::kQuery;
   }

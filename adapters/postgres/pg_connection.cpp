@@ -51,16 +51,23 @@ Status PgResultError(const PGresult* result, bool connection_lost, const std::st
   const char* primary = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
   std::string sqlstate = state ? state : "";
   std::string message = primary ? primary : PQresultErrorMessage(result);
-  ErrorKind kind = ErrorKind::kQuery;
-  if (connection_lost || sqlstate.rfind("08", 0) == 0 || sqlstate.rfind("57P", 0) == 0) {
+  auto in = [&sqlstate](const char* sqlstate_class) {
+    return sqlstate.rfind(sqlstate_class, 0) == 0;
+  };
+  ErrorKind kind = ErrorKind::kQuery;  // transient: a lock or statement timeout, a deadlock, …
+  if (connection_lost || in("08") || in("57P")) {
     kind = ErrorKind::kConnect;
-  } else if (sqlstate.rfind("28", 0) == 0 || sqlstate == "42501") {
+  } else if (in("28") || sqlstate == "42501") {
     kind = ErrorKind::kAuth;
-  } else if (sqlstate == "42P01" || sqlstate == "42703" || sqlstate == "3F000" ||
-             sqlstate == "42704") {
+  } else if (sqlstate == "42601" || sqlstate == "3D000") {
+    kind = ErrorKind::kConfig;  // a syntax error (in a `query`), a database that does not exist
+  } else if (in("42") || in("3F") || in("0A") || in("21") || in("54") || sqlstate == "25006") {
+    // Asking again gets the same answer: a missing table, column, function or schema, an
+    // ambiguous or mistyped expression, a feature the server lacks, a subquery returning more
+    // than one row, a statement too complex, a write in the read-only transaction.
     kind = ErrorKind::kSchema;
-  } else if (sqlstate == "3D000") {
-    kind = ErrorKind::kConfig;
+  } else if (in("22")) {
+    kind = ErrorKind::kType;  // a data exception: a division by zero, a cast a value fails
   }
   if (!sqlstate.empty()) message += " (SQLSTATE " + sqlstate + ")";
   return Status(kind, Sanitize(message, password));

@@ -47,7 +47,12 @@ Status SqliteError(sqlite3* db, int rc, const std::string& context) {
   if (primary == SQLITE_CANTOPEN) kind = ErrorKind::kConnect;
   if (primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT) kind = ErrorKind::kConfig;
   if (primary == SQLITE_INTERRUPT) kind = ErrorKind::kCancelled;
-  if (primary == SQLITE_ERROR && message.rfind("no such", 0) == 0) kind = ErrorKind::kSchema;
+  // SQLITE_ERROR is the statement's: a missing table, column or function, a mistake in a
+  // `query` (a syntax error is the script's). A lock or I/O error stays transient.
+  if (primary == SQLITE_ERROR) {
+    kind =
+        message.find("syntax error") != std::string::npos ? ErrorKind::kConfig : ErrorKind::kSchema;
+  }
   return Status(kind, context + ": " + message);
 }
 

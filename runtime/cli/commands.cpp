@@ -590,6 +590,12 @@ class Checker {
     if (!st.ok()) {
       std::cout << "  error:   " << st.ToString() << "\n";
       exit_code_ = std::max(exit_code_, st.kind() == ErrorKind::kConfig ? 2 : 1);
+      if (st.kind() == ErrorKind::kConfig) {
+        // A script refused (exit 2) names where, on stderr as for a mistake found loading it.
+        const TableDecl& t = d_.tables[index_];
+        std::cerr << "siphon: " << t.location << ": table \"" << t.name << "\": " << st.message()
+                  << "\n";
+      }
     }
     conn_->Close();
     // The connection is destroyed on a later tick: this callback may run inside it.

@@ -530,6 +530,19 @@ TEST_F(MysqlSync, AJoinQueryReplicatesIncrementallyAndReconciles) {
   EXPECT_EQ(TargetScalar("SELECT amount FROM de_orders WHERE id = 3"), "5.00");
   EXPECT_EQ(TargetScalar("SELECT count(*) FROM de_orders WHERE id = 6"), "0");
   EXPECT_EQ(TargetScalar("SELECT count(*) FROM de_orders"), "599");
+
+  // Asking again gets the same answer: the run gives up at once instead of retrying as for a
+  // lost connection. A syntax error is the script's (exit 2).
+  r = Once(Script(R"(siphon.replicate "x" { source = my, key = "id",
+    query = "SELECT id, FROM orders" })"));
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("1064"), std::string::npos) << Dump(r);
+  EXPECT_EQ(r.err.find("retrying"), std::string::npos) << Dump(r);
+  r = Once(Script(R"(siphon.replicate "x" { source = my, key = "id",
+    query = "SELECT id, (SELECT name FROM customers) AS anyone FROM orders" })"));
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("1242"), std::string::npos) << Dump(r);
+  EXPECT_EQ(r.err.find("retrying"), std::string::npos) << Dump(r);
 }
 
 // BIGINT UNSIGNED and BIT(64) columns have no declared type in the target (BLOB affinity,

@@ -146,6 +146,18 @@ TEST_F(QuerySource, MistakesAreRefusedWithAdvice) {
       query = "SELECT id FROM no_such_orders" })"));
   EXPECT_EQ(r.exit_code, 1) << Dump(r);
   EXPECT_NE(r.err.find("no_such_orders"), std::string::npos) << Dump(r);
+  // Asking again gets the same answer: the run gives up at once instead of retrying as for a
+  // lost connection. A syntax error is the script's (exit 2), a division by zero the data's.
+  r = Once(Script(R"(siphon.replicate "x" { source = pg, key = "id",
+      query = "SELECT id, FROM orders" })"));
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("syntax error"), std::string::npos) << Dump(r);
+  EXPECT_EQ(r.err.find("retrying"), std::string::npos) << Dump(r);
+  r = Once(Script(R"(siphon.replicate "x" { source = pg, key = "id",
+      query = "SELECT id, amount / (id - id) AS broken FROM orders" })"));
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("division by zero"), std::string::npos) << Dump(r);
+  EXPECT_EQ(r.err.find("retrying"), std::string::npos) << Dump(r);
 }
 
 // A key or cursor taken from the optional side of an outer join passes the NOT NULL check
@@ -223,6 +235,17 @@ TEST_F(QuerySource, ASqliteSourceReplicatesAJoin) {
     query = "SELECT n.id, a.ID FROM notes n JOIN authors a ON a.id = n.author_id" })"));
   EXPECT_EQ(r.exit_code, 2) << Dump(r);
   EXPECT_NE(r.err.find("two columns named \"id\""), std::string::npos) << Dump(r);
+  // A mistake SQLite names is not retried: a syntax error (exit 2), an unknown function.
+  r = Once(Script(R"(siphon.replicate "bad" { source = app, key = "id",
+    query = "SELECT id, FROM notes" })"));
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("syntax error"), std::string::npos) << Dump(r);
+  EXPECT_EQ(r.err.find("retrying"), std::string::npos) << Dump(r);
+  r = Once(Script(R"(siphon.replicate "bad" { source = app, key = "id",
+    query = "SELECT id, no_such_function(body) AS b FROM notes" })"));
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("no such function"), std::string::npos) << Dump(r);
+  EXPECT_EQ(r.err.find("retrying"), std::string::npos) << Dump(r);
 }
 
 }  // namespace

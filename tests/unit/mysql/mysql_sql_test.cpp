@@ -282,7 +282,13 @@ TEST(MysqlSql, ErrorKinds) {
   EXPECT_EQ(ErrorKindFor(2013), ErrorKind::kConnect);
   EXPECT_EQ(ErrorKindFor(1146), ErrorKind::kSchema);
   EXPECT_EQ(ErrorKindFor(1054), ErrorKind::kSchema);
-  EXPECT_EQ(ErrorKindFor(1064), ErrorKind::kQuery);
+  // A syntax error is the script's (exit 2); an ambiguous column or a division by zero is
+  // the same on every attempt; a lock wait timeout or a deadlock is not.
+  EXPECT_EQ(ErrorKindFor(1064), ErrorKind::kConfig);
+  EXPECT_EQ(ErrorKindFor(1052), ErrorKind::kSchema);
+  EXPECT_EQ(ErrorKindFor(1365), ErrorKind::kType);
+  EXPECT_EQ(ErrorKindFor(1205), ErrorKind::kQuery);
+  EXPECT_EQ(ErrorKindFor(1213), ErrorKind::kQuery);
   Status s = MysqlStatus(1045, "Access denied for user 'u' (password s3cret)", "connect", "s3cret");
   EXPECT_EQ(s.kind(), ErrorKind::kAuth);
   EXPECT_EQ(s.message().find("s3cret"), std::string::npos);
