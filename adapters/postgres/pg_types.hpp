@@ -13,8 +13,8 @@ struct PgTypeClass {
   OrderKind order = OrderKind::kOther;
   /// True for arrays: the page query selects `to_json(col)::text` so the server builds the JSON.
   bool json_array = false;
-  /// True when siphon has no dedicated conversion and keeps PostgreSQL's text form (the
-  /// adapter warns once per column).
+  /// True when siphon has no dedicated conversion and keeps PostgreSQL's text form (a run
+  /// replicating such a column warns once).
   bool text_form = false;
 };
 

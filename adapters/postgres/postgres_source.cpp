@@ -27,7 +27,6 @@ struct SourceState {
   PgConnectParams params;
   int settle_seconds = 5;  ///< the horizon's hold when the role cannot see others' transactions
   std::string horizon_sql, reflect_with_horizon_sql;  ///< built once with settle_seconds
-  std::set<std::string> warned;                       ///< "table.column" already warned about
   bool warned_horizon = false;  ///< the missing pg_read_all_stats was reported
   std::string warned_stale;     ///< the long-open transaction last reported
 };
@@ -455,10 +454,7 @@ class PgSourceConnection : public SourceConnection {
       c.type = cls.type;
       c.order = cls.order;
       if (!PQgetisnull(res, r, 4)) key.emplace_back(atoi(PQgetvalue(res, r, 4)), c.name);
-      if (cls.text_form && state_->warned.insert(table + "." + c.name).second) {
-        spdlog::warn("postgres {}: column \"{}\" has type {}, which siphon stores as its text form",
-                     table, c.name, c.source_type);
-      }
+      c.text_form = cls.text_form;
       schema.columns.push_back(std::move(c));
     }
     std::sort(key.begin(), key.end());
@@ -485,12 +481,7 @@ class PgSourceConnection : public SourceConnection {
       PgTypeClass cls = ClassifyType(c.source_type, PQgetvalue(res, row, 2)[0]);
       c.type = cls.type;
       c.order = cls.order;
-      if (cls.text_form && state_->warned.insert("query\n" + schema.query + "." + c.name).second) {
-        spdlog::warn(
-            "postgres query: column \"{}\" has type {}, which siphon stores as its text "
-            "form",
-            c.name, c.source_type);
-      }
+      c.text_form = cls.text_form;
     }
     return schema;
   }

@@ -39,6 +39,9 @@ struct ColumnInfo {
   ColumnType type = ColumnType::kText;
   OrderKind order = OrderKind::kOther;
   bool nullable = true;
+  /// The adapter has no conversion for the source type and keeps the source's text form; a
+  /// run that replicates the column says so once (one left out by `columns` is not named).
+  bool text_form = false;
 
   bool operator==(const ColumnInfo&) const = default;
 };

@@ -547,7 +547,9 @@ class Checker {
       std::string_view declared = ColumnTypeName(c.type);
       std::cout << "    " << c.name << "  " << c.source_type << " -> "
                 << (declared.empty() ? "(no declared type: each value kept as given)" : declared)
-                << (c.nullable ? "" : " NOT NULL") << "\n";
+                << (c.nullable ? "" : " NOT NULL")
+                << (c.text_form ? " (the source's text form: no conversion for this type)" : "")
+                << "\n";
     }
     std::cout << "  key:     " << Join(plan->key) << (t.key.empty() ? " (primary key)" : "")
               << "\n";

@@ -296,6 +296,12 @@ void TableRunner::OnReflected(Result<TableSchema> schema) {
       return;
     }
   }
+  for (const ColumnInfo& c : plan->source_columns) {
+    if (c.text_form && warned_text_form_.insert(c.name + "\n" + c.source_type).second) {
+      log_->warn("column \"{}\" has type {}, which siphon stores as its text form", c.name,
+                 c.source_type);
+    }
+  }
   schema_ = std::move(*schema);
   plan_ = std::move(*plan);
   stats_.key = plan_->target.key;

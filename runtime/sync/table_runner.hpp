@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 
 #include <spdlog/logger.h>
@@ -194,6 +195,7 @@ class TableRunner {
   bool resync_first_ = false;       // `siphon resync`: the first run resets the cursor first
   bool accept_schema_ = false;      // resumed after a pause for a schema change
   bool paused_for_schema_ = false;  // paused by on_schema_change (a resume accepts the change)
+  std::set<std::string> warned_text_form_;  // "column\ntype" already named as text form
   std::chrono::steady_clock::time_point run_started_;
   // Reconcile (deletes = { reconcile = … }): at the end of a run that caught up, when due.
   std::unique_ptr<Reconciler> reconciler_;
