@@ -94,7 +94,10 @@ Result<std::string> CountedHorizonSql(const TableSchema& table, const std::strin
   // How many transactions ago the oldest write transaction still open got its id (age()),
   // or, for a role that cannot see other roles' sessions, the oldest transaction id still
   // running anywhere on the server (the snapshot's xmin, which needs no privilege).
-  // Rows whose xmin is at most that old were committed after it began writing.
+  // Rows whose xmin is at most that old were committed after it began writing. With no
+  // transaction open the age is NULL or 0, and the first condition (a one-time filter in the
+  // plan) skips the scan: without it, a run with no cursor yet read every row's xmin for
+  // nothing (419 ms for a million rows).
   return std::string("WITH ") + kHorizonOpen +
          ", oldest AS (SELECT CASE WHEN (SELECT all_roles FROM seen)"
          "   THEN (SELECT max(age(backend_xid)) FROM open"
@@ -104,7 +107,8 @@ Result<std::string> CountedHorizonSql(const TableSchema& table, const std::strin
          " SELECT (SELECT min(t." +
          quoted + ") FROM " + *from + " AS t WHERE " +
          (above ? "t." + quoted + " > $1::" + table.columns[idx].source_type + " AND " : "") +
-         "age(t.xmin) <= (SELECT age FROM oldest)) AS horizon," + kStaleAndSeen;
+         "(SELECT age FROM oldest) > 0 AND age(t.xmin) <= (SELECT age FROM oldest)) AS horizon," +
+         kStaleAndSeen;
 }
 
 std::string ReflectWithHorizonSql(int settle_seconds) {

@@ -708,6 +708,40 @@ TEST_F(PgAdapter, TheHorizonComesWithTheNextReflection) {
   EXPECT_EQ(along, 1u);
 }
 
+// An integer cursor's horizon reads row versions only while a transaction is open: with none,
+// the statement's one-time filter skips the table (a run without a cursor yet read every
+// row's xmin for nothing: 419 ms for a million rows).
+TEST_F(PgAdapter, TheIntegerHorizonReadsNoRowWhileNoTransactionIsOpen) {
+  db_.Exec(R"sql(
+    CREATE TABLE serial_h (id bigserial PRIMARY KEY, v text);
+    INSERT INTO serial_h (v) SELECT 'x' FROM generate_series(1, 5000);
+  )sql");
+  auto& c = Conn();
+  auto t = Reflect(c, "serial_h");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  for (bool above : {false, true}) {
+    auto sql = postgres::CountedHorizonSql(*t, "id", above);
+    ASSERT_TRUE(sql.ok()) << sql.status().ToString();
+    std::string explain = "EXPLAIN (ANALYZE, COSTS OFF) " + *sql;
+    if (above) explain.replace(explain.find("$1"), 2, "'10'");
+    std::string plan;
+    for (const auto& row : db_.Query(explain)) plan += (row[0] ? *row[0] : "") + "\n";
+    std::istringstream lines(plan);
+    int scans = 0;
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find(" on serial_h") == std::string::npos) continue;
+      ++scans;
+      EXPECT_NE(line.find("never executed"), std::string::npos) << plan;
+    }
+    EXPECT_GT(scans, 0) << plan;
+  }
+  // The statement answers as before: no transaction open, no horizon.
+  auto none = Await<Result<std::optional<CursorValue>>>(
+      [&](auto done) { c.SafeHorizon(*t, "id", std::nullopt, done); });
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_FALSE(none->has_value());
+}
+
 TEST_F(PgAdapter, AwkwardValuesRoundTrip) {
   db_.Exec("ALTER DATABASE " + db_.name() + " SET log_statement = 'all'");
   db_.Exec("CREATE TYPE mood AS ENUM ('sad', 'happy')");
