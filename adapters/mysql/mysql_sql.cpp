@@ -343,21 +343,23 @@ std::string HorizonColumns(bool local_time) {
          "ON p.ID = o.trx_mysql_thread_id "
          "WHERE o.trx_mysql_thread_id <> CONNECTION_ID() AND o.trx_is_read_only = 0 "
          "AND (o.trx_rows_modified > 0 OR o.trx_tables_locked > 0 OR o.trx_state = 'LOCK WAIT') "
-         "AND p.DB = DATABASE() AND " +
+         "AND (p.DB = DATABASE() OR p.DB IS NULL) AND " +
          StartedUtc("o") + " <= h.now - INTERVAL " + hold +
          " SECOND ORDER BY o.trx_started LIMIT 1)";
 }
 
-// Transactions of sessions whose current database is this one count (a session writing here
-// from another default database is missed: `lookback` covers it).
+// Transactions of sessions whose default database is this one, or none, count. InnoDB does
+// not say which tables a transaction wrote, and a session writes anywhere by qualified name:
+// one connected without a database (an admin script, `mysql` without -D) was missed and its
+// row lost. One whose default database is another is still not seen (`lookback` covers it):
+// counting every transaction on the server would hold every replica back behind any long
+// transaction anywhere, as PostgreSQL's datname filter avoids.
 constexpr const char* kHorizonFrom =
     " FROM (SELECT NOW(6) AS now) h LEFT JOIN information_schema.INNODB_TRX t "
     "ON t.trx_mysql_thread_id <> CONNECTION_ID() AND t.trx_is_read_only = 0 "
     "AND (t.trx_rows_modified > 0 OR t.trx_tables_locked > 0 OR t.trx_state = 'LOCK WAIT') "
-    // Only sessions using this database, like PostgreSQL's datname: a long transaction
-    // elsewhere on the server must not hold every replica back.
     "AND t.trx_mysql_thread_id IN "
-    "(SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE()) "
+    "(SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() OR DB IS NULL) "
     "GROUP BY h.now";
 
 }  // namespace

@@ -305,6 +305,33 @@ TEST_F(MysqlSync, AnOpenWriteTransactionHoldsTheCursorBackUntilItCommits) {
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
   EXPECT_EQ(TargetScalar("SELECT group_concat(id) FROM (SELECT id FROM h ORDER BY id)"), "1,2")
       << Dump(r);
+
+  // A session with no default database (or another one) writing here by qualified name holds
+  // the cursor back too: it was not counted, and B's later row moved the cursor past A's.
+  MYSQL* c = mysql_init(nullptr);
+  ASSERT_NE(
+      mysql_real_connect(c, s.mysql_host.c_str(), s.mysql_user.c_str(), s.mysql_password.c_str(),
+                         nullptr, static_cast<unsigned>(s.mysql_port), nullptr, 0),
+      nullptr)
+      << mysql_error(c);
+  auto exec_c = [c](const std::string& sql) {
+    EXPECT_EQ(mysql_query(c, sql.c_str()), 0) << mysql_error(c);
+  };
+  exec_c("BEGIN");
+  exec_c("INSERT INTO `" + db_.name() + "`.h (id) VALUES (3)");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  db_.Exec("INSERT INTO h (id) VALUES (4)");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(id) FROM (SELECT id FROM h ORDER BY id)"), "1,2")
+      << Dump(r);
+  exec_c("COMMIT");
+  mysql_close(c);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(id) FROM (SELECT id FROM h ORDER BY id)"), "1,2,3,4")
+      << Dump(r);
 }
 
 // Without PROCESS siphon cannot see open transactions: the horizon holds `settle` seconds
