@@ -21,7 +21,7 @@ siphon.replicate "accounts" {
     end
     return #diff.retyped > 0 and "resync" or "continue"
   end,
-  backfill = true,   -- a new source column is filled for every row at once
+  backfill = true,   -- a column new at the source, or added to `columns`, is filled for every row at once
 }
 
 -- The application deletes rows for real: every 6 hours siphon compares key ranges with the
