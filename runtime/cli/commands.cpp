@@ -331,6 +331,18 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
   auto log = Logger("siphon");
   uv_loop_t loop;
   uv_loop_init(&loop);
+  // The admin API's address is bound before anything else: a port in use (or an address this
+  // host does not have) ends the command before it opens the target or replicates anything.
+  std::unique_ptr<HttpServer> bound;
+  if (http) {
+    auto server = AdminApi::Bind(&loop, *http, !token.empty());
+    if (!server.ok()) {
+      std::cerr << "siphon: " << server.status().message() << "\n";
+      CloseLoop(&loop);
+      return 2;
+    }
+    bound = std::move(*server);
+  }
   int code = 0;
   {
     Target target(&loop, d.target->path);
@@ -371,7 +383,7 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
     loaded->host->SetStatusProvider(status);
     reloader.SetStatusProvider(status);
     std::unique_ptr<AdminApi> admin;
-    if (http) {
+    if (bound) {
       AdminOptions admin_options;
       admin_options.token = token;
       admin_options.target_path = d.target->path;
@@ -379,11 +391,9 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
         return loaded->host ? static_cast<int64_t>(loaded->host->memory_used()) : int64_t{0};
       };
       if (!once) admin_options.reload = [&reloader] { return reloader.Reload(); };
-      admin = std::make_unique<AdminApi>(&loop, replicator, metrics, admin_options);
-      if (Status st = admin->Listen(*http); !st.ok()) {
-        std::cerr << "siphon: " << st.message() << "\n";
-        code = 2;
-      }
+      admin =
+          std::make_unique<AdminApi>(&loop, replicator, metrics, admin_options, std::move(bound));
+      admin->LogServing(*http);
     }
     if (admin && !once) {
       // A reload applies a new siphon.http_api token at once (a rotated token takes effect
@@ -418,7 +428,7 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
     }
     std::optional<SignalReload> hup;
     bool stopping = false;
-    if (code == 0 && !once) {
+    if (!once) {
       hup.emplace(&loop, [&] {
         if (stopping) {
           log->info("SIGHUP: not reloading, siphon is stopping");
@@ -432,8 +442,7 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
       });
     }
     std::unique_ptr<Progress> progress;
-    if (code == 0 && !options.quiet)
-      progress = std::make_unique<Progress>(&loop, replicator, isatty(2) != 0);
+    if (!options.quiet) progress = std::make_unique<Progress>(&loop, replicator, isatty(2) != 0);
     log->info("{} {} table(s) into {}", once ? "syncing" : "replicating",
               replicator.runners().size(), d.target->path);
     for (const auto& r : replicator.runners()) {
@@ -449,19 +458,17 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
     });
     auto started = std::chrono::steady_clock::now();
     bool stopped_on_purpose = false;
-    if (code == 0) {
-      replicator.Start(once ? std::function<void()>([&] {
-        stopped_on_purpose = true;
-        drain_and_stop();
-      })
-                            : nullptr);
-      uv_run(&loop, UV_RUN_DEFAULT);
-      // The loop only ends by uv_stop (all tables done, or a signal). Running out of work
-      // instead means a table waits for a callback that will never come: say so, exit 1.
-      if (!stopped_on_purpose && !signals.signalled()) {
-        log->error("the event loop ran out of work while tables were still replicating");
-        code = 1;
-      }
+    replicator.Start(once ? std::function<void()>([&] {
+      stopped_on_purpose = true;
+      drain_and_stop();
+    })
+                          : nullptr);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    // The loop only ends by uv_stop (all tables done, or a signal). Running out of work
+    // instead means a table waits for a callback that will never come: say so, exit 1.
+    if (!stopped_on_purpose && !signals.signalled()) {
+      log->error("the event loop ran out of work while tables were still replicating");
+      code = 1;
     }
     progress.reset();
     // The replicator goes with this scope; the Lua state stays a little longer.
@@ -704,7 +711,10 @@ int StatusCommand(const std::string& replica, bool json) {
     std::cout << out.dump(2) << "\n";
     return 0;
   }
-  std::vector<std::string> header = {"TABLE", "STATUS", "ROWS", "LAST SUCCESS", "CURSOR", "ERROR"};
+  // WRITTEN is rows_total: rows written over all runs, every pass of a full refresh counted
+  // again. It is not the table's size, so the column does not say ROWS.
+  std::vector<std::string> header = {"TABLE",        "STATUS", "WRITTEN",
+                                     "LAST SUCCESS", "CURSOR", "ERROR"};
   std::vector<size_t> width(header.size());
   for (size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
   for (auto& r : rows) {

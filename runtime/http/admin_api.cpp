@@ -33,6 +33,9 @@ HttpResponse MethodNotAllowed(const char* allow) {
   return r;
 }
 
+// A resource read with GET is also read with HEAD (the server answers it as the GET).
+constexpr const char* kGetOrHead = "GET, HEAD";
+
 nlohmann::json TextOrNull(sqlite3_stmt* s, int i) {
   const unsigned char* v = sqlite3_column_text(s, i);
   if (!v) return nullptr;
@@ -41,36 +44,47 @@ nlohmann::json TextOrNull(sqlite3_stmt* s, int i) {
 
 }  // namespace
 
-AdminApi::AdminApi(uv_loop_t* loop, Replicator& replicator, SyncMetrics& metrics,
-                   AdminOptions options)
-    : loop_(loop),
-      replicator_(replicator),
-      metrics_(metrics),
-      options_(std::move(options)),
-      server_(loop, options_.limits, [this](const HttpRequest& r) { return Handle(r); }) {}
-
-AdminApi::~AdminApi() {
-  if (reader_) sqlite3_close(reader_);
-}
-
-Status AdminApi::Listen(const ListenAddress& address) {
-  if (!address.loopback && options_.token.empty()) {
+Result<std::unique_ptr<HttpServer>> AdminApi::Bind(uv_loop_t* loop, const ListenAddress& address,
+                                                   bool token, HttpLimits limits) {
+  if (!address.loopback && !token) {
     return Status(ErrorKind::kConfig, "--http " + address.host +
                                           ": a non-loopback address needs a token "
                                           "(--http-token-env NAME or SIPHON_HTTP_TOKEN)");
   }
-  if (Status st = server_.Listen(address.host, address.port); !st.ok()) return st;
-  Logger("http")->info("admin API on http://{}{}{}:{}{}",
-                       address.host.find(':') == std::string::npos ? "" : "[", address.host,
-                       address.host.find(':') == std::string::npos ? "" : "]", server_.port(),
+  auto server = std::make_unique<HttpServer>(loop, limits, nullptr);
+  if (Status st = server->Listen(address.host, address.port); !st.ok()) {
+    return Status(st.kind(), "admin API: " + st.message());
+  }
+  return server;
+}
+
+AdminApi::AdminApi(uv_loop_t* loop, Replicator& replicator, SyncMetrics& metrics,
+                   AdminOptions options, std::unique_ptr<HttpServer> server)
+    : loop_(loop),
+      replicator_(replicator),
+      metrics_(metrics),
+      options_(std::move(options)),
+      server_(std::move(server)) {
+  server_->SetHandler([this](const HttpRequest& r) { return Handle(r); });
+}
+
+AdminApi::~AdminApi() {
+  // The server goes first: no request reaches a half-destroyed API.
+  server_.reset();
+  if (reader_) sqlite3_close(reader_);
+}
+
+void AdminApi::LogServing(const ListenAddress& address) const {
+  const bool v6 = address.host.find(':') != std::string::npos;
+  Logger("http")->info("admin API on http://{}{}{}:{}{}", v6 ? "[" : "", address.host,
+                       v6 ? "]" : "", server_->port(),
                        options_.token.empty() ? "" : " (token required)");
-  return Status::Ok();
 }
 
 HttpResponse AdminApi::Handle(const HttpRequest& req) {
   const std::string& path = req.path;
   if (path == "/healthz") {
-    if (req.method != "GET") return MethodNotAllowed("GET");
+    if (req.method != "GET") return MethodNotAllowed(kGetOrHead);
     return Json(200, {{"status", "ok"}});
   }
   if (!options_.token.empty()) {
@@ -98,15 +112,15 @@ HttpResponse AdminApi::Handle(const HttpRequest& req) {
     }
   }
   if (path == "/status" || path == "/tables") {
-    if (req.method != "GET") return MethodNotAllowed("GET");
+    if (req.method != "GET") return MethodNotAllowed(kGetOrHead);
     return StatusJson();
   }
   if (path == "/metrics") {
-    if (req.method != "GET") return MethodNotAllowed("GET");
+    if (req.method != "GET") return MethodNotAllowed(kGetOrHead);
     return Metrics();
   }
   if (path == "/logs") {
-    if (req.method != "GET") return MethodNotAllowed("GET");
+    if (req.method != "GET") return MethodNotAllowed(kGetOrHead);
     return Logs(req);
   }
   if (path == "/reload") {
@@ -140,7 +154,7 @@ HttpResponse AdminApi::Table(const std::string& rest, const HttpRequest& req) {
   TableRunner* runner = replicator_.Find(name);
   if (!runner) return JsonError(404, "no such table: " + name);
   if (action.empty()) {
-    if (req.method != "GET") return MethodNotAllowed("GET");
+    if (req.method != "GET") return MethodNotAllowed(kGetOrHead);
     nlohmann::json j = TableJson(*runner);
     j["persisted"] = nullptr;
     if (sqlite3* db = Reader()) {
@@ -241,7 +255,8 @@ HttpResponse AdminApi::Logs(const HttpRequest& req) {
   const bool by_table = req.QueryParam("table", &table);
   sqlite3* db = Reader();
   if (!db) return JsonError(500, "the target cannot be read");
-  std::string sql = "SELECT id, at, table_name, event, rows, duration_ms, error FROM _siphon_log ";
+  std::string sql =
+      "SELECT id, at, table_name, event, rows, duration_ms, error, deleted FROM _siphon_log ";
   sql += by_table ? "WHERE table_name = ?2 " : "";
   sql += "ORDER BY id DESC LIMIT ?1";
   sqlite3_stmt* s = nullptr;
@@ -261,7 +276,8 @@ HttpResponse AdminApi::Logs(const HttpRequest& req) {
                        {"event", TextOrNull(s, 3)},
                        {"rows", sqlite3_column_int64(s, 4)},
                        {"duration_ms", sqlite3_column_int64(s, 5)},
-                       {"error", TextOrNull(s, 6)}});
+                       {"error", TextOrNull(s, 6)},
+                       {"deleted", sqlite3_column_int64(s, 7)}});
   }
   sqlite3_finalize(s);
   if (rc != SQLITE_DONE)

@@ -29,21 +29,28 @@ struct AdminOptions {
   std::string target_path;              ///< the SQLite target, read through a read-only connection
   std::function<int64_t()> lua_memory;  ///< may be null
   std::function<ReloadOutcome()> reload;  ///< may be null: POST /reload answers 404
-  HttpLimits limits;
 };
 
 /// The HTTP admin API (DESIGN §7): status, per-table control, the run log and metrics.
 /// Loop thread only. The replicator and metrics must outlive it.
 class AdminApi {
  public:
-  AdminApi(uv_loop_t* loop, Replicator& replicator, SyncMetrics& metrics, AdminOptions options);
+  /// Binds the API's address, before what it serves exists: a command learns that the port
+  /// is taken (or the address refused) before it starts anything. `token`: one will be
+  /// required (a non-loopback address needs one). Connections wait until an AdminApi serves.
+  static Result<std::unique_ptr<HttpServer>> Bind(uv_loop_t* loop, const ListenAddress& address,
+                                                  bool token, HttpLimits limits = {});
+
+  /// Serves on `server` (from Bind).
+  AdminApi(uv_loop_t* loop, Replicator& replicator, SyncMetrics& metrics, AdminOptions options,
+           std::unique_ptr<HttpServer> server);
   ~AdminApi();
   AdminApi(const AdminApi&) = delete;
   AdminApi& operator=(const AdminApi&) = delete;
 
-  /// Binds and starts serving.
-  Status Listen(const ListenAddress& address);
-  int port() const { return server_.port(); }
+  /// Logs where the API serves ("admin API on http://…").
+  void LogServing(const ListenAddress& address) const;
+  int port() const { return server_->port(); }
 
   /// Answers one request (what the server calls; public for tests).
   HttpResponse Handle(const HttpRequest& request);
@@ -70,7 +77,7 @@ class AdminApi {
   Replicator& replicator_;
   SyncMetrics& metrics_;
   AdminOptions options_;
-  HttpServer server_;
+  std::unique_ptr<HttpServer> server_;
   std::set<std::string> paused_;
   sqlite3* reader_ = nullptr;  // read-only, never the writer's connection
   std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();

@@ -140,7 +140,7 @@ Result<ListenAddress> ParseListenAddress(std::string_view spec) {
   return out;
 }
 
-std::string HttpServer::Serialize(const HttpResponse& r, bool keep_alive) {
+std::string HttpServer::Serialize(const HttpResponse& r, bool keep_alive, bool with_body) {
   std::string out =
       "HTTP/1.1 " + std::to_string(r.status) + " " + std::string(HttpReason(r.status)) +
       "\r\nContent-Type: " + r.content_type +
@@ -149,7 +149,7 @@ std::string HttpServer::Serialize(const HttpResponse& r, bool keep_alive) {
       "\r\n";
   for (const auto& [k, v] : r.headers) out += k + ": " + v + "\r\n";
   out += "\r\n";
-  out += r.body;
+  if (with_body) out += r.body;
   return out;
 }
 
@@ -233,6 +233,7 @@ class HttpServer::Connection {
         self->url_.clear();
         self->header_bytes_ = 0;
         self->in_request_ = true;
+        self->head_ = false;
         return 0;
       };
       s.on_url = [](http_parser* p, const char* at, size_t len) {
@@ -261,6 +262,7 @@ class HttpServer::Connection {
       s.on_headers_complete = [](http_parser* p) {
         auto* self = static_cast<Connection*>(p->data);
         self->value_started_ = false;
+        self->head_ = p->method == HTTP_HEAD;
         if (p->upgrade) {  // websocket and the like: refused before the handler runs
           self->error_ = 400;
           return -1;
@@ -343,7 +345,7 @@ class HttpServer::Connection {
     if (http_parser_parse_url(url_.data(), url_.size(), 0, &u) != 0 ||
         !(u.field_set & (1 << UF_PATH))) {
       close_after_write_ = true;
-      Write(ErrorResponse(400, "malformed request target"), false);
+      Write(ErrorResponse(400, "malformed request target"), false, !head_);
       return;
     }
     request_.method = http_method_str(static_cast<http_method>(parser_.method));
@@ -353,26 +355,35 @@ class HttpServer::Connection {
       request_.query = url_.substr(u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
     }
     const bool keep_alive = http_should_keep_alive(&parser_) != 0;
+    // HEAD is GET without the body (RFC 9110 9.3.2): the handler answers a GET, and only its
+    // status and headers go out, Content-Length included.
+    const bool head = head_;
+    if (head) request_.method = "GET";
     HttpResponse response;
     try {
-      response = server_->handler_(request_);
+      if (!server_->handler_) {
+        response = ErrorResponse(503, "not serving yet");
+      } else {
+        response = server_->handler_(request_);
+      }
     } catch (const std::exception& e) {
       Logger("http")->error("{} {}: {}", request_.method, request_.path, e.what());
       response = ErrorResponse(500, "internal error");
     }
     if (!keep_alive) close_after_write_ = true;
-    Write(response, keep_alive);
+    Write(response, keep_alive, !head);
     if (keep_alive) ArmTimer();  // the next request has its own time budget
   }
 
   void WriteAndClose(const HttpResponse& response) {
     close_after_write_ = true;
-    Write(response, false);
+    // An error found before the request was dispatched: a HEAD gets its headers only.
+    Write(response, false, !head_);
   }
 
-  void Write(const HttpResponse& response, bool keep_alive) {
+  void Write(const HttpResponse& response, bool keep_alive, bool with_body = true) {
     auto* w = new WriteReq;
-    w->data = Serialize(response, keep_alive);
+    w->data = Serialize(response, keep_alive, with_body);
     w->req.data = this;
     ++writes_in_flight_;
     uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
@@ -436,6 +447,7 @@ class HttpServer::Connection {
   size_t header_bytes_ = 0;
   bool value_started_ = false;
   bool in_request_ = false;
+  bool head_ = false;  // the request under way is a HEAD (known from its headers' end)
   int error_ = 0;
   bool close_after_write_ = false;
   bool closing_ = false;
@@ -461,7 +473,7 @@ Status HttpServer::Listen(const std::string& host, int port) {
   sockaddr_storage addr{};
   if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
       uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
-    return Status(ErrorKind::kConfig, "http: \"" + host + "\" is not an IP address");
+    return Status(ErrorKind::kConfig, "\"" + host + "\" is not an IP address");
   }
   listener_ = new uv_tcp_t;
   uv_tcp_init(loop_, listener_);
@@ -473,8 +485,10 @@ Status HttpServer::Listen(const std::string& host, int port) {
     });
   }
   if (rc != 0) {
-    return Status(ErrorKind::kConfig, "http: cannot listen on " + host + ":" +
-                                          std::to_string(port) + ": " + uv_strerror(rc));
+    const bool v6 = host.find(':') != std::string::npos;
+    return Status(ErrorKind::kConfig, "cannot listen on " + std::string(v6 ? "[" : "") + host +
+                                          (v6 ? "]" : "") + ":" + std::to_string(port) + ": " +
+                                          uv_strerror(rc));
   }
   sockaddr_storage bound{};
   int len = sizeof(bound);

@@ -51,12 +51,14 @@ struct HttpLimits {
 };
 
 /// An HTTP/1.1 server on a libuv loop (uv_tcp + Debian's http-parser). Keep-alive and
-/// pipelining are supported; `Connection: close` is honoured. Handlers run on the loop thread
-/// and answer synchronously. Loop thread only.
+/// pipelining are supported; `Connection: close` is honoured. A HEAD reaches the handler as a
+/// GET and is answered with that GET's status and headers, without the body. Handlers run on
+/// the loop thread and answer synchronously. Loop thread only.
 class HttpServer {
  public:
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
 
+  /// `handler` may be empty until SetHandler (requests meanwhile are answered 503).
   HttpServer(uv_loop_t* loop, HttpLimits limits, Handler handler);
   /// Closes the listener and every connection (their memory is freed by the loop).
   ~HttpServer();
@@ -65,13 +67,17 @@ class HttpServer {
 
   /// Binds and listens. `host` is an IPv4 or IPv6 literal; port 0 picks a free port.
   Status Listen(const std::string& host, int port);
+  /// Who answers from now on (a server bound before what it serves exists).
+  void SetHandler(Handler handler) { handler_ = std::move(handler); }
   /// The bound port (after Listen).
   int port() const { return port_; }
   /// Open connections (including those being answered 503).
   size_t connections() const { return connections_.size(); }
 
-  /// "HTTP/1.1 404 Not Found\r\n…": a whole response, as written on the wire.
-  static std::string Serialize(const HttpResponse& response, bool keep_alive);
+  /// "HTTP/1.1 404 Not Found\r\n…": a whole response, as written on the wire. Without the
+  /// body (the answer to a HEAD), Content-Length is still the body's.
+  static std::string Serialize(const HttpResponse& response, bool keep_alive,
+                               bool with_body = true);
 
  private:
   class Connection;

@@ -118,6 +118,33 @@ TEST_F(Cli, AnAdminApiOffLoopbackWithoutATokenFailsAsRunDoes) {
   EXPECT_EQ(Siphon({"check", plain}).exit_code, 0);
 }
 
+// `siphon status` names rows_total for what it is: rows written over all runs (a column
+// headed ROWS read as the table's size: 3 full refreshes of 4 rows showed 12).
+TEST_F(Cli, StatusShowsRowsWrittenUnderWritten) {
+  db_.Exec("INSERT INTO a SELECT g FROM generate_series(1, 4) g");
+  const std::string replica = dir_.File("replica.db");
+  std::string script = Script(replica);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(Siphon({"once", script}).exit_code, 0);
+  ASSERT_EQ(*SqliteQuery(replica, "SELECT count(*) FROM a")[0][0], "4");
+
+  auto text = Siphon({"status", replica});
+  ASSERT_EQ(text.exit_code, 0) << Dump(text);
+  const std::string header = LineWith(text.out, "TABLE");
+  EXPECT_EQ(header.find("ROWS"), std::string::npos) << text.out;
+  const size_t column = header.find("WRITTEN");
+  ASSERT_NE(column, std::string::npos) << text.out;
+  const size_t at = text.out.find("\na ");
+  ASSERT_NE(at, std::string::npos) << text.out;
+  const std::string row = text.out.substr(at + 1, text.out.find('\n', at + 1) - at - 1);
+  ASSERT_GT(row.size(), column) << text.out;
+  EXPECT_EQ(row.substr(column, 3), "12 ") << text.out;
+
+  // The JSON keeps its field names.
+  auto json = Siphon({"status", replica, "--json"});
+  ASSERT_EQ(json.exit_code, 0) << Dump(json);
+  EXPECT_NE(json.out.find("\"rows_total\": 12"), std::string::npos) << json.out;
+}
+
 // `once` stopped by SIGTERM in the middle of a table: the summary counts the rows the
 // committed pages wrote (it said 0, the count of a last run that never ended).
 TEST_F(Cli, OnceStoppedMidTableSummarizesTheRowsWritten) {

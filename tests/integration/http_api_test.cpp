@@ -301,6 +301,151 @@ TEST_F(HttpApi, EveryEndpointAndErrorCode) {
   EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);
 }
 
+// HEAD is GET without the body (RFC 9110 9.3.2): GET's status and headers, Content-Length of
+// the body GET sends, and nothing after the headers (it answered 405).
+TEST_F(HttpApi, HeadAnswersAsGetWithoutABody) {
+  db_.Exec("CREATE TABLE a (id int8 PRIMARY KEY); INSERT INTO a VALUES (1), (2)");
+  auto p = Start(Script(R"(siphon.replicate "a" { source = pg, every = "1h" })"));
+  ASSERT_TRUE(WaitFor([&] { return TargetCount("a") == "2"; }));
+  const std::string auth = std::string("Authorization: Bearer ") + kToken + "\r\n";
+  auto header = [](const std::string& head, const std::string& name) {
+    size_t at = head.find("\r\n" + name + ": ");
+    if (at == std::string::npos) return std::string();
+    at += name.size() + 4;
+    return head.substr(at, head.find("\r\n", at) - at);
+  };
+  for (const char* path : {"/status", "/tables/a", "/logs?limit=5", "/metrics", "/healthz"}) {
+    RawConn c(port_);
+    ASSERT_TRUE(c.connected());
+    // A GET pipelined behind the HEAD: its answer must follow the HEAD's headers directly.
+    ASSERT_TRUE(c.Send(std::string("HEAD ") + path + " HTTP/1.1\r\nHost: x\r\n" + auth +
+                       "\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    std::string got = c.Read(std::chrono::seconds(5));
+    ASSERT_TRUE(c.eof()) << got;
+    size_t end = got.find("\r\n\r\n");
+    ASSERT_NE(end, std::string::npos) << got;
+    const std::string head = got.substr(0, end + 2);
+    EXPECT_EQ(head.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << path << "\n" << got;
+    const std::string rest = got.substr(end + 4);
+    EXPECT_EQ(rest.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << path << ": a body followed\n" << got;
+    EXPECT_NE(rest.find("\"ok\""), std::string::npos) << got;
+    // The length of the body GET would send (the same resource, asked again).
+    HttpResult get = Get(path);
+    ASSERT_EQ(get.status, 200) << path;
+    const std::string length = header(head, "Content-Length");
+    ASSERT_NE(length, "") << head;
+    if (std::string(path) == "/healthz") {
+      EXPECT_EQ(length, std::to_string(get.body.size())) << head;
+    } else {
+      // /status, /metrics and the logs change between two asks (uptime, lag): a body, not 0.
+      EXPECT_GT(std::stoll(length), 20) << head;
+    }
+    EXPECT_EQ(header(head, "Content-Type"), header("\r\n" + get.headers, "Content-Type")) << path;
+  }
+  // HEAD still needs the token, and a POST-only resource still answers 405.
+  {
+    RawConn c(port_);
+    ASSERT_TRUE(c.Send("HEAD /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    std::string got = c.Read(std::chrono::seconds(5));
+    EXPECT_EQ(got.rfind("HTTP/1.1 401 ", 0), 0u) << got;
+    EXPECT_EQ(got.substr(got.find("\r\n\r\n") + 4), "") << got;
+  }
+  {
+    RawConn c(port_);
+    ASSERT_TRUE(
+        c.Send("HEAD /tables/a/sync HTTP/1.1\r\nHost: x\r\n" + auth + "Connection: close\r\n\r\n"));
+    std::string got = c.Read(std::chrono::seconds(5));
+    EXPECT_EQ(got.rfind("HTTP/1.1 405 ", 0), 0u) << got;
+    EXPECT_NE(got.find("Allow: POST\r\n"), std::string::npos) << got;
+    EXPECT_EQ(got.substr(got.find("\r\n\r\n") + 4), "") << got;
+  }
+  // A GET resource's 405 names HEAD among its methods.
+  HttpResult m = Post("/status");
+  EXPECT_EQ(m.status, 405);
+  EXPECT_NE(m.headers.find("Allow: GET, HEAD"), std::string::npos) << m.headers;
+  p->Signal(SIGTERM);
+  EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);
+}
+
+// /logs says what a run removed: `deleted`, from _siphon_log (it was left out).
+TEST_F(HttpApi, LogEntriesSayHowManyRowsARunDeleted) {
+  db_.Exec(
+      "CREATE TABLE t (id int8 PRIMARY KEY, v text NOT NULL); INSERT INTO t SELECT g, 'v' || g "
+      "FROM generate_series(1, 10) g");
+  auto p = Start(Script(R"(siphon.replicate "t" { source = pg, every = "1h" })"));
+  ASSERT_TRUE(WaitFor([&] { return TargetCount("_siphon_log") == "1"; }));
+  db_.Exec("DELETE FROM t WHERE id IN (2, 4, 6)");
+  ASSERT_EQ(Post("/tables/t/sync").status, 202);
+  ASSERT_TRUE(WaitFor([&] { return TargetCount("_siphon_log") == "2"; }));
+  ASSERT_EQ(TargetCount("t"), "7");
+  HttpResult logs = Get("/logs?table=t");
+  ASSERT_EQ(logs.status, 200) << logs.body;
+  auto entries = nlohmann::json::parse(logs.body)["entries"];
+  ASSERT_EQ(entries.size(), 2u) << logs.body;
+  EXPECT_EQ(entries[0]["deleted"], 3) << logs.body;  // newest first
+  EXPECT_EQ(entries[0]["rows"], 7) << logs.body;
+  EXPECT_EQ(entries[1]["deleted"], 0) << logs.body;
+  EXPECT_EQ(entries[1]["rows"], 10) << logs.body;
+  EXPECT_EQ(TargetScalar("SELECT group_concat(deleted) FROM (SELECT deleted FROM _siphon_log "
+                         "ORDER BY id DESC)"),
+            "3,0");
+  p->Signal(SIGTERM);
+  EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);
+}
+
+// An admin port already taken ends `run` before anything replicates: exit 2, the address and
+// the system's reason on stderr, no target written (it logged "replicating", then exited 2).
+TEST_F(HttpApi, APortInUseEndsRunBeforeItReplicates) {
+  db_.Exec("CREATE TABLE a (id int8 PRIMARY KEY); INSERT INTO a VALUES (1)");
+  int taken = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(taken, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(taken, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(listen(taken, 4), 0);
+  socklen_t len = sizeof(a);
+  getsockname(taken, reinterpret_cast<sockaddr*>(&a), &len);
+  const std::string address = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  auto r = siphon::test::Run(
+      {SIPHON_BIN, "run", Script(R"(siphon.replicate "a" { source = pg })"), "--http", address},
+      Env(), std::chrono::seconds(30));
+  close(taken);
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(
+      r.err.find("siphon: admin API: cannot listen on " + address + ": address already in use"),
+      std::string::npos)
+      << Dump(r);
+  EXPECT_EQ(r.err.find("replicating"), std::string::npos) << Dump(r);
+  EXPECT_FALSE(std::filesystem::exists(Replica())) << Dump(r);
+}
+
+// An idle `run` exits at once on SIGTERM: nothing is in flight, so nothing is waited for (it
+// took about 1.5 s). A run's record that waits for its batch is still committed.
+TEST_F(HttpApi, AnIdleRunExitsPromptlyOnSigterm) {
+  db_.Exec("CREATE TABLE a (id int8 PRIMARY KEY); INSERT INTO a VALUES (1)");
+  auto p = Start(Script(R"(siphon.replicate "a" { source = pg, every = "300ms" })"), true,
+                 {"--log-level", "debug"});
+  ASSERT_TRUE(WaitFor([&] { return TargetCount("_siphon_log") == "1"; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // idle runs in between
+  ASSERT_TRUE(Healthy());
+  auto signalled = std::chrono::steady_clock::now();
+  p->Signal(SIGTERM);
+  ProcessResult r = p->Wait(std::chrono::seconds(10));
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  signalled);
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_LT(ms.count(), 200) << Dump(r);
+  EXPECT_EQ(TargetScalar("PRAGMA integrity_check"), "ok");
+  // Every run that ended was recorded, the quiet ones too (their records wait up to 250 ms
+  // for a shared commit): one row per run logged.
+  const int runs = Count(r.err, "synced 1 rows") + Count(r.err, "no new rows");
+  EXPECT_GT(runs, 2) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM _siphon_log WHERE event = 'synced'"),
+            std::to_string(runs))
+      << Dump(r);
+}
+
 TEST_F(HttpApi, ATableNameWithASlashIsAddressable) {
   db_.Exec(R"sql(
     CREATE TABLE orders (id int8 PRIMARY KEY, seq int8 NOT NULL);

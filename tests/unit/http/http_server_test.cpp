@@ -197,6 +197,33 @@ TEST_F(ServerTest, PipelinedKeepAliveThenClose) {
   EXPECT_EQ(handled_.load(), 3);
 }
 
+// HEAD reaches the handler as a GET; the answer has the GET's headers and Content-Length but
+// no body, so a request pipelined after it gets its own answer right behind the headers.
+TEST_F(ServerTest, HeadIsAnsweredAsGetWithoutTheBody) {
+  Start({});
+  int fd = Connect();
+  Send(fd,
+       "HEAD /h?q HTTP/1.1\r\nHost: h\r\n\r\n"
+       "GET /h?q HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+  bool eof = false;
+  std::string r = Read(fd, 2000, &eof);
+  close(fd);
+  EXPECT_TRUE(eof);
+  const std::string body = "GET /h q 0";
+  const std::string length = "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  size_t end = r.find("\r\n\r\n");
+  ASSERT_NE(end, std::string::npos) << r;
+  EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r;
+  EXPECT_NE(r.substr(0, end + 2).find(length), std::string::npos) << r;
+  // What follows the HEAD's headers is the GET's answer, whose body is the one HEAD left out.
+  const std::string rest = r.substr(end + 4);
+  EXPECT_EQ(rest.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r;
+  EXPECT_NE(rest.find(length), std::string::npos) << r;
+  EXPECT_EQ(rest.substr(rest.size() - body.size()), body) << r;
+  EXPECT_EQ(r.find(body), r.rfind(body)) << r;  // once
+  EXPECT_EQ(handled_.load(), 2);
+}
+
 // A client that pipelines requests without reading the answers: the server stops reading
 // once 1 MiB of answers waits (instead of answering everything into memory), and goes on as
 // the client reads.
