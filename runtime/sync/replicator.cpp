@@ -1,7 +1,9 @@
 #include "runtime/sync/replicator.hpp"
 
 #include <algorithm>
+#include <map>
 #include <memory>
+#include <optional>
 
 namespace siphon {
 
@@ -50,11 +52,7 @@ TableRunner* Replicator::Find(const std::string& name) const {
   return nullptr;
 }
 
-bool Replicator::SameDeclaration(const TableDecl& a, const TableDecl& b) {
-  // Lua callbacks cannot be compared: a table with any of them restarts on reload.
-  if (a.transform || b.transform || a.schema_change_handler || b.schema_change_handler) {
-    return false;
-  }
+bool Replicator::SameReads(const TableDecl& a, const TableDecl& b) {
   auto soft = [](const TableDecl& t) {
     return t.soft_delete ? t.soft_delete->column + (t.soft_delete->keep ? "+keep" : "")
                          : std::string();
@@ -69,11 +67,20 @@ bool Replicator::SameDeclaration(const TableDecl& a, const TableDecl& b) {
            sx->source->Describe() == sy->source->Describe() && sx->options == sy->options;
   };
   return a.name == b.name && a.from == b.from && a.query == b.query && a.key == b.key &&
-         a.cursor == b.cursor && a.columns == b.columns && a.every == b.every &&
-         a.batch == b.batch && a.lookback_seconds == b.lookback_seconds && a.write == b.write &&
-         a.max_lag == b.max_lag && a.on_schema_change == b.on_schema_change &&
-         a.backfill == b.backfill && soft(a) == soft(b) && a.reconcile_every == b.reconcile_every &&
-         same_source(a, b);
+         a.cursor == b.cursor && a.columns == b.columns &&
+         a.lookback_seconds == b.lookback_seconds && a.write == b.write &&
+         a.backfill == b.backfill && soft(a) == soft(b) && same_source(a, b);
+}
+
+bool Replicator::SameDeclaration(const TableDecl& a, const TableDecl& b) {
+  // Lua callbacks cannot be compared: a table with any of them restarts on reload. Even one
+  // declared by the same text may differ (its upvalues, the globals it reads), and it belongs
+  // to the previous Lua state, which is closed once the old runner is gone.
+  if (a.transform || b.transform || a.schema_change_handler || b.schema_change_handler) {
+    return false;
+  }
+  return SameReads(a, b) && a.every == b.every && a.batch == b.batch && a.max_lag == b.max_lag &&
+         a.on_schema_change == b.on_schema_change && a.reconcile_every == b.reconcile_every;
 }
 
 void Replicator::Retire(std::unique_ptr<TableRunner> runner, std::function<void()> gone) {
@@ -120,15 +127,22 @@ ReloadDiff Replicator::Reconcile(const Deployment& next, std::function<void()> r
     if (!declared) diff.removed.push_back(r->decl().name);
     stopping.push_back(std::move(r));
   }
+  // A replaced table's next run, by name: when the old one's was due, unless what it reads
+  // changed (then at once). Taken before the old runners stop (a stopped one has none).
+  std::map<std::string, std::optional<TableRunner::NextRun>> next_runs;
   for (const auto& t : next.tables) {
-    bool existed = false;
-    for (const auto& r : stopping) existed |= r->decl().name == t.name;
+    const TableRunner* old = nullptr;
+    for (const auto& r : stopping) {
+      if (r->decl().name == t.name) old = r.get();
+    }
     bool unchanged =
         std::find(diff.unchanged.begin(), diff.unchanged.end(), t.name) != diff.unchanged.end();
     if (unchanged) continue;
     auto runner = std::make_unique<TableRunner>(loop_, target_, t, options_);
-    if (existed) {
+    if (old) {
       diff.changed.push_back(t.name);
+      runner->TakeOver(*old);
+      next_runs[t.name] = SameReads(old->decl(), t) ? old->NextRunUnder(t.every) : std::nullopt;
     } else {
       diff.added.push_back(t.name);
       runner->Start();
@@ -146,16 +160,20 @@ ReloadDiff Replicator::Reconcile(const Deployment& next, std::function<void()> r
   for (TableRunner* raw : to_stop) {
     ++*left;
     std::string name = raw->decl().name;
-    raw->Stop([this, raw, name, release] {
+    std::optional<TableRunner::NextRun> next_run;
+    if (auto it = next_runs.find(name); it != next_runs.end()) next_run = it->second;
+    raw->Stop([this, raw, name, next_run, release] {
+      // The replacement starts only now that no page of the old runner is in flight, with
+      // what that page counted.
+      if (TableRunner* replacement = Find(name); replacement && replacement != raw) {
+        replacement->TakeOver(*raw);
+        replacement->Start(next_run);
+      }
       for (auto it = stopping_.begin(); it != stopping_.end(); ++it) {
         if (it->get() != raw) continue;
         Retire(std::move(*it), release);
         stopping_.erase(it);
         break;
-      }
-      // The replacement starts only now that no page of the old runner is in flight.
-      if (TableRunner* replacement = Find(name); replacement && replacement != raw) {
-        replacement->Start();
       }
     });
   }

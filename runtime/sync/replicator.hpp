@@ -36,7 +36,8 @@ class Replicator {
 
   /// Applies a reloaded deployment (run mode): added tables start, removed tables stop,
   /// tables whose declaration changed (see SameDeclaration) are stopped and started again
-  /// with the new one once their page in flight is done. The cursor lives in
+  /// with the new one once their page in flight is done, keeping their counters, failure
+  /// streak and schedule (see TableRunner::TakeOver, SameReads). The cursor lives in
   /// `_siphon_state`, so a restarted table continues where it was. `retired` runs when every
   /// stopped runner is gone (the caller may then free what their declarations referred to,
   /// such as the old Lua state).
@@ -45,6 +46,10 @@ class Replicator {
   /// True when a running table can keep its runner under `b`. A table with a transform always
   /// counts as changed: its function belongs to the script's previous Lua state.
   static bool SameDeclaration(const TableDecl& a, const TableDecl& b);
+  /// True when `a` and `b` read and write the same (source, `from`, `query`, `key`, `cursor`,
+  /// `columns`, ...): a replaced runner then keeps the old one's schedule, as when only
+  /// `every`, `batch`, `max_lag` or the transform changed; otherwise it runs at once.
+  static bool SameReads(const TableDecl& a, const TableDecl& b);
 
   /// once mode: 0 when every table synced, 2 when a table failed on a script mistake (bad
   /// cursor, missing key), 1 when a table failed otherwise.

@@ -62,7 +62,28 @@ TableRunner::~TableRunner() {
            [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
 }
 
-void TableRunner::Start() {
+void TableRunner::TakeOver(const TableRunner& old) {
+  // Until it starts, it shows what the old runner does (Start schedules it anew).
+  stats_ = old.stats_;
+  if (paused_) stats_.state = RunnerState::kPaused;
+  attempt_ = old.attempt_;
+  lagging_ = old.lagging_;
+  started_at_ = old.started_at_;
+  last_status_ = old.last_status_;
+  rows_last_run_ = old.rows_last_run_;
+  warned_text_form_ = old.warned_text_form_;
+}
+
+std::optional<TableRunner::NextRun> TableRunner::NextRunUnder(
+    std::chrono::milliseconds every) const {
+  if (running_ || stopping_ || paused_) return std::nullopt;
+  if (stats_.state == RunnerState::kBackoff) return NextRun{stats_.next_run, true};
+  if (stats_.state != RunnerState::kIdle) return std::nullopt;
+  // An interval counts from the end of the run before it, which is next_run - every.
+  return NextRun{std::min(stats_.next_run, stats_.next_run - decl_.every + every), false};
+}
+
+void TableRunner::Start(std::optional<NextRun> next) {
   if (decl_.max_lag) {
     // `lagging` is checked a few times per max_lag (at least every 10 s), so it fires at most
     // a quarter of max_lag late.
@@ -78,7 +99,16 @@ void TableRunner::Start() {
   // `siphon resync`: the first run resets the cursor once it knows the table (its key).
   resync_first_ = options_.resync_first;
   accept_schema_ = options_.accept_schema_first;
-  ScheduleRun(std::chrono::milliseconds(0));
+  if (!next) return ScheduleRun(std::chrono::milliseconds(0));
+  if (next->backoff) stats_.state = RunnerState::kBackoff;
+  const auto delay =
+      std::chrono::ceil<std::chrono::milliseconds>(next->at - std::chrono::system_clock::now());
+  if (delay.count() <= 0) return ScheduleRun(std::chrono::milliseconds(0));
+  ScheduleRun(delay);
+  // Shown as it was (the delay's rounding would move it by a millisecond per reload).
+  if (stats_.state == RunnerState::kIdle || stats_.state == RunnerState::kBackoff) {
+    stats_.next_run = next->at;
+  }
 }
 
 void TableRunner::CheckLag() {
@@ -335,6 +365,16 @@ void TableRunner::OnPrepared(Result<TableState> state) {
         "the stored cursor is a position in {}, not {}: pulling the table again from the start "
         "(rows are upserted)",
         state->dropped_cursor_source, plan_->target.source_table);
+  }
+  if (!state->kept_cursor_source.empty()) {
+    // "script.lua:12" names the script the command needs.
+    const std::string script = decl_.location.substr(0, decl_.location.rfind(':'));
+    ScopedLogFields fields(LogFields::Of("source_changed"));
+    log_->warn(
+        "the stored cursor was read from {}, and the table now reads {}: the cursor is kept "
+        "(a new primary with the same data goes on where it was); if this is other data, "
+        "`siphon resync {} --table {}` (or POST /tables/{}/resync) pulls the table again",
+        state->kept_cursor_source, decl_.SourceDescription(), script, decl_.name, decl_.name);
   }
   if (!state->added_columns.empty() && plan_->incremental) {
     ScopedLogFields fields(LogFields::Of("columns_added"));

@@ -72,8 +72,24 @@ class TableRunner {
   TableRunner(const TableRunner&) = delete;
   TableRunner& operator=(const TableRunner&) = delete;
 
-  /// Schedules the first run now.
-  void Start();
+  /// When a replaced runner's next run was due (see NextRunUnder).
+  struct NextRun {
+    std::chrono::system_clock::time_point at;
+    bool backoff = false;  ///< the run retries a failure
+  };
+
+  /// Schedules the first run: now, or at `next` (a runner that replaced another on a reload).
+  void Start(std::optional<NextRun> next = std::nullopt);
+
+  /// A reload replaced `old` (the table's declaration changed): this runner goes on from it,
+  /// so the counters stay "since the process started", an outage keeps its attempt count
+  /// (one `error` with attempt 1 per outage) and `lagging` its episode, measured from the
+  /// last success. Called before Start, and again once `old` stopped (its last page counts).
+  void TakeOver(const TableRunner& old);
+  /// When this runner's next run is due under the interval `every` (a reload's new one): its
+  /// due time, or sooner when `every` is shorter; a retry after a failure keeps its backoff.
+  /// None when it should run at once (a run is in progress, or none is scheduled).
+  std::optional<NextRun> NextRunUnder(std::chrono::milliseconds every) const;
   /// No new runs or pages; `stopped` runs once nothing is in flight (the page being written
   /// commits or rolls back first).
   void Stop(std::function<void()> stopped);

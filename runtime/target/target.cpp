@@ -581,11 +581,13 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
   // rows; one of another table skips that table's rows below it. It is dropped (the table is
   // pulled again from the start; rows are upserted), and what it belongs to recorded. Both are
   // read before the state row names the source anew, so a refused change stays refused.
-  std::string dropped, cursor_source;
+  // A cursor of another source (the same table in another database, or a new primary) is
+  // kept: siphon cannot tell a failover from other data, so the run says so.
+  std::string dropped, cursor_source, other_source;
   {
     Stmt q;
     sqlite3_prepare_v2(db_,
-                       "SELECT cursor_columns, source_table FROM _siphon_state "
+                       "SELECT cursor_columns, source_table, source FROM _siphon_state "
                        "WHERE table_name = ?1 AND cursor IS NOT NULL",
                        -1, &q.s, nullptr);
     sqlite3_bind_text(q.s, 1, spec.name.c_str(), -1, SQLITE_TRANSIENT);
@@ -600,6 +602,9 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
       }
       if (std::string table = text(1); !table.empty() && table != spec.source_table) {
         cursor_source = std::move(table);
+      }
+      if (std::string source = text(2); !source.empty() && source != spec.source) {
+        other_source = std::move(source);
       }
     } else if (rc != SQLITE_DONE) {
       return SqliteError(db_, "reading the cursor columns of " + spec.name);
@@ -672,6 +677,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
   (*state)->dropped_cursor_columns = dropped;
   (*state)->dropped_cursor_source = cursor_source;
   if (rekey) (*state)->dropped_key = CursorColumnsJson(old_key);
+  if ((*state)->cursor) (*state)->kept_cursor_source = std::move(other_source);
   (*state)->added_columns = std::move(added);
   // A changed column type is applied once the script accepted the change (SaveSchema): here
   // only when the recorded schema is this one (a new state row records the spec's).

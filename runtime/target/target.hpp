@@ -97,6 +97,10 @@ struct TableState {
   /// Set when the stored cursor was dropped because the table now reads another source table
   /// or query: what it was a position in.
   std::string dropped_cursor_source;
+  /// Set when the stored cursor was committed reading another source (the state row's
+  /// `source`, e.g. another database) and is kept: a failover to a new primary goes on where
+  /// it was, but other data needs a resync. What it was read from.
+  std::string kept_cursor_source;
   /// Set when the target table had another key (its PRIMARY KEY, as JSON; "[]" for none): the
   /// table was rebuilt under the new key and the stored cursor dropped.
   std::string dropped_key;

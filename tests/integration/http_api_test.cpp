@@ -1114,6 +1114,127 @@ TEST_F(HttpApi, AReloadWithARotatedPasswordReconnectsWithIt) {
   db_.Exec("DROP OWNED BY " + role + "; DROP ROLE " + role);
 }
 
+// A table with a transform counts as changed on every reload (a Lua function cannot be
+// compared): its new runner goes on from the old one. Before, its counters restarted from
+// zero and it ran at once, so with every = "1h" each reload meant a full run.
+TEST_F(HttpApi, AReloadKeepsAChangedTablesCountersAndSchedule) {
+  db_.Exec("CREATE TABLE t (id int8 PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 20)");
+  auto script_every = [&](const std::string& every) {
+    return Script(R"(siphon.replicate "t" { source = pg, every = ")" + every +
+                  R"(", transform = function(row) return row end }
+)");
+  };
+  const std::string runs = "SELECT count(*) FROM _siphon_log WHERE table_name = 't'";
+  auto p = Start(script_every("1h"));
+  ASSERT_TRUE(WaitFor([&] { return TargetScalar(runs) == "1"; })) << p->Stderr();
+  const nlohmann::json before = nlohmann::json::parse(Get("/tables/t").body);
+  ASSERT_EQ(before["runs_ok"], 1) << before.dump();
+  ASSERT_EQ(before["rows_written"], 20) << before.dump();
+  ASSERT_TRUE(before["next_run_at"].is_string()) << before.dump();
+
+  // The same script, then a longer interval: changed, yet the next run stays where it was.
+  HttpResult same = Post("/reload");
+  ASSERT_EQ(same.status, 200) << same.body;
+  EXPECT_NE(same.body.find("\"changed\": [\n    \"t\"\n  ]"), std::string::npos) << same.body;
+  script_every("2h");
+  ASSERT_EQ(Post("/reload").status, 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const nlohmann::json after = nlohmann::json::parse(Get("/tables/t").body);
+  EXPECT_EQ(after["runs_ok"], 1) << after.dump();
+  EXPECT_EQ(after["rows_written"], 20) << after.dump();
+  EXPECT_EQ(after["state"], "idle") << after.dump();
+  EXPECT_EQ(after["every_s"], 7200) << after.dump();
+  EXPECT_EQ(after["next_run_at"], before["next_run_at"]) << after.dump();
+  EXPECT_EQ(after["last_success_at"], before["last_success_at"]) << after.dump();
+  EXPECT_NE(Get("/metrics").body.find("siphon_sync_runs_total{table=\"t\",outcome=\"ok\"} 1\n"),
+            std::string::npos);
+  EXPECT_EQ(TargetScalar(runs), "1");
+
+  // A shorter interval brings the next run forward: due 1 s after the last one, so now.
+  script_every("1s");
+  ASSERT_EQ(Post("/reload").status, 200);
+  EXPECT_TRUE(WaitFor([&] { return TargetScalar(runs) == "2"; }, std::chrono::seconds(5)));
+  EXPECT_TRUE(WaitFor(
+      [&] { return nlohmann::json::parse(Get("/tables/t").body)["runs_ok"].get<int64_t>() >= 2; }));
+  p->Signal(SIGTERM);
+  EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);
+}
+
+// A reload during an outage goes on with it: the next `error` has the next attempt, not 1
+// (one alert per outage), and `lagging` does not fire a second time. Before, a changed table
+// started over at attempt 1 and lagged again max_lag after the reload ("no successful sync
+// for 1 s", the real lag being longer).
+TEST_F(HttpApi, AReloadDuringAnOutageKeepsItsAttemptCountAndLagging) {
+  auto script_every = [&](const std::string& every) {
+    return Script(R"(siphon.replicate "gone" { source = pg, from = "public.later", every = ")" +
+                  every + R"(", max_lag = "1s" }
+siphon.on("error", function(ev) siphon.log.warn("ERROR %s attempt %d", ev.table, ev.attempt) end)
+siphon.on("lagging", function(ev) siphon.log.warn("LAGGING %s after %.1f s", ev.table, ev.lag_s) end)
+siphon.on("recovered", function(ev) siphon.log.warn("RECOVERED %s", ev.table) end)
+)");
+  };
+  auto p = Start(script_every("300ms"));
+  ASSERT_TRUE(p->WaitForOutput("ERROR gone attempt 2")) << p->Stderr();
+  ASSERT_TRUE(p->WaitForOutput("LAGGING gone after")) << p->Stderr();
+  script_every("400ms");
+  HttpResult ok = Post("/reload");
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_NE(ok.body.find("\"changed\": [\n    \"gone\"\n  ]"), std::string::npos) << ok.body;
+  EXPECT_GE(nlohmann::json::parse(Get("/tables/gone").body)["attempt"].get<int64_t>(), 2);
+  ASSERT_TRUE(p->WaitForOutput("ERROR gone attempt 3")) << p->Stderr();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // past max_lag again
+  db_.Exec("CREATE TABLE later (id int PRIMARY KEY); INSERT INTO later VALUES (1)");
+  ASSERT_TRUE(p->WaitForOutput("RECOVERED gone")) << p->Stderr();
+  p->Signal(SIGTERM);
+  ProcessResult r = p->Wait(std::chrono::seconds(10));
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(Count(r.err, "ERROR gone attempt 1\n"), 1) << r.err;
+  EXPECT_EQ(Count(r.err, "LAGGING gone"), 1) << r.err;
+  EXPECT_EQ(Count(r.err, "lagging: no successful sync"), 1) << r.err;
+}
+
+// The same table in another database (a failover to a new primary, or other data): the
+// cursor is kept, and a warning names both sources and how to pull the table again. Before,
+// `_siphon_state.source` changed silently.
+TEST_F(HttpApi, AReloadToAnotherDatabaseKeepsTheCursorAndSaysSo) {
+  PgDb replica;
+  const std::string rows =
+      "CREATE TABLE f (id int8 PRIMARY KEY); "
+      "INSERT INTO f SELECT generate_series(1, 10)";
+  db_.Exec(rows);
+  replica.Exec(rows + "; INSERT INTO f SELECT generate_series(11, 15)");
+  auto script_on = [&](const PgDb& db) {
+    return Script("local src = siphon.postgres { dsn = \"" + db.Dsn() +
+                  "\" }\nsiphon.replicate \"f\" { source = src, cursor = \"id\", every = "
+                  "\"300ms\" }\n");
+  };
+  const std::string script = script_on(db_);
+  auto p = Start(script);
+  ASSERT_TRUE(WaitFor([&] { return TargetCount("f") == "10"; })) << p->Stderr();
+  EXPECT_EQ(p->Stderr().find("the cursor is kept"), std::string::npos);
+  script_on(replica);
+  p->Signal(SIGHUP);
+  ASSERT_TRUE(p->WaitForOutput("the cursor is kept")) << p->Stderr();
+  // Only the rows above the cursor are pulled from the new source.
+  EXPECT_TRUE(WaitFor([&] { return TargetCount("f") == "15"; })) << p->Stderr();
+  EXPECT_TRUE(WaitFor([&] {
+    return TargetScalar("SELECT sum(rows) FROM _siphon_log WHERE table_name = 'f'") == "15";
+  }));
+  EXPECT_NE(TargetScalar("SELECT source FROM _siphon_state WHERE table_name = 'f'")
+                .find("/" + replica.name() + " "),
+            std::string::npos);
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));  // more runs: no new warning
+  p->Signal(SIGTERM);
+  ProcessResult r = p->Wait(std::chrono::seconds(10));
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  ASSERT_EQ(Count(r.err, "the cursor is kept"), 1) << r.err;
+  const std::string line = r.err.substr(r.err.find("the stored cursor was read from"));
+  const std::string warning = line.substr(0, line.find('\n'));
+  EXPECT_NE(warning.find("/" + db_.name() + " "), std::string::npos) << warning;
+  EXPECT_NE(warning.find("/" + replica.name() + " "), std::string::npos) << warning;
+  EXPECT_NE(warning.find("`siphon resync " + script + " --table f`"), std::string::npos) << warning;
+}
+
 TEST_F(HttpApi, ProgressRedrawsOneLinePerTableOnATerminal) {
   ASSERT_TRUE(std::filesystem::exists("/usr/bin/script"))
       << "util-linux `script` is needed to give siphon a terminal";
