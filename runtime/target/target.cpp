@@ -85,6 +85,18 @@ CREATE TABLE IF NOT EXISTS _siphon_rejects (
 );
 )sql";
 
+/// "a", "b" for the key {a, b}: a PRIMARY KEY's or a row value's column list.
+std::string KeyTuple(const std::vector<std::string>& key) {
+  std::string out;
+  for (size_t i = 0; i < key.size(); ++i) out += (i ? ", " : "") + Quote(key[i]);
+  return out;
+}
+
+/// A column of CREATE TABLE: its name and declared type (none for a column without one).
+std::string ColumnDefinition(const std::string& name, const std::string& type) {
+  return Quote(name) + (type.empty() ? "" : " " + type);
+}
+
 /// The number of rows of a table; -1 when it cannot be counted.
 int64_t CountRows(sqlite3* db, const std::string& table) {
   Stmt q;
@@ -342,7 +354,7 @@ Status Target::RebuildOnWriter(const TargetTable& spec, bool rekey) {
   std::string defs, names, key;
   std::vector<const Column*> pk;
   for (const Column& c : columns) {
-    defs += (defs.empty() ? "" : ", ") + Quote(c.name) + (c.type.empty() ? "" : " " + c.type);
+    defs += (defs.empty() ? "" : ", ") + ColumnDefinition(c.name, c.type);
     names += (names.empty() ? "" : ", ") + Quote(c.name);
     if (c.pk > 0) pk.push_back(&c);
   }
@@ -352,9 +364,8 @@ Status Target::RebuildOnWriter(const TargetTable& spec, bool rekey) {
   // sharing one the last is kept: the table is pulled again, so what the source has returns.
   std::string copy = "INSERT INTO ", where;
   if (rekey) {
-    key.clear();
+    key = KeyTuple(spec.key);
     for (const std::string& k : spec.key) {
-      key += (key.empty() ? "" : ", ") + Quote(k);
       where += (where.empty() ? " WHERE " : " AND ") + Quote(k) + " IS NOT NULL";
     }
     copy = "INSERT OR REPLACE INTO ";
@@ -450,25 +461,21 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
   std::vector<std::pair<std::string, std::string>> wanted;  // name, declared type
   for (const auto& c : spec.columns) wanted.emplace_back(c.name, ColumnTypeName(c.type));
   if (spec.pass_marks) wanted.emplace_back(kPassColumn, "INTEGER");
-  auto definition = [](const std::string& name, const std::string& type) {
-    return Quote(name) + (type.empty() ? "" : " " + type);
-  };
   if (existing.empty()) {
     std::string sql = "CREATE TABLE " + Quote(spec.name) + " (";
-    for (const auto& [name, type] : wanted) sql += definition(name, type) + ", ";
+    for (const auto& [name, type] : wanted) sql += ColumnDefinition(name, type) + ", ";
     if (spec.key.empty()) {
       sql.resize(sql.size() - 2);
     } else {
-      sql += "PRIMARY KEY (";
-      for (size_t i = 0; i < spec.key.size(); ++i) sql += (i ? ", " : "") + Quote(spec.key[i]);
-      sql += ")";
+      sql += "PRIMARY KEY (" + KeyTuple(spec.key) + ")";
     }
     sql += ")";
     if (Status st = ExecOnWriter(sql); !st.ok()) return st;
   } else {
     for (const auto& [name, type] : wanted) {
       if (existing.count(name)) continue;
-      std::string sql = "ALTER TABLE " + Quote(spec.name) + " ADD COLUMN " + definition(name, type);
+      std::string sql =
+          "ALTER TABLE " + Quote(spec.name) + " ADD COLUMN " + ColumnDefinition(name, type);
       if (Status st = ExecOnWriter(sql); !st.ok()) return st;
       if (name != kPassColumn) added.push_back(name);
     }
@@ -500,9 +507,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
   const std::string tuple = "(" + params + ")";
   std::string sql;  // what follows VALUES …
   if (!spec.key.empty()) {
-    std::string conflict = " ON CONFLICT (";
-    for (size_t i = 0; i < spec.key.size(); ++i) conflict += (i ? ", " : "") + Quote(spec.key[i]);
-    conflict += ")";
+    const std::string conflict = " ON CONFLICT (" + KeyTuple(spec.key) + ")";
     if (spec.append || updates.empty()) {
       sql += conflict + " DO NOTHING";
     } else {
@@ -659,17 +664,8 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     }
   }
   if (spec.backfill && !added.empty()) {
-    // As a resync: pulled again from the start, rows the source no longer has swept at the
-    // end (the same statement as ResetCursor's).
-    Stmt reset;
-    sqlite3_prepare_v2(db_,
-                       "UPDATE _siphon_state SET cursor = NULL, "
-                       "resync_pass = coalesce(resync_pass, full_pass + 1) WHERE table_name = ?1",
-                       -1, &reset.s, nullptr);
-    sqlite3_bind_text(reset.s, 1, spec.name.c_str(), -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(reset.s) != SQLITE_DONE) {
-      return SqliteError(db_, "resetting the cursor of " + spec.name);
-    }
+    // As a resync: pulled again from the start, rows the source no longer has swept at the end.
+    if (Result<int64_t> pass = ResetCursorOnWriter(spec.name); !pass.ok()) return pass.status();
   }
   Result<std::optional<TableState>> state = ReadState(spec.name);
   if (!state.ok()) return state.status();
@@ -1190,49 +1186,42 @@ Status KeylessResyncRefused(const std::string& table) {
                                         Quote(table) + ")");
 }
 
+Result<int64_t> Target::ResetCursorOnWriter(const std::string& table) {
+  // A table without a key (write = "append") has nothing to tell a row read again from one it
+  // holds: the re-pull would insert every row a second time.
+  Stmt keyless;
+  sqlite3_prepare_v2(db_,
+                     "SELECT count(*) > 0 AND count(*) FILTER (WHERE pk > 0) = 0 "
+                     "FROM pragma_table_info(?1)",
+                     -1, &keyless.s, nullptr);
+  sqlite3_bind_text(keyless.s, 1, table.c_str(), -1, SQLITE_STATIC);
+  if (sqlite3_step(keyless.s) != SQLITE_ROW) {
+    return SqliteError(db_, "reading table_info of " + table);
+  }
+  if (sqlite3_column_int(keyless.s, 0) != 0) {
+    Result<bool> rows = TableHasRows(db_, table);
+    if (!rows.ok()) return rows.status();
+    if (*rows) return KeylessResyncRefused(table);
+  }
+  Stmt s;
+  sqlite3_prepare_v2(db_,
+                     "UPDATE _siphon_state SET cursor = NULL, "
+                     "resync_pass = coalesce(resync_pass, full_pass + 1) "
+                     "WHERE table_name = ?1 RETURNING resync_pass",
+                     -1, &s.s, nullptr);
+  sqlite3_bind_text(s.s, 1, table.c_str(), -1, SQLITE_STATIC);
+  int rc = sqlite3_step(s.s);
+  if (rc == SQLITE_DONE) return int64_t{0};  // never synced: the first sync is whole anyway
+  if (rc != SQLITE_ROW) return SqliteError(db_, "resetting the cursor of " + table);
+  const int64_t pass = sqlite3_column_int64(s.s, 0);
+  sqlite3_step(s.s);
+  return pass;
+}
+
 void Target::ResetCursor(const std::string& table, std::function<void(Result<int64_t>)> done) {
   auto result = std::make_shared<Result<int64_t>>(Status());
-  writer_->Post(
-      [this, table, result] {
-        // A table without a key (write = "append") has nothing to tell a row read again from
-        // one it holds: the re-pull would insert every row a second time.
-        Stmt keyless;
-        sqlite3_prepare_v2(db_,
-                           "SELECT count(*) > 0 AND count(*) FILTER (WHERE pk > 0) = 0 "
-                           "FROM pragma_table_info(?1)",
-                           -1, &keyless.s, nullptr);
-        sqlite3_bind_text(keyless.s, 1, table.c_str(), -1, SQLITE_STATIC);
-        if (sqlite3_step(keyless.s) != SQLITE_ROW) {
-          *result = SqliteError(db_, "reading table_info of " + table);
-          return;
-        }
-        if (sqlite3_column_int(keyless.s, 0) != 0) {
-          Result<bool> rows = TableHasRows(db_, table);
-          if (!rows.ok() || *rows) {
-            *result = rows.ok() ? KeylessResyncRefused(table) : rows.status();
-            return;
-          }
-        }
-        Stmt s;
-        sqlite3_prepare_v2(db_,
-                           "UPDATE _siphon_state SET cursor = NULL, "
-                           "resync_pass = coalesce(resync_pass, full_pass + 1) "
-                           "WHERE table_name = ?1 RETURNING resync_pass",
-                           -1, &s.s, nullptr);
-        sqlite3_bind_text(s.s, 1, table.c_str(), -1, SQLITE_STATIC);
-        int rc = sqlite3_step(s.s);
-        if (rc == SQLITE_DONE) {
-          *result = int64_t{0};  // never synced: the first sync is whole anyway
-          return;
-        }
-        if (rc != SQLITE_ROW) {
-          *result = SqliteError(db_, "resetting the cursor of " + table);
-          return;
-        }
-        *result = sqlite3_column_int64(s.s, 0);
-        sqlite3_step(s.s);
-      },
-      [done = std::move(done), result] { done(std::move(*result)); });
+  writer_->Post([this, table, result] { *result = ResetCursorOnWriter(table); },
+                [done = std::move(done), result] { done(std::move(*result)); });
 }
 
 void Target::RecordRun(RunRecord record, std::function<void(Status)> done) {
@@ -1364,12 +1353,6 @@ Status Target::WriteRecordsOnWriter(const std::vector<PendingRecord>& batch) {
 }
 
 namespace {
-
-std::string KeyTuple(const std::vector<std::string>& key) {
-  std::string out;
-  for (size_t i = 0; i < key.size(); ++i) out += (i ? ", " : "") + Quote(key[i]);
-  return out;
-}
 
 // " WHERE (k…) > (?…) AND (k…) <= (?…)" for a range; its values are appended to `params`.
 std::string RangeWhere(const std::vector<std::string>& key, const KeyRange& range,

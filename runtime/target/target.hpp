@@ -236,6 +236,9 @@ class Target {
   /// a value in it left out, a repeated one keeping the last row); a table with such
   /// constraints is then an error, since an upsert by the new key cannot run without it.
   Status RebuildOnWriter(const TargetTable& spec, bool rekey = false);
+  /// ResetCursor's work on the writer thread (PrepareOnWriter resets a backfilled table's
+  /// cursor in the transaction that adds its columns).
+  Result<int64_t> ResetCursorOnWriter(const std::string& table);
   /// The table's `_siphon_state` row; none when it has no row.
   Result<std::optional<TableState>> ReadState(const std::string& table);
   int64_t SchemaVersion();  ///< PRAGMA schema_version; -1 when unreadable
