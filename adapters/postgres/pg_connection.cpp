@@ -100,7 +100,8 @@ Status PgConnectError(std::string_view libpq_message, const std::string& passwor
 std::vector<PgDecoder> DecodersOf(const PGresult* result) {
   std::vector<PgDecoder> decoders(static_cast<size_t>(PQnfields(result)));
   for (size_t c = 0; c < decoders.size(); ++c) {
-    decoders[c] = DecoderForOid(PQftype(result, static_cast<int>(c)));
+    decoders[c] =
+        DecoderForOid(PQftype(result, static_cast<int>(c)), PQfmod(result, static_cast<int>(c)));
   }
   return decoders;
 }

@@ -119,8 +119,11 @@ bool AppendBytea(const char* text, size_t size, RowBatch& batch) {
 }
 
 // ISO output: "2024-01-01 10:00:00[.ffffff][+00]". BC values and infinities keep
-// PostgreSQL's own text, which PostgreSQL parses back exactly when used as a cursor.
-bool AppendTimestamp(const char* text, size_t size, bool utc, RowBatch& batch) {
+// PostgreSQL's own text, which PostgreSQL parses back exactly when used as a cursor. The
+// fraction gets six digits, and a whole second ".000000" when `fraction_always` (the column
+// has fractional precision: see PgDecoder).
+bool AppendTimestamp(const char* text, size_t size, bool utc, bool fraction_always,
+                     RowBatch& batch) {
   std::string_view s(text, size);
   if (s.empty() || s.back() == 'C' || s[0] == 'i' || s[0] == '-') {
     batch.AddText(s);
@@ -141,15 +144,16 @@ bool AppendTimestamp(const char* text, size_t size, bool utc, RowBatch& batch) {
     time = time.substr(0, dot);
     if (fraction.size() > 6) return false;
   }
+  const bool dotted = fraction_always || !fraction.empty();
   // The exact length up front: no shrinking (and zero-filling) of the arena afterwards.
-  const size_t length = date.size() + 1 + time.size() + (fraction.empty() ? 0 : 7) + (utc ? 1 : 0);
+  const size_t length = date.size() + 1 + time.size() + (dotted ? 7 : 0) + (utc ? 1 : 0);
   char* p = batch.AddTextBuffer(length);
   memcpy(p, date.data(), date.size());
   p += date.size();
   *p++ = 'T';
   memcpy(p, time.data(), time.size());
   p += time.size();
-  if (!fraction.empty()) {
+  if (dotted) {
     // Always six digits, so values within one second sort as text the way they sort as time.
     *p++ = '.';
     memcpy(p, fraction.data(), fraction.size());
@@ -217,9 +221,9 @@ char* PutDate(char* p, int64_t days, bool& bc) {
 }
 
 // The text the text decoders make of the same value: "2024-01-01T10:00:00.500000Z" (AD, the
-// fraction always six digits when there is one), PostgreSQL's own text for BC values
-// ("0044-03-15 12:00:00.5+00 BC") and the infinities.
-void AppendBinaryTimestamp(int64_t usecs, bool utc, RowBatch& batch) {
+// fraction always six digits, a whole second's too when `fraction_always`), PostgreSQL's
+// own text for BC values ("0044-03-15 12:00:00.5+00 BC") and the infinities.
+void AppendBinaryTimestamp(int64_t usecs, bool utc, bool fraction_always, RowBatch& batch) {
   if (usecs == INT64_MAX || usecs == INT64_MIN) {
     batch.AddText(usecs == INT64_MAX ? "infinity" : "-infinity");
     return;
@@ -240,7 +244,7 @@ void AppendBinaryTimestamp(int64_t usecs, bool utc, RowBatch& batch) {
   p = Put2(p, seconds / 60 % 60);
   *p++ = ':';
   p = Put2(p, seconds % 60);
-  if (int64_t fraction = time % 1000000; fraction != 0) {
+  if (int64_t fraction = time % 1000000; fraction != 0 || (fraction_always && !bc)) {
     *p++ = '.';
     for (int64_t unit = 100000; unit > 0; unit /= 10)
       *p++ = static_cast<char>('0' + fraction / unit % 10);
@@ -362,7 +366,7 @@ PgTypeClass ClassifyType(std::string_view type_name, char typtype) {
   return PgTypeClass{ColumnType::kText, OrderKind::kOther, false, true};
 }
 
-PgDecoder DecoderForOid(uint32_t oid) {
+PgDecoder DecoderForOid(uint32_t oid, int typmod) {
   switch (oid) {
     case kInt2Oid:
     case kInt4Oid:
@@ -377,15 +381,15 @@ PgDecoder DecoderForOid(uint32_t oid) {
     case kByteaOid:
       return PgDecoder::kBytea;
     case kTimestampTzOid:
-      return PgDecoder::kTimestampTz;
+      return typmod == 0 ? PgDecoder::kTimestampTz0 : PgDecoder::kTimestampTz;
     case kTimestampOid:
-      return PgDecoder::kTimestamp;
+      return typmod == 0 ? PgDecoder::kTimestamp0 : PgDecoder::kTimestamp;
     default:
       return PgDecoder::kText;
   }
 }
 
-PgBinary BinaryDecoderForOid(uint32_t oid) {
+PgBinary BinaryDecoderForOid(uint32_t oid, int typmod) {
   switch (oid) {
     case kInt2Oid:
       return PgBinary::kInt2;
@@ -402,9 +406,9 @@ PgBinary BinaryDecoderForOid(uint32_t oid) {
     case kByteaOid:
       return PgBinary::kBytea;
     case kTimestampTzOid:
-      return PgBinary::kTimestampTz;
+      return typmod == 0 ? PgBinary::kTimestampTz0 : PgBinary::kTimestampTz;
     case kTimestampOid:
-      return PgBinary::kTimestamp;
+      return typmod == 0 ? PgBinary::kTimestamp0 : PgBinary::kTimestamp;
     case kDateOid:
       return PgBinary::kDate;
     case kNumericOid:
@@ -465,9 +469,13 @@ bool AppendPgBinary(PgBinary decoder, const char* data, size_t size, RowBatch& b
       return true;
     case PgBinary::kTimestampTz:
     case PgBinary::kTimestamp:
+    case PgBinary::kTimestampTz0:
+    case PgBinary::kTimestamp0:
       if (size != 8) return false;
       AppendBinaryTimestamp(static_cast<int64_t>(BigEndian(data, 8)),
-                            decoder == PgBinary::kTimestampTz, batch);
+                            decoder == PgBinary::kTimestampTz || decoder == PgBinary::kTimestampTz0,
+                            decoder == PgBinary::kTimestampTz || decoder == PgBinary::kTimestamp,
+                            batch);
       return true;
     case PgBinary::kDate:
       if (size != 4) return false;
@@ -535,7 +543,13 @@ bool AppendPgValue(PgDecoder decoder, const char* text, size_t size, RowBatch& b
       break;
     case PgDecoder::kTimestampTz:
     case PgDecoder::kTimestamp:
-      if (AppendTimestamp(text, size, decoder == PgDecoder::kTimestampTz, batch)) return true;
+    case PgDecoder::kTimestampTz0:
+    case PgDecoder::kTimestamp0:
+      if (AppendTimestamp(
+              text, size, decoder == PgDecoder::kTimestampTz || decoder == PgDecoder::kTimestampTz0,
+              decoder == PgDecoder::kTimestampTz || decoder == PgDecoder::kTimestamp, batch)) {
+        return true;
+      }
       ok = false;
       break;
     case PgDecoder::kText:

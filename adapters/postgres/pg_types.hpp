@@ -27,19 +27,26 @@ PgTypeClass ClassifyType(std::string_view type_name, char typtype);
 /// zone"), as format_type() prints it.
 bool IsTimestamptz(std::string_view type_name);
 
-/// How one result column is decoded from the text result format, chosen by its type OID.
+/// How one result column is decoded from the text result format, chosen by its type OID and
+/// modifier. A timestamp column with fractional precision gets six fraction digits on every
+/// value, a whole second too ('…:05.000000Z'): as text, '.' sorts before 'Z' (and before the
+/// end of the string), so '…:05Z' would sort after '…:05.25Z' and `at >= '…:05Z'` would
+/// leave '…:05.25Z' out. A timestamp(0) column never has a fraction and gets none.
 enum class PgDecoder : uint8_t {
-  kInt,          ///< int2/int4/int8/oid → INTEGER
-  kReal,         ///< float4/float8 → REAL ('NaN' → TEXT)
-  kBool,         ///< 't'/'f' → 1/0
-  kBytea,        ///< '\x…' hex → BLOB
-  kTimestampTz,  ///< '2024-01-01 10:00:00.5+00' → '2024-01-01T10:00:00.500000Z'
-  kTimestamp,    ///< '2024-01-01 10:00:00.5' → '2024-01-01T10:00:00.500000'
-  kText,         ///< anything else: the text as PostgreSQL prints it
+  kInt,           ///< int2/int4/int8/oid → INTEGER
+  kReal,          ///< float4/float8 → REAL ('NaN' → TEXT)
+  kBool,          ///< 't'/'f' → 1/0
+  kBytea,         ///< '\x…' hex → BLOB
+  kTimestampTz,   ///< '2024-01-01 10:00:00.5+00' → '2024-01-01T10:00:00.500000Z'
+  kTimestamp,     ///< '2024-01-01 10:00:00' → '2024-01-01T10:00:00.000000'
+  kTimestampTz0,  ///< timestamptz(0): '2024-01-01 10:00:00+00' → '2024-01-01T10:00:00Z'
+  kTimestamp0,    ///< timestamp(0): '2024-01-01 10:00:00' → '2024-01-01T10:00:00'
+  kText,          ///< anything else: the text as PostgreSQL prints it
 };
 
-/// The decoder for a result column type (PQftype). Domains arrive as their base type.
-PgDecoder DecoderForOid(uint32_t oid);
+/// The decoder for a result column's type (PQftype) and modifier (PQfmod: -1 when there is
+/// none, a timestamp's precision otherwise). Domains arrive as their base type.
+PgDecoder DecoderForOid(uint32_t oid, int typmod);
 
 /// Appends one non-NULL value, given in PostgreSQL's text output (session settings
 /// DateStyle=ISO, TimeZone=UTC, extra_float_digits=3, bytea_output=hex), to `batch`.
@@ -62,6 +69,8 @@ enum class PgBinary : uint8_t {
   kBytea,
   kTimestampTz,
   kTimestamp,
+  kTimestampTz0,
+  kTimestamp0,
   kDate,
   kNumeric,
   kUuid,
@@ -69,8 +78,8 @@ enum class PgBinary : uint8_t {
   kText,  ///< text, varchar, bpchar, name, json: the bytes as they are
 };
 
-/// The binary decoder for a result column type (PQftype), or kNone.
-PgBinary BinaryDecoderForOid(uint32_t oid);
+/// The binary decoder for a result column's type (PQftype) and modifier (PQfmod), or kNone.
+PgBinary BinaryDecoderForOid(uint32_t oid, int typmod);
 
 /// Appends one non-NULL value given in PostgreSQL's binary send format (network byte order).
 /// Returns false when the bytes cannot be that type's (wrong length, an unknown jsonb

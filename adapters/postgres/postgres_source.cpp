@@ -32,6 +32,9 @@ struct SourceState {
 };
 
 constexpr uint32_t kTimestamptzOid = 1184;
+// A result column's type oid and modifier (PQftype, PQfmod): a timestamp's precision picks
+// its decoder.
+using ResultType = std::pair<uint32_t, int>;
 constexpr int kHorizonMaxHoldSeconds = 60;  // as HorizonSql has it
 // A horizon fetched with the run's reflection stands in for SafeHorizon this long after it.
 constexpr std::chrono::seconds kFetchedHorizonFresh{1};
@@ -142,9 +145,10 @@ class PgSourceConnection : public SourceConnection {
             // choice) sends them as doubles: those pages stay text.
             const bool integer_datetimes = conn_.ParameterStatus("integer_datetimes") == "on";
             for (int c = 0; c < PQnfields(r->get()); ++c) {
-              PgBinary decoder = BinaryDecoderForOid(PQftype(r->get(), c));
+              PgBinary decoder = BinaryDecoderForOid(PQftype(r->get(), c), PQfmod(r->get(), c));
               if (!integer_datetimes &&
-                  (decoder == PgBinary::kTimestamp || decoder == PgBinary::kTimestampTz)) {
+                  (decoder == PgBinary::kTimestamp || decoder == PgBinary::kTimestampTz ||
+                   decoder == PgBinary::kTimestamp0 || decoder == PgBinary::kTimestampTz0)) {
                 decoder = PgBinary::kNone;
               }
               info.binary.push_back(decoder);
@@ -170,7 +174,7 @@ class PgSourceConnection : public SourceConnection {
       explicit Page(std::vector<PgBinary> binary) : reader(std::move(binary)) {}
       std::vector<PgDecoder> decoders;  // text format
       BinaryCopyReader reader;          // binary format
-      std::vector<uint32_t> types;      // the column types the decoders were chosen for
+      std::vector<ResultType> types;    // the column types the decoders were chosen for
       bool binary = false;
       RowBatch batch;
       size_t rejected = 0;
@@ -329,8 +333,8 @@ class PgSourceConnection : public SourceConnection {
   // What a page's columns decode with, and the size of the last page (to reserve for).
   struct PageShapeInfo {
     std::vector<PgDecoder> decoders;
-    std::vector<PgBinary> binary;  // empty: a column has no binary decoder, copy as text
-    std::vector<uint32_t> types;   // the columns' type oids the decoders were chosen for
+    std::vector<PgBinary> binary;   // empty: a column has no binary decoder, copy as text
+    std::vector<ResultType> types;  // the columns' types the decoders were chosen for
     size_t rows = 0;
     size_t arena_bytes = 0;
   };
@@ -346,9 +350,11 @@ class PgSourceConnection : public SourceConnection {
     return shape;
   }
 
-  static std::vector<uint32_t> TypesOf(const PGresult* result) {
-    std::vector<uint32_t> types(static_cast<size_t>(PQnfields(result)));
-    for (size_t c = 0; c < types.size(); ++c) types[c] = PQftype(result, static_cast<int>(c));
+  static std::vector<ResultType> TypesOf(const PGresult* result) {
+    std::vector<ResultType> types(static_cast<size_t>(PQnfields(result)));
+    for (size_t c = 0; c < types.size(); ++c) {
+      types[c] = {PQftype(result, static_cast<int>(c)), PQfmod(result, static_cast<int>(c))};
+    }
     return types;
   }
 
@@ -408,7 +414,7 @@ class PgSourceConnection : public SourceConnection {
     }
     RowBatch one(1);
     const char* text = PQgetvalue(res, 0, col);
-    AppendPgValue(DecoderForOid(kTimestamptzOid), text, strlen(text), one);
+    AppendPgValue(DecoderForOid(kTimestamptzOid, -1), text, strlen(text), one);
     return CursorValueOf(one, 0, 0);
   }
 

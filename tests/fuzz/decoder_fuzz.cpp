@@ -92,7 +92,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     uint32_t oid = 0;
     for (size_t i = 0; i < 4 && i < value.size(); ++i)
       oid = oid << 8 | static_cast<uint8_t>(value[i]);
-    siphon::postgres::DecoderForOid(oid);
+    siphon::postgres::DecoderForOid(oid, static_cast<int>(oid >> 24) - 1);
+    siphon::postgres::BinaryDecoderForOid(oid, static_cast<int>(oid >> 24) - 1);
     siphon::mysql::DecoderFor(static_cast<int>(oid & 0xff), oid >> 8, (oid >> 16) & 0xff);
   } else {
     std::string t = siphon::mysql::TimeForMysql(value);

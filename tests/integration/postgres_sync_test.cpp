@@ -81,20 +81,22 @@ TEST_F(PgSync, EveryTypeRoundTrips) {
       id int8 PRIMARY KEY, i2 int2, i4 int4, i8 int8, f4 float4, f8 float8,
       n numeric(30,10), nn numeric, b bool, tx text, vc varchar(20), ch char(3), u uuid,
       j json, jb jsonb, m mood, arr int4[], tarr text[], by bytea,
-      tz timestamptz, ts timestamp, d date, tm time, iv interval);
+      tz timestamptz, ts timestamp, d date, tm time, iv interval, tz0 timestamptz(0),
+      ts3 timestamp(3));
     INSERT INTO t VALUES
       (1, -32768, -2147483648, -9223372036854775808, 1.5, 0.1,
        12345678901234567890.0123456789, 1e-20, true, 'héllo 🌍 "q" \ back', '', 'ab',
        'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": [1, 2.50]}', '{"b": null}', 'happy',
        '{1,NULL,3}', '{"x,y",NULL,"q\"z"}', '\x00ff00'::bytea,
        '2024-03-10 01:59:59.123456-05', '2024-01-01 00:00:00', '2024-02-29', '12:34:56',
-       '1 day 2 hours'),
+       '1 day 2 hours', '2024-03-10 01:59:59.6-05', '2024-01-01 00:00:00'),
       (2, 32767, 2147483647, 9223372036854775807, -0.0, 1e308,
        -0.0000000001, 'NaN', false, E'line1\nline2\ttab', '''); DROP TABLE t; --', 'x',
        NULL, 'null', '[]', 'sad', '{}', '{}', ''::bytea,
-       '2024-06-01 12:00:00+09:30', '1999-12-31 23:59:59.999999', '0001-01-01', NULL, NULL),
+       '2024-06-01 12:00:00+09:30', '1999-12-31 23:59:59.999999', '0001-01-01', NULL, NULL,
+       '2024-06-01 12:00:00+09:30', '2024-01-01 00:00:00.5'),
       (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
   )sql");
   auto r = Once(Script(R"(siphon.replicate "t" { source = pg, from = "public.t" })"));
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
@@ -132,18 +134,55 @@ TEST_F(PgSync, EveryTypeRoundTrips) {
   EXPECT_EQ(row(1, "by"), "blob:X'00FF00'");
   EXPECT_EQ(row(2, "by"), "blob:X''");
   EXPECT_EQ(row(1, "tz"), "text:'2024-03-10T06:59:59.123456Z'");
-  EXPECT_EQ(row(2, "tz"), "text:'2024-06-01T02:30:00Z'");
-  EXPECT_EQ(row(1, "ts"), "text:'2024-01-01T00:00:00'");
+  // Six fraction digits on every value of a column with fractional precision, so a whole
+  // second sorts before its fractions as text; none for timestamp(0), which has none.
+  EXPECT_EQ(row(2, "tz"), "text:'2024-06-01T02:30:00.000000Z'");
+  EXPECT_EQ(row(1, "ts"), "text:'2024-01-01T00:00:00.000000'");
+  EXPECT_EQ(row(1, "tz0"), "text:'2024-03-10T07:00:00Z'");
+  EXPECT_EQ(row(2, "tz0"), "text:'2024-06-01T02:30:00Z'");
+  EXPECT_EQ(row(1, "ts3"), "text:'2024-01-01T00:00:00.000000'");
+  EXPECT_EQ(row(2, "ts3"), "text:'2024-01-01T00:00:00.500000'");
   EXPECT_EQ(row(2, "ts"), "text:'1999-12-31T23:59:59.999999'");
   EXPECT_EQ(row(1, "d"), "text:'2024-02-29'");
   EXPECT_EQ(row(2, "d"), "text:'0001-01-01'");
   EXPECT_EQ(row(1, "tm"), "text:'12:34:56'");
-  for (const char* col : {"i2", "i4", "i8", "f4",  "f8",   "n",  "nn", "b",  "tx", "vc", "ch", "u",
-                          "j",  "jb", "m",  "arr", "tarr", "by", "tz", "ts", "d",  "tm", "iv"}) {
+  for (const char* col :
+       {"i2", "i4", "i8",  "f4",   "f8", "n",  "nn", "b", "tx", "vc", "ch",  "u",  "j",
+        "jb", "m",  "arr", "tarr", "by", "tz", "ts", "d", "tm", "iv", "tz0", "ts3"}) {
     EXPECT_EQ(row(3, col), "null:NULL") << col;
   }
   // The hostile text stayed text: the source table is still there.
   EXPECT_EQ(db_.Scalar("SELECT count(*) FROM t"), "3");
+}
+
+// A whole second stored as '…:05Z' sorted after '…:05.25Z' as text ('.' < 'Z'): ORDER BY in
+// the replica put it last within its second, and `at >= '…:05Z'` left '…:05.25Z' out. Pages
+// of two rows: the first is a plain query, the rest binary COPY, each decoder is checked.
+TEST_F(PgSync, TimestampsSortAsTextTheWayTheySortAsTime) {
+  db_.Exec(R"sql(
+    CREATE TABLE ticks (id int8 PRIMARY KEY, at timestamptz NOT NULL, local timestamp NOT NULL);
+    INSERT INTO ticks VALUES
+      (1, '2024-01-01 00:00:05.25+00', '2024-01-01 00:00:05.25'),
+      (2, '2024-01-01 00:00:05+00',    '2024-01-01 00:00:05'),
+      (3, '2024-01-01 00:00:04.9+00',  '2024-01-01 00:00:04.9'),
+      (4, '2024-01-01 00:00:06+00',    '2024-01-01 00:00:06'),
+      (5, '2024-01-01 00:00:05.5+00',  '2024-01-01 00:00:05.5'),
+      (6, '2024-01-01 00:00:05+00',    '2024-01-01 00:00:05.000001');
+  )sql");
+  auto r = Once(Script(R"(siphon.replicate "ticks" { source = pg, batch = 2 })"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  const std::string in_time_order =
+      db_.Scalar("SELECT string_agg(id::text, ',' ORDER BY at, id) FROM ticks");
+  EXPECT_EQ(in_time_order, "3,2,6,1,5,4");
+  EXPECT_EQ(TargetScalar("SELECT group_concat(id) FROM (SELECT id FROM ticks ORDER BY at, id)"),
+            in_time_order);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(id) FROM (SELECT id FROM ticks ORDER BY local, id)"),
+            db_.Scalar("SELECT string_agg(id::text, ',' ORDER BY local, id) FROM ticks"));
+  EXPECT_EQ(TargetScalar("SELECT group_concat(id) FROM (SELECT id FROM ticks WHERE at >= "
+                         "'2024-01-01T00:00:05.000000Z' AND at < '2024-01-01T00:00:06.000000Z' "
+                         "ORDER BY id)"),
+            "1,2,5,6");
+  EXPECT_EQ(TargetScalar("SELECT at FROM ticks WHERE id = 2"), "2024-01-01T00:00:05.000000Z");
 }
 
 TEST_F(PgSync, TiedCursorValuesInSmallPagesAreNeitherSkippedNorDuplicated) {
@@ -449,7 +488,7 @@ siphon.replicate "f" { source = pg, batch = 2000 }
   EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(id) FROM f"),
             db_.Scalar("SELECT count(*) || '/' || sum(id) FROM f"));
   EXPECT_EQ(TargetScalar("SELECT cursor FROM _siphon_state WHERE table_name = 'k'"),
-            "[\"2024-01-01T00:05:00Z\",300000]");
+            "[\"2024-01-01T00:05:00.000000Z\",300000]");
   EXPECT_EQ(TargetScalar("SELECT cursor IS NULL FROM _siphon_state WHERE table_name = 'f'"), "1");
 }
 

@@ -83,19 +83,22 @@ TEST(PgTypes, TimestamptzWithOrWithoutAPrecision) {
 }
 
 TEST(PgTypes, DecoderByOid) {
-  EXPECT_EQ(DecoderForOid(20), PgDecoder::kInt);
-  EXPECT_EQ(DecoderForOid(21), PgDecoder::kInt);
-  EXPECT_EQ(DecoderForOid(23), PgDecoder::kInt);
-  EXPECT_EQ(DecoderForOid(26), PgDecoder::kInt);
-  EXPECT_EQ(DecoderForOid(700), PgDecoder::kReal);
-  EXPECT_EQ(DecoderForOid(701), PgDecoder::kReal);
-  EXPECT_EQ(DecoderForOid(16), PgDecoder::kBool);
-  EXPECT_EQ(DecoderForOid(17), PgDecoder::kBytea);
-  EXPECT_EQ(DecoderForOid(1184), PgDecoder::kTimestampTz);
-  EXPECT_EQ(DecoderForOid(1114), PgDecoder::kTimestamp);
-  EXPECT_EQ(DecoderForOid(1700), PgDecoder::kText);  // numeric stays exact text
-  EXPECT_EQ(DecoderForOid(1082), PgDecoder::kText);  // date is already YYYY-MM-DD
-  EXPECT_EQ(DecoderForOid(25), PgDecoder::kText);
+  EXPECT_EQ(DecoderForOid(20, -1), PgDecoder::kInt);
+  EXPECT_EQ(DecoderForOid(21, -1), PgDecoder::kInt);
+  EXPECT_EQ(DecoderForOid(23, -1), PgDecoder::kInt);
+  EXPECT_EQ(DecoderForOid(26, -1), PgDecoder::kInt);
+  EXPECT_EQ(DecoderForOid(700, -1), PgDecoder::kReal);
+  EXPECT_EQ(DecoderForOid(701, -1), PgDecoder::kReal);
+  EXPECT_EQ(DecoderForOid(16, -1), PgDecoder::kBool);
+  EXPECT_EQ(DecoderForOid(17, -1), PgDecoder::kBytea);
+  EXPECT_EQ(DecoderForOid(1184, -1), PgDecoder::kTimestampTz);
+  EXPECT_EQ(DecoderForOid(1114, -1), PgDecoder::kTimestamp);
+  EXPECT_EQ(DecoderForOid(1184, 3), PgDecoder::kTimestampTz);   // timestamptz(3)
+  EXPECT_EQ(DecoderForOid(1184, 0), PgDecoder::kTimestampTz0);  // timestamptz(0)
+  EXPECT_EQ(DecoderForOid(1114, 0), PgDecoder::kTimestamp0);
+  EXPECT_EQ(DecoderForOid(1700, -1), PgDecoder::kText);  // numeric stays exact text
+  EXPECT_EQ(DecoderForOid(1082, -1), PgDecoder::kText);  // date is already YYYY-MM-DD
+  EXPECT_EQ(DecoderForOid(25, -1), PgDecoder::kText);
 }
 
 // One decoded cell, described as "type:value" so cases read as a table.
@@ -156,18 +159,27 @@ TEST(PgTypes, DecodesTextOutput) {
       {PgDecoder::kBytea, "\\x00ff10", "blob:00ff10", true},
       {PgDecoder::kBytea, "\\xDEADbeef", "blob:deadbeef", true},
       {PgDecoder::kBytea, "\\x0g", "text:\\x0g", false},
-      {PgDecoder::kTimestampTz, "2024-01-01 10:00:00+00", "text:2024-01-01T10:00:00Z", true},
+      // A column with fractional precision: six digits on every value, a whole second's too
+      // ('…:00Z' would sort after '…:00.5Z' as text); timestamp(0) never has a fraction.
+      {PgDecoder::kTimestampTz, "2024-01-01 10:00:00+00", "text:2024-01-01T10:00:00.000000Z", true},
+      {PgDecoder::kTimestampTz0, "2024-01-01 10:00:00+00", "text:2024-01-01T10:00:00Z", true},
+      {PgDecoder::kTimestampTz0, "0044-03-15 12:00:00+00 BC", "text:0044-03-15 12:00:00+00 BC",
+       true},
+      {PgDecoder::kTimestamp0, "2004-10-19 10:23:54", "text:2004-10-19T10:23:54", true},
+      {PgDecoder::kTimestamp0, "infinity", "text:infinity", true},
       {PgDecoder::kTimestampTz, "2024-01-01 10:00:00.5+00", "text:2024-01-01T10:00:00.500000Z",
        true},
       {PgDecoder::kTimestampTz, "2024-01-01 10:00:00.123456+00", "text:2024-01-01T10:00:00.123456Z",
        true},
-      {PgDecoder::kTimestampTz, "12024-01-01 10:00:00+00", "text:12024-01-01T10:00:00Z", true},
+      {PgDecoder::kTimestampTz, "12024-01-01 10:00:00+00", "text:12024-01-01T10:00:00.000000Z",
+       true},
       {PgDecoder::kTimestampTz, "3004-10-19 18:23:54.123456+00 BC",
        "text:3004-10-19 18:23:54.123456+00 BC", true},
       {PgDecoder::kTimestampTz, "infinity", "text:infinity", true},
       {PgDecoder::kTimestampTz, "-infinity", "text:-infinity", true},
       {PgDecoder::kTimestampTz, "2024-01-01 10:00:00+02", "text:2024-01-01 10:00:00+02", false},
-      {PgDecoder::kTimestamp, "2004-10-19 10:23:54", "text:2004-10-19T10:23:54", true},
+      {PgDecoder::kTimestamp, "2004-10-19 10:23:54", "text:2004-10-19T10:23:54.000000", true},
+      {PgDecoder::kTimestamp, "3004-10-19 10:23:54 BC", "text:3004-10-19 10:23:54 BC", true},
       {PgDecoder::kTimestamp, "2004-10-19 10:23:54.12", "text:2004-10-19T10:23:54.120000", true},
       {PgDecoder::kTimestamp, "3004-10-19 10:23:54.123456 BC", "text:3004-10-19 10:23:54.123456 BC",
        true},
@@ -209,7 +221,7 @@ TEST(PgTypes, DecodesCopyTextRows) {
   EXPECT_EQ(b.at(0, 2).type, ValueType::kBlob);
   EXPECT_EQ(b.bytes(b.at(0, 2)), std::string("\0\xff", 2));
   EXPECT_EQ(b.at(0, 3).type, ValueType::kNull);
-  EXPECT_EQ(b.bytes(b.at(0, 4)), "2024-01-02T03:04:05Z");
+  EXPECT_EQ(b.bytes(b.at(0, 4)), "2024-01-02T03:04:05.000000Z");
   EXPECT_EQ(b.at(1, 1).type, ValueType::kNull);
   EXPECT_EQ(b.bytes(b.at(1, 2)), "");
   EXPECT_EQ(b.at(1, 3).type, ValueType::kText);  // an empty string is not NULL
@@ -257,16 +269,19 @@ std::string Binary(PgBinary decoder, std::string_view hex) {
 }
 
 TEST(PgTypes, BinaryDecoderByOid) {
-  EXPECT_EQ(BinaryDecoderForOid(20), PgBinary::kInt8);
-  EXPECT_EQ(BinaryDecoderForOid(1184), PgBinary::kTimestampTz);
-  EXPECT_EQ(BinaryDecoderForOid(1700), PgBinary::kNumeric);
-  EXPECT_EQ(BinaryDecoderForOid(3802), PgBinary::kJsonb);
-  EXPECT_EQ(BinaryDecoderForOid(1043), PgBinary::kText);
+  EXPECT_EQ(BinaryDecoderForOid(20, -1), PgBinary::kInt8);
+  EXPECT_EQ(BinaryDecoderForOid(1184, -1), PgBinary::kTimestampTz);
+  EXPECT_EQ(BinaryDecoderForOid(1184, 6), PgBinary::kTimestampTz);
+  EXPECT_EQ(BinaryDecoderForOid(1184, 0), PgBinary::kTimestampTz0);
+  EXPECT_EQ(BinaryDecoderForOid(1114, 0), PgBinary::kTimestamp0);
+  EXPECT_EQ(BinaryDecoderForOid(1700, -1), PgBinary::kNumeric);
+  EXPECT_EQ(BinaryDecoderForOid(3802, -1), PgBinary::kJsonb);
+  EXPECT_EQ(BinaryDecoderForOid(1043, -1), PgBinary::kText);
   // float4 (its text form depends on the server version), interval, inet, enums: text only.
-  EXPECT_EQ(BinaryDecoderForOid(700), PgBinary::kNone);
-  EXPECT_EQ(BinaryDecoderForOid(1186), PgBinary::kNone);
-  EXPECT_EQ(BinaryDecoderForOid(869), PgBinary::kNone);
-  EXPECT_EQ(BinaryDecoderForOid(16385), PgBinary::kNone);
+  EXPECT_EQ(BinaryDecoderForOid(700, -1), PgBinary::kNone);
+  EXPECT_EQ(BinaryDecoderForOid(1186, -1), PgBinary::kNone);
+  EXPECT_EQ(BinaryDecoderForOid(869, -1), PgBinary::kNone);
+  EXPECT_EQ(BinaryDecoderForOid(16385, -1), PgBinary::kNone);
 }
 
 // Each binary value decodes to the cell the text decoders make of the same value's text.
@@ -283,10 +298,14 @@ TEST(PgTypes, DecodesBinarySendForms) {
   EXPECT_EQ(Binary(PgBinary::kBool, "00"), "#0");
   EXPECT_EQ(Binary(PgBinary::kBytea, "00ff00"), std::string("blob:\0\xff\0", 8));
   EXPECT_EQ(Binary(PgBinary::kBytea, ""), "blob:");
-  // timestamptz '2024-01-02 03:04:05.5+00'; the fraction always has six digits.
+  // timestamptz '2024-01-02 03:04:05.5+00'; the fraction always has six digits, a whole
+  // second's too unless the column is timestamp(0).
   EXPECT_EQ(Binary(PgBinary::kTimestampTz, "0002b0ec851d9460"), "2024-01-02T03:04:05.500000Z");
   EXPECT_EQ(Binary(PgBinary::kTimestamp, "0002b0ec851d9460"), "2024-01-02T03:04:05.500000");
-  EXPECT_EQ(Binary(PgBinary::kTimestampTz, "0002b0ec8515f340"), "2024-01-02T03:04:05Z");
+  EXPECT_EQ(Binary(PgBinary::kTimestampTz, "0002b0ec8515f340"), "2024-01-02T03:04:05.000000Z");
+  EXPECT_EQ(Binary(PgBinary::kTimestamp, "0002b0ec8515f340"), "2024-01-02T03:04:05.000000");
+  EXPECT_EQ(Binary(PgBinary::kTimestampTz0, "0002b0ec8515f340"), "2024-01-02T03:04:05Z");
+  EXPECT_EQ(Binary(PgBinary::kTimestamp0, "0002b0ec8515f340"), "2024-01-02T03:04:05");
   // BC values and infinities keep PostgreSQL's own text, as the text decoder keeps it.
   EXPECT_EQ(Binary(PgBinary::kTimestampTz, "ff1af9e8fb4aa090"), "0044-03-15 12:00:00.25+00 BC");
   EXPECT_EQ(Binary(PgBinary::kTimestamp, "fd0f7fbdaf17e000"), "4713-01-01 00:00:00 BC");
