@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <uv.h>
 #include <nlohmann/json.hpp>
@@ -20,6 +21,7 @@
 #include "runtime/http/admin_api.hpp"
 #include "runtime/http/metrics.hpp"
 #include "runtime/http/status_json.hpp"
+#include "runtime/loop/resolve.hpp"
 #include "runtime/lua/lua_host.hpp"
 #include "runtime/sync/event_fanout.hpp"
 #include "runtime/sync/plan.hpp"
@@ -58,16 +60,33 @@ std::optional<Loaded> Load(const ScriptOptions& options) {
   return std::move(*loaded);
 }
 
-/// Closes every handle still open and runs the loop until they are gone.
-void CloseLoop(uv_loop_t* loop) {
+/// Closes every handle still open, runs the loop until they are gone and returns `code`. A
+/// host name lookup still running on libuv's thread pool (a name server that does not answer
+/// holds it for the resolver's timeout, 10 s and more) is not waited for: nothing needs its
+/// answer any more, so the process exits here with `code`, logs flushed, instead of waiting
+/// for it (and libuv's exit handler would join the pool's threads, waiting again).
+int CloseLoop(uv_loop_t* loop, int code) {
   uv_walk(
       loop,
       [](uv_handle_t* h, void*) {
         if (!uv_is_closing(h)) uv_close(h, nullptr);
       },
       nullptr);
-  uv_run(loop, UV_RUN_DEFAULT);
+  for (;;) {
+    bool handles = false;
+    uv_walk(
+        loop, [](uv_handle_t*, void* any) { *static_cast<bool*>(any) = true; }, &handles);
+    if (!handles && LookupsInFlight(loop)) {
+      spdlog::shutdown();
+      std::cout.flush();
+      std::cerr.flush();
+      std::fflush(nullptr);
+      _exit(code);
+    }
+    if (uv_run(loop, UV_RUN_ONCE) == 0) break;
+  }
   uv_loop_close(loop);
+  return code;
 }
 
 std::string Join(const std::vector<std::string>& v, std::string_view sep = ", ") {
@@ -338,8 +357,7 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
     auto server = AdminApi::Bind(&loop, *http, !token.empty());
     if (!server.ok()) {
       std::cerr << "siphon: " << server.status().message() << "\n";
-      CloseLoop(&loop);
-      return 2;
+      return CloseLoop(&loop, 2);
     }
     bound = std::move(*server);
   }
@@ -490,8 +508,7 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
       log->info("done in {:.2f} s{}", secs, code == 0 ? "" : " with failures");
     }
   }
-  CloseLoop(&loop);
-  return code;
+  return CloseLoop(&loop, code);
 }
 
 }  // namespace
@@ -661,8 +678,9 @@ int CheckCommand(const ScriptOptions& options) {
     uv_run(&loop, UV_RUN_DEFAULT);
     code = std::max(checker.exit_code(), refused);
   }
-  CloseLoop(&loop);
+  // A lookup still hanging exits here: the summary goes first.
   std::cout << "\n" << (code == 0 ? "ok: " : "failed: ") << d.tables.size() << " table(s)\n";
+  CloseLoop(&loop, code);
   return code;
 }
 

@@ -97,4 +97,11 @@ Status ResolveHost(uv_loop_t* loop, const std::string& host, std::weak_ptr<void>
   return Status::Ok();
 }
 
+bool LookupsInFlight(uv_loop_t* loop) {
+  std::lock_guard<std::mutex> lock(in_flight_mu);
+  const auto& in_flight = InFlight();
+  auto it = in_flight.lower_bound({loop, std::string()});
+  return it != in_flight.end() && it->first.first == loop;
+}
+
 }  // namespace siphon

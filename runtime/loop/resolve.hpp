@@ -25,4 +25,8 @@ bool IsIpAddress(const std::string& host);
 Status ResolveHost(uv_loop_t* loop, const std::string& host, std::weak_ptr<void> alive,
                    std::function<void(Result<std::vector<std::string>>)> done);
 
+/// True while a lookup started on `loop` has not ended (its thread of the pool is still in
+/// getaddrinfo, for up to the resolver's timeout when a name server does not answer).
+bool LookupsInFlight(uv_loop_t* loop);
+
 }  // namespace siphon

@@ -12,7 +12,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <csignal>
 #include <cstring>
+#include <thread>
 
 #include "tests/integration/faults/fault_util.hpp"
 
@@ -46,24 +49,59 @@ double FirstLineWith(const std::string& log, const std::vector<std::string>& par
 
 class DnsFaults : public FaultTest {
  protected:
+  void TearDown() override {
+    if (dns_ >= 0) close(dns_);
+  }
+
+  // The name server: 127.0.0.77:53, which receives queries and never answers; /etc/hosts
+  // and /etc/resolv.conf for siphon's mount namespace (InNamespace), each lookup of a name
+  // not in `hosts` waiting `timeout_seconds` for it.
+  void HangNameServer(const std::string& hosts, int timeout_seconds) {
+    ASSERT_EQ(geteuid(), 0u) << "this test needs root: a mount namespace and port 53";
+    dns_ = socket(AF_INET, SOCK_DGRAM, 0);
+    ASSERT_GE(dns_, 0);
+    sockaddr_in at{};
+    at.sin_family = AF_INET;
+    at.sin_port = htons(53);
+    inet_pton(AF_INET, "127.0.0.77", &at.sin_addr);
+    ASSERT_EQ(bind(dns_, reinterpret_cast<sockaddr*>(&at), sizeof at), 0) << std::strerror(errno);
+    WriteFile(dir_.File("hosts"), "127.0.0.1 localhost\n" + hosts);
+    WriteFile(dir_.File("resolv.conf"), "nameserver 127.0.0.77\noptions timeout:" +
+                                            std::to_string(timeout_seconds) + " attempts:1\n");
+  }
+
+  // `argv` run with the files HangNameServer wrote as /etc/hosts and /etc/resolv.conf.
+  std::vector<std::string> InNamespace(const std::vector<std::string>& argv) {
+    std::vector<std::string> out = {
+        "unshare",
+        "--mount",
+        "sh",
+        "-c",
+        "mount --bind \"$1\" /etc/hosts && mount --bind \"$2\" /etc/resolv.conf && shift 2 && "
+        "exec \"$@\"",
+        "sh",
+        dir_.File("hosts"),
+        dir_.File("resolv.conf")};
+    out.insert(out.end(), argv.begin(), argv.end());
+    return out;
+  }
+
+  std::string PgSource(const std::string& host) {
+    const ServerEnv& s = Servers();
+    return "siphon.postgres { host = '" + host + "', port = " + std::to_string(s.pg_port) +
+           ", user = '" + s.pg_user + "', password = siphon.env('PG_PW'), database = '" +
+           db_.name() + "' }";
+  }
+
+  int dns_ = -1;
   MyDb my_;
 };
 
 TEST_F(DnsFaults, AHangingNameServerHoldsBackOnlyTheSourceItNames) {
-  ASSERT_EQ(geteuid(), 0u) << "this test needs root: a mount namespace and port 53";
   const ServerEnv& s = Servers();
   ASSERT_TRUE(IsIp(s.pg_host) && IsIp(s.mysql_host)) << s.pg_host << " " << s.mysql_host;
-  // The name server: 127.0.0.77:53, which receives queries and never answers.
-  int dns = socket(AF_INET, SOCK_DGRAM, 0);
-  ASSERT_GE(dns, 0);
-  sockaddr_in at{};
-  at.sin_family = AF_INET;
-  at.sin_port = htons(53);
-  inet_pton(AF_INET, "127.0.0.77", &at.sin_addr);
-  ASSERT_EQ(bind(dns, reinterpret_cast<sockaddr*>(&at), sizeof at), 0) << std::strerror(errno);
-  WriteFile(dir_.File("hosts"), "127.0.0.1 localhost\n" + s.pg_host + " pg.siphon.test\n" +
-                                    s.mysql_host + " my.siphon.test\n");
-  WriteFile(dir_.File("resolv.conf"), "nameserver 127.0.0.77\noptions timeout:2 attempts:1\n");
+  HangNameServer(s.pg_host + " pg.siphon.test\n" + s.mysql_host + " my.siphon.test\n", 2);
+  if (HasFatalFailure()) return;
 
   db_.Exec("CREATE TABLE items (id int8 PRIMARY KEY); INSERT INTO items VALUES (1), (2), (3)");
   sqlite3* app = nullptr;
@@ -75,14 +113,9 @@ TEST_F(DnsFaults, AHangingNameServerHoldsBackOnlyTheSourceItNames) {
             SQLITE_OK);
   sqlite3_close(app);
   my_.Exec("CREATE TABLE items (id BIGINT PRIMARY KEY); INSERT INTO items VALUES (1), (2)");
-  auto pg_source = [&](const std::string& host) {
-    return "siphon.postgres { host = '" + host + "', port = " + std::to_string(s.pg_port) +
-           ", user = '" + s.pg_user + "', password = siphon.env('PG_PW'), database = '" +
-           db_.name() + "' }";
-  };
   std::string script = dir_.File("deploy.lua");
-  WriteFile(script, "local named = " + pg_source("pg.siphon.test") + "\n" +
-                        "local lost = " + pg_source("db.siphon-dns-test.invalid") + "\n" +
+  WriteFile(script, "local named = " + PgSource("pg.siphon.test") + "\n" +
+                        "local lost = " + PgSource("db.siphon-dns-test.invalid") + "\n" +
                         "local my = siphon.mysql { host = 'my.siphon.test', port = " +
                         std::to_string(s.mysql_port) + ", user = '" + s.mysql_user +
                         "', password = siphon.env('MY_PW'), database = '" + my_.name() +
@@ -96,17 +129,12 @@ TEST_F(DnsFaults, AHangingNameServerHoldsBackOnlyTheSourceItNames) {
                         "siphon.replicate 'pg_items' { source = named, from = 'items' }\n"
                         "siphon.replicate 'my_items' { source = my, from = 'items' }\n"
                         "siphon.replicate 'app_items' { source = app, from = 'items' }\n");
-  const std::string in_namespace =
-      "mount --bind \"$1\" /etc/hosts && mount --bind \"$2\" /etc/resolv.conf && shift 2 && "
-      "exec \"$@\"";
   ProcessResult r = siphon::test::Run(
-      {"unshare", "--mount", "sh", "-c", in_namespace, "sh", dir_.File("hosts"),
-       dir_.File("resolv.conf"), SIPHON_BIN, "once", script},
+      InNamespace({SIPHON_BIN, "once", script}),
       // libuv's default pool of 4 runs 2 lookups at once (half the pool for slow work): only
       // lookups shared per name leave one for the other names.
       {{"PG_PW", s.pg_password}, {"MY_PW", s.mysql_password}, {"UV_THREADPOOL_SIZE", "4"}},
       std::chrono::minutes(2));
-  close(dns);
 
   EXPECT_EQ(r.exit_code, 1) << Dump(r);  // the `lost` tables failed, the others synced
   EXPECT_EQ(TargetCount(Replica(), "pg_items"), 3) << Dump(r);
@@ -138,6 +166,39 @@ TEST_F(DnsFaults, AHangingNameServerHoldsBackOnlyTheSourceItNames) {
               std::to_string(
                   static_cast<int>(1000 * (std::max({pg_synced, my_synced, app_synced}) - start))) +
               " lookup_failed_after_ms=" + std::to_string(static_cast<int>(1000 * (lost - start))));
+}
+
+// A stop while a name server hangs: the lookup holds a thread of libuv's pool until the
+// resolver gives up (20 s here), and siphon waited for it before exiting (the loop ran until
+// the lookup ended, and libuv joins its pool at exit). The replica is closed by then and
+// nothing waits for the answer: siphon exits at once and leaves the lookup's thread behind.
+TEST_F(DnsFaults, AStopDuringAHangingLookupExitsAtOnce) {
+  const ServerEnv& s = Servers();
+  ASSERT_TRUE(IsIp(s.pg_host)) << s.pg_host;
+  HangNameServer(s.pg_host + " pg.siphon.test\n", 20);
+  if (HasFatalFailure()) return;
+  db_.Exec("CREATE TABLE items (id int8 PRIMARY KEY); INSERT INTO items VALUES (1), (2), (3)");
+  std::string script = dir_.File("deploy.lua");
+  WriteFile(script, "local named = " + PgSource("pg.siphon.test") + "\n" +
+                        "local lost = " + PgSource("db.siphon-dns-test.invalid") + "\n" +
+                        "siphon.target { path = '" + Replica() + "' }\n" +
+                        "siphon.replicate 'lost' { source = lost, from = 'items' }\n"
+                        "siphon.replicate 'items' { source = named, from = 'items' }\n");
+  Process p(InNamespace({SIPHON_BIN, "run", script}), {{"PG_PW", s.pg_password}});
+  ASSERT_TRUE(p.WaitForOutput("synced 3 rows")) << p.Stderr();
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // the lookup of `lost` hangs
+  ASSERT_TRUE(p.Running()) << p.Stderr();
+  const auto signalled = std::chrono::steady_clock::now();
+  p.Signal(SIGTERM);
+  ProcessResult r = p.Wait(std::chrono::seconds(30));
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - signalled);
+  EXPECT_FALSE(r.timed_out) << Dump(r);
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_LT(took, std::chrono::seconds(3)) << Dump(r);
+  EXPECT_EQ(r.err.find("could not resolve"), std::string::npos) << Dump(r);  // still hanging
+  EXPECT_EQ(TargetCount(Replica(), "items"), 3) << Dump(r);
+  Summary("dns_stop", 1, 1, 3, 0, "exit_after_signal_ms=" + std::to_string(took.count()));
 }
 
 }  // namespace
