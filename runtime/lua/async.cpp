@@ -26,6 +26,33 @@ std::string Lower(std::string s) {
   return s;
 }
 
+// "https://hooks.example.com/…": a webhook's URL often is its secret (a token in the path or
+// the query, a password before the host), so messages name its scheme, host and port only.
+std::string RedactUrl(const std::string& url) {
+  std::string out = "(an invalid URL)";
+  CURLU* u = curl_url();
+  if (u == nullptr) return out;
+  if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
+    char* scheme = nullptr;
+    char* host = nullptr;
+    char* port = nullptr;
+    char* path = nullptr;
+    char* query = nullptr;
+    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+      out = std::string(scheme) + "://" + host;
+      if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK) out += ":" + std::string(port);
+      const bool more = (curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK &&
+                         std::string_view(path) != "/") ||
+                        curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK;
+      out += more ? "/…" : "/";
+    }
+    for (char* part : {scheme, host, port, path, query}) curl_free(part);
+  }
+  curl_url_cleanup(u);
+  return out;
+}
+
 }  // namespace
 
 struct LuaAsync::Timer {
@@ -42,7 +69,7 @@ struct LuaAsync::Http {
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
   lua_State* co = nullptr;
-  std::string label;  // "POST http://…", for messages
+  std::string label;  // "POST https://host/…", for messages: never the whole URL
   std::string body;
   std::string response;
   size_t max_response = 0;  // the Lua memory cap: the body becomes one Lua string
@@ -304,7 +331,7 @@ Status LuaAsync::StartHttp(lua_State* co, LuaHttpRequest request) {
   if (Status st = EnsureMulti(); !st.ok()) return st;
   auto* h = new Http;
   h->co = co;
-  h->label = request.method + " " + request.url;
+  h->label = request.method + " " + RedactUrl(request.url);
   h->body = std::move(request.body);
   h->easy = curl_easy_init();
   if (h->easy == nullptr) {

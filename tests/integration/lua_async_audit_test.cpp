@@ -1,0 +1,127 @@
+// End-to-end: event handlers and timers posting to webhooks as a demanding user does, through
+// the real siphon binary, a real PostgreSQL database and a local receiver that never answers.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "tests/integration/harness/harness.hpp"
+
+namespace siphon::test {
+namespace {
+
+/// A loopback HTTP endpoint that accepts every connection and never answers: a webhook that
+/// hangs. Counts the connections it was given.
+class HangingEndpoint {
+ public:
+  HangingEndpoint() {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        listen(fd_, 4096) != 0 || getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      ADD_FAILURE() << "a listening socket on 127.0.0.1";
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~HangingEndpoint() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    close(fd_);
+    for (int c : open_) close(c);
+  }
+  int port() const { return port_; }
+  std::string Url(const std::string& path = "/hook") const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  int accepted() const { return accepted_; }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      open_.push_back(c);
+      ++accepted_;
+    }
+  }
+
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  std::thread thread_;
+  std::vector<int> open_;
+};
+
+int Count(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+std::string Dump(const ProcessResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
+}
+
+class LuaAsyncAudit : public ::testing::Test {
+ protected:
+  std::string Script(const std::string& body) {
+    std::string path = dir_.File("deploy.lua");
+    WriteFile(path,
+              "local pg = siphon.postgres { dsn = siphon.env(\"TEST_PG_DSN\") }\n"
+              "siphon.target { path = \"" +
+                  Replica() + "\" }\n" + body);
+    return path;
+  }
+  std::string Replica() const { return dir_.File("replica.db"); }
+  std::map<std::string, std::string> Env(std::map<std::string, std::string> env = {}) {
+    env["TEST_PG_DSN"] = db_.Dsn();
+    return env;
+  }
+  Rows Target(const std::string& sql) { return SqliteQuery(Replica(), sql); }
+
+  PgDb db_;
+  TempDir dir_;
+};
+
+// A webhook's URL is a secret (a Slack or Discord hook's path, a token in the query, a
+// password before the host): neither the log nor the message handed to the script names more
+// than its scheme, host and port.
+TEST_F(LuaAsyncAudit, WebhookSecretsStayOutOfTheLog) {
+  db_.Exec("CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1)");
+  const int port = FreeTcpPort();  // nothing listens: the connection is refused
+  const std::string url = "http://alice:hunter2@127.0.0.1:" + std::to_string(port) +
+                          "/services/T000/B000/pathsecret?token=querysecret";
+  ProcessResult r = siphon::test::Run({SIPHON_BIN, "once", Script(R"lua(
+siphon.replicate "items" { source = pg, from = "public.items",
+  on = { synced = function(ev)
+    local response, err = siphon.http.post { url = siphon.env("HOOK"), json = ev,
+      headers = { Authorization = "Bearer headersecret" } }
+    siphon.log.warn("alert not delivered: %s", err)
+  end } }
+)lua")},
+                                      Env({{"HOOK", url}}), std::chrono::minutes(1));
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  for (const char* secret : {"hunter2", "alice", "pathsecret", "querysecret", "headersecret"}) {
+    EXPECT_EQ(r.err.find(secret), std::string::npos) << secret << "\n" << Dump(r);
+  }
+  const std::string named = "POST http://127.0.0.1:" + std::to_string(port) + "/… failed";
+  EXPECT_EQ(Count(r.err, named), 2) << Dump(r);  // logged, and the script's own line
+}
+
+}  // namespace
+}  // namespace siphon::test
