@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstring>
 
 #include <sqlite3.h>
@@ -26,31 +27,44 @@ std::string Lower(std::string s) {
   return s;
 }
 
-// "https://hooks.example.com/…": a webhook's URL often is its secret (a token in the path or
-// the query, a password before the host), so messages name its scheme, host and port only.
-std::string RedactUrl(const std::string& url) {
-  std::string out = "(an invalid URL)";
+// How messages name a URL, and the endpoint whose requests take turns.
+struct UrlNames {
+  // "https://hooks.example.com/…": a webhook's URL often is its secret (a token in the path
+  // or the query, a password before the host), so messages name its scheme, host and port.
+  std::string shown = "(an invalid URL)";
+  std::string endpoint;  // "https://hooks.example.com:443"
+};
+
+UrlNames NameUrl(const std::string& url) {
+  UrlNames names;
   CURLU* u = curl_url();
-  if (u == nullptr) return out;
+  if (u == nullptr) return names;
   if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
     char* scheme = nullptr;
     char* host = nullptr;
     char* port = nullptr;
+    char* default_port = nullptr;
     char* path = nullptr;
     char* query = nullptr;
     if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
-      out = std::string(scheme) + "://" + host;
-      if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK) out += ":" + std::string(port);
+      names.shown = std::string(scheme) + "://" + host;
+      names.endpoint = names.shown;
+      if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK) {
+        names.shown += ":" + std::string(port);
+      }
+      if (curl_url_get(u, CURLUPART_PORT, &default_port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+        names.endpoint += ":" + std::string(default_port);
+      }
       const bool more = (curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK &&
                          std::string_view(path) != "/") ||
                         curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK;
-      out += more ? "/…" : "/";
+      names.shown += more ? "/…" : "/";
     }
-    for (char* part : {scheme, host, port, path, query}) curl_free(part);
+    for (char* part : {scheme, host, port, default_port, path, query}) curl_free(part);
   }
   curl_url_cleanup(u);
-  return out;
+  return names;
 }
 
 }  // namespace
@@ -70,6 +84,10 @@ struct LuaAsync::Http {
   curl_slist* headers = nullptr;
   lua_State* co = nullptr;
   std::string label;  // "POST https://host/…", for messages: never the whole URL
+  std::string endpoint;
+  long timeout_ms = 0;
+  std::chrono::steady_clock::time_point deadline;  // the timeout counts the wait for a turn
+  bool sent = false;                               // added to the multi handle
   std::string body;
   std::string response;
   size_t max_response = 0;  // the Lua memory cap: the body becomes one Lua string
@@ -103,7 +121,7 @@ LuaAsync::~LuaAsync() {
     }
   }
   timers_.clear();
-  for (uv_timer_t* t : {curl_timer_, shutdown_timer_}) {
+  for (uv_timer_t* t : {curl_timer_, wait_timer_, shutdown_timer_}) {
     if (t != nullptr && !uv_is_closing(reinterpret_cast<uv_handle_t*>(t))) {
       CloseHandle(reinterpret_cast<uv_handle_t*>(t), [t] { delete t; });
     }
@@ -228,6 +246,9 @@ Status LuaAsync::EnsureMulti() {
   curl_timer_ = new uv_timer_t;
   uv_timer_init(loop_, curl_timer_);
   curl_timer_->data = this;
+  wait_timer_ = new uv_timer_t;
+  uv_timer_init(loop_, wait_timer_);
+  wait_timer_->data = this;
   return Status::Ok();
 }
 
@@ -324,14 +345,30 @@ size_t WriteHeader(char* data, size_t size, size_t n, void* userp) {
 
 }  // namespace
 
-Status LuaAsync::StartHttp(lua_State* co, LuaHttpRequest request) {
+Result<bool> LuaAsync::StartHttp(lua_State* co, LuaHttpRequest request) {
   if (shutting_down_) {
     return Status(ErrorKind::kScript, "siphon is shutting down: no new HTTP requests");
   }
   if (Status st = EnsureMulti(); !st.ok()) return st;
+  UrlNames names = NameUrl(request.url);
+  if (http_.size() >= kMaxRequests) {
+    // Each request held keeps its handler's coroutine and payload: a burst faster than the
+    // endpoints answer is cut here rather than held without bound.
+    std::string message = "siphon.http: " + request.method + " " + names.shown +
+                          " not sent: " + std::to_string(kMaxRequests) +
+                          " requests are already waiting (the endpoints answer slower than "
+                          "requests come)";
+    Logger("lua")->error("{}", message);
+    lua_pushnil(co);
+    lua_pushlstring(co, message.data(), message.size());
+    return false;
+  }
   auto* h = new Http;
   h->co = co;
-  h->label = request.method + " " + RedactUrl(request.url);
+  h->label = request.method + " " + names.shown;
+  h->endpoint = std::move(names.endpoint);
+  h->timeout_ms = request.timeout_ms;
+  h->deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(request.timeout_ms);
   h->body = std::move(request.body);
   h->easy = curl_easy_init();
   if (h->easy == nullptr) {
@@ -342,8 +379,6 @@ Status LuaAsync::StartHttp(lua_State* co, LuaHttpRequest request) {
   curl_easy_setopt(e, CURLOPT_URL, request.url.c_str());
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, request.timeout_ms);
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, std::min(request.timeout_ms, 10000L));
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->error);
   h->max_response = host_.options().memory_limit;
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &LuaAsync::WriteBody);
@@ -371,11 +406,84 @@ Status LuaAsync::StartHttp(lua_State* co, LuaHttpRequest request) {
   h->headers = curl_slist_append(h->headers, "Expect:");
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
   http_.insert(h);
-  if (curl_multi_add_handle(multi_, e) != CURLM_OK) {
-    FreeHttp(h);
-    return Status(ErrorKind::kScript, "siphon.http: cannot start the request");
+  // Oldest first: a request waits while older ones do.
+  auto sending = sending_.find(h->endpoint);
+  if (waiting_.empty() && sending_total_ < kMaxSending &&
+      (sending == sending_.end() || sending->second < kMaxPerEndpoint)) {
+    if (!Send(h)) {
+      FreeHttp(h);
+      return Status(ErrorKind::kScript, "siphon.http: cannot start the request");
+    }
+  } else {
+    waiting_.push_back(h);
+    ArmWaitTimer();
   }
-  return Status::Ok();
+  return true;
+}
+
+bool LuaAsync::Send(Http* h) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  h->deadline - std::chrono::steady_clock::now())
+                  .count();
+  long timeout_ms = static_cast<long>(std::max<int64_t>(left, 1));
+  curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS, std::min(timeout_ms, 10000L));
+  if (curl_multi_add_handle(multi_, h->easy) != CURLM_OK) return false;
+  h->sent = true;
+  ++sending_[h->endpoint];
+  ++sending_total_;
+  return true;
+}
+
+// Sends the waiting requests there is room for, oldest first, and fails those whose
+// timeout passed while they waited.
+void LuaAsync::SendWaiting() {
+  if (multi_ == nullptr || closed_) return;
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<Http*> failed;
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    Http* h = *it;
+    if (h->deadline <= now) {
+      std::snprintf(h->error, sizeof h->error,
+                    "timed out after %ld ms waiting its turn (at most %d requests to one host "
+                    "and %zu in all are sent at once)",
+                    h->timeout_ms, kMaxPerEndpoint, kMaxSending);
+      failed.push_back(h);
+      it = waiting_.erase(it);
+      continue;
+    }
+    // No room: it waits on (the walk goes on, to fail the others whose timeout passed).
+    auto sending = sending_.find(h->endpoint);
+    if (sending_total_ >= kMaxSending ||
+        (sending != sending_.end() && sending->second >= kMaxPerEndpoint)) {
+      ++it;
+      continue;
+    }
+    it = waiting_.erase(it);
+    if (!Send(h)) {
+      std::snprintf(h->error, sizeof h->error, "cannot start the request");
+      failed.push_back(h);
+    }
+  }
+  ArmWaitTimer();
+  // Completed after the walk: a resumed handler may start the next request.
+  for (Http* h : failed) Complete(h, CURLE_OPERATION_TIMEDOUT);
+}
+
+void LuaAsync::ArmWaitTimer() {
+  if (wait_timer_ == nullptr) return;
+  if (waiting_.empty()) {
+    uv_timer_stop(wait_timer_);
+    return;
+  }
+  auto first = waiting_.front()->deadline;
+  for (Http* h : waiting_) first = std::min(first, h->deadline);
+  auto due = std::chrono::duration_cast<std::chrono::milliseconds>(first -
+                                                                   std::chrono::steady_clock::now())
+                 .count();
+  uv_timer_start(
+      wait_timer_, [](uv_timer_t* t) { static_cast<LuaAsync*>(t->data)->SendWaiting(); },
+      static_cast<uint64_t>(std::max<int64_t>(due, 0)) + 1, 0);
 }
 
 void LuaAsync::CheckDone() {
@@ -389,6 +497,7 @@ void LuaAsync::CheckDone() {
   }
   // Completed outside curl's loop: a resumed handler may start the next request.
   for (auto [h, rc] : done) Complete(h, rc);
+  if (!done.empty()) SendWaiting();
 }
 
 void LuaAsync::Complete(Http* h, CURLcode rc) {
@@ -426,7 +535,13 @@ void LuaAsync::Complete(Http* h, CURLcode rc) {
 
 void LuaAsync::FreeHttp(Http* h) {
   http_.erase(h);
-  if (multi_ != nullptr) curl_multi_remove_handle(multi_, h->easy);
+  if (h->sent) {
+    if (multi_ != nullptr) curl_multi_remove_handle(multi_, h->easy);
+    if (--sending_[h->endpoint] == 0) sending_.erase(h->endpoint);
+    --sending_total_;
+  } else {
+    waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), h), waiting_.end());
+  }
   curl_easy_cleanup(h->easy);
   curl_slist_free_all(h->headers);
   delete h;
@@ -536,7 +651,7 @@ void LuaAsync::CloseAll() {
     curl_multi_cleanup(multi_);  // closes the polls through OnSocket
     multi_ = nullptr;
   }
-  for (uv_timer_t** t : {&curl_timer_, &shutdown_timer_}) {
+  for (uv_timer_t** t : {&curl_timer_, &wait_timer_, &shutdown_timer_}) {
     if (*t == nullptr) continue;
     uv_timer_t* timer = *t;
     CloseHandle(reinterpret_cast<uv_handle_t*>(timer), [timer] { delete timer; });

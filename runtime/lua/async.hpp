@@ -1,6 +1,8 @@
 #pragma once
 #include <chrono>
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -54,9 +56,18 @@ class LuaAsync {
   /// Before AttachLoop, the timer waits for it. Refused after Shutdown.
   Status AddTimer(LuaRef fn, std::chrono::milliseconds delay, bool repeat, std::string what);
 
-  /// Starts `request`; `co` (which then waits, LuaHost::Await) is resumed with
-  /// `{ status, headers, body }` or `nil, message`.
-  Status StartHttp(lua_State* co, LuaHttpRequest request);
+  /// Requests sent at once: to one scheme://host:port, and in all. The others wait their
+  /// turn, oldest first, their timeout counting the wait, so a burst of events posting to a
+  /// slow webhook holds a few sockets, not one each.
+  static constexpr int kMaxPerEndpoint = 8;
+  static constexpr size_t kMaxSending = 32;
+  /// Requests held at once, sent or waiting their turn: past it a request fails at once.
+  static constexpr size_t kMaxRequests = 1000;
+
+  /// Starts `request`: true when `co` is then to wait (LuaHost::Await) and is resumed with
+  /// `{ status, headers, body }` or `nil, message`; false when it was refused at once
+  /// (kMaxRequests held) and `nil, message` were pushed on `co` (and logged).
+  Result<bool> StartHttp(lua_State* co, LuaHttpRequest request);
 
   /// Runs `sql` on the writer (Target::Exec); `co` is resumed with `true, changes` or
   /// `false, message`.
@@ -77,6 +88,9 @@ class LuaAsync {
   void CloseTimer(Timer* t);
   Status EnsureMulti();
   void CheckDone();
+  bool Send(Http* h);
+  void SendWaiting();
+  void ArmWaitTimer();
   void Complete(Http* h, CURLcode rc);
   void FreeHttp(Http* h);
   void MaybeFinishShutdown();
@@ -97,7 +111,11 @@ class LuaAsync {
   std::set<Timer*> timers_;  // every timer not yet freed (waiting, running or closing)
   CURLM* multi_ = nullptr;
   uv_timer_t* curl_timer_ = nullptr;
-  std::set<Http*> http_;
+  std::set<Http*> http_;                // every request, sent or waiting
+  std::deque<Http*> waiting_;           // not yet sent, oldest first
+  std::map<std::string, int> sending_;  // requests sent, per scheme://host:port
+  size_t sending_total_ = 0;
+  uv_timer_t* wait_timer_ = nullptr;  // fails the waiting requests whose timeout passes
 
   bool shutting_down_ = false;
   bool closed_ = false;  // handles closed: nothing is resumed any more

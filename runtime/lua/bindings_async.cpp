@@ -139,8 +139,9 @@ int HttpBody(lua_State* L) {
     if (!content_type) request.headers.emplace_back("Content-Type", "application/json");
   }
   LuaHost* host = LuaHost::From(L);
-  Status st = host->async().StartHttp(L, std::move(request));
-  if (!st.ok()) throw ScriptError(st.message());
+  Result<bool> started = host->async().StartHttp(L, std::move(request));
+  if (!started.ok()) throw ScriptError(started.status().message());
+  if (!*started) return 2;  // refused at once: nil, message
   host->Await(L);
   return kYield;
 }

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -18,7 +19,7 @@ namespace siphon::test {
 namespace {
 
 /// A loopback HTTP endpoint that accepts every connection and never answers: a webhook that
-/// hangs. Counts the connections it was given.
+/// hangs. Counts the connections it holds at once (a client that gives up closes its own).
 class HangingEndpoint {
  public:
   HangingEndpoint() {
@@ -41,21 +42,32 @@ class HangingEndpoint {
     close(fd_);
     for (int c : open_) close(c);
   }
-  int port() const { return port_; }
   std::string Url(const std::string& path = "/hook") const {
     return "http://127.0.0.1:" + std::to_string(port_) + path;
   }
   int accepted() const { return accepted_; }
+  int most_at_once() const { return most_at_once_; }
 
  private:
   void Serve() {
     while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, 50) <= 0) continue;
-      int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c < 0) continue;
-      open_.push_back(c);
-      ++accepted_;
+      std::vector<pollfd> fds{{fd_, POLLIN, 0}};
+      for (int c : open_) fds.push_back({c, POLLIN, 0});
+      if (poll(fds.data(), fds.size(), 20) <= 0) continue;
+      for (size_t i = 1; i < fds.size(); ++i) {
+        if (fds[i].revents == 0) continue;
+        char buf[4096];
+        if (recv(fds[i].fd, buf, sizeof buf, 0) > 0) continue;  // the request: kept unanswered
+        close(fds[i].fd);
+        open_.erase(std::find(open_.begin(), open_.end(), fds[i].fd));
+      }
+      if (fds[0].revents != 0) {
+        int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0) continue;
+        open_.push_back(c);
+        ++accepted_;
+        most_at_once_ = std::max<int>(most_at_once_, static_cast<int>(open_.size()));
+      }
     }
   }
 
@@ -63,6 +75,7 @@ class HangingEndpoint {
   int port_ = 0;
   std::atomic<bool> stop_{false};
   std::atomic<int> accepted_{0};
+  std::atomic<int> most_at_once_{0};
   std::thread thread_;
   std::vector<int> open_;
 };
@@ -97,6 +110,69 @@ class LuaAsyncAudit : public ::testing::Test {
   PgDb db_;
   TempDir dir_;
 };
+
+// A burst of events whose handlers post to a webhook that hangs: the requests take turns on a
+// few connections instead of opening one socket each (which ran the process out of file
+// descriptors, so the source and the target could not open theirs), and every one still
+// ends by its timeout, the waiting counted in.
+TEST_F(LuaAsyncAudit, ABurstOfWebhooksTakesTurnsOnAFewConnections) {
+  db_.Exec(
+      "CREATE TABLE items (id int PRIMARY KEY, v text);"
+      "INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 300) g");
+  HangingEndpoint hook;
+  auto start = std::chrono::steady_clock::now();
+  ProcessResult r = siphon::test::Run({SIPHON_BIN, "once", Script(R"lua(
+siphon.replicate "items" { source = pg, from = "public.items", batch = 1,
+  on = { batch = function(ev)
+    siphon.log.info("BATCH EVENT")
+    local response, err = siphon.http.post { url = siphon.env("HOOK"), json = ev, timeout = "2s" }
+    if not response then siphon.log.info("HOOK FAILED: %s", err) end
+  end } }
+)lua")},
+                                      Env({{"HOOK", hook.Url()}}), std::chrono::minutes(2));
+  auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(Target("SELECT count(*) FROM items"), (Rows{{"300"}}));
+  EXPECT_LE(hook.most_at_once(), 8) << Dump(r);
+  EXPECT_GE(hook.accepted(), 8) << Dump(r);
+  // Each request ended by its 2 s timeout (none was left for shutdown to abandon).
+  EXPECT_GE(Count(r.err, "BATCH EVENT"), 300) << Dump(r);
+  EXPECT_EQ(Count(r.err, "HOOK FAILED: "), Count(r.err, "BATCH EVENT")) << Dump(r);
+  EXPECT_EQ(Count(r.err, "timed out"), 2 * Count(r.err, "BATCH EVENT")) << Dump(r);
+  EXPECT_EQ(Count(r.err, "abandoning"), 0) << Dump(r);
+  EXPECT_LT(secs, 30.0);
+}
+
+// Past 1000 requests held at once (sent or waiting their turn), a request fails at once with
+// `nil, message`, and the message says why, instead of every event of a burst holding a
+// request, a coroutine and its payload for as long as the endpoint hangs.
+TEST_F(LuaAsyncAudit, RequestsPastTheLimitFailAtOnceAndSaySo) {
+  db_.Exec("CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1)");
+  HangingEndpoint hook;
+  Process p({SIPHON_BIN, "run", Script(R"lua(
+siphon.replicate "items" { source = pg, from = "public.items" }
+for i = 1, 1100 do
+  siphon.after("10ms", function()
+    local response, err = siphon.http.post { url = siphon.env("HOOK"), body = "x", timeout = "3s" }
+    if not response then siphon.log.info("HOOK FAILED: %s", err) end
+  end)
+end
+)lua")},
+            Env({{"HOOK", hook.Url()}}));
+  ASSERT_TRUE(p.WaitForOutput("requests are already waiting", std::chrono::seconds(20)))
+      << p.Stderr();
+  // Those held end by their timeout.
+  ASSERT_TRUE(WaitUntil([&] { return Count(p.Stderr(), "HOOK FAILED: ") >= 1100; },
+                        std::chrono::seconds(20)))
+      << p.Stderr();
+  p.Signal(SIGTERM);
+  ProcessResult r = p.Wait(std::chrono::seconds(20));
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(Count(r.err, "HOOK FAILED: "), 1100) << Dump(r);
+  EXPECT_EQ(Count(r.err, "not sent: 1000 requests are already waiting"), 2 * 100) << Dump(r);
+  EXPECT_EQ(Count(r.err, "timed out"), 2 * 1000) << Dump(r);
+  EXPECT_LE(hook.most_at_once(), 8);
+}
 
 // A webhook's URL is a secret (a Slack or Discord hook's path, a token in the query, a
 // password before the host): neither the log nor the message handed to the script names more
