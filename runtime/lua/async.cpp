@@ -346,7 +346,9 @@ size_t WriteHeader(char* data, size_t size, size_t n, void* userp) {
 }  // namespace
 
 Result<bool> LuaAsync::StartHttp(lua_State* co, LuaHttpRequest request) {
-  if (shutting_down_) {
+  // While a shutdown waits for the handlers, they may go on sending (a second webhook, a
+  // retry): its timeout bounds them.
+  if (closed_) {
     return Status(ErrorKind::kScript, "siphon is shutting down: no new HTTP requests");
   }
   if (Status st = EnsureMulti(); !st.ok()) return st;

@@ -18,11 +18,12 @@
 namespace siphon::test {
 namespace {
 
-/// A loopback HTTP endpoint that accepts every connection and never answers: a webhook that
-/// hangs. Counts the connections it holds at once (a client that gives up closes its own).
+/// A loopback HTTP endpoint that accepts every connection and never answers (a webhook that
+/// hangs), or answers each request 200 with the request line it got. Counts the connections
+/// it holds at once (a client that gives up closes its own) and keeps the request lines.
 class HangingEndpoint {
  public:
-  HangingEndpoint() {
+  explicit HangingEndpoint(bool answer = false) : answer_(answer) {
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -47,6 +48,10 @@ class HangingEndpoint {
   }
   int accepted() const { return accepted_; }
   int most_at_once() const { return most_at_once_; }
+  std::vector<std::string> Requests() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return requests_;
+  }
 
  private:
   void Serve() {
@@ -57,7 +62,18 @@ class HangingEndpoint {
       for (size_t i = 1; i < fds.size(); ++i) {
         if (fds[i].revents == 0) continue;
         char buf[4096];
-        if (recv(fds[i].fd, buf, sizeof buf, 0) > 0) continue;  // the request: kept unanswered
+        ssize_t n = recv(fds[i].fd, buf, sizeof buf, 0);
+        if (n > 0) {
+          std::string head(buf, static_cast<size_t>(n));
+          {
+            std::lock_guard<std::mutex> lock(mu_);
+            requests_.push_back(head.substr(0, head.find("\r\n")));
+          }
+          if (!answer_) continue;  // kept unanswered
+          const std::string response =
+              "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+          send(fds[i].fd, response.data(), response.size(), MSG_NOSIGNAL);
+        }
         close(fds[i].fd);
         open_.erase(std::find(open_.begin(), open_.end(), fds[i].fd));
       }
@@ -71,8 +87,11 @@ class HangingEndpoint {
     }
   }
 
+  const bool answer_;
   int fd_ = -1;
   int port_ = 0;
+  std::mutex mu_;
+  std::vector<std::string> requests_;
   std::atomic<bool> stop_{false};
   std::atomic<int> accepted_{0};
   std::atomic<int> most_at_once_{0};
@@ -197,6 +216,29 @@ siphon.replicate "items" { source = pg, from = "public.items",
   }
   const std::string named = "POST http://127.0.0.1:" + std::to_string(port) + "/… failed";
   EXPECT_EQ(Count(r.err, named), 2) << Dump(r);  // logged, and the script's own line
+}
+
+// README: "When `siphon once` ends (or `run` is stopped), handlers and HTTP requests still
+// waiting get up to 10 seconds to finish". A handler that posts twice (two webhooks, or a
+// retry after a 500) had its second request refused ("siphon is shutting down") as soon as
+// `once` ended: the alert was lost.
+TEST_F(LuaAsyncAudit, AHandlerStillRunningAtTheEndMaySendAgain) {
+  db_.Exec("CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1)");
+  HangingEndpoint hook(/*answer=*/true);
+  ProcessResult r = siphon::test::Run({SIPHON_BIN, "once", Script(R"lua(
+siphon.replicate "items" { source = pg, from = "public.items",
+  on = { synced = function(ev)
+    local first = siphon.http.post { url = siphon.env("HOOK") .. "/first", json = ev }
+    local second, err = siphon.http.post { url = siphon.env("HOOK") .. "/second", json = ev }
+    siphon.log.info("FIRST %s SECOND %s", first and first.status, second and second.status or err)
+  end } }
+)lua")},
+                                      Env({{"HOOK", hook.Url("")}}), std::chrono::minutes(1));
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("FIRST 200 SECOND 200"), std::string::npos) << Dump(r);
+  EXPECT_EQ(hook.Requests(),
+            (std::vector<std::string>{"POST /first HTTP/1.1", "POST /second HTTP/1.1"}))
+      << Dump(r);
 }
 
 }  // namespace
