@@ -90,6 +90,14 @@ int HttpBody(lua_State* L) {
 
   LuaHttpRequest request;
   request.url = *fields->get<std::string>("url");
+  // curl would guess the scheme of "hooks.example.com/…" and send it as plain http, the
+  // forgotten https:// taking the webhook's secret out in clear text. (The URL, which may be
+  // that secret, is not repeated.)
+  std::string scheme = request.url.substr(0, request.url.find("://") + 3);
+  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (scheme != "http://" && scheme != "https://") {
+    throw ScriptError(what + ": field 'url' must begin with http:// or https://");
+  }
   if (const auto* m = fields->get<std::string>("method")) {
     request.method = *m;
   } else {

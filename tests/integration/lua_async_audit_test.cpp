@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <mutex>
 #include <thread>
 
@@ -239,6 +240,29 @@ siphon.replicate "items" { source = pg, from = "public.items",
   EXPECT_EQ(hook.Requests(),
             (std::vector<std::string>{"POST /first HTTP/1.1", "POST /second HTTP/1.1"}))
       << Dump(r);
+}
+
+// README: "Only `http` and `https` URLs". A URL without its scheme ("hooks.example.com/…",
+// the https:// forgotten) was sent as plain http, the webhook's secret path in clear text.
+TEST_F(LuaAsyncAudit, AUrlWithoutItsSchemeIsRefused) {
+  db_.Exec("CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1)");
+  HangingEndpoint hook(/*answer=*/true);
+  const std::string bare = hook.Url("/services/pathsecret").substr(std::strlen("http://"));
+  ProcessResult r = siphon::test::Run({SIPHON_BIN, "once", Script(R"lua(
+siphon.replicate "items" { source = pg, from = "public.items",
+  on = { synced = function(ev)
+    local response, err = siphon.http.post { url = siphon.env("HOOK"), json = ev }
+    siphon.log.info("SENT %s", response and response.status or err)
+  end } }
+)lua")},
+                                      Env({{"HOOK", bare}}), std::chrono::minutes(1));
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_TRUE(hook.Requests().empty()) << Dump(r);
+  EXPECT_EQ(r.err.find("SENT"), std::string::npos) << Dump(r);
+  EXPECT_NE(r.err.find("siphon.http.post: field 'url' must begin with http:// or https://"),
+            std::string::npos)
+      << Dump(r);
+  EXPECT_EQ(r.err.find("pathsecret"), std::string::npos) << Dump(r);
 }
 
 }  // namespace
