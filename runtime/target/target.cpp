@@ -97,6 +97,48 @@ std::string ColumnDefinition(const std::string& name, const std::string& type) {
   return Quote(name) + (type.empty() ? "" : " " + type);
 }
 
+/// Whether a CREATE TABLE declares what siphon never does (CHECK, UNIQUE, COLLATE, REFERENCES,
+/// WITHOUT ROWID). Its words only: names and strings are skipped, so a table unique_codes or a
+/// column "checksum" declares nothing.
+bool DeclaresConstraints(const std::string& create) {
+  static const char* const kWords[] = {"CHECK", "UNIQUE", "COLLATE", "REFERENCES", "WITHOUT"};
+  auto word_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || (c & 0x80) != 0;
+  };
+  size_t i = 0;
+  while (i < create.size()) {
+    const char c = create[i];
+    if (c == '"' || c == '\'' || c == '`' || c == '[') {
+      // A quoted name or a string: up to its closing quote ("" inside is one quote).
+      const char close = c == '[' ? ']' : c;
+      for (++i; i < create.size(); ++i) {
+        if (create[i] != close) continue;
+        if (close != ']' && i + 1 < create.size() && create[i + 1] == close) {
+          ++i;
+          continue;
+        }
+        break;
+      }
+      ++i;
+    } else if (c == '-' && create.compare(i, 2, "--") == 0) {
+      i = create.find('\n', i);
+    } else if (c == '/' && create.compare(i, 2, "/*") == 0) {
+      i = create.find("*/", i + 2);
+      if (i != std::string::npos) i += 2;
+    } else if (word_char(c)) {
+      const size_t start = i;
+      while (i < create.size() && word_char(create[i])) ++i;
+      const std::string word = create.substr(start, i - start);
+      for (const char* constraint : kWords) {
+        if (strcasecmp(word.c_str(), constraint) == 0) return true;
+      }
+    } else {
+      ++i;
+    }
+  }
+  return false;
+}
+
 /// The number of rows of a table; -1 when it cannot be counted.
 int64_t CountRows(sqlite3* db, const std::string& table) {
   Stmt q;
@@ -327,10 +369,7 @@ Status Target::RebuildOnWriter(const TargetTable& spec, bool rekey) {
     }
     if (rc != SQLITE_DONE) return SqliteError(db_, "reading the schema of " + spec.name);
   }
-  for (char& ch : create) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-  for (const char* word : {"CHECK", "UNIQUE", "COLLATE", "REFERENCES", "WITHOUT ROWID"}) {
-    by_hand |= create.find(word) != std::string::npos;
-  }
+  by_hand |= DeclaresConstraints(create);
   if (by_hand && rekey) {
     return Status(ErrorKind::kConfig,
                   "the key of " + spec.name + " is now " + CursorColumnsJson(spec.key) +

@@ -517,5 +517,40 @@ TEST_F(Evolution, OnSchemaChangePausesOrAsksTheScript) {
   EXPECT_EQ(r.exit_code, 2) << Dump(r);
 }
 
+// Words in names are not constraints: a table named unique_codes with a column "checksum"
+// was taken for one with UNIQUE and CHECK constraints added by hand, so its new key was
+// refused and a changed column type stayed as it was.
+TEST_F(Evolution, ANameHoldingAConstraintWordDoesNotStopARebuild) {
+  db_.Exec(R"sql(
+    CREATE TABLE unique_codes (id int8 PRIMARY KEY, code text NOT NULL UNIQUE, checksum int4,
+                               updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+    INSERT INTO unique_codes (id, code, checksum) SELECT g, 'c' || g, g FROM generate_series(1, 40) g;
+  )sql");
+  auto r =
+      Once(Script(R"(siphon.replicate "unique_codes" { source = pg, cursor = "updated_at" })"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  std::string by_code = Script(R"(siphon.replicate "unique_codes" {
+    source = pg, key = "code", cursor = "updated_at" })");
+  r = Once(by_code);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("the key changed from [\"id\"] to [\"code\"]"), std::string::npos)
+      << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(name) FROM pragma_table_info('unique_codes') "
+                         "WHERE pk > 0"),
+            "code");
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(id) FROM unique_codes"), "40/820");
+
+  db_.Exec(R"sql(
+    ALTER TABLE unique_codes ALTER COLUMN checksum TYPE text USING lpad(checksum::text, 4, '0');
+    UPDATE unique_codes SET updated_at = clock_timestamp() WHERE id = 7;
+  )sql");
+  r = Once(by_code);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(r.err.find("constraints siphon did not make"), std::string::npos) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT typeof(checksum) || ':' || checksum FROM unique_codes "
+                         "WHERE id = 7"),
+            "text:0007");
+}
+
 }  // namespace
 }  // namespace siphon::test
