@@ -408,9 +408,12 @@ Result<bool> LuaAsync::StartHttp(lua_State* co, LuaHttpRequest request) {
   h->headers = curl_slist_append(h->headers, "Expect:");
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
   http_.insert(h);
-  // Oldest first: a request waits while older ones do.
+  // Oldest first: a request waits while an older one to its host does, or while every turn
+  // is taken; another host's queue does not hold it back.
+  const bool behind = std::any_of(waiting_.begin(), waiting_.end(),
+                                  [h](const Http* w) { return w->endpoint == h->endpoint; });
   auto sending = sending_.find(h->endpoint);
-  if (waiting_.empty() && sending_total_ < kMaxSending &&
+  if (!behind && sending_total_ < kMaxSending &&
       (sending == sending_.end() || sending->second < kMaxPerEndpoint)) {
     if (!Send(h)) {
       FreeHttp(h);

@@ -194,6 +194,33 @@ end
   EXPECT_LE(hook.most_at_once(), 8);
 }
 
+// Requests take turns per host: a host that hangs, with 8 requests sent and more waiting,
+// holds back only its own. A request to another host is sent at once (it waited behind the
+// hanging host's queue, until their 30 s timeouts freed a turn).
+TEST_F(LuaAsyncAudit, AHangingHostHoldsBackOnlyItsOwnRequests) {
+  db_.Exec("CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1)");
+  HangingEndpoint hanging;
+  HangingEndpoint answering(/*answer=*/true);
+  Process p({SIPHON_BIN, "run", Script(R"lua(
+siphon.replicate "items" { source = pg, from = "public.items" }
+for i = 1, 20 do
+  siphon.after("10ms", function()
+    siphon.http.post { url = siphon.env("HANGING"), body = "x", timeout = "30s" }
+  end)
+end
+siphon.after("500ms", function()
+  local response, err = siphon.http.post { url = siphon.env("ANSWERING"), body = "x" }
+  siphon.log.info("OTHER HOST %s", response and response.status or err)
+end)
+)lua")},
+            Env({{"HANGING", hanging.Url()}, {"ANSWERING", answering.Url()}}));
+  EXPECT_TRUE(p.WaitForOutput("OTHER HOST 200", std::chrono::seconds(5))) << p.Stderr();
+  EXPECT_EQ(hanging.most_at_once(), 8) << p.Stderr();
+  p.Signal(SIGTERM);
+  ProcessResult r = p.Wait(std::chrono::seconds(30));
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+}
+
 // A webhook's URL is a secret (a Slack or Discord hook's path, a token in the query, a
 // password before the host): neither the log nor the message handed to the script names more
 // than its scheme, host and port.
