@@ -165,7 +165,7 @@ void LuaEvents::Emit(const Event& event) {
       std::string what = "'" + name + "' handler";
       std::string at = DefinedAt(L, -1);
       if (!at.empty()) what += " (" + at + ")";
-      what += " for table \"" + event.table + "\"";
+      if (!event.table.empty()) what += " for table \"" + event.table + "\"";
       PushPayload(event);
       // DESIGN §2: a failing handler becomes an `error` event of its table (not for a failing
       // `error` handler: that could only fail again).

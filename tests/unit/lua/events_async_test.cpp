@@ -4,6 +4,8 @@
 #include <csignal>
 #include <filesystem>
 #include <functional>
+#include <memory>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -255,6 +257,9 @@ siphon.on("recovered", function(ev) error("handler broke") end)
 }
 
 TEST_F(AsyncTest, AFailingHandlerBecomesAnErrorEvent) {
+  auto log = std::make_shared<std::ostringstream>();
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(*log);
+  Logger("lua")->sinks().push_back(sink);
   Start(R"lua(
 errors = ""
 error_calls = 0
@@ -263,7 +268,7 @@ siphon.on("synced", function(ev) error("synced broke") end)
 siphon.on("error", function(ev)
   error_calls = error_calls + 1
   errors = errors .. (ev.table or "-") .. "|" .. ev.error_kind .. "|" .. ev.error .. "\n"
-  if ev.table == "b" then error("the error handler fails too") end
+  if ev.table == "b" or ev.table == nil then error("the error handler fails too") end
 end)
 siphon.after("1ms", function() error("timer broke") end)
 )lua");
@@ -284,6 +289,11 @@ siphon.after("1ms", function() error("timer broke") end)
   EXPECT_EQ(Global("error_calls"), "4");
   EXPECT_EQ(host_->pending_tasks(), 0u);
   EXPECT_TRUE(Shutdown());
+  Logger("lua")->sinks().pop_back();
+  // The failing handler is named with its table; the timer's error event has none.
+  EXPECT_TRUE(Contains(log->str(), "handler (")) << log->str();
+  EXPECT_TRUE(Contains(log->str(), "for table \"b\" failed")) << log->str();
+  EXPECT_FALSE(Contains(log->str(), "for table \"\"")) << log->str();
 }
 
 TEST_F(AsyncTest, HandlerFailuresAreReportedWithTheirCause) {
