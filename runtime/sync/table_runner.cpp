@@ -675,16 +675,20 @@ void TableRunner::OnPage(Result<RowBatch> page) {
     cursor_after = next_after_;
   }
   // A page that is not full ends a full-refresh pass, or the re-pull of a resync: its
-  // transaction sweeps the rows the pass did not write.
-  const bool ends_pass = plan_->target.pass_marks && !full && WritesPasses() && !to_tail;
+  // transaction sweeps the rows the pass did not write. A table without pass marks (append)
+  // sweeps nothing, but its resync ends there too.
+  const bool resync = resync_pass_ != 0 && plan_->incremental;
+  const bool ends_pass =
+      (plan_->target.pass_marks || resync) && !full && WritesPasses() && !to_tail;
   if (n > 0 || ends_pass) {
     PageWrite write;
     write.rows = std::move(rows);
     write.cursor_after = std::move(cursor_after);
     write.rejects = std::move(rejects);
+    write.sweep = ends_pass;
+    write.fill = resync && plan_->target.append;
     if (plan_->target.pass_marks) {
       write.pass = pass_;
-      write.sweep = ends_pass;
       write.starts_pass = fresh_pass_;
       fresh_pass_ = false;
     }

@@ -168,6 +168,7 @@ struct Target::Table {
   Stmt upsert;
   Stmt upsert_many;      // the same upsert for kRowsPerUpsert rows at once
   size_t many_rows = 0;  // rows per upsert_many (0: not prepared)
+  Stmt fill, fill_many;  // append tables: the upserts that fill a held row's NULL columns
   Stmt save_cursor;
   Stmt sweep;                   // full refresh only
   Stmt any_row;                 // SELECT 1 FROM the table LIMIT 1 (pass marks only)
@@ -526,7 +527,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
   // The upsert: one prepared statement for every page of this table.
   auto t = std::make_unique<Table>();
   t->spec = spec;
-  std::string cols, params, updates;
+  std::string cols, params, updates, fills;
   for (size_t i = 0; i < spec.columns.size(); ++i) {
     const std::string q = Quote(spec.columns[i].name);
     cols += (i ? ", " : "") + q;
@@ -534,6 +535,8 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     bool is_key = false;
     for (const auto& k : spec.key) is_key |= (k == spec.columns[i].name);
     if (!is_key) updates += (updates.empty() ? "" : ", ") + q + " = excluded." + q;
+    if (!is_key)
+      fills += (fills.empty() ? "" : ", ") + q + " = coalesce(" + q + ", excluded." + q + ")";
   }
   if (spec.pass_marks) {
     // The pass number is the last parameter; a row seen again is marked as seen.
@@ -557,23 +560,30 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
       sql += conflict + " DO UPDATE SET " + updates;
     }
   }
-  if (sqlite3_prepare_v3(db_, (head + tuple + sql).c_str(), -1, SQLITE_PREPARE_PERSISTENT,
-                         &t->upsert.s, nullptr) != SQLITE_OK) {
-    return SqliteError(db_, "preparing the upsert of " + spec.name);
-  }
   // Most of a one-row upsert's cost is per statement (reset, halt, opening the cursors), not
   // per row: pages are written kRowsPerUpsert rows per statement, rows applied in order (a key
   // seen twice in one statement is updated by the later row, as with one row at a time).
   const size_t per_row = spec.columns.size() + (spec.pass_marks ? 1 : 0);
   const size_t many = std::min<size_t>(kRowsPerUpsert, kMaxParameters / per_row);
-  if (many > 1) {
-    std::string values = tuple;
-    for (size_t i = 1; i < many; ++i) values += ", " + tuple;
-    if (sqlite3_prepare_v3(db_, (head + values + sql).c_str(), -1, SQLITE_PREPARE_PERSISTENT,
-                           &t->upsert_many.s, nullptr) != SQLITE_OK) {
+  std::string values = tuple;
+  for (size_t i = 1; i < many; ++i) values += ", " + tuple;
+  auto prepare = [&](const std::string& tail, Stmt& one, Stmt& several) {
+    if (sqlite3_prepare_v3(db_, (head + tuple + tail).c_str(), -1, SQLITE_PREPARE_PERSISTENT,
+                           &one.s, nullptr) != SQLITE_OK ||
+        (many > 1 &&
+         sqlite3_prepare_v3(db_, (head + values + tail).c_str(), -1, SQLITE_PREPARE_PERSISTENT,
+                            &several.s, nullptr) != SQLITE_OK)) {
       return SqliteError(db_, "preparing the upsert of " + spec.name);
     }
-    t->many_rows = many;
+    return Status::Ok();
+  };
+  if (Status st = prepare(sql, t->upsert, t->upsert_many); !st.ok()) return st;
+  if (many > 1) t->many_rows = many;
+  // An append table keeps the rows it holds; a re-pull (a backfill, a resync) fills only what
+  // they lack, a column added since.
+  if (spec.append && !spec.key.empty() && !fills.empty()) {
+    const std::string fill = " ON CONFLICT (" + KeyTuple(spec.key) + ") DO UPDATE SET " + fills;
+    if (Status st = prepare(fill, t->fill, t->fill_many); !st.ok()) return st;
   }
   const char* save =
       "UPDATE _siphon_state SET cursor = ?1, rows_total = rows_total + ?2, last_sync_at = ?3, "
@@ -1043,7 +1053,9 @@ Result<PageResult> Target::WriteOnWriter(Table& t, const PageWrite& page) {
     result = SqliteError(db_, writing);
   };
   // One row by the one-row upsert (or a soft delete).
-  sqlite3_stmt* s = t.upsert.s;
+  const bool fill = page.fill && t.fill.s != nullptr;
+  sqlite3_stmt* s = fill ? t.fill.s : t.upsert.s;
+  sqlite3_stmt* m = fill ? t.fill_many.s : t.upsert_many.s;
   auto write_row = [&](size_t r) {
     if (t.soft_index >= 0) {
       const Cell& flag = rows.at(r, static_cast<size_t>(t.soft_index));
@@ -1079,7 +1091,6 @@ Result<PageResult> Target::WriteOnWriter(Table& t, const PageWrite& page) {
       continue;
     }
     // kRowsPerUpsert rows in one statement, none of them refused so far.
-    sqlite3_stmt* m = t.upsert_many.s;
     int p = 1;
     for (size_t k = r; k < r + t.many_rows && result.ok(); ++k) {
       for (size_t c = 0; c < ncols && result.ok(); ++c) {
@@ -1102,7 +1113,7 @@ Result<PageResult> Target::WriteOnWriter(Table& t, const PageWrite& page) {
     }
     r += t.many_rows;
   }
-  if (t.many_rows > 0) sqlite3_clear_bindings(t.upsert_many.s);  // the page's text goes
+  if (t.many_rows > 0) sqlite3_clear_bindings(m);  // the page's text goes
   sqlite3_clear_bindings(s);
   done.refused = static_cast<int64_t>(refused.size());
   write_rejects(rejects);

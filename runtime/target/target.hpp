@@ -71,6 +71,9 @@ struct PageWrite {
   /// the pass's closing sweep has nothing to delete and is skipped (a first sync would
   /// otherwise scan the whole table it just wrote).
   bool starts_pass = false;
+  /// A re-pull of an append table (a backfill, a resync): a row it holds gets the values of its
+  /// NULL columns, and keeps the others.
+  bool fill = false;
 };
 
 /// What a committed page did.

@@ -552,5 +552,36 @@ TEST_F(Evolution, ANameHoldingAConstraintWordDoesNotStopARebuild) {
             "text:0007");
 }
 
+// An append table keeps the rows it holds as they are, so its backfill's re-pull wrote nothing
+// (DO NOTHING): the added column stayed NULL for good under "pulling the table again to fill
+// them", and the re-pull never ended (its state row kept a resync in progress). The re-pull
+// fills what is NULL and keeps every value held.
+TEST_F(Evolution, AnAppendTableIsBackfilledAndKeepsTheValuesItHolds) {
+  db_.Exec(R"sql(
+    CREATE TABLE ev (id int8 PRIMARY KEY, kind text, extra text,
+                     at timestamptz NOT NULL DEFAULT clock_timestamp());
+    INSERT INTO ev (id, kind, extra) SELECT g, 'k' || g, 'x' || g FROM generate_series(1, 120) g;
+  )sql");
+  auto declare = [&](const std::string& rest) {
+    return Script(R"(siphon.replicate "ev" { source = pg, cursor = "at", write = "append",
+      batch = 50, )" +
+                  rest + " }");
+  };
+  auto r = Once(declare(R"(columns = { "kind" })"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  db_.Exec("UPDATE ev SET kind = 'changed' WHERE id = 3");
+  std::string filled = declare(R"(columns = { "kind", "extra" }, backfill = true)");
+  r = Once(filled);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("gained [\"extra\"]: pulling the table again"), std::string::npos)
+      << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM ev WHERE extra = 'x' || id"), "120");
+  EXPECT_EQ(TargetScalar("SELECT kind FROM ev WHERE id = 3"), "k3");  // appended rows stay
+  EXPECT_EQ(TargetScalar("SELECT coalesce(resync_pass, 'none') FROM _siphon_state"), "none");
+  r = Once(filled);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT rows FROM _siphon_log ORDER BY id DESC LIMIT 1"), "0");
+}
+
 }  // namespace
 }  // namespace siphon::test
