@@ -381,7 +381,7 @@ void TableRunner::OnPrepared(Result<TableState> state) {
     if (plan_->target.backfill) {
       log_->warn("the target table gained {}: pulling the table again to fill them (backfill)",
                  CursorColumnsJson(state->added_columns));
-    } else {
+    } else if (state->cursor) {  // else pulled from the start (a new key): filled anyway
       log_->warn(
           "the target table gained {}: rows already replicated hold NULL there until they "
           "change (backfill = true, or `siphon resync`, fills them now)",

@@ -583,5 +583,24 @@ TEST_F(Evolution, AnAppendTableIsBackfilledAndKeepsTheValuesItHolds) {
   EXPECT_EQ(TargetScalar("SELECT rows FROM _siphon_log ORDER BY id DESC LIMIT 1"), "0");
 }
 
+// A column added with a new key is filled by the re-pull the new key starts: the run said it
+// stayed NULL for rows already replicated.
+TEST_F(Evolution, AColumnAddedWithANewKeyIsNotNamedAsNull) {
+  db_.Exec(R"sql(
+    CREATE TABLE kc (id int8 PRIMARY KEY, b text NOT NULL, a text,
+                     updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+    INSERT INTO kc (id, b, a) SELECT g, 'b' || g, 'a' || g FROM generate_series(1, 60) g;
+  )sql");
+  auto r = Once(Script(R"(siphon.replicate "kc" { source = pg, cursor = "updated_at",
+    columns = { "a" } })"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  r = Once(Script(R"(siphon.replicate "kc" { source = pg, cursor = "updated_at",
+    columns = { "a", "b" }, key = { "b" } })"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("the key changed from [\"id\"] to [\"b\"]"), std::string::npos) << Dump(r);
+  EXPECT_EQ(r.err.find("hold NULL"), std::string::npos) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM kc WHERE b = 'b' || substr(a, 2)"), "60");
+}
+
 }  // namespace
 }  // namespace siphon::test
