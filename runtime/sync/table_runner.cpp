@@ -406,9 +406,16 @@ void TableRunner::OnPrepared(Result<TableState> state) {
 
 void TableRunner::HandleSchemaChange(const SchemaDiff& diff) {
   // Added columns were added to the target by PrepareTable; dropped ones stay in the target
-  // and are no longer written. What a retyped column does is the script's choice.
-  SchemaChangeAction action =
-      diff.retyped.empty() ? SchemaChangeAction::kContinue : decl_.on_schema_change;
+  // and are no longer written. What a retyped column does is the script's choice. Only the
+  // columns the table pulls count: one outside `columns` that changed type pauses nothing,
+  // and one added there has nothing to backfill (the change is still reported).
+  auto pulled = [this](const std::string& column) {
+    return std::find(plan_->columns.begin(), plan_->columns.end(), column) != plan_->columns.end();
+  };
+  const bool retyped = std::any_of(diff.retyped.begin(), diff.retyped.end(),
+                                   [&](const SchemaDiff::Retyped& r) { return pulled(r.column); });
+  const bool added = std::any_of(diff.added.begin(), diff.added.end(), pulled);
+  SchemaChangeAction action = retyped ? decl_.on_schema_change : SchemaChangeAction::kContinue;
   if (decl_.schema_change_handler) {
     Result<SchemaChangeAction> chosen = decl_.schema_change_handler->Decide(decl_.name, diff);
     if (!chosen.ok()) {
@@ -421,7 +428,7 @@ void TableRunner::HandleSchemaChange(const SchemaDiff& diff) {
   if (accept_schema_ && action == SchemaChangeAction::kPause)
     action = SchemaChangeAction::kContinue;
   accept_schema_ = false;
-  if (action == SchemaChangeAction::kContinue && decl_.backfill && !diff.added.empty()) {
+  if (action == SchemaChangeAction::kContinue && decl_.backfill && added) {
     action = SchemaChangeAction::kResync;  // back-fill the new columns now
   }
   static constexpr const char* kNames[] = {"continue", "pause", "resync"};

@@ -602,5 +602,47 @@ TEST_F(Evolution, AColumnAddedWithANewKeyIsNotNamedAsNull) {
   EXPECT_EQ(TargetScalar("SELECT count(*) FROM kc WHERE b = 'b' || substr(a, 2)"), "60");
 }
 
+// A change to source columns the table does not pull (outside `columns`) does nothing to it:
+// a retyped one paused a table under on_schema_change = "pause", and an added one had it
+// pulled again in full for backfill, with nothing to fill. Still reported as a change.
+TEST_F(Evolution, AChangeOutsideTheColumnsPulledNeitherPausesNorPullsAgain) {
+  db_.Exec(R"sql(
+    CREATE TABLE w (id int8 PRIMARY KEY, v text, notes text,
+                    updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+    INSERT INTO w (id, v) SELECT g, 'v' || g FROM generate_series(1, 100) g;
+  )sql");
+  std::string script = Script(R"(siphon.replicate "w" {
+    source = pg, cursor = "updated_at", columns = { "id", "v", "updated_at" },
+    on_schema_change = "pause", backfill = true })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  db_.Exec(R"sql(
+    ALTER TABLE w ALTER COLUMN notes TYPE varchar(200);
+    ALTER TABLE w ADD COLUMN extra int4 DEFAULT 7;
+    UPDATE w SET v = 'changed', updated_at = clock_timestamp() WHERE id = 5;
+  )sql");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("schema change"), std::string::npos) << Dump(r);
+  EXPECT_EQ(r.err.find("paused"), std::string::npos) << Dump(r);
+  EXPECT_NE(r.err.find("w: 1 rows"), std::string::npos) << Dump(r);  // not all 100 again
+  EXPECT_EQ(TargetScalar("SELECT v FROM w WHERE id = 5"), "changed");
+  // The same change to a column it pulls still pauses it.
+  db_.Exec("ALTER TABLE w ALTER COLUMN v TYPE varchar(50)");
+  r = Once(script);
+  EXPECT_NE(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("paused"), std::string::npos) << Dump(r);
+  // Pulling every column, an added one is backfilled: the table is pulled again.
+  script = Script(R"(siphon.replicate "w" { source = pg, cursor = "updated_at",
+    backfill = true, on_schema_change = "continue" })");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  db_.Exec("ALTER TABLE w ADD COLUMN more int4 DEFAULT 9");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("w: 100 rows"), std::string::npos) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM w WHERE more = 9"), "100");
+}
+
 }  // namespace
 }  // namespace siphon::test
