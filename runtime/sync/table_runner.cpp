@@ -682,11 +682,11 @@ void TableRunner::OnPage(Result<RowBatch> page) {
     cursor_after = next_after_;
   }
   // A page that is not full ends a full-refresh pass, or the re-pull of a resync: its
-  // transaction sweeps the rows the pass did not write. A table without pass marks (append)
-  // sweeps nothing, but its resync ends there too.
+  // transaction sweeps the rows the pass did not write and clears the position, even when it
+  // holds no row. A table without pass marks (append) sweeps nothing, but its pass (and its
+  // resync) ends there too.
   const bool resync = resync_pass_ != 0 && plan_->incremental;
-  const bool ends_pass =
-      (plan_->target.pass_marks || resync) && !full && WritesPasses() && !to_tail;
+  const bool ends_pass = !full && WritesPasses() && !to_tail;
   if (n > 0 || ends_pass) {
     PageWrite write;
     write.rows = std::move(rows);

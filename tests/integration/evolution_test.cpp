@@ -644,5 +644,31 @@ TEST_F(Evolution, AChangeOutsideTheColumnsPulledNeitherPausesNorPullsAgain) {
   EXPECT_EQ(TargetScalar("SELECT count(*) FROM w WHERE more = 9"), "100");
 }
 
+// A full-refresh append table whose rows fill its last page exactly ends its pass on an empty
+// page: that page clears the position too, so the next run walks the whole table again and
+// brings the rows inserted before the old end.
+TEST_F(Evolution, AnAppendFullRefreshEndingOnAnEmptyPageStartsOverNextRun) {
+  db_.Exec(R"sql(
+    CREATE TABLE a (id int4 PRIMARY KEY, name text NOT NULL);
+    INSERT INTO a SELECT g, 'row ' || g FROM generate_series(2, 60, 2) g;
+  )sql");
+  std::string script =
+      Script(R"(siphon.replicate "a" { source = pg, write = "append", key = "id", batch = 10 })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM a"), "30");
+  EXPECT_EQ(TargetScalar("SELECT coalesce(cursor, 'NULL') FROM _siphon_state WHERE "
+                         "table_name = 'a'"),
+            "NULL");
+  db_.Exec("INSERT INTO a VALUES (1, 'one'), (3, 'three')");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(id) FROM a"),
+            db_.Scalar("SELECT count(*) || '/' || sum(id) FROM a"));
+  EXPECT_EQ(TargetScalar("SELECT coalesce(cursor, 'NULL') FROM _siphon_state WHERE "
+                         "table_name = 'a'"),
+            "NULL");
+}
+
 }  // namespace
 }  // namespace siphon::test
