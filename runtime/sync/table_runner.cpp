@@ -376,11 +376,21 @@ void TableRunner::OnPrepared(Result<TableState> state) {
         "`siphon resync {} --table {}` (or POST /tables/{}/resync) pulls the table again",
         state->kept_cursor_source, decl_.SourceDescription(), script, decl_.name, decl_.name);
   }
-  if (!state->added_columns.empty() && plan_->incremental) {
+  // A full refresh fills an added column with its next pass, unless it only appends.
+  if (!state->added_columns.empty() && (plan_->incremental || plan_->target.append)) {
     ScopedLogFields fields(LogFields::Of("columns_added"));
     if (plan_->target.backfill) {
       log_->warn("the target table gained {}: pulling the table again to fill them (backfill)",
                  CursorColumnsJson(state->added_columns));
+    } else if (plan_->target.append) {
+      // Its rows are never updated, even pulled again from the start (a new key). (A full
+      // refresh's backfill pulls again when the source adds the column, as a schema change.)
+      if (!decl_.backfill) {
+        log_->warn(
+            "the target table gained {}: rows already replicated hold NULL there for good, as "
+            "an append table never updates them (`siphon resync` fills them)",
+            CursorColumnsJson(state->added_columns));
+      }
     } else if (state->cursor) {  // else pulled from the start (a new key): filled anyway
       log_->warn(
           "the target table gained {}: rows already replicated hold NULL there until they "
@@ -685,7 +695,7 @@ void TableRunner::OnPage(Result<RowBatch> page) {
   // transaction sweeps the rows the pass did not write and clears the position, even when it
   // holds no row. A table without pass marks (append) sweeps nothing, but its pass (and its
   // resync) ends there too.
-  const bool resync = resync_pass_ != 0 && plan_->incremental;
+  const bool resync = resync_pass_ != 0;
   const bool ends_pass = !full && WritesPasses() && !to_tail;
   if (n > 0 || ends_pass) {
     PageWrite write;

@@ -670,5 +670,56 @@ TEST_F(Evolution, AnAppendFullRefreshEndingOnAnEmptyPageStartsOverNextRun) {
             "NULL");
 }
 
+// An append table never updates a row it holds: a column it gains without backfill stays NULL
+// for those rows for good (a new pass of a full refresh does not fill it either), and the run
+// says so rather than "until they change". `siphon resync` fills it and keeps the rest.
+TEST_F(Evolution, AColumnAnAppendTableGainsIsNamedAsNullForGoodUntilAResync) {
+  db_.Exec(R"sql(
+    CREATE TABLE inc (id int4 PRIMARY KEY, name text NOT NULL);
+    CREATE TABLE full_ (id int4 PRIMARY KEY, name text NOT NULL);
+    INSERT INTO inc SELECT g, 'row ' || g FROM generate_series(1, 25) g;
+    INSERT INTO full_ SELECT g, 'row ' || g FROM generate_series(1, 25) g;
+  )sql");
+  std::string script = Script(R"(
+    siphon.replicate "inc" { source = pg, cursor = "id", write = "append", batch = 10 }
+    siphon.replicate "full_" { source = pg, write = "append", key = "id", batch = 10 })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  db_.Exec(R"sql(
+    ALTER TABLE inc ADD COLUMN extra int4 DEFAULT 5;
+    ALTER TABLE full_ ADD COLUMN extra int4 DEFAULT 5;
+    UPDATE inc SET name = 'changed' WHERE id = 3;
+    UPDATE full_ SET name = 'changed' WHERE id = 3;
+  )sql");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(r.err.find("until they change"), std::string::npos) << Dump(r);
+  for (const char* table : {"inc", "full_"}) {
+    EXPECT_NE(r.err.find("[table:" + std::string(table) +
+                         "] the target table gained [\"extra\"]: rows already replicated hold "
+                         "NULL there for good"),
+              std::string::npos)
+        << table << "\n"
+        << Dump(r);
+    EXPECT_EQ(TargetScalar(std::string("SELECT count(extra) FROM ") + table), "0") << table;
+  }
+  // A resync fills the column and keeps the values the rows hold.
+  for (const char* table : {"inc", "full_"}) {
+    r = siphon::test::Run({SIPHON_BIN, "resync", script, "--table", table},
+                          {{"TEST_PG_DSN", db_.Dsn()}});
+    ASSERT_EQ(r.exit_code, 0) << Dump(r);
+    EXPECT_EQ(TargetScalar(std::string("SELECT count(*) || '/' || count(extra) FROM ") + table),
+              "25/25")
+        << table;
+    EXPECT_EQ(TargetScalar(std::string("SELECT name FROM ") + table + " WHERE id = 3"), "row 3")
+        << table;
+    EXPECT_EQ(TargetScalar(std::string("SELECT coalesce(resync_pass, 'none') FROM "
+                                       "_siphon_state WHERE table_name = '") +
+                           table + "'"),
+              "none")
+        << table;
+  }
+}
+
 }  // namespace
 }  // namespace siphon::test
