@@ -256,6 +256,7 @@ void TableRunner::BeginRun() {
   stats_.run_started = std::chrono::system_clock::now();
   run_error_ = Status::Ok();
   run_rows_ = 0;
+  run_pulled_ = 0;
   run_deleted_ = 0;
   reconciled_this_run_ = false;
   more_pages_ = false;
@@ -745,11 +746,12 @@ void TableRunner::SubmitWrite() {
                      sweep, submitted](Result<PageResult> done) mutable {
                       if (!alive.lock()) return;
                       if (done.ok()) {
-                        run_rows_ += pulled;
+                        run_rows_ += written - done->refused;
+                        run_pulled_ += pulled;
                         run_deleted_ += done->deleted;
                         full_pass_ = std::max(full_pass_, pass);
                         if (sweep) resync_pass_ = 0;
-                        stats_.run_rows = run_rows_;
+                        stats_.run_rows = run_pulled_;
                         stats_.rows_written += written - done->refused;
                         stats_.rows_rejected += rejected + done->refused;
                         stats_.rows_deleted += done->deleted;
@@ -905,10 +907,14 @@ void TableRunner::FinishRun() {
     record.status = "ok";
     ScopedLogFields fields(
         LogFields::Of("synced").Rows(run_rows_).Deleted(run_deleted_).DurationMs(duration.count()));
+    // Rows a transform dropped or rejected, or the replica refused, are not written.
+    const std::string pulled =
+        run_pulled_ != run_rows_ ? " (" + std::to_string(run_pulled_) + " pulled)" : "";
     if (run_deleted_ > 0) {
-      log_->info("synced {} rows, deleted {} in {} ms", run_rows_, run_deleted_, duration.count());
-    } else if (run_rows_ > 0) {
-      log_->info("synced {} rows in {} ms", run_rows_, duration.count());
+      log_->info("synced {} rows{}, deleted {} in {} ms", run_rows_, pulled, run_deleted_,
+                 duration.count());
+    } else if (run_rows_ > 0 || run_pulled_ > 0) {
+      log_->info("synced {} rows{} in {} ms", run_rows_, pulled, duration.count());
     } else {
       log_->debug("no new rows ({} ms)", duration.count());
     }

@@ -200,7 +200,8 @@ class TableRunner {
   bool tail_ = false;
   std::optional<Cursor> tail_cursor_;
   Status run_error_;
-  int64_t run_rows_ = 0;
+  int64_t run_rows_ = 0;    // rows the run wrote (its log line, _siphon_log, `synced`)
+  int64_t run_pulled_ = 0;  // rows it pulled (a transform drops, rejects or adds some)
   int64_t run_deleted_ = 0;
   int64_t pass_ = 0;         // full refresh: the pass this run writes
   int64_t full_pass_ = 0;    // the last pass recorded in _siphon_state

@@ -101,5 +101,35 @@ TEST_F(RowErrors, AFanOutRepeatingAKeyRejectsTheLaterRows) {
   EXPECT_EQ(Target("SELECT count(*) FROM acc WHERE v = 'changed'"), (Rows{{"0"}}));
 }
 
+// A run's rows (its log line, `_siphon_log.rows`, the `synced` event) are the rows it wrote, as
+// `rows_total` counts them: not the rows dropped, rejected or refused, and each row of a fan-out.
+TEST_F(RowErrors, ARunCountsTheRowsItWroteNotTheRowsItPulled) {
+  const std::string transform = R"lua(function(r)
+    if r.id <= 2 then return nil end
+    if r.id == 3 then error("no three") end
+    if r.id == 4 then r.id = nil end
+    if r.id == 9 then return { r, { id = 109, v = "copy" } } end
+    return r
+  end)lua";
+  std::string path = dir_.File("deploy.lua");
+  WriteFile(path,
+            "local pg = siphon.postgres { dsn = siphon.env(\"TEST_PG_DSN\") }\n"
+            "siphon.target { path = \"" +
+                dir_.File("replica.db") +
+                "\" }\n"
+                "siphon.replicate \"acc\" { source = pg, transform = " +
+                transform +
+                ",\n  on = { synced = function(ev) siphon.log.info('event rows %d', ev.rows) end "
+                "} }\n");
+  auto r = Once(path);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(Target("SELECT count(*) FROM acc"), (Rows{{"6"}}));
+  EXPECT_EQ(Target("SELECT count(*) FROM _siphon_rejects"), (Rows{{"2"}}));
+  EXPECT_EQ(Target("SELECT rows_total FROM _siphon_state"), (Rows{{"6"}}));
+  EXPECT_EQ(Target("SELECT rows FROM _siphon_log"), (Rows{{"6"}}));
+  EXPECT_NE(r.err.find("synced 6 rows (9 pulled) in "), std::string::npos) << Dump(r);
+  EXPECT_NE(r.err.find("event rows 6"), std::string::npos) << Dump(r);
+}
+
 }  // namespace
 }  // namespace siphon::test
