@@ -156,8 +156,7 @@ bool AppendTimestamp(const char* text, size_t size, bool utc, bool fraction_alwa
   if (dotted) {
     // Always six digits, so values within one second sort as text the way they sort as time.
     *p++ = '.';
-    memcpy(p, fraction.data(), fraction.size());
-    p += fraction.size();
+    p = std::copy(fraction.begin(), fraction.end(), p);  // none for a whole second
     for (size_t i = fraction.size(); i < 6; ++i) *p++ = '0';
   }
   if (utc) *p = 'Z';
