@@ -118,7 +118,9 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
     t.cursor_columns += std::string(" of query ") + hash;
   }
   t.pass_marks = !t.append && !t.key.empty();
-  t.backfill = decl.backfill && plan.incremental && !t.key.empty();
+  // A full refresh that upserts fills an added column on its next pass anyway; an append
+  // table never rewrites a row it holds, so only a re-pull (filling NULL columns) does.
+  t.backfill = decl.backfill && !t.key.empty() && (plan.incremental || t.append);
   if (decl.soft_delete && !decl.soft_delete->keep) t.soft_delete_column = decl.soft_delete->column;
   return plan;
 }

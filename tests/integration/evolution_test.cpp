@@ -721,5 +721,42 @@ TEST_F(Evolution, AColumnAnAppendTableGainsIsNamedAsNullForGoodUntilAResync) {
   }
 }
 
+// `backfill` on an append table fills a column `columns` gains, full-refresh ones included
+// (its plan dropped backfill for a table without a cursor: the column stayed NULL for good,
+// the run not even saying so).
+TEST_F(Evolution, AnAppendTableBackfillsAColumnItsColumnsGain) {
+  db_.Exec(R"sql(
+    CREATE TABLE inc (id int4 PRIMARY KEY, name text NOT NULL, extra int4 DEFAULT 5);
+    CREATE TABLE full_ (id int4 PRIMARY KEY, name text NOT NULL, extra int4 DEFAULT 5);
+    INSERT INTO inc (id, name) SELECT g, 'row ' || g FROM generate_series(1, 25) g;
+    INSERT INTO full_ (id, name) SELECT g, 'row ' || g FROM generate_series(1, 25) g;
+  )sql");
+  auto declare = [&](const std::string& columns) {
+    return Script(R"(
+    siphon.replicate "inc" { source = pg, cursor = "id", write = "append", batch = 10,
+                             backfill = true, columns = )" +
+                  columns + R"( }
+    siphon.replicate "full_" { source = pg, write = "append", key = "id", batch = 10,
+                               backfill = true, columns = )" +
+                  columns + " }");
+  };
+  auto r = Once(declare(R"({ "id", "name" })"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  db_.Exec(
+      "UPDATE inc SET name = 'changed' WHERE id = 3; UPDATE full_ SET name = 'changed' "
+      "WHERE id = 3");
+  r = Once(declare(R"({ "id", "name", "extra" })"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  for (const char* table : {"inc", "full_"}) {
+    EXPECT_EQ(TargetScalar(std::string("SELECT count(*) || '/' || count(extra) FROM ") + table),
+              "25/25")
+        << table << "\n"
+        << Dump(r);
+    // Append rows keep what they hold: only the NULL column is filled.
+    EXPECT_EQ(TargetScalar(std::string("SELECT name FROM ") + table + " WHERE id = 3"), "row 3")
+        << table;
+  }
+}
+
 }  // namespace
 }  // namespace siphon::test
