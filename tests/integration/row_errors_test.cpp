@@ -15,17 +15,20 @@ class RowErrors : public ::testing::Test {
       CREATE TABLE acc (id int PRIMARY KEY, v text NOT NULL);
       INSERT INTO acc SELECT g, 'v' || g FROM generate_series(1, 9) g;)sql");
   }
-  std::string Script(const std::string& policy, const std::string& transform) {
+  // deploy.lua replicating public.acc with the declaration's other `fields`.
+  std::string ScriptWith(const std::string& fields) {
     std::string path = dir_.File("deploy.lua");
     WriteFile(path,
               "local pg = siphon.postgres { dsn = siphon.env(\"TEST_PG_DSN\") }\n"
               "siphon.target { path = \"" +
                   dir_.File("replica.db") +
                   "\" }\n"
-                  "siphon.replicate \"acc\" { source = pg, from = \"public.acc\",\n"
-                  "  on_row_error = \"" +
-                  policy + "\",\n  transform = " + transform + " }\n");
+                  "siphon.replicate \"acc\" { source = pg, from = \"public.acc\",\n  " +
+                  fields + " }\n");
     return path;
+  }
+  std::string Script(const std::string& policy, const std::string& transform) {
+    return ScriptWith("on_row_error = \"" + policy + "\",\n  transform = " + transform);
   }
   ProcessResult Once(const std::string& script) {
     return siphon::test::Run({SIPHON_BIN, "once", script}, {{"TEST_PG_DSN", db_.Dsn()}},
@@ -111,17 +114,9 @@ TEST_F(RowErrors, ARunCountsTheRowsItWroteNotTheRowsItPulled) {
     if r.id == 9 then return { r, { id = 109, v = "copy" } } end
     return r
   end)lua";
-  std::string path = dir_.File("deploy.lua");
-  WriteFile(path,
-            "local pg = siphon.postgres { dsn = siphon.env(\"TEST_PG_DSN\") }\n"
-            "siphon.target { path = \"" +
-                dir_.File("replica.db") +
-                "\" }\n"
-                "siphon.replicate \"acc\" { source = pg, transform = " +
-                transform +
-                ",\n  on = { synced = function(ev) siphon.log.info('event rows %d', ev.rows) end "
-                "} }\n");
-  auto r = Once(path);
+  auto r = Once(ScriptWith(
+      "transform = " + transform +
+      ",\n  on = { synced = function(ev) siphon.log.info('event rows %d', ev.rows) end }"));
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
   EXPECT_EQ(Target("SELECT count(*) FROM acc"), (Rows{{"6"}}));
   EXPECT_EQ(Target("SELECT count(*) FROM _siphon_rejects"), (Rows{{"2"}}));

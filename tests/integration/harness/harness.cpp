@@ -813,18 +813,24 @@ bool Process::WaitForOutput(const std::string& needle, std::chrono::milliseconds
   }
 }
 
-SilentListener::SilentListener() {
-  fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+int ListenOnLoopback(int backlog, int* port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof addr;
-  if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      listen(fd_, 16) != 0 || getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      listen(fd, backlog) != 0 || getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
     ADD_FAILURE() << "a listening socket on 127.0.0.1: " << std::strerror(errno);
-    return;
+    if (fd >= 0) close(fd);
+    return -1;
   }
-  port_ = ntohs(addr.sin_port);
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
+SilentListener::SilentListener() {
+  fd_ = ListenOnLoopback(16, &port_);
 }
 
 SilentListener::~SilentListener() {

@@ -215,6 +215,10 @@ int FreeTcpPort();
 
 /// A loopback TCP port that accepts connections (the kernel completes the handshake) and
 /// never answers: a hung server, for timeout tests. Closed when destroyed.
+/// A TCP socket listening on 127.0.0.1 on a port the kernel picks (0: none could be opened,
+/// with a test failure added); `*port` gets the port. The caller closes it.
+int ListenOnLoopback(int backlog, int* port);
+
 class SilentListener {
  public:
   SilentListener();

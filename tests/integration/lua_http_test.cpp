@@ -1,8 +1,6 @@
 // End-to-end: event handlers and timers posting to webhooks as a demanding user does, through
 // the real siphon binary, a real PostgreSQL database and a local receiver that never answers.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -25,23 +23,13 @@ namespace {
 class HangingEndpoint {
  public:
   explicit HangingEndpoint(bool answer = false) : answer_(answer) {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        listen(fd_, 4096) != 0 || getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      ADD_FAILURE() << "a listening socket on 127.0.0.1";
-      return;
-    }
-    port_ = ntohs(addr.sin_port);
-    thread_ = std::thread([this] { Serve(); });
+    fd_ = ListenOnLoopback(4096, &port_);
+    if (fd_ >= 0) thread_ = std::thread([this] { Serve(); });
   }
   ~HangingEndpoint() {
     stop_ = true;
     if (thread_.joinable()) thread_.join();
-    close(fd_);
+    if (fd_ >= 0) close(fd_);
     for (int c : open_) close(c);
   }
   std::string Url(const std::string& path = "/hook") const {
@@ -110,7 +98,7 @@ std::string Dump(const ProcessResult& r) {
   return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
 }
 
-class LuaAsyncAudit : public ::testing::Test {
+class LuaHttp : public ::testing::Test {
  protected:
   std::string Script(const std::string& body) {
     std::string path = dir_.File("deploy.lua");
@@ -135,7 +123,7 @@ class LuaAsyncAudit : public ::testing::Test {
 // few connections instead of opening one socket each (which ran the process out of file
 // descriptors, so the source and the target could not open theirs), and every one still
 // ends by its timeout, the waiting counted in.
-TEST_F(LuaAsyncAudit, ABurstOfWebhooksTakesTurnsOnAFewConnections) {
+TEST_F(LuaHttp, ABurstOfWebhooksTakesTurnsOnAFewConnections) {
   db_.Exec(
       "CREATE TABLE items (id int PRIMARY KEY, v text);"
       "INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 300) g");
@@ -166,7 +154,7 @@ siphon.replicate "items" { source = pg, from = "public.items", batch = 1,
 // Past 1000 requests held at once (sent or waiting their turn), a request fails at once with
 // `nil, message`, and the message says why, instead of every event of a burst holding a
 // request, a coroutine and its payload for as long as the endpoint hangs.
-TEST_F(LuaAsyncAudit, RequestsPastTheLimitFailAtOnceAndSaySo) {
+TEST_F(LuaHttp, RequestsPastTheLimitFailAtOnceAndSaySo) {
   db_.Exec("CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1)");
   HangingEndpoint hook;
   Process p({SIPHON_BIN, "run", Script(R"lua(
@@ -197,7 +185,7 @@ end
 // Requests take turns per host: a host that hangs, with 8 requests sent and more waiting,
 // holds back only its own. A request to another host is sent at once (it waited behind the
 // hanging host's queue, until their 30 s timeouts freed a turn).
-TEST_F(LuaAsyncAudit, AHangingHostHoldsBackOnlyItsOwnRequests) {
+TEST_F(LuaHttp, AHangingHostHoldsBackOnlyItsOwnRequests) {
   db_.Exec("CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1)");
   HangingEndpoint hanging;
   HangingEndpoint answering(/*answer=*/true);
@@ -224,7 +212,7 @@ end)
 // A webhook's URL is a secret (a Slack or Discord hook's path, a token in the query, a
 // password before the host): neither the log nor the message handed to the script names more
 // than its scheme, host and port.
-TEST_F(LuaAsyncAudit, WebhookSecretsStayOutOfTheLog) {
+TEST_F(LuaHttp, WebhookSecretsStayOutOfTheLog) {
   db_.Exec("CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1)");
   const int port = FreeTcpPort();  // nothing listens: the connection is refused
   const std::string url = "http://alice:hunter2@127.0.0.1:" + std::to_string(port) +
@@ -250,7 +238,7 @@ siphon.replicate "items" { source = pg, from = "public.items",
 // waiting get up to 10 seconds to finish". A handler that posts twice (two webhooks, or a
 // retry after a 500) had its second request refused ("siphon is shutting down") as soon as
 // `once` ended: the alert was lost.
-TEST_F(LuaAsyncAudit, AHandlerStillRunningAtTheEndMaySendAgain) {
+TEST_F(LuaHttp, AHandlerStillRunningAtTheEndMaySendAgain) {
   db_.Exec("CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1)");
   HangingEndpoint hook(/*answer=*/true);
   ProcessResult r = siphon::test::Run({SIPHON_BIN, "once", Script(R"lua(
@@ -271,7 +259,7 @@ siphon.replicate "items" { source = pg, from = "public.items",
 
 // README: "Only `http` and `https` URLs". A URL without its scheme ("hooks.example.com/…",
 // the https:// forgotten) was sent as plain http, the webhook's secret path in clear text.
-TEST_F(LuaAsyncAudit, AUrlWithoutItsSchemeIsRefused) {
+TEST_F(LuaHttp, AUrlWithoutItsSchemeIsRefused) {
   db_.Exec("CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1)");
   HangingEndpoint hook(/*answer=*/true);
   const std::string bare = hook.Url("/services/pathsecret").substr(std::strlen("http://"));
