@@ -412,9 +412,7 @@ Result<bool> LuaAsync::StartHttp(lua_State* co, LuaHttpRequest request) {
   // is taken; another host's queue does not hold it back.
   const bool behind = std::any_of(waiting_.begin(), waiting_.end(),
                                   [h](const Http* w) { return w->endpoint == h->endpoint; });
-  auto sending = sending_.find(h->endpoint);
-  if (!behind && sending_total_ < kMaxSending &&
-      (sending == sending_.end() || sending->second < kMaxPerEndpoint)) {
+  if (!behind && HasTurn(h->endpoint)) {
     if (!Send(h)) {
       FreeHttp(h);
       return Status(ErrorKind::kScript, "siphon.http: cannot start the request");
@@ -424,6 +422,12 @@ Result<bool> LuaAsync::StartHttp(lua_State* co, LuaHttpRequest request) {
     ArmWaitTimer();
   }
   return true;
+}
+
+bool LuaAsync::HasTurn(const std::string& endpoint) const {
+  auto sending = sending_.find(endpoint);
+  return sending_total_ < kMaxSending &&
+         (sending == sending_.end() || sending->second < kMaxPerEndpoint);
 }
 
 bool LuaAsync::Send(Http* h) {
@@ -458,9 +462,7 @@ void LuaAsync::SendWaiting() {
       continue;
     }
     // No room: it waits on (the walk goes on, to fail the others whose timeout passed).
-    auto sending = sending_.find(h->endpoint);
-    if (sending_total_ >= kMaxSending ||
-        (sending != sending_.end() && sending->second >= kMaxPerEndpoint)) {
+    if (!HasTurn(h->endpoint)) {
       ++it;
       continue;
     }

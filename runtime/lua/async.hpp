@@ -88,6 +88,8 @@ class LuaAsync {
   void CloseTimer(Timer* t);
   Status EnsureMulti();
   void CheckDone();
+  /// Whether a request to `endpoint` may be sent now (kMaxPerEndpoint, kMaxSending).
+  bool HasTurn(const std::string& endpoint) const;
   bool Send(Http* h);
   void SendWaiting();
   void ArmWaitTimer();

@@ -93,9 +93,10 @@ int HttpBody(lua_State* L) {
   // curl would guess the scheme of "hooks.example.com/…" and send it as plain http, the
   // forgotten https:// taking the webhook's secret out in clear text. (The URL, which may be
   // that secret, is not repeated.)
-  std::string scheme = request.url.substr(0, request.url.find("://") + 3);
+  const size_t separator = request.url.find("://");
+  std::string scheme = request.url.substr(0, separator == std::string::npos ? 0 : separator);
   for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (scheme != "http://" && scheme != "https://") {
+  if (scheme != "http" && scheme != "https") {
     throw ScriptError(what + ": field 'url' must begin with http:// or https://");
   }
   if (const auto* m = fields->get<std::string>("method")) {

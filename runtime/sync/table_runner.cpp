@@ -384,14 +384,11 @@ void TableRunner::OnPrepared(Result<TableState> state) {
       log_->warn("the target table gained {}: pulling the table again to fill them (backfill)",
                  CursorColumnsJson(state->added_columns));
     } else if (plan_->target.append) {
-      // Its rows are never updated, even pulled again from the start (a new key). (A full
-      // refresh's backfill pulls again when the source adds the column, as a schema change.)
-      if (!decl_.backfill) {
-        log_->warn(
-            "the target table gained {}: rows already replicated hold NULL there for good, as "
-            "an append table never updates them (`siphon resync` fills them)",
-            CursorColumnsJson(state->added_columns));
-      }
+      // Its rows are never updated, even pulled again from the start (a new key).
+      log_->warn(
+          "the target table gained {}: rows already replicated hold NULL there for good, as an "
+          "append table never updates them (`siphon resync` fills them)",
+          CursorColumnsJson(state->added_columns));
     } else if (state->cursor) {  // else pulled from the start (a new key): filled anyway
       log_->warn(
           "the target table gained {}: rows already replicated hold NULL there until they "

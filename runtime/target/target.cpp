@@ -534,9 +534,10 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     params += i ? ", ?" : "?";
     bool is_key = false;
     for (const auto& k : spec.key) is_key |= (k == spec.columns[i].name);
-    if (!is_key) updates += (updates.empty() ? "" : ", ") + q + " = excluded." + q;
-    if (!is_key)
+    if (!is_key) {
+      updates += (updates.empty() ? "" : ", ") + q + " = excluded." + q;
       fills += (fills.empty() ? "" : ", ") + q + " = coalesce(" + q + ", excluded." + q + ")";
+    }
   }
   if (spec.pass_marks) {
     // The pass number is the last parameter; a row seen again is marked as seen.
@@ -548,8 +549,9 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
   const std::string head = "INSERT INTO " + Quote(spec.name) + " (" + cols + ") VALUES ";
   const std::string tuple = "(" + params + ")";
   std::string sql;  // what follows VALUES …
+  const std::string conflict =
+      spec.key.empty() ? std::string() : " ON CONFLICT (" + KeyTuple(spec.key) + ")";
   if (!spec.key.empty()) {
-    const std::string conflict = " ON CONFLICT (" + KeyTuple(spec.key) + ")";
     if (spec.append || updates.empty()) {
       sql += conflict + " DO NOTHING";
     } else {
@@ -582,8 +584,10 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
   // An append table keeps the rows it holds; a re-pull (a backfill, a resync) fills only what
   // they lack, a column added since.
   if (spec.append && !spec.key.empty() && !fills.empty()) {
-    const std::string fill = " ON CONFLICT (" + KeyTuple(spec.key) + ") DO UPDATE SET " + fills;
-    if (Status st = prepare(fill, t->fill, t->fill_many); !st.ok()) return st;
+    if (Status st = prepare(conflict + " DO UPDATE SET " + fills, t->fill, t->fill_many);
+        !st.ok()) {
+      return st;
+    }
   }
   const char* save =
       "UPDATE _siphon_state SET cursor = ?1, rows_total = rows_total + ?2, last_sync_at = ?3, "
