@@ -339,6 +339,14 @@ size_t WriteHeader(char* data, size_t size, size_t n, void* userp) {
   while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
     value.remove_suffix(1);
   }
+  // A header sent more than once is one value, its values joined by ", " in the order they
+  // came, as RFC 9110 reads them (and as fetch's headers.get gives them, Set-Cookie too).
+  for (auto& [seen, joined] : *headers) {
+    if (seen == name) {
+      joined.append(", ").append(value);
+      return size * n;
+    }
+  }
   headers->emplace_back(std::move(name), std::string(value));
   return size * n;
 }

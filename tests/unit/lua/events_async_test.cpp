@@ -153,6 +153,26 @@ end)
   EXPECT_TRUE(Shutdown());
 }
 
+// A header the response sends twice keeps both values, not only the last one.
+TEST_F(AsyncTest, RepeatedResponseHeadersKeepEveryValue) {
+  HttpReceiver receiver(&loop_, false);
+  receiver.SetRawResponse(
+      "HTTP/1.1 200 OK\r\nVary: Accept\r\nSet-Cookie: a=1\r\nVary: Origin\r\n"
+      "set-cookie: b=2\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+  Start("HOOK = '" + receiver.url() + R"('
+siphon.after("1ms", function()
+  local r, err = siphon.http.request { method = "GET", url = HOOK }
+  vary, cookies, length = r and r.headers.vary or err, r and r.headers["set-cookie"],
+    r and r.headers["content-length"]
+end)
+)");
+  ASSERT_TRUE(RunUntil([&] { return Global("vary") != "nil"; }));
+  EXPECT_EQ(Global("vary"), "Accept, Origin");
+  EXPECT_EQ(Global("cookies"), "a=1, b=2");
+  EXPECT_EQ(Global("length"), "2");
+  EXPECT_TRUE(Shutdown());
+}
+
 // `json = value` takes any JSON value, not only a table.
 TEST_F(AsyncTest, HttpJsonTakesAnyValue) {
   HttpReceiver receiver(&loop_, false);

@@ -58,6 +58,8 @@ class HttpReceiver {
     response_ = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Test: yes\r\nContent-Length: " +
                 std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
   }
+  /// Answers with these bytes, status line and headers included, from now on.
+  void SetRawResponse(const std::string& response) { response_ = response; }
   int connections() const { return accepted_; }
 
  private:
