@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
 #include <sqlite3.h>
 
@@ -84,6 +85,7 @@ struct LuaAsync::Http {
   curl_slist* headers = nullptr;
   lua_State* co = nullptr;
   std::string label;  // "POST https://host/…", for messages: never the whole URL
+  std::string shown;  // "https://host/…"
   std::string endpoint;
   long timeout_ms = 0;
   std::chrono::steady_clock::time_point deadline;  // the timeout counts the wait for a turn
@@ -121,7 +123,8 @@ LuaAsync::~LuaAsync() {
     }
   }
   timers_.clear();
-  for (uv_timer_t* t : {curl_timer_, wait_timer_, shutdown_timer_}) {
+  FlushFailures(true);
+  for (uv_timer_t* t : {curl_timer_, wait_timer_, shutdown_timer_, failure_timer_}) {
     if (t != nullptr && !uv_is_closing(reinterpret_cast<uv_handle_t*>(t))) {
       CloseHandle(reinterpret_cast<uv_handle_t*>(t), [t] { delete t; });
     }
@@ -249,6 +252,9 @@ Status LuaAsync::EnsureMulti() {
   wait_timer_ = new uv_timer_t;
   uv_timer_init(loop_, wait_timer_);
   wait_timer_->data = this;
+  failure_timer_ = new uv_timer_t;
+  uv_timer_init(loop_, failure_timer_);
+  failure_timer_->data = this;
   return Status::Ok();
 }
 
@@ -368,7 +374,7 @@ Result<bool> LuaAsync::StartHttp(lua_State* co, LuaHttpRequest request) {
                           " not sent: " + std::to_string(kMaxRequests) +
                           " requests are already waiting (the endpoints answer slower than "
                           "requests come)";
-    Logger("lua")->error("{}", message);
+    LogFailure(names.endpoint, names.shown, message);
     lua_pushnil(co);
     lua_pushlstring(co, message.data(), message.size());
     return false;
@@ -376,6 +382,7 @@ Result<bool> LuaAsync::StartHttp(lua_State* co, LuaHttpRequest request) {
   auto* h = new Http;
   h->co = co;
   h->label = request.method + " " + names.shown;
+  h->shown = names.shown;
   h->endpoint = std::move(names.endpoint);
   h->timeout_ms = request.timeout_ms;
   h->deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(request.timeout_ms);
@@ -539,13 +546,66 @@ void LuaAsync::Complete(Http* h, CURLcode rc) {
                                               std::to_string(h->max_response >> 20) + " MiB)"
                            : h->error[0] != 0 ? std::string(h->error)
                                               : std::string(curl_easy_strerror(rc)));
-    Logger("lua")->error("{}", message);
+    LogFailure(h->endpoint, h->shown, message);
     lua_pushnil(co);
     lua_pushlstring(co, message.data(), message.size());
     FreeHttp(h);
     host_.Resume(co, 2);
   }
   MaybeFinishShutdown();
+}
+
+void LuaAsync::LogFailure(const std::string& endpoint, const std::string& shown,
+                          const std::string& message) {
+  const auto now = std::chrono::steady_clock::now();
+  auto [it, first] = failures_.try_emplace(endpoint);
+  FailureLog& f = it->second;
+  if (!first && now - f.logged < kFailureLogWindow) {
+    ++f.unlogged;
+    f.shown = shown;
+    f.last = message;
+    FlushFailures(false);  // arms the timer for this window's end
+    return;
+  }
+  Logger("lua")->error("{}", message);
+  f.logged = now;
+}
+
+void LuaAsync::FlushFailures(bool all) {
+  const auto now = std::chrono::steady_clock::now();
+  std::optional<std::chrono::steady_clock::time_point> next;
+  for (auto it = failures_.begin(); it != failures_.end();) {
+    FailureLog& f = it->second;
+    const bool ended = now - f.logged >= kFailureLogWindow;
+    if (f.unlogged > 0 && (all || ended)) {
+      const auto seconds =
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - f.logged).count() / 1000.0;
+      Logger("lua")->error(
+          "siphon.http: {} more request(s) to {} failed in the last {:.0f} s, not logged one by "
+          "one; the last: {}",
+          f.unlogged, f.shown, seconds, f.last);
+      f.logged = now;
+      f.unlogged = 0;
+    } else if (f.unlogged == 0 && ended) {
+      it = failures_.erase(it);
+      continue;
+    }
+    if (f.unlogged > 0 && (!next || f.logged + kFailureLogWindow < *next)) {
+      next = f.logged + kFailureLogWindow;
+    }
+    ++it;
+  }
+  if (failure_timer_ == nullptr || uv_is_closing(reinterpret_cast<uv_handle_t*>(failure_timer_))) {
+    return;
+  }
+  if (!next) {
+    uv_timer_stop(failure_timer_);
+    return;
+  }
+  auto due = std::chrono::duration_cast<std::chrono::milliseconds>(*next - now).count();
+  uv_timer_start(
+      failure_timer_, [](uv_timer_t* t) { static_cast<LuaAsync*>(t->data)->FlushFailures(false); },
+      static_cast<uint64_t>(std::max<int64_t>(due, 1)), 0);
 }
 
 void LuaAsync::FreeHttp(Http* h) {
@@ -666,7 +726,8 @@ void LuaAsync::CloseAll() {
     curl_multi_cleanup(multi_);  // closes the polls through OnSocket
     multi_ = nullptr;
   }
-  for (uv_timer_t** t : {&curl_timer_, &wait_timer_, &shutdown_timer_}) {
+  FlushFailures(true);
+  for (uv_timer_t** t : {&curl_timer_, &wait_timer_, &shutdown_timer_, &failure_timer_}) {
     if (*t == nullptr) continue;
     uv_timer_t* timer = *t;
     CloseHandle(reinterpret_cast<uv_handle_t*>(timer), [timer] { delete timer; });

@@ -64,6 +64,11 @@ class LuaAsync {
   /// Requests held at once, sent or waiting their turn: past it a request fails at once.
   static constexpr size_t kMaxRequests = 1000;
 
+  /// A failed request is logged once per endpoint per kFailureLogWindow: the failures after
+  /// it in the window (a burst of events against a webhook that is down) are counted, and
+  /// one line sums them up when the window ends. Each handler still gets its `nil, message`.
+  static constexpr std::chrono::seconds kFailureLogWindow{10};
+
   /// Starts `request`: true when `co` is then to wait (LuaHost::Await) and is resumed with
   /// `{ status, headers, body }` or `nil, message`; false when it was refused at once
   /// (kMaxRequests held) and `nil, message` were pushed on `co` (and logged).
@@ -95,6 +100,13 @@ class LuaAsync {
   void ArmWaitTimer();
   void Complete(Http* h, CURLcode rc);
   void FreeHttp(Http* h);
+  // Logs `message` (a failed request to `endpoint`, `shown` as messages name it), or counts it
+  // when this endpoint's failure was logged less than kFailureLogWindow ago.
+  void LogFailure(const std::string& endpoint, const std::string& shown,
+                  const std::string& message);
+  // Sums up the failures counted whose window ended (all of them when `all`), forgets the
+  // endpoints whose window ended without one, and arms failure_timer_ for the next window end.
+  void FlushFailures(bool all);
   void MaybeFinishShutdown();
   void CloseAll();
   // Closes a handle; `free_memory` runs in its close callback, even after this is gone.
@@ -118,6 +130,14 @@ class LuaAsync {
   std::map<std::string, int> sending_;  // requests sent, per scheme://host:port
   size_t sending_total_ = 0;
   uv_timer_t* wait_timer_ = nullptr;  // fails the waiting requests whose timeout passes
+  struct FailureLog {
+    std::chrono::steady_clock::time_point logged;  // the last line about this endpoint
+    size_t unlogged = 0;                           // failures since, not logged one by one
+    std::string shown;
+    std::string last;  // the last of them
+  };
+  std::map<std::string, FailureLog> failures_;  // per scheme://host:port
+  uv_timer_t* failure_timer_ = nullptr;         // ends the windows of FlushFailures
 
   bool shutting_down_ = false;
   bool closed_ = false;  // handles closed: nothing is resumed any more
