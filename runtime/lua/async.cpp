@@ -628,7 +628,9 @@ Status LuaAsync::StartExec(lua_State* co, std::string sql, std::vector<CursorVal
   if (target_ == nullptr) {
     return Status(ErrorKind::kScript, "siphon.target:exec: the target is not open yet");
   }
-  if (shutting_down_) return Status(ErrorKind::kScript, "siphon is shutting down");
+  // While a shutdown waits for the handlers, they may still write (a row recording the run):
+  // the target stays open until they end or their time is up.
+  if (closed_) return Status(ErrorKind::kScript, "siphon is shutting down");
   std::weak_ptr<bool> alive = alive_;
   const bool confined = !host_.options().unsafe;
   target_->Exec(std::move(sql), std::move(params), confined, [this, alive, co](Result<int64_t> r) {

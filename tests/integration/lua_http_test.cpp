@@ -303,6 +303,29 @@ siphon.replicate "items" { source = pg, from = "public.items",
       << Dump(r);
 }
 
+// The same for the target: a `synced` handler that records the run in a table of its own
+// (two statements, or a webhook then a row) had its statement refused ("siphon is shutting
+// down") as soon as `once` ended, and the row was lost.
+TEST_F(LuaHttp, AHandlerStillRunningAtTheEndMayWriteTheTarget) {
+  db_.Exec("CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1), (2)");
+  HangingEndpoint hook(/*answer=*/true);
+  ProcessResult r = siphon::test::Run({SIPHON_BIN, "once", Script(R"lua(
+siphon.replicate "items" { source = pg, from = "public.items",
+  on = { synced = function(ev)
+    siphon.http.post { url = siphon.env("HOOK"), json = ev }
+    local ok, err = pcall(function()
+      siphon.target:exec("CREATE TABLE IF NOT EXISTS audit (tbl TEXT, rows INTEGER)")
+      siphon.target:exec("INSERT INTO audit VALUES (?, ?)", ev.table, ev.rows)
+    end)
+    siphon.log.info("AUDIT %s", ok and "written" or err)
+  end } }
+)lua")},
+                                      Env({{"HOOK", hook.Url()}}), std::chrono::minutes(1));
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("AUDIT written"), std::string::npos) << Dump(r);
+  EXPECT_EQ(Target("SELECT tbl, rows FROM audit"), (Rows{{"items", "2"}})) << Dump(r);
+}
+
 // README: "Only `http` and `https` URLs". A URL without its scheme ("hooks.example.com/…",
 // the https:// forgotten) was sent as plain http, the webhook's secret path in clear text.
 TEST_F(LuaHttp, AUrlWithoutItsSchemeIsRefused) {
