@@ -37,9 +37,11 @@ SqliteTypeClass ClassifyDeclaredType(std::string_view declared) {
   if (Contains(t, "REAL") || Contains(t, "FLOA") || Contains(t, "DOUB")) {
     return {ColumnType::kReal, OrderKind::kNumber};
   }
-  // NUMERIC affinity: dates and times are conventionally stored as ISO text.
-  if (Contains(t, "DATE") || Contains(t, "TIMESTAMP")) return {ColumnType::kText, OrderKind::kTime};
-  if (Contains(t, "TIME")) return {ColumnType::kText, OrderKind::kOther};
+  // NUMERIC affinity: a date or time is ISO text, a unix time (integer) or a Julian day
+  // (real), side by side in one column; a column without affinity keeps each as it is (a TEXT
+  // one would turn 1700000000 into '1700000000').
+  if (Contains(t, "DATE") || Contains(t, "TIMESTAMP")) return {ColumnType::kAny, OrderKind::kTime};
+  if (Contains(t, "TIME")) return {ColumnType::kAny, OrderKind::kOther};
   if (Contains(t, "BOOL")) return {ColumnType::kInteger, OrderKind::kOther};
   // NUMERIC affinity holds integers and reals side by side; a BLOB-affinity target column
   // keeps each as it is (a REAL one would turn 10 into 10.0).

@@ -92,6 +92,27 @@ line2', X'DEADBEEF', X'01', '12345678901234567890', NULL);
   }
 }
 
+// A DATETIME or TIME column has NUMERIC affinity: apps keep unix times (integers) and Julian
+// days (reals) there beside ISO text. Each value keeps its storage class in the replica, and
+// such a column still orders a cursor. (The replica's column was TEXT: 1700000000 became the
+// text '1700000000', and 2460000.5 the text '2460000.5'.)
+TEST_F(SqliteSync, ADateColumnKeepsNumbersAsNumbers) {
+  SourceExec(R"sql(
+    CREATE TABLE d (id INTEGER PRIMARY KEY, at DATETIME NOT NULL, t TIME);
+    INSERT INTO d VALUES (1, 1700000000, 3600), (2, 2460000.5, 12.5),
+                         (3, '2024-01-01 10:00:00', '10:00');
+  )sql");
+  auto r = Once(Script("siphon.replicate 'd' { source = app, from = 'd', cursor = 'at' }\n"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(Cell("d", 1, "at"), "integer:1700000000");
+  EXPECT_EQ(Cell("d", 2, "at"), "real:2460000.5");
+  EXPECT_EQ(Cell("d", 3, "at"), "text:'2024-01-01 10:00:00'");
+  EXPECT_EQ(Cell("d", 1, "t"), "integer:3600");
+  EXPECT_EQ(Cell("d", 2, "t"), "real:12.5");
+  EXPECT_EQ(Cell("d", 3, "t"), "text:'10:00'");
+  EXPECT_EQ(TargetScalar("SELECT cursor FROM _siphon_state"), "[\"2024-01-01 10:00:00\",3]");
+}
+
 TEST_F(SqliteSync, IncrementalTiedCursorUpdatesAndInsertsArriveExactly) {
   SourceExec(R"sql(
     CREATE TABLE ev (id INTEGER PRIMARY KEY, v INTEGER NOT NULL, updated_at TEXT NOT NULL);

@@ -33,10 +33,10 @@ TEST(SqliteDialect, DeclaredTypes) {
       {"REAL", ColumnType::kReal, OrderKind::kNumber},
       {"DOUBLE PRECISION", ColumnType::kReal, OrderKind::kNumber},
       {"DECIMAL(10,2)", ColumnType::kAny, OrderKind::kNumber},
-      {"DATE", ColumnType::kText, OrderKind::kTime},
-      {"DATETIME", ColumnType::kText, OrderKind::kTime},
-      {"timestamp", ColumnType::kText, OrderKind::kTime},
-      {"TIME", ColumnType::kText, OrderKind::kOther},
+      {"DATE", ColumnType::kAny, OrderKind::kTime},
+      {"DATETIME", ColumnType::kAny, OrderKind::kTime},
+      {"timestamp", ColumnType::kAny, OrderKind::kTime},
+      {"TIME", ColumnType::kAny, OrderKind::kOther},
       {"BOOLEAN", ColumnType::kInteger, OrderKind::kOther},
   };
   for (const auto& c : cases) {
