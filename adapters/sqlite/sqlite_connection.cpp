@@ -62,6 +62,29 @@ struct Statement {
   ~Statement() { sqlite3_finalize(stmt); }
 };
 
+// A row whose key column holds NULL: SQLite lets a PRIMARY KEY column not declared NOT NULL
+// hold one in a table with a rowid.
+Status NullKey(const std::string& table, const std::string& column) {
+  return Status(ErrorKind::kSchema,
+                "a row of " + table + " has no value in key column \"" + column +
+                    "\" (SQLite lets a PRIMARY KEY column that is not declared NOT NULL hold "
+                    "NULL): it cannot be replicated under its key nor paged past. Give the row a "
+                    "key, or delete it");
+}
+
+// Whether result column `i` of `stmt` is a table column as it is, NOT NULL or in its PRIMARY
+// KEY (taken as NOT NULL, as Reflect does; pages are checked for NULL keys all the same).
+bool FromNotNullColumn(sqlite3* db, sqlite3_stmt* stmt, int i) {
+  const char* origin_db = sqlite3_column_database_name(stmt, i);
+  const char* origin_table = sqlite3_column_table_name(stmt, i);
+  const char* origin_column = sqlite3_column_origin_name(stmt, i);
+  int not_null = 0, primary = 0;
+  return origin_db && origin_table && origin_column &&
+         sqlite3_table_column_metadata(db, origin_db, origin_table, origin_column, nullptr, nullptr,
+                                       &not_null, &primary, nullptr) == SQLITE_OK &&
+         (not_null || primary);
+}
+
 int BindCursorValue(sqlite3_stmt* stmt, int index, const CursorValue& v) {
   if (const int64_t* i = std::get_if<int64_t>(&v)) return sqlite3_bind_int64(stmt, index, *i);
   if (const double* d = std::get_if<double>(&v)) return sqlite3_bind_double(stmt, index, *d);
@@ -217,10 +240,23 @@ void SqliteConnection::Reflect(const std::string& table,
         }
         std::sort(key.begin(), key.end());
         for (auto& k : key) schema.primary_key.push_back(k.second);
-        // An INTEGER PRIMARY KEY is the rowid: never NULL whatever the declaration says.
-        if (schema.primary_key.size() == 1) {
-          ColumnInfo& c = schema.columns[schema.Find(schema.primary_key[0])];
-          if (IsRowidType(c.source_type)) c.nullable = false;
+        // A PRIMARY KEY is taken as NOT NULL, as it is in any other database. An INTEGER one
+        // is the rowid and never NULL; another one not declared NOT NULL may hold a NULL in a
+        // table with a rowid (a quirk SQLite keeps for old files), and Pull fails on it.
+        for (const std::string& k : schema.primary_key) {
+          schema.columns[schema.Find(k)].nullable = false;
+        }
+        // A view's column taken as it is from a table column is NOT NULL when that one is
+        // (its catalog says every column may be NULL), so a view can be paged by a key.
+        Statement view;
+        std::string select =
+            "SELECT * FROM " + QuoteIdent(ref.schema) + "." + QuoteIdent(ref.table);
+        if (schema.primary_key.empty() &&
+            sqlite3_prepare_v2(db, select.c_str(), -1, &view.stmt, nullptr) == SQLITE_OK) {
+          for (int i = 0; i < sqlite3_column_count(view.stmt); ++i) {
+            int at = schema.Find(sqlite3_column_name(view.stmt, i));
+            if (at >= 0 && FromNotNullColumn(db, view.stmt, i)) schema.columns[at].nullable = false;
+          }
         }
         // The largest rowid is a cheap estimate (WITHOUT ROWID tables and views have none).
         Statement estimate;
@@ -276,29 +312,7 @@ void SqliteConnection::ReflectQuery(const std::string& query,
           SqliteTypeClass cls = ClassifyDeclaredType(column.source_type);
           column.type = cls.type;
           column.order = cls.order;
-          const char* origin_db = sqlite3_column_database_name(select.stmt, i);
-          const char* origin_table = sqlite3_column_table_name(select.stmt, i);
-          const char* origin_column = sqlite3_column_origin_name(select.stmt, i);
-          int not_null = 0, primary = 0;
-          if (origin_db && origin_table && origin_column &&
-              sqlite3_table_column_metadata(db, origin_db, origin_table, origin_column, nullptr,
-                                            nullptr, &not_null, &primary, nullptr) == SQLITE_OK) {
-            // An INTEGER PRIMARY KEY is the rowid: never NULL whatever the declaration says.
-            if (primary && IsRowidType(column.source_type)) {
-              Statement keys;
-              if (sqlite3_prepare_v2(db,
-                                     "SELECT count(*) FROM pragma_table_info(?1, ?2) WHERE pk > 0",
-                                     -1, &keys.stmt, nullptr) == SQLITE_OK) {
-                sqlite3_bind_text(keys.stmt, 1, origin_table, -1, SQLITE_TRANSIENT);
-                sqlite3_bind_text(keys.stmt, 2, origin_db, -1, SQLITE_TRANSIENT);
-                if (sqlite3_step(keys.stmt) == SQLITE_ROW &&
-                    sqlite3_column_int(keys.stmt, 0) == 1) {
-                  not_null = 1;
-                }
-              }
-            }
-          }
-          column.nullable = not_null == 0;
+          column.nullable = !FromNotNullColumn(db, select.stmt, i);
           schema.columns.push_back(std::move(column));
         }
         if (schema.columns.empty()) {
@@ -341,8 +355,46 @@ void SqliteConnection::Pull(const TableSchema& table, const PageQuery& query,
     }
   }
   size_t columns = query.columns.empty() ? table.columns.size() : query.columns.size();
-  RunRows(std::move(*sql), std::move(params), columns, "pull " + table.qualified_name, query.limit,
-          std::move(done));
+  if (!table.query.empty()) {  // the sync run checks a query's keys itself
+    RunRows(std::move(*sql), std::move(params), columns, "pull " + table.qualified_name,
+            query.limit, std::move(done));
+    return;
+  }
+  // A PRIMARY KEY column not declared NOT NULL may hold NULL (Reflect takes it as NOT NULL).
+  // Such a row comes in a page (NULL sorts first, so a pass from the start meets it at once)
+  // or, once past the start, never: the comparison with the cursor is NULL. A page fails on
+  // one, and a page past the start first looks for one in its first order column.
+  std::optional<Guard> guard;
+  const bool rowid_key = table.primary_key.size() == 1 &&
+                         IsRowidType(table.columns[table.Find(table.primary_key[0])].source_type);
+  if (query.after && !query.order_by.empty() && !rowid_key && !table.primary_key.empty() &&
+      query.order_by[0] == table.primary_key[0]) {
+    guard = Guard{FirstNullSql({query.order_by[0]}, QuoteIdent, From(table)),
+                  NullKey(table.qualified_name, query.order_by[0])};
+  }
+  std::vector<std::pair<size_t, std::string>> order;  // position in the page, column
+  for (const std::string& name : query.order_by) {
+    auto it = std::find(query.columns.begin(), query.columns.end(), name);
+    int at = query.columns.empty()       ? table.Find(name)
+             : it == query.columns.end() ? -1
+                                         : static_cast<int>(it - query.columns.begin());
+    if (at >= 0) order.emplace_back(at, name);
+  }
+  RunRows(
+      std::move(*sql), std::move(params), columns, "pull " + table.qualified_name, query.limit,
+      [done, order, table_name = table.qualified_name](Result<RowBatch> rows) {
+        if (rows.ok()) {
+          for (size_t r = 0; r < rows->rows(); ++r) {
+            for (const auto& [at, name] : order) {
+              if (rows->at(r, at).type == ValueType::kNull) {
+                return done(NullKey(table_name, name));
+              }
+            }
+          }
+        }
+        done(std::move(rows));
+      },
+      std::move(guard));
 }
 
 void SqliteConnection::FirstNull(const TableSchema& table, const std::vector<std::string>& columns,
@@ -359,16 +411,31 @@ void SqliteConnection::FirstNull(const TableSchema& table, const std::vector<std
 
 void SqliteConnection::RunRows(std::string sql, std::vector<CursorValue> params, size_t columns,
                                std::string context, size_t expected_rows,
-                               std::function<void(Result<RowBatch>)> done) {
+                               std::function<void(Result<RowBatch>)> done,
+                               std::optional<Guard> guard) {
   auto fail = [done](Status s) { done(std::move(s)); };
   auto handle = handle_;
   auto result = std::make_shared<Result<RowBatch>>(Status(ErrorKind::kQuery, ""));
   Submit(
       [handle, result, sql = std::move(sql), params = std::move(params), columns, context,
-       expected_rows] {
+       expected_rows, guard = std::move(guard)] {
         sqlite3* db = handle->db;
+        int rc;
+        if (guard) {
+          Statement probe;
+          rc = sqlite3_prepare_v2(db, guard->sql.c_str(), -1, &probe.stmt, nullptr);
+          if (rc == SQLITE_OK) rc = sqlite3_step(probe.stmt);
+          if (rc == SQLITE_ROW) {
+            *result = guard->error;
+            return;
+          }
+          if (rc != SQLITE_DONE) {
+            *result = SqliteError(db, rc, context);
+            return;
+          }
+        }
         Statement page;
-        int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &page.stmt, nullptr);
+        rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &page.stmt, nullptr);
         if (rc != SQLITE_OK) {
           *result = SqliteError(db, rc, context);
           return;

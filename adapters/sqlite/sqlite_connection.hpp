@@ -1,6 +1,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,11 +48,18 @@ class SqliteConnection final : public SourceConnection {
   /// Reflect's and ReflectQuery's work on the worker, answered like every operation.
   void Describe(std::function<Result<TableSchema>(sqlite3*)> work,
                 std::function<void(Result<TableSchema>)> done);
+  /// A query run before another in the same job: a row from it fails the job with `error`.
+  struct Guard {
+    std::string sql;
+    Status error;
+  };
   /// Runs a query with ?1…?n bound to `params` on the worker and returns its rows, values
-  /// in their storage class. Counts as an operation in flight (the caller checked Refuse).
+  /// in their storage class (after `guard`, when given). Counts as an operation in flight
+  /// (the caller checked Refuse).
   void RunRows(std::string sql, std::vector<CursorValue> params, size_t columns,
                std::string context, size_t expected_rows,
-               std::function<void(Result<RowBatch>)> done);
+               std::function<void(Result<RowBatch>)> done,
+               std::optional<Guard> guard = std::nullopt);
   /// Answers `fail` with `status` from the loop (never inside the caller).
   void FailLater(const std::function<void(Status)>& fail, Status status);
   /// Fails at once (from the loop, not inside the caller) when busy or not connected.

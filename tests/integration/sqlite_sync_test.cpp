@@ -189,6 +189,63 @@ TEST_F(SqliteSync, FullRefreshPicksUpEveryChange) {
   EXPECT_EQ(SourceScalar("SELECT count(*) FROM sqlite_master WHERE name LIKE '_siphon%'"), "0");
 }
 
+// The usual way to write a table keyed by text: `key TEXT PRIMARY KEY`, without NOT NULL. It
+// replicates (it was refused at start-up as a nullable "cursor column", exit 2, though the
+// script gave no cursor). SQLite lets such a column hold NULL: a row without a key fails the
+// run naming the column instead of being left out, and the table goes on once it has one.
+TEST_F(SqliteSync, ATextPrimaryKeyWithoutNotNullReplicates) {
+  SourceExec(R"sql(
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT);
+    INSERT INTO settings VALUES ('theme', 'dark'), ('lang', 'fr');
+    CREATE TABLE tags (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
+    INSERT INTO tags VALUES ('a', 1), ('b', 2);
+  )sql");
+  std::string script = Script(
+      "siphon.replicate 'settings' { source = app, from = 'settings', batch = 1 }\n"
+      "siphon.replicate 'tags' { source = app, from = 'tags', cursor = 'name', batch = 1 }\n");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(key || '=' || value) FROM (SELECT * FROM settings "
+                         "ORDER BY key)"),
+            "lang=fr,theme=dark");
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM tags"), "2");
+  SourceExec(
+      "INSERT INTO settings VALUES (NULL, 'orphan');"
+      "INSERT INTO tags VALUES (NULL, 3), ('c', 4);");
+  r = Once(script);
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("key column \"key\""), std::string::npos) << Dump(r);
+  EXPECT_NE(r.err.find("key column \"name\""), std::string::npos) << Dump(r);
+  SourceExec(
+      "UPDATE settings SET key = 'orphan' WHERE key IS NULL;"
+      "UPDATE tags SET name = 'd' WHERE name IS NULL;");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM settings"), "3");
+  EXPECT_EQ(TargetScalar("SELECT group_concat(name) FROM (SELECT name FROM tags ORDER BY name)"),
+            "a,b,c,d");
+}
+
+// A view's columns are nullable in SQLite's catalog; one taken as it is from a NOT NULL or
+// PRIMARY KEY table column is not, so a view replicates by a key, by full refresh or with a
+// cursor. (Both tables were refused at start-up: "cursor column "id" of open_orders is
+// nullable", exit 2.)
+TEST_F(SqliteSync, AViewReplicatesByTheKeyItTakesFromATable) {
+  SourceExec(R"sql(
+    CREATE TABLE orders (id INTEGER PRIMARY KEY, status TEXT, at TEXT NOT NULL);
+    INSERT INTO orders VALUES (1, 'open', 'a'), (2, 'paid', 'b'), (3, 'open', 'c');
+    CREATE VIEW open_orders AS SELECT id, at, upper(status) AS s FROM orders
+      WHERE status = 'open';
+  )sql");
+  auto r = Once(
+      Script("siphon.replicate 'open_orders' { source = app, from = 'open_orders', key = 'id' }\n"
+             "siphon.replicate 'recent' { source = app, from = 'open_orders', key = 'id',"
+             " cursor = 'at' }\n"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(id || s) FROM open_orders"), "1OPEN,3OPEN");
+  EXPECT_EQ(TargetScalar("SELECT group_concat(id) FROM recent"), "1,3");
+}
+
 TEST_F(SqliteSync, AMissingSourceFileFailsThatTableClearly) {
   auto r = Once(Script("siphon.replicate 'x' { source = app, from = 'x' }\n"));
   EXPECT_EQ(r.exit_code, 1) << Dump(r);

@@ -156,6 +156,38 @@ TEST_F(SqliteSourceTest, ReflectsColumnsKeyAndEstimate) {
   EXPECT_NE(missing.status().message().find("nope"), std::string::npos);
 }
 
+// A PRIMARY KEY is NOT NULL as in any database, though SQLite lets one not declared so hold
+// NULL: a page that meets such a row, or would page past one, fails naming the column.
+TEST_F(SqliteSourceTest, APrimaryKeyIsNotNullAndARowWithoutOneFailsThePage) {
+  Exec(
+      "CREATE TABLE s (k TEXT PRIMARY KEY, v TEXT);"
+      "INSERT INTO s VALUES ('a', '1'), ('b', '2'), (NULL, 'none'), ('c', '3')");
+  auto conn = NewConnection(path_);
+  ASSERT_TRUE(Connect(*conn).ok());
+  auto schema = Reflect(*conn, "s");
+  ASSERT_TRUE(schema.ok()) << schema.status().ToString();
+  EXPECT_FALSE(schema->columns[0].nullable);
+  EXPECT_TRUE(schema->columns[1].nullable);
+  EXPECT_TRUE(conn->CheckCursor(*schema, {"k"}, false).ok());
+  PageQuery q;
+  q.columns = {"v", "k"};
+  q.order_by = {"k"};
+  q.limit = 2;
+  auto first = Pull(*conn, *schema, q);  // NULL sorts first
+  ASSERT_FALSE(first.ok());
+  EXPECT_EQ(first.status().kind(), ErrorKind::kSchema);
+  EXPECT_NE(first.status().message().find("key column \"k\""), std::string::npos)
+      << first.status().ToString();
+  q.after = Cursor{std::string("a")};  // past the start: the page never returns it
+  auto later = Pull(*conn, *schema, q);
+  ASSERT_FALSE(later.ok());
+  EXPECT_NE(later.status().message().find("key column \"k\""), std::string::npos);
+  Exec("DELETE FROM s WHERE k IS NULL");
+  later = Pull(*conn, *schema, q);
+  ASSERT_TRUE(later.ok()) << later.status().ToString();
+  EXPECT_EQ(later->rows(), 2u);
+}
+
 TEST_F(SqliteSourceTest, MissingFileAndNotADatabase) {
   auto conn = NewConnection(dir_ + "/absent.db");
   Status s = Connect(*conn);
