@@ -63,9 +63,16 @@ std::string QuoteIdent(std::string_view name) {
 }
 
 TableRef SplitTableName(std::string_view qualified) {
+  // A source connection attaches nothing: "main" and "temp" are its only schemas, and any
+  // other dot is part of the table's name ("app.events").
   size_t dot = qualified.find('.');
-  if (dot == std::string_view::npos) return {"main", std::string(qualified)};
-  return {std::string(qualified.substr(0, dot)), std::string(qualified.substr(dot + 1))};
+  if (dot != std::string_view::npos) {
+    std::string schema = Upper(qualified.substr(0, dot));
+    if (schema == "MAIN" || schema == "TEMP") {
+      return {std::string(qualified.substr(0, dot)), std::string(qualified.substr(dot + 1))};
+    }
+  }
+  return {"main", std::string(qualified)};
 }
 
 std::string From(const TableSchema& table) {

@@ -26,7 +26,7 @@ bool IsRowidType(std::string_view declared);
 /// `name` as a SQLite identifier: double quotes, inner quotes doubled.
 std::string QuoteIdent(std::string_view name);
 
-/// "schema.table" or "table" (schema "main").
+/// "main.table", "temp.table" or "table" (schema "main"); a table's name may hold dots.
 struct TableRef {
   std::string schema = "main";
   std::string table;

@@ -81,6 +81,29 @@ TEST(SqliteDialect, PageSql) {
   EXPECT_EQ(BuildPageSql(t, q).status().kind(), ErrorKind::kSchema);
 }
 
+// A dot is part of a table's name unless it follows "main" or "temp", the only schemas of a
+// source connection ("my.table" was read as table "table" of a database "my": not found).
+TEST(SqliteDialect, ADotInATableNameIsPartOfIt) {
+  struct Case {
+    const char* name;
+    const char* schema;
+    const char* table;
+  } cases[] = {
+      {"events", "main", "events"},
+      {"main.events", "main", "events"},
+      {"MAIN.events", "MAIN", "events"},
+      {"temp.t", "temp", "t"},
+      {"my.table", "main", "my.table"},
+      {"main.my.table", "main", "my.table"},
+      {".x", "main", ".x"},
+  };
+  for (const auto& c : cases) {
+    TableRef ref = SplitTableName(c.name);
+    EXPECT_EQ(ref.schema, c.schema) << c.name;
+    EXPECT_EQ(ref.table, c.table) << c.name;
+  }
+}
+
 // A real SQLite file in a fresh directory, written with the plain C API.
 class SqliteSourceTest : public ::testing::Test, protected testing_support::SourceAwait {
  protected:
@@ -186,6 +209,27 @@ TEST_F(SqliteSourceTest, APrimaryKeyIsNotNullAndARowWithoutOneFailsThePage) {
   later = Pull(*conn, *schema, q);
   ASSERT_TRUE(later.ok()) << later.status().ToString();
   EXPECT_EQ(later->rows(), 2u);
+}
+
+TEST_F(SqliteSourceTest, TablesWithOddNamesAreReadAsTheyAreNamed) {
+  Exec(
+      "CREATE TABLE \"my.table\" (id INTEGER PRIMARY KEY, v TEXT);"
+      "INSERT INTO \"my.table\" VALUES (1, 'dot');"
+      "CREATE TABLE \"we\"\"ird ü t\" (\"sp ace\" INTEGER PRIMARY KEY, \"q\"\"c\" TEXT);"
+      "INSERT INTO \"we\"\"ird ü t\" VALUES (7, 'odd')");
+  auto conn = NewConnection(path_);
+  ASSERT_TRUE(Connect(*conn).ok());
+  for (const char* name : {"my.table", "main.my.table", "we\"ird ü t"}) {
+    auto schema = Reflect(*conn, name);
+    ASSERT_TRUE(schema.ok()) << name << ": " << schema.status().ToString();
+    PageQuery q;
+    q.order_by = {schema->primary_key[0]};
+    q.after = Cursor{int64_t{0}};
+    auto batch = Pull(*conn, *schema, q);
+    ASSERT_TRUE(batch.ok()) << name << ": " << batch.status().ToString();
+    ASSERT_EQ(batch->rows(), 1u) << name;
+    EXPECT_EQ(schema->row_estimate, batch->at(0, 0).i) << name;
+  }
 }
 
 TEST_F(SqliteSourceTest, MissingFileAndNotADatabase) {
