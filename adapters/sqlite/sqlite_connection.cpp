@@ -1,6 +1,7 @@
 #include "adapters/sqlite/sqlite_connection.hpp"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 
@@ -11,6 +12,9 @@ namespace siphon::sqlite_source {
 
 struct SqliteConnection::Handle {
   sqlite3* db = nullptr;
+  // The file opened (stat before opening): a path that names another file is reopened.
+  dev_t dev = 0;
+  ino_t ino = 0;
   ~Handle() {
     if (db) sqlite3_close_v2(db);
   }
@@ -144,23 +148,28 @@ bool SqliteConnection::Cancelled(int generation, const std::function<void(Status
 }
 
 void SqliteConnection::Connect(std::function<void(Status)> done) {
-  if (handle_ && in_flight_ == 0) {
-    Submit([] {},
-           [this, done] {
-             --in_flight_;
-             done(Status::Ok());
-           });
-    return;
-  }
   if (in_flight_ > 0) {
     Refuse(done);
     return;
   }
-  auto handle = std::make_shared<Handle>();
+  auto current = handle_;
+  auto opened = std::make_shared<std::shared_ptr<Handle>>();
   auto status = std::make_shared<Status>();
   std::string path = path_;
   Submit(
-      [handle, status, path] {
+      [current, opened, status, path] {
+        // An open handle keeps reading the file it opened: one deleted, or replaced by
+        // another under its name (a new copy renamed over it), is noticed here and the path
+        // is opened again, which fails clearly when nothing is there.
+        struct stat file = {};
+        const bool found = stat(path.c_str(), &file) == 0;
+        if (found && current && file.st_dev == current->dev && file.st_ino == current->ino) {
+          *opened = current;
+          return;
+        }
+        auto handle = std::make_shared<Handle>();
+        handle->dev = file.st_dev;
+        handle->ino = file.st_ino;
         int rc = sqlite3_open_v2(FileUri(path).c_str(), &handle->db,
                                  SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr);
         if (rc != SQLITE_OK) {
@@ -176,12 +185,16 @@ void SqliteConnection::Connect(std::function<void(Status)> done) {
         // Opening is lazy: reading the schema proves the file is a database.
         rc = sqlite3_exec(handle->db, "SELECT count(*) FROM sqlite_schema", nullptr, nullptr,
                           nullptr);
-        if (rc != SQLITE_OK) *status = SqliteError(handle->db, rc, "open " + path);
+        if (rc != SQLITE_OK) {
+          *status = SqliteError(handle->db, rc, "open " + path);
+          return;
+        }
+        *opened = handle;
       },
-      [this, handle, status, done, generation = generation_] {
+      [this, opened, status, done, generation = generation_] {
         --in_flight_;
         if (Cancelled(generation, done)) return;
-        if (status->ok()) handle_ = handle;
+        handle_ = status->ok() ? *opened : nullptr;
         done(*status);
       });
 }

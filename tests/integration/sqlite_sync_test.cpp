@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <csignal>
 #include <filesystem>
 
 #include "tests/integration/harness/harness.hpp"
@@ -251,6 +252,47 @@ TEST_F(SqliteSync, AMissingSourceFileFailsThatTableClearly) {
   EXPECT_EQ(r.exit_code, 1) << Dump(r);
   EXPECT_NE(r.err.find("app.db"), std::string::npos) << Dump(r);
   EXPECT_FALSE(std::filesystem::exists(SourcePath()));  // read-only: never created
+}
+
+// `siphon run` keeps its source open between runs. An app that writes a new copy of its
+// database and renames it over the old one, or deletes it, is seen by the next run. (The open
+// handle kept reading the old file: the replica held "old" for good, and a deleted file went
+// on "syncing".)
+TEST_F(SqliteSync, ARunningSiphonFollowsTheFileItsPathNames) {
+  SourceExec(
+      "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL);"
+      "INSERT INTO t VALUES (1, 'old')");
+  std::string script =
+      Script("siphon.replicate 't' { source = app, from = 't', every = '200ms' }\n");
+  Process siphon({SIPHON_BIN, "run", script});
+  ASSERT_TRUE(siphon.WaitForOutput("synced 1 rows")) << siphon.Stderr();
+  auto value = [this] { return TargetScalar("SELECT group_concat(v) FROM t"); };
+  EXPECT_EQ(value(), "old");
+  // A new copy renamed over the old file.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.File("new.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL);"
+                         "INSERT INTO t VALUES (1, 'new'), (2, 'two')",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  std::filesystem::rename(dir_.File("new.db"), SourcePath());
+  EXPECT_TRUE(WaitUntil([&] { return value() == "new,two"; }, std::chrono::seconds(20)))
+      << value() << "\n"
+      << siphon.Stderr();
+  // Deleted: the table fails, naming the file; back again: it recovers.
+  std::filesystem::remove(SourcePath());
+  EXPECT_TRUE(siphon.WaitForOutput("unable to open database file", std::chrono::seconds(20)))
+      << siphon.Stderr();
+  SourceExec(
+      "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL);"
+      "INSERT INTO t VALUES (3, 'back')");
+  EXPECT_TRUE(WaitUntil([&] { return value() == "back"; }, std::chrono::seconds(20)))
+      << value() << "\n"
+      << siphon.Stderr();
+  siphon.Signal(SIGTERM);
+  EXPECT_EQ(siphon.Wait(std::chrono::seconds(20)).exit_code, 0);
 }
 
 TEST_F(SqliteSync, TheMultiSourceExampleChecksAgainstTheTestServers) {

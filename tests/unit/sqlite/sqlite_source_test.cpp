@@ -244,6 +244,47 @@ TEST_F(SqliteSourceTest, MissingFileAndNotADatabase) {
   EXPECT_EQ(Connect(*junk).kind(), ErrorKind::kConfig);
 }
 
+// An open connection follows the file its path names: a copy renamed over it, or the file
+// deleted, is noticed by the next Connect (the handle went on reading the old file).
+TEST_F(SqliteSourceTest, ConnectReopensAFileReplacedOrDeleted) {
+  Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'old')");
+  auto conn = NewConnection(path_);
+  ASSERT_TRUE(Connect(*conn).ok());
+  auto schema = Reflect(*conn, "t");
+  ASSERT_TRUE(schema.ok());
+  PageQuery q;
+  q.columns = {"id", "v"};
+  q.order_by = {"id"};
+  auto values = [&] {
+    auto batch = Pull(*conn, *schema, q);
+    EXPECT_TRUE(batch.ok()) << batch.status().ToString();
+    std::string out;
+    for (size_t r = 0; batch.ok() && r < batch->rows(); ++r) {
+      out += (r ? "," : "") + std::string(batch->bytes(batch->at(r, 1)));
+    }
+    return out;
+  };
+  EXPECT_EQ(values(), "old");
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ + "/new.db").c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other,
+                         "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);"
+                         "INSERT INTO t VALUES (1, 'new'), (2, 'two')",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(other);
+  std::filesystem::rename(dir_ + "/new.db", path_);
+  ASSERT_TRUE(Connect(*conn).ok());
+  EXPECT_EQ(values(), "new,two");
+  ASSERT_TRUE(Connect(*conn).ok());  // the same file: the same handle
+  EXPECT_EQ(values(), "new,two");
+  std::filesystem::remove(path_);
+  Status gone = Connect(*conn);
+  EXPECT_EQ(gone.kind(), ErrorKind::kConnect) << gone.ToString();
+  EXPECT_NE(gone.message().find(path_), std::string::npos) << gone.ToString();
+  EXPECT_FALSE(std::filesystem::exists(path_));
+}
+
 TEST_F(SqliteSourceTest, OpensReadOnly) {
   Exec("CREATE TABLE t (id INTEGER PRIMARY KEY)");
   auto conn = NewConnection(path_);
