@@ -2,8 +2,11 @@
 
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstring>
 
 #include "adapters/first_null_sql.hpp"
 #include "adapters/sqlite/sqlite_dialect.hpp"
@@ -42,6 +45,34 @@ std::string FileUri(const std::string& path) {
     }
   }
   return uri + "?mode=ro";
+}
+
+// Whether `path` is a WAL-mode database whose -shm file is missing and cannot be made: a
+// reader needs one (it creates it, and an empty -wal, when the folder lets it), and SQLite
+// says "attempt to write a readonly database" for a reader without one.
+bool WalFilesMissing(const std::string& path) {
+  unsigned char header[20] = {};
+  FILE* file = fopen(path.c_str(), "rb");
+  if (!file) return false;
+  const bool wal = fread(header, 1, sizeof header, file) == sizeof header &&
+                   memcmp(header, "SQLite format 3", 16) == 0 && header[18] == 2;
+  fclose(file);
+  if (!wal || access((path + "-shm").c_str(), F_OK) == 0) return false;
+  const size_t slash = path.rfind('/');
+  const std::string folder = slash == std::string::npos ? "."
+                             : slash == 0               ? "/"
+                                                        : path.substr(0, slash);
+  return access(folder.c_str(), W_OK) != 0;
+}
+
+Status WalFilesError(const std::string& path) {
+  // Transient: the application creates them when it opens the file.
+  return Status(ErrorKind::kConnect,
+                "open " + path +
+                    ": the file is in WAL mode, and reading it needs its -wal and -shm files, "
+                    "which are not there (the application has it closed) and which siphon "
+                    "cannot create in that folder: let siphon's user write to the folder, or "
+                    "keep the database open in the application");
 }
 
 Status SqliteError(sqlite3* db, int rc, const std::string& context) {
@@ -186,7 +217,8 @@ void SqliteConnection::Connect(std::function<void(Status)> done) {
         rc = sqlite3_exec(handle->db, "SELECT count(*) FROM sqlite_schema", nullptr, nullptr,
                           nullptr);
         if (rc != SQLITE_OK) {
-          *status = SqliteError(handle->db, rc, "open " + path);
+          *status = WalFilesMissing(path) ? WalFilesError(path)
+                                          : SqliteError(handle->db, rc, "open " + path);
           return;
         }
         *opened = handle;

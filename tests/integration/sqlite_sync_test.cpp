@@ -2,6 +2,8 @@
 // app's local database) into the SQLite target, incrementally and by full refresh.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <filesystem>
@@ -293,6 +295,48 @@ TEST_F(SqliteSync, ARunningSiphonFollowsTheFileItsPathNames) {
       << siphon.Stderr();
   siphon.Signal(SIGTERM);
   EXPECT_EQ(siphon.Wait(std::chrono::seconds(20)).exit_code, 0);
+}
+
+// A WAL-mode file is read through its -wal and -shm files; while the application has it
+// closed they are gone, and a reader creates them. In a folder siphon's user cannot write,
+// the run fails saying so (it said "attempt to write a readonly database" though siphon
+// writes nothing), creates nothing, and reads the file once the application has it open.
+TEST_F(SqliteSync, AWalFileInAFolderSiphonCannotWriteSaysWhatItNeeds) {
+  const std::string folder = dir_.File("ro");
+  const std::string source = folder + "/app.db";
+  ASSERT_TRUE(std::filesystem::create_directory(folder));
+  sqlite3* app = nullptr;
+  ASSERT_EQ(sqlite3_open(source.c_str(), &app), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(app,
+                         "PRAGMA journal_mode = wal; CREATE TABLE t (id INTEGER PRIMARY KEY);"
+                         "INSERT INTO t VALUES (1), (2)",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(app);
+  ASSERT_FALSE(std::filesystem::exists(source + "-shm"));
+  ASSERT_EQ(chmod(folder.c_str(), 0555), 0);
+  ASSERT_EQ(chmod(dir_.path().c_str(), 0777), 0);
+  const std::string script = dir_.File("deploy.lua");
+  WriteFile(script, "local app = siphon.sqlite { path = '" + source + "' }\n" +
+                        "siphon.target { path = '" + Replica() + "' }\n" +
+                        "siphon.replicate 't' { source = app, from = 't' }\n");
+  // Root writes anywhere: run siphon as nobody then.
+  std::vector<std::string> argv = {SIPHON_BIN, "once", script};
+  if (geteuid() == 0) {
+    argv.insert(argv.begin(), {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"});
+  }
+  auto r = siphon::test::Run(argv);
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("the file is in WAL mode"), std::string::npos) << Dump(r);
+  EXPECT_FALSE(std::filesystem::exists(source + "-shm"));
+  // The application opens it (making its -wal and -shm): siphon reads it.
+  ASSERT_EQ(sqlite3_open(source.c_str(), &app), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(app, "SELECT count(*) FROM t", nullptr, nullptr, nullptr), SQLITE_OK);
+  r = siphon::test::Run(argv);
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM t"), "2");
+  sqlite3_close(app);
+  chmod(folder.c_str(), 0755);
 }
 
 TEST_F(SqliteSync, TheMultiSourceExampleChecksAgainstTheTestServers) {
