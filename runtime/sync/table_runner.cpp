@@ -743,13 +743,13 @@ void TableRunner::SubmitWrite() {
                      sweep, submitted](Result<PageResult> done) mutable {
                       if (!alive.lock()) return;
                       if (done.ok()) {
-                        run_rows_ += written - done->refused;
+                        run_rows_ += written - done->refused - done->flagged;
                         run_pulled_ += pulled;
                         run_deleted_ += done->deleted;
                         full_pass_ = std::max(full_pass_, pass);
                         if (sweep) resync_pass_ = 0;
                         stats_.run_rows = run_pulled_;
-                        stats_.rows_written += written - done->refused;
+                        stats_.rows_written += written - done->refused - done->flagged;
                         stats_.rows_rejected += rejected + done->refused;
                         stats_.rows_deleted += done->deleted;
                       }

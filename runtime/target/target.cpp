@@ -1066,6 +1066,7 @@ Result<PageResult> Target::WriteOnWriter(Table& t, const PageWrite& page) {
       if (flag.type != ValueType::kNull && !(flag.type == ValueType::kInt && flag.i == 0)) {
         if (Status st = DeleteByKey(t, rows, r); !st.ok()) result = st;
         done.deleted += sqlite3_changes64(db_);
+        ++done.flagged;
         return;
       }
     }
@@ -1127,7 +1128,7 @@ Result<PageResult> Target::WriteOnWriter(Table& t, const PageWrite& page) {
     if (sqlite3_step(t.sweep.s) != SQLITE_DONE) {
       result = SqliteError(db_, "sweeping deleted rows of " + t.spec.name);
     }
-    done.deleted = sqlite3_changes64(db_);
+    done.deleted += sqlite3_changes64(db_);  // beside the page's soft deletes
     sqlite3_reset(t.sweep.s);
   }
   if (result.ok()) {
@@ -1139,7 +1140,7 @@ Result<PageResult> Target::WriteOnWriter(Table& t, const PageWrite& page) {
     } else {
       sqlite3_bind_null(u, 1);
     }
-    sqlite3_bind_int64(u, 2, static_cast<int64_t>(nrows - refused.size()));
+    sqlite3_bind_int64(u, 2, static_cast<int64_t>(nrows - refused.size()) - done.flagged);
     sqlite3_bind_text(u, 3, now.data(), static_cast<int>(now.size()), SQLITE_STATIC);
     sqlite3_bind_text(u, 4, t.spec.name.data(), static_cast<int>(t.spec.name.size()),
                       SQLITE_STATIC);

@@ -80,6 +80,7 @@ struct PageWrite {
 struct PageResult {
   int64_t deleted = 0;  ///< rows removed from the table (a sweep, soft deletes)
   int64_t refused = 0;  ///< rows the target refused, in `_siphon_rejects` instead
+  int64_t flagged = 0;  ///< rows whose soft delete flag is set: deleted by key, not written
 };
 
 /// A table's row of `_siphon_state`.
