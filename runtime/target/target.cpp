@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <map>
@@ -947,6 +948,30 @@ void AppendKey(std::string& out, const RowBatch& rows, size_t r, const std::vect
   }
 }
 
+// Whether a soft delete column's value marks the row deleted: anything but NULL, false and
+// a zero number (a boolean or an integer flag 0, a REAL 0.0, a numeric or decimal "0.00"
+// kept as text). Text such as "" or "no" is set: only its absence says "not deleted".
+bool SoftDeleteFlagSet(const ColumnInfo& column, const RowBatch& rows, const Cell& flag) {
+  switch (flag.type) {
+    case ValueType::kNull:
+      return false;
+    case ValueType::kInt:
+      return flag.i != 0;
+    case ValueType::kReal:
+      return flag.d != 0.0;
+    case ValueType::kText: {
+      if (column.order != OrderKind::kNumber) return true;
+      const std::string text(rows.bytes(flag));
+      char* end = nullptr;
+      const double d = std::strtod(text.c_str(), &end);
+      return text.empty() || *end != 0 || d != 0.0;
+    }
+    case ValueType::kBlob:
+      return true;
+  }
+  return true;
+}
+
 }  // namespace
 
 Status Target::DeleteByKey(Table& t, const RowBatch& rows, size_t row) {
@@ -1061,14 +1086,13 @@ Result<PageResult> Target::WriteOnWriter(Table& t, const PageWrite& page) {
   sqlite3_stmt* s = fill ? t.fill.s : t.upsert.s;
   sqlite3_stmt* m = fill ? t.fill_many.s : t.upsert_many.s;
   auto write_row = [&](size_t r) {
-    if (t.soft_index >= 0) {
-      const Cell& flag = rows.at(r, static_cast<size_t>(t.soft_index));
-      if (flag.type != ValueType::kNull && !(flag.type == ValueType::kInt && flag.i == 0)) {
-        if (Status st = DeleteByKey(t, rows, r); !st.ok()) result = st;
-        done.deleted += sqlite3_changes64(db_);
-        ++done.flagged;
-        return;
-      }
+    if (t.soft_index >= 0 &&
+        SoftDeleteFlagSet(t.spec.columns[static_cast<size_t>(t.soft_index)], rows,
+                          rows.at(r, static_cast<size_t>(t.soft_index)))) {
+      if (Status st = DeleteByKey(t, rows, r); !st.ok()) result = st;
+      done.deleted += sqlite3_changes64(db_);
+      ++done.flagged;
+      return;
     }
     for (size_t c = 0; c < ncols && result.ok(); ++c) {
       if (int rc = BindCell(s, static_cast<int>(c) + 1, rows, rows.at(r, c)); rc != SQLITE_OK) {

@@ -37,8 +37,8 @@ struct TargetTable {
   /// rows of older passes (mark and sweep): deletions reach the target without ever
   /// emptying it. Every table with a key has it; append-only tables do not.
   bool pass_marks = false;
-  /// Soft deletes: a row whose value in this column is set (not NULL, not 0) is deleted from
-  /// the target by key instead of written.
+  /// Soft deletes: a row whose value in this column is set (not NULL, not false or a zero
+  /// number) is deleted from the target by key instead of written.
   std::optional<std::string> soft_delete_column;
   /// What a row the target refuses does: a NULL key, a value its key column cannot hold (text
   /// in an INTEGER key), a constraint of the table, or a key an earlier row of the page has

@@ -212,6 +212,49 @@ TEST_F(PgSoftDeletes, FlaggedRowsAreCountedAsDeletedNotAsWritten) {
             "2200/1000");
 }
 
+TEST_F(PgSoftDeletes, AFlagThatIsZeroKeepsTheRow) {
+  // Flags of every kind: 0, 0.00 and false say "not deleted" as NULL does.
+  db_.Exec(R"sql(
+    CREATE TABLE zf (id int4 PRIMARY KEY, upd int8 NOT NULL, f_num numeric(3, 2), f_real real,
+                     f_int int2, f_bool boolean);
+    INSERT INTO zf VALUES (1, 1, 0, 0, 0, false), (2, 2, 1, 0.5, 1, true),
+                          (3, 3, 0.00, -0, 0, false), (4, 4, NULL, NULL, NULL, NULL);
+  )sql");
+  std::string tables;
+  for (const char* c : {"f_num", "f_real", "f_int", "f_bool"}) {
+    tables += std::string("siphon.replicate '") + c +
+              "' { source = pg, from = 'zf', cursor = "
+              "'upd', deletes = { soft = '" +
+              c + "' } }\n";
+  }
+  auto r = Once(Script(tables));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  for (const char* c : {"f_num", "f_real", "f_int", "f_bool"}) {
+    EXPECT_EQ(TargetScalar(std::string("SELECT group_concat(id) FROM (SELECT id FROM ") + c +
+                           " ORDER BY id)"),
+              "1,3,4")
+        << c;
+  }
+  // Flagged later, and back (undeleted): the row goes, then comes back.
+  db_.Exec(
+      "UPDATE zf SET upd = upd + 10, f_num = 0.01, f_real = 1, f_int = -1, f_bool = true "
+      "WHERE id = 1");
+  r = Once(Script(tables));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(id) FROM (SELECT id FROM f_num ORDER BY id)"), "3,4");
+  db_.Exec(
+      "UPDATE zf SET upd = upd + 10, f_num = NULL, f_real = 0, f_int = 0, f_bool = NULL "
+      "WHERE id = 1");
+  r = Once(Script(tables));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  for (const char* c : {"f_num", "f_real", "f_int", "f_bool"}) {
+    EXPECT_EQ(TargetScalar(std::string("SELECT group_concat(id) FROM (SELECT id FROM ") + c +
+                           " ORDER BY id)"),
+              "1,3,4")
+        << c;
+  }
+}
+
 class MysqlReconcile : public Reconcile {
  protected:
   std::string Script(const std::string& tables) {
@@ -272,6 +315,29 @@ TEST_F(MysqlReconcile, CompositeKeysWithText) {
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
   EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(n) FROM members"),
             db_.Scalar("SELECT CONCAT(COUNT(*), '/', SUM(n)) FROM members"));
+}
+
+TEST_F(MysqlReconcile, SoftDeleteFlagsOfZeroKeepTheRow) {
+  db_.Exec(R"sql(
+    CREATE TABLE zf (id INT PRIMARY KEY, upd BIGINT NOT NULL, f_dec DECIMAL(1, 0),
+                     f_tiny TINYINT(1), f_bit BIT(1));
+    INSERT INTO zf VALUES (1, 1, 0, 0, b'0'), (2, 2, 1, 1, b'1'), (3, 3, NULL, NULL, NULL);
+  )sql");
+  std::string tables;
+  for (const char* c : {"f_dec", "f_tiny", "f_bit"}) {
+    tables += std::string("siphon.replicate '") + c +
+              "' { source = my, from = 'zf', cursor = "
+              "'upd', deletes = { soft = '" +
+              c + "' } }\n";
+  }
+  auto r = Once(Script(tables));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  for (const char* c : {"f_dec", "f_tiny", "f_bit"}) {
+    EXPECT_EQ(TargetScalar(std::string("SELECT group_concat(id) FROM (SELECT id FROM ") + c +
+                           " ORDER BY id)"),
+              "1,3")
+        << c;
+  }
 }
 
 TEST_F(Reconcile, SqliteSourceRowsGoneAreDeleted) {
