@@ -13,7 +13,11 @@ namespace siphon {
 HttpResponse JsonError(int status, const std::string& message) {
   HttpResponse r;
   r.status = status;
-  r.body = nlohmann::json{{"error", message}}.dump() + "\n";
+  // A message may quote a name from the request, decoded from %XX into any bytes: invalid
+  // UTF-8 is replaced, not thrown (which answered 500 where a 404 was due).
+  r.body = nlohmann::json{{"error", message}}.dump(-1, ' ', false,
+                                                   nlohmann::json::error_handler_t::replace) +
+           "\n";
   return r;
 }
 

@@ -301,6 +301,27 @@ TEST_F(HttpApi, EveryEndpointAndErrorCode) {
   EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);
 }
 
+// A path that is not UTF-8 once decoded (%FF) names no table and no endpoint: 404 with the
+// name in the message (the byte replaced), as for any unknown name, not a 500.
+TEST_F(HttpApi, ANameThatIsNotUtf8Answers404) {
+  db_.Exec("CREATE TABLE a (id int8 PRIMARY KEY)");
+  auto p = Start(Script(R"(siphon.replicate "a" { source = pg, every = "1h" })"));
+  for (const char* path : {"/tables/%FF", "/tables/a%FE/sync", "/%FF%FE"}) {
+    HttpResult r = Get(path);
+    EXPECT_EQ(r.status, 404) << path << ": " << r.body;
+    EXPECT_NE(r.body.find("{\"error\":\"no such "), std::string::npos) << path << ": " << r.body;
+  }
+  HttpResult action = Post("/tables/a/%FF");
+  EXPECT_EQ(action.status, 404) << action.body;
+  EXPECT_NE(action.body.find("no such action"), std::string::npos) << action.body;
+  EXPECT_TRUE(Healthy());
+  p->Signal(SIGTERM);
+  ProcessResult done = p->Wait(std::chrono::seconds(10));
+  EXPECT_EQ(done.exit_code, 0) << Dump(done);
+  EXPECT_EQ(done.err.find("internal error"), std::string::npos) << Dump(done);
+  EXPECT_EQ(done.err.find("json.exception"), std::string::npos) << Dump(done);
+}
+
 // HEAD is GET without the body (RFC 9110 9.3.2): GET's status and headers, Content-Length of
 // the body GET sends, and nothing after the headers (it answered 405).
 TEST_F(HttpApi, HeadAnswersAsGetWithoutABody) {
