@@ -428,10 +428,10 @@ Result<PageStatement> BuildDigestQuery(const TableSchema& table,
     }
     part += " ELSE " + std::to_string(splits.size()) + " END";
   }
+  // Each value as its type prints it, which is what the replica holds: a char(n) keeps its
+  // padding there, which a cast to text would strip (and then no digest would ever match).
   std::string text;
-  for (size_t i = 0; i < cols->size(); ++i) {
-    text += ", " + QuoteIdent((*cols)[i]->name) + "::text";
-  }
+  for (size_t i = 0; i < cols->size(); ++i) text += ", " + QuoteIdent((*cols)[i]->name);
   std::string where;
   if (range.after) {
     auto value = KeyValue(*cols, *range.after, st.params);
