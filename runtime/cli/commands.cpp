@@ -686,9 +686,8 @@ int CheckCommand(const ScriptOptions& options) {
 
 int StatusCommand(const std::string& replica, bool json) {
   sqlite3* db = nullptr;
-  std::string uri = "file:" + replica + "?mode=ro";
-  if (sqlite3_open_v2(uri.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr) !=
-      SQLITE_OK) {
+  // The path as is, never inside a file: URI, where '#', '?' and '%' in it mean something.
+  if (sqlite3_open_v2(replica.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
     std::cerr << "siphon: cannot open " << replica << ": " << sqlite3_errmsg(db) << "\n";
     sqlite3_close(db);
     return 1;

@@ -229,8 +229,8 @@ HttpResponse AdminApi::Table(const std::string& rest, const HttpRequest& req) {
 
 sqlite3* AdminApi::Reader() {
   if (reader_) return reader_;
-  std::string uri = "file:" + options_.target_path + "?mode=ro";
-  if (sqlite3_open_v2(uri.c_str(), &reader_, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr) !=
+  // The path as is, never inside a file: URI, where '#', '?' and '%' in it mean something.
+  if (sqlite3_open_v2(options_.target_path.c_str(), &reader_, SQLITE_OPEN_READONLY, nullptr) !=
       SQLITE_OK) {
     Logger("http")->warn("cannot open {} read-only: {}", options_.target_path,
                          sqlite3_errmsg(reader_));

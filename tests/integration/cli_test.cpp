@@ -145,6 +145,21 @@ TEST_F(Cli, StatusShowsRowsWrittenUnderWritten) {
   EXPECT_NE(json.out.find("\"rows_total\": 12"), std::string::npos) << json.out;
 }
 
+// A replica whose name holds '#', '%' or '?' (characters a file: URI gives a meaning) is
+// read as named: `status` said "unable to open database file", and a name with "%41" read
+// the file named with an 'A' instead.
+TEST_F(Cli, StatusReadsAReplicaWhoseNameHoldsUriCharacters) {
+  db_.Exec("INSERT INTO a SELECT g FROM generate_series(1, 5) g");
+  const std::string replica = dir_.File("r#1 %41?.db");
+  ASSERT_EQ(Siphon({"once", Script(replica)}).exit_code, 0);
+  auto text = Siphon({"status", replica});
+  ASSERT_EQ(text.exit_code, 0) << Dump(text);
+  EXPECT_NE(LineWith(text.out, "ok").rfind("a ", 0), std::string::npos) << text.out;
+  auto json = Siphon({"status", replica, "--json"});
+  ASSERT_EQ(json.exit_code, 0) << Dump(json);
+  EXPECT_NE(json.out.find("\"rows_total\": 5"), std::string::npos) << json.out;
+}
+
 // `once` stopped by SIGTERM in the middle of a table: the summary counts the rows the
 // committed pages wrote (it said 0, the count of a last run that never ended).
 TEST_F(Cli, OnceStoppedMidTableSummarizesTheRowsWritten) {

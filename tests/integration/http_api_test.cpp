@@ -322,6 +322,30 @@ TEST_F(HttpApi, ANameThatIsNotUtf8Answers404) {
   EXPECT_EQ(done.err.find("json.exception"), std::string::npos) << Dump(done);
 }
 
+// A target whose name holds '#', '%' or '?': /logs and a table's persisted state are read
+// from it (the read-only connection took its name for a file: URI and could not open it:
+// /logs answered 500 and "persisted" stayed null).
+TEST_F(HttpApi, LogsAndPersistedStateOfATargetNamedWithUriCharacters) {
+  db_.Exec("CREATE TABLE a (id int8 PRIMARY KEY); INSERT INTO a VALUES (1), (2);");
+  const std::string replica = dir_.File("r#1 %41?.db");
+  std::string script = dir_.File("deploy.lua");
+  WriteFile(script,
+            "local pg = siphon.postgres { dsn = siphon.env(\"TEST_PG_DSN\") }\n"
+            "siphon.target { path = \"" +
+                replica + "\" }\nsiphon.replicate \"a\" { source = pg, every = \"1h\" }\n");
+  auto p = Start(script);
+  HttpResult logs;
+  EXPECT_TRUE(WaitFor([&] {
+    logs = Get("/logs?table=a");
+    return logs.body.find("\"rows\": 2") != std::string::npos;
+  })) << logs.status
+      << " " << logs.body;
+  HttpResult t = Get("/tables/a");
+  EXPECT_NE(t.body.find("\"rows_total\": 2"), std::string::npos) << t.body;
+  p->Signal(SIGTERM);
+  EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);
+}
+
 // HEAD is GET without the body (RFC 9110 9.3.2): GET's status and headers, Content-Length of
 // the body GET sends, and nothing after the headers (it answered 405).
 TEST_F(HttpApi, HeadAnswersAsGetWithoutABody) {
