@@ -684,6 +684,34 @@ int CheckCommand(const ScriptOptions& options) {
   return code;
 }
 
+namespace {
+
+// A cell of `siphon status`'s table on one line: a line break in an error message (or a
+// table's name) would otherwise start a line of its own. Control characters are escaped.
+std::string OneLine(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (u < 0x20 || u == 0x7F) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\x%02X", u);
+      out += buf;
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 int StatusCommand(const std::string& replica, bool json) {
   sqlite3* db = nullptr;
   // The path as is, never inside a file: URI, where '#', '?' and '%' in it mean something.
@@ -725,7 +753,8 @@ int StatusCommand(const std::string& replica, bool json) {
   sqlite3_finalize(s);
   sqlite3_close(db);
   if (json) {
-    std::cout << out.dump(2) << "\n";
+    // A source's error message may carry bytes that are not UTF-8: replaced, not thrown.
+    std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return 0;
   }
   // WRITTEN is rows_total: rows written over all runs, every pass of a full refresh counted
@@ -736,7 +765,13 @@ int StatusCommand(const std::string& replica, bool json) {
   for (size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
   for (auto& r : rows) {
     for (size_t i = 0; i < r.size(); ++i) {
-      if (r[i].size() > 60) r[i] = r[i].substr(0, 57) + "...";
+      r[i] = OneLine(r[i]);
+      if (r[i].size() > 60) {
+        // Cut before a character, not inside one (UTF-8 continuation bytes are 10xxxxxx).
+        size_t cut = 57;
+        while (cut > 0 && (static_cast<unsigned char>(r[i][cut]) & 0xC0) == 0x80) --cut;
+        r[i] = r[i].substr(0, cut) + "...";
+      }
       width[i] = std::max(width[i], r[i].size());
     }
   }

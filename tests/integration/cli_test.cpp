@@ -3,7 +3,9 @@
 // will not serve), with the same message and exit code, and writes nothing.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sqlite3.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "tests/integration/harness/harness.hpp"
@@ -158,6 +160,41 @@ TEST_F(Cli, StatusReadsAReplicaWhoseNameHoldsUriCharacters) {
   auto json = Siphon({"status", replica, "--json"});
   ASSERT_EQ(json.exit_code, 0) << Dump(json);
   EXPECT_NE(json.out.find("\"rows_total\": 5"), std::string::npos) << json.out;
+}
+
+/// Runs `sql` on the SQLite file at `path` (read-write).
+void SqliteExec(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK)
+      << (error ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(db);
+}
+
+// A state row whose error holds a line break and bytes that are not UTF-8 (a source's error
+// message quotes whatever it was given): `status --json` prints it with the bytes replaced
+// (it aborted, exit 134, printing nothing), and the table keeps one line per table.
+TEST_F(Cli, StatusPrintsAnErrorWithOddBytesOnOneLineAndAsJson) {
+  const std::string replica = dir_.File("replica.db");
+  ASSERT_EQ(Siphon({"once", Script(replica)}).exit_code, 0);
+  SqliteExec(replica,
+             "UPDATE _siphon_state SET status = 'failed', last_error = 'query: bad value ' || "
+             "CAST(X'27FF27' AS TEXT) || char(10) || 'DETAIL: more' WHERE table_name = 'a'");
+
+  auto json = Siphon({"status", replica, "--json"});
+  ASSERT_EQ(json.exit_code, 0) << Dump(json);
+  EXPECT_NE(json.out.find("\"last_error\": \"query: bad value '\xEF\xBF\xBD'\\nDETAIL: more\""),
+            std::string::npos)
+      << json.out;
+
+  auto text = Siphon({"status", replica});
+  ASSERT_EQ(text.exit_code, 0) << Dump(text);
+  EXPECT_EQ(std::count(text.out.begin(), text.out.end(), '\n'), 2) << text.out;
+  const std::string row = LineWith(text.out, "failed");
+  EXPECT_EQ(row.rfind("a ", 0), 0u) << text.out;
+  EXPECT_NE(row.find("'\\nDETAIL: more"), std::string::npos) << text.out;
 }
 
 // `once` stopped by SIGTERM in the middle of a table: the summary counts the rows the
