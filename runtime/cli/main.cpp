@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <cstdlib>
+#include <iostream>
 
 #include <CLI/CLI.hpp>
 
@@ -89,6 +90,15 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    // A word where the command goes ("siphon stauts x.db") is left over, unparsed: name it,
+    // rather than the "A subcommand is required" that CLI11 reports first.
+    if (dynamic_cast<const CLI::RequiredError*>(&e) && app.get_subcommands().empty() &&
+        !app.remaining().empty()) {
+      std::cerr << "siphon: unknown command \"" << app.remaining().front()
+                << "\" (run, once, resync, resume, check or status)\nRun with --help for more "
+                   "information.\n";
+      return 2;
+    }
     int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }

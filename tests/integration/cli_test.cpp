@@ -147,6 +147,24 @@ TEST_F(Cli, StatusShowsRowsWrittenUnderWritten) {
   EXPECT_NE(json.out.find("\"rows_total\": 12"), std::string::npos) << json.out;
 }
 
+// A mistyped command is named as unknown (it was "A subcommand is required", as if none had
+// been given), exit 2; a missing one still says a command is required.
+TEST_F(Cli, AMistypedCommandIsNamed) {
+  auto typo = Siphon({"stauts", dir_.File("replica.db")});
+  EXPECT_EQ(typo.exit_code, 2) << Dump(typo);
+  EXPECT_NE(typo.err.find("siphon: unknown command \"stauts\" (run, once, resync, resume, check "
+                          "or status)"),
+            std::string::npos)
+      << Dump(typo);
+  auto after_option = Siphon({"--log-level", "debug", "onse", "x.lua"});
+  EXPECT_EQ(after_option.exit_code, 2) << Dump(after_option);
+  EXPECT_NE(after_option.err.find("unknown command \"onse\""), std::string::npos)
+      << Dump(after_option);
+  auto none = Siphon({});
+  EXPECT_EQ(none.exit_code, 2) << Dump(none);
+  EXPECT_NE(none.err.find("A subcommand is required"), std::string::npos) << Dump(none);
+}
+
 // A replica whose name holds '#', '%' or '?' (characters a file: URI gives a meaning) is
 // read as named: `status` said "unable to open database file", and a name with "%41" read
 // the file named with an 'A' instead.
