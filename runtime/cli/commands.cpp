@@ -1,10 +1,13 @@
 #include "runtime/cli/commands.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -314,6 +317,45 @@ Status ProbeTarget(const std::string& path) {
   return Status::Ok();
 }
 
+// One siphon writes a target at a time. Two (a cron job's `once` overlapping the one before,
+// or `run` beside it) would both append an append table's new rows, and one's full-refresh
+// pass would sweep what the other's wrote. An flock on the target file, held while the
+// target is open and released by the kernel if the process dies; SQLite's own locks are
+// fcntl locks, which an flock does not touch.
+class TargetLock {
+ public:
+  TargetLock() = default;
+  TargetLock(const TargetLock&) = delete;
+  TargetLock& operator=(const TargetLock&) = delete;
+  // Closed only once the target's connections are: closing a descriptor of the file drops
+  // every fcntl lock this process holds on it, SQLite's included.
+  ~TargetLock() {
+    if (fd_ >= 0) close(fd_);
+  }
+
+  Status Take(const std::string& path) {
+    fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) {
+      return Status(ErrorKind::kTarget,
+                    "cannot open target " + path + " to lock it: " + std::strerror(errno));
+    }
+    if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      if (errno == EWOULDBLOCK) {
+        return Status(ErrorKind::kTarget,
+                      "target " + path +
+                          " is in use by another siphon process (one siphon writes a target at "
+                          "a time; a running siphon syncs, resyncs and resumes through its "
+                          "admin API)");
+      }
+      return Status(ErrorKind::kTarget, "cannot lock target " + path + ": " + std::strerror(errno));
+    }
+    return Status::Ok();
+  }
+
+ private:
+  int fd_ = -1;
+};
+
 // What the first run of each table does besides syncing (`resync`, `resume`).
 enum class FirstRun { kSync, kResync, kAcceptSchema };
 
@@ -363,8 +405,13 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
   }
   int code = 0;
   {
+    TargetLock lock;  // released after the target is closed
     Target target(&loop, d.target->path);
     if (Status st = target.Open(); !st.ok()) {
+      std::cerr << "siphon: " << st.message() << "\n";
+      return 1;
+    }
+    if (Status st = lock.Take(d.target->path); !st.ok()) {
       std::cerr << "siphon: " << st.message() << "\n";
       return 1;
     }

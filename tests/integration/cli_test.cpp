@@ -165,6 +165,36 @@ TEST_F(Cli, AMistypedCommandIsNamed) {
   EXPECT_NE(none.err.find("A subcommand is required"), std::string::npos) << Dump(none);
 }
 
+// One siphon writes a target at a time: `once` beside a `run` of the same target is refused,
+// exit 1, writing nothing (both wrote it: the new row of an append table was appended by the
+// `once` and again by the run's next run); once the run has stopped, `once` syncs.
+TEST_F(Cli, ASecondSiphonOnTheSameTargetIsRefused) {
+  db_.Exec(
+      "CREATE TABLE events (seq int8 NOT NULL, v text); INSERT INTO events SELECT g, 'e' || g "
+      "FROM generate_series(1, 3) g");
+  const std::string replica = dir_.File("replica.db");
+  std::string script =
+      Script(replica, "", R"(siphon.replicate "events" { source = pg, cursor = "seq",
+  write = "append", every = "1h" })");
+  Process run({SIPHON_BIN, "run", script}, {{"TEST_PG_DSN", db_.Dsn()}});
+  ASSERT_TRUE(run.WaitForOutput("synced 3 rows")) << run.Stderr();
+  db_.Exec("INSERT INTO events VALUES (4, 'e4')");
+  // The run's next run is an hour away: its cursor still stands at 3.
+  auto second = Siphon({"once", script});
+  EXPECT_EQ(second.exit_code, 1) << Dump(second);
+  EXPECT_NE(second.err.find("siphon: target " + replica + " is in use by another siphon process"),
+            std::string::npos)
+      << Dump(second);
+  EXPECT_EQ(*SqliteQuery(replica, "SELECT count(*) FROM events")[0][0], "3");
+  run.Signal(SIGTERM);
+  ProcessResult stopped = run.Wait(std::chrono::seconds(20));
+  ASSERT_EQ(stopped.exit_code, 0) << Dump(stopped);
+  auto once = Siphon({"once", script});
+  EXPECT_EQ(once.exit_code, 0) << Dump(once);
+  EXPECT_EQ(*SqliteQuery(replica, "SELECT count(*) FROM events")[0][0], "4");
+  EXPECT_EQ(*SqliteQuery(replica, "SELECT count(DISTINCT seq) FROM events")[0][0], "4");
+}
+
 // A replica whose name holds '#', '%' or '?' (characters a file: URI gives a meaning) is
 // read as named: `status` said "unable to open database file", and a name with "%41" read
 // the file named with an 'A' instead.
