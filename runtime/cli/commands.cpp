@@ -507,7 +507,11 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
       });
     }
     std::unique_ptr<Progress> progress;
-    if (!options.quiet) progress = std::make_unique<Progress>(&loop, replicator, isatty(2) != 0);
+    // JSON logs are one object per line, on a terminal too: no line redrawn among them.
+    if (!options.quiet) {
+      progress =
+          std::make_unique<Progress>(&loop, replicator, isatty(2) != 0 && !options.json_logs);
+    }
     log->info("{} {} table(s) into {}", once ? "syncing" : "replicating",
               replicator.runners().size(), d.target->path);
     for (const auto& r : replicator.runners()) {

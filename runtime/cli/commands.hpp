@@ -9,6 +9,7 @@ struct ScriptOptions {
   std::string script;
   bool unsafe_lua = false;
   bool quiet = false;          ///< no progress lines
+  bool json_logs = false;      ///< --log-format json: progress as log lines, never redrawn
   std::string http;            ///< `run --http ADDR:PORT`; empty: no admin API
   std::string http_token_env;  ///< environment variable holding the API token
 };

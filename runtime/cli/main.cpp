@@ -104,6 +104,7 @@ int main(int argc, char** argv) {
   }
   siphon::ConfigureLogging(
       log_level, log_format == "json" ? siphon::LogFormat::kJson : siphon::LogFormat::kText);
+  script.json_logs = log_format == "json";
 
   if (*run) return siphon::RunCommand(script);
   if (*once) return siphon::OnceCommand(script, tables);

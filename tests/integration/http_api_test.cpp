@@ -1308,5 +1308,41 @@ TEST_F(HttpApi, ProgressRedrawsOneLinePerTableOnATerminal) {
   EXPECT_EQ(TargetCount("p"), "300000");
 }
 
+// `--log-format json` on a terminal: every line is a JSON object, the progress ones too
+// (the redrawn line, escape sequences and all, went out among them).
+TEST_F(HttpApi, JsonLogsOnATerminalHaveNoRedrawnLine) {
+  ASSERT_TRUE(std::filesystem::exists("/usr/bin/script"))
+      << "util-linux `script` is needed to give siphon a terminal";
+  db_.Exec(R"sql(
+    CREATE TABLE p (id int8 PRIMARY KEY, v text NOT NULL);
+    INSERT INTO p SELECT g, md5(g::text) FROM generate_series(1, 300000) g;
+    ANALYZE p;
+  )sql");
+  // As in ProgressRedrawsOneLinePerTableOnATerminal: a run well past the 1 s after which a
+  // terminal shows the line.
+  std::string script = Script(R"(siphon.replicate "p" { source = pg, batch = 100,
+    transform = function(row) for _ = 1, 1500 do end return row end })");
+  auto r = siphon::test::Run(
+      {"script", "-qfec", std::string(SIPHON_BIN) + " --log-format json once " + script,
+       "/dev/null"},
+      Env(false));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(r.out.find("\x1b["), std::string::npos) << Dump(r);
+  int lines = 0;
+  size_t at = 0;
+  while (at < r.out.size()) {
+    size_t end = r.out.find('\n', at);
+    if (end == std::string::npos) end = r.out.size();
+    std::string line = r.out.substr(at, end - at);
+    at = end + 1;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    ++lines;
+    EXPECT_TRUE(nlohmann::json::accept(line)) << "not a JSON object: " << line;
+  }
+  EXPECT_GT(lines, 3) << Dump(r);
+  EXPECT_NE(r.out.find(" p: 300000 rows\""), std::string::npos) << Dump(r);
+}
+
 }  // namespace
 }  // namespace siphon::test
