@@ -33,7 +33,11 @@ SqliteTypeClass ClassifyDeclaredType(std::string_view declared) {
   if (Contains(t, "CHAR") || Contains(t, "CLOB") || Contains(t, "TEXT")) {
     return {ColumnType::kText, OrderKind::kText};
   }
-  if (t.empty() || Contains(t, "BLOB")) return {ColumnType::kBlob, OrderKind::kOther};
+  // An untyped column holds numbers, text and blobs side by side, and SQLite orders them so
+  // (numbers, then text, then blobs) in ORDER BY and in a keyset comparison alike: it can be a
+  // key or cursor column (a blob at the end of a page fails the run, as in a TEXT column).
+  if (t.empty()) return {ColumnType::kBlob, OrderKind::kNumber};
+  if (Contains(t, "BLOB")) return {ColumnType::kBlob, OrderKind::kOther};
   if (Contains(t, "REAL") || Contains(t, "FLOA") || Contains(t, "DOUB")) {
     return {ColumnType::kReal, OrderKind::kNumber};
   }

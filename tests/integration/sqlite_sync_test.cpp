@@ -249,6 +249,35 @@ TEST_F(SqliteSync, AViewReplicatesByTheKeyItTakesFromATable) {
   EXPECT_EQ(TargetScalar("SELECT group_concat(id) FROM recent"), "1,3");
 }
 
+// An untyped column (`id PRIMARY KEY`, no type) holds numbers and text side by side, and
+// SQLite orders them the same way in ORDER BY and in the keyset comparison: it can be the key
+// a full refresh walks and an incremental cursor, across pages that change storage class.
+// (Both tables were refused at start-up: "column "id" () cannot be a cursor or key column".)
+TEST_F(SqliteSync, AnUntypedColumnCanBeAKeyOrACursor) {
+  SourceExec(R"sql(
+    CREATE TABLE t (id PRIMARY KEY, v TEXT);
+    INSERT INTO t VALUES (1, 'one'), ('x', 'ex'), (2.5, 'two and a half'), ('a', 'a');
+    CREATE TABLE e (id INTEGER PRIMARY KEY, at NOT NULL);
+    INSERT INTO e VALUES (1, 5), (2, 'abc'), (3, 2.5), (4, 10), (5, 'b'), (6, 'abd'), (7, -1);
+  )sql");
+  std::string script = Script(
+      "siphon.replicate 't' { source = app, from = 't', batch = 1 }\n"
+      "siphon.replicate 'e' { source = app, from = 'e', cursor = 'at', batch = 2 }\n");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(typeof(id) || ':' || v, ',') FROM "
+                         "(SELECT * FROM t ORDER BY id)"),
+            "integer:one,real:two and a half,text:a,text:ex");
+  EXPECT_EQ(TargetScalar("SELECT group_concat(id) FROM (SELECT id FROM e ORDER BY at)"),
+            "7,3,1,4,2,6,5");
+  SourceExec("INSERT INTO e VALUES (8, 'c'), (10, 'bb')");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(id) FROM (SELECT id FROM e ORDER BY at)"),
+            "7,3,1,4,2,6,5,10,8");
+  EXPECT_EQ(TargetScalar("SELECT cursor FROM _siphon_state WHERE table_name = 'e'"), "[\"c\",8]");
+}
+
 TEST_F(SqliteSync, AMissingSourceFileFailsThatTableClearly) {
   auto r = Once(Script("siphon.replicate 'x' { source = app, from = 'x' }\n"));
   EXPECT_EQ(r.exit_code, 1) << Dump(r);

@@ -29,7 +29,7 @@ TEST(SqliteDialect, DeclaredTypes) {
       {"TEXT", ColumnType::kText, OrderKind::kText},
       {"CLOB", ColumnType::kText, OrderKind::kText},
       {"BLOB", ColumnType::kBlob, OrderKind::kOther},
-      {"", ColumnType::kBlob, OrderKind::kOther},
+      {"", ColumnType::kBlob, OrderKind::kNumber},
       {"REAL", ColumnType::kReal, OrderKind::kNumber},
       {"DOUBLE PRECISION", ColumnType::kReal, OrderKind::kNumber},
       {"DECIMAL(10,2)", ColumnType::kAny, OrderKind::kNumber},
