@@ -242,6 +242,25 @@ class Reloader {
   Target& target_;
 };
 
+// A token no client can present is refused where it is set: a header value holds no line
+// break or other control character, and the spaces around it are not part of it (a secret
+// file's trailing newline, kept by an environment variable, answered every request 401).
+Result<std::string> PresentableToken(std::string token, const std::string& from) {
+  bool control = false;
+  for (char c : token) {
+    const auto u = static_cast<unsigned char>(c);
+    control |= u < 0x20 || u == 0x7F;
+  }
+  if (control || token.front() == ' ' || token.back() == ' ') {
+    return Status(ErrorKind::kConfig,
+                  "the admin API token from " + from +
+                      (control ? " holds a line break or another control character"
+                               : " begins or ends with a space") +
+                      ", which no client can send in an Authorization header; remove it");
+  }
+  return token;
+}
+
 // The admin API's token: --http-token-env's variable, else the script's token, else
 // SIPHON_HTTP_TOKEN; empty when none is set.
 Result<std::string> ApiToken(const ScriptOptions& options, const std::string& script_token) {
@@ -251,11 +270,12 @@ Result<std::string> ApiToken(const ScriptOptions& options, const std::string& sc
       return Status(ErrorKind::kConfig, "--http-token-env " + options.http_token_env +
                                             ": the environment variable is not set or empty");
     }
-    return std::string(v);
+    return PresentableToken(v, options.http_token_env);
   }
-  if (!script_token.empty()) return script_token;
+  if (!script_token.empty()) return PresentableToken(script_token, "siphon.http_api { token }");
   const char* v = std::getenv("SIPHON_HTTP_TOKEN");
-  return std::string(v && *v ? v : "");
+  if (!v || !*v) return std::string();
+  return PresentableToken(v, "SIPHON_HTTP_TOKEN");
 }
 
 /// The admin API a command serves: where, and with which token.

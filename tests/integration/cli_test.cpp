@@ -147,6 +147,30 @@ TEST_F(Cli, StatusShowsRowsWrittenUnderWritten) {
   EXPECT_NE(json.out.find("\"rows_total\": 12"), std::string::npos) << json.out;
 }
 
+// A token that ends with a line break (a secret file's, kept by an environment variable) can
+// never be presented: run and check refuse it at start-up, exit 2, naming where it came from
+// (run served the API and answered every request 401, "invalid token").
+TEST_F(Cli, AnAdminApiTokenNoClientCanSendIsRefused) {
+  std::string script = Script(dir_.File("replica.db"));
+  const std::string http = "127.0.0.1:" + std::to_string(FreeTcpPort());
+  auto run = siphon::test::Run({SIPHON_BIN, "run", script, "--http", http},
+                               {{"TEST_PG_DSN", db_.Dsn()}, {"SIPHON_HTTP_TOKEN", "tok\n"}},
+                               std::chrono::seconds(10));
+  EXPECT_EQ(run.exit_code, 2) << Dump(run);
+  EXPECT_NE(run.err.find("siphon: the admin API token from SIPHON_HTTP_TOKEN holds a line break"),
+            std::string::npos)
+      << Dump(run);
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("replica.db")));
+  auto check = Siphon({"check", script, "--http", http, "--http-token-env", "MY_TOKEN"},
+                      {{"MY_TOKEN", " tok"}});
+  EXPECT_EQ(check.exit_code, 2) << Dump(check);
+  EXPECT_NE(check.err.find("the admin API token from MY_TOKEN begins or ends with a space"),
+            std::string::npos)
+      << Dump(check);
+  check = Siphon({"check", script, "--http", http}, {{"SIPHON_HTTP_TOKEN", "a token"}});
+  EXPECT_EQ(check.exit_code, 0) << Dump(check);
+}
+
 // A mistyped command is named as unknown (it was "A subcommand is required", as if none had
 // been given), exit 2; a missing one still says a command is required.
 TEST_F(Cli, AMistypedCommandIsNamed) {
