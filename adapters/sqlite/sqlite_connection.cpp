@@ -80,7 +80,9 @@ Status SqliteError(sqlite3* db, int rc, const std::string& context) {
   ErrorKind kind = ErrorKind::kQuery;
   int primary = rc & 0xff;
   if (primary == SQLITE_CANTOPEN) kind = ErrorKind::kConnect;
-  if (primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT) kind = ErrorKind::kConfig;
+  // A file that is no database is the script's wrong path. A damaged one is not the script's
+  // mistake (exit 1, not 2), and may be a copy still being written over the file: retried.
+  if (primary == SQLITE_NOTADB) kind = ErrorKind::kConfig;
   if (primary == SQLITE_INTERRUPT) kind = ErrorKind::kCancelled;
   // SQLITE_ERROR is the statement's: a missing table, column or function, a mistake in a
   // `query` (a syntax error is the script's). A lock or I/O error stays transient.

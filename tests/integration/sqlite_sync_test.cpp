@@ -7,6 +7,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 
 #include "tests/integration/harness/harness.hpp"
 
@@ -366,6 +367,26 @@ TEST_F(SqliteSync, AWalFileInAFolderSiphonCannotWriteSaysWhatItNeeds) {
   EXPECT_EQ(TargetScalar("SELECT count(*) FROM t"), "2");
   sqlite3_close(app);
   chmod(folder.c_str(), 0755);
+}
+
+// A damaged source file is no mistake of the script: the run fails with exit 1 (it was exit
+// 2, "bad usage or bad script", with the error filed as "config"), retried like a read error.
+TEST_F(SqliteSync, ADamagedSourceFileIsAReplicationFailureNotABadScript) {
+  SourceExec(R"sql(
+    CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
+    WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 2000)
+    INSERT INTO t SELECT n, printf('%.200c', 'x') FROM g;
+  )sql");
+  {
+    std::fstream file(SourcePath(), std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(4096 * 20);
+    const std::string junk(4096, '\xff');
+    file.write(junk.data(), junk.size());
+  }
+  auto r = Once(Script("siphon.replicate 't' { source = app, from = 't' }\n"));
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("malformed"), std::string::npos) << Dump(r);
+  EXPECT_EQ(r.err.find("config:"), std::string::npos) << Dump(r);
 }
 
 TEST_F(SqliteSync, TheMultiSourceExampleChecksAgainstTheTestServers) {
