@@ -10,10 +10,55 @@
 
 namespace siphon {
 
+namespace {
+
+// The length of the UTF-8 sequence at `s[i]` (RFC 3629: no overlong form, no surrogate,
+// nothing above U+10FFFF), or 0 when it is not one.
+size_t Utf8Length(const std::string& s, size_t i) {
+  const auto b = [&s](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xBF;  // the bounds of the second byte
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size() || b(i + 1) < lo || b(i + 1) > hi) return 0;
+  for (size_t k = 2; k < n; ++k) {
+    if ((b(i + k) & 0xC0) != 0x80) return 0;
+  }
+  return n;
+}
+
+}  // namespace
+
 std::string EscapeLabel(const std::string& value) {
   std::string out;
   out.reserve(value.size());
-  for (char c : value) {
+  for (size_t i = 0; i < value.size();) {
+    // The format is UTF-8 throughout: one label that is not makes a scraper refuse the page.
+    const size_t n = Utf8Length(value, i);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";  // U+FFFD
+      ++i;
+      continue;
+    }
+    if (n > 1) {
+      out.append(value, i, n);
+      i += n;
+      continue;
+    }
+    const char c = value[i++];
     if (c == '\\') {
       out += "\\\\";
     } else if (c == '"') {

@@ -93,6 +93,22 @@ TEST(Metrics, LabelEscaping) {
   EXPECT_GT(ResidentMemoryBytes(), 0);
 }
 
+// The text format is UTF-8: one label value that is not (a table named in a Latin-1 script,
+// "caf\xe9") made a scraper reject the whole page. Such bytes become U+FFFD; valid UTF-8 is
+// kept as is.
+TEST(Metrics, ALabelThatIsNotUtf8IsReplaced) {
+  const std::string replacement = "\xEF\xBF\xBD";
+  EXPECT_EQ(EscapeLabel("caf\xe9"), "caf" + replacement);
+  EXPECT_EQ(EscapeLabel("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+            "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  EXPECT_EQ(EscapeLabel("\xff\"x"), replacement + "\\\"x");
+  // Overlong forms, surrogates, beyond U+10FFFF and cut sequences are not UTF-8 either.
+  EXPECT_EQ(EscapeLabel("\xc0\xaf"), replacement + replacement);
+  EXPECT_EQ(EscapeLabel("\xed\xa0\x80"), replacement + replacement + replacement);
+  EXPECT_EQ(EscapeLabel("\xf4\x90\x80\x80"), replacement + replacement + replacement + replacement);
+  EXPECT_EQ(EscapeLabel("a\xe2\x82"), "a" + replacement + replacement);
+}
+
 TEST(ProgressLine, Format) {
   EXPECT_EQ(Progress::Thousands(0), "0");
   EXPECT_EQ(Progress::Thousands(999), "999");
