@@ -588,12 +588,18 @@ void MysqlConnection::Pull(const TableSchema& table, const PageQuery& query,
   if (names.empty()) {
     for (const auto& c : table.columns) names.push_back(c.name);
   }
-  QueryRows(std::move(*sql), std::move(names), table.qualified_name, "pull " + Named(table),
-            query.limit, std::move(done));
+  std::vector<bool> floats;
+  for (const auto& name : names) {
+    int idx = table.Find(name);
+    floats.push_back(idx >= 0 && IsSingleFloat(table.columns[idx].source_type));
+  }
+  QueryRows(std::move(*sql), std::move(names), std::move(floats), table.qualified_name,
+            "pull " + Named(table), query.limit, std::move(done));
 }
 
 void MysqlConnection::QueryRows(std::string sql, std::vector<std::string> names,
-                                std::string table_name, std::string context, size_t expected_rows,
+                                std::vector<bool> floats, std::string table_name,
+                                std::string context, size_t expected_rows,
                                 std::function<void(Result<RowBatch>)> done) {
   struct PageState {
     RowBatch batch;
@@ -608,10 +614,14 @@ void MysqlConnection::QueryRows(std::string sql, std::vector<std::string> names,
   abort_ = [done](Status s) { done(std::move(s)); };
   Execute(
       std::move(sql),
-      [page](MYSQL_RES* result) {
+      [page, floats = std::move(floats)](MYSQL_RES* result) {
         unsigned n = mysql_num_fields(result);
         MYSQL_FIELD* fields = mysql_fetch_fields(result);
         for (unsigned i = 0; i < n; ++i) {
+          if (i < floats.size() && floats[i] && fields[i].type == MYSQL_TYPE_DOUBLE) {
+            page->decoders.push_back(MysqlDecoder::kFloat);
+            continue;
+          }
           page->decoders.push_back(
               DecoderFor(fields[i].type, fields[i].flags, fields[i].charsetnr));
         }
@@ -686,8 +696,8 @@ void MysqlConnection::FindKeys(const TableSchema& table, const std::vector<std::
   Result<std::string> sql =
       FindKeysSql(table, key, keys, [this](std::string_view v) { return Quote(v); });
   if (!sql.ok()) return FailLater([done](Status s) { done(std::move(s)); }, sql.status());
-  QueryRows(std::move(*sql), key, table.qualified_name, "find keys of " + Named(table), keys.size(),
-            [done](Result<RowBatch> rows) {
+  QueryRows(std::move(*sql), key, {}, table.qualified_name, "find keys of " + Named(table),
+            keys.size(), [done](Result<RowBatch> rows) {
               if (!rows.ok()) return done(rows.status());
               done(CursorsOf(*rows));
             });

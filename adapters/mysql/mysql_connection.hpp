@@ -100,9 +100,10 @@ class MysqlConnection final : public SourceConnection {
   void Execute(std::string sql, std::function<void(MYSQL_RES*)> on_result, RowSink sink,
                std::function<void(Status)> done);
   /// Runs a query whose columns are `names` and decodes its rows as Pull does (the
-  /// connection must be open and idle).
-  void QueryRows(std::string sql, std::vector<std::string> names, std::string table_name,
-                 std::string context, size_t expected_rows,
+  /// connection must be open and idle). `floats[i]` marks a FLOAT column the query reads as
+  /// a double (BuildPageSql), decoded with MysqlDecoder::kFloat.
+  void QueryRows(std::string sql, std::vector<std::string> names, std::vector<bool> floats,
+                 std::string table_name, std::string context, size_t expected_rows,
                  std::function<void(Result<RowBatch>)> done);
   /// The current client error as a Status (and drops a broken connection).
   Status TakeError(std::string_view context);

@@ -162,9 +162,14 @@ Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& quer
   }
   std::string sql = "SELECT ";
   for (size_t i = 0; i < columns.size(); ++i) {
-    if (table.Find(columns[i]) < 0) return UnknownColumn(table, columns[i]);
+    int idx = table.Find(columns[i]);
+    if (idx < 0) return UnknownColumn(table, columns[i]);
     if (i) sql += ", ";
     sql += QuoteIdent(columns[i]);
+    // The text protocol prints a FLOAT with six significant digits; as a double it is exact.
+    if (IsSingleFloat(table.columns[idx].source_type)) {
+      sql += " + 0e0 AS " + QuoteIdent(columns[i]);
+    }
   }
   sql += " FROM " + FromClause(table);
   std::vector<std::string> order;

@@ -47,6 +47,8 @@ Result<std::vector<std::string>> PageParameters(const TableSchema& table, const 
 ///   ORDER BY `c1`, `c2`, `c3` LIMIT n
 /// The leading `c1 >= ?` gives MySQL an index range (a row comparison would not); the rest
 /// is the exact keyset. With lookback: WHERE `c1` >= (? - INTERVAL ? MICROSECOND).
+/// A FLOAT column is read as `f` + 0e0 AS `f`, a double holding its exact value (the text
+/// protocol prints a FLOAT with six significant digits); decode it with MysqlDecoder::kFloat.
 /// Every identifier must be a column of `table` (kSchema otherwise).
 Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& query,
                                  const std::vector<std::string>* params);

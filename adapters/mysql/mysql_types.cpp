@@ -136,6 +136,10 @@ void AppendUnsigned(uint64_t v, std::string_view text, RowBatch& batch) {
 
 }  // namespace
 
+bool IsSingleFloat(std::string_view column_type) {
+  return Lower(column_type).rfind("float", 0) == 0;
+}
+
 MysqlTypeClass ClassifyType(std::string_view data_type, std::string_view column_type) {
   std::string name = Lower(data_type);
   std::string full = Lower(column_type);
@@ -329,6 +333,21 @@ DecodeOutcome AppendMysqlValue(MysqlDecoder decoder, const char* data, size_t si
       double v = 0;
       auto r = std::from_chars(data, end, v);
       if (r.ec != std::errc() || r.ptr != end) break;
+      batch.AddReal(v);
+      return DecodeOutcome::kOk;
+    }
+    case MysqlDecoder::kFloat: {
+      double v = 0;
+      auto r = std::from_chars(data, end, v);
+      if (r.ec != std::errc() || r.ptr != end) break;
+      // The double is the float's exact value; the float's shortest decimal is what was
+      // stored (1234567, 0.1), as PostgreSQL prints a float4.
+      const float single = static_cast<float>(v);
+      if (static_cast<double>(single) == v) {
+        char buf[32];
+        auto printed = std::to_chars(buf, buf + sizeof buf, single);
+        std::from_chars(buf, printed.ptr, v);
+      }
       batch.AddReal(v);
       return DecodeOutcome::kOk;
     }

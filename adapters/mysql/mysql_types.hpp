@@ -51,9 +51,12 @@ MysqlColumnType ColumnTypeOf(const MysqlField& field);
 
 /// How one result column of the text protocol is decoded, chosen from its MYSQL_FIELD.
 enum class MysqlDecoder : uint8_t {
-  kInt,        ///< TINYINT…BIGINT (signed, or unsigned that always fits) → INTEGER
-  kUnsigned,   ///< BIGINT UNSIGNED: INTEGER up to 2^63-1, exact decimal TEXT above
-  kReal,       ///< FLOAT/DOUBLE → REAL
+  kInt,       ///< TINYINT…BIGINT (signed, or unsigned that always fits) → INTEGER
+  kUnsigned,  ///< BIGINT UNSIGNED: INTEGER up to 2^63-1, exact decimal TEXT above
+  kReal,      ///< FLOAT/DOUBLE → REAL
+  /// A FLOAT column read as a double (BuildPageSql): REAL, the shortest decimal that reads
+  /// back as the same float (0.1, not 0.10000000149011612)
+  kFloat,
   kDecimal,    ///< DECIMAL → TEXT exactly as the server prints it
   kYear,       ///< YEAR → INTEGER
   kBit,        ///< BIT(n): big-endian bytes → INTEGER (TEXT above 2^63-1)
@@ -69,6 +72,12 @@ enum class MysqlDecoder : uint8_t {
 /// `flags` its flags, `charsetnr` its character set number (63 = binary, which tells
 /// BINARY/VARBINARY/BLOB from CHAR/VARCHAR/TEXT of the same field type).
 MysqlDecoder DecoderFor(int field_type, unsigned flags, unsigned charsetnr);
+
+/// Whether a column of this COLUMN_TYPE is a single-precision FLOAT ("float",
+/// "float(10,4) unsigned"), which the text protocol prints with six significant digits
+/// (1234567 as "1234570"): the page query reads it as a double (BuildPageSql), decoded with
+/// MysqlDecoder::kFloat.
+bool IsSingleFloat(std::string_view column_type);
 
 /// What appending a value did.
 enum class DecodeOutcome {

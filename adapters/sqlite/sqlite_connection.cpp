@@ -90,6 +90,14 @@ Status SqliteError(sqlite3* db, int rc, const std::string& context) {
     kind =
         message.find("syntax error") != std::string::npos ? ErrorKind::kConfig : ErrorKind::kSchema;
   }
+  // A writer that stopped in the middle of a transaction (a crash, a kill) left its journal:
+  // only a writer rolls it back, and SQLite says "attempt to write a readonly database".
+  if (db && sqlite3_extended_errcode(db) == SQLITE_READONLY_ROLLBACK) {
+    message =
+        "a writer stopped in the middle of a transaction and left its rollback journal (the "
+        "file's -journal), which only a writer can roll back: the application does so when it "
+        "next opens the database, and siphon reads it then";
+  }
   return Status(kind, context + ": " + message);
 }
 

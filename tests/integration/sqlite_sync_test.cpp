@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -387,6 +388,37 @@ TEST_F(SqliteSync, ADamagedSourceFileIsAReplicationFailureNotABadScript) {
   EXPECT_EQ(r.exit_code, 1) << Dump(r);
   EXPECT_NE(r.err.find("malformed"), std::string::npos) << Dump(r);
   EXPECT_EQ(r.err.find("config:"), std::string::npos) << Dump(r);
+}
+
+// A writer killed in the middle of a transaction leaves a hot journal that a reader cannot
+// roll back: the run says so (it said "attempt to write a readonly database"), writes nothing
+// to the source, and reads it once the application has opened it again (rolling it back).
+TEST_F(SqliteSync, AJournalLeftByAKilledWriterIsNamedAndWaitedFor) {
+  SourceExec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'kept')");
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    sqlite3* db = nullptr;
+    sqlite3_open(SourcePath().c_str(), &db);
+    sqlite3_exec(db,
+                 "PRAGMA cache_size = 1; BEGIN;"
+                 "WITH RECURSIVE g(n) AS (SELECT 2 UNION ALL SELECT n + 1 FROM g WHERE n < 3000)"
+                 " INSERT INTO t SELECT n, printf('%.500c', 'x') FROM g",
+                 nullptr, nullptr, nullptr);
+    _exit(0);  // no commit, no rollback: the journal stays hot
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(std::filesystem::exists(SourcePath() + "-journal"));
+  std::string script = Script("siphon.replicate 't' { source = app, from = 't' }\n");
+  auto r = Once(script);
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("left its rollback journal"), std::string::npos) << Dump(r);
+  EXPECT_TRUE(std::filesystem::exists(SourcePath() + "-journal"));
+  SourceExec("SELECT count(*) FROM t");  // the application opens it
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(v) FROM t"), "kept");
 }
 
 TEST_F(SqliteSync, TheMultiSourceExampleChecksAgainstTheTestServers) {

@@ -395,6 +395,47 @@ TEST_F(MysqlAdapterTest, EdgeValuesRoundTrip) {
   EXPECT_EQ(after->at(0, 0).i, 1);
 }
 
+// The text protocol prints a FLOAT with six significant digits (1234567 as '1234570'), so a
+// FLOAT column is read as a double and kept as the shortest decimal that is the same float.
+TEST_F(MysqlAdapterTest, FloatValuesArriveAsStoredNotAsPrinted) {
+  test::MyDb db;
+  db.Exec("CREATE TABLE f (id INT PRIMARY KEY, f FLOAT, fs FLOAT(10,4), fu FLOAT UNSIGNED)");
+  db.Exec(
+      "INSERT INTO f VALUES (1, 1234567, 123456.125, 16777216), (2, 3.1415927, -1.5, 0.1),"
+      " (3, -3.40282e38, 0, 1.17549435e-38), (4, NULL, NULL, NULL)");
+  auto conn = NewConnection(db);
+  ASSERT_TRUE(Connect(*conn).ok());
+  auto table = Reflect(*conn, "f");
+  ASSERT_TRUE(table.ok()) << table.status().ToString();
+  auto query = ReflectQuery(*conn, "SELECT id, f, fs, fu FROM f");
+  ASSERT_TRUE(query.ok()) << query.status().ToString();
+  using V = ValueType;
+  for (const TableSchema* schema : {&*table, &*query}) {
+    PageQuery q;
+    q.order_by = {"id"};
+    auto batch = Pull(*conn, *schema, q);
+    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+    ASSERT_EQ(batch->rows(), 4u);
+    const std::string what = schema->qualified_name + ": ";
+    // Compared exactly: each is the double the float's shortest decimal reads as.
+    auto real = [&](size_t row, size_t col, double want) {
+      const Cell& cell = batch->at(row, col);
+      ASSERT_EQ(cell.type, V::kReal) << what << row << "," << col;
+      EXPECT_EQ(cell.d, want) << what << row << "," << col;
+    };
+    real(0, 1, 1234567);
+    real(0, 2, 123456.125);
+    real(0, 3, 16777216);
+    real(1, 1, 3.1415927);
+    real(1, 2, -1.5);
+    real(1, 3, 0.1);
+    real(2, 1, -3.40282e38);
+    real(2, 2, 0);
+    real(2, 3, 1.1754944e-38);
+    for (size_t c = 1; c < 4; ++c) ExpectCell(*batch, 3, c, {V::kNull, ""}, what + "null");
+  }
+}
+
 TEST_F(MysqlAdapterTest, TextCursorsAreEscaped) {
   test::MyDb db;
   db.Exec("CREATE TABLE s (code VARCHAR(40) COLLATE utf8mb4_bin PRIMARY KEY)");

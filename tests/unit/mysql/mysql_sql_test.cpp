@@ -1,4 +1,5 @@
 #include "adapters/mysql/mysql_sql.hpp"
+#include "adapters/mysql/mysql_types.hpp"
 
 #include <gtest/gtest.h>
 
@@ -46,6 +47,19 @@ TEST(MysqlSql, FirstPageHasNoPredicate) {
   EXPECT_EQ(*sql,
             "SELECT `id`, `code`, `we``ird` FROM `shop`.`orders` ORDER BY `updated_at`, `id` "
             "LIMIT 7");
+}
+
+TEST(MysqlSql, AFloatColumnIsReadAsADouble) {
+  TableSchema t = Orders();
+  t.columns.push_back({"f", "float(10,4) unsigned", ColumnType::kReal, OrderKind::kOther, true});
+  t.columns.push_back({"d", "double", ColumnType::kReal, OrderKind::kNumber, true});
+  PageQuery q;
+  q.columns = {"id", "f", "d"};
+  q.order_by = {"id"};
+  EXPECT_EQ(*BuildPageSql(t, q, nullptr),
+            "SELECT `id`, `f` + 0e0 AS `f`, `d` FROM `shop`.`orders` ORDER BY `id` LIMIT 5000");
+  EXPECT_TRUE(IsSingleFloat("FLOAT"));
+  EXPECT_FALSE(IsSingleFloat("double"));
 }
 
 TEST(MysqlSql, KeysetPredicateOneTwoThreeColumns) {

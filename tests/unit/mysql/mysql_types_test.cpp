@@ -210,6 +210,11 @@ TEST(MysqlTypes, DecodesTextProtocolValues) {
       {D::kReal, "10.5", V::kReal, "", 0, 10.5},
       {D::kReal, "1e308", V::kReal, "", 0, 1e308},
       {D::kReal, "1.0000000000000001e-45", V::kReal, "", 0, 1.0000000000000001e-45},
+      // A FLOAT read as a double: the float's shortest decimal, not its binary expansion.
+      {D::kFloat, "0.10000000149011612", V::kReal, "", 0, 0.1},
+      {D::kFloat, "1234567", V::kReal, "", 0, 1234567},
+      {D::kFloat, "3.1415927410125732", V::kReal, "", 0, 3.1415927},
+      {D::kFloat, "-3.4028234663852886e38", V::kReal, "", 0, -3.4028235e38},
       {D::kDecimal, "1700000.010000000000", V::kText, "1700000.010000000000"},
       {D::kDecimal, "-0.188", V::kText, "-0.188"},
       {D::kBit, std::string("\x00", 1), V::kInt, "", 0},
