@@ -298,6 +298,14 @@ Result<std::optional<AdminApiPlan>> ResolveAdminApi(const ScriptOptions& options
   if (plan.from_script) plan.listen = d.http_api->listen;
   if (plan.listen.empty()) return std::optional<AdminApiPlan>();
   auto parsed = ParseListenAddress(plan.listen);
+  if (!parsed.ok() && plan.from_script) {
+    // The address came from the script, not from a --http the user never gave: say where.
+    std::string message = parsed.status().message();
+    constexpr std::string_view kFlag = "--http: ";
+    if (message.compare(0, kFlag.size(), kFlag) == 0) message.erase(0, kFlag.size());
+    return Status(ErrorKind::kConfig,
+                  d.http_api->location + ": siphon.http_api { listen }: " + message);
+  }
   if (!parsed.ok()) return parsed.status();
   plan.address = *parsed;
   auto chosen = ApiToken(options, d.http_api ? d.http_api->token : "");

@@ -171,6 +171,26 @@ TEST_F(Cli, AnAdminApiTokenNoClientCanSendIsRefused) {
   EXPECT_EQ(check.exit_code, 0) << Dump(check);
 }
 
+// A bad address in the script's siphon.http_api is named as the script's, with its place
+// (it was blamed on --http, a flag the command line never gave); --http's own stays --http's.
+TEST_F(Cli, ABadAdminApiAddressInTheScriptIsNamedAsTheScripts) {
+  std::string script =
+      Script(dir_.File("replica.db"), "siphon.http_api { listen = \"127.0.0.1:99999\" }\n");
+  for (const char* command : {"run", "check"}) {
+    auto r = Siphon({command, script});
+    EXPECT_EQ(r.exit_code, 2) << Dump(r);
+    EXPECT_NE(r.err.find("siphon: " + script +
+                         ":3: siphon.http_api { listen }: \"127.0.0.1:99999\" has no valid port"),
+              std::string::npos)
+        << Dump(r);
+    EXPECT_EQ(r.err.find("--http"), std::string::npos) << Dump(r);
+  }
+  auto flag = Siphon({"check", Script(dir_.File("replica.db")), "--http", "127.0.0.1:0"});
+  EXPECT_EQ(flag.exit_code, 2) << Dump(flag);
+  EXPECT_NE(flag.err.find("siphon: --http: \"127.0.0.1:0\" has no valid port"), std::string::npos)
+      << Dump(flag);
+}
+
 // A mistyped command is named as unknown (it was "A subcommand is required", as if none had
 // been given), exit 2; a missing one still says a command is required.
 TEST_F(Cli, AMistypedCommandIsNamed) {
