@@ -514,8 +514,24 @@ void MysqlConnection::Reflect(const std::string& table,
                                                                 "as database.table)"
                                                               : " in database " + config_->database)
                                  : "";
-          Status s(ErrorKind::kSchema, "table " + table + " not found" + where);
-          Defer([done, s] { done(s); });
+          // information_schema shows a user only the tables it may read: the table itself
+          // says whether it is missing or refused (to a user without a grant on the
+          // database, the server refuses a missing table too, so the message names both).
+          QueryText(
+              "SELECT * FROM " + QuotedTable(ref) + " LIMIT 0", [done, table, where](auto probe) {
+                if (!probe.ok() && probe.status().kind() == ErrorKind::kConnect) {
+                  return done(probe.status().WithContext("reflect " + table));
+                }
+                if (!probe.ok() && probe.status().kind() == ErrorKind::kAuth) {
+                  const std::string reason = probe.status().message();
+                  const size_t query = reason.rfind("query: ", 0) == 0 ? 7 : 0;
+                  return done(Status(
+                      ErrorKind::kAuth,
+                      "table " + table + where +
+                          " is missing, or the user may not read it: " + reason.substr(query)));
+                }
+                done(Status(ErrorKind::kSchema, "table " + table + " not found" + where));
+              });
           return;
         }
         Defer([done, schema] { done(std::move(*schema)); });

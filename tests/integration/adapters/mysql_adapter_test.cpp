@@ -111,6 +111,41 @@ TEST_F(MysqlAdapterTest, MissingTableAndColumnAreSchemaErrors) {
   EXPECT_EQ(QueryText(*conn, "SELECT 1").size(), 1u);
 }
 
+// information_schema lists only the tables a user may read: a table without a grant is not
+// "not found" (which sends the user looking for a typo) but the server's refusal. The server
+// refuses a table that is not there the same way (it does not tell this user which it is).
+TEST_F(MysqlAdapterTest, ATableWithoutAGrantIsAnAuthErrorNotMissing) {
+  test::MyDb db;
+  const std::string user =
+      "gr_" + db.name().substr(db.name().size() > 20 ? db.name().size() - 20 : 0);
+  const std::string who = "'" + user + "'@'127.0.0.1'";
+  db.Exec("CREATE TABLE granted (id INT PRIMARY KEY); CREATE TABLE secret (id INT PRIMARY KEY)");
+  db.Exec("DROP USER IF EXISTS " + who + "; CREATE USER " + who +
+          " IDENTIFIED BY 'gr-pw'; GRANT SELECT ON `" + db.name() + "`.`granted` TO " + who);
+  auto conn = NewConnection(db, "gr-pw", user);
+  ASSERT_TRUE(Connect(*conn).ok());
+  ASSERT_TRUE(Reflect(*conn, "granted").ok());
+  for (const std::string& name : {std::string("secret"), db.name() + ".secret"}) {
+    auto denied = Reflect(*conn, name);
+    ASSERT_FALSE(denied.ok()) << name;
+    const std::string message = denied.status().ToString();
+    EXPECT_EQ(denied.status().kind(), ErrorKind::kAuth) << message;
+    EXPECT_NE(message.find("table " + name), std::string::npos) << message;
+    EXPECT_NE(message.find("or the user may not read it"), std::string::npos) << message;
+    EXPECT_NE(message.find("SELECT command denied"), std::string::npos) << message;
+    EXPECT_NE(message.find("1142"), std::string::npos) << message;
+  }
+  EXPECT_TRUE(Reflect(*conn, "granted").ok());
+  // The user who may read the database gets "not found" for a table that is not there.
+  auto owner = NewConnection(db);
+  ASSERT_TRUE(Connect(*owner).ok());
+  auto missing = Reflect(*owner, "nope");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().kind(), ErrorKind::kSchema) << missing.status().ToString();
+  EXPECT_EQ(missing.status().message(), "table nope not found in database " + db.name());
+  db.Exec("DROP USER " + who);
+}
+
 // 10k rows tied on one cursor value, pages of 7, more tied rows inserted mid-way:
 // every row arrives exactly once.
 TEST_F(MysqlAdapterTest, TiesAtPageEdgesAreNeverSkipped) {
