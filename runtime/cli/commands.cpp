@@ -335,7 +335,21 @@ Status ProbeTarget(const std::string& path) {
         sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
     std::string why = rc == SQLITE_OK ? "" : (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     sqlite3_close_v2(db);
-    return why.empty() ? Status::Ok() : cannot(why);
+    if (!why.empty()) return cannot(why);
+    // SQLite opens any file and reads it at the first statement, where run and once then
+    // fail ("file is not a database"): a file that is not empty starts with SQLite's header.
+    // Read here, so that check changes nothing.
+    if (std::filesystem::is_regular_file(path, ec) && std::filesystem::file_size(path, ec) > 0) {
+      constexpr char kHeader[] = "SQLite format 3";  // and its NUL: 16 bytes
+      char head[sizeof(kHeader)] = {};
+      std::FILE* f = std::fopen(path.c_str(), "rb");
+      const size_t got = f ? std::fread(head, 1, sizeof(head), f) : 0;
+      if (f) std::fclose(f);
+      if (f && (got != sizeof(head) || std::memcmp(head, kHeader, sizeof(head)) != 0)) {
+        return cannot(sqlite3_errstr(SQLITE_NOTADB));
+      }
+    }
+    return Status::Ok();
   }
   std::filesystem::path folder = std::filesystem::path(path).parent_path();
   if (folder.empty()) folder = ".";

@@ -70,6 +70,28 @@ TEST_F(Cli, ATargetInAMissingFolderFailsAsOnceDoes) {
   EXPECT_NE(check.out.find("first page:"), std::string::npos) << Dump(check);
 }
 
+// A target that is a file but not a database (a path pointing at the wrong file): once fails,
+// exit 1, and check now says so too, exit 1, leaving the file as it was (it said "ok").
+TEST_F(Cli, ATargetThatIsNotADatabaseFailsCheckAsOnceDoes) {
+  const std::string target = dir_.File("notes.txt");
+  WriteFile(target, "not a database\n");
+  std::string script = Script(target);
+  auto once = Siphon({"once", script});
+  ASSERT_EQ(once.exit_code, 1) << Dump(once);
+  EXPECT_NE(once.err.find("file is not a database"), std::string::npos) << Dump(once);
+  auto check = Siphon({"check", script});
+  EXPECT_EQ(check.exit_code, 1) << Dump(check);
+  EXPECT_NE(check.err.find("siphon: cannot open target " + target + ": file is not a database"),
+            std::string::npos)
+      << Dump(check);
+  EXPECT_NE(check.out.find("failed: 1 table(s)"), std::string::npos) << Dump(check);
+  EXPECT_EQ(ReadFile(target), "not a database\n");
+  // An empty file is an empty database to SQLite, and passes.
+  WriteFile(target, "");
+  check = Siphon({"check", script});
+  EXPECT_EQ(check.exit_code, 0) << Dump(check);
+}
+
 TEST_F(Cli, AnExistingOrCreatableTargetPassesAndCheckCreatesNothing) {
   const std::string target = dir_.File("replica.db");
   std::string script = Script(target);
