@@ -23,14 +23,25 @@ std::string Dump(const ProcessResult& r) {
 /// Runs `siphon once SCRIPT` with `env` added and returns its peak resident memory in KiB
 /// (-1 when it failed).
 long PeakRssKib(const std::string& script, const std::map<std::string, std::string>& env) {
+  // Everything the child needs is built before fork: the child only opens, dups and execs.
+  std::vector<std::string> vars;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string var = *e;
+    if (env.count(var.substr(0, var.find('='))) == 0) vars.push_back(std::move(var));
+  }
+  for (const auto& [name, value] : env) vars.push_back(name + "=" + value);
+  std::vector<char*> envp;
+  for (auto& var : vars) envp.push_back(var.data());
+  envp.push_back(nullptr);
+  std::string bin = SIPHON_BIN, once = "once", path = script;
+  char* argv[] = {bin.data(), once.data(), path.data(), nullptr};
   pid_t pid = fork();
   if (pid == 0) {
     int null = open("/dev/null", O_RDWR);
     dup2(null, 0);
     dup2(null, 1);
     dup2(null, 2);
-    for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
-    execl(SIPHON_BIN, SIPHON_BIN, "once", script.c_str(), static_cast<char*>(nullptr));
+    execve(bin.c_str(), argv, envp.data());
     _exit(127);
   }
   int status = 0;
