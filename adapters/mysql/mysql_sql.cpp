@@ -1,5 +1,6 @@
 #include "adapters/mysql/mysql_sql.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -64,7 +65,43 @@ std::string QuoteIdent(std::string_view name) {
   return out;
 }
 
+namespace {
+
+// One part of a table name, from `at`: an identifier in backticks (a doubled backtick for
+// one), which may hold dots, or the text up to the next dot. False for an unclosed quote.
+bool NamePart(std::string_view name, size_t& at, std::string& out) {
+  if (at < name.size() && name[at] == '`') {
+    for (size_t i = at + 1; i < name.size(); ++i) {
+      if (name[i] != '`') {
+        out.push_back(name[i]);
+      } else if (i + 1 < name.size() && name[i + 1] == '`') {
+        out.push_back('`');
+        ++i;
+      } else {
+        at = i + 1;
+        return true;
+      }
+    }
+    return false;
+  }
+  size_t end = std::min(name.find('.', at), name.size());
+  out.assign(name.substr(at, end - at));
+  at = end;
+  return true;
+}
+
+}  // namespace
+
 TableRef SplitTableName(std::string_view qualified) {
+  std::string first, second;
+  size_t at = 0;
+  if (NamePart(qualified, at, first)) {
+    if (at == qualified.size()) return {"", first};
+    if (qualified[at] == '.' && NamePart(qualified, ++at, second) && at == qualified.size()) {
+      return {first, second};
+    }
+  }
+  // Not a name MySQL would read: taken as it is, split at its first dot.
   size_t dot = qualified.find('.');
   if (dot == std::string_view::npos) return {"", std::string(qualified)};
   return {std::string(qualified.substr(0, dot)), std::string(qualified.substr(dot + 1))};

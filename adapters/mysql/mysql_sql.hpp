@@ -14,7 +14,8 @@ namespace siphon::mysql {
 /// `name` quoted as a MySQL identifier: backticks, inner backticks doubled.
 std::string QuoteIdent(std::string_view name);
 
-/// A table as the script named it: "db.table" or "table" (the connection's database).
+/// A table as the script named it: "db.table" or "table" (the connection's database); a part
+/// in backticks may hold a dot ("`a.b`", "db.`a.b`", a doubled backtick for one).
 struct TableRef {
   std::string schema;  ///< empty = the current database
   std::string table;

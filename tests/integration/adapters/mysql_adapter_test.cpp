@@ -471,6 +471,26 @@ TEST_F(MysqlAdapterTest, FloatValuesArriveAsStoredNotAsPrinted) {
   }
 }
 
+// MySQL's own quoting names a table whose name holds a dot: `from = "`a.b`"`.
+TEST_F(MysqlAdapterTest, ABacktickQuotedTableNameMayHoldADot) {
+  test::MyDb db;
+  db.Exec(
+      "CREATE TABLE `a.b` (id INT PRIMARY KEY, v VARCHAR(5)); INSERT INTO `a.b` VALUES (1, 'x')");
+  auto conn = NewConnection(db);
+  ASSERT_TRUE(Connect(*conn).ok());
+  for (const std::string& name : {std::string("`a.b`"), db.name() + ".`a.b`"}) {
+    auto schema = Reflect(*conn, name);
+    ASSERT_TRUE(schema.ok()) << name << ": " << schema.status().ToString();
+    EXPECT_EQ(schema->primary_key, std::vector<std::string>{"id"});
+    PageQuery q;
+    q.order_by = {"id"};
+    auto batch = Pull(*conn, *schema, q);
+    ASSERT_TRUE(batch.ok()) << name << ": " << batch.status().ToString();
+    ASSERT_EQ(batch->rows(), 1u);
+    ExpectCell(*batch, 0, 1, {ValueType::kText, "x"}, name);
+  }
+}
+
 TEST_F(MysqlAdapterTest, TextCursorsAreEscaped) {
   test::MyDb db;
   db.Exec("CREATE TABLE s (code VARCHAR(40) COLLATE utf8mb4_bin PRIMARY KEY)");

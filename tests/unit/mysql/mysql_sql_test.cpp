@@ -37,6 +37,26 @@ TEST(MysqlSql, QuotesIdentifiers) {
   EXPECT_EQ(QuotedTable(SplitTableName("orders")), "`orders`");
 }
 
+// A name in backticks may hold a dot (or a backtick, doubled), as in MySQL itself.
+TEST(MysqlSql, BacktickQuotedTableNamesMayHoldDots) {
+  auto split = [](std::string_view name) {
+    TableRef ref = SplitTableName(name);
+    return ref.schema + "|" + ref.table;
+  };
+  EXPECT_EQ(split("`a.b`"), "|a.b");
+  EXPECT_EQ(split("shop.`a.b`"), "shop|a.b");
+  EXPECT_EQ(split("`my.shop`.`a.b`"), "my.shop|a.b");
+  EXPECT_EQ(split("`shop`.orders"), "shop|orders");
+  EXPECT_EQ(split("`we``ird`"), "|we`ird");
+  EXPECT_EQ(split("`order`"), "|order");
+  EXPECT_EQ(QuotedTable(SplitTableName("shop.`a.b`")), "`shop`.`a.b`");
+  // Unquoted names split at the first dot, as before; text that is not a quoted name is
+  // taken as it is.
+  EXPECT_EQ(split("shop.orders"), "shop|orders");
+  EXPECT_EQ(split("orders"), "|orders");
+  EXPECT_EQ(split("`open"), "|`open");
+}
+
 TEST(MysqlSql, FirstPageHasNoPredicate) {
   PageQuery q;
   q.columns = {"id", "code", "we`ird"};
