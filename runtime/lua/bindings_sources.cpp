@@ -19,9 +19,11 @@ int SourceBody(lua_State* L) {
   if (!fields.ok()) throw ScriptError(fields.status().message());
 
   Options options;
+  std::vector<std::pair<std::string, std::string>> files;
   for (const OptionSpec& o : def.options) {
     if (const auto* s = fields->get<std::string>(o.name)) {
       options[o.name] = o.file && !s->empty() ? d.BesideScript(*s) : *s;
+      if (o.file && !s->empty()) files.emplace_back(o.name, d.BesideScript(*s));
     }
     if (const auto* n = fields->get<int64_t>(o.name)) options[o.name] = *n;
     if (const auto* b = fields->get<bool>(o.name)) options[o.name] = *b;
@@ -38,6 +40,7 @@ int SourceBody(lua_State* L) {
   decl->location = CallerLocation(L, 1);
   decl->source = std::shared_ptr<Source>(std::move(made).value());
   decl->options = std::move(options);
+  decl->files = std::move(files);
   d.deployment.sources.push_back(std::move(decl));
 
   auto* handle = static_cast<SourceHandle*>(lua_newuserdatauv(L, sizeof(SourceHandle), 0));

@@ -1,5 +1,7 @@
 #include "runtime/lua/lua_host.hpp"
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +14,20 @@
 
 namespace siphon {
 namespace {
+
+// Whether two paths name one file: the same inode when both exist (a link, another
+// spelling), else the same path once `.`, `..` and links are resolved.
+bool SameFile(const std::string& a, const std::string& b) {
+  struct stat sa {};
+  struct stat sb {};
+  if (::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0) {
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  }
+  std::error_code ea, eb;
+  auto ca = std::filesystem::weakly_canonical(a, ea);
+  auto cb = std::filesystem::weakly_canonical(b, eb);
+  return !ea && !eb && ca == cb;
+}
 
 // The count hook fires every kHookEvery instructions: DESIGN §10 measured 4–13% for a
 // hook every 1000, and the budget is only as precise as this.
@@ -401,6 +417,20 @@ Status LuaHost::LoadScript(const std::string& path) {
     return Status(ErrorKind::kConfig, path +
                                           ": no tables declared (add siphon.replicate "
                                           "\"name\" { source = …, … })");
+  }
+  // A source reading the target file would see siphon's own tables and columns, and a full
+  // refresh of it would delete the rows it reads.
+  const std::string& target = decl_.deployment.target->path;
+  for (const TableDecl& t : decl_.deployment.tables) {
+    for (const auto& [option, file] : t.source->files) {
+      if (!SameFile(file, target)) continue;
+      return Status(ErrorKind::kConfig,
+                    t.source->location + ": siphon." + std::string(t.source->source->kind()) +
+                        " { " + option + " = \"" + file + "\" } is the target file (" +
+                        decl_.deployment.target->location +
+                        "): siphon writes the replica there and would change the rows it "
+                        "reads; read from another file or a copy of it");
+    }
   }
   return Status::Ok();
 }

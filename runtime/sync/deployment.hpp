@@ -40,6 +40,8 @@ struct SourceDecl {
   /// The options it was made from, secrets included (never printed): a reload compares them,
   /// so a rotated password or a new timeout makes a new source.
   Options options;
+  /// Its options that name a file (OptionSpec::file), resolved: {option, path}.
+  std::vector<std::pair<std::string, std::string>> files;
 };
 
 /// One `siphon.replicate "name" { … }`: everything the pipeline needs for a table.

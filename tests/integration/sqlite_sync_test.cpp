@@ -474,5 +474,32 @@ TEST_F(SqliteSync, ARelativePathIsBesideTheScript) {
   EXPECT_EQ(TargetScalar("SELECT count(*) FROM t"), "2");
 }
 
+// A source that is the target file itself (the same path, another spelling of it, or a link to
+// it): the first run added siphon's own column to the source table and a second one deleted
+// its rows ("synced 2 rows, deleted 2"). It is refused at start-up, exit 2, and the file is
+// not touched.
+TEST_F(SqliteSync, ASourceThatIsTheTargetFileIsRefused) {
+  SourceExec(
+      "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a'), (2, 'b')");
+  std::filesystem::create_symlink(SourcePath(), dir_.File("link.db"));
+  for (const std::string& spelled :
+       {SourcePath(), dir_.File("") + "/./app.db", std::string("link.db")}) {
+    std::string script = dir_.File("deploy.lua");
+    WriteFile(script, "local app = siphon.sqlite { path = '" + spelled +
+                          "' }\nsiphon.target { path = 'app.db' }\n"
+                          "siphon.replicate 't' { source = app, from = 't' }\n");
+    for (const char* command : {"check", "once", "once"}) {
+      auto r = siphon::test::Run({SIPHON_BIN, command, script});
+      EXPECT_EQ(r.exit_code, 2) << spelled << "\n" << Dump(r);
+      EXPECT_NE(r.err.find("deploy.lua:1: siphon.sqlite { path = "), std::string::npos) << Dump(r);
+      EXPECT_NE(r.err.find("} is the target file (" + script + ":2)"), std::string::npos)
+          << Dump(r);
+    }
+  }
+  EXPECT_EQ(SourceScalar("SELECT group_concat(id || v) FROM t"), "1a,2b");
+  EXPECT_EQ(SourceScalar("SELECT group_concat(name) FROM pragma_table_info('t')"), "id,v");
+  EXPECT_EQ(SourceScalar("SELECT count(*) FROM sqlite_master WHERE name LIKE '_siphon%'"), "0");
+}
+
 }  // namespace
 }  // namespace siphon::test
