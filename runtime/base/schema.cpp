@@ -129,15 +129,33 @@ std::string RowToJson(const std::vector<ColumnInfo>& columns, const RowBatch& ba
   return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// A cursor is stored exactly, so the next run starts where this one stopped. JSON has no
+// infinity or NaN, and its text is UTF-8: a real that is not finite is {"real": "Infinity"}
+// ("-Infinity", "NaN"), and text that is not UTF-8 is {"text_hex": "61ff"} (its bytes).
+// Written as null or with U+FFFD, they named another position: a REAL cursor at Infinity
+// matched nothing and the table found nothing new for good, and "a\x80" came back as
+// "a\xef\xbf\xbd", past the rows between them.
 std::string CursorToJson(const Cursor& cursor) {
   nlohmann::json arr = nlohmann::json::array();
   for (const auto& v : cursor) {
-    if (std::holds_alternative<int64_t>(v)) {
-      arr.push_back(std::get<int64_t>(v));
-    } else if (std::holds_alternative<double>(v)) {
-      arr.push_back(std::get<double>(v));
-    } else if (std::holds_alternative<std::string>(v)) {
-      arr.push_back(std::get<std::string>(v));
+    if (const auto* i = std::get_if<int64_t>(&v)) {
+      arr.push_back(*i);
+    } else if (const auto* d = std::get_if<double>(&v)) {
+      if (std::isfinite(*d)) {
+        arr.push_back(*d);
+      } else {
+        arr.push_back({{"real", std::isnan(*d) ? "NaN" : *d > 0 ? "Infinity" : "-Infinity"}});
+      }
+    } else if (const auto* s = std::get_if<std::string>(&v)) {
+      nlohmann::json text = *s;
+      try {
+        (void)text.dump();  // strict: throws on text that is not UTF-8
+        arr.push_back(std::move(text));
+      } catch (const nlohmann::json::exception&) {
+        std::string hex;
+        AppendHex(hex, *s);
+        arr.push_back({{"text_hex", hex.substr(2)}});
+      }
     } else {
       arr.push_back(nullptr);
     }
@@ -158,6 +176,29 @@ std::optional<Cursor> CursorFromJson(std::string_view json) {
       cursor.emplace_back(v.get<std::string>());
     } else if (v.is_null()) {
       cursor.emplace_back(std::monostate{});
+    } else if (v.is_object() && v.size() == 1 && v.contains("real") && v["real"].is_string()) {
+      const std::string& r = v["real"].get_ref<const std::string&>();
+      if (r == "NaN") {
+        cursor.emplace_back(std::nan(""));
+      } else if (r == "Infinity" || r == "-Infinity") {
+        cursor.emplace_back(r[0] == '-' ? -HUGE_VAL : HUGE_VAL);
+      } else {
+        return std::nullopt;
+      }
+    } else if (v.is_object() && v.size() == 1 && v.contains("text_hex") &&
+               v["text_hex"].is_string()) {
+      const std::string& hex = v["text_hex"].get_ref<const std::string&>();
+      if (hex.size() % 2 != 0) return std::nullopt;
+      std::string bytes;
+      for (size_t i = 0; i < hex.size(); i += 2) {
+        auto digit = [](char c) {
+          return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        };
+        const int hi = digit(hex[i]), lo = digit(hex[i + 1]);
+        if (hi < 0 || lo < 0) return std::nullopt;
+        bytes.push_back(static_cast<char>(hi * 16 + lo));
+      }
+      cursor.emplace_back(std::move(bytes));
     } else {
       return std::nullopt;
     }

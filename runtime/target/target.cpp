@@ -894,7 +894,12 @@ std::string DescribeCell(const RowBatch& rows, const Cell& cell) {
     case ValueType::kInt:
       return "the integer " + std::to_string(cell.i);
     case ValueType::kReal: {
-      std::string json = CursorToJson(Cursor{cell.d});  // "[1.5]"; NaN and infinities: null
+      if (!std::isfinite(cell.d)) {
+        return std::string("the real ") + (std::isnan(cell.d) ? "NaN"
+                                           : cell.d > 0       ? "Infinity"
+                                                              : "-Infinity");
+      }
+      std::string json = CursorToJson(Cursor{cell.d});  // "[1.5]"
       return "the real " + json.substr(1, json.size() - 2);
     }
     case ValueType::kText: {

@@ -169,6 +169,34 @@ TEST_F(SqliteSync, AValueThatCannotBeACursorFailsLoudlyInsteadOfStallingForever)
   EXPECT_EQ(TargetScalar("SELECT group_concat(v) FROM (SELECT v FROM k ORDER BY id)"), "a,b,c");
 }
 
+// A run that ends on a REAL cursor at Infinity, or on text that is not UTF-8, stored another
+// position than the one it reached: [null, 2] (the next runs matched nothing and found
+// nothing new, for good) and "a" U+FFFD (past "a\x90", which was never pulled).
+TEST_F(SqliteSync, ACursorAtInfinityOrOnTextThatIsNotUtf8IsStoredExactly) {
+  SourceExec(R"sql(
+    CREATE TABLE r (id INTEGER PRIMARY KEY, at REAL NOT NULL);
+    INSERT INTO r VALUES (1, 1.5), (2, 9e999);
+    CREATE TABLE s (id INTEGER PRIMARY KEY, v TEXT NOT NULL);
+    INSERT INTO s VALUES (1, 'a'), (2, CAST(x'6180' AS TEXT));
+  )sql");
+  std::string script = Script(R"(
+siphon.replicate "r" { source = app, from = "r", cursor = "at" }
+siphon.replicate "s" { source = app, from = "s", cursor = "v" }
+)");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT cursor FROM _siphon_state WHERE table_name = 'r'"),
+            R"([{"real":"Infinity"},2])");
+  EXPECT_EQ(TargetScalar("SELECT cursor FROM _siphon_state WHERE table_name = 's'"),
+            R"([{"text_hex":"6180"},2])");
+  SourceExec("INSERT INTO r VALUES (3, 9e999); INSERT INTO s VALUES (3, CAST(x'6190' AS TEXT))");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(id) FROM (SELECT id FROM r ORDER BY id)"), "1,2,3");
+  EXPECT_EQ(TargetScalar("SELECT group_concat(hex(v)) FROM (SELECT v FROM s ORDER BY id)"),
+            "61,6180,6190");
+}
+
 TEST_F(SqliteSync, FullRefreshPicksUpEveryChange) {
   SourceExec(R"sql(
     CREATE TABLE settings (key TEXT PRIMARY KEY NOT NULL, value TEXT, version INTEGER);

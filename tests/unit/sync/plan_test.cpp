@@ -115,6 +115,26 @@ TEST(Plan, CursorJsonKeepsInt64Extremes) {
   EXPECT_FALSE(CursorFromJson("[1,").has_value());
 }
 
+// JSON has no infinity or NaN, and its text is UTF-8: such cursor values were stored as null
+// or with U+FFFD, another position than the one reached.
+TEST(Plan, CursorJsonKeepsRealsThatAreNotFiniteAndTextThatIsNotUtf8) {
+  Cursor c = {HUGE_VAL, -HUGE_VAL, std::string("a\x80"), std::string("\xff\x00z", 3),
+              std::string("héllo")};
+  const std::string json = CursorToJson(c);
+  EXPECT_EQ(
+      json,
+      R"([{"real":"Infinity"},{"real":"-Infinity"},{"text_hex":"6180"},{"text_hex":"ff007a"},"héllo"])");
+  auto back = CursorFromJson(json);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(*back, c);
+  auto nan = CursorFromJson(CursorToJson(Cursor{std::nan("")}));
+  ASSERT_TRUE(nan.has_value());
+  EXPECT_TRUE(std::isnan(std::get<double>((*nan)[0])));
+  EXPECT_FALSE(CursorFromJson(R"([{"real":"big"}])").has_value());
+  EXPECT_FALSE(CursorFromJson(R"([{"text_hex":"6"}])").has_value());
+  EXPECT_FALSE(CursorFromJson(R"([{"text_hex":"zz"}])").has_value());
+}
+
 TEST(Plan, SchemaDiffFindsAddedDroppedAndRetypedColumns) {
   TableSchema before = Orders();
   std::string recorded = SchemaToJson(before);
