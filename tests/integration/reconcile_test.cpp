@@ -429,7 +429,11 @@ TEST_F(MysqlReconcile, AReconcileWhereEveryRangeDiffersHoldsLittleMemory) {
       "[ reconcile ] 80000 keys of 608 bytes, all looked up (%s): peak RSS %ld KiB, "
       "%ld KiB without the reconcile\n",
       LastReconcile("big").c_str(), reconciling, idle);
+#if !defined(__SANITIZE_ADDRESS__)
+  // (Under AddressSanitizer, freed memory waits in its quarantine, up to 256 MiB: the peak
+  // says nothing about what the reconcile holds.)
   EXPECT_LT(reconciling - idle, 16 * 1024);  // breadth first: 44 MiB more
+#endif
 }
 
 TEST_F(Reconcile, SqliteSourceRowsGoneAreDeleted) {
