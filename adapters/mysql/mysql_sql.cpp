@@ -320,9 +320,11 @@ Result<std::string> DigestSql(const TableSchema& table, const std::vector<std::s
     where += (where.empty() ? " WHERE " : " AND (") + Keyset(cols->columns, *values, false) +
              (range.after ? ")" : "");
   }
-  std::string text = "CONCAT_WS(CHAR(1)";
+  // Digested as UTF-8, as the replica holds the key (a latin1 column's bytes are not). The
+  // separator is text, not a binary string, which would make the whole a binary string.
+  std::string text = "CONVERT(CONCAT_WS(CHAR(1 USING utf8mb4)";
   for (const auto& c : cols->columns) text += ", " + c;
-  text += ")";
+  text += ") USING utf8mb4)";
   auto half = [](int from) {
     return "CAST(SUM(CAST(CONV(SUBSTR(h, " + std::to_string(from) +
            ", 8), 16, 10) AS UNSIGNED)) AS CHAR)";

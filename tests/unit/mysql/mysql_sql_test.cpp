@@ -220,7 +220,8 @@ TEST(MysqlSql, ReconcileReadsAQueryTableAsASubSelect) {
             std::string("SELECT b, COUNT(*), CAST(SUM(CAST(CONV(SUBSTR(h, 1, 8), 16, 10) AS "
                         "UNSIGNED)) AS CHAR), CAST(SUM(CAST(CONV(SUBSTR(h, 9, 8), 16, 10) AS "
                         "UNSIGNED)) AS CHAR) FROM (SELECT CASE WHEN (`id`) <= (15) THEN 0 ELSE 1 "
-                        "END AS b, MD5(CONCAT_WS(CHAR(1), `id`)) AS h FROM ") +
+                        "END AS b, MD5(CONVERT(CONCAT_WS(CHAR(1 USING utf8mb4), `id`) USING "
+                        "utf8mb4)) AS h FROM ") +
                 kSubSelect + " WHERE `id` > 10 AND (`id` <= 20)) s GROUP BY b");
   auto find = FindKeysSql(
       OrdersQuery(), {"code", "id"},
