@@ -7,6 +7,7 @@
 #include <variant>
 
 #include "adapters/mysql/mysql_types.hpp"
+#include "runtime/base/hex.hpp"
 
 namespace siphon::mysql {
 
@@ -149,6 +150,12 @@ Result<std::string> CursorLiteral(const ColumnInfo& column, const CursorValue& v
     }
     if (column.order == OrderKind::kTime) return quote(TimeForMysql(*s));
     return quote(*s);
+  }
+  if (const Bytes* b = std::get_if<Bytes>(&v)) {
+    // A hex literal is a binary string: a BINARY or VARBINARY column compares it byte by byte.
+    std::string literal = "X'";
+    AppendHex(literal, b->data);
+    return literal + "'";
   }
   return Status(ErrorKind::kType, "cursor value of \"" + column.name + "\" is NULL");
 }
@@ -322,8 +329,14 @@ Result<std::string> DigestSql(const TableSchema& table, const std::vector<std::s
   }
   // Digested as UTF-8, as the replica holds the key (a latin1 column's bytes are not). The
   // separator is text, not a binary string, which would make the whole a binary string.
+  // A binary key is digested as "\\x" and its hex digits, as the replica's blob is.
   std::string text = "CONVERT(CONCAT_WS(CHAR(1 USING utf8mb4)";
-  for (const auto& c : cols->columns) text += ", " + c;
+  for (size_t i = 0; i < cols->columns.size(); ++i) {
+    const std::string& c = cols->columns[i];
+    text += cols->info[i]->order == OrderKind::kBytes
+                ? ", CONCAT(CHAR(92, 120 USING utf8mb4), LOWER(HEX(" + c + ")))"
+                : ", " + c;
+  }
   text += ") USING utf8mb4)";
   auto half = [](int from) {
     return "CAST(SUM(CAST(CONV(SUBSTR(h, " + std::to_string(from) +

@@ -25,6 +25,8 @@ constexpr MysqlTypeClass kDecimal{ColumnType::kText, OrderKind::kNumber};
 constexpr MysqlTypeClass kString{ColumnType::kText, OrderKind::kText};
 constexpr MysqlTypeClass kDocument{ColumnType::kText, OrderKind::kOther};
 constexpr MysqlTypeClass kBinary{ColumnType::kBlob, OrderKind::kOther};
+// BINARY(n) and VARBINARY(n) (uuids as 16 bytes) compare byte by byte: keys and cursors.
+constexpr MysqlTypeClass kShortBinary{ColumnType::kBlob, OrderKind::kBytes};
 constexpr MysqlTypeClass kTime{ColumnType::kText, OrderKind::kTime};
 
 struct NamedClass {
@@ -65,8 +67,8 @@ constexpr NamedClass kNamed[] = {
     {"date", kTime},
     {"datetime", kTime},
     {"timestamp", kTime},
-    {"binary", kBinary},
-    {"varbinary", kBinary},
+    {"binary", kShortBinary},
+    {"varbinary", kShortBinary},
     {"tinyblob", kBinary},
     {"blob", kBinary},
     {"mediumblob", kBinary},

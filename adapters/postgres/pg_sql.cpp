@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "adapters/postgres/pg_types.hpp"
+#include "runtime/base/hex.hpp"
 
 namespace siphon::postgres {
 
@@ -192,6 +193,11 @@ std::string CursorParam(const CursorValue& value) {
     return buf;
   }
   if (const auto* s = std::get_if<std::string>(&value)) return *s;
+  if (const auto* b = std::get_if<Bytes>(&value)) {  // a bytea's text input
+    std::string hex = "\\x";
+    AppendHex(hex, b->data);
+    return hex;
+  }
   return std::string();
 }
 

@@ -45,7 +45,7 @@ constexpr PgTypeClass kNumeric{ColumnType::kText, OrderKind::kNumber, false, fal
 constexpr PgTypeClass kBoolean{ColumnType::kInteger, OrderKind::kOther, false, false};
 constexpr PgTypeClass kString{ColumnType::kText, OrderKind::kText, false, false};
 constexpr PgTypeClass kDocument{ColumnType::kText, OrderKind::kOther, false, false};
-constexpr PgTypeClass kBinary{ColumnType::kBlob, OrderKind::kOther, false, false};
+constexpr PgTypeClass kBinary{ColumnType::kBlob, OrderKind::kBytes, false, false};
 constexpr PgTypeClass kTime{ColumnType::kText, OrderKind::kTime, false, false};
 
 constexpr NamedClass kNamed[] = {

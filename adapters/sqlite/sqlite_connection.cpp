@@ -136,6 +136,10 @@ int BindCursorValue(sqlite3_stmt* stmt, int index, const CursorValue& v) {
   if (const std::string* s = std::get_if<std::string>(&v)) {
     return sqlite3_bind_text(stmt, index, s->data(), static_cast<int>(s->size()), SQLITE_TRANSIENT);
   }
+  if (const Bytes* b = std::get_if<Bytes>(&v)) {
+    return sqlite3_bind_blob(stmt, index, b->data.data(), static_cast<int>(b->data.size()),
+                             SQLITE_TRANSIENT);
+  }
   return sqlite3_bind_null(stmt, index);
 }
 

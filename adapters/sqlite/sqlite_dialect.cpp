@@ -35,9 +35,9 @@ SqliteTypeClass ClassifyDeclaredType(std::string_view declared) {
   }
   // An untyped column holds numbers, text and blobs side by side, and SQLite orders them so
   // (numbers, then text, then blobs) in ORDER BY and in a keyset comparison alike: it can be a
-  // key or cursor column (a blob at the end of a page fails the run, as in a TEXT column).
+  // key or cursor column, a blob binding as a blob.
   if (t.empty()) return {ColumnType::kBlob, OrderKind::kNumber};
-  if (Contains(t, "BLOB")) return {ColumnType::kBlob, OrderKind::kOther};
+  if (Contains(t, "BLOB")) return {ColumnType::kBlob, OrderKind::kBytes};
   if (Contains(t, "REAL") || Contains(t, "FLOA") || Contains(t, "DOUB")) {
     return {ColumnType::kReal, OrderKind::kNumber};
   }

@@ -6,6 +6,8 @@
 #include <openssl/evp.h>
 #include <sqlite3.h>
 
+#include "runtime/base/hex.hpp"
+
 namespace siphon {
 
 uint64_t KeyHash(std::string_view text) {
@@ -37,6 +39,9 @@ std::string KeyText(const Cursor& key) {
       AppendReal(text, *d);
     } else if (const auto* s = std::get_if<std::string>(&key[i])) {
       text += *s;
+    } else if (const auto* b = std::get_if<Bytes>(&key[i])) {
+      text += "\\x";
+      AppendHex(text, b->data);
     }
   }
   return text;
@@ -57,9 +62,16 @@ void KeyHashFunction(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
         break;
       case SQLITE_NULL:
         break;
-      default: {  // text and blobs: their bytes
+      case SQLITE_BLOB: {  // as PostgreSQL prints a bytea
         const void* p = sqlite3_value_blob(argv[i]);
-        int n = sqlite3_value_bytes(argv[i]);
+        const int n = sqlite3_value_bytes(argv[i]);
+        text += "\\x";
+        if (p != nullptr) AppendHex(text, {static_cast<const char*>(p), static_cast<size_t>(n)});
+        break;
+      }
+      default: {  // text: its bytes
+        const void* p = sqlite3_value_text(argv[i]);
+        const int n = sqlite3_value_bytes(argv[i]);
         if (p != nullptr) text.append(static_cast<const char*>(p), static_cast<size_t>(n));
       }
     }

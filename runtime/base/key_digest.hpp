@@ -51,13 +51,14 @@ inline constexpr char kKeySeparator = '\x01';
 uint64_t KeyHash(std::string_view text);
 
 /// The text KeyHash() hashes for a key: an integer in decimal, a real as "%.17g", text as
-/// it is, joined by kKeySeparator. Two keys with the same text are the same key to
-/// reconcile, whichever of integer and text each side stored.
+/// it is, bytes as "\\x" and lowercase hex (as PostgreSQL prints a bytea), joined by
+/// kKeySeparator. Two keys with the same text are the same key to reconcile, whichever of
+/// integer and text each side stored.
 std::string KeyText(const Cursor& key);
 
 /// Registers `siphon_key_hash(v1, …)` on a SQLite connection: KeyHash of the values' text
-/// (an integer in decimal, a real as "%.17g", text and blobs as their bytes) as a signed
-/// 64-bit integer.
+/// (an integer in decimal, a real as "%.17g", text as its bytes, a blob as "\\x" and
+/// lowercase hex) as a signed 64-bit integer.
 Status RegisterKeyHash(sqlite3* db);
 
 }  // namespace siphon

@@ -5,19 +5,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/base/hex.hpp"
+
 namespace siphon {
-namespace {
-
-void AppendHex(std::string& out, std::string_view bytes) {
-  static const char* kDigits = "0123456789abcdef";
-  out += "\\x";
-  for (unsigned char c : bytes) {
-    out += kDigits[c >> 4];
-    out += kDigits[c & 15];
-  }
-}
-
-}  // namespace
 
 std::string_view ColumnTypeName(ColumnType type) {
   switch (type) {
@@ -76,8 +66,9 @@ CursorValue CursorValueOf(const RowBatch& batch, size_t row, size_t column) {
       return c.d;
     case ValueType::kText:
       return std::string(batch.bytes(c));
-    case ValueType::kNull:
     case ValueType::kBlob:
+      return Bytes{std::string(batch.bytes(c))};
+    case ValueType::kNull:
       return std::monostate{};
   }
   return std::monostate{};
@@ -119,7 +110,7 @@ std::string RowToJson(const std::vector<ColumnInfo>& columns, const RowBatch& ba
         v = std::string(batch.bytes(cell));
         break;
       case ValueType::kBlob: {
-        std::string hex;
+        std::string hex = "\\x";
         AppendHex(hex, batch.bytes(cell));
         v = std::move(hex);
         break;
@@ -131,7 +122,8 @@ std::string RowToJson(const std::vector<ColumnInfo>& columns, const RowBatch& ba
 
 // A cursor is stored exactly, so the next run starts where this one stopped. JSON has no
 // infinity or NaN, and its text is UTF-8: a real that is not finite is {"real": "Infinity"}
-// ("-Infinity", "NaN"), and text that is not UTF-8 is {"text_hex": "61ff"} (its bytes).
+// ("-Infinity", "NaN"), text that is not UTF-8 is {"text_hex": "61ff"} (its bytes), and a
+// binary value is {"bytes_hex": "00ff"}, told apart from text so it binds as bytes again.
 // Written as null or with U+FFFD, they named another position: a REAL cursor at Infinity
 // matched nothing and the table found nothing new for good, and "a\x80" came back as
 // "a\xef\xbf\xbd", past the rows between them.
@@ -154,8 +146,12 @@ std::string CursorToJson(const Cursor& cursor) {
       } catch (const nlohmann::json::exception&) {
         std::string hex;
         AppendHex(hex, *s);
-        arr.push_back({{"text_hex", hex.substr(2)}});
+        arr.push_back({{"text_hex", std::move(hex)}});
       }
+    } else if (const auto* b = std::get_if<Bytes>(&v)) {
+      std::string hex;
+      AppendHex(hex, b->data);
+      arr.push_back({{"bytes_hex", std::move(hex)}});
     } else {
       arr.push_back(nullptr);
     }
@@ -185,20 +181,17 @@ std::optional<Cursor> CursorFromJson(std::string_view json) {
       } else {
         return std::nullopt;
       }
-    } else if (v.is_object() && v.size() == 1 && v.contains("text_hex") &&
-               v["text_hex"].is_string()) {
-      const std::string& hex = v["text_hex"].get_ref<const std::string&>();
-      if (hex.size() % 2 != 0) return std::nullopt;
-      std::string bytes;
-      for (size_t i = 0; i < hex.size(); i += 2) {
-        auto digit = [](char c) {
-          return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        };
-        const int hi = digit(hex[i]), lo = digit(hex[i + 1]);
-        if (hi < 0 || lo < 0) return std::nullopt;
-        bytes.push_back(static_cast<char>(hi * 16 + lo));
+    } else if (v.is_object() && v.size() == 1 &&
+               ((v.contains("text_hex") && v["text_hex"].is_string()) ||
+                (v.contains("bytes_hex") && v["bytes_hex"].is_string()))) {
+      const bool text = v.contains("text_hex");
+      auto bytes = DecodeHex(v[text ? "text_hex" : "bytes_hex"].get_ref<const std::string&>());
+      if (!bytes) return std::nullopt;
+      if (text) {
+        cursor.emplace_back(std::move(*bytes));
+      } else {
+        cursor.emplace_back(Bytes{std::move(*bytes)});
       }
-      cursor.emplace_back(std::move(bytes));
     } else {
       return std::nullopt;
     }

@@ -29,7 +29,8 @@ enum class OrderKind {
   kNumber,  ///< integers, floats, numerics: compared as numbers on the source
   kText,    ///< strings, uuids
   kTime,    ///< dates and timestamps: `lookback` applies
-  kOther,   ///< not usable as a cursor (json, blobs, arrays, booleans)
+  kBytes,   ///< binary strings (bytea, BINARY, VARBINARY, SQLite BLOB): compared byte by byte
+  kOther,   ///< not usable as a cursor (json, large objects, arrays, booleans)
 };
 
 /// One column of a source table, as reflected from the source's catalog.
@@ -62,12 +63,19 @@ struct TableSchema {
   std::string Hash() const;
 };
 
+/// A binary cursor or key value (bytea, BINARY(16) uuids, SQLite blobs): its bytes, kept
+/// apart from text so each source compares and binds it as bytes.
+struct Bytes {
+  std::string data;
+  bool operator==(const Bytes&) const = default;
+};
+
 /// One value of a cursor: the order columns of the last row written.
 /// Integers stay integers so the source compares numbers as numbers.
-using CursorValue = std::variant<std::monostate, int64_t, double, std::string>;
+using CursorValue = std::variant<std::monostate, int64_t, double, std::string, Bytes>;
 using Cursor = std::vector<CursorValue>;
 
-/// The cell of a batch as a cursor value (text, int, real; blobs and nulls become null).
+/// The cell of a batch as a cursor value (a blob as Bytes, a null as monostate).
 CursorValue CursorValueOf(const RowBatch& batch, size_t row, size_t column);
 /// Every row of a batch as cursor values (e.g. the keys a source found).
 std::vector<Cursor> CursorsOf(const RowBatch& batch);

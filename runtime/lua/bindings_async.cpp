@@ -221,6 +221,9 @@ int QueryBody(lua_State* L) {
       sqlite3_bind_double(st.s, idx, *d);
     } else if (const auto* t = std::get_if<std::string>(&v)) {
       sqlite3_bind_text(st.s, idx, t->data(), static_cast<int>(t->size()), SQLITE_TRANSIENT);
+    } else if (const auto* b = std::get_if<Bytes>(&v)) {
+      sqlite3_bind_blob(st.s, idx, b->data.data(), static_cast<int>(b->data.size()),
+                        SQLITE_TRANSIENT);
     } else {
       sqlite3_bind_null(st.s, idx);
     }

@@ -35,13 +35,14 @@ Status Reconciler::CheckKey(const TableSchema& schema, const std::vector<std::st
                     "key column \"" + k + "\" not found in " + schema.qualified_name);
     }
     const ColumnInfo& c = schema.columns[idx];
-    const bool comparable = (c.type == ColumnType::kInteger || c.type == ColumnType::kText ||
-                             c.type == ColumnType::kAny) &&
-                            (c.order == OrderKind::kNumber || c.order == OrderKind::kText);
+    const bool comparable = ((c.type == ColumnType::kInteger || c.type == ColumnType::kText ||
+                              c.type == ColumnType::kAny) &&
+                             (c.order == OrderKind::kNumber || c.order == OrderKind::kText)) ||
+                            (c.type == ColumnType::kBlob && c.order == OrderKind::kBytes);
     if (!comparable) {
       return Status(ErrorKind::kConfig,
-                    "deletes.reconcile compares integer and text keys; key column \"" + c.name +
-                        "\" is " + c.source_type);
+                    "deletes.reconcile compares integer, text and binary keys; key column \"" +
+                        c.name + "\" is " + c.source_type);
     }
   }
   return Status::Ok();

@@ -842,6 +842,8 @@ void BindValue(sqlite3_stmt* s, int idx, const CursorValue& v) {
     sqlite3_bind_double(s, idx, *d);
   } else if (const auto* t = std::get_if<std::string>(&v)) {
     sqlite3_bind_text(s, idx, t->data(), static_cast<int>(t->size()), SQLITE_STATIC);
+  } else if (const auto* b = std::get_if<Bytes>(&v)) {
+    sqlite3_bind_blob(s, idx, b->data.data(), static_cast<int>(b->data.size()), SQLITE_STATIC);
   } else {
     sqlite3_bind_null(s, idx);
   }
@@ -1467,6 +1469,12 @@ CursorValue ColumnValue(sqlite3_stmt* s, int col) {
     case SQLITE_TEXT:
       return std::string(reinterpret_cast<const char*>(sqlite3_column_text(s, col)),
                          static_cast<size_t>(sqlite3_column_bytes(s, col)));
+    case SQLITE_BLOB: {
+      const void* p = sqlite3_column_blob(s, col);
+      return Bytes{
+          std::string(static_cast<const char*>(p),
+                      p == nullptr ? 0 : static_cast<size_t>(sqlite3_column_bytes(s, col)))};
+    }
     default:
       return std::monostate{};
   }

@@ -340,7 +340,7 @@ TEST_F(PgAdapter, ReflectsColumnsKeyAndEstimate) {
       {"name", "character varying(20)", ColumnType::kText, OrderKind::kText, true},
       {"tags", "text[]", ColumnType::kText, OrderKind::kOther, true},
       {"doc", "jsonb", ColumnType::kText, OrderKind::kOther, true},
-      {"raw", "bytea", ColumnType::kBlob, OrderKind::kOther, true},
+      {"raw", "bytea", ColumnType::kBlob, OrderKind::kBytes, true},
       {"at", "timestamp with time zone", ColumnType::kText, OrderKind::kTime, false},
       {"day", "date", ColumnType::kText, OrderKind::kTime, true},
       {"span", "interval", ColumnType::kText, OrderKind::kOther, true},

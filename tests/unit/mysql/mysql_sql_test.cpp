@@ -271,6 +271,28 @@ TEST(MysqlSql, NumericCursorTextStaysANumberAndIsValidated) {
   EXPECT_FALSE(PageParameters(Orders(), q, TestQuote).ok());
 }
 
+// A binary key is a hex literal, a binary string the server compares byte by byte; quoted, its
+// bytes would be read in the connection's character set.
+TEST(MysqlSql, BinaryCursorValuesAreHexLiterals) {
+  TableSchema t = Orders();
+  t.columns.push_back({"uid", "binary(16)", ColumnType::kBlob, OrderKind::kBytes, false});
+  PageQuery q;
+  q.order_by = {"uid"};
+  q.after = Cursor{Bytes{std::string("\x00\x27\xff", 3)}};
+  auto params = PageParameters(t, q, TestQuote);
+  ASSERT_TRUE(params.ok()) << params.status().ToString();
+  EXPECT_EQ((*params)[0], "X'0027ff'");
+  q.after = Cursor{Bytes{}};
+  params = PageParameters(t, q, TestQuote);
+  ASSERT_TRUE(params.ok());
+  EXPECT_EQ((*params)[0], "X''");
+  auto digest = DigestSql(t, {"uid"}, KeyRange{}, {}, TestQuote);
+  ASSERT_TRUE(digest.ok());
+  EXPECT_NE(digest->find("CONCAT(CHAR(92, 120 USING utf8mb4), LOWER(HEX(`uid`)))"),
+            std::string::npos)
+      << *digest;
+}
+
 TEST(MysqlSql, UnknownColumnsAreSchemaErrors) {
   PageQuery q;
   q.columns = {"id", "nope"};

@@ -39,8 +39,8 @@ TEST(MysqlTypes, ClassifiesInformationSchemaTypes) {
       {"enum", "enum('a','b')", ColumnType::kText, OrderKind::kOther},
       {"set", "set('a','b')", ColumnType::kText, OrderKind::kOther},
       {"json", "json", ColumnType::kText, OrderKind::kOther},
-      {"binary", "binary(16)", ColumnType::kBlob, OrderKind::kOther},
-      {"varbinary", "varbinary(10)", ColumnType::kBlob, OrderKind::kOther},
+      {"binary", "binary(16)", ColumnType::kBlob, OrderKind::kBytes},
+      {"varbinary", "varbinary(10)", ColumnType::kBlob, OrderKind::kBytes},
       {"longblob", "longblob", ColumnType::kBlob, OrderKind::kOther},
       {"geometry", "geometry", ColumnType::kBlob, OrderKind::kOther},
       {"something_new", "something_new", ColumnType::kText, OrderKind::kOther},
@@ -148,9 +148,9 @@ TEST(MysqlTypes, TypesAResultColumnAsTheTableColumnItCouldBe) {
       {Field(MYSQL_TYPE_VAR_STRING, 0, 160, 0, 45, 4), "varchar", "varchar(40)", C::kText,
        O::kText},
       {Field(MYSQL_TYPE_VAR_STRING, BINARY_FLAG, 10, 0, 63), "varbinary", "varbinary(10)", C::kBlob,
-       O::kOther},
+       O::kBytes},
       {Field(MYSQL_TYPE_STRING, BINARY_FLAG, 16, 0, 63), "binary", "binary(16)", C::kBlob,
-       O::kOther},
+       O::kBytes},
       {Field(MYSQL_TYPE_BLOB, 0, 1020, 0, 45, 4), "tinytext", "tinytext", C::kText, O::kText},
       {Field(MYSQL_TYPE_BLOB, 0, 262140, 0, 45, 4), "text", "text", C::kText, O::kText},
       {Field(MYSQL_TYPE_BLOB, 0, 67108860, 0, 45, 4), "mediumtext", "mediumtext", C::kText,
@@ -174,7 +174,7 @@ TEST(MysqlTypes, TypesAResultColumnAsTheTableColumnItCouldBe) {
       {Field(MYSQL_TYPE_GEOMETRY, BINARY_FLAG, 4294967295, 0, 63, 1, "point"), "point", "point",
        C::kBlob, O::kOther},
       // A NULL literal.
-      {Field(MYSQL_TYPE_STRING, BINARY_FLAG, 0, 0, 63), "binary", "binary(0)", C::kBlob, O::kOther},
+      {Field(MYSQL_TYPE_STRING, BINARY_FLAG, 0, 0, 63), "binary", "binary(0)", C::kBlob, O::kBytes},
   };
   for (const auto& c : cases) {
     MysqlColumnType type = ColumnTypeOf(c.field);

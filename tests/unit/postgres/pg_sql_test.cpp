@@ -62,6 +62,9 @@ TEST(PgSql, CursorParamsAreExact) {
   EXPECT_EQ(CursorParam(int64_t{-9223372036854775807LL - 1}), "-9223372036854775808");
   EXPECT_EQ(CursorParam(0.1), "0.10000000000000001");
   EXPECT_EQ(CursorParam(std::string("2024-01-01T10:00:00.123456Z")), "2024-01-01T10:00:00.123456Z");
+  // A bytea's text input: its hex form.
+  EXPECT_EQ(CursorParam(Bytes{std::string("\x00\xab", 2)}), "\\x00ab");
+  EXPECT_EQ(CursorParam(Bytes{}), "\\x");
 }
 
 TEST(PgSql, FirstPageHasNoWhere) {

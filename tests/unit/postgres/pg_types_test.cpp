@@ -42,7 +42,7 @@ TEST(PgTypes, ClassifiesEveryMappedType) {
       {"json", 'b', ColumnType::kText, OrderKind::kOther, false, false},
       {"jsonb", 'b', ColumnType::kText, OrderKind::kOther, false, false},
       {"mood", 'e', ColumnType::kText, OrderKind::kOther, false, false},
-      {"bytea", 'b', ColumnType::kBlob, OrderKind::kOther, false, false},
+      {"bytea", 'b', ColumnType::kBlob, OrderKind::kBytes, false, false},
       {"date", 'b', ColumnType::kText, OrderKind::kTime, false, false},
       {"timestamp without time zone", 'b', ColumnType::kText, OrderKind::kTime, false, false},
       {"timestamp(3) without time zone", 'b', ColumnType::kText, OrderKind::kTime, false, false},

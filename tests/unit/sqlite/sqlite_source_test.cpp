@@ -28,7 +28,7 @@ TEST(SqliteDialect, DeclaredTypes) {
       {"VARCHAR(20)", ColumnType::kText, OrderKind::kText},
       {"TEXT", ColumnType::kText, OrderKind::kText},
       {"CLOB", ColumnType::kText, OrderKind::kText},
-      {"BLOB", ColumnType::kBlob, OrderKind::kOther},
+      {"BLOB", ColumnType::kBlob, OrderKind::kBytes},
       {"", ColumnType::kBlob, OrderKind::kNumber},
       {"REAL", ColumnType::kReal, OrderKind::kNumber},
       {"DOUBLE PRECISION", ColumnType::kReal, OrderKind::kNumber},
