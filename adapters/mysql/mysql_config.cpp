@@ -3,19 +3,14 @@
 #include <charconv>
 #include <optional>
 
+#include "runtime/base/hex.hpp"
+
 namespace siphon::mysql {
 
 namespace {
 
 Status ConfigError(std::string message) {
   return Status(ErrorKind::kConfig, "siphon.mysql: " + std::move(message));
-}
-
-int HexDigit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 std::optional<std::string> PercentDecode(std::string_view s) {

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstring>
 
+#include "runtime/base/hex.hpp"
 #include "runtime/base/log.hpp"
 
 namespace siphon {
@@ -78,16 +79,10 @@ bool ConstantTimeEquals(std::string_view presented, std::string_view expected) {
 std::string PercentDecode(std::string_view in, bool plus_is_space) {
   std::string out;
   out.reserve(in.size());
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
   for (size_t i = 0; i < in.size(); ++i) {
     char c = in[i];
     if (c == '%' && i + 2 < in.size()) {
-      int hi = hex(in[i + 1]), lo = hex(in[i + 2]);
+      int hi = HexDigit(in[i + 1]), lo = HexDigit(in[i + 2]);
       if (hi >= 0 && lo >= 0) {
         out.push_back(static_cast<char>(hi * 16 + lo));
         i += 2;
