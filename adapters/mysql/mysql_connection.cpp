@@ -621,6 +621,7 @@ void MysqlConnection::QueryRows(std::string sql, std::vector<std::string> names,
     RowBatch batch;
     std::vector<MysqlDecoder> decoders;
     std::vector<bool> zero_dates;
+    std::vector<std::pair<size_t, std::string>> row_zero_dates;  // of the row last read
     bool invalid = false;
     std::string invalid_column;
   };
@@ -645,6 +646,7 @@ void MysqlConnection::QueryRows(std::string sql, std::vector<std::string> names,
       },
       [page](MYSQL_ROW row, unsigned long* lengths) {
         size_t n = page->decoders.size();
+        page->row_zero_dates.clear();
         for (size_t i = 0; i < n; ++i) {
           if (!row[i]) {
             page->batch.AddNull();
@@ -652,7 +654,10 @@ void MysqlConnection::QueryRows(std::string sql, std::vector<std::string> names,
           }
           DecodeOutcome outcome =
               AppendMysqlValue(page->decoders[i], row[i], lengths[i], page->batch);
-          if (outcome == DecodeOutcome::kZeroDate) page->zero_dates[i] = true;
+          if (outcome == DecodeOutcome::kZeroDate) {
+            page->zero_dates[i] = true;
+            page->row_zero_dates.emplace_back(i, std::string(row[i], lengths[i]));
+          }
           if (outcome == DecodeOutcome::kInvalid) page->invalid = true;
         }
       },
@@ -677,6 +682,9 @@ void MysqlConnection::QueryRows(std::string sql, std::vector<std::string> names,
           Defer([done, s] { done(s); });
           return;
         }
+        // A zero date is replicated as NULL, but the server orders it (first): a page that
+        // ends on one in a cursor column continues from it.
+        page->batch.last_row_source_text = std::move(page->row_zero_dates);
         Defer([done, page] { done(std::move(page->batch)); });
       });
 }

@@ -227,9 +227,10 @@ Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& quer
   if (query.after && !order.empty()) {
     if (query.lookback_seconds) {
       // The first page of a run re-reads a window behind the watermark; the tie-breaking
-      // columns do not apply (the window may hold rows before and after the last key).
-      sql += " WHERE " + order[0] + " >= (" + param(0) + " - INTERVAL " + param(order.size()) +
-             " MICROSECOND)";
+      // columns do not apply (the window may hold rows before and after the last key). A zero
+      // date minus an interval is NULL, which would match nothing: the window starts at it.
+      sql += " WHERE " + order[0] + " >= COALESCE(" + param(0) + " - INTERVAL " +
+             param(order.size()) + " MICROSECOND, " + param(0) + ")";
     } else {
       std::vector<std::string> values;
       for (size_t i = 0; i < order.size(); ++i) values.push_back(param(i));

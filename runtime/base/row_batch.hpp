@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace siphon {
@@ -80,7 +81,13 @@ class RowBatch {
   void Clear() {
     cells_.clear();
     arena_.clear();
+    last_row_source_text.clear();
   }
+
+  /// Cells of the last row that are NULL though the source holds a value there which it
+  /// orders (a MySQL zero date, replicated as NULL), with that value's text as the source
+  /// prints it, by column: a page that ends on such a row continues from that text.
+  std::vector<std::pair<size_t, std::string>> last_row_source_text;
 
  private:
   void AddBytes(ValueType type, std::string_view v) {

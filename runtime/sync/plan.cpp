@@ -174,7 +174,13 @@ PageQuery NextPage(const TablePlan& plan, const Cursor& after) {
 Cursor CursorOf(const TablePlan& plan, const RowBatch& page, size_t row) {
   Cursor c;
   c.reserve(plan.order_index.size());
-  for (size_t idx : plan.order_index) c.push_back(CursorValueOf(page, row, idx));
+  for (size_t idx : plan.order_index) {
+    c.push_back(CursorValueOf(page, row, idx));
+    if (row + 1 != page.rows() || !std::holds_alternative<std::monostate>(c.back())) continue;
+    for (const auto& [column, text] : page.last_row_source_text) {
+      if (column == idx) c.back() = text;
+    }
+  }
   return c;
 }
 

@@ -638,16 +638,16 @@ void TableRunner::OnPage(Result<RowBatch> page) {
       return;
     }
   }
-  // The position the next page (or run) starts from must be a value: a NULL there (a MySQL
-  // zero date, decoded as NULL) would match nothing, and the table would find
-  // "nothing new" forever. The page is not written; the run fails naming the column.
+  // The position the next page (or run) starts from must be a value: a NULL there would
+  // match nothing, and the table would find "nothing new" forever. (A MySQL zero date,
+  // replicated as NULL, comes with its text: RowBatch::last_row_source_text.) The page is not
+  // written; the run fails naming the column.
   if (n > 0 && (plan_->incremental || full)) {
     for (size_t i = 0; i < next_after_->size(); ++i) {
       if (std::holds_alternative<std::monostate>((*next_after_)[i])) {
         Fail(Status(ErrorKind::kType,
                     "cursor column \"" + plan_->order_by[i] +
-                        "\" is NULL in the last row of a page (a MySQL zero date cannot be a "
-                        "cursor value): the table cannot page past it"));
+                        "\" is NULL in the last row of a page: the table cannot page past it"));
         more_pages_ = false;
         MaybeFinishRun();
         return;

@@ -205,6 +205,53 @@ TEST_F(MysqlSync, TiedCursorValuesInSmallPagesAreNeitherSkippedNorDuplicated) {
             "[\"2024-01-01T00:00:00.000002\",4000]");
 }
 
+// A NOT NULL DATETIME cursor holding zero dates (MySQL stores them outside strict mode): a
+// page ending on one failed the run, every run, since a zero date is replicated as NULL and a
+// NULL is no position (5 zero dates in pages of 3: 0 of 7 rows replicated, for good). The page
+// now continues from the zero date as the server prints it, and a lookback window starting
+// at one starts there (a zero date minus an interval is NULL on the server).
+TEST_F(MysqlSync, ZeroDatesInACursorColumnArePagedPast) {
+  db_.Exec(R"sql(
+    SET SESSION sql_mode = '';
+    CREATE TABLE zd (id INT PRIMARY KEY, at DATETIME NOT NULL, d DATE NOT NULL);
+    INSERT INTO zd VALUES (1, '0000-00-00 00:00:00', '0000-00-00'),
+      (2, '0000-00-00 00:00:00', '0000-00-00'), (3, '0000-00-00 00:00:00', '0000-00-00'),
+      (4, '0000-00-00 00:00:00', '2024-00-10'), (5, '0000-00-00 00:00:00', '2024-00-10');
+  )sql");
+  std::string script = Script(R"(
+siphon.replicate "zd" { source = my, cursor = "at", batch = 3 }
+siphon.replicate "zd_lookback" { source = my, from = "zd", cursor = "at", batch = 3, lookback = "1h" }
+siphon.replicate "zd_date" { source = my, from = "zd", cursor = "d", batch = 2 }
+)");
+  // Runs that end on a zero date, and one that finds nothing past it.
+  for (int run = 0; run < 2; ++run) {
+    auto r = Once(script);
+    ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  }
+  for (const char* t : {"zd", "zd_lookback", "zd_date"}) {
+    EXPECT_EQ(TargetScalar(std::string("SELECT count(*) || '/' || count(at) FROM ") + t), "5/0")
+        << t;
+  }
+  EXPECT_EQ(TargetScalar("SELECT cursor FROM _siphon_state WHERE table_name = 'zd'"),
+            "[\"0000-00-00 00:00:00\",5]");
+  EXPECT_EQ(TargetScalar("SELECT cursor FROM _siphon_state WHERE table_name = 'zd_date'"),
+            "[\"2024-00-10\",5]");
+  db_.Exec(R"sql(
+    SET SESSION sql_mode = '';
+    INSERT INTO zd VALUES (6, '2024-00-10 00:00:00', '2024-01-01'),
+      (7, '2024-01-02 03:04:05', '2024-01-02');
+  )sql");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  for (const char* t : {"zd", "zd_lookback", "zd_date"}) {
+    EXPECT_EQ(TargetScalar(std::string("SELECT group_concat(id) || '/' || count(at) FROM (SELECT "
+                                       "id, at FROM ") +
+                           t + " ORDER BY id)"),
+              "1,2,3,4,5,6,7/1")
+        << t;
+  }
+}
+
 TEST_F(MysqlSync, EveryPageIsAnIndexRangeScan) {
   db_.Exec(R"sql(
     CREATE TABLE ev (id BIGINT PRIMARY KEY, updated_at DATETIME(6) NOT NULL,

@@ -117,15 +117,15 @@ TEST(MysqlSql, LookbackStartsBehindTheWatermark) {
   q.lookback_seconds = 5.5;
   q.limit = 100;
   EXPECT_EQ(*BuildPageSql(Orders(), q, nullptr),
-            "SELECT `id`, `updated_at` FROM `shop`.`orders` WHERE `updated_at` >= (? - INTERVAL ? "
-            "MICROSECOND) ORDER BY `updated_at`, `id` LIMIT 100");
+            "SELECT `id`, `updated_at` FROM `shop`.`orders` WHERE `updated_at` >= COALESCE(? - "
+            "INTERVAL ? MICROSECOND, ?) ORDER BY `updated_at`, `id` LIMIT 100");
   auto params = PageParameters(Orders(), q, TestQuote);
   ASSERT_TRUE(params.ok());
   EXPECT_EQ(*params, (std::vector<std::string>{"'2024-01-01 10:00:00.123456'", "9", "5500000"}));
   EXPECT_EQ(*BuildPageSql(Orders(), q, &*params),
             "SELECT `id`, `updated_at` FROM `shop`.`orders` WHERE `updated_at` >= "
-            "('2024-01-01 10:00:00.123456' - INTERVAL 5500000 MICROSECOND) ORDER BY "
-            "`updated_at`, `id` LIMIT 100");
+            "COALESCE('2024-01-01 10:00:00.123456' - INTERVAL 5500000 MICROSECOND, "
+            "'2024-01-01 10:00:00.123456') ORDER BY `updated_at`, `id` LIMIT 100");
 }
 
 TEST(MysqlSql, TheSafeHorizonBoundsEveryPage) {
@@ -159,9 +159,9 @@ TEST(MysqlSql, TheSafeHorizonBoundsEveryPage) {
   params = PageParameters(Orders(), q, TestQuote);
   ASSERT_TRUE(params.ok());
   EXPECT_EQ(*BuildPageSql(Orders(), q, &*params),
-            "SELECT `id` FROM `shop`.`orders` WHERE `updated_at` >= ('2024-01-01 10:00:00' - "
-            "INTERVAL 2000000 MICROSECOND) AND `updated_at` < '2024-01-01 10:00:05.000000' "
-            "ORDER BY `updated_at`, `id` LIMIT 10");
+            "SELECT `id` FROM `shop`.`orders` WHERE `updated_at` >= COALESCE('2024-01-01 "
+            "10:00:00' - INTERVAL 2000000 MICROSECOND, '2024-01-01 10:00:00') AND `updated_at` < "
+            "'2024-01-01 10:00:05.000000' ORDER BY `updated_at`, `id` LIMIT 10");
   q.before = CursorValue(std::monostate{});
   EXPECT_FALSE(PageParameters(Orders(), q, TestQuote).ok());
 }
