@@ -124,7 +124,8 @@ std::optional<CursorValue> LookbackBound(const CursorValue& value, double second
   if (const int64_t* i = std::get_if<int64_t>(&value)) {
     return CursorValue(*i - static_cast<int64_t>(std::ceil(seconds)));
   }
-  if (const double* d = std::get_if<double>(&value)) return CursorValue(*d - seconds);
+  // A real in a date column is a Julian day (SQLite's julianday()).
+  if (const double* d = std::get_if<double>(&value)) return CursorValue(*d - seconds / 86400.0);
   const std::string* s = std::get_if<std::string>(&value);
   if (!s) return std::nullopt;
   struct tm tm = {};

@@ -62,7 +62,8 @@ Result<BoundSql> FindKeysSql(const TableSchema& table, const std::vector<std::st
 
 /// The lower bound of a lookback page for a time cursor value: text in the same layout as
 /// the value ('YYYY-MM-DD HH:MM:SS' or with 'T'), `seconds` earlier, truncated to whole
-/// seconds so it never lies after the exact bound; numbers (unix times) minus `seconds`.
+/// seconds so it never lies after the exact bound; an integer (a unix time) minus `seconds`,
+/// a real (a Julian day) minus `seconds` / 86,400.
 /// nullopt when the text is not a date SQLite understands.
 std::optional<CursorValue> LookbackBound(const CursorValue& value, double seconds);
 

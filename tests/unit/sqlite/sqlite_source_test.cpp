@@ -389,6 +389,34 @@ TEST_F(SqliteSourceTest, LookbackRereadsTheWindow) {
   EXPECT_EQ(batch->at(0, 0).i, 2);
 }
 
+// A DATETIME column may hold Julian days (reals) and unix times (integers): the window is
+// seconds of either. It was subtracted from a Julian day as days: "5 s" re-read 5 days.
+TEST_F(SqliteSourceTest, LookbackOnJulianDaysAndUnixTimesCountsSeconds) {
+  Exec(
+      "CREATE TABLE j (id INTEGER PRIMARY KEY, at DATETIME NOT NULL);"
+      "INSERT INTO j VALUES (1, 2460310.5 - 2.0), (2, 2460310.5 - 10.0 / 86400),"
+      " (3, 2460310.5 - 4.0 / 86400), (4, 2460310.5), (5, 2460310.5 + 1.0 / 86400);"
+      "CREATE TABLE u (id INTEGER PRIMARY KEY, at DATETIME NOT NULL);"
+      "INSERT INTO u VALUES (1, 1700000000 - 172800), (2, 1700000000 - 10),"
+      " (3, 1700000000 - 4), (4, 1700000000), (5, 1700000001);");
+  auto conn = NewConnection(path_);
+  ASSERT_TRUE(Connect(*conn).ok());
+  for (const auto& [table, at] : {std::pair<std::string, CursorValue>{"j", 2460310.5},
+                                  std::pair<std::string, CursorValue>{"u", int64_t{1700000000}}}) {
+    auto schema = Reflect(*conn, table);
+    ASSERT_TRUE(schema.ok());
+    PageQuery q;
+    q.columns = {"id"};
+    q.order_by = {"at", "id"};
+    q.after = Cursor{at, int64_t{4}};
+    q.lookback_seconds = 5;
+    auto batch = Pull(*conn, *schema, q);
+    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+    ASSERT_EQ(batch->rows(), 3u) << table;
+    EXPECT_EQ(batch->at(0, 0).i, 3) << table;
+  }
+}
+
 TEST_F(SqliteSourceTest, DestroyWhileAPageRunsNeverCallsBack) {
   Exec(
       "CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT);"
