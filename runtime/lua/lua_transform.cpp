@@ -56,6 +56,13 @@ LuaTransform::~LuaTransform() {
 void LuaTransform::SetFunction() {
   lua_State* L = host_->state();
   int fn = lua_gettop(L);
+  // Where the function is written: a Lua error carries its own line, but a row the transform
+  // returns wrongly (a string, a column not declared) would otherwise name no line at all.
+  lua_Debug ar;
+  lua_pushvalue(L, fn);
+  if (lua_getinfo(L, ">S", &ar) != 0 && ar.linedefined > 0) {
+    location_ = std::string(ar.short_src) + ":" + std::to_string(ar.linedefined);
+  }
   PushTransforms(L);
   lua_createtable(L, 0, 4);
   lua_pushvalue(L, fn);
@@ -268,6 +275,7 @@ Status LuaTransform::Apply(const std::vector<ColumnInfo>& in_columns, const RowB
     lua_pushvalue(L, row);
     Status st = host_->Call(1, 1, what_);
     bool ok = st.ok();
+    const bool lua_failed = !ok;  // its message has the line and a traceback already
     bool reuse = false;
     if (!ok) {
       error = st.message();
@@ -320,6 +328,7 @@ Status LuaTransform::Apply(const std::vector<ColumnInfo>& in_columns, const RowB
       fresh = true;
     }
     if (ok) continue;
+    if (!lua_failed && !location_.empty()) error += " (transform at " + location_ + ")";
     std::string row_json = RowToJson(in_columns, in, r);
     if (policy_ == RowErrorPolicy::kFail) {
       lua_settop(L, top);

@@ -56,7 +56,8 @@ class LuaTransform : public RowTransform {
   LuaHost* host_;
   std::weak_ptr<LuaHost*> alive_;
   std::string table_;
-  std::string what_;  // "transform of table \"orders\""
+  std::string what_;      // "transform of table \"orders\""
+  std::string location_;  // "deploy.lua:12", where the function is written; "" if unknown
   std::vector<ExtraColumn> extra_;
   RowErrorPolicy policy_;
   int id_ = 0;  // its slot in the registry table of transforms

@@ -161,6 +161,33 @@ TEST_F(TransformTest, DeclaredColumnsFanOutAndTypes) {
       << rejects[1].error;
 }
 
+// A row the transform returns wrongly is no Lua error, so it has no traceback: the reject
+// names the line the transform is written on instead (line 3, after the two header lines).
+TEST_F(TransformTest, ARowReturnedWronglyNamesTheTransformsLine) {
+  auto host = NewHost();
+  auto t = LoadTransform(*host,
+                         "transform = function(row)\n"
+                         "  if row.id == 1 then row.nope = 1 return row end\n"
+                         "  return row.email\n"
+                         "end");
+  ASSERT_TRUE(t);
+  auto cols = t->OutputColumns(Columns());
+  ASSERT_TRUE(cols.ok()) << cols.status().message();
+  RowBatch in = Rows();
+  RowBatch out(cols->size());
+  std::vector<Reject> rejects;
+  ASSERT_TRUE(t->Apply(Columns(), in, out, rejects).ok());
+  ASSERT_EQ(rejects.size(), 4u);  // row 5 has no email: nil, dropped
+  EXPECT_TRUE(Contains(rejects[0].error, "unknown column 'nope'")) << rejects[0].error;
+  EXPECT_TRUE(Contains(rejects[0].error, "(transform at ")) << rejects[0].error;
+  EXPECT_TRUE(Contains(rejects[0].error, "script.lua:3)")) << rejects[0].error;
+  EXPECT_TRUE(Contains(rejects[1].error,
+                       "the transform must return the row, a list of rows or nil, got a string "
+                       "(transform at "))
+      << rejects[1].error;
+  EXPECT_TRUE(Contains(rejects[1].error, "script.lua:3)")) << rejects[1].error;
+}
+
 TEST_F(TransformTest, DeclarationErrors) {
   auto host = NewHost();
   Status s = Load(
