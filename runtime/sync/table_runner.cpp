@@ -258,6 +258,8 @@ void TableRunner::BeginRun() {
   run_rows_ = 0;
   run_pulled_ = 0;
   run_deleted_ = 0;
+  run_rejected_ = 0;
+  run_reject_error_.clear();
   reconciled_this_run_ = false;
   more_pages_ = false;
   next_after_.reset();
@@ -734,18 +736,22 @@ void TableRunner::SubmitWrite() {
   auto cursor = page.write.cursor_after;
   const int64_t written = static_cast<int64_t>(page.write.rows->rows());
   const int64_t rejected = static_cast<int64_t>(page.write.rejects.size());
+  std::string reject_error = rejected > 0 ? page.write.rejects.front().error : std::string();
   const int64_t pulled = page.source_rows;
   const int64_t pass = page.write.pass;
   const bool sweep = page.write.sweep;
   const auto submitted = std::chrono::steady_clock::now();
   target_.WritePage(decl_.name, std::move(page.write),
-                    [this, alive, cursor = std::move(cursor), written, rejected, pulled, pass,
-                     sweep, submitted](Result<PageResult> done) mutable {
+                    [this, alive, cursor = std::move(cursor), written, rejected,
+                     reject_error = std::move(reject_error), pulled, pass, sweep,
+                     submitted](Result<PageResult> done) mutable {
                       if (!alive.lock()) return;
                       if (done.ok()) {
                         run_rows_ += written - done->refused - done->flagged;
                         run_pulled_ += pulled;
                         run_deleted_ += done->deleted;
+                        run_rejected_ += rejected + done->refused;
+                        if (run_reject_error_.empty()) run_reject_error_ = reject_error;
                         full_pass_ = std::max(full_pass_, pass);
                         if (sweep) resync_pass_ = 0;
                         stats_.run_rows = run_pulled_;
@@ -914,6 +920,17 @@ void TableRunner::FinishRun() {
       log_->info("synced {} rows{} in {} ms", run_rows_, pulled, duration.count());
     } else {
       log_->debug("no new rows ({} ms)", duration.count());
+    }
+    if (run_rejected_ > 0) {
+      // Said at info level only, a transform that fails on every row looked like a quiet
+      // success ("synced 0 rows (50 pulled)"); the message's first line names the script line.
+      const std::string first = run_reject_error_.substr(0, run_reject_error_.find('\n'));
+      std::string quoted;  // the name as an SQL literal, for the query the warning suggests
+      for (char c : decl_.name) quoted += c == '\'' ? std::string("''") : std::string(1, c);
+      log_->warn(
+          "{} row(s) rejected, kept in _siphon_rejects (SELECT error, row_json FROM "
+          "_siphon_rejects WHERE table_name = '{}'){}",
+          run_rejected_, quoted, first.empty() ? "" : "; the first: " + first);
     }
     finish_now = options_.once;
   } else {

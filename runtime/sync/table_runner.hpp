@@ -203,9 +203,11 @@ class TableRunner {
   int64_t run_rows_ = 0;    // rows the run wrote (its log line, _siphon_log, `synced`)
   int64_t run_pulled_ = 0;  // rows it pulled (a transform drops, rejects or adds some)
   int64_t run_deleted_ = 0;
-  int64_t pass_ = 0;         // full refresh: the pass this run writes
-  int64_t full_pass_ = 0;    // the last pass recorded in _siphon_state
-  bool fresh_pass_ = false;  // the next page written is the first of a pass
+  int64_t run_rejected_ = 0;      // rows it sent to _siphon_rejects (its log line warns)
+  std::string run_reject_error_;  // the first of those rows' errors, for that warning
+  int64_t pass_ = 0;              // full refresh: the pass this run writes
+  int64_t full_pass_ = 0;         // the last pass recorded in _siphon_state
+  bool fresh_pass_ = false;       // the next page written is the first of a pass
   // This run writes a pass that ends with a sweep: a full refresh, or the re-pull of a resync.
   bool WritesPasses() const { return !plan_->incremental || resync_pass_ != 0; }
   int64_t resync_pass_ = 0;         // a resync in progress writes this pass and sweeps at its end

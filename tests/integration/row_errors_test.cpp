@@ -62,6 +62,27 @@ TEST_F(RowErrors, ANullKeyIsRejectedNotGivenAnInventedKey) {
   EXPECT_EQ(Target("SELECT rows_total FROM _siphon_state"), (Rows{{"16"}}));
 }
 
+// A transform that fails on every row used to look like a quiet success, "synced 0 rows (9
+// pulled)" at info level: the run now warns with the count, where the rows are and the first
+// row's error, which names the transform's line.
+TEST_F(RowErrors, RejectedRowsAreWarnedAboutWithTheFirstError) {
+  auto r = Once(Script("reject", "function(r) return r.v end"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(Target("SELECT count(*) FROM _siphon_rejects"), (Rows{{"9"}}));
+  EXPECT_NE(r.err.find("warning [table:acc] 9 row(s) rejected, kept in _siphon_rejects (SELECT "
+                       "error, row_json FROM _siphon_rejects WHERE table_name = 'acc'); the "
+                       "first: the transform must return the row, a list of rows or nil, got a "
+                       "string (transform at "),
+            std::string::npos)
+      << Dump(r);
+  EXPECT_NE(r.err.find("deploy.lua:5)"), std::string::npos) << Dump(r);
+  // A run that rejects nothing says nothing of it.
+  db_.Exec("UPDATE acc SET v = v || '+'");
+  r = Once(ScriptWith("transform = function(r) return r end"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(r.err.find("rejected"), std::string::npos) << Dump(r);
+}
+
 TEST_F(RowErrors, TextInAnIntegerKeyRejectsThatRowOnly) {
   auto r = Once(Script("reject",
                        "function(r) if r.id == 3 then r.id = 'str' .. r.id end "
