@@ -711,9 +711,14 @@ class Checker {
       exit_code_ = std::max(exit_code_, st.kind() == ErrorKind::kConfig ? 2 : 1);
       if (st.kind() == ErrorKind::kConfig) {
         // A script refused (exit 2) names where, on stderr as for a mistake found loading it.
+        // Most such messages name them already ("deploy.lua:3: table \"q\" (…) has no …").
         const TableDecl& t = d_.tables[index_];
-        std::cerr << "siphon: " << t.location << ": table \"" << t.name << "\": " << st.message()
-                  << "\n";
+        const std::string& m = st.message();
+        if (m.rfind(t.location + ": ", 0) == 0) {
+          std::cerr << "siphon: " << m << "\n";
+        } else {
+          std::cerr << "siphon: " << t.location << ": table \"" << t.name << "\": " << m << "\n";
+        }
       }
     }
     conn_->Close();

@@ -141,8 +141,17 @@ TEST_F(QuerySource, MistakesAreRefusedWithAdvice) {
     EXPECT_EQ(r.exit_code, 2) << c.table << "\n" << Dump(r);
     EXPECT_NE(r.err.find(c.says), std::string::npos) << c.table << "\n" << Dump(r);
   }
+  // check says it once: "deploy.lua:4: table "x" (query …) has no primary key", the file,
+  // line and table not repeated in front of a message that names them already.
+  auto r = Siphon({"check", Script(cases[2].table)});
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("deploy.lua:4: table \"x\" (query \"SELECT id FROM orders\") has no "
+                       "primary key"),
+            std::string::npos)
+      << Dump(r);
+  EXPECT_EQ(r.err.find("table \"x\": "), std::string::npos) << Dump(r);
   // A query the server refuses names the server's reason; the table fails (exit 1).
-  auto r = Once(Script(R"(siphon.replicate "x" { source = pg, key = "id",
+  r = Once(Script(R"(siphon.replicate "x" { source = pg, key = "id",
       query = "SELECT id FROM no_such_orders" })"));
   EXPECT_EQ(r.exit_code, 1) << Dump(r);
   EXPECT_NE(r.err.find("no_such_orders"), std::string::npos) << Dump(r);
