@@ -334,8 +334,17 @@ Status LuaHost::Step(lua_State* co, int nargs) {
     if (it->second.awaiting) {
       done = false;
     } else {
+      // Named by the line that yielded, as a Lua error would be: the caller logs `what`.
+      std::string where = what;
+      lua_Debug ar;
+      for (int level = 0; lua_getstack(co, level, &ar) != 0; ++level) {
+        if (lua_getinfo(co, "Sl", &ar) != 0 && ar.currentline > 0) {
+          where = std::string(ar.short_src) + ":" + std::to_string(ar.currentline);
+          break;
+        }
+      }
       status = Status(ErrorKind::kScript,
-                      what +
+                      where +
                           ": coroutine.yield outside a coroutine of the script's own (a "
                           "callback may only wait in siphon's helpers such as siphon.http)");
     }
