@@ -367,6 +367,58 @@ TEST_F(LuaScripting, ShippedExamplesRun) {
       << hook.Bodies()[0];
 }
 
+// The getting-started path of the README and scripts/demo.sh, on the demo's own data: the
+// quickstart replicates the shop, then pulls only what changed; deletes.lua follows a soft
+// delete and a resync.
+TEST_F(LuaScripting, TheQuickstartAndDeletesExamplesReplicateTheDemoShop) {
+  db_.Exec(ReadFile(std::string(SIPHON_SOURCE_DIR) + "/examples/demo/shop.sql"));
+  std::map<std::string, std::string> env = {{"PG_DSN", db_.Dsn()}, {"REPLICA", Replica()}};
+  const std::string quickstart = std::string(SIPHON_SOURCE_DIR) + "/examples/quickstart.lua";
+  auto r = Siphon({"check", quickstart}, env);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.out.find("ok: 4 table(s)"), std::string::npos) << Dump(r);
+  r = Siphon({"once", quickstart}, env);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(Target("SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM order_events), "
+                   "(SELECT count(*) FROM products), (SELECT count(*) FROM paid_orders)"),
+            (Rows{{"50000", "20000", "50", "16667"}}));
+  // scripts/demo.sh's change: 3 orders paid, 2 new, 3 events.
+  db_.Exec(R"sql(
+    UPDATE orders SET status = 'paid', updated_at = clock_timestamp() WHERE id IN (3, 6, 9);
+    INSERT INTO orders (id, customer, status, amount, items) VALUES
+      (50001, 'ada@example.com', 'new', 19.99, '{"sku": "SKU-1", "qty": 1}'),
+      (50002, 'alan@example.com', 'new', 5.00, '{"sku": "SKU-2", "qty": 2}');
+    INSERT INTO order_events (order_id, event) VALUES (3, 'paid'), (6, 'paid'), (9, 'paid');)sql");
+  r = Siphon({"once", quickstart}, env);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  // orders also re-reads its last 5 s (lookback): a few rows more than the 5 changed.
+  EXPECT_NE(r.err.find("order_events: 3 rows"), std::string::npos) << Dump(r);
+  EXPECT_NE(r.err.find("paid_orders: 3 rows"), std::string::npos) << Dump(r);
+  EXPECT_EQ(Target("SELECT group_concat(id || ':' || status) FROM "
+                   "(SELECT id, status FROM orders WHERE id IN (3, 6, 9, 50001) ORDER BY id)"),
+            (Rows{{"3:paid,6:paid,9:paid,50001:new"}}));
+  EXPECT_EQ(Target("SELECT count(*) FROM paid_orders"), (Rows{{"16670"}}));
+  r = Siphon({"status", Replica()}, env);
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.out.find("paid_orders"), std::string::npos) << Dump(r);
+
+  db_.Exec(R"sql(
+    CREATE TABLE accounts (id int PRIMARY KEY, name text NOT NULL,
+                           updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);
+    INSERT INTO accounts (id, name, deleted_at) VALUES (1, 'kept', NULL), (2, 'gone', now());
+    CREATE TABLE plans (id int PRIMARY KEY, name text NOT NULL);
+    INSERT INTO plans VALUES (1, 'basic'), (2, 'pro');)sql");
+  const std::string deletes = std::string(SIPHON_SOURCE_DIR) + "/examples/deletes.lua";
+  r = Siphon({"once", deletes}, env);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(Target("SELECT group_concat(name) FROM accounts"), (Rows{{"kept"}}));
+  EXPECT_EQ(Target("SELECT count(*) FROM plans"), (Rows{{"2"}}));
+  db_.Exec("DELETE FROM plans WHERE id = 2");
+  r = Siphon({"resync", deletes, "--table", "accounts", "--table", "plans"}, env);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(Target("SELECT group_concat(name) FROM plans"), (Rows{{"basic"}}));
+}
+
 TEST_F(LuaScripting, LaggingFiresOncePerEpisodeForATableThatCannotSync) {
   // "other" syncs every 300 ms; "gone" points at a table that does not exist yet, so it never
   // succeeds: after max_lag it lags, once, and a healthy table never does.
