@@ -58,4 +58,7 @@ sqlite3 -header -column "$REPLICA" \
 
 step "siphon status"
 "$siphon" status "$REPLICA"
-printf '\nDone. Try: sqlite3 %s, or edit examples/quickstart.lua and run `%s run` on it.\n' "$REPLICA" "$siphon"
+# The trap stops the throwaway PostgreSQL as this script exits: say what is left to try.
+printf '\nDone. The throwaway PostgreSQL stops now; the replica stays: sqlite3 %s\n' "$REPLICA"
+printf 'On a PostgreSQL of your own: psql -d shop -f examples/demo/shop.sql, then\n'
+printf '  PG_DSN=postgresql://USER@HOST/shop %s run examples/quickstart.lua\n' "$siphon"
