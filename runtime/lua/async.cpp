@@ -640,7 +640,11 @@ Status LuaAsync::StartExec(lua_State* co, std::string sql, std::vector<CursorVal
       lua_pushinteger(co, static_cast<lua_Integer>(*r));
     } else {
       lua_pushboolean(co, 0);
-      std::string m = "siphon.target:exec: " + r.status().message();
+      // The target names the call already ("target:exec: not authorized"): said once.
+      std::string m = r.status().message();
+      const std::string named = "target:exec: ";
+      if (m.rfind(named, 0) == 0) m.erase(0, named.size());
+      m = "siphon.target:exec: " + m;
       lua_pushlstring(co, m.data(), m.size());
     }
     host_.Resume(co, 2);

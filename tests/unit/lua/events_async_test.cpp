@@ -435,6 +435,10 @@ end)
   EXPECT_EQ(Global("after"), "3") << "exec works again after a refused statement";
   EXPECT_TRUE(Contains(Global("exec_err"), "siphon.target:exec:")) << Global("exec_err");
   EXPECT_TRUE(Contains(Global("exec_err"), "no such table: nope")) << Global("exec_err");
+  for (const char* name : {"exec_err", "vacuum_err", "attach_err"}) {
+    EXPECT_FALSE(Contains(Global(name), "target:exec: target:exec"))
+        << name << ": " << Global(name);
+  }
 
   // A transform reads replicated rows synchronously (enrichment); writes are refused there.
   Status s = Exec(*host_, R"lua(
