@@ -19,8 +19,18 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
   const std::string where = decl.location + ": table \"" + decl.name + "\" (" + decl.Origin() + ")";
   auto require_column = [&](const std::string& name, const char* role) -> Status {
     if (schema.Find(name) < 0) {
-      return Status(ErrorKind::kSchema,
-                    where + ": " + role + " column \"" + name + "\" does not exist in the source");
+      // The names the source has, so a typo or a name in other case is fixed from the message.
+      constexpr size_t kListed = 30;
+      std::string has;
+      for (size_t i = 0; i < schema.columns.size() && i < kListed; ++i) {
+        has += (i == 0 ? "" : ", ") + schema.columns[i].name;
+      }
+      if (schema.columns.size() > kListed) {
+        has += ", … (" + std::to_string(schema.columns.size() - kListed) + " more)";
+      }
+      return Status(ErrorKind::kSchema, where + ": " + role + " column \"" + name +
+                                            "\" does not exist in the source (its columns: " + has +
+                                            ")");
     }
     return Status::Ok();
   };

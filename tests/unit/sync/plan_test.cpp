@@ -75,6 +75,12 @@ TEST(Plan, ErrorsNameTheTableAndColumn) {
   EXPECT_EQ(plan.status().kind(), ErrorKind::kSchema);
   EXPECT_NE(plan.status().message().find("deploy.lua:7"), std::string::npos);
   EXPECT_NE(plan.status().message().find("\"modified\""), std::string::npos);
+  // The message lists what the source has, for a typo ("updatedat") or a name in other case.
+  EXPECT_NE(plan.status().message().find(
+                "cursor column \"modified\" does not exist in the source (its columns: id, "
+                "status, amount, updated_at)"),
+            std::string::npos)
+      << plan.status().message();
 
   TableSchema no_pk = Orders();
   no_pk.primary_key.clear();
