@@ -47,6 +47,9 @@ constexpr PgTypeClass kString{ColumnType::kText, OrderKind::kText, false, false}
 constexpr PgTypeClass kDocument{ColumnType::kText, OrderKind::kOther, false, false};
 constexpr PgTypeClass kBinary{ColumnType::kBlob, OrderKind::kBytes, false, false};
 constexpr PgTypeClass kTime{ColumnType::kText, OrderKind::kTime, false, false};
+// Kept as their text form, which reads back as the same value: a key or cursor on one pages
+// by the server's own order (`col > $1::inet`), whatever order their text has.
+constexpr PgTypeClass kOrderedTextForm{ColumnType::kText, OrderKind::kText, false, true};
 
 constexpr NamedClass kNamed[] = {
     {"smallint", kInteger},
@@ -71,6 +74,16 @@ constexpr NamedClass kNamed[] = {
     {"date", kTime},
     {"timestamp without time zone", kTime},
     {"timestamp with time zone", kTime},
+    {"time without time zone", kOrderedTextForm},
+    {"time with time zone", kOrderedTextForm},
+    {"interval", kOrderedTextForm},
+    {"inet", kOrderedTextForm},
+    {"cidr", kOrderedTextForm},
+    {"macaddr", kOrderedTextForm},
+    {"macaddr8", kOrderedTextForm},
+    {"bit", kOrderedTextForm},
+    {"bit varying", kOrderedTextForm},
+    {"pg_lsn", kOrderedTextForm},
 };
 
 // "timestamp(3) with time zone" -> "timestamp with time zone"; "numeric(30,10)" -> "numeric".
@@ -361,7 +374,8 @@ PgTypeClass ClassifyType(std::string_view type_name, char typtype) {
   for (const auto& n : kNamed) {
     if (n.name == name) return n.cls;
   }
-  if (typtype == 'e') return kDocument;  // enums: text, but ordered by declaration, not text
+  // Enums: their label as text; keys and cursors page in declaration order, on the server.
+  if (typtype == 'e') return kString;
   return PgTypeClass{ColumnType::kText, OrderKind::kOther, false, true};
 }
 

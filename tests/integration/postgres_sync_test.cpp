@@ -379,6 +379,56 @@ TEST_F(PgSync, FullRefreshReplicatesATableLargerThanManyPages) {
   EXPECT_EQ(TargetScalar("SELECT payload FROM big WHERE id = 9999"), "changed");
 }
 
+// Keys of types kept as their text form page in the server's order (an enum's declaration
+// order is not its labels' text order): a table keyed by one replicates, by full refresh and
+// by cursor, across many pages.
+TEST_F(PgSync, EnumInetAndTimeKeysPageInTheServersOrder) {
+  db_.Exec(R"sql(
+    CREATE TYPE stage AS ENUM ('new', 'paid', 'shipped', 'done', 'archived');
+    CREATE TABLE stages (s stage PRIMARY KEY, label text);
+    INSERT INTO stages VALUES ('archived', 'e'), ('new', 'a'), ('done', 'd'), ('paid', 'b'),
+      ('shipped', 'c');
+    CREATE TABLE hosts (ip inet PRIMARY KEY, mac macaddr NOT NULL);
+    INSERT INTO hosts SELECT ('10.0.' || g / 7 || '.' || g % 7)::inet,
+      ('08:00:2b:01:02:' || lpad(to_hex(g), 2, '0'))::macaddr FROM generate_series(1, 20) g;
+    INSERT INTO hosts VALUES ('::1', '08:00:2b:01:03:01'), ('192.168.0.0/24', '08:00:2b:01:03:02');
+    CREATE TABLE slots (day date, starts time, took interval NOT NULL,
+      PRIMARY KEY (day, starts));
+    INSERT INTO slots SELECT '2024-05-01'::date + g % 2, time '08:00' + g * interval '17 min',
+      g * interval '1 min 30.5 s' FROM generate_series(1, 15) g;
+  )sql");
+  std::string script = Script(R"(
+siphon.replicate "stages" { source = pg, batch = 2 }
+siphon.replicate "hosts" { source = pg, batch = 3 }
+siphon.replicate "slots" { source = pg, cursor = { "took" }, batch = 4 }
+)");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(s || '=' || label) FROM (SELECT * FROM stages "
+                         "ORDER BY label)"),
+            "new=a,paid=b,shipped=c,done=d,archived=e");
+  EXPECT_EQ(TargetScalar("SELECT count(*) || ' ' || count(DISTINCT mac) FROM hosts"), "22 22");
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM slots"), "15");
+  EXPECT_EQ(TargetScalar("SELECT took FROM slots WHERE starts = '12:15:00'"), "00:22:37.5");
+
+  // The stored positions read back as the same values: the next runs pull what changed.
+  db_.Exec(R"sql(
+    DELETE FROM stages WHERE s = 'paid';
+    UPDATE stages SET label = 'z' WHERE s = 'archived';
+    DELETE FROM hosts WHERE ip = '::1';
+    INSERT INTO slots VALUES ('2024-05-03', '09:00', '1 day'), ('2024-05-03', '10:00', '2 mons');
+  )sql");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(s || '=' || label) FROM (SELECT * FROM stages "
+                         "ORDER BY label)"),
+            "new=a,shipped=c,done=d,archived=z");
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM hosts"), "21");
+  EXPECT_EQ(TargetScalar("SELECT group_concat(took) FROM (SELECT took FROM slots "
+                         "WHERE day = '2024-05-03' ORDER BY starts)"),
+            "1 day,2 mons");
+}
+
 TEST_F(PgSync, AMissingTableFailsOnlyThatTable) {
   db_.Exec("CREATE TABLE good (id int4 PRIMARY KEY); INSERT INTO good VALUES (1), (2);");
   auto r = Once(Script(R"(

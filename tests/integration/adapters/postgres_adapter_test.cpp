@@ -343,7 +343,7 @@ TEST_F(PgAdapter, ReflectsColumnsKeyAndEstimate) {
       {"raw", "bytea", ColumnType::kBlob, OrderKind::kBytes, true},
       {"at", "timestamp with time zone", ColumnType::kText, OrderKind::kTime, false},
       {"day", "date", ColumnType::kText, OrderKind::kTime, true},
-      {"span", "interval", ColumnType::kText, OrderKind::kOther, true},
+      {"span", "interval", ColumnType::kText, OrderKind::kText, true},
   };
   ASSERT_EQ(t->columns.size(), std::size(want));
   for (size_t i = 0; i < std::size(want); ++i) {
