@@ -80,6 +80,40 @@ const char* const kQueryTypesSql =
     " LEFT JOIN pg_catalog.pg_type at ON at.oid = a.atttypid"
     " ORDER BY f.ord";
 
+const char* const kSimilarTablesSql =
+    "SELECT n.nspname, c.relname, pg_catalog.pg_table_is_visible(c.oid)"
+    " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')"
+    "  AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'"
+    "  AND lower(c.relname) = lower($2)"
+    " ORDER BY lower(n.nspname) = lower($1) DESC, c.relname = $2 DESC,"
+    "  pg_catalog.pg_table_is_visible(c.oid) DESC, n.nspname, c.relname"
+    " LIMIT 3";
+
+std::string FromSpelling(const std::string& schema, const std::string& table) {
+  auto part = [](const std::string& name) {
+    if (!name.empty() && name.find_first_of(".\"") == std::string::npos) return name;
+    return QuoteIdent(name);
+  };
+  return schema.empty() ? part(table) : part(schema) + "." + part(table);
+}
+
+std::string TableNotFoundMessage(const std::string& from, const std::vector<std::string>& similar,
+                                 bool case_differs) {
+  std::string message = "table " + from + " not found";
+  if (similar.empty()) return message;
+  message += "; did you mean from = ";
+  for (size_t i = 0; i < similar.size(); ++i) {
+    if (i > 0) message += i + 1 == similar.size() ? " or " : ", ";
+    // A Lua string: one holding a double quote is given in single quotes.
+    const char quote = similar[i].find('"') == std::string::npos ? '"' : '\'';
+    message += quote + similar[i] + quote;
+  }
+  message += '?';
+  if (case_differs) message += " (`from` is matched as written, upper and lower case apart)";
+  return message;
+}
+
 std::string HorizonSql(int settle_seconds) {
   return std::string("WITH ") + kHorizonOpen + " SELECT" + HorizonColumns(settle_seconds);
 }

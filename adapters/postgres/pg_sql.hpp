@@ -86,6 +86,22 @@ Result<PageStatement> BuildFindKeysQuery(const TableSchema& table,
 /// position in the primary key (NULL if none), reltuples, relkind.
 extern const std::string kReflectSql;
 
+/// For a table Reflect did not find: up to three tables, views or foreign tables in any
+/// schema named the same but for case; $1 is the schema given (empty when none), $2 the
+/// table. Columns: schema, name, and whether the search_path finds it by its bare name;
+/// those in the schema given first, then those named exactly so.
+extern const char* const kSimilarTablesSql;
+
+/// How a script's `from` names `schema`.`table` (the bare `table` when `schema` is empty): a
+/// part holding a dot or a double quote is double-quoted (SplitTableName reads it back).
+std::string FromSpelling(const std::string& schema, const std::string& table);
+
+/// The message of a table Reflect did not find (`from` as the script gave it), naming the
+/// `similar` tables kSimilarTablesSql found as `from` would name them; `case_differs` when
+/// one differs from `from` in case.
+std::string TableNotFoundMessage(const std::string& from, const std::vector<std::string>& similar,
+                                 bool case_differs);
+
 /// ReflectQuery's catalog query: for the columns of a query's result, given as arrays of
 /// their type oids ($1), type modifiers ($2), and the table oid ($3) and attribute number
 /// ($4) each comes from (0 when none), one row per column in order: base type

@@ -1,6 +1,7 @@
 #include "adapters/postgres/postgres_source.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -58,17 +59,20 @@ class PgSourceConnection : public SourceConnection {
     // Reflect): both come back from one statement.
     const bool with_horizon = wants_horizon_;
     fetched_horizon_.reset();
-    WithConnection([this, table, regclass, with_horizon, done = std::move(done)](Status s) mutable {
+    WithConnection([this, table, parts = *name, regclass, with_horizon,
+                    done = std::move(done)](Status s) mutable {
       if (!s.ok()) return done(s);
-      conn_.Query(with_horizon ? state_->reflect_with_horizon_sql : kReflectSql, {regclass},
-                  [this, table, with_horizon, done = std::move(done)](Result<PgResultPtr> r) {
-                    if (!r.ok()) return done(r.status().WithContext("reflect " + table));
-                    if (with_horizon && PQntuples(r->get()) > 0) {
-                      fetched_horizon_ = HorizonFrom(r->get(), 7);
-                      fetched_at_ = std::chrono::steady_clock::now();
-                    }
-                    done(SchemaFrom(table, r->get()));
-                  });
+      conn_.Query(
+          with_horizon ? state_->reflect_with_horizon_sql : kReflectSql, {regclass},
+          [this, table, parts, with_horizon, done = std::move(done)](Result<PgResultPtr> r) {
+            if (!r.ok()) return done(r.status().WithContext("reflect " + table));
+            if (PQntuples(r->get()) == 0) return NotFound(table, parts, std::move(done));
+            if (with_horizon) {
+              fetched_horizon_ = HorizonFrom(r->get(), 7);
+              fetched_at_ = std::chrono::steady_clock::now();
+            }
+            done(SchemaFrom(table, r->get()));
+          });
     });
   }
 
@@ -418,6 +422,40 @@ class PgSourceConnection : public SourceConnection {
     return CursorValueOf(one, 0, 0);
   }
 
+  // A table Reflect did not find: the error names tables spelled otherwise (in case, or in
+  // another schema) that the script may have meant.
+  void NotFound(const std::string& from, const TableName& name,
+                std::function<void(Result<TableSchema>)> done) {
+    conn_.Query(
+        kSimilarTablesSql, {name.schema, name.table},
+        [from, name, done = std::move(done)](Result<PgResultPtr> r) {
+          // A connection lost or closed meanwhile is that error; any other failure of this
+          // look-up only leaves the names out.
+          if (!r.ok() && (r.status().kind() == ErrorKind::kConnect ||
+                          r.status().kind() == ErrorKind::kCancelled)) {
+            return done(r.status().WithContext("reflect " + from));
+          }
+          std::vector<std::string> similar;
+          bool case_differs = false;
+          const PGresult* res = r.ok() ? r->get() : nullptr;
+          for (int row = 0; res != nullptr && row < PQntuples(res); ++row) {
+            const std::string schema = PQgetvalue(res, row, 0);
+            const std::string table = PQgetvalue(res, row, 1);
+            const bool visible = PQgetvalue(res, row, 2)[0] == 't';
+            case_differs = case_differs || table != name.table ||
+                           (schema != name.schema && Lower(schema) == Lower(name.schema));
+            similar.push_back(
+                FromSpelling(name.schema.empty() && visible ? std::string() : schema, table));
+          }
+          done(Status(ErrorKind::kSchema, TableNotFoundMessage(from, similar, case_differs)));
+        });
+  }
+
+  static std::string Lower(std::string s) {
+    for (char& ch : s) ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
+    return s;
+  }
+
   static void WarnRejected(const std::string& name, size_t rejected) {
     if (rejected > 0) {
       spdlog::warn("postgres {}: {} values kept as text (unexpected format)", name, rejected);
@@ -446,7 +484,6 @@ class PgSourceConnection : public SourceConnection {
 
   Result<TableSchema> SchemaFrom(const std::string& table, const PGresult* res) {
     const int rows = PQntuples(res);
-    if (rows == 0) return Status(ErrorKind::kSchema, "table " + table + " not found");
     TableSchema schema;
     schema.qualified_name = table;
     std::vector<std::pair<int, std::string>> key;

@@ -305,6 +305,41 @@ TEST_F(PgAdapter, MissingTableAndColumnAreSchemaErrors) {
   EXPECT_NE(p.status().message().find("42P01"), std::string::npos);
 }
 
+// `from` is matched as written: a table missed by case, or in a schema off the search_path,
+// is named in the error the way `from` would name it.
+TEST_F(PgAdapter, AMissingTableNamesTablesSpelledOtherwise) {
+  db_.Exec("CREATE TABLE orders (id int PRIMARY KEY)");
+  db_.Exec("CREATE TABLE \"Invoices\" (id int PRIMARY KEY)");
+  db_.Exec("CREATE SCHEMA shop");
+  db_.Exec("CREATE TABLE shop.\"Orders\" (id int PRIMARY KEY)");
+  db_.Exec("CREATE VIEW shop.stock AS SELECT 1 AS id");
+  db_.Exec("CREATE SCHEMA \"Sales.EU\"");
+  db_.Exec("CREATE TABLE \"Sales.EU\".invoices (id int PRIMARY KEY)");
+  auto& c = Conn();
+  auto message = [&](const std::string& from) {
+    auto r = Reflect(c, from);
+    EXPECT_FALSE(r.ok()) << from;
+    EXPECT_EQ(r.status().kind(), ErrorKind::kSchema) << r.status().ToString();
+    return r.status().message();
+  };
+  EXPECT_EQ(message("Orders"),
+            "table Orders not found; did you mean from = \"shop.Orders\" or \"orders\"? "
+            "(`from` is matched as written, upper and lower case apart)");
+  EXPECT_EQ(message("public.ORDERS"),
+            "table public.ORDERS not found; did you mean from = \"public.orders\" or "
+            "\"shop.Orders\"? (`from` is matched as written, upper and lower case apart)");
+  EXPECT_EQ(message("invoices"),
+            "table invoices not found; did you mean from = '\"Sales.EU\".invoices' or "
+            "\"Invoices\"? (`from` is matched as written, upper and lower case apart)");
+  EXPECT_EQ(message("stock"), "table stock not found; did you mean from = \"shop.stock\"?");
+  EXPECT_EQ(message("public.nope"), "table public.nope not found");
+  // Each name it gives is found.
+  for (const char* from :
+       {"orders", "shop.Orders", "Invoices", "\"Sales.EU\".invoices", "shop.stock"}) {
+    EXPECT_TRUE(Reflect(c, from).ok()) << from;
+  }
+}
+
 TEST_F(PgAdapter, ReflectsColumnsKeyAndEstimate) {
   db_.Exec("CREATE SCHEMA \"Sales.EU\"");
   db_.Exec(

@@ -58,6 +58,29 @@ TEST(PgSql, SplitsTableNames) {
   EXPECT_EQ(QuotedTableName({"", "t"}), "\"t\"");
 }
 
+TEST(PgSql, SimilarTablesAreNamedAsFromWouldNameThem) {
+  EXPECT_EQ(FromSpelling("", "orders"), "orders");
+  EXPECT_EQ(FromSpelling("Sales", "Orders"), "Sales.Orders");
+  EXPECT_EQ(FromSpelling("my.schema", "say \"hi\""), "\"my.schema\".\"say \"\"hi\"\"\"");
+  for (const std::string& from : {FromSpelling("Sales", "Orders"), FromSpelling("my.schema", "a.b"),
+                                  FromSpelling("", "x\"y")}) {
+    SCOPED_TRACE(from);
+    EXPECT_TRUE(SplitTableName(from).ok());
+  }
+  auto split = SplitTableName(FromSpelling("my.schema", "say \"hi\""));
+  ASSERT_TRUE(split.ok());
+  EXPECT_EQ(split->schema, "my.schema");
+  EXPECT_EQ(split->table, "say \"hi\"");
+
+  EXPECT_EQ(TableNotFoundMessage("public.nope", {}, false), "table public.nope not found");
+  EXPECT_EQ(TableNotFoundMessage("Orders", {"orders"}, true),
+            "table Orders not found; did you mean from = \"orders\"? (`from` is matched as "
+            "written, upper and lower case apart)");
+  EXPECT_EQ(TableNotFoundMessage("orders", {"shop.orders", "\"a.b\".orders", "x.orders"}, false),
+            "table orders not found; did you mean from = \"shop.orders\", '\"a.b\".orders' or "
+            "\"x.orders\"?");
+}
+
 TEST(PgSql, CursorParamsAreExact) {
   EXPECT_EQ(CursorParam(int64_t{-9223372036854775807LL - 1}), "-9223372036854775808");
   EXPECT_EQ(CursorParam(0.1), "0.10000000000000001");
