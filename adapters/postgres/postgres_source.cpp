@@ -62,66 +62,29 @@ class PgSourceConnection : public SourceConnection {
     WithConnection([this, table, parts = *name, regclass, with_horizon,
                     done = std::move(done)](Status s) mutable {
       if (!s.ok()) return done(s);
-      conn_.Query(
-          with_horizon ? state_->reflect_with_horizon_sql : kReflectSql, {regclass},
-          [this, table, parts, with_horizon, done = std::move(done)](Result<PgResultPtr> r) {
-            if (!r.ok()) return done(r.status().WithContext("reflect " + table));
-            if (PQntuples(r->get()) == 0) return NotFound(table, parts, std::move(done));
-            if (with_horizon) {
-              fetched_horizon_ = HorizonFrom(r->get(), 7);
-              fetched_at_ = std::chrono::steady_clock::now();
-            }
-            done(SchemaFrom(table, r->get()));
-          });
+      conn_.Query(with_horizon ? state_->reflect_with_horizon_sql : kReflectSql, {regclass},
+                  [this, table, parts, regclass, with_horizon,
+                   done = std::move(done)](Result<PgResultPtr> r) {
+                    if (!r.ok()) return done(r.status().WithContext("reflect " + table));
+                    if (PQntuples(r->get()) == 0) return NotFound(table, parts, std::move(done));
+                    if (with_horizon) {
+                      fetched_horizon_ = HorizonFrom(r->get(), 7);
+                      fetched_at_ = std::chrono::steady_clock::now();
+                    }
+                    Result<TableSchema> schema = SchemaFrom(table, r->get());
+                    const char relkind = PQgetvalue(r->get(), 0, 6)[0];
+                    if (schema.ok() && (relkind == 'v' || relkind == 'm')) {
+                      return WithViewOrigins(std::move(*schema), regclass, std::move(done));
+                    }
+                    done(std::move(schema));
+                  });
     });
   }
 
   void ReflectQuery(const std::string& query,
                     std::function<void(Result<TableSchema>)> done) override {
-    // The server describes the query's result (LIMIT 0 runs nothing); the catalog then names
-    // each column's type and, for a column taken as it is from a table, its NOT NULL.
-    TableSchema shell;
-    shell.query = query;
-    auto from = FromClause(shell);
     fetched_horizon_.reset();
-    WithConnection([this, shell = std::move(shell), sql = "SELECT * FROM " + *from + " LIMIT 0",
-                    done = std::move(done)](Status s) mutable {
-      if (!s.ok()) return done(s);
-      conn_.Query(
-          sql, {},
-          [this, shell = std::move(shell), done = std::move(done)](Result<PgResultPtr> r) mutable {
-            if (!r.ok()) return done(r.status().WithContext("reflect the query"));
-            const PGresult* res = r->get();
-            std::vector<std::string> arrays(4, "{");
-            for (int c = 0; c < PQnfields(res); ++c) {
-              const std::string name = PQfname(res, c);
-              if (shell.Find(name) >= 0) {
-                return done(Status(ErrorKind::kConfig, "the query returns two columns named \"" +
-                                                           name +
-                                                           "\": give them distinct names (AS …)"));
-              }
-              ColumnInfo column;
-              column.name = name;
-              shell.columns.push_back(std::move(column));
-              const char* sep = c > 0 ? "," : "";
-              arrays[0] += sep + std::to_string(PQftype(res, c));
-              arrays[1] += sep + std::to_string(PQfmod(res, c));
-              arrays[2] += sep + std::to_string(PQftable(res, c));
-              arrays[3] += sep + std::to_string(PQftablecol(res, c));
-            }
-            if (shell.columns.empty()) {
-              return done(Status(ErrorKind::kConfig, "the query returns no columns"));
-            }
-            for (auto& a : arrays) a += "}";
-            conn_.Query(kQueryTypesSql, std::move(arrays),
-                        [this, shell = std::move(shell),
-                         done = std::move(done)](Result<PgResultPtr> types) mutable {
-                          if (!types.ok())
-                            return done(types.status().WithContext("reflect the query"));
-                          done(QuerySchemaFrom(std::move(shell), types->get()));
-                        });
-          });
-    });
+    DescribeQuery(query, std::move(done));
   }
 
   void Pull(const TableSchema& table, const PageQuery& query,
@@ -420,6 +383,84 @@ class PgSourceConnection : public SourceConnection {
     const char* text = PQgetvalue(res, 0, col);
     AppendPgValue(DecoderForOid(kTimestamptzOid, -1), text, strlen(text), one);
     return CursorValueOf(one, 0, 0);
+  }
+
+  // A query's columns: the server describes its result (LIMIT 0 runs nothing); the catalog
+  // then names each column's type and, for a column taken as it is from a table, its NOT NULL.
+  void DescribeQuery(const std::string& query, std::function<void(Result<TableSchema>)> done) {
+    TableSchema shell;
+    shell.query = query;
+    auto from = FromClause(shell);
+    WithConnection([this, shell = std::move(shell), sql = "SELECT * FROM " + *from + " LIMIT 0",
+                    done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      conn_.Query(
+          sql, {},
+          [this, shell = std::move(shell), done = std::move(done)](Result<PgResultPtr> r) mutable {
+            if (!r.ok()) return done(r.status().WithContext("reflect the query"));
+            const PGresult* res = r->get();
+            std::vector<std::string> arrays(4, "{");
+            for (int c = 0; c < PQnfields(res); ++c) {
+              const std::string name = PQfname(res, c);
+              if (shell.Find(name) >= 0) {
+                return done(Status(ErrorKind::kConfig, "the query returns two columns named \"" +
+                                                           name +
+                                                           "\": give them distinct names (AS …)"));
+              }
+              ColumnInfo column;
+              column.name = name;
+              shell.columns.push_back(std::move(column));
+              const char* sep = c > 0 ? "," : "";
+              arrays[0] += sep + std::to_string(PQftype(res, c));
+              arrays[1] += sep + std::to_string(PQfmod(res, c));
+              arrays[2] += sep + std::to_string(PQftable(res, c));
+              arrays[3] += sep + std::to_string(PQftablecol(res, c));
+            }
+            if (shell.columns.empty()) {
+              return done(Status(ErrorKind::kConfig, "the query returns no columns"));
+            }
+            for (auto& a : arrays) a += "}";
+            conn_.Query(kQueryTypesSql, std::move(arrays),
+                        [this, shell = std::move(shell),
+                         done = std::move(done)](Result<PgResultPtr> types) mutable {
+                          if (!types.ok())
+                            return done(types.status().WithContext("reflect the query"));
+                          done(QuerySchemaFrom(std::move(shell), types->get()));
+                        });
+          });
+    });
+  }
+
+  // The catalog marks no column of a view (or a materialized view) NOT NULL, so none could
+  // be a key or cursor column. The view's own query says more: a column it takes as it is
+  // from a NOT NULL column of a table is NOT NULL (as for a `query`). When that query cannot
+  // be described (a table behind it the role may not read), the catalog's answer stands.
+  void WithViewOrigins(TableSchema schema, const std::string& regclass,
+                       std::function<void(Result<TableSchema>)> done) {
+    conn_.Query(
+        "SELECT pg_catalog.pg_get_viewdef(pg_catalog.to_regclass($1))", {regclass},
+        [this, schema = std::move(schema), done = std::move(done)](Result<PgResultPtr> r) mutable {
+          if (!r.ok()) return done(r.status().WithContext("reflect " + schema.qualified_name));
+          if (PQntuples(r->get()) != 1 || PQgetisnull(r->get(), 0, 0)) return done(schema);
+          std::string query = PQgetvalue(r->get(), 0, 0);
+          while (!query.empty() &&
+                 (query.back() == ';' || isspace(static_cast<unsigned char>(query.back())))) {
+            query.pop_back();
+          }
+          DescribeQuery(query, [schema = std::move(schema),
+                                done = std::move(done)](Result<TableSchema> view) mutable {
+            if (!view.ok() && (view.status().kind() == ErrorKind::kConnect ||
+                               view.status().kind() == ErrorKind::kCancelled)) {
+              return done(view.status());
+            }
+            if (view.ok() && view->columns.size() == schema.columns.size()) {
+              for (size_t c = 0; c < schema.columns.size(); ++c) {
+                if (!view->columns[c].nullable) schema.columns[c].nullable = false;
+              }
+            }
+            done(std::move(schema));
+          });
+        });
   }
 
   // A table Reflect did not find: the error names tables spelled otherwise (in case, or in

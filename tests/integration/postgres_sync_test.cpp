@@ -4,6 +4,7 @@
 #include <libpq-fe.h>
 #include <signal.h>
 
+#include <array>
 #include <filesystem>
 #include <random>
 #include <sstream>
@@ -427,6 +428,45 @@ siphon.replicate "slots" { source = pg, cursor = { "took" }, batch = 4 }
   EXPECT_EQ(TargetScalar("SELECT group_concat(took) FROM (SELECT took FROM slots "
                          "WHERE day = '2024-05-03' ORDER BY starts)"),
             "1 day,2 mons");
+}
+
+// The catalog marks no column of a view NOT NULL; one the view takes as it is from a NOT NULL
+// column of a table can be its key or cursor, by full refresh or incrementally.
+TEST_F(PgSync, AViewOrMaterializedViewKeyedByANotNullColumnReplicates) {
+  db_.Exec(R"sql(
+    CREATE TABLE orders (id int4 PRIMARY KEY, amount numeric NOT NULL, note text);
+    INSERT INTO orders SELECT g, g * 5, 'n' || g FROM generate_series(1, 9) g;
+    CREATE VIEW big_orders AS SELECT o.id, o.amount, o.note FROM orders o WHERE amount > 10;
+    CREATE MATERIALIZED VIEW doubled AS SELECT id AS order_id, amount * 2 AS twice FROM orders;
+  )sql");
+  std::string script = Script(R"(
+siphon.replicate "big_orders" { source = pg, key = "id", cursor = "id", batch = 2 }
+siphon.replicate "doubled" { source = pg, key = "order_id", batch = 4 }
+)");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || ' ' || sum(id) FROM big_orders"), "7 42");
+  EXPECT_EQ(TargetScalar("SELECT count(*) || ' ' || sum(twice) FROM doubled"), "9 450");
+  db_.Exec(
+      "INSERT INTO orders VALUES (10, 50, 'n10'); DELETE FROM orders WHERE id = 1;"
+      "REFRESH MATERIALIZED VIEW doubled");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || ' ' || sum(id) FROM big_orders"), "8 52");
+  EXPECT_EQ(TargetScalar("SELECT count(*) || ' ' || sum(twice) FROM doubled"), "9 540");
+
+  // A column the table lets be NULL, or one the view computes, still cannot be.
+  for (auto [from, key, cursor] : {std::array<const char*, 3>{"big_orders", "id", "note"},
+                                   std::array<const char*, 3>{"doubled", "order_id", "twice"}}) {
+    SCOPED_TRACE(cursor);
+    r = Once(Script(std::string("siphon.replicate \"x_") + from + "\" { source = pg, from = \"" +
+                    from + "\", key = \"" + key + "\", cursor = \"" + cursor + "\" }"));
+    EXPECT_EQ(r.exit_code, 2) << Dump(r);
+    EXPECT_NE(
+        r.err.find(std::string("cursor column \"") + cursor + "\" of " + from + " is nullable"),
+        std::string::npos)
+        << Dump(r);
+  }
 }
 
 TEST_F(PgSync, AMissingTableFailsOnlyThatTable) {

@@ -404,6 +404,10 @@ TEST_F(PgAdapter, ReflectsColumnsKeyAndEstimate) {
   EXPECT_TRUE(view->primary_key.empty());
   EXPECT_EQ(view->columns.size(), 2u);
   EXPECT_EQ(view->row_estimate, -1);
+  // The catalog calls every column of a view nullable; the view's query tells them apart.
+  EXPECT_FALSE(view->columns[0].nullable);  // plain.id as it is
+  EXPECT_TRUE(view->columns[1].nullable);   // computed
+  EXPECT_TRUE(c.CheckCursor(*view, {"id"}, false).ok());
 }
 
 class PgPaging : public PgAdapter {
