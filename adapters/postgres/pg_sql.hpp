@@ -105,7 +105,8 @@ std::string TableNotFoundMessage(const std::string& from, const std::vector<std:
 /// ReflectQuery's catalog query: for the columns of a query's result, given as arrays of
 /// their type oids ($1), type modifiers ($2), and the table oid ($3) and attribute number
 /// ($4) each comes from (0 when none), one row per column in order: base type
-/// (format_type), not null (as the table column and its domain say), typtype.
+/// (format_type), not null (as the table column and its domain say), typtype, and whether
+/// it is a view's (or a materialized view's) column as it is.
 extern const char* const kQueryTypesSql;
 
 /// The source's safe horizon (SafeHorizon), one row: the horizon (timestamptz), a

@@ -84,7 +84,7 @@ class PgSourceConnection : public SourceConnection {
   void ReflectQuery(const std::string& query,
                     std::function<void(Result<TableSchema>)> done) override {
     fetched_horizon_.reset();
-    DescribeQuery(query, std::move(done));
+    DescribeQuery(query, 0, std::move(done));
   }
 
   void Pull(const TableSchema& table, const PageQuery& query,
@@ -385,20 +385,27 @@ class PgSourceConnection : public SourceConnection {
     return CursorValueOf(one, 0, 0);
   }
 
+  // Views over views are followed this deep (DescribeQuery).
+  static constexpr int kMaxViewDepth = 8;
+
   // A query's columns: the server describes its result (LIMIT 0 runs nothing); the catalog
   // then names each column's type and, for a column taken as it is from a table, its NOT NULL.
-  void DescribeQuery(const std::string& query, std::function<void(Result<TableSchema>)> done) {
+  // A column taken as it is from a view's is NOT NULL when the view's own query says so.
+  void DescribeQuery(const std::string& query, int depth,
+                     std::function<void(Result<TableSchema>)> done) {
     TableSchema shell;
     shell.query = query;
     auto from = FromClause(shell);
     WithConnection([this, shell = std::move(shell), sql = "SELECT * FROM " + *from + " LIMIT 0",
-                    done = std::move(done)](Status s) mutable {
+                    depth, done = std::move(done)](Status s) mutable {
       if (!s.ok()) return done(s);
       conn_.Query(
           sql, {},
-          [this, shell = std::move(shell), done = std::move(done)](Result<PgResultPtr> r) mutable {
+          [this, shell = std::move(shell), depth,
+           done = std::move(done)](Result<PgResultPtr> r) mutable {
             if (!r.ok()) return done(r.status().WithContext("reflect the query"));
             const PGresult* res = r->get();
+            std::vector<std::pair<uint32_t, int>> origins;  // table oid, attribute number
             std::vector<std::string> arrays(4, "{");
             for (int c = 0; c < PQnfields(res); ++c) {
               const std::string name = PQfname(res, c);
@@ -415,17 +422,30 @@ class PgSourceConnection : public SourceConnection {
               arrays[1] += sep + std::to_string(PQfmod(res, c));
               arrays[2] += sep + std::to_string(PQftable(res, c));
               arrays[3] += sep + std::to_string(PQftablecol(res, c));
+              origins.emplace_back(PQftable(res, c), PQftablecol(res, c));
             }
             if (shell.columns.empty()) {
               return done(Status(ErrorKind::kConfig, "the query returns no columns"));
             }
             for (auto& a : arrays) a += "}";
             conn_.Query(kQueryTypesSql, std::move(arrays),
-                        [this, shell = std::move(shell),
+                        [this, shell = std::move(shell), origins = std::move(origins), depth,
                          done = std::move(done)](Result<PgResultPtr> types) mutable {
                           if (!types.ok())
                             return done(types.status().WithContext("reflect the query"));
-                          done(QuerySchemaFrom(std::move(shell), types->get()));
+                          Result<TableSchema> schema =
+                              QuerySchemaFrom(std::move(shell), types->get());
+                          if (!schema.ok() || depth >= kMaxViewDepth)
+                            return done(std::move(schema));
+                          ViewColumns from_views;
+                          for (size_t c = 0; c < schema->columns.size(); ++c) {
+                            if (schema->columns[c].nullable &&
+                                PQgetvalue(types->get(), static_cast<int>(c), 3)[0] == 't') {
+                              from_views[origins[c].first].emplace_back(c, origins[c].second);
+                            }
+                          }
+                          WithViewColumns(std::move(*schema), std::move(from_views), depth,
+                                          std::move(done));
                         });
           });
     });
@@ -437,30 +457,73 @@ class PgSourceConnection : public SourceConnection {
   // be described (a table behind it the role may not read), the catalog's answer stands.
   void WithViewOrigins(TableSchema schema, const std::string& regclass,
                        std::function<void(Result<TableSchema>)> done) {
-    conn_.Query(
-        "SELECT pg_catalog.pg_get_viewdef(pg_catalog.to_regclass($1))", {regclass},
-        [this, schema = std::move(schema), done = std::move(done)](Result<PgResultPtr> r) mutable {
-          if (!r.ok()) return done(r.status().WithContext("reflect " + schema.qualified_name));
-          if (PQntuples(r->get()) != 1 || PQgetisnull(r->get(), 0, 0)) return done(schema);
-          std::string query = PQgetvalue(r->get(), 0, 0);
-          while (!query.empty() &&
-                 (query.back() == ';' || isspace(static_cast<unsigned char>(query.back())))) {
-            query.pop_back();
-          }
-          DescribeQuery(query, [schema = std::move(schema),
-                                done = std::move(done)](Result<TableSchema> view) mutable {
-            if (!view.ok() && (view.status().kind() == ErrorKind::kConnect ||
-                               view.status().kind() == ErrorKind::kCancelled)) {
-              return done(view.status());
-            }
-            if (view.ok() && view->columns.size() == schema.columns.size()) {
-              for (size_t c = 0; c < schema.columns.size(); ++c) {
-                if (!view->columns[c].nullable) schema.columns[c].nullable = false;
-              }
-            }
-            done(std::move(schema));
-          });
-        });
+    ViewNotNull(regclass, 1,
+                [schema = std::move(schema),
+                 done = std::move(done)](Result<std::vector<bool>> not_null) mutable {
+                  if (!not_null.ok()) return done(not_null.status());
+                  if (not_null->size() == schema.columns.size()) {
+                    for (size_t c = 0; c < schema.columns.size(); ++c) {
+                      if ((*not_null)[c]) schema.columns[c].nullable = false;
+                    }
+                  }
+                  done(std::move(schema));
+                });
+  }
+
+  // Which columns of a view (`regclass`: a name or an oid) its query shows NOT NULL, `depth`
+  // views down; none when the query cannot be described. Only a lost connection is an error.
+  void ViewNotNull(const std::string& regclass, int depth,
+                   std::function<void(Result<std::vector<bool>>)> done) {
+    conn_.Query("SELECT pg_catalog.pg_get_viewdef($1::pg_catalog.regclass)", {regclass},
+                [this, depth, done = std::move(done)](Result<PgResultPtr> r) mutable {
+                  if (!r.ok() && (r.status().kind() == ErrorKind::kConnect ||
+                                  r.status().kind() == ErrorKind::kCancelled)) {
+                    return done(r.status());
+                  }
+                  if (!r.ok() || PQntuples(r->get()) != 1 || PQgetisnull(r->get(), 0, 0)) {
+                    return done(std::vector<bool>());
+                  }
+                  std::string query = PQgetvalue(r->get(), 0, 0);
+                  while (!query.empty() && (query.back() == ';' ||
+                                            isspace(static_cast<unsigned char>(query.back())))) {
+                    query.pop_back();
+                  }
+                  DescribeQuery(query, depth, [done = std::move(done)](Result<TableSchema> view) {
+                    if (!view.ok() && (view.status().kind() == ErrorKind::kConnect ||
+                                       view.status().kind() == ErrorKind::kCancelled)) {
+                      return done(view.status());
+                    }
+                    std::vector<bool> not_null;
+                    if (view.ok()) {
+                      for (const ColumnInfo& c : view->columns) not_null.push_back(!c.nullable);
+                    }
+                    done(std::move(not_null));
+                  });
+                });
+  }
+
+  // A query's columns taken as they are from views' columns, by view oid: (column, the view
+  // column's attribute number).
+  using ViewColumns = std::map<uint32_t, std::vector<std::pair<size_t, int>>>;
+
+  // Marks NOT NULL the columns of `schema` whose view column is, one view at a time.
+  void WithViewColumns(TableSchema schema, ViewColumns views, int depth,
+                       std::function<void(Result<TableSchema>)> done) {
+    if (views.empty()) return done(std::move(schema));
+    const uint32_t view = views.begin()->first;
+    ViewNotNull(std::to_string(view), depth + 1,
+                [this, schema = std::move(schema), views = std::move(views), depth,
+                 done = std::move(done)](Result<std::vector<bool>> not_null) mutable {
+                  if (!not_null.ok()) return done(not_null.status());
+                  for (const auto& [column, attnum] : views.begin()->second) {
+                    if (attnum >= 1 && static_cast<size_t>(attnum) <= not_null->size() &&
+                        (*not_null)[static_cast<size_t>(attnum) - 1]) {
+                      schema.columns[column].nullable = false;
+                    }
+                  }
+                  views.erase(views.begin());
+                  WithViewColumns(std::move(schema), std::move(views), depth, std::move(done));
+                });
   }
 
   // A table Reflect did not find: the error names tables spelled otherwise (in case, or in

@@ -592,6 +592,35 @@ TEST_F(PgPaging, PageQueriesUseTheIndex) {
 
 // `query = "SELECT …"`: the server describes the result; a column taken as it is from a
 // NOT NULL table column stays NOT NULL, an outer join's or an expression's may be NULL.
+// A column taken as it is from a view's is NOT NULL when the view's own query says so, however
+// many views down the table column is: in a view over a view, in a materialized view over
+// those, and in a query reading any of them.
+TEST_F(PgAdapter, ViewsOverViewsKnowTheirNotNullColumns) {
+  db_.Exec(R"sql(
+    CREATE TABLE base (id int4 PRIMARY KEY, note text, at timestamptz NOT NULL);
+    CREATE VIEW v1 AS SELECT id, note, at, id + 1 AS next FROM base;
+    CREATE VIEW v2 AS SELECT id AS ident, note, next, at FROM v1;
+    CREATE MATERIALIZED VIEW m3 AS SELECT ident, next, at FROM v2;
+  )sql");
+  auto& c = Conn();
+  auto not_null = [](const Result<TableSchema>& t) {
+    std::string out;
+    for (const auto& col : t->columns) out += col.nullable ? "" : col.name + " ";
+    return out;
+  };
+  for (const char* view : {"v1", "v2", "m3"}) {
+    SCOPED_TRACE(view);
+    auto t = Reflect(c, view);
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    EXPECT_EQ(not_null(t), std::string(view) == "v1" ? "id at " : "ident at ");
+  }
+  auto q = ReflectQuery(
+      c, "SELECT m.ident AS k, m.next, v.note, v.at FROM m3 m JOIN v2 v USING (ident)");
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  EXPECT_EQ(not_null(q), "k at ");
+  EXPECT_TRUE(c.CheckCursor(*q, {"at", "k"}, false).ok());
+}
+
 TEST_F(PgAdapter, AQueryIsReflectedFromItsResult) {
   db_.Exec(R"sql(
     CREATE DOMAIN money2 AS numeric(12,2) NOT NULL;
