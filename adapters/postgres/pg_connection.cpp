@@ -609,7 +609,14 @@ void PgConnection::OnConnectPoll() {
 }
 
 void PgConnection::SendSetup() {
-  if (PQsendQuery(conn_, kSessionSql) == 0) {
+  // A SQL_ASCII database keeps whatever bytes it was given (Latin-1 text, often): the server
+  // refuses to send a byte above 127 as UTF-8, which failed every page holding one. Its text
+  // is read as it is stored instead, byte for byte.
+  const char* encoding = PQparameterStatus(conn_, "server_encoding");
+  const bool raw = encoding != nullptr && std::string_view(encoding) == "SQL_ASCII";
+  const std::string setup =
+      raw ? std::string("SET client_encoding = 'SQL_ASCII'; ") + kSessionSql : kSessionSql;
+  if (PQsendQuery(conn_, setup.c_str()) == 0) {
     FailConnect(PgConnectError(PQerrorMessage(conn_), params_.password));
     return;
   }

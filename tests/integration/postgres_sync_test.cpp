@@ -469,6 +469,48 @@ siphon.replicate "doubled" { source = pg, key = "order_id", batch = 4 }
   }
 }
 
+// A SQL_ASCII database stores bytes unchecked (here Latin-1): its text arrives byte for byte,
+// keys and cursors included, instead of failing every page on the first byte above 127.
+TEST_F(PgSync, TextOfASqlAsciiDatabaseArrivesByteForByte) {
+  const std::string ascii = db_.name() + "_ascii";
+  db_.Exec("CREATE DATABASE " + ascii +
+           " ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' "
+           "TEMPLATE template0");
+  struct Drop {
+    PgDb& db;
+    std::string name;
+    ~Drop() { db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); }
+  } drop{db_, ascii};
+  std::string dsn = db_.Dsn();
+  dsn.replace(dsn.find("dbname=" + db_.name()), 7 + db_.name().size(), "dbname=" + ascii);
+  PGconn* legacy = PQconnectdb(dsn.c_str());
+  ASSERT_EQ(PQstatus(legacy), CONNECTION_OK) << PQerrorMessage(legacy);
+  auto exec = [legacy](const char* sql) {
+    PGresult* r = PQexec(legacy, sql);
+    EXPECT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << PQresultErrorMessage(r);
+    PQclear(r);
+  };
+  exec(R"sql(
+    CREATE TABLE names (k text PRIMARY KEY, v text NOT NULL);
+    INSERT INTO names VALUES (E'a\x80', E'caf\xe9'), (E'a\x90', 'plain'), ('b', E'\xff\xfe'),
+      (E'a\x85', E'na\xefve');
+  )sql");
+  std::string script = Script(R"(
+siphon.replicate "names" { source = legacy, cursor = "k", batch = 1 }
+)",
+                              "local legacy = siphon.postgres { dsn = \"" + dsn + "\" }\n");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(hex(k) || ':' || hex(v), ' ') FROM "
+                         "(SELECT * FROM names ORDER BY k)"),
+            "6180:636166E9 6185:6E61EF7665 6190:706C61696E 62:FFFE");
+  exec(R"sql(INSERT INTO names VALUES (E'c\xe9', 'new'), (E'a\x81', 'behind the cursor'))sql");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || ' ' || hex(max(k)) FROM names"), "5 63E9");
+  PQfinish(legacy);
+}
+
 TEST_F(PgSync, AMissingTableFailsOnlyThatTable) {
   db_.Exec("CREATE TABLE good (id int4 PRIMARY KEY); INSERT INTO good VALUES (1), (2);");
   auto r = Once(Script(R"(
