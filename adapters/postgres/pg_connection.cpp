@@ -44,6 +44,15 @@ bool Contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;
 }
 
+size_t Occurrences(std::string_view haystack, std::string_view needle) {
+  size_t n = 0;
+  for (size_t at = haystack.find(needle); at != std::string_view::npos;
+       at = haystack.find(needle, at + needle.size())) {
+    ++n;
+  }
+  return n;
+}
+
 }  // namespace
 
 Status PgResultError(const PGresult* result, bool connection_lost, const std::string& password) {
@@ -91,6 +100,13 @@ Status PgConnectError(std::string_view libpq_message, const std::string& passwor
   } else if (Contains(message, "database \"") && Contains(message, "does not exist")) {
     kind = ErrorKind::kConfig;
     message += " (SQLSTATE 3D000)";
+  } else if (Contains(message, "does not support SSL, but SSL was required") &&
+             Occurrences(message, "failed: ") ==
+                 Occurrences(message, "does not support SSL, but SSL was required")) {
+    // `sslmode` asks for TLS and every server tried has it off: asking again gets the same
+    // answer until the script or the server changes (another host's timeout would not).
+    kind = ErrorKind::kConfig;
+    message += " (SQLSTATE 08001)";
   } else if (!Contains(message, "SQLSTATE")) {
     message += " (SQLSTATE 08001)";
   }

@@ -241,6 +241,24 @@ TEST_F(PgAdapter, UnreachableServerIsConnect) {
   EXPECT_EQ(s.kind(), ErrorKind::kConnect) << s.ToString();
 }
 
+// `sslmode = "require"` against a server with SSL off is the script's to fix: a config error,
+// which `once` gives up on at once, not a connection failure retried with backoff.
+TEST_F(PgAdapter, SslRequiredOfAServerWithoutItIsAConfigError) {
+  if (db_.Scalar("SHOW ssl") == "on") GTEST_SKIP() << "the test server has SSL on";
+  auto& c = Conn(Options{{"dsn", db_.Dsn() + " sslmode=require"}});
+  Status s = Connect(c);
+  EXPECT_EQ(s.kind(), ErrorKind::kConfig) << s.ToString();
+  EXPECT_FALSE(s.transient());
+  EXPECT_NE(s.message().find("server does not support SSL"), std::string::npos) << s.ToString();
+  // Of two hosts, one without SSL and one that timed out: trying again may yet connect.
+  Status two = postgres::PgConnectError(
+      "connection to server at \"10.0.0.1\", port 5432 failed: server does not support SSL, but "
+      "SSL was required\nconnection to server at \"10.0.0.2\", port 5432 failed: timeout "
+      "expired\n",
+      "");
+  EXPECT_EQ(two.kind(), ErrorKind::kConnect) << two.ToString();
+}
+
 TEST_F(PgAdapter, MovesToTheNextHostOnANewSocket) {
   // libpq closes the refused socket and opens another mid-connect: the poll handle follows.
   int fd = socket(AF_INET, SOCK_STREAM, 0);
