@@ -1,5 +1,6 @@
 #include "adapters/postgres/pg_connection.hpp"
 
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 
@@ -30,9 +31,19 @@ std::string Sanitize(std::string_view message, const std::string& password) {
   for (char& ch : out) {
     if (ch == '\n') ch = ' ';
   }
+  // The password as a whole word, as a connection string or URL would hold it
+  // (`password=pw `, `:pw@`): inside a word it is part of that word (a password "a" masked
+  // every "a" of the message, and "auth" turned "authentication" into "********entication").
+  auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
   if (!password.empty()) {
     size_t pos = 0;
     while ((pos = out.find(password, pos)) != std::string::npos) {
+      const size_t end = pos + password.size();
+      if ((pos > 0 && word(out[pos - 1]) && word(password.front())) ||
+          (end < out.size() && word(out[end]) && word(password.back()))) {
+        ++pos;
+        continue;
+      }
       out.replace(pos, password.size(), "********");
       pos += 8;
     }

@@ -195,6 +195,25 @@ TEST_F(PgAdapter, AuthErrorMessagesAreSanitized) {
   EXPECT_EQ(s.message().find("secret-pw"), std::string::npos);
 }
 
+// A short password was masked inside every word that held it: "a" left "p********ssword
+// ********uthentic********tion f********iled", and "auth" turned an authentication failure
+// into "********entication", which no longer read as one (a retried connect error).
+TEST_F(PgAdapter, AShortPasswordIsMaskedAsAWordOnly) {
+  Status s = postgres::PgConnectError(
+      "FATAL:  password authentication failed for user \"x\" (password=a host=h)\n", "a");
+  EXPECT_EQ(s.kind(), ErrorKind::kAuth);
+  EXPECT_NE(s.message().find("password authentication failed for user \"x\" (password=******** "
+                             "host=h)"),
+            std::string::npos)
+      << s.message();
+  s = postgres::PgConnectError("FATAL:  password authentication failed for user \"auth\"\n",
+                               "auth");
+  EXPECT_EQ(s.kind(), ErrorKind::kAuth) << s.ToString();
+  EXPECT_NE(s.message().find("password authentication failed for user \"********\""),
+            std::string::npos)
+      << s.message();
+}
+
 // A role that may not log in, or may not connect to this database, is refused for good:
 // kAuth (not retried), not a transient connect error.
 TEST_F(PgAdapter, ARoleThatMayNotLogInOrConnectIsAuth) {
