@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
 
   std::string log_level = "info";
   std::string log_format = "text";
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   app.add_option("--log-format", log_format, "text or json (one object per line)")

@@ -52,6 +52,14 @@ class Cli : public ::testing::Test {
   TempDir dir_;
 };
 
+// `--help` listed the log levels without `critical`, which --log-level accepts.
+TEST_F(Cli, HelpListsEveryLogLevel) {
+  auto r = siphon::test::Run({SIPHON_BIN, "--help"}, {});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("trace, debug, info, warn, error, critical, off"), std::string::npos)
+      << r.out;
+}
+
 TEST_F(Cli, ATargetInAMissingFolderFailsAsOnceDoes) {
   const std::string target = dir_.File("no/such/folder/replica.db");
   std::string script = Script(target);
