@@ -356,6 +356,11 @@ void TableRunner::OnPrepared(Result<TableState> state) {
         "the key changed from {} to {}: the target table was rebuilt under the new key, and the "
         "table is pulled again from the start (rows are upserted)",
         state->dropped_key, CursorColumnsJson(plan_->target.key));
+  } else if (state->table_recreated) {
+    ScopedLogFields fields(LogFields::Of("cursor_reset"));
+    log_->warn(
+        "the target table was not there (dropped?) while a cursor was stored: it was created "
+        "again, and the table is pulled again from the start");
   } else if (!state->dropped_cursor_columns.empty()) {
     ScopedLogFields fields(LogFields::Of("cursor_reset"));
     log_->warn(

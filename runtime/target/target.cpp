@@ -643,6 +643,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
   // A cursor of another source (the same table in another database, or a new primary) is
   // kept: siphon cannot tell a failover from other data, so the run says so.
   std::string dropped, cursor_source, other_source;
+  bool had_cursor = false;
   {
     Stmt q;
     sqlite3_prepare_v2(db_,
@@ -652,6 +653,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     sqlite3_bind_text(q.s, 1, spec.name.c_str(), -1, SQLITE_TRANSIENT);
     const int rc = sqlite3_step(q.s);
     if (rc == SQLITE_ROW) {
+      had_cursor = true;
       auto text = [&q](int column) {
         const unsigned char* v = sqlite3_column_text(q.s, column);
         return v ? std::string(reinterpret_cast<const char*>(v)) : std::string();
@@ -686,6 +688,10 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
                       "_siphon_state row to start over");
   }
 
+  // A cursor kept for a table this prepare created (the table was dropped by hand) would
+  // leave the rows below it missing for good: the table is pulled again from the start.
+  const bool recreated = existing.empty() && had_cursor;
+
   // The state row: created on first sight, read otherwise.
   {
     Stmt ins;
@@ -712,7 +718,8 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
                        -1, &up.s, nullptr);
     sqlite3_bind_text(up.s, 1, spec.name.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(up.s, 2, spec.cursor_columns.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(up.s, 3, dropped.empty() && cursor_source.empty() && !rekey ? 0 : 1);
+    sqlite3_bind_int(up.s, 3,
+                     dropped.empty() && cursor_source.empty() && !rekey && !recreated ? 0 : 1);
     if (sqlite3_step(up.s) != SQLITE_DONE) {
       return SqliteError(db_, "recording the cursor columns of " + spec.name);
     }
@@ -727,6 +734,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
   (*state)->dropped_cursor_columns = dropped;
   (*state)->dropped_cursor_source = cursor_source;
   if (rekey) (*state)->dropped_key = CursorColumnsJson(old_key);
+  (*state)->table_recreated = recreated;
   if ((*state)->cursor) (*state)->kept_cursor_source = std::move(other_source);
   (*state)->added_columns = std::move(added);
   // A changed column type is applied once the script accepted the change (SaveSchema): here

@@ -108,6 +108,10 @@ struct TableState {
   /// Set when the target table had another key (its PRIMARY KEY, as JSON; "[]" for none): the
   /// table was rebuilt under the new key and the stored cursor dropped.
   std::string dropped_key;
+  /// Set when the target table was not there (dropped by hand, or the file's tables edited)
+  /// while the state row held a cursor: the table was created afresh and the cursor dropped,
+  /// so the rows below it are pulled again instead of being missing for good.
+  bool table_recreated = false;
   /// Columns this prepare added to an existing target table (rows it holds have NULL there).
   /// With `backfill`, the cursor was reset with them, in one transaction: the run pulls again.
   std::vector<std::string> added_columns;

@@ -309,7 +309,11 @@ TEST_F(TargetTest, PreparingAgainKeepsStateAndRemakesWhatWasRemoved) {
     sqlite3_close(db);
   };
   exec("DROP TABLE orders");
-  Prepare(target, Orders());
+  // Made again empty, so the cursor of the rows it held goes with them: pulled from the start.
+  TableState remade = Prepare(target, Orders());
+  EXPECT_FALSE(remade.cursor.has_value());
+  EXPECT_TRUE(remade.table_recreated);
+  EXPECT_FALSE(again.table_recreated);
   RowBatch c(4);
   AddRow(c, 2, "b", "2024-01-01T00:00:01Z");
   ASSERT_TRUE(Write(target, c, Cursor{int64_t{2}}).ok());
