@@ -16,6 +16,35 @@ std::chrono::system_clock::time_point FromIso(const std::string& text) {
   return std::chrono::system_clock::from_time_t(timegm(&tm));
 }
 
+// The first `count` rows of `page`.
+RowBatch FirstRows(const RowBatch& page, size_t count) {
+  RowBatch out(page.columns());
+  out.Reserve(count, page.arena_bytes());
+  for (size_t r = 0; r < count; ++r) {
+    for (size_t c = 0; c < page.columns(); ++c) {
+      const Cell& cell = page.at(r, c);
+      switch (cell.type) {
+        case ValueType::kNull:
+          out.AddNull();
+          break;
+        case ValueType::kInt:
+          out.AddInt(cell.i);
+          break;
+        case ValueType::kReal:
+          out.AddReal(cell.d);
+          break;
+        case ValueType::kText:
+          out.AddText(page.bytes(cell));
+          break;
+        case ValueType::kBlob:
+          out.AddBlob(page.bytes(cell));
+          break;
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string_view RunnerStateName(RunnerState state) {
@@ -263,6 +292,7 @@ void TableRunner::BeginRun() {
   reconciled_this_run_ = false;
   more_pages_ = false;
   next_after_.reset();
+  page_limit_ = 0;
   run_started_ = std::chrono::steady_clock::now();
   if (!conn_) conn_ = decl_.source->source->NewConnection(loop_);
   Emit(EventKind::kSyncStart, 0, 0);
@@ -592,6 +622,9 @@ void TableRunner::StartPass() {
 
 void TableRunner::Pull(PageQuery query) {
   if (!tail_) query.before = horizon_;
+  if (page_limit_ > 0) query.limit = page_limit_;
+  pulled_after_ = query.after;
+  pulled_limit_ = query.limit;
   pull_in_flight_ = true;
   std::weak_ptr<bool> alive = alive_;
   conn_->Pull(*schema_, query, [this, alive](Result<RowBatch> page) {
@@ -612,8 +645,9 @@ void TableRunner::OnPage(Result<RowBatch> page) {
     return;
   }
   auto rows = std::make_shared<const RowBatch>(std::move(*page));
-  const size_t n = rows->rows();
-  const bool full = n >= plan_->batch;
+  size_t n = rows->rows();
+  const bool full = n >= pulled_limit_;
+  page_limit_ = 0;
   const bool tail_page = tail_;
   if (n > 0) next_after_ = CursorOf(*plan_, *rows, n - 1);
   // A query's key and cursor columns were checked NOT NULL through the table columns they
@@ -631,7 +665,8 @@ void TableRunner::OnPage(Result<RowBatch> page) {
         }
       }
       Cursor order = CursorOf(*plan_, *rows, r);
-      if (wrong.ok() && r > 0 && order == previous) {
+      // (Without a key, rows sharing the cursor are ties, kept whole in one page below.)
+      if (wrong.ok() && r > 0 && order == previous && !plan_->target.key.empty()) {
         wrong = Status(ErrorKind::kSchema, "the query returned two rows with the same " +
                                                CursorColumnsJson(plan_->order_by) +
                                                ": the key must identify one row of the result");
@@ -643,6 +678,28 @@ void TableRunner::OnPage(Result<RowBatch> page) {
       more_pages_ = false;
       MaybeFinishRun();
       return;
+    }
+  }
+  // A table without a key pages by its cursor alone, so rows sharing a cursor value cannot be
+  // told apart: a full page ending inside such a group left the rest of the group behind (the
+  // next page starts after its value). The group goes to the next page whole instead; a page
+  // holding nothing but one group is pulled again, twice as large. (A page ending on MySQL
+  // zero dates, whose values only its last row knows, is left as it is.)
+  if (full && n > 0 && plan_->target.key.empty() && rows->last_row_source_text.empty()) {
+    size_t group = n - 1;
+    while (group > 0 && CursorOf(*plan_, *rows, group - 1) == *next_after_) --group;
+    if (group == 0) {
+      next_after_ = pulled_after_;
+      page_limit_ = pulled_limit_ * 2;
+      more_pages_ = true;
+      PullNextIfRoom();
+      MaybeFinishRun();
+      return;
+    }
+    if (group < n) {
+      n = group;
+      rows = std::make_shared<const RowBatch>(FirstRows(*rows, n));
+      next_after_ = CursorOf(*plan_, *rows, n - 1);
     }
   }
   // The position the next page (or run) starts from must be a value: a NULL there would

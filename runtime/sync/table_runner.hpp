@@ -193,7 +193,13 @@ class TableRunner {
   }
   // Pulls the page after the last one pulled, when there is one, room for it and no pull yet.
   void PullNextIfRoom();
-  std::optional<Cursor> next_after_;    // where the next page starts
+  std::optional<Cursor> next_after_;  // where the next page starts
+  // The page being pulled: where it starts and how many rows it may hold.
+  std::optional<Cursor> pulled_after_;
+  size_t pulled_limit_ = 0;
+  // The next page's row limit when not the batch: a table without a key whose page held
+  // nothing but rows of one cursor value pulls that page again, larger.
+  size_t page_limit_ = 0;
   std::optional<CursorValue> horizon_;  // this run reads only below it (late commits)
   // A resync reading past the horizon to mark the rows there before its sweep; the pages of
   // the tail commit tail_cursor_, the position below the horizon.
