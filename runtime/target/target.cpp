@@ -1,6 +1,7 @@
 #include "runtime/target/target.hpp"
 
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cctype>
@@ -228,6 +229,21 @@ void Target::Checkpoint() {
   }
 }
 
+Status Target::CheckFileOnWriter() const {
+  if (!file_id_) return Status::Ok();
+  struct stat st {};
+  const bool gone = stat(path_.c_str(), &st) != 0;
+  if (!gone && static_cast<uint64_t>(st.st_dev) == file_id_->first &&
+      static_cast<uint64_t>(st.st_ino) == file_id_->second) {
+    return Status::Ok();
+  }
+  return Status(ErrorKind::kTarget,
+                "the target file " + path_ +
+                    (gone ? " was deleted" : " was replaced by another file") +
+                    " while siphon ran: what siphon writes would not reach it (restart siphon to "
+                    "write the file now at that path)");
+}
+
 Status Target::ExecOnWriter(const std::string& sql) {
   char* err = nullptr;
   if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
@@ -248,6 +264,9 @@ Status Target::Open() {
     sqlite3_close_v2(db_);
     db_ = nullptr;
     return st;
+  }
+  if (struct stat st{}; stat(path_.c_str(), &st) == 0) {
+    file_id_.emplace(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
   }
   // Readers never block the writer in WAL, and the writer waits (not fails) for a moment when
   // another process holds the write lock. NORMAL loses at most the last commits on power loss,
@@ -445,6 +464,7 @@ Status Target::RebuildOnWriter(const TargetTable& spec, bool rekey) {
 }
 
 Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
+  if (Status st = CheckFileOnWriter(); !st.ok()) return st;
   // Every run prepares its table again (100 tables on 1 s intervals: 100 a second). When the
   // table is as the last run left it, its statements stand: only the state row is read.
   auto known = tables_.find(spec.name);
@@ -1045,6 +1065,7 @@ Result<PageResult> Target::WriteOnWriter(Table& t, const PageWrite& page) {
     }
   }
   if (!result.ok()) return result;
+  if (Status st = CheckFileOnWriter(); !st.ok()) return st;
   if (Status st = ExecOnWriter("BEGIN IMMEDIATE"); !st.ok()) return st;
   PageResult done;
   auto write_rejects = [&](const std::vector<Reject>& list) {

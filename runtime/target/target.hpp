@@ -251,10 +251,15 @@ class Target {
   Result<std::optional<TableState>> ReadState(const std::string& table);
   int64_t SchemaVersion();  ///< PRAGMA schema_version; -1 when unreadable
   Result<PageResult> WriteOnWriter(Table& t, const PageWrite& page);
+  /// An error once the file at path_ is no longer the one opened (deleted, or another file
+  /// moved there): SQLite would go on writing the old one, which nobody can read.
+  Status CheckFileOnWriter() const;
   Status DeleteByKey(Table& t, const RowBatch& rows, size_t row);
 
   uv_loop_t* loop_;
   std::string path_;
+  // The file Open opened (device, inode); none for a database that is not a file.
+  std::optional<std::pair<uint64_t, uint64_t>> file_id_;
   sqlite3* db_ = nullptr;  // writer thread only (and Open/destructor, when it is idle)
   std::map<std::string, std::unique_ptr<Table>> tables_;  // writer thread only
   std::unique_ptr<WorkerThread> writer_;

@@ -594,5 +594,38 @@ TEST_F(SqliteSync, RowsSharingACursorValueAreNotSplitWithoutAKey) {
   EXPECT_EQ(TargetScalar("SELECT count(*) || ' ' || count(DISTINCT at || msg) FROM q"), "15 15");
 }
 
+// The replica deleted (or another file renamed over it) under a running siphon: SQLite went
+// on writing the open file, which no path names any more, and every run said "synced 2 rows"
+// while `siphon status` found no replica. A run that writes now fails, naming what happened.
+TEST_F(SqliteSync, ATargetFileDeletedOrReplacedUnderARunningSiphonFailsItsRuns) {
+  SourceExec(
+      "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL);"
+      "INSERT INTO t VALUES (1, 'a'), (2, 'b')");
+  std::string script =
+      Script("siphon.replicate 't' { source = app, from = 't', every = '200ms' }\n");
+  {
+    Process siphon({SIPHON_BIN, "run", script});
+    ASSERT_TRUE(siphon.WaitForOutput("synced 2 rows")) << siphon.Stderr();
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(Replica() + suffix);
+    EXPECT_TRUE(siphon.WaitForOutput(
+        "the target file " + Replica() + " was deleted while siphon ran", std::chrono::seconds(20)))
+        << siphon.Stderr();
+    siphon.Signal(SIGTERM);
+    EXPECT_EQ(siphon.Wait(std::chrono::seconds(20)).exit_code, 0);
+  }
+  {
+    Process siphon({SIPHON_BIN, "run", script});
+    ASSERT_TRUE(siphon.WaitForOutput("synced 2 rows")) << siphon.Stderr();
+    std::filesystem::copy_file(Replica(), dir_.File("copy.db"));
+    std::filesystem::rename(dir_.File("copy.db"), Replica());
+    EXPECT_TRUE(siphon.WaitForOutput(
+        "the target file " + Replica() + " was replaced by another file while siphon ran",
+        std::chrono::seconds(20)))
+        << siphon.Stderr();
+    siphon.Signal(SIGTERM);
+    EXPECT_EQ(siphon.Wait(std::chrono::seconds(20)).exit_code, 0);
+  }
+}
+
 }  // namespace
 }  // namespace siphon::test
