@@ -10,6 +10,7 @@
 
 #include "adapters/first_null_sql.hpp"
 #include "adapters/sqlite/sqlite_dialect.hpp"
+#include "runtime/base/sqlite_value.hpp"
 
 namespace siphon::sqlite_source {
 
@@ -128,19 +129,6 @@ bool FromNotNullColumn(sqlite3* db, sqlite3_stmt* stmt, int i) {
          sqlite3_table_column_metadata(db, origin_db, origin_table, origin_column, nullptr, nullptr,
                                        &not_null, &primary, nullptr) == SQLITE_OK &&
          (not_null || primary);
-}
-
-int BindCursorValue(sqlite3_stmt* stmt, int index, const CursorValue& v) {
-  if (const int64_t* i = std::get_if<int64_t>(&v)) return sqlite3_bind_int64(stmt, index, *i);
-  if (const double* d = std::get_if<double>(&v)) return sqlite3_bind_double(stmt, index, *d);
-  if (const std::string* s = std::get_if<std::string>(&v)) {
-    return sqlite3_bind_text(stmt, index, s->data(), static_cast<int>(s->size()), SQLITE_TRANSIENT);
-  }
-  if (const Bytes* b = std::get_if<Bytes>(&v)) {
-    return sqlite3_bind_blob(stmt, index, b->data.data(), static_cast<int>(b->data.size()),
-                             SQLITE_TRANSIENT);
-  }
-  return sqlite3_bind_null(stmt, index);
 }
 
 }  // namespace

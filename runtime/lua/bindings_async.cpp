@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include "runtime/base/duration.hpp"
+#include "runtime/base/sqlite_value.hpp"
 #include "runtime/lua/async.hpp"
 #include "runtime/lua/binding.hpp"
 #include "runtime/lua/convert.hpp"
@@ -213,20 +214,7 @@ int QueryBody(lua_State* L) {
                       std::to_string(params.size()) + " given");
   }
   for (size_t i = 0; i < params.size(); ++i) {
-    int idx = static_cast<int>(i) + 1;
-    const CursorValue& v = params[i];
-    if (const auto* n = std::get_if<int64_t>(&v)) {
-      sqlite3_bind_int64(st.s, idx, *n);
-    } else if (const auto* d = std::get_if<double>(&v)) {
-      sqlite3_bind_double(st.s, idx, *d);
-    } else if (const auto* t = std::get_if<std::string>(&v)) {
-      sqlite3_bind_text(st.s, idx, t->data(), static_cast<int>(t->size()), SQLITE_TRANSIENT);
-    } else if (const auto* b = std::get_if<Bytes>(&v)) {
-      sqlite3_bind_blob(st.s, idx, b->data.data(), static_cast<int>(b->data.size()),
-                        SQLITE_TRANSIENT);
-    } else {
-      sqlite3_bind_null(st.s, idx);
-    }
+    BindCursorValue(st.s, static_cast<int>(i) + 1, params[i]);
   }
   lua_newtable(L);
   int rows = lua_gettop(L);

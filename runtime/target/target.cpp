@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "runtime/base/log.hpp"
+#include "runtime/base/sqlite_value.hpp"
 
 namespace siphon {
 namespace {
@@ -862,21 +863,6 @@ void Target::SaveSchema(const std::string& table, std::string hash, std::string 
 
 namespace {
 
-// Binds a parameter value; the value must outlive the statement's execution.
-void BindValue(sqlite3_stmt* s, int idx, const CursorValue& v) {
-  if (const auto* i = std::get_if<int64_t>(&v)) {
-    sqlite3_bind_int64(s, idx, *i);
-  } else if (const auto* d = std::get_if<double>(&v)) {
-    sqlite3_bind_double(s, idx, *d);
-  } else if (const auto* t = std::get_if<std::string>(&v)) {
-    sqlite3_bind_text(s, idx, t->data(), static_cast<int>(t->size()), SQLITE_STATIC);
-  } else if (const auto* b = std::get_if<Bytes>(&v)) {
-    sqlite3_bind_blob(s, idx, b->data.data(), static_cast<int>(b->data.size()), SQLITE_STATIC);
-  } else {
-    sqlite3_bind_null(s, idx);
-  }
-}
-
 // Binds one value; SQLITE_TOOBIG for a value over SQLite's length limit (never a silent NULL).
 int BindCell(sqlite3_stmt* s, int i, const RowBatch& rows, const Cell& cell) {
   switch (cell.type) {
@@ -1265,7 +1251,7 @@ void Target::Exec(std::string sql, std::vector<CursorValue> params, bool confine
           if (s.s == nullptr) break;  // only whitespace or comments were left
           if (first) {
             for (size_t i = 0; i < params.size(); ++i) {
-              BindValue(s.s, static_cast<int>(i) + 1, params[i]);
+              BindCursorValue(s.s, static_cast<int>(i) + 1, params[i], SQLITE_STATIC);
             }
             first = false;
           }
@@ -1516,7 +1502,8 @@ Status ForEachRow(sqlite3* db, const std::string& sql, const std::vector<CursorV
   if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s.s, nullptr) != SQLITE_OK) {
     return SqliteError(db, "reconcile");
   }
-  for (size_t i = 0; i < params.size(); ++i) BindValue(s.s, static_cast<int>(i) + 1, params[i]);
+  for (size_t i = 0; i < params.size(); ++i)
+    BindCursorValue(s.s, static_cast<int>(i) + 1, params[i], SQLITE_STATIC);
   int rc;
   while ((rc = sqlite3_step(s.s)) == SQLITE_ROW) row(s.s);
   if (rc != SQLITE_DONE) return SqliteError(db, "reconcile");
@@ -1641,7 +1628,7 @@ void Target::DeleteKeys(const std::string& table, std::vector<std::string> key,
         }
         for (size_t r = 0; r < keys.size() && st.ok(); ++r) {
           for (size_t i = 0; i < keys[r].size(); ++i) {
-            BindValue(d.s, static_cast<int>(i) + 1, keys[r][i]);
+            BindCursorValue(d.s, static_cast<int>(i) + 1, keys[r][i], SQLITE_STATIC);
           }
           if (sqlite3_step(d.s) != SQLITE_DONE) {
             st = SqliteError(db_, "deleting from " + table);
