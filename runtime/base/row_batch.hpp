@@ -83,6 +83,20 @@ class RowBatch {
     arena_.clear();
     last_row_source_text.clear();
   }
+  /// Keeps the first `rows` rows and the arena bytes they hold (the arena grows in cell
+  /// order, so the first text or blob cell dropped marks where theirs end).
+  void KeepRows(size_t rows) {
+    if (rows >= this->rows()) return;
+    const size_t keep = rows * columns_;
+    for (size_t i = keep; i < cells_.size(); ++i) {
+      if (cells_[i].type == ValueType::kText || cells_[i].type == ValueType::kBlob) {
+        arena_.resize(cells_[i].bytes.offset);
+        break;
+      }
+    }
+    cells_.resize(keep);
+    last_row_source_text.clear();  // it belonged to a row now gone
+  }
 
   /// Cells of the last row that are NULL though the source holds a value there which it
   /// orders (a MySQL zero date, replicated as NULL), with that value's text as the source

@@ -16,35 +16,6 @@ std::chrono::system_clock::time_point FromIso(const std::string& text) {
   return std::chrono::system_clock::from_time_t(timegm(&tm));
 }
 
-// The first `count` rows of `page`.
-RowBatch FirstRows(const RowBatch& page, size_t count) {
-  RowBatch out(page.columns());
-  out.Reserve(count, page.arena_bytes());
-  for (size_t r = 0; r < count; ++r) {
-    for (size_t c = 0; c < page.columns(); ++c) {
-      const Cell& cell = page.at(r, c);
-      switch (cell.type) {
-        case ValueType::kNull:
-          out.AddNull();
-          break;
-        case ValueType::kInt:
-          out.AddInt(cell.i);
-          break;
-        case ValueType::kReal:
-          out.AddReal(cell.d);
-          break;
-        case ValueType::kText:
-          out.AddText(page.bytes(cell));
-          break;
-        case ValueType::kBlob:
-          out.AddBlob(page.bytes(cell));
-          break;
-      }
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string_view RunnerStateName(RunnerState state) {
@@ -644,7 +615,7 @@ void TableRunner::OnPage(Result<RowBatch> page) {
     MaybeFinishRun();
     return;
   }
-  auto rows = std::make_shared<const RowBatch>(std::move(*page));
+  auto rows = std::make_shared<RowBatch>(std::move(*page));
   size_t n = rows->rows();
   const bool full = n >= pulled_limit_;
   page_limit_ = 0;
@@ -698,7 +669,7 @@ void TableRunner::OnPage(Result<RowBatch> page) {
     }
     if (group < n) {
       n = group;
-      rows = std::make_shared<const RowBatch>(FirstRows(*rows, n));
+      rows->KeepRows(n);
       next_after_ = CursorOf(*plan_, *rows, n - 1);
     }
   }
