@@ -454,10 +454,11 @@ void MysqlConnection::Reflect(const std::string& table,
   auto schema = std::make_shared<TableSchema>();
   schema->qualified_name = table;
   auto seen_table = std::make_shared<bool>(false);
-  // Once this connection's table wants a horizon, every run does (SafeHorizon follows
-  // Reflect): both come back from one statement.
+  // Once a table wants a horizon, every run of it does (SafeHorizon follows Reflect): both
+  // come back from one statement. (Tables share connections: the wish is the table's.)
   std::optional<bool> with_horizon;
-  if (!state_->warned_no_process) with_horizon = horizon_wanted_;
+  auto wanted = horizon_wanted_.find(table);
+  if (wanted != horizon_wanted_.end() && !state_->warned_no_process) with_horizon = wanted->second;
   fetched_horizon_.reset();
   auto horizon = std::make_shared<FetchedHorizon>();
   abort_ = [done](Status s) { done(std::move(s)); };
@@ -495,7 +496,7 @@ void MysqlConnection::Reflect(const std::string& table,
         if (!status.ok()) {
           if (with_horizon && last_errno_ == 1227) {
             // PROCESS was revoked since: reflect alone, and SafeHorizon finds out and warns.
-            horizon_wanted_.reset();
+            horizon_wanted_.erase(table);
             Reflect(table, done);
             return;
           }
@@ -670,7 +671,7 @@ void MysqlConnection::QueryRows(std::string sql, std::vector<std::string> names,
         }
         for (size_t i = 0; i < page->zero_dates.size() && i < names.size(); ++i) {
           if (!page->zero_dates[i]) continue;
-          if (!warned_.insert(table_name + "\n" + names[i]).second) continue;
+          if (!state_->warned_zero_dates.insert(table_name + "\n" + names[i]).second) continue;
           Logger(table_name)
               ->warn("column \"{}\" holds zero dates ('0000-00-00'); they are replicated as NULL",
                      names[i]);
@@ -740,7 +741,7 @@ void MysqlConnection::SafeHorizon(const TableSchema& table, const std::string& c
   const bool utc = table.columns[idx].source_type.rfind("timestamp", 0) == 0;
   std::string table_name = table.qualified_name;
   if (state_->warned_no_process) return SettleHorizon(utc, table_name, std::move(done));
-  horizon_wanted_ = !utc;
+  horizon_wanted_[table_name] = !utc;
   // The horizon that came with this run's reflection: taken a moment earlier, so it holds
   // back at most a little more. Used once, and only while it is that fresh.
   std::optional<FetchedHorizon> fetched = std::move(fetched_horizon_);
@@ -758,7 +759,7 @@ void MysqlConnection::SafeHorizon(const TableSchema& table, const std::string& c
         done(rows.status().WithContext("safe horizon"));
         return;
       }
-      horizon_wanted_.reset();
+      horizon_wanted_.erase(table_name);
       if (!state_->warned_no_process) {
         state_->warned_no_process = true;
         Logger(table_name)

@@ -1,6 +1,7 @@
 #pragma once
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -21,6 +22,9 @@ namespace siphon::mysql {
 struct MysqlSourceState {
   bool warned_no_process = false;  ///< the user lacks PROCESS: no safe horizon
   std::string warned_stale;        ///< the stale transaction last reported
+  /// "table\ncolumn" already warned about (zero dates): once per source, whichever of its
+  /// connections the table's run borrowed.
+  std::set<std::string> warned_zero_dates;
 };
 
 /// A MariaDB Connector/C connection driven on a libuv loop with the non-blocking
@@ -147,13 +151,11 @@ class MysqlConnection final : public SourceConnection {
   std::function<void()> finished_;
   /// Fails the operation in flight (used by Close); empty when idle.
   std::function<void(Status)> abort_;
-  /// Columns already warned about (zero dates), so each warns once per connection.
-  std::set<std::string> warned_;
   std::shared_ptr<bool> alive_;
   uint64_t connect_attempt_ = 0;  ///< a host lookup answers only the attempt that asked
-  /// Set once SafeHorizon was asked for (reflections then bring one): for a DATETIME cursor
-  /// (true) or a TIMESTAMP one.
-  std::optional<bool> horizon_wanted_;
+  /// The tables SafeHorizon was asked for (their reflections then bring one): for a DATETIME
+  /// cursor (true) or a TIMESTAMP one.
+  std::map<std::string, bool> horizon_wanted_;
   std::optional<FetchedHorizon> fetched_horizon_;  ///< from the last reflection
 };
 

@@ -55,9 +55,9 @@ class PgSourceConnection : public SourceConnection {
       return;
     }
     std::string regclass = QuotedTableName(*name);
-    // Once this connection's table wants a horizon, every run does (SafeHorizon follows
-    // Reflect): both come back from one statement.
-    const bool with_horizon = wants_horizon_;
+    // Once a table wants a horizon, every run of it does (SafeHorizon follows Reflect): both
+    // come back from one statement. (Tables share connections: the wish is the table's.)
+    const bool with_horizon = wants_horizon_.count(table) != 0;
     fetched_horizon_.reset();
     WithConnection([this, table, parts = *name, regclass, with_horizon,
                     done = std::move(done)](Status s) mutable {
@@ -218,7 +218,7 @@ class PgSourceConnection : public SourceConnection {
       done(std::optional<CursorValue>());
       return;
     }
-    wants_horizon_ = true;
+    wants_horizon_.insert(table.qualified_name);
     // The horizon that came with this run's reflection: taken a moment earlier, so it holds
     // back at most a little more. Used once, and only while it is that fresh.
     std::optional<std::optional<CursorValue>> fetched = std::move(fetched_horizon_);
@@ -637,7 +637,7 @@ class PgSourceConnection : public SourceConnection {
   PgConnection conn_;
   std::map<std::string, PageShapeInfo> shapes_;  // by PageShape
   std::set<std::string> no_row_versions_;        // views: no counted horizon
-  bool wants_horizon_ = false;  // SafeHorizon was asked for: reflections bring one along
+  std::set<std::string> wants_horizon_;  // tables that asked SafeHorizon: reflections bring one
   std::optional<std::optional<CursorValue>> fetched_horizon_;  // from the last reflection
   std::chrono::steady_clock::time_point fetched_at_;
 };

@@ -70,10 +70,20 @@ nlohmann::json DeploymentStatusJson(const Replicator& replicator, const SyncMetr
   const auto now = std::chrono::system_clock::now();
   nlohmann::json tables = nlohmann::json::array();
   for (const auto& r : replicator.runners()) tables.push_back(TableStatusJson(*r, metrics, now));
+  nlohmann::json sources = nlohmann::json::array();
+  for (const auto& pool : replicator.pools()) {
+    sources.push_back({{"source", pool->source().Describe()},
+                       {"kind", std::string(pool->source().kind())},
+                       {"max_connections", pool->limit()},
+                       {"in_use", pool->lent()},
+                       {"idle", pool->idle()},
+                       {"waiting", pool->waiting()}});
+  }
   return {{"version", SIPHON_VERSION},
           {"started_at", IsoOrNull(started)},
           {"uptime_s", std::chrono::duration<double>(now - started).count()},
           {"target", target_path},
+          {"sources", sources},
           {"tables", tables}};
 }
 

@@ -15,7 +15,17 @@ int SourceBody(lua_State* L) {
     throw ScriptError(what + " expects a table of options: " + what + " { … }, got " +
                       DescribeValue(L, 1));
   }
-  Result<Fields> fields = ReadFields(L, 1, FieldsFromSourceOptions(def.options), what);
+  // Every kind shares `max_connections`: the sync layer's pool, not the adapter, uses it.
+  std::vector<FieldSpec> spec = FieldsFromSourceOptions(def.options);
+  FieldSpec max_connections;
+  max_connections.name = "max_connections";
+  max_connections.type = FieldType::kInteger;
+  max_connections.default_value = static_cast<int64_t>(SourceDecl::kDefaultMaxConnections);
+  max_connections.min = 1;
+  max_connections.max = 1000;
+  max_connections.doc = "connections its tables share";
+  spec.push_back(std::move(max_connections));
+  Result<Fields> fields = ReadFields(L, 1, spec, what);
   if (!fields.ok()) throw ScriptError(fields.status().message());
 
   Options options;
@@ -41,6 +51,7 @@ int SourceBody(lua_State* L) {
   decl->source = std::shared_ptr<Source>(std::move(made).value());
   decl->options = std::move(options);
   decl->files = std::move(files);
+  decl->max_connections = static_cast<size_t>(*fields->get<int64_t>("max_connections"));
   d.deployment.sources.push_back(std::move(decl));
 
   auto* handle = static_cast<SourceHandle*>(lua_newuserdatauv(L, sizeof(SourceHandle), 0));

@@ -42,6 +42,9 @@ struct SourceDecl {
   Options options;
   /// Its options that name a file (OptionSpec::file), resolved: {option, path}.
   std::vector<std::pair<std::string, std::string>> files;
+  /// `max_connections`: how many connections its tables share (see ConnectionPool).
+  size_t max_connections = kDefaultMaxConnections;
+  static constexpr size_t kDefaultMaxConnections = 4;
 };
 
 /// One `siphon.replicate "name" { … }`: everything the pipeline needs for a table.

@@ -15,7 +15,7 @@ Replicator::Replicator(uv_loop_t* loop, Target& target, const Deployment& deploy
         std::find(only_tables.begin(), only_tables.end(), t.name) == only_tables.end()) {
       continue;
     }
-    runners_.push_back(std::make_unique<TableRunner>(loop_, target, t, options));
+    runners_.push_back(MakeRunner(t));
   }
 }
 
@@ -32,17 +32,26 @@ void Replicator::Start(std::function<void()> finished) {
 }
 
 void Replicator::Stop(std::function<void()> stopped) {
-  auto left = std::make_shared<size_t>(runners_.size());
+  auto left = std::make_shared<size_t>(runners_.size() + 1);
   auto done = std::make_shared<std::function<void()>>(std::move(stopped));
-  if (runners_.empty()) {
-    (*done)();
-    return;
+  // Once no run holds a connection, the idle ones close: siphon is stopping.
+  auto release = [this, left, done] {
+    if (--*left != 0) return;
+    for (const Pool& p : pools_) {
+      if (auto pool = p.pool.lock()) pool->CloseIdle();
+    }
+    if (*done) (*done)();
+  };
+  for (auto& r : runners_) r->Stop(release);
+  release();
+}
+
+std::vector<std::shared_ptr<ConnectionPool>> Replicator::pools() const {
+  std::vector<std::shared_ptr<ConnectionPool>> live;
+  for (const Pool& p : pools_) {
+    if (auto pool = p.pool.lock()) live.push_back(std::move(pool));
   }
-  for (auto& r : runners_) {
-    r->Stop([left, done] {
-      if (--*left == 0 && *done) (*done)();
-    });
-  }
+  return live;
 }
 
 TableRunner* Replicator::Find(const std::string& name) const {
@@ -52,24 +61,37 @@ TableRunner* Replicator::Find(const std::string& name) const {
   return nullptr;
 }
 
+bool Replicator::SameSource(const SourceDecl* a, const SourceDecl* b) {
+  if (a == nullptr || b == nullptr || !a->source || !b->source) return a == b;
+  return a->source->kind() == b->source->kind() && a->source->Describe() == b->source->Describe() &&
+         a->options == b->options && a->max_connections == b->max_connections;
+}
+
 bool Replicator::SameReads(const TableDecl& a, const TableDecl& b) {
   auto soft = [](const TableDecl& t) {
     return t.soft_delete ? t.soft_delete->column + (t.soft_delete->keep ? "+keep" : "")
                          : std::string();
   };
-  // The source by everything it was made from: a rotated password or a changed timeout
-  // (which Describe leaves out) makes a new one.
-  auto same_source = [](const TableDecl& x, const TableDecl& y) {
-    const SourceDecl* sx = x.source.get();
-    const SourceDecl* sy = y.source.get();
-    if (sx == nullptr || sy == nullptr || !sx->source || !sy->source) return sx == sy;
-    return sx->source->kind() == sy->source->kind() &&
-           sx->source->Describe() == sy->source->Describe() && sx->options == sy->options;
-  };
   return a.name == b.name && a.from == b.from && a.query == b.query && a.key == b.key &&
          a.cursor == b.cursor && a.columns == b.columns &&
          a.lookback_seconds == b.lookback_seconds && a.write == b.write &&
-         a.backfill == b.backfill && soft(a) == soft(b) && same_source(a, b);
+         a.backfill == b.backfill && soft(a) == soft(b) &&
+         SameSource(a.source.get(), b.source.get());
+}
+
+std::shared_ptr<ConnectionPool> Replicator::PoolFor(const TableDecl& table) {
+  std::erase_if(pools_, [](const Pool& p) { return p.pool.expired(); });
+  for (const Pool& p : pools_) {
+    if (SameSource(p.source.get(), table.source.get())) return p.pool.lock();
+  }
+  auto pool =
+      std::make_shared<ConnectionPool>(loop_, table.source->source, table.source->max_connections);
+  pools_.push_back(Pool{table.source, pool});
+  return pool;
+}
+
+std::unique_ptr<TableRunner> Replicator::MakeRunner(const TableDecl& table) {
+  return std::make_unique<TableRunner>(loop_, target_, table, options_, PoolFor(table));
 }
 
 bool Replicator::SameDeclaration(const TableDecl& a, const TableDecl& b) {
@@ -138,7 +160,7 @@ ReloadDiff Replicator::Reconcile(const Deployment& next, std::function<void()> r
     bool unchanged =
         std::find(diff.unchanged.begin(), diff.unchanged.end(), t.name) != diff.unchanged.end();
     if (unchanged) continue;
-    auto runner = std::make_unique<TableRunner>(loop_, target_, t, options_);
+    auto runner = MakeRunner(t);
     if (old) {
       diff.changed.push_back(t.name);
       runner->TakeOver(*old);

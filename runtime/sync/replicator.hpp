@@ -31,6 +31,8 @@ class Replicator {
   void Stop(std::function<void()> stopped);
 
   const std::vector<std::unique_ptr<TableRunner>>& runners() const { return runners_; }
+  /// The connection pools of the sources the tables read (one per source).
+  std::vector<std::shared_ptr<ConnectionPool>> pools() const;
   /// The runner of a table, or null.
   TableRunner* Find(const std::string& name) const;
 
@@ -50,6 +52,9 @@ class Replicator {
   /// `columns`, ...): a replaced runner then keeps the old one's schedule, as when only
   /// `every`, `batch`, `max_lag` or the transform changed; otherwise it runs at once.
   static bool SameReads(const TableDecl& a, const TableDecl& b);
+  /// True when `a` and `b` are the same source, by everything they were made from: a rotated
+  /// password or a changed timeout (which Describe leaves out) makes a new one.
+  static bool SameSource(const SourceDecl* a, const SourceDecl* b);
 
   /// once mode: 0 when every table synced, 2 when a table failed on a script mistake (bad
   /// cursor, missing key), 1 when a table failed otherwise.
@@ -58,6 +63,10 @@ class Replicator {
  private:
   /// Destroys a stopped runner on a later loop turn (its own callback may be on the stack).
   void Retire(std::unique_ptr<TableRunner> runner, std::function<void()> gone);
+  /// The connection pool of a table's source: the one its other tables (and, across a reload,
+  /// the same source declared again) already share, else a new one.
+  std::shared_ptr<ConnectionPool> PoolFor(const TableDecl& table);
+  std::unique_ptr<TableRunner> MakeRunner(const TableDecl& table);
 
   uv_loop_t* loop_;
   Target& target_;
@@ -66,6 +75,13 @@ class Replicator {
   std::vector<std::unique_ptr<TableRunner>> stopping_;  // removed or replaced, not stopped yet
   std::function<void()> finished_;
   size_t remaining_ = 0;
+  /// The pools the runners hold, with the source each was made for; one nobody holds any more
+  /// is gone, its connections closed.
+  struct Pool {
+    std::shared_ptr<SourceDecl> source;
+    std::weak_ptr<ConnectionPool> pool;
+  };
+  std::vector<Pool> pools_;
 };
 
 }  // namespace siphon

@@ -22,6 +22,8 @@ std::string_view RunnerStateName(RunnerState state) {
   switch (state) {
     case RunnerState::kIdle:
       return "idle";
+    case RunnerState::kWaiting:
+      return "waiting";
     case RunnerState::kRunning:
       return "running";
     case RunnerState::kBackoff:
@@ -36,12 +38,14 @@ std::string_view RunnerStateName(RunnerState state) {
   return "unknown";
 }
 
-TableRunner::TableRunner(uv_loop_t* loop, Target& target, TableDecl decl, RunnerOptions options)
+TableRunner::TableRunner(uv_loop_t* loop, Target& target, TableDecl decl, RunnerOptions options,
+                         std::shared_ptr<ConnectionPool> pool)
     : loop_(loop),
       target_(target),
       decl_(std::move(decl)),
       options_(options),
       log_(Logger("table:" + decl_.name)),
+      pool_(std::move(pool)),
       timer_(new uv_timer_t),
       lag_timer_(new uv_timer_t),
       rng_(std::random_device{}()) {
@@ -53,7 +57,13 @@ TableRunner::TableRunner(uv_loop_t* loop, Target& target, TableDecl decl, Runner
 
 TableRunner::~TableRunner() {
   *alive_ = false;
-  conn_.reset();
+  pool_->Withdraw(borrowing_);
+  // A connection still lent (a runner destroyed mid-run) goes with it: a statement may be in
+  // flight on it.
+  if (conn_) {
+    conn_.reset();
+    pool_->GiveBack(nullptr);
+  }
   timer_->data = nullptr;
   uv_close(reinterpret_cast<uv_handle_t*>(timer_),
            [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
@@ -132,6 +142,7 @@ void TableRunner::CheckLag() {
 void TableRunner::Pause() {
   paused_ = true;
   uv_timer_stop(timer_);
+  WithdrawWaitingRun();
   if (!running_) stats_.state = RunnerState::kPaused;
 }
 
@@ -153,6 +164,7 @@ bool TableRunner::SyncNow() {
 }
 
 Status TableRunner::Resync() {
+  if (!stopping_) WithdrawWaitingRun();  // the resync starts one of its own
   if (running_ || stopping_ || finished_) {
     return Status(ErrorKind::kQuery, "a sync of " + decl_.name + " is running");
   }
@@ -213,6 +225,7 @@ void TableRunner::Stop(std::function<void()> stopped) {
   uv_timer_stop(timer_);
   uv_timer_stop(lag_timer_);
   if (reconciler_) reconciler_->Cancel();
+  WithdrawWaitingRun();
   // A source statement can take minutes (the first page of a big table without an index):
   // a stop does not wait for it. Closing the connection ends it with kCancelled (nothing of
   // it was written); a page on its way to the target still commits.
@@ -251,6 +264,23 @@ void TableRunner::ScheduleRun(std::chrono::milliseconds delay) {
 void TableRunner::BeginRun() {
   if (running_ || stopping_ || paused_) return;
   running_ = true;
+  stats_.state = RunnerState::kWaiting;
+  std::weak_ptr<bool> alive = alive_;
+  borrowing_ = pool_->Borrow([this, alive](std::unique_ptr<SourceConnection> conn) {
+    if (alive.lock()) OnBorrowed(std::move(conn));
+  });
+}
+
+void TableRunner::WithdrawWaitingRun() {
+  if (borrowing_ == 0) return;
+  pool_->Withdraw(borrowing_);
+  borrowing_ = 0;
+  running_ = false;
+}
+
+void TableRunner::OnBorrowed(std::unique_ptr<SourceConnection> conn) {
+  borrowing_ = 0;
+  conn_ = std::move(conn);
   stats_.state = RunnerState::kRunning;
   stats_.run_rows = 0;
   stats_.run_started = std::chrono::system_clock::now();
@@ -265,7 +295,6 @@ void TableRunner::BeginRun() {
   next_after_.reset();
   page_limit_ = 0;
   run_started_ = std::chrono::steady_clock::now();
-  if (!conn_) conn_ = decl_.source->source->NewConnection(loop_);
   Emit(EventKind::kSyncStart, 0, 0);
   std::weak_ptr<bool> alive = alive_;
   conn_->Connect([this, alive](Status st) {
@@ -899,8 +928,16 @@ void TableRunner::SetCommitted(std::optional<Cursor> cursor) {
   stats_.cursor = committed_ ? CursorToJson(*committed_) : "";
 }
 
+void TableRunner::GiveBackConnection() {
+  if (!conn_) return;
+  // A failed run's session may be broken or mid-statement: the next borrower connects anew.
+  if (!run_error_.ok() || stopping_) conn_->Close();
+  pool_->GiveBack(std::move(conn_));
+}
+
 void TableRunner::FinishRun() {
   running_ = false;
+  GiveBackConnection();
   const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - run_started_);
   stats_.last_duration_ms = duration.count();
@@ -974,7 +1011,6 @@ void TableRunner::FinishRun() {
     stats_.last_error_kind = std::string(ErrorKindName(run_error_.kind()));
     stats_.state = RunnerState::kBackoff;
     Emit(EventKind::kError, run_rows_, duration.count());
-    if (conn_) conn_->Close();
     schema_.reset();
     plan_.reset();
     record.event = "error";

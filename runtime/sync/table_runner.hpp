@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "adapters/source.hpp"
+#include "runtime/sync/connection_pool.hpp"
 #include "runtime/sync/deployment.hpp"
 #include "runtime/sync/events.hpp"
 #include "runtime/sync/plan.hpp"
@@ -34,7 +35,8 @@ struct RunnerOptions {
 };
 
 /// What a runner is doing, for `/status`, metrics and progress lines.
-enum class RunnerState { kIdle, kRunning, kBackoff, kPaused, kStopped, kFinished };
+/// kWaiting: a run is due but every connection of the source is in use (max_connections).
+enum class RunnerState { kIdle, kWaiting, kRunning, kBackoff, kPaused, kStopped, kFinished };
 std::string_view RunnerStateName(RunnerState state);
 
 /// Counters of one table since the process started (the durable ones are in _siphon_state).
@@ -67,7 +69,9 @@ struct TableStats {
 /// backoff. Loop thread only. Knows no SQL: the adapter builds the queries.
 class TableRunner {
  public:
-  TableRunner(uv_loop_t* loop, Target& target, TableDecl decl, RunnerOptions options);
+  /// Runs borrow their connection from `pool`, the source's (shared with its other tables).
+  TableRunner(uv_loop_t* loop, Target& target, TableDecl decl, RunnerOptions options,
+              std::shared_ptr<ConnectionPool> pool);
   ~TableRunner();
   TableRunner(const TableRunner&) = delete;
   TableRunner& operator=(const TableRunner&) = delete;
@@ -119,6 +123,11 @@ class TableRunner {
  private:
   void ScheduleRun(std::chrono::milliseconds delay);
   void BeginRun();
+  void OnBorrowed(std::unique_ptr<SourceConnection> conn);
+  /// A run waiting for a connection has not started: it never will (a stop, pause, resync).
+  void WithdrawWaitingRun();
+  /// The run is over: its connection goes back to the pool (closed after a failure).
+  void GiveBackConnection();
   void OnConnected(Status st);
   void OnReflected(Result<TableSchema> schema);
   void OnPrepared(Result<TableState> state);
@@ -148,10 +157,12 @@ class TableRunner {
   TableDecl decl_;
   RunnerOptions options_;
   std::shared_ptr<spdlog::logger> log_;
-  std::unique_ptr<SourceConnection> conn_;
-  uv_timer_t* timer_;      // heap: closed asynchronously
-  uv_timer_t* lag_timer_;  // checks max_lag; heap: closed asynchronously
-  bool lagging_ = false;   // `lagging` fired and no success since
+  std::shared_ptr<ConnectionPool> pool_;
+  std::unique_ptr<SourceConnection> conn_;  // borrowed from pool_ for a run
+  uint64_t borrowing_ = 0;                  // the pool's ticket while a run waits for conn_
+  uv_timer_t* timer_;                       // heap: closed asynchronously
+  uv_timer_t* lag_timer_;                   // checks max_lag; heap: closed asynchronously
+  bool lagging_ = false;                    // `lagging` fired and no success since
   std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::mt19937_64 rng_;

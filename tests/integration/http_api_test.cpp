@@ -1344,5 +1344,54 @@ TEST_F(HttpApi, JsonLogsOnATerminalHaveNoRedrawnLine) {
   EXPECT_NE(r.out.find(" p: 300000 rows\""), std::string::npos) << Dump(r);
 }
 
+// With max_connections = 1, a second table's run waits while the first one syncs: /status
+// shows it `waiting` and the source's connection in use, a pause withdraws the waiting run
+// and a resume queues it again, and a SIGTERM while it waits exits at once. Run again, the
+// tables take turns on the one connection and both arrive.
+TEST_F(HttpApi, ARunWaitingForTheSourcesOnlyConnectionShowsWaitingAndRunsInTurn) {
+  db_.Exec(
+      "CREATE TABLE big (id int8 PRIMARY KEY, v text NOT NULL); INSERT INTO big SELECT g, "
+      "md5(g::text) FROM generate_series(1, 30000) g; CREATE TABLE small (id int8 PRIMARY "
+      "KEY); INSERT INTO small SELECT generate_series(1, 10)");
+  const std::string path = dir_.File("deploy.lua");
+  WriteFile(path,
+            "local pg = siphon.postgres { dsn = siphon.env(\"TEST_PG_DSN\"), "
+            "max_connections = 1 }\nsiphon.target { path = \"" +
+                Replica() + R"(" }
+siphon.replicate "big" { source = pg, batch = 500, every = "1h",
+  transform = function(row) local x = 0; for i = 1, 3000 do x = x + i end; return row end }
+siphon.replicate "small" { source = pg, every = "1h" }
+)");
+  auto p = Start(path);
+  auto state = [&](const std::string& table) {
+    auto j = nlohmann::json::parse(Get("/tables/" + table).body, nullptr, false);
+    return j.is_object() ? j.value("state", "") : "";
+  };
+  // Tables start in their declaration order: big borrows the connection, small waits.
+  ASSERT_TRUE(WaitFor([&] { return state("small") == "waiting"; })) << p->Stderr();
+  EXPECT_EQ(state("big"), "running");
+  auto status = nlohmann::json::parse(Get("/status").body);
+  ASSERT_EQ(status["sources"].size(), 1u) << status.dump();
+  EXPECT_EQ(status["sources"][0]["kind"], "postgres") << status.dump();
+  EXPECT_EQ(status["sources"][0]["max_connections"], 1) << status.dump();
+  EXPECT_EQ(status["sources"][0]["in_use"], 1) << status.dump();
+  EXPECT_EQ(status["sources"][0]["waiting"], 1) << status.dump();
+
+  ASSERT_EQ(Post("/tables/small/pause").status, 200);
+  EXPECT_EQ(state("small"), "paused");
+  EXPECT_EQ(nlohmann::json::parse(Get("/status").body)["sources"][0]["waiting"], 0);
+  ASSERT_EQ(Post("/tables/small/resume").status, 200);
+  EXPECT_EQ(state("small"), "waiting");
+  EXPECT_EQ(nlohmann::json::parse(Get("/status").body)["sources"][0]["waiting"], 1);
+  p->Signal(SIGTERM);
+  ProcessResult r = p->Wait(std::chrono::seconds(10));
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetCount("small"), "") << Dump(r);  // it never ran
+
+  r = siphon::test::Run({SIPHON_BIN, "once", path}, Env());
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetCount("big"), "30000");
+  EXPECT_EQ(TargetCount("small"), "10");
+}
 }  // namespace
 }  // namespace siphon::test

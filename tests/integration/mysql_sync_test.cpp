@@ -703,5 +703,44 @@ TEST_F(MysqlSync, SigtermDoesNotWaitForASlowSourceStatement) {
   EXPECT_EQ(r.err.find("error"), std::string::npos) << Dump(r);
 }
 
+// A source's tables share at most max_connections sessions on MariaDB too (8 tables held 8
+// before), and tables with and without a safe horizon (a TIMESTAMP cursor, a DATETIME one, no
+// cursor) take turns on the same sessions without mixing up their horizons.
+TEST_F(MysqlSync, ASourcesTablesShareAtMostMaxConnectionsSessions) {
+  constexpr int kTables = 8;
+  std::string tables;
+  for (int i = 0; i < kTables; ++i) {
+    const std::string t = "t" + std::to_string(i);
+    db_.Exec("CREATE TABLE " + t +
+             " (id INT PRIMARY KEY, ts TIMESTAMP(6) NOT NULL DEFAULT '2024-01-01 00:00:00', dt "
+             "DATETIME(6) NOT NULL DEFAULT '2024-01-01 00:00:00', INDEX (ts, id), INDEX (dt, id));"
+             "INSERT INTO " +
+             t + " (id) SELECT seq FROM seq_1_to_20000");
+    const std::string cursor = i % 3 == 0   ? ""
+                               : i % 3 == 1 ? ", cursor = { 'ts', 'id' }"
+                                            : ", cursor = { 'dt', 'id' }";
+    tables += "siphon.replicate '" + t + "' { source = my, batch = 500" + cursor + " }\n";
+  }
+  std::string source = Source();
+  source.replace(source.rfind(" }"), 2, ", max_connections = 2 }");
+  const std::string path = dir_.File("deploy.lua");
+  WriteFile(path, source + "siphon.target { path = '" + Replica() + "' }\n" + tables);
+  Process siphon({SIPHON_BIN, "once", path}, Env());
+  int most = 0;
+  const std::string count = "SELECT count(*) FROM information_schema.PROCESSLIST WHERE DB = '" +
+                            db_.name() + "' AND ID <> CONNECTION_ID()";
+  while (siphon.Running()) {
+    most = std::max(most, std::stoi(db_.Scalar(count)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ProcessResult r = siphon.Wait();
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_LE(most, 2) << "sessions at once";
+  EXPECT_GE(most, 1);
+  for (int i = 0; i < kTables; ++i) {
+    EXPECT_EQ(TargetScalar("SELECT count(*) FROM t" + std::to_string(i)), "20000") << i;
+  }
+}
+
 }  // namespace
 }  // namespace siphon::test

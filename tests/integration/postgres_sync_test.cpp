@@ -739,5 +739,56 @@ TEST_F(PgSync, ASerialCursorWaitsForAnIdTakenByAnOpenTransaction) {
             "1,2,3,4");
 }
 
+// A source's tables share at most max_connections sessions: 14 tables, each a first sync of
+// 40,000 rows in pages of 500, held 14 sessions at once before (one per table, kept open), so
+// 300 tables met PostgreSQL's own limit of 100 and the rest failed "too many clients". Runs
+// past the limit wait their turn and every table still arrives whole.
+TEST_F(PgSync, ASourcesTablesShareAtMostMaxConnectionsSessions) {
+  constexpr int kTables = 14;
+  std::string tables;
+  for (int i = 0; i < kTables; ++i) {
+    const std::string t = "t" + std::to_string(i);
+    db_.Exec("CREATE TABLE " + t + " (id int4 PRIMARY KEY, v text NOT NULL); INSERT INTO " + t +
+             " SELECT g, repeat('x', 40) || g FROM generate_series(1, 40000) g");
+    tables += "siphon.replicate \"" + t + "\" { source = pg, batch = 500 }\n";
+  }
+  const std::string path = dir_.File("deploy.lua");
+  WriteFile(
+      path,
+      "local pg = siphon.postgres { dsn = siphon.env(\"TEST_PG_DSN\"), max_connections = 3 }\n"
+      "siphon.target { path = \"" +
+          Replica() + "\" }\n" + tables);
+  Process siphon({SIPHON_BIN, "once", path}, Env());
+  int most = 0;
+  const std::string count =
+      "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND backend_type = "
+      "'client backend' AND pid <> "
+      "pg_backend_pid()";
+  while (siphon.Running()) {
+    most = std::max(most, std::stoi(db_.Scalar(count)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ProcessResult r = siphon.Wait();
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_LE(most, 3) << "sessions at once";
+  EXPECT_GE(most, 2);  // the tables did run side by side
+  for (int i = 0; i < kTables; ++i) {
+    EXPECT_EQ(TargetScalar("SELECT count(*) FROM t" + std::to_string(i)), "40000") << i;
+  }
+  // Once siphon is gone, so are its sessions.
+  EXPECT_TRUE(WaitUntil([&] { return db_.Scalar(count) == "0"; }, std::chrono::seconds(5)));
+
+  // A limit below 1 is a script mistake.
+  WriteFile(
+      path,
+      "local pg = siphon.postgres { dsn = siphon.env(\"TEST_PG_DSN\"), max_connections = 0 }\n"
+      "siphon.target { path = \"" +
+          Replica() + "\" }\nsiphon.replicate \"t0\" { source = pg }\n");
+  r = Siphon({"check", path});
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("deploy.lua:1"), std::string::npos) << Dump(r);
+  EXPECT_NE(r.err.find("max_connections"), std::string::npos) << Dump(r);
+}
+
 }  // namespace
 }  // namespace siphon::test
