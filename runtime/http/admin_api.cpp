@@ -290,6 +290,11 @@ HttpResponse AdminApi::Logs(const HttpRequest& req) {
   sqlite3_finalize(s);
   if (rc != SQLITE_DONE)
     return JsonError(500, std::string("reading _siphon_log: ") + sqlite3_errstr(rc));
+  // A name siphon never knew (a typo) is not a table with nothing logged yet. A table a reload
+  // removed keeps its history, so the log answers for it too.
+  if (by_table && entries.empty() && !replicator_.Find(table)) {
+    return JsonError(404, "no such table: " + table);
+  }
   return Json(200, {{"entries", entries}});
 }
 
