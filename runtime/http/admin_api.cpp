@@ -109,9 +109,12 @@ HttpResponse AdminApi::Handle(const HttpRequest& req) {
       }
       return true;
     };
+    // "Bearer" 1*SP token (RFC 6750 2.1): more than one space is allowed.
+    std::string_view presented = is_bearer() ? auth.substr(kBearer.size()) : std::string_view();
+    while (!presented.empty() && presented.front() == ' ') presented.remove_prefix(1);
     if (!is_bearer()) {
       denied = JsonError(401, "missing bearer token (Authorization: Bearer <token>)");
-    } else if (!ConstantTimeEquals(auth.substr(kBearer.size()), options_.token)) {
+    } else if (!ConstantTimeEquals(presented, options_.token)) {
       denied = JsonError(401, "invalid token");
     }
     if (denied.status == 401) {

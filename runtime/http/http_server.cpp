@@ -257,6 +257,12 @@ class HttpServer::Connection {
       s.on_headers_complete = [](http_parser* p) {
         auto* self = static_cast<Connection*>(p->data);
         self->value_started_ = false;
+        // A field value has no whitespace around it (RFC 9110 5.5); http_parser drops only
+        // what precedes it.
+        for (auto& header : self->request_.headers) {
+          std::string& value = header.second;
+          while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.pop_back();
+        }
         self->head_ = p->method == HTTP_HEAD;
         if (p->upgrade) {  // websocket and the like: refused before the handler runs
           self->error_ = 400;

@@ -19,7 +19,8 @@ struct HttpRequest {
   std::string method;  ///< "GET", "POST", …
   std::string path;    ///< percent-decoded, without the query string
   std::string query;   ///< raw, without the '?'
-  std::vector<std::pair<std::string, std::string>> headers;  ///< names lower-cased
+  /// Names lower-cased, values without the whitespace around them.
+  std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
 
   /// The first header with this (lower-case) name, or "".

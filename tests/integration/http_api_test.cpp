@@ -307,6 +307,35 @@ TEST_F(HttpApi, EveryEndpointAndErrorCode) {
   EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);
 }
 
+// The token is read from the Authorization header as HTTP defines it: the whitespace around a
+// field value is not part of it (RFC 9110 5.5), and "Bearer" may be followed by several
+// spaces (RFC 6750 2.1). "Bearer TOKEN " and "Bearer  TOKEN" were answered 401, "invalid
+// token", with the right token; a wrong token or none still is.
+TEST_F(HttpApi, TheBearerTokenIsReadAsHttpDefinesIt) {
+  db_.Exec("CREATE TABLE a (id int8 PRIMARY KEY)");
+  auto p = Start(Script(R"(siphon.replicate "a" { source = pg, every = "1h" })"));
+  auto status = [this](const std::string& authorization) {
+    RawConn c(port_);
+    EXPECT_TRUE(c.Send("GET /status HTTP/1.1\r\nHost: x\r\nAuthorization: " + authorization +
+                       "\r\nConnection: close\r\n\r\n"));
+    std::string got = c.Read(std::chrono::seconds(5));
+    return got.substr(0, got.find("\r\n"));
+  };
+  const std::string token = kToken;
+  for (const std::string& ok :
+       {"Bearer " + token, "Bearer " + token + " ", "Bearer " + token + " \t ", "Bearer  " + token,
+        "bearer " + token}) {
+    EXPECT_EQ(status(ok), "HTTP/1.1 200 OK") << "[" << ok << "]";
+  }
+  for (const std::string& refused :
+       {"Bearer " + token + "x", "Bearer x" + token, std::string("Bearer"), std::string("Bearer "),
+        "Basic " + token, token, "Bearer " + token.substr(1)}) {
+    EXPECT_EQ(status(refused), "HTTP/1.1 401 Unauthorized") << "[" << refused << "]";
+  }
+  p->Signal(SIGTERM);
+  EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);
+}
+
 // A path that is not UTF-8 once decoded (%FF) names no table and no endpoint: 404 with the
 // name in the message (the byte replaced), as for any unknown name, not a 500.
 TEST_F(HttpApi, ANameThatIsNotUtf8Answers404) {
