@@ -230,7 +230,8 @@ HttpResponse AdminApi::Table(const std::string& rest, const HttpRequest& req) {
     return JsonError(409, "a sync of " + name + " is running; resync when it ends");
   }
   log->info("{}: resync requested", name);
-  out["state"] = paused_.count(name) ? "paused" : "scheduled";
+  // Paused by hand or by the script (on_schema_change = "pause"): the re-pull waits for a resume.
+  out["state"] = runner->paused() ? "paused" : "scheduled";
   return Json(202, out);
 }
 

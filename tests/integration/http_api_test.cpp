@@ -702,6 +702,15 @@ TEST_F(HttpApi, AResumeAcceptsOnlyTheSchemaChangeItWasPausedFor) {
            t.find("the source schema changed") != std::string::npos;
   })) << Get("/tables/p").body;
   EXPECT_EQ(TargetCount("p"), "2");
+  // Paused by the script, not by hand, the table is paused all the same: a sync is refused,
+  // and a resync resets the cursor and answers that the table stays paused (it answered
+  // "scheduled", and nothing ran).
+  HttpResult sync = Post("/tables/p/sync");
+  EXPECT_EQ(sync.status, 409) << sync.body;
+  EXPECT_NE(sync.body.find("is paused; resume it first"), std::string::npos) << sync.body;
+  HttpResult resync = Post("/tables/p/resync");
+  EXPECT_EQ(resync.status, 202) << resync.body;
+  EXPECT_NE(resync.body.find("\"state\": \"paused\""), std::string::npos) << resync.body;
   // Resuming that pause accepts the change.
   ASSERT_EQ(Post("/tables/p/resume").status, 200);
   EXPECT_TRUE(WaitFor([&] { return TargetCount("p") == "3"; })) << Get("/tables/p").body;
