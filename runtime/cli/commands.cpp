@@ -107,7 +107,9 @@ std::string FormatDuration(std::chrono::milliseconds ms) {
 }
 
 /// SIGINT/SIGTERM: stop scheduling, let the page in flight commit or roll back, then stop the
-/// loop. A second signal exits at once (the target stays consistent: SQLite rolls back).
+/// loop. A second signal exits at once, with 128 + its number (130 for SIGINT, 143 for SIGTERM),
+/// as a shell reports a process a signal ended: a stop cut short is not a success. The target
+/// stays consistent (SQLite rolls back what was not committed).
 class SignalStop {
  public:
   SignalStop(uv_loop_t* loop, std::function<void()> on_signal) : on_signal_(std::move(on_signal)) {
@@ -120,11 +122,17 @@ class SignalStop {
           [](uv_signal_t* h, int signum) {
             auto* self = static_cast<SignalStop*>(h->data);
             if (self->signalled_) {
-              Logger("siphon")->warn("second signal {}: exiting now", signum);
-              std::_Exit(0);
+              const int code = 128 + signum;
+              Logger("siphon")->warn(
+                  "second signal {} ({}): exiting now, exit code {}, without waiting for the "
+                  "pages in flight or the event handlers (what was not committed is read again "
+                  "by the next run)",
+                  signum, strsignal(signum), code);
+              std::_Exit(code);
             }
             self->signalled_ = true;
-            Logger("siphon")->info("signal {}: finishing the pages in flight", signum);
+            Logger("siphon")->info(
+                "signal {}: finishing the pages in flight (a second signal exits at once)", signum);
             self->on_signal_();
           },
           i == 0 ? SIGINT : SIGTERM);

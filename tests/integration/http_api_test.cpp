@@ -1120,6 +1120,35 @@ end))");
   EXPECT_EQ(r.err.find("reloading " + script), std::string::npos) << Dump(r);
 }
 
+// A second signal while the first one's stop waits (here for an event handler's HTTP call to
+// a receiver that never answers) ends siphon at once with 128 + its number, and says so: a
+// stop cut short is not a success (it exited 0, as a finished stop does).
+TEST_F(HttpApi, ASecondSignalExitsAtOnceWithItsOwnCode) {
+  db_.Exec("CREATE TABLE a (id int8 PRIMARY KEY); INSERT INTO a VALUES (1)");
+  SilentListener hang;
+  const std::string url = "http://127.0.0.1:" + std::to_string(hang.port()) + "/hook";
+  for (int second : {SIGINT, SIGTERM}) {
+    auto p = Start(Script(R"(siphon.replicate "a" { source = pg, every = "1h" }
+siphon.on("synced", function(ev)
+  siphon.log.info("posting")
+  siphon.http.request { url = ")" +
+                          url + R"(", timeout = "20s" }
+end))"));
+    ASSERT_TRUE(p->WaitForOutput("posting")) << p->Stderr();
+    p->Signal(SIGTERM);
+    ASSERT_TRUE(p->WaitForOutput("a second signal exits at once")) << p->Stderr();
+    auto signalled = std::chrono::steady_clock::now();
+    p->Signal(second);
+    ProcessResult r = p->Wait(std::chrono::seconds(20));
+    EXPECT_LT(std::chrono::steady_clock::now() - signalled, std::chrono::seconds(2)) << Dump(r);
+    EXPECT_EQ(r.exit_code, 128 + second) << Dump(r);
+    EXPECT_NE(r.err.find("second signal " + std::to_string(second)), std::string::npos) << Dump(r);
+    EXPECT_NE(r.err.find("exit code " + std::to_string(128 + second)), std::string::npos)
+        << Dump(r);
+    EXPECT_EQ(TargetScalar("PRAGMA integrity_check"), "ok");
+  }
+}
+
 TEST_F(HttpApi, ReloadAddsChangesAndKeepsCursorsAndSurvivesABrokenScript) {
   db_.Exec(R"sql(
     CREATE TABLE one (id int8 PRIMARY KEY, seq int8 NOT NULL);
