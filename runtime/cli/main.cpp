@@ -86,6 +86,13 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::ExistingFile);
   status->add_flag("--json", json, "print JSON");
+  // The options every command takes are the main command's: each command's help names them,
+  // or `siphon run --help` would not say how to turn on debug logs.
+  for (CLI::App* cmd : app.get_subcommands({})) {
+    cmd->footer(
+        "Every command also takes --log-level LEVEL (trace, debug, info, warn, error, critical, "
+        "off; default info) and --log-format text|json.");
+  }
 
   try {
     app.parse(argc, argv);

@@ -60,6 +60,23 @@ TEST_F(Cli, HelpListsEveryLogLevel) {
       << r.out;
 }
 
+// Each command's --help names the options every command takes (`siphon run --help` listed
+// its own only, so it did not say how to turn on debug logs or JSON logs).
+TEST_F(Cli, EveryCommandsHelpNamesTheLogOptions) {
+  for (const char* command : {"run", "once", "resync", "resume", "check", "status"}) {
+    auto r = siphon::test::Run({SIPHON_BIN, command, "--help"}, {});
+    EXPECT_EQ(r.exit_code, 0) << command << "\n" << Dump(r);
+    EXPECT_NE(r.out.find("--log-level LEVEL (trace, debug, info, warn, error, critical, off"),
+              std::string::npos)
+        << command << "\n"
+        << r.out;
+    EXPECT_NE(r.out.find("--log-format text|json"), std::string::npos) << command << "\n" << r.out;
+  }
+  // And they are taken after the command, as the help says.
+  auto r = siphon::test::Run({SIPHON_BIN, "status", "--log-level", "debug", "--help"}, {});
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+}
+
 TEST_F(Cli, ATargetInAMissingFolderFailsAsOnceDoes) {
   const std::string target = dir_.File("no/such/folder/replica.db");
   std::string script = Script(target);
