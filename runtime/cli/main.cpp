@@ -101,9 +101,15 @@ int main(int argc, char** argv) {
     // rather than the "A subcommand is required" that CLI11 reports first.
     if (dynamic_cast<const CLI::RequiredError*>(&e) && app.get_subcommands().empty() &&
         !app.remaining().empty()) {
-      std::cerr << "siphon: unknown command \"" << app.remaining().front()
-                << "\" (run, once, resync, resume, check or status)\nRun with --help for more "
-                   "information.\n";
+      // An option siphon does not know ("siphon --verbose run x.lua") is not a command.
+      const std::string first = app.remaining().front();
+      if (first.size() > 1 && first[0] == '-') {
+        std::cerr << "siphon: unknown option " << first;
+      } else {
+        std::cerr << "siphon: unknown command \"" << first
+                  << "\" (run, once, resync, resume, check or status)";
+      }
+      std::cerr << "\nRun with --help for more information.\n";
       return 2;
     }
     int code = app.exit(e);

@@ -251,6 +251,12 @@ TEST_F(Cli, AMistypedCommandIsNamed) {
   EXPECT_EQ(after_option.exit_code, 2) << Dump(after_option);
   EXPECT_NE(after_option.err.find("unknown command \"onse\""), std::string::npos)
       << Dump(after_option);
+  // An option siphon does not know is named as an option (it was "unknown command").
+  auto option = Siphon({"--verbose"});
+  EXPECT_EQ(option.exit_code, 2) << Dump(option);
+  EXPECT_NE(option.err.find("siphon: unknown option --verbose\n"), std::string::npos)
+      << Dump(option);
+  EXPECT_EQ(option.err.find("command"), std::string::npos) << Dump(option);
   auto none = Siphon({});
   EXPECT_EQ(none.exit_code, 2) << Dump(none);
   EXPECT_NE(none.err.find("A subcommand is required"), std::string::npos) << Dump(none);
