@@ -816,6 +816,75 @@ std::string OneLine(const std::string& text) {
   return out;
 }
 
+// The character at `text[i]`: its code point and its length in bytes. A byte that starts no
+// valid UTF-8 sequence stands for itself (a terminal shows it as one replacement character).
+std::pair<char32_t, size_t> NextCodePoint(std::string_view text, size_t i) {
+  const auto byte = [&text](size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char c = byte(i);
+  size_t n = 0;
+  if (c < 0x80) {
+    n = 1;
+  } else if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+  }
+  if (n == 0 || i + n > text.size()) return {0xFFFD, 1};
+  char32_t cp = n == 1 ? c : c & (0x7F >> n);
+  for (size_t k = 1; k < n; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return {0xFFFD, 1};
+    cp = (cp << 6) | (byte(i + k) & 0x3F);
+  }
+  return {cp, n};
+}
+
+// The columns a terminal gives a character: two for the wide ones of East Asian scripts
+// (CJK, kana, Hangul, full-width forms) and emoji, none for a combining mark or a zero-width
+// space, one otherwise.
+size_t CharWidth(char32_t cp) {
+  if ((cp >= 0x0300 && cp <= 0x036F) || (cp >= 0x1AB0 && cp <= 0x1AFF) ||
+      (cp >= 0x1DC0 && cp <= 0x1DFF) || (cp >= 0x200B && cp <= 0x200F) ||
+      (cp >= 0x20D0 && cp <= 0x20FF) || (cp >= 0xFE00 && cp <= 0xFE0F) ||
+      (cp >= 0xFE20 && cp <= 0xFE2F)) {
+    return 0;
+  }
+  if ((cp >= 0x1100 && cp <= 0x115F) || (cp >= 0x2E80 && cp <= 0x303E) ||
+      (cp >= 0x3041 && cp <= 0x33FF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
+      (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0xA000 && cp <= 0xA4CF) ||
+      (cp >= 0xAC00 && cp <= 0xD7A3) || (cp >= 0xF900 && cp <= 0xFAFF) ||
+      (cp >= 0xFE30 && cp <= 0xFE4F) || (cp >= 0xFF00 && cp <= 0xFF60) ||
+      (cp >= 0xFFE0 && cp <= 0xFFE6) || (cp >= 0x1F300 && cp <= 0x1F64F) ||
+      (cp >= 0x1F900 && cp <= 0x1F9FF) || (cp >= 0x20000 && cp <= 0x3FFFD)) {
+    return 2;
+  }
+  return 1;
+}
+
+size_t DisplayWidth(std::string_view text) {
+  size_t width = 0;
+  for (size_t i = 0; i < text.size();) {
+    auto [cp, n] = NextCodePoint(text, i);
+    width += CharWidth(cp);
+    i += n;
+  }
+  return width;
+}
+
+// `text` cut to at most `columns` columns, "..." included, before a character, not in one.
+std::string FitColumns(const std::string& text, size_t columns) {
+  if (DisplayWidth(text) <= columns) return text;
+  size_t width = 0, cut = 0;
+  while (cut < text.size()) {
+    auto [cp, n] = NextCodePoint(text, cut);
+    if (width + CharWidth(cp) > columns - 3) break;
+    width += CharWidth(cp);
+    cut += n;
+  }
+  return text.substr(0, cut) + "...";
+}
+
 }  // namespace
 
 int StatusCommand(const std::string& replica, bool json) {
@@ -867,24 +936,20 @@ int StatusCommand(const std::string& replica, bool json) {
   // again. It is not the table's size, so the column does not say ROWS.
   std::vector<std::string> header = {"TABLE",        "STATUS", "WRITTEN",
                                      "LAST SUCCESS", "CURSOR", "ERROR"};
+  // Columns are aligned by the width a terminal shows, not by bytes: a name or an error in
+  // another script than Latin takes two to four bytes a character.
   std::vector<size_t> width(header.size());
   for (size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
   for (auto& r : rows) {
     for (size_t i = 0; i < r.size(); ++i) {
-      r[i] = OneLine(r[i]);
-      if (r[i].size() > 60) {
-        // Cut before a character, not inside one (UTF-8 continuation bytes are 10xxxxxx).
-        size_t cut = 57;
-        while (cut > 0 && (static_cast<unsigned char>(r[i][cut]) & 0xC0) == 0x80) --cut;
-        r[i] = r[i].substr(0, cut) + "...";
-      }
-      width[i] = std::max(width[i], r[i].size());
+      r[i] = FitColumns(OneLine(r[i]), 60);
+      width[i] = std::max(width[i], DisplayWidth(r[i]));
     }
   }
   auto print = [&width](const std::vector<std::string>& r) {
     for (size_t i = 0; i < r.size(); ++i) {
       std::cout << r[i];
-      if (i + 1 < r.size()) std::cout << std::string(width[i] - r[i].size() + 2, ' ');
+      if (i + 1 < r.size()) std::cout << std::string(width[i] - DisplayWidth(r[i]) + 2, ' ');
     }
     std::cout << "\n";
   };

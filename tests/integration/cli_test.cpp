@@ -342,6 +342,55 @@ TEST_F(Cli, StatusPrintsAnErrorWithOddBytesOnOneLineAndAsJson) {
   EXPECT_NE(row.find("'\\nDETAIL: more"), std::string::npos) << text.out;
 }
 
+/// The columns a terminal gives a character starting with byte `u`: none for a continuation
+/// byte, two for a CJK ideograph or a Hangul syllable (lead bytes 0xE3 to 0xED), else one.
+size_t Columns(unsigned char u) {
+  if ((u & 0xC0) == 0x80) return 0;
+  return u >= 0xE3 && u <= 0xED ? 2 : 1;
+}
+
+/// What `line` shows from column `column` (counted as a terminal does) on.
+std::string FromColumn(const std::string& line, size_t column) {
+  size_t shown = 0, at = 0;
+  while (at < line.size() && shown < column) {
+    shown += Columns(static_cast<unsigned char>(line[at++]));
+    while (at < line.size() && Columns(static_cast<unsigned char>(line[at])) == 0) ++at;
+  }
+  return line.substr(at);
+}
+
+// `status` aligns its columns by what a terminal shows, not by bytes: a table named in
+// Japanese or an error in Russian pushed the columns after it right by a column per extra
+// byte (one for each of "注文", whose two characters take two columns each), and a long
+// error was cut at 57 bytes, 28 Cyrillic letters.
+TEST_F(Cli, StatusAlignsColumnsByDisplayWidth) {
+  const std::string replica = dir_.File("replica.db");
+  ASSERT_EQ(Siphon({"once", Script(replica)}).exit_code, 0);
+  const std::string error = "ошибка: нет соединения с сервером, повторная попытка через 30 с";
+  SqliteExec(replica,
+             "INSERT INTO _siphon_state (table_name, status, rows_total, cursor, last_error) "
+             "VALUES ('注文', 'failed', 7, '[\"é\"]', '" +
+                 error + "'), ('zz', 'ok', 1234567, '[1]', NULL)");
+  auto text = Siphon({"status", replica});
+  ASSERT_EQ(text.exit_code, 0) << Dump(text);
+  const std::string header = LineWith(text.out, "TABLE");
+  std::vector<size_t> at;  // where each column starts, in columns
+  for (const char* name : {"TABLE", "STATUS", "WRITTEN", "LAST SUCCESS", "CURSOR", "ERROR"}) {
+    ASSERT_NE(header.find(name), std::string::npos) << text.out;
+    at.push_back(header.find(name));  // the header is ASCII: bytes are columns
+  }
+  const std::string kanji = LineWith(text.out, "注文");
+  EXPECT_EQ(FromColumn(kanji, at[1]).rfind("failed  7  ", 0), 0u) << text.out;
+  EXPECT_EQ(FromColumn(kanji, at[2]).rfind("7 ", 0), 0u) << text.out;
+  EXPECT_EQ(FromColumn(kanji, at[4]).rfind("[\"é\"]  ", 0), 0u) << text.out;
+  // Cut at 57 characters, not bytes, and never inside one.
+  const std::string shown = FromColumn(kanji, at[5]);
+  EXPECT_EQ(shown.rfind("ошибка: нет соединения с сервером, повторная попытка", 0), 0u) << text.out;
+  const std::string zz = LineWith(text.out, "1234567");
+  EXPECT_EQ(FromColumn(zz, at[1]).rfind("ok ", 0), 0u) << text.out;
+  EXPECT_EQ(FromColumn(zz, at[4]).rfind("[1]", 0), 0u) << text.out;
+}
+
 // `once` stopped by SIGTERM in the middle of a table: the summary counts the rows the
 // committed pages wrote (it said 0, the count of a last run that never ended).
 TEST_F(Cli, OnceStoppedMidTableSummarizesTheRowsWritten) {
