@@ -900,11 +900,24 @@ int StatusCommand(const std::string& replica, bool json) {
   const char* sql =
       "SELECT table_name, status, rows_total, last_success_at, last_sync_at, cursor, "
       "last_error, source_table FROM _siphon_state ORDER BY table_name";
-  if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK) {
-    std::cerr << "siphon: " << replica << " is not a siphon replica: " << sqlite3_errmsg(db)
-              << "\n";
+  // A file that is not a replica, and one that cannot be read now (another process holding a
+  // write lock past the busy timeout), are told apart: the second is not "not a replica".
+  auto cannot_read = [&db, &replica](int rc) {
+    const std::string why = sqlite3_errmsg(db);
+    if (rc == SQLITE_NOTADB || why.rfind("no such table", 0) == 0) {
+      std::cerr << "siphon: " << replica << " is not a siphon replica: " << why << "\n";
+    } else {
+      std::cerr << "siphon: cannot read " << replica << ": " << why
+                << ((rc & 0xFF) == SQLITE_BUSY || (rc & 0xFF) == SQLITE_LOCKED
+                        ? " (another process holds a write lock on it; try again)"
+                        : "")
+                << "\n";
+    }
     sqlite3_close(db);
     return 1;
+  };
+  if (int rc = sqlite3_prepare_v2(db, sql, -1, &s, nullptr); rc != SQLITE_OK) {
+    return cannot_read(rc);
   }
   auto text = [&s](int i) {
     const unsigned char* v = sqlite3_column_text(s, i);
@@ -912,7 +925,8 @@ int StatusCommand(const std::string& replica, bool json) {
   };
   nlohmann::json out = nlohmann::json::array();
   std::vector<std::vector<std::string>> rows;
-  while (sqlite3_step(s) == SQLITE_ROW) {
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     nlohmann::json row = {{"table", text(0)},
                           {"status", text(1)},
                           {"rows_total", sqlite3_column_int64(s, 2)},
@@ -926,6 +940,8 @@ int StatusCommand(const std::string& replica, bool json) {
         {text(0), text(1), std::to_string(sqlite3_column_int64(s, 2)), text(3), text(5), text(6)});
   }
   sqlite3_finalize(s);
+  // A read that failed part way would show some tables only: nothing is printed instead.
+  if (rc != SQLITE_DONE) return cannot_read(rc);
   sqlite3_close(db);
   if (json) {
     // A source's error message may carry bytes that are not UTF-8: replaced, not thrown.

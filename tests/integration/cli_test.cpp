@@ -391,6 +391,39 @@ TEST_F(Cli, StatusAlignsColumnsByDisplayWidth) {
   EXPECT_EQ(FromColumn(zz, at[4]).rfind("[1]", 0), 0u) << text.out;
 }
 
+// A replica another process holds a write lock on (a rollback-journal file, written by hand
+// or by a tool, past the 5 s busy timeout) cannot be read now: `status` says so, exit 1 (it
+// said "is not a siphon replica: database is locked"). A file that is not one still says so.
+TEST_F(Cli, StatusOnALockedReplicaSaysItIsLockedNotThatItIsNoReplica) {
+  const std::string replica = dir_.File("replica.db");
+  ASSERT_EQ(Siphon({"once", Script(replica)}).exit_code, 0);
+  SqliteExec(replica, "PRAGMA journal_mode = DELETE");
+  sqlite3* holder = nullptr;
+  ASSERT_EQ(sqlite3_open(replica.c_str(), &holder), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(holder, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(holder);
+  auto locked = Siphon({"status", replica});
+  sqlite3_exec(holder, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(holder);
+  EXPECT_EQ(locked.exit_code, 1) << Dump(locked);
+  EXPECT_NE(locked.err.find("siphon: cannot read " + replica +
+                            ": database is locked (another process holds a write lock on it"),
+            std::string::npos)
+      << Dump(locked);
+  EXPECT_EQ(locked.out, "") << Dump(locked);
+
+  const std::string plain = dir_.File("plain.db");
+  SqliteExec(plain, "CREATE TABLE t (x)");
+  auto other = Siphon({"status", plain});
+  EXPECT_EQ(other.exit_code, 1) << Dump(other);
+  EXPECT_NE(
+      other.err.find("siphon: " + plain + " is not a siphon replica: no such table: _siphon_state"),
+      std::string::npos)
+      << Dump(other);
+  auto ok = Siphon({"status", replica});
+  EXPECT_EQ(ok.exit_code, 0) << Dump(ok);
+}
+
 // `once` stopped by SIGTERM in the middle of a table: the summary counts the rows the
 // committed pages wrote (it said 0, the count of a last run that never ended).
 TEST_F(Cli, OnceStoppedMidTableSummarizesTheRowsWritten) {
