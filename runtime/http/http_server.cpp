@@ -328,6 +328,9 @@ class HttpServer::Connection {
       return;
     }
     if (HTTP_PARSER_ERRNO(&parser_) != HPE_OK || parsed != len) {
+      // The client may still be sending what this refuses (a body past the limit): read and
+      // drop it after the answer, or the close would reset the connection and lose the answer.
+      linger_ = true;
       if (parser_.upgrade || error_ == 400) {
         WriteAndClose(ErrorResponse(400, "protocol upgrades are not supported"));
       } else if (error_ == 413) {
@@ -393,8 +396,14 @@ class HttpServer::Connection {
       auto* self = static_cast<Connection*>(req->data);
       delete w;
       --self->writes_in_flight_;
-      if (status < 0 || (self->close_after_write_ && self->writes_in_flight_ == 0)) {
+      if (status < 0) {
         self->Close();
+      } else if (self->close_after_write_ && self->writes_in_flight_ == 0) {
+        if (self->linger_) {
+          self->Linger();
+        } else {
+          self->Close();
+        }
       } else if (self->paused_ && !self->closing_ && !self->Congested()) {
         self->Unpause();
       }
@@ -410,6 +419,26 @@ class HttpServer::Connection {
       // Give a client that never reads its answer a bound too.
       ArmTimer();
     }
+  }
+
+  // The last answer is written: end the sending side (the client sees it end) and drop what
+  // the client still sends until it closes, for kLinger at most. Closing with its bytes unread
+  // would answer them with a reset, which discards the answer on the client's side before it
+  // reads it (curl: "Connection reset by peer", no status).
+  void Linger() {
+    if (closing_) return;
+    shutdown_.data = this;
+    if (uv_shutdown(&shutdown_, stream(), [](uv_shutdown_t* req, int status) {
+          auto* self = static_cast<Connection*>(req->data);
+          if (status < 0 && !self->closing_) self->Close();  // (closing: cancelled)
+        }) != 0) {
+      Close();
+      return;
+    }
+    uv_timer_start(
+        &timer_, [](uv_timer_t* t) { static_cast<Connection*>(t->data)->Close(); },
+        static_cast<uint64_t>(kLinger.count()), 0);
+    StartReading();  // OnData drops it; the client's end of the stream closes
   }
 
   // The client took its answers: parse the requests held back, then read again.
@@ -456,6 +485,9 @@ class HttpServer::Connection {
   int closed_handles_ = 0;
   bool paused_ = false;  // congested: reading stopped, held_ not parsed yet
   std::string held_;
+  bool linger_ = false;  // the request was refused unread: drain it before closing
+  uv_shutdown_t shutdown_;
+  static constexpr std::chrono::milliseconds kLinger{2000};
 };
 
 HttpServer::HttpServer(uv_loop_t* loop, HttpLimits limits, Handler handler)

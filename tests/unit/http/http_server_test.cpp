@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <thread>
 
 #include "runtime/cli/progress.hpp"
@@ -316,6 +317,36 @@ TEST_F(ServerTest, LimitsAnswer431And413And400) {
   std::string r = Read(fd, 2000);
   close(fd);
   EXPECT_NE(r.find("POST /ok  100"), std::string::npos) << r;
+}
+
+// A client still sending a body past the limit (chunked, so the size shows only as it comes)
+// reads its 413: the server stops sending and drains what arrives for a while before it
+// closes. It closed at once, with the body unread, and the kernel answered the client's
+// next bytes with a reset that discarded the 413 (curl: "Connection reset by peer", no status).
+TEST_F(ServerTest, AClientSendingTooLargeABodyReadsIts413) {
+  Start({});
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    // As curl does: the whole body is sent (or refused) before the answer is read.
+    int fd = Connect();
+    Send(fd, "POST /big HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
+    const std::string chunk = "10000\r\n" + std::string(0x10000, 'x') + "\r\n";
+    size_t sent = 0;  // of 4 MiB
+    for (int i = 0; i < 64; ++i) {
+      ssize_t n = 0;
+      for (size_t off = 0; off < chunk.size(); off += static_cast<size_t>(n)) {
+        n = send(fd, chunk.data() + off, chunk.size() - off, MSG_NOSIGNAL);
+        if (n <= 0) break;
+        sent += static_cast<size_t>(n);
+      }
+      if (n <= 0) break;
+    }
+    EXPECT_EQ(sent, 64 * chunk.size())
+        << attempt << ": the body was refused mid-way (" << std::strerror(errno) << ")";
+    std::string r = Read(fd, 5000);
+    close(fd);
+    EXPECT_EQ(r.substr(0, 12), "HTTP/1.1 413") << attempt << ": " << r.substr(0, 200);
+  }
+  EXPECT_EQ(handled_.load(), 0);
 }
 
 TEST_F(ServerTest, SlowRequestTimesOutWith408AndIdleConnectionsClose) {
