@@ -99,6 +99,7 @@ HttpResponse AdminApi::Handle(const HttpRequest& req) {
     std::string_view auth = req.Header("authorization");
     constexpr std::string_view kBearer = "Bearer ";
     HttpResponse denied;
+    std::string challenge = "Bearer realm=\"siphon\"";
     auto is_bearer = [&auth, kBearer] {
       if (auth.size() < kBearer.size()) return false;
       for (size_t i = 0; i < kBearer.size(); ++i) {  // the scheme is case-insensitive
@@ -116,9 +117,11 @@ HttpResponse AdminApi::Handle(const HttpRequest& req) {
       denied = JsonError(401, "missing bearer token (Authorization: Bearer <token>)");
     } else if (!ConstantTimeEquals(presented, options_.token)) {
       denied = JsonError(401, "invalid token");
+      // A client told a token was sent but refused (RFC 6750 3.1) knows not to send it again.
+      challenge += ", error=\"invalid_token\"";
     }
     if (denied.status == 401) {
-      denied.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"siphon\"");
+      denied.headers.emplace_back("WWW-Authenticate", challenge);
       return denied;
     }
   }

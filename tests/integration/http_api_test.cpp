@@ -332,6 +332,17 @@ TEST_F(HttpApi, TheBearerTokenIsReadAsHttpDefinesIt) {
         "Basic " + token, token, "Bearer " + token.substr(1)}) {
     EXPECT_EQ(status(refused), "HTTP/1.1 401 Unauthorized") << "[" << refused << "]";
   }
+  // A token refused is told apart from none (RFC 6750 3.1); both are 401, never 403.
+  HttpResult wrong = Http(port_, "GET", "/status", "wrong-token");
+  EXPECT_EQ(wrong.status, 401);
+  EXPECT_NE(
+      wrong.headers.find("WWW-Authenticate: Bearer realm=\"siphon\", error=\"invalid_token\"\r\n"),
+      std::string::npos)
+      << wrong.headers;
+  HttpResult none = Http(port_, "GET", "/status");
+  EXPECT_EQ(none.status, 401);
+  EXPECT_NE(none.headers.find("WWW-Authenticate: Bearer realm=\"siphon\"\r\n"), std::string::npos)
+      << none.headers;
   p->Signal(SIGTERM);
   EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0);
 }
