@@ -1,7 +1,6 @@
 #include "adapters/sqlite/sqlite_connection.hpp"
 
 #include <sqlite3.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +9,7 @@
 
 #include "adapters/first_null_sql.hpp"
 #include "adapters/sqlite/sqlite_dialect.hpp"
+#include "runtime/base/file_id.hpp"
 #include "runtime/base/sqlite_value.hpp"
 
 namespace siphon::sqlite_source {
@@ -17,8 +17,7 @@ namespace siphon::sqlite_source {
 struct SqliteConnection::Handle {
   sqlite3* db = nullptr;
   // The file opened (stat before opening): a path that names another file is reopened.
-  dev_t dev = 0;
-  ino_t ino = 0;
+  std::optional<FileId> file;
   ~Handle() {
     if (db) sqlite3_close_v2(db);
   }
@@ -194,15 +193,13 @@ void SqliteConnection::Connect(std::function<void(Status)> done) {
         // An open handle keeps reading the file it opened: one deleted, or replaced by
         // another under its name (a new copy renamed over it), is noticed here and the path
         // is opened again, which fails clearly when nothing is there.
-        struct stat file = {};
-        const bool found = stat(path.c_str(), &file) == 0;
-        if (found && current && file.st_dev == current->dev && file.st_ino == current->ino) {
+        const std::optional<FileId> file = FileIdOf(path);
+        if (file && current && file == current->file) {
           *opened = current;
           return;
         }
         auto handle = std::make_shared<Handle>();
-        handle->dev = file.st_dev;
-        handle->ino = file.st_ino;
+        handle->file = file;
         int rc = sqlite3_open_v2(FileUri(path).c_str(), &handle->db,
                                  SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr);
         if (rc != SQLITE_OK) {

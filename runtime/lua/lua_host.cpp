@@ -1,12 +1,11 @@
 #include "runtime/lua/lua_host.hpp"
 
-#include <sys/stat.h>
-
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "runtime/base/file_id.hpp"
 #include "runtime/base/log.hpp"
 #include "runtime/lua/async.hpp"
 #include "runtime/lua/binding.hpp"
@@ -18,11 +17,9 @@ namespace {
 // Whether two paths name one file: the same inode when both exist (a link, another
 // spelling), else the same path once `.`, `..` and links are resolved.
 bool SameFile(const std::string& a, const std::string& b) {
-  struct stat sa {};
-  struct stat sb {};
-  if (::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0) {
-    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-  }
+  const std::optional<FileId> fa = FileIdOf(a);
+  const std::optional<FileId> fb = FileIdOf(b);
+  if (fa && fb) return fa == fb;
   std::error_code ea, eb;
   auto ca = std::filesystem::weakly_canonical(a, ea);
   auto cb = std::filesystem::weakly_canonical(b, eb);

@@ -1,7 +1,6 @@
 #include "runtime/target/target.hpp"
 
 #include <strings.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <cctype>
@@ -232,12 +231,9 @@ void Target::Checkpoint() {
 
 Status Target::CheckFileOnWriter() const {
   if (!file_id_) return Status::Ok();
-  struct stat st {};
-  const bool gone = stat(path_.c_str(), &st) != 0;
-  if (!gone && static_cast<uint64_t>(st.st_dev) == file_id_->first &&
-      static_cast<uint64_t>(st.st_ino) == file_id_->second) {
-    return Status::Ok();
-  }
+  const std::optional<FileId> now = FileIdOf(path_);
+  if (now == file_id_) return Status::Ok();
+  const bool gone = !now;
   return Status(ErrorKind::kTarget,
                 "the target file " + path_ +
                     (gone ? " was deleted" : " was replaced by another file") +
@@ -266,9 +262,7 @@ Status Target::Open() {
     db_ = nullptr;
     return st;
   }
-  if (struct stat st{}; stat(path_.c_str(), &st) == 0) {
-    file_id_.emplace(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
-  }
+  file_id_ = FileIdOf(path_);
   // Readers never block the writer in WAL, and the writer waits (not fails) for a moment when
   // another process holds the write lock. NORMAL loses at most the last commits on power loss,
   // never consistency, and the cursor rolls back with its page. The page cache stays at 2 MiB:

@@ -8,6 +8,7 @@
 
 #include <uv.h>
 
+#include "runtime/base/file_id.hpp"
 #include "runtime/base/key_digest.hpp"
 #include "runtime/base/row_batch.hpp"
 #include "runtime/base/schema.hpp"
@@ -259,7 +260,7 @@ class Target {
   uv_loop_t* loop_;
   std::string path_;
   // The file Open opened (device, inode); none for a database that is not a file.
-  std::optional<std::pair<uint64_t, uint64_t>> file_id_;
+  std::optional<FileId> file_id_;
   sqlite3* db_ = nullptr;  // writer thread only (and Open/destructor, when it is idle)
   std::map<std::string, std::unique_ptr<Table>> tables_;  // writer thread only
   std::unique_ptr<WorkerThread> writer_;
