@@ -22,8 +22,10 @@ constexpr std::chrono::seconds kFetchedHorizonFresh{1};
 // Each statement of a session's setup runs inside the non-blocking connect.
 constexpr const char* kSessionSetup[] = {
     // autocommit on whatever the server's default (or init_connect) says: a session that
-    // never commits would read one snapshot forever.
-    "SET time_zone = '+00:00', NAMES utf8mb4, autocommit = 1",
+    // never commits would read one snapshot forever. sql_mode too: EMPTY_STRING_IS_NULL
+    // turns a cursor value '' into NULL (nothing after it matches), PAD_CHAR_TO_FULL_LENGTH
+    // pads every CHAR value, ANSI_QUOTES and NO_BACKSLASH_ESCAPES change how SQL reads.
+    "SET time_zone = '+00:00', NAMES utf8mb4, autocommit = 1, sql_mode = ''",
     // The source is only read: every statement runs in a read-only transaction.
     "SET SESSION TRANSACTION READ ONLY",
 };

@@ -446,6 +446,44 @@ TEST_F(MysqlSync, AutocommitOffOnTheServerStillShowsNewRows) {
   EXPECT_EQ(p.Wait(std::chrono::seconds(10)).exit_code, 0);
 }
 
+// A server whose sql_mode changes what a read returns must not change the replica: with
+// EMPTY_STRING_IS_NULL a cursor or key value '' became NULL in siphon's own SQL (a page
+// ending on it matched nothing after it), with PAD_CHAR_TO_FULL_LENGTH every CHAR came padded
+// with spaces, and ANSI_QUOTES and NO_BACKSLASH_ESCAPES change how literals read.
+TEST_F(MysqlSync, TheServersSqlModeDoesNotChangeWhatIsRead) {
+  db_.Exec(R"sql(
+    CREATE TABLE sm (k VARCHAR(10) PRIMARY KEY, c CHAR(5) NOT NULL);
+    INSERT INTO sm VALUES ('', 'a'), ('a''b', 'bb'), ('c\\"d', 'c'), ('e', '');
+  )sql");
+  const std::string user = LimitedUser("sm_", "sm-pw");
+  // init_connect applies to users without SUPER only (as in the autocommit test above).
+  db_.Exec(
+      "SET GLOBAL init_connect = 'SET sql_mode = ''EMPTY_STRING_IS_NULL,PAD_CHAR_TO_FULL_LENGTH,"
+      "ANSI_QUOTES,NO_BACKSLASH_ESCAPES'''");
+  struct Restore {
+    MyDb& db;
+    std::string user;
+    ~Restore() {
+      db.Exec("SET GLOBAL init_connect = ''");
+      db.Exec("DROP USER IF EXISTS '" + user + "'@'127.0.0.1'");
+    }
+  } restore{db_, user};
+  std::string path = dir_.File("sm.lua");
+  WriteFile(path, SourceAs(user, "sm-pw") + "siphon.target { path = '" + Replica() +
+                      "' }\nsiphon.replicate 'sm' { source = my, from = 'sm', cursor = 'k', "
+                      "batch = 1 }\nsiphon.replicate 'sm_full' { source = my, from = 'sm', "
+                      "batch = 1 }\n");
+  auto r = siphon::test::Run({SIPHON_BIN, "once", path});
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  for (const char* t : {"sm", "sm_full"}) {
+    EXPECT_EQ(TargetScalar(std::string("SELECT group_concat('[' || k || '|' || c || ']', '') FROM "
+                                       "(SELECT k, c FROM ") +
+                           t + " ORDER BY k)"),
+              "[|a][a'b|bb][c\\\"d|c][e|]")
+        << t;
+  }
+}
+
 TEST_F(MysqlSync, ASlowMysqlQueryDoesNotDelayAPostgresTable) {
   PgDb pg;
   pg.Exec(
