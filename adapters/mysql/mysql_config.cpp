@@ -85,7 +85,9 @@ std::vector<OptionSpec> OptionSpecs() {
        "password (use siphon.env to keep it out of the script)"},
       {"database", OptionType::kString, false, "database of tables named without a prefix"},
       {"socket", OptionType::kString, false, "unix socket path, instead of host and port"},
-      {"tls", OptionType::kBoolean, false, "require TLS (default false)"},
+      {"tls", OptionType::kBoolean, false,
+       "require TLS: a server without it is refused; its certificate is not verified "
+       "(default false)"},
       {"connect_timeout", OptionType::kInteger, false,
        "seconds to wait for a connection (default 10)"},
       {"read_timeout", OptionType::kInteger, false,

@@ -388,6 +388,18 @@ void MysqlConnection::ConnectTo(std::vector<std::string> hosts, size_t index,
           Defer([done, status] { done(status); });
           return;
         }
+        // Connector/C 3.3 goes on in plain text when the server offers no TLS, however the
+        // client insists (MYSQL_OPT_SSL_ENFORCE): `tls = true` is only kept here.
+        if (config_->tls && mysql_get_ssl_cipher(mysql_) == nullptr) {
+          Teardown();
+          Status status = MysqlStatus(
+              2026,
+              "tls = true, but the server does not offer TLS (its have_ssl is not YES): not "
+              "reading in plain text",
+              "connect to " + config_->Describe(), config_->password);
+          Defer([done, status] { done(status); });
+          return;
+        }
         connected_ = true;
         Defer([done] { done(Status::Ok()); });
       });

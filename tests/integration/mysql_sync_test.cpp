@@ -579,6 +579,29 @@ TEST_F(MysqlSync, ADsnSourceAndAWrongPasswordNeverShowThePassword) {
   }
 }
 
+// `tls = true` requires TLS: a server that does not offer it is refused, rather than read in
+// plain text (Connector/C 3.3 falls back to plain text when the server has no TLS, unless it
+// is also told to verify the certificate).
+TEST_F(MysqlSync, TlsTrueRefusesAServerWithoutTls) {
+  db_.Exec("CREATE TABLE a (id INT PRIMARY KEY); INSERT INTO a VALUES (1), (2), (3);");
+  const ServerEnv& s = Servers();
+  std::string path = dir_.File("tls.lua");
+  WriteFile(path, "siphon.target { path = '" + Replica() +
+                      "' }\nlocal my = siphon.mysql { host = '" + s.mysql_host +
+                      "', port = " + std::to_string(s.mysql_port) + ", user = '" + s.mysql_user +
+                      "', password = siphon.env('TEST_MYSQL_PW'), database = '" + db_.name() +
+                      "', tls = true }\nsiphon.replicate 'a' { source = my }\n");
+  auto r = Once(path);
+  if (db_.Scalar("SELECT @@have_ssl") == "YES") {
+    EXPECT_EQ(r.exit_code, 0) << Dump(r);
+    EXPECT_EQ(TargetScalar("SELECT count(*) FROM a"), "3");
+    return;
+  }
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("the server does not offer TLS"), std::string::npos) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM sqlite_master WHERE name = 'a'"), "0");
+}
+
 TEST_F(MysqlSync, TheMysqlExampleChecksAgainstTheTestServer) {
   db_.Exec(R"sql(
     CREATE TABLE orders (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
