@@ -549,7 +549,30 @@ void MysqlConnection::Reflect(const std::string& table,
               });
           return;
         }
-        Defer([done, schema] { done(std::move(*schema)); });
+        if (!state_->probed_columns.insert(table).second) {
+          Defer([done, schema] { done(std::move(*schema)); });
+          return;
+        }
+        // information_schema lists only the columns the user may read: a column-level grant
+        // leaves the others out of the replica without a word. The server refuses SELECT *
+        // then, without naming them; asked once per table and source.
+        QueryText("SELECT * FROM " + QuotedTable(ref) + " LIMIT 0", [this, done, schema,
+                                                                     table](auto probe) {
+          if (!probe.ok() && probe.status().kind() == ErrorKind::kConnect) {
+            state_->probed_columns.erase(table);
+            return done(probe.status().WithContext("reflect " + table));
+          }
+          if (!probe.ok() && probe.status().kind() == ErrorKind::kAuth) {
+            const std::string reason = probe.status().message();
+            const size_t query = reason.rfind("query: ", 0) == 0 ? 7 : 0;
+            Logger(table)->warn(
+                "the user may not read every column of {} (SELECT * is refused: {}): the "
+                "columns it may not read are not replicated, and the server does not name "
+                "them (GRANT SELECT on them to replicate them)",
+                table, reason.substr(query));
+          }
+          done(std::move(*schema));
+        });
       });
 }
 

@@ -25,6 +25,8 @@ struct MysqlSourceState {
   /// "table\ncolumn" already warned about (zero dates): once per source, whichever of its
   /// connections the table's run borrowed.
   std::set<std::string> warned_zero_dates;
+  /// Tables checked for a column-level grant that hides columns (Reflect).
+  std::set<std::string> probed_columns;
 };
 
 /// A MariaDB Connector/C connection driven on a libuv loop with the non-blocking
