@@ -24,8 +24,11 @@ constexpr const char* kSessionSetup[] = {
     // autocommit on whatever the server's default (or init_connect) says: a session that
     // never commits would read one snapshot forever. sql_mode too: EMPTY_STRING_IS_NULL
     // turns a cursor value '' into NULL (nothing after it matches), PAD_CHAR_TO_FULL_LENGTH
-    // pads every CHAR value, ANSI_QUOTES and NO_BACKSLASH_ESCAPES change how SQL reads.
-    "SET time_zone = '+00:00', NAMES utf8mb4, autocommit = 1, sql_mode = ''",
+    // pads every CHAR value, ANSI_QUOTES and NO_BACKSLASH_ESCAPES change how SQL reads. The
+    // mode set is MariaDB's default but NO_AUTO_CREATE_USER (which MySQL 8 refuses): strict
+    // mode decides how the server describes a query's columns (a CONCAT may be NULL).
+    "SET time_zone = '+00:00', NAMES utf8mb4, autocommit = 1, "
+    "sql_mode = 'STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'",
     // The source is only read: every statement runs in a read-only transaction.
     "SET SESSION TRANSACTION READ ONLY",
 };
