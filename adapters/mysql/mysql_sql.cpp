@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <variant>
 
 #include "adapters/mysql/mysql_types.hpp"
@@ -12,6 +14,12 @@
 namespace siphon::mysql {
 
 namespace {
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
 
 // A number the server parses as a numeric literal: [-+]digits[.digits][e[-+]digits].
 bool IsNumericLiteral(std::string_view s) {
@@ -39,19 +47,58 @@ Status UnknownColumn(const TableSchema& table, std::string_view column) {
                 "column \"" + std::string(column) + "\" not found in " + table.qualified_name);
 }
 
+// An ENUM of at most this many members is compared as a list of member positions.
+constexpr uint64_t kMaxEnumList = 64;
+
+// `column op value`. An ENUM's value is its member's position (CursorLiteral), which the
+// server compares by position, as it orders, but reads as an index range only as a list
+// (`c IN (2, 3)`, not `c >= 2`): `members` > 0 gives that list for an ENUM of that many.
+std::string Compare(const std::string& column, std::string_view op, const std::string& value,
+                    uint64_t members) {
+  uint64_t n = 0;
+  if (members == 0 || members > kMaxEnumList ||
+      std::from_chars(value.data(), value.data() + value.size(), n).ec != std::errc() ||
+      n > members) {
+    return column + " " + std::string(op) + " " + value;
+  }
+  uint64_t from = 0, to = members;  // position 0: '', an invalid value
+  if (op == ">=") from = n;
+  if (op == ">") from = n + 1;
+  if (op == "<=") to = n;
+  if (op == "<") {
+    if (n == 0) return "FALSE";
+    to = n - 1;
+  }
+  if (from > to) return "FALSE";
+  std::string list;
+  for (uint64_t i = from; i <= to; ++i) list += (i == from ? "" : ", ") + std::to_string(i);
+  return column + " IN (" + list + ")";
+}
+
 // The expanded keyset predicate over columns `cols`: key > values (`greater`) or key <= values,
 //   P(i) = c_i >= v_i AND (c_i > v_i OR P(i+1)); P(last) = c_last > v_last (or the <=, <
 // forms), whose leading condition gives MySQL an index range (a row comparison would not).
+// `members[i]`, when given, is the number of members of an ENUM column (0 for another).
 std::string Keyset(const std::vector<std::string>& cols, const std::vector<std::string>& values,
-                   bool greater) {
-  const char* wide = greater ? " >= " : " <= ";
-  const char* strict = greater ? " > " : " < ";
-  std::string predicate = cols.back() + (greater ? " > " : " <= ") + values.back();
-  for (size_t i = cols.size() - 1; i-- > 0;) {
-    predicate = cols[i] + wide + values[i] + " AND (" + cols[i] + strict + values[i] + " OR " +
+                   bool greater, const std::vector<uint64_t>& members = {}) {
+  auto m = [&](size_t i) { return i < members.size() ? members[i] : 0; };
+  const char* wide = greater ? ">=" : "<=";
+  const char* strict = greater ? ">" : "<";
+  const size_t last = cols.size() - 1;
+  std::string predicate = Compare(cols[last], greater ? ">" : "<=", values[last], m(last));
+  for (size_t i = last; i-- > 0;) {
+    predicate = Compare(cols[i], wide, values[i], m(i)) + " AND (" +
+                Compare(cols[i], strict, values[i], m(i)) + " OR " +
                 (i + 2 == cols.size() ? predicate : "(" + predicate + ")") + ")";
   }
   return predicate;
+}
+
+// The member count of an ENUM column (for Keyset), 0 for any other column.
+uint64_t EnumSize(const ColumnInfo& column) {
+  if (Lower(column.source_type).rfind("enum(", 0) != 0) return 0;
+  std::optional<std::vector<std::string>> members = EnumMembers(column.source_type);
+  return members ? members->size() : 0;
 }
 
 }  // namespace
@@ -149,6 +196,17 @@ Result<std::string> CursorLiteral(const ColumnInfo& column, const CursorValue& v
       return *s;
     }
     if (column.order == OrderKind::kTime) return quote(TimeForMysql(*s));
+    if (std::optional<std::vector<std::string>> members = EnumMembers(column.source_type)) {
+      // Compared by the number the server orders it by, not as text (mysql_types.cpp).
+      const bool set = Lower(column.source_type).rfind("set(", 0) == 0;
+      std::optional<uint64_t> n = EnumNumber(*members, set, *s);
+      if (!n) {
+        return Status(ErrorKind::kType, "cursor value of \"" + column.name +
+                                            "\" is not a value of " + column.source_type + ": " +
+                                            *s);
+      }
+      return std::to_string(*n);
+    }
     return quote(*s);
   }
   if (const Bytes* b = std::get_if<Bytes>(&v)) {
@@ -233,8 +291,12 @@ Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& quer
              param(order.size()) + " MICROSECOND, " + param(0) + ")";
     } else {
       std::vector<std::string> values;
-      for (size_t i = 0; i < order.size(); ++i) values.push_back(param(i));
-      sql += " WHERE " + Keyset(order, values, true);
+      std::vector<uint64_t> members;
+      for (size_t i = 0; i < order.size(); ++i) {
+        values.push_back(param(i));
+        members.push_back(EnumSize(table.columns[table.Find(query.order_by[i])]));
+      }
+      sql += " WHERE " + Keyset(order, values, true, members);
     }
   }
   if (query.before && !order.empty()) {
@@ -316,17 +378,19 @@ Result<std::string> DigestSql(const TableSchema& table, const std::vector<std::s
     }
     part += " ELSE " + std::to_string(splits.size()) + " END";
   }
+  std::vector<uint64_t> members;
+  for (const ColumnInfo* c : cols->info) members.push_back(EnumSize(*c));
   std::string where;
   if (range.after) {
     auto values = Literals(*cols, *range.after, quote);
     if (!values.ok()) return values.status();
-    where = " WHERE " + Keyset(cols->columns, *values, true);
+    where = " WHERE " + Keyset(cols->columns, *values, true, members);
   }
   if (range.upto) {
     auto values = Literals(*cols, *range.upto, quote);
     if (!values.ok()) return values.status();
-    where += (where.empty() ? " WHERE " : " AND (") + Keyset(cols->columns, *values, false) +
-             (range.after ? ")" : "");
+    where += (where.empty() ? " WHERE " : " AND (") +
+             Keyset(cols->columns, *values, false, members) + (range.after ? ")" : "");
   }
   // Digested as UTF-8, as the replica holds the key (a latin1 column's bytes are not). The
   // separator is text, not a binary string, which would make the whole a binary string.

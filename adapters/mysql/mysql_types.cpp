@@ -28,6 +28,9 @@ constexpr MysqlTypeClass kBinary{ColumnType::kBlob, OrderKind::kOther};
 // BINARY(n) and VARBINARY(n) (uuids as 16 bytes) compare byte by byte: keys and cursors.
 constexpr MysqlTypeClass kShortBinary{ColumnType::kBlob, OrderKind::kBytes};
 constexpr MysqlTypeClass kTime{ColumnType::kText, OrderKind::kTime};
+// An ENUM or SET whose members are known pages by the number the server orders it by (its
+// member's position, its bits), which the cursor literal gives (mysql_sql.cpp).
+constexpr MysqlTypeClass kMembers{ColumnType::kText, OrderKind::kText};
 
 struct NamedClass {
   std::string_view name;
@@ -57,7 +60,8 @@ constexpr NamedClass kNamed[] = {
     {"mediumtext", kString},
     {"longtext", kString},
     {"uuid", kString},
-    // ENUM orders by member index, not by its text, so it cannot be a text cursor.
+    // ENUM orders by member index, not by its text: without its members (a query's column)
+    // it cannot be a key or cursor; ClassifyType takes one with members apart (kMembers).
     {"enum", kDocument},
     {"set", kDocument},
     {"json", kDocument},
@@ -138,6 +142,67 @@ void AppendUnsigned(uint64_t v, std::string_view text, RowBatch& batch) {
 
 }  // namespace
 
+std::optional<std::vector<std::string>> EnumMembers(std::string_view column_type) {
+  std::string_view rest;
+  for (std::string_view prefix : {"enum(", "set("}) {
+    if (Lower(column_type.substr(0, prefix.size())) == prefix) {
+      rest = column_type.substr(prefix.size());
+    }
+  }
+  if (rest.empty()) return std::nullopt;
+  std::vector<std::string> members;
+  size_t i = 0;
+  while (i < rest.size() && rest[i] == '\'') {
+    std::string member;
+    for (++i;; ++i) {
+      if (i >= rest.size()) return std::nullopt;
+      if (rest[i] == '\\' && i + 1 < rest.size()) {
+        member.push_back(rest[++i]);
+      } else if (rest[i] == '\'' && i + 1 < rest.size() && rest[i + 1] == '\'') {
+        member.push_back('\'');
+        ++i;
+      } else if (rest[i] == '\'') {
+        break;
+      } else {
+        member.push_back(rest[i]);
+      }
+    }
+    members.push_back(std::move(member));
+    ++i;  // the closing quote
+    if (i < rest.size() && rest[i] == ',') {
+      ++i;
+    } else {
+      break;
+    }
+  }
+  if (members.empty() || i + 1 != rest.size() || rest[i] != ')') return std::nullopt;
+  return members;
+}
+
+std::optional<uint64_t> EnumNumber(const std::vector<std::string>& members, bool set,
+                                   std::string_view value) {
+  auto position = [&](std::string_view member) -> std::optional<uint64_t> {
+    for (size_t i = 0; i < members.size(); ++i) {
+      if (members[i] == member) return i + 1;
+    }
+    return std::nullopt;
+  };
+  if (!set) {
+    std::optional<uint64_t> at = position(value);
+    return at || !value.empty() ? at : std::optional<uint64_t>(0);
+  }
+  if (members.size() > 64) return std::nullopt;
+  uint64_t bits = 0;
+  while (!value.empty()) {
+    size_t comma = value.find(',');
+    std::optional<uint64_t> at = position(value.substr(0, comma));
+    if (!at) return std::nullopt;
+    bits |= uint64_t{1} << (*at - 1);
+    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+  }
+  return bits;
+}
+
 bool IsSingleFloat(std::string_view column_type) {
   return Lower(column_type).rfind("float", 0) == 0;
 }
@@ -147,6 +212,7 @@ MysqlTypeClass ClassifyType(std::string_view data_type, std::string_view column_
   std::string full = Lower(column_type);
   if (name == "bigint" && full.find("unsigned") != std::string::npos) return kWideInteger;
   if (name == "bit" && (full == "bit(64)")) return kWideInteger;
+  if ((name == "enum" || name == "set") && EnumMembers(full)) return kMembers;
   for (const auto& n : kNamed) {
     if (n.name == name) return n.cls;
   }

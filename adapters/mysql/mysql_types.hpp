@@ -1,7 +1,9 @@
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "runtime/base/row_batch.hpp"
 #include "runtime/base/schema.hpp"
@@ -13,6 +15,18 @@ struct MysqlTypeClass {
   ColumnType type = ColumnType::kText;
   OrderKind order = OrderKind::kOther;
 };
+
+/// The members of an ENUM or SET column in declaration order, from its COLUMN_TYPE
+/// ("enum('xl','s','m')", quotes doubled and backslashes escaped as the server writes them);
+/// nullopt for any other type, and for "enum" or "set" alone (a query's column, whose
+/// metadata lists no members).
+std::optional<std::vector<std::string>> EnumMembers(std::string_view column_type);
+
+/// The number the server orders an ENUM or SET value by: an ENUM member's position from 1
+/// ('' is 0, the value of an invalid one), a SET's bits (member i is bit i-1). nullopt for a
+/// value that is not made of `members`.
+std::optional<uint64_t> EnumNumber(const std::vector<std::string>& members, bool set,
+                                   std::string_view value);
 
 /// Classifies a column from information_schema.COLUMNS: `data_type` is DATA_TYPE (e.g.
 /// "bigint"), `column_type` is COLUMN_TYPE (e.g. "bigint(20) unsigned"). Case-insensitive.

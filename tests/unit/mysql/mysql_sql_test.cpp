@@ -293,6 +293,45 @@ TEST(MysqlSql, BinaryCursorValuesAreHexLiterals) {
       << *digest;
 }
 
+// An ENUM is ordered by member position and compared as text by the server: its cursor
+// value is its position, compared as a list of positions (an index range), and a SET's is its
+// bits.
+TEST(MysqlSql, EnumAndSetCursorValuesAreTheNumbersTheServerOrdersBy) {
+  TableSchema t = Orders();
+  t.columns.push_back({"size", "enum('xl','s','m')", ColumnType::kText, OrderKind::kText, false});
+  t.columns.push_back({"tags", "set('b','a','c')", ColumnType::kText, OrderKind::kText, false});
+  PageQuery q;
+  q.columns = {"id"};
+  q.order_by = {"size", "id"};
+  q.after = Cursor{std::string("s"), int64_t{7}};
+  q.limit = 10;
+  auto params = PageParameters(t, q, TestQuote);
+  ASSERT_TRUE(params.ok()) << params.status().ToString();
+  auto sql = BuildPageSql(t, q, &*params);
+  ASSERT_TRUE(sql.ok());
+  EXPECT_EQ(*sql,
+            "SELECT `id` FROM `shop`.`orders` WHERE `size` IN (2, 3) AND (`size` IN (3) OR "
+            "`id` > 7) ORDER BY `size`, `id` LIMIT 10");
+  q.after = Cursor{std::string("m"), int64_t{7}};
+  sql = BuildPageSql(t, q, &*PageParameters(t, q, TestQuote));
+  EXPECT_EQ(*sql,
+            "SELECT `id` FROM `shop`.`orders` WHERE `size` IN (3) AND (FALSE OR `id` > 7) "
+            "ORDER BY `size`, `id` LIMIT 10");
+  q.order_by = {"tags"};
+  q.after = Cursor{std::string("a,c")};
+  sql = BuildPageSql(t, q, &*PageParameters(t, q, TestQuote));
+  EXPECT_EQ(*sql, "SELECT `id` FROM `shop`.`orders` WHERE `tags` > 6 ORDER BY `tags` LIMIT 10");
+  q.after = Cursor{std::string("d")};
+  params = PageParameters(t, q, TestQuote);
+  ASSERT_FALSE(params.ok());
+  EXPECT_EQ(params.status().kind(), ErrorKind::kType);
+  auto digest = DigestSql(
+      t, {"size"}, KeyRange{Cursor{std::string("xl")}, Cursor{std::string("m")}}, {}, TestQuote);
+  ASSERT_TRUE(digest.ok());
+  EXPECT_NE(digest->find("WHERE `size` IN (2, 3) AND (`size` IN (0, 1, 2, 3))"), std::string::npos)
+      << *digest;
+}
+
 TEST(MysqlSql, UnknownColumnsAreSchemaErrors) {
   PageQuery q;
   q.columns = {"id", "nope"};

@@ -36,8 +36,10 @@ TEST(MysqlTypes, ClassifiesInformationSchemaTypes) {
       {"char", "char(10)", ColumnType::kText, OrderKind::kText},
       {"varchar", "varchar(255)", ColumnType::kText, OrderKind::kText},
       {"longtext", "longtext", ColumnType::kText, OrderKind::kText},
-      {"enum", "enum('a','b')", ColumnType::kText, OrderKind::kOther},
-      {"set", "set('a','b')", ColumnType::kText, OrderKind::kOther},
+      // Paged by member position (mysql_sql.cpp); without its members, no order.
+      {"enum", "enum('a','b')", ColumnType::kText, OrderKind::kText},
+      {"set", "set('a','b')", ColumnType::kText, OrderKind::kText},
+      {"enum", "enum", ColumnType::kText, OrderKind::kOther},
       {"json", "json", ColumnType::kText, OrderKind::kOther},
       {"binary", "binary(16)", ColumnType::kBlob, OrderKind::kBytes},
       {"varbinary", "varbinary(10)", ColumnType::kBlob, OrderKind::kBytes},
@@ -50,6 +52,25 @@ TEST(MysqlTypes, ClassifiesInformationSchemaTypes) {
     EXPECT_EQ(cls.type, c.type) << c.column_type;
     EXPECT_EQ(cls.order, c.order) << c.column_type;
   }
+}
+
+TEST(MysqlTypes, EnumMembersAreReadFromTheColumnType) {
+  auto members = EnumMembers("enum('xl','it''s','a\\\\b','É,x','')");
+  ASSERT_TRUE(members);
+  EXPECT_EQ(*members, (std::vector<std::string>{"xl", "it's", "a\\b", "É,x", ""}));
+  EXPECT_EQ(EnumMembers("SET('b','a')"), (std::vector<std::string>{"b", "a"}));
+  EXPECT_FALSE(EnumMembers("enum"));
+  EXPECT_FALSE(EnumMembers("varchar(10)"));
+  EXPECT_FALSE(EnumMembers("enum('a'"));
+  EXPECT_FALSE(EnumMembers("enum('a','b)"));
+  const std::vector<std::string> sizes = {"xl", "s", "m"};
+  EXPECT_EQ(EnumNumber(sizes, false, "xl"), 1u);
+  EXPECT_EQ(EnumNumber(sizes, false, "m"), 3u);
+  EXPECT_EQ(EnumNumber(sizes, false, ""), 0u);
+  EXPECT_FALSE(EnumNumber(sizes, false, "M"));
+  EXPECT_EQ(EnumNumber(sizes, true, "xl,m"), 5u);
+  EXPECT_EQ(EnumNumber(sizes, true, ""), 0u);
+  EXPECT_FALSE(EnumNumber(sizes, true, "xl,l"));
 }
 
 struct DecoderCase {
