@@ -9,17 +9,12 @@
 #include <variant>
 
 #include "adapters/mysql/mysql_types.hpp"
+#include "runtime/base/ascii.hpp"
 #include "runtime/base/hex.hpp"
 
 namespace siphon::mysql {
 
 namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 // A number the server parses as a numeric literal: [-+]digits[.digits][e[-+]digits].
 bool IsNumericLiteral(std::string_view s) {
@@ -96,7 +91,7 @@ std::string Keyset(const std::vector<std::string>& cols, const std::vector<std::
 
 // The member count of an ENUM column (for Keyset), 0 for any other column.
 uint64_t EnumSize(const ColumnInfo& column) {
-  if (Lower(column.source_type).rfind("enum(", 0) != 0) return 0;
+  if (AsciiLower(column.source_type).rfind("enum(", 0) != 0) return 0;
   std::optional<std::vector<std::string>> members = EnumMembers(column.source_type);
   return members ? members->size() : 0;
 }
@@ -198,7 +193,7 @@ Result<std::string> CursorLiteral(const ColumnInfo& column, const CursorValue& v
     if (column.order == OrderKind::kTime) return quote(TimeForMysql(*s));
     if (std::optional<std::vector<std::string>> members = EnumMembers(column.source_type)) {
       // Compared by the number the server orders it by, not as text (mysql_types.cpp).
-      const bool set = Lower(column.source_type).rfind("set(", 0) == 0;
+      const bool set = AsciiLower(column.source_type).rfind("set(", 0) == 0;
       std::optional<uint64_t> n = EnumNumber(*members, set, *s);
       if (!n) {
         return Status(ErrorKind::kType, "cursor value of \"" + column.name +
@@ -519,9 +514,7 @@ std::string SettleHorizonSql(bool local_time, int settle_seconds) {
 }
 
 bool HorizonApplies(std::string_view column_type) {
-  std::string lower;
-  for (char c : column_type)
-    lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  const std::string lower = AsciiLower(column_type);
   return lower.rfind("datetime", 0) == 0 || lower.rfind("timestamp", 0) == 0;
 }
 

@@ -1,4 +1,5 @@
 #include "adapters/mysql/mysql_types.hpp"
+#include "runtime/base/ascii.hpp"
 
 #include <mysql.h>
 
@@ -87,12 +88,6 @@ constexpr NamedClass kNamed[] = {
     {"geometrycollection", kBinary},
 };
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 // '0000-00-00…' and dates with a zero month or day, which MySQL stores in non-strict modes.
 bool IsZeroDate(const char* data, size_t size) {
   if (size < 10 || data[4] != '-' || data[7] != '-') return false;
@@ -145,7 +140,7 @@ void AppendUnsigned(uint64_t v, std::string_view text, RowBatch& batch) {
 std::optional<std::vector<std::string>> EnumMembers(std::string_view column_type) {
   std::string_view rest;
   for (std::string_view prefix : {"enum(", "set("}) {
-    if (Lower(column_type.substr(0, prefix.size())) == prefix) {
+    if (AsciiLower(column_type.substr(0, prefix.size())) == prefix) {
       rest = column_type.substr(prefix.size());
     }
   }
@@ -204,12 +199,12 @@ std::optional<uint64_t> EnumNumber(const std::vector<std::string>& members, bool
 }
 
 bool IsSingleFloat(std::string_view column_type) {
-  return Lower(column_type).rfind("float", 0) == 0;
+  return AsciiLower(column_type).rfind("float", 0) == 0;
 }
 
 MysqlTypeClass ClassifyType(std::string_view data_type, std::string_view column_type) {
-  std::string name = Lower(data_type);
-  std::string full = Lower(column_type);
+  std::string name = AsciiLower(data_type);
+  std::string full = AsciiLower(column_type);
   if (name == "bigint" && full.find("unsigned") != std::string::npos) return kWideInteger;
   if (name == "bit" && (full == "bit(64)")) return kWideInteger;
   if ((name == "enum" || name == "set") && EnumMembers(full)) return kMembers;
@@ -249,7 +244,7 @@ MysqlColumnType LongString(bool binary, unsigned long chars) {
 
 MysqlColumnType ColumnTypeOf(const MysqlField& field) {
   if (!field.type_name.empty()) {
-    std::string name = Lower(field.type_name);
+    std::string name = AsciiLower(field.type_name);
     return {name, name};
   }
   const unsigned flags = field.flags;

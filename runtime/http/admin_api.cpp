@@ -4,6 +4,7 @@
 
 #include <cctype>
 
+#include "runtime/base/ascii.hpp"
 #include "runtime/base/log.hpp"
 #include "runtime/http/status_json.hpp"
 #include "runtime/target/target.hpp"
@@ -103,8 +104,7 @@ HttpResponse AdminApi::Handle(const HttpRequest& req) {
     auto is_bearer = [&auth, kBearer] {
       if (auth.size() < kBearer.size()) return false;
       for (size_t i = 0; i < kBearer.size(); ++i) {  // the scheme is case-insensitive
-        if (std::tolower(static_cast<unsigned char>(auth[i])) !=
-            std::tolower(static_cast<unsigned char>(kBearer[i]))) {
+        if (AsciiLower(auth[i]) != AsciiLower(kBearer[i])) {
           return false;
         }
       }

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstring>
 
+#include "runtime/base/ascii.hpp"
 #include "runtime/base/hex.hpp"
 #include "runtime/base/log.hpp"
 
@@ -243,9 +244,7 @@ class HttpServer::Connection {
           self->value_started_ = false;
         }
         std::string& name = self->request_.headers.back().first;
-        for (size_t i = 0; i < len; ++i) {
-          name.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(at[i]))));
-        }
+        name += AsciiLower(std::string_view(at, len));
         return self->CountHeader(len);
       };
       s.on_header_value = [](http_parser* p, const char* at, size_t len) {

@@ -8,6 +8,7 @@
 
 #include <sqlite3.h>
 
+#include "runtime/base/ascii.hpp"
 #include "runtime/base/log.hpp"
 #include "runtime/lua/lua_events.hpp"
 #include "runtime/lua/lua_host.hpp"
@@ -20,12 +21,6 @@ namespace {
 void GlobalInit() {
   static const bool done = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
   (void)done;
-}
-
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
 }
 
 // How messages name a URL, and the endpoint whose requests take turns.
@@ -339,7 +334,7 @@ size_t WriteHeader(char* data, size_t size, size_t n, void* userp) {
   }
   size_t colon = line.find(':');
   if (colon == std::string_view::npos) return size * n;
-  std::string name = Lower(std::string(line.substr(0, colon)));
+  std::string name = AsciiLower(line.substr(0, colon));
   std::string_view value = line.substr(colon + 1);
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
   while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {

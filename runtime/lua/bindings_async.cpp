@@ -5,6 +5,7 @@
 
 #include <sqlite3.h>
 
+#include "runtime/base/ascii.hpp"
 #include "runtime/base/duration.hpp"
 #include "runtime/base/sqlite_value.hpp"
 #include "runtime/lua/async.hpp"
@@ -95,8 +96,8 @@ int HttpBody(lua_State* L) {
   // forgotten https:// taking the webhook's secret out in clear text. (The URL, which may be
   // that secret, is not repeated.)
   const size_t separator = request.url.find("://");
-  std::string scheme = request.url.substr(0, separator == std::string::npos ? 0 : separator);
-  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string scheme =
+      AsciiLower(request.url.substr(0, separator == std::string::npos ? 0 : separator));
   if (scheme != "http" && scheme != "https") {
     throw ScriptError(what + ": field 'url' must begin with http:// or https://");
   }
@@ -132,9 +133,7 @@ int HttpBody(lua_State* L) {
           value.find_first_of("\r\n") != std::string::npos) {
         throw ScriptError(what + ": header '" + name + "' has a line break, space or colon");
       }
-      std::string lower = name;
-      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      content_type = content_type || lower == "content-type";
+      content_type = content_type || AsciiLower(name) == "content-type";
       request.headers.emplace_back(std::move(name), std::move(value));
     }
     lua_pop(L, 1);
