@@ -61,9 +61,11 @@ class SourceConnection {
   virtual std::string PageSql(const TableSchema& table, const PageQuery& query) const = 0;
 
   /// Checks that a cursor over `order_by` can be paged by this source; the message says
-  /// what to do otherwise (e.g. a nullable cursor column).
+  /// what to do otherwise (e.g. a nullable cursor column). The first `cursor_columns` of
+  /// `order_by` are the declared cursor, the rest the key that orders ties (a full refresh
+  /// has no cursor and pages by its key alone).
   virtual Status CheckCursor(const TableSchema& table, const std::vector<std::string>& order_by,
-                             bool has_lookback) const;
+                             size_t cursor_columns, bool has_lookback) const;
 
   /// The safe horizon for a cursor on `column`: a value such that no transaction still open
   /// on the source can commit a row below it, or none when the source cannot tell (or the

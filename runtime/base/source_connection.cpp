@@ -23,7 +23,7 @@ void SourceConnection::FirstNull(const TableSchema&, const std::vector<std::stri
 
 Status SourceConnection::CheckCursor(const TableSchema& table,
                                      const std::vector<std::string>& order_by,
-                                     bool has_lookback) const {
+                                     size_t cursor_columns, bool has_lookback) const {
   for (size_t i = 0; i < order_by.size(); ++i) {
     int idx = table.Find(order_by[i]);
     if (idx < 0) {
@@ -43,12 +43,20 @@ Status SourceConnection::CheckCursor(const TableSchema& table,
                         "replicated: select it as it is from a NOT NULL column of a table (not "
                         "through an expression or an outer join)");
     }
-    if (c.nullable) {
+    if (c.nullable && i < cursor_columns) {
       return Status(ErrorKind::kConfig,
                     "cursor column \"" + c.name + "\" of " + table.qualified_name +
                         " is nullable: rows where it is NULL would never be replicated. "
                         "Declare it NOT NULL on the source, choose a NOT NULL cursor column, "
                         "or remove `cursor` for a full refresh each run");
+    }
+    if (c.nullable) {
+      // A key column orders every page, of a full refresh too: removing `cursor` is no way out.
+      return Status(ErrorKind::kConfig,
+                    "key column \"" + c.name + "\" of " + table.qualified_name +
+                        " is nullable: rows where it is NULL would never be replicated. "
+                        "Declare it NOT NULL on the source, or name NOT NULL columns that "
+                        "identify a row in `key`");
     }
   }
   if (has_lookback && !order_by.empty()) {

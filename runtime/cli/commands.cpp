@@ -655,7 +655,8 @@ class Checker {
     const TableDecl& t = d_.tables[index_];
     Result<TablePlan> plan = MakePlan(t, *schema);
     if (!plan.ok()) return Done(plan.status());
-    if (Status st = conn_->CheckCursor(*schema, plan->order_by, plan->lookback_seconds.has_value());
+    if (Status st = conn_->CheckCursor(*schema, plan->order_by, t.cursor.size(),
+                                       plan->lookback_seconds.has_value());
         !st.ok()) {
       return Done(st);
     }

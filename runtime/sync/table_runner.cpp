@@ -346,7 +346,8 @@ void TableRunner::OnReflected(Result<TableSchema> schema) {
     }
   }
   std::vector<std::string> checked = plan->order_by;
-  if (Status st = conn_->CheckCursor(*schema, checked, plan->lookback_seconds.has_value());
+  if (Status st = conn_->CheckCursor(*schema, checked, decl_.cursor.size(),
+                                     plan->lookback_seconds.has_value());
       !st.ok()) {
     Fail(st.WithContext(decl_.location + ": table \"" + decl_.name + "\""));
     MaybeFinishRun();

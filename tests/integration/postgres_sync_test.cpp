@@ -582,6 +582,31 @@ TEST_F(PgSync, ANullableCursorColumnIsRefusedWithAdvice) {
   EXPECT_NE(r.err.find("NOT NULL"), std::string::npos) << Dump(r);
 }
 
+// A nullable key column orders every page, a full refresh's too: the advice is about the key,
+// not about removing a cursor the table does not have.
+TEST_F(PgSync, ANullableKeyColumnIsRefusedAsAKeyColumn) {
+  db_.Exec(R"sql(
+    CREATE TABLE nk (code text, name text NOT NULL, updated_at timestamptz NOT NULL);
+    INSERT INTO nk VALUES ('a', 'x', now()), (NULL, 'y', now());
+  )sql");
+  for (const char* table : {R"(siphon.replicate "nk" { source = pg, key = "code" })",
+                            R"(siphon.replicate "nk" { source = pg, key = "code",
+                                   cursor = "updated_at" })"}) {
+    SCOPED_TRACE(table);
+    for (const char* command : {"once", "check"}) {
+      auto r = Siphon({command, Script(table)});
+      EXPECT_EQ(r.exit_code, 2) << Dump(r);
+      EXPECT_NE(r.err.find("deploy.lua:3: table \"nk\": key column \"code\" of nk is "
+                           "nullable: rows where it is NULL would never be replicated. Declare "
+                           "it NOT NULL on the source, or name NOT NULL columns that identify a "
+                           "row in `key`"),
+                std::string::npos)
+          << Dump(r);
+      EXPECT_EQ(r.err.find("remove `cursor`"), std::string::npos) << Dump(r);
+    }
+  }
+}
+
 TEST_F(PgSync, KillNineDuringTheFirstSyncLosesNothing) {
   db_.Exec(R"sql(
     CREATE TABLE k (id int8 PRIMARY KEY, v text NOT NULL, updated_at timestamptz NOT NULL);

@@ -88,8 +88,8 @@ TEST_F(MysqlQueryTest, AQueryIsReflectedFromItsResult) {
     }
   }
   // Only NOT NULL columns can be a query's cursor.
-  EXPECT_TRUE(conn->CheckCursor(*t, {"updated_at", "id"}, false).ok());
-  Status nullable = conn->CheckCursor(*t, {"referrer"}, false);
+  EXPECT_TRUE(conn->CheckCursor(*t, {"updated_at", "id"}, 2, false).ok());
+  Status nullable = conn->CheckCursor(*t, {"referrer"}, 1, false);
   EXPECT_EQ(nullable.kind(), ErrorKind::kConfig);
   EXPECT_NE(nullable.message().find("may be NULL"), std::string::npos) << nullable.ToString();
 }
@@ -190,7 +190,7 @@ TEST_F(MysqlQueryTest, PagesAreReadThroughTheSubSelect) {
                         "FROM orders o JOIN customers c ON c.id = o.customer_id\n"
                         "WHERE c.region = 'eu' -- even customers only");
   ASSERT_TRUE(t.ok()) << t.status().ToString();
-  ASSERT_TRUE(conn->CheckCursor(*t, {"updated_at", "id"}, false).ok());
+  ASSERT_TRUE(conn->CheckCursor(*t, {"updated_at", "id"}, 2, false).ok());
   PageQuery q;
   q.columns = {"id", "updated_at", "customer", "doubled"};
   q.order_by = {"updated_at", "id"};

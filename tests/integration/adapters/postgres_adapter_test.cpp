@@ -426,9 +426,9 @@ TEST_F(PgAdapter, ReflectsColumnsKeyAndEstimate) {
     EXPECT_EQ(t->columns[i].order, want[i].order);
     EXPECT_EQ(t->columns[i].nullable, want[i].nullable);
   }
-  EXPECT_TRUE(c.CheckCursor(*t, {"at", "B", "a"}, true).ok());
-  EXPECT_EQ(c.CheckCursor(*t, {"day"}, false).kind(), ErrorKind::kConfig);  // nullable
-  EXPECT_EQ(c.CheckCursor(*t, {"B"}, true).kind(), ErrorKind::kConfig);     // lookback on int
+  EXPECT_TRUE(c.CheckCursor(*t, {"at", "B", "a"}, 3, true).ok());
+  EXPECT_EQ(c.CheckCursor(*t, {"day"}, 1, false).kind(), ErrorKind::kConfig);  // nullable
+  EXPECT_EQ(c.CheckCursor(*t, {"B"}, 1, true).kind(), ErrorKind::kConfig);     // lookback on int
 
   // Search-path resolution, and views as sources.
   db_.Exec("CREATE TABLE plain (id int PRIMARY KEY)");
@@ -444,7 +444,7 @@ TEST_F(PgAdapter, ReflectsColumnsKeyAndEstimate) {
   // The catalog calls every column of a view nullable; the view's query tells them apart.
   EXPECT_FALSE(view->columns[0].nullable);  // plain.id as it is
   EXPECT_TRUE(view->columns[1].nullable);   // computed
-  EXPECT_TRUE(c.CheckCursor(*view, {"id"}, false).ok());
+  EXPECT_TRUE(c.CheckCursor(*view, {"id"}, 1, false).ok());
 }
 
 class PgPaging : public PgAdapter {
@@ -488,7 +488,7 @@ TEST_F(PgPaging, TiedCursorValuesArriveExactlyOnce) {
   auto& c = Conn();
   auto t = Reflect(c, "public.events");
   ASSERT_TRUE(t.ok());
-  ASSERT_TRUE(c.CheckCursor(*t, {"updated_at", "id"}, false).ok());
+  ASSERT_TRUE(c.CheckCursor(*t, {"updated_at", "id"}, 2, false).ok());
   std::optional<Cursor> after;
   int pages = 0;
   std::vector<int64_t> ids = PullAll(c, *t, 7, after, &pages);
@@ -519,7 +519,7 @@ TEST_F(PgPaging, LookbackRereadsTheWindow) {
   auto& c = Conn();
   auto t = Reflect(c, "events");
   ASSERT_TRUE(t.ok());
-  ASSERT_TRUE(c.CheckCursor(*t, {"updated_at", "id"}, true).ok());
+  ASSERT_TRUE(c.CheckCursor(*t, {"updated_at", "id"}, 2, true).ok());
   PageQuery q;
   q.columns = {"id", "updated_at"};
   q.order_by = {"updated_at", "id"};
@@ -655,7 +655,7 @@ TEST_F(PgAdapter, ViewsOverViewsKnowTheirNotNullColumns) {
       c, "SELECT m.ident AS k, m.next, v.note, v.at FROM m3 m JOIN v2 v USING (ident)");
   ASSERT_TRUE(q.ok()) << q.status().ToString();
   EXPECT_EQ(not_null(q), "k at ");
-  EXPECT_TRUE(c.CheckCursor(*q, {"at", "k"}, false).ok());
+  EXPECT_TRUE(c.CheckCursor(*q, {"at", "k"}, 2, false).ok());
 }
 
 TEST_F(PgAdapter, AQueryIsReflectedFromItsResult) {

@@ -191,7 +191,7 @@ TEST_F(SqliteSourceTest, APrimaryKeyIsNotNullAndARowWithoutOneFailsThePage) {
   ASSERT_TRUE(schema.ok()) << schema.status().ToString();
   EXPECT_FALSE(schema->columns[0].nullable);
   EXPECT_TRUE(schema->columns[1].nullable);
-  EXPECT_TRUE(conn->CheckCursor(*schema, {"k"}, false).ok());
+  EXPECT_TRUE(conn->CheckCursor(*schema, {"k"}, 1, false).ok());
   PageQuery q;
   q.columns = {"v", "k"};
   q.order_by = {"k"};
