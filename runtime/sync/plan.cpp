@@ -37,10 +37,21 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
 
   plan.key = decl.key.empty() ? schema.primary_key : decl.key;
   if (plan.key.empty() && decl.write != WriteMode::kAppend) {
-    return Status(ErrorKind::kConfig,
-                  where +
-                      " has no primary key: name the columns that identify a row with "
-                      "key = { \"id\" }");
+    // Which columns identify a row only the script's author knows; the candidates are the
+    // columns a key may use (NOT NULL, ordered), named rather than guessed.
+    std::string candidates;
+    for (const auto& c : schema.columns) {
+      if (c.nullable || c.order == OrderKind::kOther) continue;
+      candidates += (candidates.empty() ? "" : ", ") + std::string("\"") + c.name + "\"";
+    }
+    const std::string from =
+        candidates.empty()
+            ? std::string("NOT NULL columns (the source declares none of its columns NOT NULL)")
+            : "from its NOT NULL columns: " + candidates;
+    return Status(ErrorKind::kConfig, where +
+                                          " has no primary key: name the columns that identify "
+                                          "a row with key = { … }, " +
+                                          from);
   }
   for (const auto& k : plan.key) {
     if (Status st = require_column(k, "key"); !st.ok()) return st;

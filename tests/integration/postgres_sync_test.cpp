@@ -607,6 +607,30 @@ TEST_F(PgSync, ANullableKeyColumnIsRefusedAsAKeyColumn) {
   }
 }
 
+// Without a primary key the message names the columns a key could use (NOT NULL, ordered)
+// instead of suggesting an `id` the table may not have.
+TEST_F(PgSync, ATableWithoutAPrimaryKeyIsToldItsNotNullColumns) {
+  db_.Exec(R"sql(
+    CREATE TABLE np (note text, sku text NOT NULL, doc jsonb NOT NULL, at timestamptz NOT NULL);
+    CREATE TABLE nothing_set (a int, b text);
+  )sql");
+  auto r = Siphon({"check", Script(R"(siphon.replicate "np" { source = pg })")});
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("deploy.lua:3: table \"np\" (np) has no primary key: name the columns "
+                       "that identify a row with key = { … }, from its NOT NULL columns: "
+                       "\"sku\", \"at\""),
+            std::string::npos)
+      << Dump(r);
+  EXPECT_EQ(r.err.find("\"id\""), std::string::npos) << Dump(r);
+  r = Once(Script(R"(siphon.replicate "nothing_set" { source = pg })"));
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("has no primary key: name the columns that identify a row with key = "
+                       "{ … }, NOT NULL columns (the source declares none of its columns NOT "
+                       "NULL)"),
+            std::string::npos)
+      << Dump(r);
+}
+
 TEST_F(PgSync, KillNineDuringTheFirstSyncLosesNothing) {
   db_.Exec(R"sql(
     CREATE TABLE k (id int8 PRIMARY KEY, v text NOT NULL, updated_at timestamptz NOT NULL);

@@ -128,7 +128,7 @@ TEST_F(QuerySource, MistakesAreRefusedWithAdvice) {
        "not both"},
       {R"(siphon.replicate "x" { source = pg, query = "  " })", "must not be empty"},
       {R"(siphon.replicate "x" { source = pg, query = "SELECT id FROM orders" })",
-       "key = { \"id\" }"},
+       "key = { … }, from its NOT NULL columns: \"id\""},
       {R"(siphon.replicate "x" { source = pg, key = "id",
           query = "SELECT o.id, c.id FROM orders o JOIN customers c ON c.id = o.customer_id" })",
        "two columns named \"id\""},
