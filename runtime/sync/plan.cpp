@@ -28,7 +28,8 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
       if (schema.columns.size() > kListed) {
         has += ", … (" + std::to_string(schema.columns.size() - kListed) + " more)";
       }
-      return Status(ErrorKind::kSchema, where + ": " + role + " column \"" + name +
+      // The script names it: exit 2 as for any other mistake in the declaration.
+      return Status(ErrorKind::kConfig, where + ": " + role + " column \"" + name +
                                             "\" does not exist in the source (its columns: " + has +
                                             ")");
     }

@@ -27,8 +27,8 @@ struct TablePlan {
 };
 
 /// Checks the declaration against the schema (columns exist, a key exists) and builds the plan.
-/// Errors are kSchema (the source lacks something) or kConfig (the script asks for the
-/// impossible), and name the table and column.
+/// Errors are kConfig (the script names a column the source lacks, or asks for the
+/// impossible: fix the script, exit 2) and name the table and column.
 Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema);
 
 /// Makes the target's columns those the transform outputs; they must keep the key columns.

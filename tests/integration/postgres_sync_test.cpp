@@ -631,6 +631,42 @@ TEST_F(PgSync, ATableWithoutAPrimaryKeyIsToldItsNotNullColumns) {
       << Dump(r);
 }
 
+// A column the script names and the source lacks is the script's mistake: check and once exit
+// 2, as for an unknown field, whichever field names it.
+TEST_F(PgSync, AMisspeltColumnInTheScriptExits2) {
+  db_.Exec(R"sql(
+    CREATE TABLE ms (id int4 PRIMARY KEY, name text, deleted_at timestamptz,
+                     updated_at timestamptz NOT NULL DEFAULT now());
+    INSERT INTO ms VALUES (1, 'a', NULL);
+  )sql");
+  struct Case {
+    const char* table;
+    const char* says;
+  };
+  const Case cases[] = {
+      {R"(siphon.replicate "ms" { source = pg, cursor = "updatedat" })",
+       "cursor column \"updatedat\" does not exist in the source (its columns: id, name, "
+       "deleted_at, updated_at)"},
+      {R"(siphon.replicate "ms" { source = pg, key = "ID" })", "key column \"ID\" does not exist"},
+      {R"(siphon.replicate "ms" { source = pg, columns = { "id", "nmae" } })",
+       "projected column \"nmae\" does not exist"},
+      {R"(siphon.replicate "ms" { source = pg, cursor = "updated_at",
+                                  deletes = { soft = "deleted" } })",
+       "soft delete column \"deleted\" does not exist"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.table);
+    for (const char* command : {"check", "once"}) {
+      auto r = Siphon({command, Script(c.table)});
+      EXPECT_EQ(r.exit_code, 2) << command << "\n" << Dump(r);
+      EXPECT_NE(r.err.find(std::string("deploy.lua:3: table \"ms\" (ms): ") + c.says),
+                std::string::npos)
+          << command << "\n"
+          << Dump(r);
+    }
+  }
+}
+
 TEST_F(PgSync, KillNineDuringTheFirstSyncLosesNothing) {
   db_.Exec(R"sql(
     CREATE TABLE k (id int8 PRIMARY KEY, v text NOT NULL, updated_at timestamptz NOT NULL);
