@@ -76,6 +76,30 @@ int Panic(lua_State* L) {
   std::abort();
 }
 
+// A mistake found while the script loads already names its place ("deploy.lua:4: os.execute
+// is not available …"). Its traceback is dropped when it only says that again: C functions
+// (the one refusing) and the main chunk at the line named. One that says more (a function
+// called on the way, a required module) stays.
+std::string WithoutRepeatedPlace(const std::string& message) {
+  const std::string marker = "\nstack traceback:\n";
+  const size_t at = message.find(marker);
+  if (at == std::string::npos) return message;
+  const std::string main_chunk = ": in main chunk";
+  std::istringstream frames(message.substr(at + marker.size()));
+  std::string place;
+  int lua_frames = 0;
+  for (std::string line; std::getline(frames, line);) {
+    if (line.rfind("\t[C]: in ", 0) == 0) continue;
+    ++lua_frames;
+    if (line.size() > 1 + main_chunk.size() &&
+        line.compare(line.size() - main_chunk.size(), main_chunk.size(), main_chunk) == 0) {
+      place = line.substr(1, line.size() - 1 - main_chunk.size());
+    }
+  }
+  if (lua_frames != 1 || place.empty() || message.rfind(place + ": ", 0) != 0) return message;
+  return message.substr(0, at);
+}
+
 std::string MiB(size_t bytes) {
   if (bytes % (size_t{1} << 20) == 0) return std::to_string(bytes >> 20) + " MiB";
   return std::to_string(bytes) + " bytes";
@@ -406,7 +430,7 @@ Status LuaHost::LoadScript(const std::string& path) {
   decl_.loading = true;
   Status s = Call(0, 0, "script " + path, options_.load_instruction_budget);
   decl_.loading = false;
-  if (!s.ok()) return Status(ErrorKind::kConfig, s.message());
+  if (!s.ok()) return Status(ErrorKind::kConfig, WithoutRepeatedPlace(s.message()));
 
   if (!decl_.pending_tables.empty()) {
     const auto& [name, location] = decl_.pending_tables.begin()->second;

@@ -218,13 +218,20 @@ const BadScript kBadScripts[] = {
 INSTANTIATE_TEST_SUITE_P(Lua, DeclarationErrors, ::testing::ValuesIn(kBadScripts),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// A traceback comes with a mistake made on the way through a function (which call led there);
+// one in the main chunk names its line and nothing more.
 TEST_F(LuaTest, MessagesCarryATraceback) {
   auto host = NewHost();
   Status s = Load(*host, std::string(kHeader) +
-                             "siphon.replicate 'orders' { source = pg, "
-                             "batch = 0 }\n");
+                             "local function table_of(name) siphon.replicate(name) "
+                             "{ source = pg, batch = 0 } end\n"
+                             "table_of('orders')\n");
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("stack traceback:"), std::string::npos) << s.message();
+  host = NewHost();
+  s = Load(*host, std::string(kHeader) + "siphon.replicate 'orders' { source = pg, batch = 0 }\n");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message().find("stack traceback:"), std::string::npos) << s.message();
 }
 
 TEST_F(LuaTest, ScriptWithoutTargetOrTables) {

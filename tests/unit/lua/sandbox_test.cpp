@@ -45,6 +45,33 @@ TEST_F(LuaTest, RemovedFunctionsRaiseAtTheCallingLine) {
   }
 }
 
+// A refusal in the script's main chunk says so once, at its line: a traceback naming the same
+// function and line again is left out. One called through a function keeps its traceback,
+// which names the way there.
+TEST_F(LuaTest, ARefusalWhileLoadingSaysItOnce) {
+  for (const char* code : {"os.execute('true')", "io.open('/etc/passwd')", "require('socket')"}) {
+    auto host = NewHost();
+    Status s = Load(*host, Declared(std::string("\n") + code + "\n"));
+    ASSERT_FALSE(s.ok()) << code;
+    EXPECT_EQ(s.message().find("stack traceback"), std::string::npos) << s.message();
+    EXPECT_EQ(s.message().rfind(ScriptPath() + ":5: ", 0), 0u) << s.message();
+  }
+  auto host = NewHost();
+  Status s = Load(*host, Declared("local function cleanup()\n"
+                                  "  os.remove('old.db')\n"
+                                  "end\n"
+                                  "cleanup()\n"));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(), ScriptPath() +
+                             ":5: os.remove is not available in the siphon sandbox (run with "
+                             "--unsafe-lua to allow it)\n"
+                             "stack traceback:\n"
+                             "\t[C]: in function 'os.remove'\n\t" +
+                             ScriptPath() + ":5: in local 'cleanup'\n\t" + ScriptPath() +
+                             ":7: in main chunk")
+      << s.message();
+}
+
 // A file handle's metatable already has a __gc: replacing it would run a finalizer outside
 // the instruction budget, so getmetatable refuses userdata.
 TEST_F(LuaTest, UserdataMetatablesAreHidden) {
