@@ -1249,6 +1249,10 @@ void Target::Exec(std::string sql, std::vector<CursorValue> params, bool confine
             }
             first = false;
           }
+          // sqlite3_changes64 keeps the count of the last INSERT, UPDATE or DELETE: after a
+          // CREATE INDEX or a PRAGMA it still gives the last page's rows. Only a statement
+          // that changed rows (the total moved) adds its own count.
+          const sqlite3_int64 total_before = sqlite3_total_changes64(db_);
           int rc;
           while ((rc = sqlite3_step(s.s)) == SQLITE_ROW) {
           }
@@ -1256,7 +1260,7 @@ void Target::Exec(std::string sql, std::vector<CursorValue> params, bool confine
             *result = SqliteError(db_, "target:exec");
             return;
           }
-          changed += sqlite3_changes64(db_);
+          if (sqlite3_total_changes64(db_) != total_before) changed += sqlite3_changes64(db_);
         }
         *result = changed;
       },

@@ -604,6 +604,22 @@ TEST_F(TargetTest, ExecRunsMaintenanceWithBoundParameters) {
   uv_run(&loop_, UV_RUN_DEFAULT);
   ASSERT_TRUE(changed && changed->ok());
   EXPECT_EQ(**changed, 1);
+  // Statements that change no rows count none, whatever the page before them wrote.
+  RowBatch more(4);
+  AddRow(more, 3, "c", "2024-01-01T00:00:02Z");
+  AddRow(more, 4, "d", "2024-01-01T00:00:03Z");
+  AddRow(more, 5, "e", "2024-01-01T00:00:04Z");
+  ASSERT_TRUE(Write(target, more, Cursor{int64_t{5}}).ok());
+  target.Exec("CREATE INDEX orders_by_note ON orders (note); PRAGMA optimize", {}, true,
+              [&](Result<int64_t> r) { changed = std::move(r); });
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  ASSERT_TRUE(changed && changed->ok());
+  EXPECT_EQ(**changed, 0);
+  target.Exec("CREATE TABLE notes (note TEXT); INSERT INTO notes SELECT note FROM orders", {}, true,
+              [&](Result<int64_t> r) { changed = std::move(r); });
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  ASSERT_TRUE(changed && changed->ok());
+  EXPECT_EQ(**changed, 4);
   target.Exec("SELEC nonsense", {}, true, [&](Result<int64_t> r) { changed = std::move(r); });
   uv_run(&loop_, UV_RUN_DEFAULT);
   ASSERT_TRUE(changed && !changed->ok());
