@@ -1,6 +1,7 @@
 // End-to-end: transforms, events, alerts over HTTP and the sandbox, through the real siphon
 // binary, a real PostgreSQL database and a real local HTTP receiver (issue 4's "must hold").
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -417,6 +418,96 @@ TEST_F(LuaScripting, TheQuickstartAndDeletesExamplesReplicateTheDemoShop) {
   r = Siphon({"resync", deletes, "--table", "accounts", "--table", "plans"}, env);
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
   EXPECT_EQ(Target("SELECT group_concat(name) FROM plans"), (Rows{{"basic"}}));
+}
+
+/// One request to a local admin API with libcurl: the status and body, or status 0 and
+/// libcurl's error as the body.
+std::pair<long, std::string> AdminRequest(int port, const std::string& method,
+                                          const std::string& path, const std::string& token) {
+  CURL* c = curl_easy_init();
+  const std::string url = "http://127.0.0.1:" + std::to_string(port) + path;
+  std::string body;
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+  if (method == "POST") curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+  curl_slist* headers = nullptr;
+  if (!token.empty()) {
+    headers = curl_slist_append(headers, ("Authorization: Bearer " + token).c_str());
+  }
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(
+      c, CURLOPT_WRITEFUNCTION, +[](char* p, size_t size, size_t n, void* out) {
+        static_cast<std::string*>(out)->append(p, size * n);
+        return size * n;
+      });
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 15L);
+  long status = 0;
+  CURLcode rc = curl_easy_perform(c);
+  if (rc == CURLE_OK) {
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  } else {
+    body = curl_easy_strerror(rc);
+  }
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(c);
+  return {status, body};
+}
+
+// admin_api.lua serves the admin API with the token from the environment (401 without it) and
+// syncs a table on request; maintenance.lua builds an index and a summary table with
+// siphon.after and siphon.target:exec once orders synced. Both on the demo shop.
+TEST_F(LuaScripting, TheAdminApiAndMaintenanceExamplesRunOnTheDemoShop) {
+  db_.Exec(ReadFile(std::string(SIPHON_SOURCE_DIR) + "/examples/demo/shop.sql"));
+  const int port = FreeTcpPort();
+  const std::string token = "example-token-1f6c2a";
+  std::map<std::string, std::string> env = {{"PG_DSN", db_.Dsn()},
+                                            {"REPLICA", Replica()},
+                                            {"SIPHON_TOKEN", token},
+                                            {"SIPHON_LISTEN", "127.0.0.1:" + std::to_string(port)},
+                                            {"TEST_PG_DSN", db_.Dsn()}};
+  const std::string admin = std::string(SIPHON_SOURCE_DIR) + "/examples/admin_api.lua";
+  auto r = Siphon({"check", admin}, env);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  {
+    Process p({SIPHON_BIN, "run", admin}, env);
+    ASSERT_TRUE(p.WaitForOutput("[table:orders] synced 50000 rows", std::chrono::seconds(60)))
+        << p.Stderr();
+    EXPECT_EQ(AdminRequest(port, "GET", "/healthz", "").first, 200);
+    EXPECT_EQ(AdminRequest(port, "GET", "/status", "").first, 401);
+    auto status = AdminRequest(port, "GET", "/status", token);
+    EXPECT_EQ(status.first, 200) << status.second;
+    EXPECT_NE(status.second.find("\"products\""), std::string::npos) << status.second;
+    // Between two runs 5 minutes apart, a POST pulls the change now.
+    db_.Exec("UPDATE orders SET status = 'paid', updated_at = clock_timestamp() WHERE id = 3");
+    auto sync = AdminRequest(port, "POST", "/tables/orders/sync", token);
+    EXPECT_EQ(sync.first, 202) << sync.second;
+    EXPECT_TRUE(p.WaitForOutput("[table:orders] synced 1 rows", std::chrono::seconds(30)))
+        << p.Stderr();
+    p.Signal(SIGTERM);
+    ProcessResult stopped = p.Wait(std::chrono::seconds(20));
+    EXPECT_EQ(stopped.exit_code, 0) << Dump(stopped);
+  }
+  EXPECT_EQ(Target("SELECT status FROM orders WHERE id = 3"), (Rows{{"paid"}}));
+
+  const std::string maintenance = std::string(SIPHON_SOURCE_DIR) + "/examples/maintenance.lua";
+  env["REPLICA"] = dir_.File("maintenance.db");
+  {
+    Process p({SIPHON_BIN, "run", maintenance}, env);
+    ASSERT_TRUE(p.WaitForOutput("order_totals rebuilt", std::chrono::seconds(60))) << p.Stderr();
+    p.Signal(SIGTERM);
+    ProcessResult stopped = p.Wait(std::chrono::seconds(20));
+    EXPECT_EQ(stopped.exit_code, 0) << Dump(stopped);
+    // Order 3 was paid above. The summary inserted its 3 rows (the index and the table change
+    // none).
+    EXPECT_NE(stopped.err.find("order_totals rebuilt (3 rows)"), std::string::npos)
+        << Dump(stopped);
+  }
+  EXPECT_EQ(SqliteQuery(env["REPLICA"], "SELECT status, orders FROM order_totals ORDER BY status"),
+            (Rows{{"new", "16665"}, {"paid", "16668"}, {"shipped", "16667"}}));
+  EXPECT_EQ(SqliteQuery(env["REPLICA"],
+                        "SELECT count(*) FROM sqlite_master WHERE name = 'orders_by_customer'"),
+            (Rows{{"1"}}));
 }
 
 TEST_F(LuaScripting, LaggingFiresOncePerEpisodeForATableThatCannotSync) {

@@ -127,6 +127,7 @@ TEST_F(HostileInputFaults, MutatedExampleScriptsNeverCrashSiphon) {
   env["SHOP_USER"] = s.mysql_user;
   env["SHOP_PW"] = s.mysql_password;
   env["SLACK_WEBHOOK_URL"] = "http://127.0.0.1:9/hook";
+  env["SIPHON_TOKEN"] = "hostile-scripts-token";
 
   const std::vector<std::string> values = {"1e308",
                                            "-9223372036854775808",
