@@ -262,9 +262,13 @@ int ExecBody(lua_State* L) {
   return kYield;
 }
 
-// Resumed with (true, changes) or (false, message): the message becomes an error.
+// Resumed with (true, changes) or (false, message): the message becomes an error at the
+// calling line, as the errors raised before the wait are.
 int ExecDone(lua_State* L, int, lua_KContext) {
   if (lua_toboolean(L, -2) == 0) {
+    luaL_where(L, 1);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
     lua_remove(L, -2);
     return lua_error(L);
   }

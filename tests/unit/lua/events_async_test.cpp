@@ -407,6 +407,10 @@ siphon.after("1ms", function()
   got = siphon.json.encode(rows)
   local ok, err = pcall(siphon.target.exec, siphon.target, "INSERT INTO nope VALUES (1)")
   exec_err = err
+  ok, err = pcall(function()
+    siphon.target:exec("SELEC 1")
+  end)
+  exec_line_err = err
   -- The sandbox keeps SQL on this file: no other database is attached or written.
   ok, err = pcall(siphon.target.exec, siphon.target, "VACUUM INTO ?", OUTSIDE)
   vacuum_err = err
@@ -435,6 +439,10 @@ end)
   EXPECT_EQ(Global("after"), "3") << "exec works again after a refused statement";
   EXPECT_TRUE(Contains(Global("exec_err"), "siphon.target:exec:")) << Global("exec_err");
   EXPECT_TRUE(Contains(Global("exec_err"), "no such table: nope")) << Global("exec_err");
+  // An SQL error names the line of the call, like every other error a binding raises.
+  EXPECT_EQ(Global("exec_line_err"), ScriptPath() +
+                                         ":16: siphon.target:exec: near \"SELEC\": syntax error "
+                                         "(SQL logic error)");
   for (const char* name : {"exec_err", "vacuum_err", "attach_err"}) {
     EXPECT_FALSE(Contains(Global(name), "target:exec: target:exec"))
         << name << ": " << Global(name);
