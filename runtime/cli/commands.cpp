@@ -655,6 +655,11 @@ class Checker {
     const TableDecl& t = d_.tables[index_];
     Result<TablePlan> plan = MakePlan(t, *schema);
     if (!plan.ok()) return Done(plan.status());
+    // The columns the replica gets are the transform's, as a run finds them: a key column it
+    // leaves out is refused here as there, and the columns it adds are printed.
+    if (t.transform) {
+      if (Status st = ApplyTransformColumns(*plan, *t.transform); !st.ok()) return Done(st);
+    }
     if (Status st = conn_->CheckCursor(*schema, plan->order_by, t.cursor.size(),
                                        plan->lookback_seconds.has_value());
         !st.ok()) {

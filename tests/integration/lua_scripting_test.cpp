@@ -510,6 +510,27 @@ TEST_F(LuaScripting, TheAdminApiAndMaintenanceExamplesRunOnTheDemoShop) {
             (Rows{{"1"}}));
 }
 
+// check plans the columns a run writes: those the transform makes. A key column it leaves out
+// is refused (exit 2) as once refuses it, not passed as "ok".
+TEST_F(LuaScripting, CheckPlansTheTransformsColumns) {
+  auto r = Siphon({"check", Script(R"lua(
+siphon.replicate "users" { source = pg, transform = function(row) return row end,
+                           columns_out = { id = false } }
+)lua")});
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("deploy.lua:4: table \"users\": the transform's columns must keep the key "
+                       "column \"id\""),
+            std::string::npos)
+      << Dump(r);
+  r = Siphon({"check", Script(R"lua(
+siphon.replicate "users" { source = pg, columns_out = { email = false, score = "INTEGER" },
+                           transform = function(row) row.email = nil; row.score = 1; return row end }
+)lua")});
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.out.find("    score"), std::string::npos) << Dump(r);
+  EXPECT_EQ(r.out.find("    email"), std::string::npos) << Dump(r);
+}
+
 TEST_F(LuaScripting, LaggingFiresOncePerEpisodeForATableThatCannotSync) {
   // "other" syncs every 300 ms; "gone" points at a table that does not exist yet, so it never
   // succeeds: after max_lag it lags, once, and a healthy table never does.
