@@ -320,8 +320,10 @@ Result<std::optional<AdminApiPlan>> ResolveAdminApi(const ScriptOptions& options
   if (!chosen.ok()) return chosen.status();
   plan.token = *chosen;
   if (!plan.address.loopback && plan.token.empty()) {
+    // An address the script declared is fixed there: say where.
     return Status(ErrorKind::kConfig,
-                  "admin API on " + plan.listen +
+                  (plan.from_script ? d.http_api->location + ": " : std::string()) +
+                      "admin API on " + plan.listen +
                       ": refusing to serve it on a non-loopback address without a token; set "
                       "one with --http-token-env NAME, SIPHON_HTTP_TOKEN or siphon.http_api { "
                       "token }");

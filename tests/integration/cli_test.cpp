@@ -144,13 +144,15 @@ TEST_F(Cli, AnAdminApiOffLoopbackWithoutATokenFailsAsRunDoes) {
              "siphon.http_api { listen = \"0.0.0.0:" + std::to_string(FreeTcpPort()) + "\" }\n");
   auto run = Siphon({"run", script});
   ASSERT_EQ(run.exit_code, 2) << Dump(run);
-  const std::string said = LineWith(run.err, "siphon: admin API on 0.0.0.0:");
+  // The address is the script's: the message names the line that declares it.
+  const std::string said = LineWith(run.err, "siphon: " + script + ":3: admin API on 0.0.0.0:");
   ASSERT_NE(said, "") << Dump(run);
   EXPECT_NE(said.find("without a token"), std::string::npos) << said;
 
   auto check = Siphon({"check", script});
   EXPECT_EQ(check.exit_code, 2) << Dump(check);
-  EXPECT_EQ(LineWith(check.err, "siphon: admin API on 0.0.0.0:"), said) << Dump(check);
+  EXPECT_EQ(LineWith(check.err, "siphon: " + script + ":3: admin API on 0.0.0.0:"), said)
+      << Dump(check);
 
   // A token from the environment, as run takes it, makes it acceptable to both.
   check = Siphon({"check", script}, {{"SIPHON_HTTP_TOKEN", "tok"}});
