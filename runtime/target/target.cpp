@@ -1230,41 +1230,56 @@ void Target::Exec(std::string sql, std::vector<CursorValue> params, bool confine
           bool& flag;
           ~Off() { flag = false; }
         } off{confine_};
-        const char* tail = sql.c_str();
-        const char* end = sql.c_str() + sql.size();
-        int64_t changed = 0;
-        bool first = true;
-        // Every statement of the text runs; the parameters bind to the first one.
-        while (tail < end) {
-          Stmt s;
-          if (sqlite3_prepare_v2(db_, tail, static_cast<int>(end - tail), &s.s, &tail) !=
-              SQLITE_OK) {
-            *result = SqliteError(db_, "target:exec");
-            return;
+        *result = ExecStatementsOnWriter(sql, params);
+        // A transaction the text opened and left open (a statement failing between BEGIN and
+        // COMMIT, a BEGIN alone) would hold what it wrote uncommitted and fail every page
+        // after it: it ends with the call.
+        if (sqlite3_get_autocommit(db_) == 0) {
+          ExecOnWriter("ROLLBACK");
+          if (result->ok()) {
+            *result = Status(ErrorKind::kTarget,
+                             "target:exec left a transaction open (BEGIN without COMMIT): it is "
+                             "rolled back; give BEGIN … COMMIT in one call");
+          } else {
+            *result =
+                Status(result->status().kind(),
+                       result->status().message() + " (the transaction it opened is rolled back)");
           }
-          if (s.s == nullptr) break;  // only whitespace or comments were left
-          if (first) {
-            for (size_t i = 0; i < params.size(); ++i) {
-              BindCursorValue(s.s, static_cast<int>(i) + 1, params[i], SQLITE_STATIC);
-            }
-            first = false;
-          }
-          // sqlite3_changes64 keeps the count of the last INSERT, UPDATE or DELETE: after a
-          // CREATE INDEX or a PRAGMA it still gives the last page's rows. Only a statement
-          // that changed rows (the total moved) adds its own count.
-          const sqlite3_int64 total_before = sqlite3_total_changes64(db_);
-          int rc;
-          while ((rc = sqlite3_step(s.s)) == SQLITE_ROW) {
-          }
-          if (rc != SQLITE_DONE) {
-            *result = SqliteError(db_, "target:exec");
-            return;
-          }
-          if (sqlite3_total_changes64(db_) != total_before) changed += sqlite3_changes64(db_);
         }
-        *result = changed;
       },
       [done = std::move(done), result] { done(std::move(*result)); });
+}
+
+Result<int64_t> Target::ExecStatementsOnWriter(const std::string& sql,
+                                               const std::vector<CursorValue>& params) {
+  const char* tail = sql.c_str();
+  const char* end = sql.c_str() + sql.size();
+  int64_t changed = 0;
+  bool first = true;
+  // Every statement of the text runs; the parameters bind to the first one.
+  while (tail < end) {
+    Stmt s;
+    if (sqlite3_prepare_v2(db_, tail, static_cast<int>(end - tail), &s.s, &tail) != SQLITE_OK) {
+      return SqliteError(db_, "target:exec");
+    }
+    if (s.s == nullptr) break;  // only whitespace or comments were left
+    if (first) {
+      for (size_t i = 0; i < params.size(); ++i) {
+        BindCursorValue(s.s, static_cast<int>(i) + 1, params[i], SQLITE_STATIC);
+      }
+      first = false;
+    }
+    // sqlite3_changes64 keeps the count of the last INSERT, UPDATE or DELETE: after a CREATE
+    // INDEX or a PRAGMA it still gives the last page's rows. Only a statement that changed
+    // rows (the total moved) adds its own count.
+    const sqlite3_int64 total_before = sqlite3_total_changes64(db_);
+    int rc;
+    while ((rc = sqlite3_step(s.s)) == SQLITE_ROW) {
+    }
+    if (rc != SQLITE_DONE) return SqliteError(db_, "target:exec");
+    if (sqlite3_total_changes64(db_) != total_before) changed += sqlite3_changes64(db_);
+  }
+  return changed;
 }
 
 Result<bool> TableHasRows(sqlite3* db, const std::string& table) {

@@ -231,6 +231,9 @@ class Target {
  private:
   struct Table;
   Status ExecOnWriter(const std::string& sql);
+  /// target:exec's statements, one after the other: the rows they changed.
+  Result<int64_t> ExecStatementsOnWriter(const std::string& sql,
+                                         const std::vector<CursorValue>& params);
   /// sqlite3_wal_hook: after each commit on the writer, with the WAL's frame count.
   static int OnWalCommit(void* self, sqlite3* db, const char* schema, int frames);
   void Checkpoint();    ///< writer thread

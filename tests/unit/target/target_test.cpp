@@ -626,5 +626,42 @@ TEST_F(TargetTest, ExecRunsMaintenanceWithBoundParameters) {
   EXPECT_EQ(changed->status().kind(), ErrorKind::kTarget);
 }
 
+// A transaction the script's SQL opens and leaves open (a failing statement between BEGIN and
+// COMMIT, or a BEGIN alone) is rolled back when the call ends: left open, every page after it
+// failed ("cannot start a transaction within a transaction") and held what it wrote
+// uncommitted.
+TEST_F(TargetTest, ExecNeverLeavesATransactionOpen) {
+  Target target(&loop_, path_);
+  ASSERT_TRUE(target.Open().ok());
+  Prepare(target, Orders());
+  std::optional<Result<int64_t>> changed;
+  auto exec = [&](const std::string& sql) {
+    changed.reset();
+    target.Exec(sql, {}, true, [&](Result<int64_t> r) { changed = std::move(r); });
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    return changed && changed->ok() ? std::string() : changed->status().message();
+  };
+  std::string error =
+      exec("BEGIN; CREATE TABLE notes (n TEXT); INSERT INTO missing VALUES (1); COMMIT");
+  EXPECT_NE(error.find("no such table: missing"), std::string::npos) << error;
+  EXPECT_NE(error.find("rolled back"), std::string::npos) << error;
+  RowBatch b(4);
+  AddRow(b, 1, "a", "2024-01-01T00:00:00Z");
+  ASSERT_TRUE(Write(target, b, Cursor{int64_t{1}}).ok());
+  EXPECT_EQ(Column("SELECT count(*) FROM sqlite_master WHERE name = 'notes'"),
+            std::vector<std::string>{"0"});
+
+  error = exec("BEGIN; INSERT INTO orders (id, note, updated_at) VALUES (9, 'x', 'y')");
+  EXPECT_NE(error.find("left a transaction open"), std::string::npos) << error;
+  RowBatch c(4);
+  AddRow(c, 2, "b", "2024-01-01T00:00:01Z");
+  ASSERT_TRUE(Write(target, c, Cursor{int64_t{2}}).ok());
+  EXPECT_EQ(Column("SELECT id FROM orders ORDER BY id"), (std::vector<std::string>{"1", "2"}));
+
+  // A whole transaction in one call is fine.
+  EXPECT_EQ(exec("BEGIN; CREATE TABLE notes (n TEXT); INSERT INTO notes VALUES ('x'); COMMIT"), "");
+  EXPECT_EQ(Column("SELECT count(*) FROM notes"), std::vector<std::string>{"1"});
+}
+
 }  // namespace
 }  // namespace siphon
