@@ -237,6 +237,20 @@ std::string CursorParam(const CursorValue& value) {
   return std::string();
 }
 
+namespace {
+
+// An array as JSON text, built by the server. A JSON array has no place for lower bounds, so
+// an array whose bounds are not all 1 (`'[0:2]={1,2,3}'`) keeps PostgreSQL's text form,
+// which holds them. The first test settles the common case, a one-dimensional array from 1,
+// with two cheap calls; only other arrays have their dimensions printed and searched.
+std::string ArraySelect(const std::string& quoted) {
+  return "CASE WHEN array_ndims(" + quoted + ") = 1 AND array_lower(" + quoted +
+         ", 1) = 1 THEN to_json(" + quoted + ")::text WHEN strpos(replace(array_dims(" + quoted +
+         "), '[1:', ''), '[') > 0 THEN " + quoted + "::text ELSE to_json(" + quoted + ")::text END";
+}
+
+}  // namespace
+
 Result<std::string> FromClause(const TableSchema& table) {
   // The line break ends a `--` comment the query may end with.
   if (!table.query.empty()) return "(" + table.query + "\n) AS \"_siphon_query\"";
@@ -265,7 +279,7 @@ Result<PageStatement> BuildPageQuery(const TableSchema& table, const PageQuery& 
     if (i > 0) sql += ", ";
     std::string quoted = QuoteIdent(c->name);
     if (ClassifyType(c->source_type, 'b').json_array) {
-      sql += "to_json(" + quoted + ")::text AS " + quoted;
+      sql += ArraySelect(quoted) + " AS " + quoted;
     } else {
       sql += quoted;
     }

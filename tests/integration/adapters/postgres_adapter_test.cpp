@@ -978,6 +978,52 @@ TEST_F(PgAdapter, AwkwardValuesRoundTrip) {
   }
 }
 
+// A JSON array cannot say where an array starts: an array whose lower bounds are not all 1
+// keeps PostgreSQL's text form, which reads back as the same array; every other array is
+// still JSON. Read by plain query, binary COPY and text COPY alike.
+TEST_F(PgAdapter, ArraysKeepLowerBoundsOtherThanOne) {
+  db_.Exec("CREATE TABLE arrs (id int PRIMARY KEY, a int[], t text[], iv interval)");
+  db_.Exec(R"(INSERT INTO arrs VALUES
+    (1, '[0:2]={1,2,3}', '[-2:-1]={x,"y z"}', '1 day'),
+    (2, '{1,2,3}', '{x,"y z"}', '1 day'),
+    (3, '[1:2][0:1]={{1,2},{3,4}}', '{{a,b},{c,d}}', '1 day'),
+    (4, '{}', '[5:5]={NULL}', '1 day'),
+    (5, NULL, '[1:1][1:1][7:7]={{{q}}}', '1 day'))");
+  auto& c = Conn();
+  auto t = Reflect(c, "arrs");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  PageQuery q;
+  q.columns = {"id", "a", "t"};
+  q.order_by = {"id"};
+  auto page = PullEveryWay(c, *t, q, "iv");
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->rows(), 5u);
+  const RowBatch& b = *page;
+  EXPECT_EQ(Text(b, 0, 1), "[0:2]={1,2,3}");
+  EXPECT_EQ(Text(b, 0, 2), "[-2:-1]={x,\"y z\"}");
+  EXPECT_EQ(Text(b, 1, 1), "[1,2,3]");
+  EXPECT_EQ(Text(b, 1, 2), "[\"x\",\"y z\"]");
+  EXPECT_EQ(Text(b, 2, 1), "[1:2][0:1]={{1,2},{3,4}}");
+  EXPECT_EQ(Text(b, 2, 2), "[[\"a\",\"b\"],[\"c\",\"d\"]]");
+  EXPECT_EQ(Text(b, 3, 1), "[]");
+  EXPECT_EQ(Text(b, 3, 2), "[5:5]={NULL}");
+  EXPECT_EQ(b.at(4, 1).type, ValueType::kNull);
+  EXPECT_EQ(Text(b, 4, 2), "[1:1][1:1][7:7]={{{q}}}");
+  // Each kept text form is the source's value, bounds and all.
+  for (size_t r = 0; r < b.rows(); ++r) {
+    for (size_t col = 1; col <= 2; ++col) {
+      if (b.at(r, col).type == ValueType::kNull) continue;
+      std::string v = Text(b, r, col);
+      if (v.rfind("[", 0) != 0 || v.find("]=") == std::string::npos) continue;
+      EXPECT_EQ(db_.Scalar("SELECT (SELECT " + std::string(col == 1 ? "a" : "t") +
+                           " FROM arrs WHERE id = " + std::to_string(r + 1) + ") = '" + v +
+                           "'::" + (col == 1 ? "int[]" : "text[]")),
+                "t")
+          << v;
+    }
+  }
+}
+
 // The Airbyte PostgreSQL type corpus: every value that PostgreSQL 15 accepts decodes to
 // siphon's form for its type; the expected form is computed by the server itself. Each is read
 // by a plain query, by text COPY and, for the types that have a binary decoder, by binary COPY.
