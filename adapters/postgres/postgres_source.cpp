@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -22,6 +23,7 @@ namespace siphon::postgres {
 namespace {
 
 constexpr int kDefaultConnectTimeoutSeconds = 10;
+constexpr int kMaxConnectTimeoutSeconds = 3600;
 
 /// State shared by every connection of one source, on the loop thread.
 struct SourceState {
@@ -691,6 +693,7 @@ Result<std::unique_ptr<Source>> Make(const Options& options) {
   PgConnectParams& params = state->params;
   std::string host, port, dbname, user;
   std::optional<int64_t> timeout_seconds = GetInt(options, "connect_timeout");
+  std::optional<std::string> dsn_timeout;  // connect_timeout as the dsn spells it
 
   const std::string* dsn = GetString(options, "dsn");
   if (dsn != nullptr) {
@@ -724,9 +727,21 @@ Result<std::unique_ptr<Source>> Make(const Options& options) {
       if (k == "dbname") dbname = o->val;
       if (k == "user") user = o->val;
       if (k == "password") params.password = o->val;
-      if (k == "connect_timeout" && !timeout_seconds) timeout_seconds = atoi(o->val);
+      if (k == "connect_timeout") dsn_timeout = o->val;
     }
     PQconninfoFree(parsed);
+    if (dsn_timeout && !timeout_seconds) {
+      // As libpq reads it: an integer, trailing blanks allowed.
+      std::string_view v = *dsn_timeout;
+      while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back()))) v.remove_suffix(1);
+      int64_t n = 0;
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (ec != std::errc() || end != v.data() + v.size() || v.empty()) {
+        return Status(ErrorKind::kConfig,
+                      "siphon.postgres: connect_timeout in `dsn` is not a whole number of seconds");
+      }
+      timeout_seconds = n;
+    }
     params.keywords.emplace_back("dbname", *dsn);
     params.expand_dbname = true;
   } else {
@@ -766,8 +781,21 @@ Result<std::unique_ptr<Source>> Make(const Options& options) {
       params.keywords.emplace_back("sslmode", *m);
     }
   }
-  if (timeout_seconds && *timeout_seconds <= 0) {
-    return Status(ErrorKind::kConfig, "siphon.postgres: `connect_timeout` must be positive");
+  if (timeout_seconds && (*timeout_seconds < 1 || *timeout_seconds > kMaxConnectTimeoutSeconds)) {
+    std::string where = dsn_timeout && !options.count("connect_timeout")
+                            ? "connect_timeout=" + std::to_string(*timeout_seconds) + " in `dsn`"
+                            : std::string("`connect_timeout`");
+    std::string message = "siphon.postgres: " + where + " must be between 1 and " +
+                          std::to_string(kMaxConnectTimeoutSeconds) + " seconds";
+    // libpq reads 0 (or less) as "wait forever"; siphon's own timer is what ends an attempt
+    // on a server that accepts and never answers, so a run cannot hang on one.
+    if (*timeout_seconds < 1) {
+      message +=
+          " (0 means no limit to libpq, which siphon does not allow: a server that never "
+          "answers would hold the run for good; give the seconds to wait, default " +
+          std::to_string(kDefaultConnectTimeoutSeconds) + ")";
+    }
+    return Status(ErrorKind::kConfig, message);
   }
   params.connect_timeout_ms =
       static_cast<int>(timeout_seconds.value_or(kDefaultConnectTimeoutSeconds) * 1000);

@@ -316,6 +316,47 @@ TEST_F(PgAdapter, SilentServerTimesOut) {
   EXPECT_LT(took, std::chrono::seconds(5));
 }
 
+// libpq reads connect_timeout 0 as "wait forever", while siphon's own timer is all that ends
+// an attempt on a server that never answers: 0 (in `dsn` or as the field) is refused with a
+// message that says so and what to give; a value past an hour no longer overflows the timer.
+TEST_F(PgAdapter, ConnectTimeoutZeroIsRefusedSayingWhatToGive) {
+  auto make = [](Options options) { return postgres::Definition().make(options); };
+  auto refused = [&](Options options, const std::string& names) {
+    auto made = make(std::move(options));
+    ASSERT_FALSE(made.ok()) << names;
+    EXPECT_EQ(made.status().kind(), ErrorKind::kConfig);
+    EXPECT_NE(made.status().message().find(names), std::string::npos) << made.status().message();
+    EXPECT_NE(made.status().message().find("between 1 and 3600 seconds"), std::string::npos)
+        << made.status().message();
+    EXPECT_EQ(made.status().message().find("pw-secret"), std::string::npos);
+  };
+  const std::string dsn = "host=127.0.0.1 user=x password=pw-secret dbname=d";
+  refused(Options{{"dsn", dsn + " connect_timeout=0"}}, "connect_timeout=0 in `dsn`");
+  refused(Options{{"dsn", dsn + " connect_timeout=-5"}}, "connect_timeout=-5 in `dsn`");
+  refused(Options{{"dsn", "postgresql://x:pw-secret@127.0.0.1/d?connect_timeout=0"}},
+          "connect_timeout=0 in `dsn`");
+  refused(Options{{"host", std::string("127.0.0.1")}, {"connect_timeout", int64_t{0}}},
+          "`connect_timeout`");
+  refused(Options{{"dsn", dsn}, {"connect_timeout", int64_t{0}}}, "`connect_timeout`");
+  refused(Options{{"host", std::string("127.0.0.1")}, {"connect_timeout", int64_t{3000000}}},
+          "`connect_timeout`");
+  auto zero = make(Options{{"dsn", dsn + " connect_timeout=0"}});
+  ASSERT_FALSE(zero.ok());
+  EXPECT_NE(zero.status().message().find("no limit"), std::string::npos) << zero.status().message();
+  auto garbled = make(Options{{"dsn", dsn + " connect_timeout=ten"}});
+  ASSERT_FALSE(garbled.ok());
+  EXPECT_NE(garbled.status().message().find("connect_timeout in `dsn` is not a whole number"),
+            std::string::npos)
+      << garbled.status().message();
+  // The option wins over the dsn's, as before; 1 and 3600 are accepted.
+  EXPECT_TRUE(
+      make(Options{{"dsn", dsn + " connect_timeout=0"}, {"connect_timeout", int64_t{5}}}).ok());
+  EXPECT_TRUE(make(Options{{"dsn", dsn + " connect_timeout=1"}}).ok());
+  EXPECT_TRUE(make(Options{{"dsn", dsn + " connect_timeout='3600 '"}}).ok());
+  EXPECT_TRUE(
+      make(Options{{"host", std::string("127.0.0.1")}, {"connect_timeout", int64_t{3600}}}).ok());
+}
+
 TEST_F(PgAdapter, MissingTableAndColumnAreSchemaErrors) {
   auto& c = Conn();
   auto r = Reflect(c, "public.nope");
