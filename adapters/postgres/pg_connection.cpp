@@ -35,12 +35,31 @@ std::string Sanitize(std::string_view message, const std::string& password) {
   // (`password=pw `, `:pw@`): inside a word it is part of that word (a password "a" masked
   // every "a" of the message, and "auth" turned "authentication" into "********entication").
   auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
+  // Where the server names the role (`for user "bob"`, `role "bob" does not exist`), the
+  // quoted text is the user name whatever the password is: a password equal to the user name
+  // (or a word of it) left `user "********"`, which hid who was refused and told anyone who
+  // knew the user name what the password was.
+  auto in_role_name = [&out](size_t pos, size_t end) {
+    if (pos == 0) return false;
+    const size_t open = out.rfind('"', pos - 1);
+    if (open == std::string::npos) return false;
+    const size_t close = out.find('"', open + 1);
+    if (close == std::string::npos || close < end) return false;
+    std::string_view before(out.data(), open);
+    for (std::string_view intro : {"user ", "role "}) {
+      if (before.size() >= intro.size() &&
+          before.compare(before.size() - intro.size(), intro.size(), intro) == 0) {
+        return true;
+      }
+    }
+    return false;
+  };
   if (!password.empty()) {
     size_t pos = 0;
     while ((pos = out.find(password, pos)) != std::string::npos) {
       const size_t end = pos + password.size();
       if ((pos > 0 && word(out[pos - 1]) && word(password.front())) ||
-          (end < out.size() && word(out[end]) && word(password.back()))) {
+          (end < out.size() && word(out[end]) && word(password.back())) || in_role_name(pos, end)) {
         ++pos;
         continue;
       }

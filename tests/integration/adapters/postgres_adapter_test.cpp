@@ -209,8 +209,51 @@ TEST_F(PgAdapter, AShortPasswordIsMaskedAsAWordOnly) {
   s = postgres::PgConnectError("FATAL:  password authentication failed for user \"auth\"\n",
                                "auth");
   EXPECT_EQ(s.kind(), ErrorKind::kAuth) << s.ToString();
-  EXPECT_NE(s.message().find("password authentication failed for user \"********\""),
+  EXPECT_NE(s.message().find("password authentication failed for user \"auth\""), std::string::npos)
+      << s.message();
+}
+
+// A role whose password siphon was given as its own name (and which the server refuses): the
+// message named `user "********"`, hiding who was refused and, to anyone who knew the user
+// name, telling the password. The role's name now stays where the server names the role, and
+// the same text anywhere else is still masked.
+TEST_F(PgAdapter, APasswordEqualToTheUserNameLeavesTheNameShown) {
+  const ServerEnv& env = Servers();
+  const std::string suffix = db_.name().substr(db_.name().size() > 16 ? db_.name().size() - 16 : 0);
+  const std::string role = "same_" + suffix;
+  db_.Exec("DROP ROLE IF EXISTS " + role + "; CREATE ROLE " + role +
+           " LOGIN PASSWORD 'another-pw'");
+  struct Drop {
+    PgDb& db;
+    std::string role;
+    ~Drop() { db.Exec("DROP ROLE IF EXISTS " + role); }
+  } drop{db_, role};
+  auto& c = Conn(Options{{"host", env.pg_host},
+                         {"port", int64_t{env.pg_port}},
+                         {"user", role},
+                         {"password", role},
+                         {"database", db_.name()}});
+  Status s = Connect(c);
+  EXPECT_EQ(s.kind(), ErrorKind::kAuth) << s.ToString();
+  EXPECT_NE(s.message().find("password authentication failed for user \"" + role + "\""),
             std::string::npos)
+      << s.message();
+  EXPECT_EQ(s.message().find("********"), std::string::npos) << s.message();
+  c.Close();
+  // A role that does not exist, named by the password given: the role's name, as the server
+  // names it, stays too; its other places are masked.
+  const std::string ghost = "ghost_" + suffix;
+  s = postgres::PgConnectError("FATAL:  role \"" + ghost + "\" does not exist (password=" + ghost +
+                                   " dbname=" + ghost + "x " + ghost + ")\n",
+                               ghost);
+  EXPECT_EQ(s.kind(), ErrorKind::kAuth) << s.ToString();
+  EXPECT_EQ(s.message(), "FATAL:  role \"" + ghost +
+                             "\" does not exist (password=******** dbname=" + ghost +
+                             "x ********) (SQLSTATE 28P01)");
+  // A word of the name, and a quoted value that is not the role's name, are masked as before.
+  s = postgres::PgConnectError(
+      "FATAL:  password authentication failed for user \"app-pw9\" host \"pw9\"\n", "pw9");
+  EXPECT_NE(s.message().find("for user \"app-pw9\" host \"********\""), std::string::npos)
       << s.message();
 }
 
