@@ -1108,6 +1108,51 @@ TEST_F(PgAdapter, ArraysKeepLowerBoundsOtherThanOne) {
   }
 }
 
+// In a json or jsonb array, an element that is JSON null and an SQL NULL element both came out
+// as `null`. `null` in a JSON array is now always an SQL NULL; an array holding a JSON null
+// element keeps PostgreSQL's text form, which tells the two apart and reads back as the same
+// array. JSON null inside an element, and the string "null", stay JSON.
+TEST_F(PgAdapter, JsonArraysTellJsonNullFromSqlNull) {
+  db_.Exec("CREATE TABLE jarrs (id int PRIMARY KEY, jb jsonb[], js json[], iv interval)");
+  db_.Exec(R"(INSERT INTO jarrs VALUES
+    (1, ARRAY['null'::jsonb, NULL], ARRAY['null'::json, NULL], '1 day'),
+    (2, ARRAY['null'::jsonb], ARRAY[' null '::json], '1 day'),
+    (3, ARRAY[NULL::jsonb], ARRAY[NULL::json], '1 day'),
+    (4, ARRAY['{"k": null}'::jsonb, '[null]', '"null"', NULL],
+        ARRAY['{"k": null}'::json, '[null]', '"null"', NULL], '1 day'),
+    (5, '{}', '{}', '1 day'))");
+  auto& c = Conn();
+  auto t = Reflect(c, "jarrs");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  PageQuery q;
+  q.columns = {"id", "jb", "js"};
+  q.order_by = {"id"};
+  auto page = PullEveryWay(c, *t, q, "iv");
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->rows(), 5u);
+  const RowBatch& b = *page;
+  EXPECT_EQ(Text(b, 0, 1), "{\"null\",NULL}");
+  EXPECT_EQ(Text(b, 0, 2), "{\"null\",NULL}");
+  EXPECT_EQ(Text(b, 1, 1), "{\"null\"}");
+  EXPECT_EQ(Text(b, 1, 2), "{\" null \"}");
+  EXPECT_EQ(Text(b, 2, 1), "[null]");
+  EXPECT_EQ(Text(b, 2, 2), "[null]");
+  EXPECT_EQ(Text(b, 3, 1), "[{\"k\": null},[null],\"null\",null]");
+  EXPECT_EQ(Text(b, 3, 2), "[{\"k\": null},[null],\"null\",null]");
+  EXPECT_EQ(Text(b, 4, 1), "[]");
+  EXPECT_EQ(Text(b, 4, 2), "[]");
+  // The kept text forms are the source's arrays (json has no equality: compared as text).
+  for (size_t r = 0; r < 2; ++r) {
+    const std::string id = std::to_string(r + 1);
+    EXPECT_EQ(
+        db_.Scalar("SELECT jb = '" + Text(b, r, 1) + "'::jsonb[] FROM jarrs WHERE id = " + id),
+        "t");
+    EXPECT_EQ(db_.Scalar("SELECT js::text = ('" + Text(b, r, 2) +
+                         "'::json[])::text FROM jarrs WHERE id = " + id),
+              "t");
+  }
+}
+
 // The Airbyte PostgreSQL type corpus: every value that PostgreSQL 15 accepts decodes to
 // siphon's form for its type; the expected form is computed by the server itself. Each is read
 // by a plain query, by text COPY and, for the types that have a binary decoder, by binary COPY.
