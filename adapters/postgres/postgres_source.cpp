@@ -17,6 +17,7 @@
 #include "adapters/postgres/pg_connection.hpp"
 #include "adapters/postgres/pg_sql.hpp"
 #include "adapters/postgres/pg_types.hpp"
+#include "runtime/base/ascii.hpp"
 
 namespace siphon::postgres {
 
@@ -549,17 +550,12 @@ class PgSourceConnection : public SourceConnection {
             const std::string table = PQgetvalue(res, row, 1);
             const bool visible = PQgetvalue(res, row, 2)[0] == 't';
             case_differs = case_differs || table != name.table ||
-                           (schema != name.schema && Lower(schema) == Lower(name.schema));
+                           (schema != name.schema && AsciiLower(schema) == AsciiLower(name.schema));
             similar.push_back(
                 FromSpelling(name.schema.empty() && visible ? std::string() : schema, table));
           }
           done(Status(ErrorKind::kSchema, TableNotFoundMessage(from, similar, case_differs)));
         });
-  }
-
-  static std::string Lower(std::string s) {
-    for (char& ch : s) ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
-    return s;
   }
 
   static void WarnRejected(const std::string& name, size_t rejected) {

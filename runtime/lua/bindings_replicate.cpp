@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstring>
 
+#include "runtime/base/ascii.hpp"
 #include "runtime/base/duration.hpp"
 #include "runtime/lua/binding.hpp"
 #include "runtime/lua/lua_events.hpp"
@@ -79,18 +80,12 @@ std::vector<FieldSpec> ReplicateSpec(const Declarations& d) {
   return spec;
 }
 
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
 void CheckTableName(const std::string& name) {
   if (name.empty()) throw ScriptError("siphon.replicate: the table name must not be empty");
   if (name.find('\0') != std::string::npos) {
     throw ScriptError("siphon.replicate: the table name must not contain a NUL byte");
   }
-  std::string lower = Lower(name);
+  std::string lower = AsciiLower(name);
   if (lower.rfind("_siphon", 0) == 0) {
     throw ScriptError("siphon.replicate: table name '" + name +
                       "' is reserved (names starting with _siphon hold siphon's state)");
@@ -116,7 +111,7 @@ void Declare(lua_State* L, const std::string& name, int index) {
 
   // SQLite table names are case-insensitive: "Orders" and "orders" are one table.
   for (const TableDecl& t : d.deployment.tables) {
-    if (Lower(t.name) == Lower(name)) {
+    if (AsciiLower(t.name) == AsciiLower(name)) {
       throw ScriptError(what + ": table '" + t.name + "' is already declared at " + t.location);
     }
   }
@@ -271,7 +266,7 @@ void Declare(lua_State* L, const std::string& name, int index) {
       if (lua_type(L, -1) == LUA_TBOOLEAN && lua_toboolean(L, -1) == 0) {
         e.removed = true;
       } else if (lua_type(L, -1) == LUA_TSTRING) {
-        std::string type = Lower(lua_tostring(L, -1));
+        std::string type = AsciiLower(lua_tostring(L, -1));
         if (type == "integer") {
           e.type = ColumnType::kInteger;
         } else if (type == "real") {
