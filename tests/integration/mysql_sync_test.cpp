@@ -55,6 +55,24 @@ class MysqlSync : public ::testing::Test {
   ProcessResult Once(const std::string& script) { return Siphon({"once", script}); }
   /// Makes (again) the user PREFIX_<end of the database name>@127.0.0.1 with `password`,
   /// SELECT on db_ only and `options` (e.g. "ACCOUNT LOCK"); returns its name.
+  /// Drops the user and empties the server's init_connect when it goes.
+  struct InitConnect {
+    MyDb& db;
+    std::string user;
+    ~InitConnect() {
+      db.Exec("SET GLOBAL init_connect = ''");
+      db.Exec("DROP USER IF EXISTS '" + user + "'@'127.0.0.1'");
+    }
+  };
+  /// Sets the server's init_connect to `sql`, which every session of a user without SUPER
+  /// runs first (`user`, one of LimitedUser's; siphon's own test user, and with it every other
+  /// test, is not affected), until the guard goes.
+  [[nodiscard]] InitConnect SetInitConnect(const std::string& user, const std::string& sql) {
+    std::string quoted;
+    for (char c : sql) quoted += c == '\'' ? std::string("''") : std::string(1, c);
+    db_.Exec("SET GLOBAL init_connect = '" + quoted + "'");
+    return InitConnect{db_, user};
+  }
   std::string LimitedUser(const std::string& prefix, const std::string& password,
                           const std::string& options = "") {
     const std::string user =
@@ -474,17 +492,7 @@ TEST_F(MysqlSync, AutocommitOffOnTheServerStillShowsNewRows) {
       "CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(8)); INSERT INTO a VALUES (1, 'x'), "
       "(2, 'y')");
   const std::string user = LimitedUser("ac_", "ac-pw");
-  // init_connect applies to users without SUPER only: this one (siphon's own test user, and
-  // with it every other test, is not affected).
-  db_.Exec("SET GLOBAL init_connect = 'SET autocommit = 0'");
-  struct Restore {
-    MyDb& db;
-    std::string user;
-    ~Restore() {
-      db.Exec("SET GLOBAL init_connect = ''");
-      db.Exec("DROP USER IF EXISTS '" + user + "'@'127.0.0.1'");
-    }
-  } restore{db_, user};
+  const InitConnect restore = SetInitConnect(user, "SET autocommit = 0");
   std::string path = dir_.File("ac.lua");
   WriteFile(path, SourceAs(user, "ac-pw") + "siphon.target { path = '" + Replica() +
                       "' }\nsiphon.replicate 'a' { source = my, from = 'a', every = '200ms' }\n");
@@ -508,18 +516,10 @@ TEST_F(MysqlSync, TheServersSqlModeDoesNotChangeWhatIsRead) {
     INSERT INTO sm VALUES ('', 'a'), ('a''b', 'bb'), ('c\\"d', 'c'), ('e', '');
   )sql");
   const std::string user = LimitedUser("sm_", "sm-pw");
-  // init_connect applies to users without SUPER only (as in the autocommit test above).
-  db_.Exec(
-      "SET GLOBAL init_connect = 'SET sql_mode = ''EMPTY_STRING_IS_NULL,PAD_CHAR_TO_FULL_LENGTH,"
-      "ANSI_QUOTES,NO_BACKSLASH_ESCAPES'''");
-  struct Restore {
-    MyDb& db;
-    std::string user;
-    ~Restore() {
-      db.Exec("SET GLOBAL init_connect = ''");
-      db.Exec("DROP USER IF EXISTS '" + user + "'@'127.0.0.1'");
-    }
-  } restore{db_, user};
+  const InitConnect restore =
+      SetInitConnect(user,
+                     "SET sql_mode = 'EMPTY_STRING_IS_NULL,PAD_CHAR_TO_FULL_LENGTH,ANSI_QUOTES,"
+                     "NO_BACKSLASH_ESCAPES'");
   std::string path = dir_.File("sm.lua");
   WriteFile(path, SourceAs(user, "sm-pw") + "siphon.target { path = '" + Replica() +
                       "' }\nsiphon.replicate 'sm' { source = my, from = 'sm', cursor = 'k', "
@@ -871,13 +871,9 @@ TEST_F(MysqlSync, ASourcesTablesShareAtMostMaxConnectionsSessions) {
   const std::string path = dir_.File("deploy.lua");
   WriteFile(path, source + "siphon.target { path = '" + Replica() + "' }\n" + tables);
   Process siphon({SIPHON_BIN, "once", path}, Env());
-  int most = 0;
   const std::string count = "SELECT count(*) FROM information_schema.PROCESSLIST WHERE DB = '" +
                             db_.name() + "' AND ID <> CONNECTION_ID()";
-  while (siphon.Running()) {
-    most = std::max(most, std::stoi(db_.Scalar(count)));
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  const int most = PeakWhileRunning(siphon, [&] { return std::stoi(db_.Scalar(count)); });
   ProcessResult r = siphon.Wait();
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
   EXPECT_LE(most, 2) << "sessions at once";

@@ -844,15 +844,10 @@ TEST_F(PgSync, ASourcesTablesShareAtMostMaxConnectionsSessions) {
       "siphon.target { path = \"" +
           Replica() + "\" }\n" + tables);
   Process siphon({SIPHON_BIN, "once", path}, Env());
-  int most = 0;
   const std::string count =
       "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND backend_type = "
-      "'client backend' AND pid <> "
-      "pg_backend_pid()";
-  while (siphon.Running()) {
-    most = std::max(most, std::stoi(db_.Scalar(count)));
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+      "'client backend' AND pid <> pg_backend_pid()";
+  const int most = PeakWhileRunning(siphon, [&] { return std::stoi(db_.Scalar(count)); });
   ProcessResult r = siphon.Wait();
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
   EXPECT_LE(most, 3) << "sessions at once";

@@ -859,6 +859,15 @@ int FreeTcpPort() {
   return port;
 }
 
+int PeakWhileRunning(Process& p, const std::function<int()>& sample) {
+  int most = 0;
+  while (p.Running()) {
+    most = std::max(most, sample());
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return most;
+}
+
 void RunLoopFor(uv_loop_t* loop, int ms) {
   uv_timer_t wait;
   uv_timer_init(loop, &wait);

@@ -198,6 +198,10 @@ class Process {
   std::thread drainer_;
 };
 
+/// The largest value `sample` gave, called every 2 ms while `p` runs (e.g. the sessions a
+/// running siphon holds on a server).
+int PeakWhileRunning(Process& p, const std::function<int()>& sample);
+
 /// How a stopped process ended, and how long after the signal.
 struct StoppedRun {
   ProcessResult result;
