@@ -472,10 +472,11 @@ void MysqlConnection::Reflect(const std::string& table,
   schema->qualified_name = table;
   auto seen_table = std::make_shared<bool>(false);
   // Once a table wants a horizon, every run of it does (SafeHorizon follows Reflect): both
-  // come back from one statement. (Tables share connections: the wish is the table's.)
+  // come back from one statement.
   std::optional<bool> with_horizon;
-  auto wanted = horizon_wanted_.find(table);
-  if (wanted != horizon_wanted_.end() && !state_->warned_no_process) with_horizon = wanted->second;
+  auto wanted = state_->horizon_wanted.find(table);
+  if (wanted != state_->horizon_wanted.end() && !state_->warned_no_process)
+    with_horizon = wanted->second;
   fetched_horizon_.reset();
   auto horizon = std::make_shared<FetchedHorizon>();
   abort_ = [done](Status s) { done(std::move(s)); };
@@ -513,7 +514,7 @@ void MysqlConnection::Reflect(const std::string& table,
         if (!status.ok()) {
           if (with_horizon && last_errno_ == 1227) {
             // PROCESS was revoked since: reflect alone, and SafeHorizon finds out and warns.
-            horizon_wanted_.erase(table);
+            state_->horizon_wanted.erase(table);
             Reflect(table, done);
             return;
           }
@@ -781,7 +782,7 @@ void MysqlConnection::SafeHorizon(const TableSchema& table, const std::string& c
   const bool utc = table.columns[idx].source_type.rfind("timestamp", 0) == 0;
   std::string table_name = table.qualified_name;
   if (state_->warned_no_process) return SettleHorizon(utc, table_name, std::move(done));
-  horizon_wanted_[table_name] = !utc;
+  state_->horizon_wanted[table_name] = !utc;
   // The horizon that came with this run's reflection: taken a moment earlier, so it holds
   // back at most a little more. Used once, and only while it is that fresh.
   std::optional<FetchedHorizon> fetched = std::move(fetched_horizon_);
@@ -799,7 +800,7 @@ void MysqlConnection::SafeHorizon(const TableSchema& table, const std::string& c
         done(rows.status().WithContext("safe horizon"));
         return;
       }
-      horizon_wanted_.erase(table_name);
+      state_->horizon_wanted.erase(table_name);
       if (!state_->warned_no_process) {
         state_->warned_no_process = true;
         Logger(table_name)

@@ -25,6 +25,9 @@ struct MysqlSourceState {
   /// "table\ncolumn" already warned about (zero dates): once per source, whichever of its
   /// connections the table's run borrowed.
   std::set<std::string> warned_zero_dates;
+  /// The tables SafeHorizon was asked for (their reflections then bring one, on whichever of
+  /// the source's connections the run borrowed): for a DATETIME cursor (true) or a TIMESTAMP one.
+  std::map<std::string, bool> horizon_wanted;
   /// Tables checked for a column-level grant that hides columns (Reflect).
   std::set<std::string> probed_columns;
 };
@@ -155,9 +158,6 @@ class MysqlConnection final : public SourceConnection {
   std::function<void(Status)> abort_;
   std::shared_ptr<bool> alive_;
   uint64_t connect_attempt_ = 0;  ///< a host lookup answers only the attempt that asked
-  /// The tables SafeHorizon was asked for (their reflections then bring one): for a DATETIME
-  /// cursor (true) or a TIMESTAMP one.
-  std::map<std::string, bool> horizon_wanted_;
   std::optional<FetchedHorizon> fetched_horizon_;  ///< from the last reflection
 };
 

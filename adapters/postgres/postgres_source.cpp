@@ -33,6 +33,9 @@ struct SourceState {
   std::string horizon_sql, reflect_with_horizon_sql;  ///< built once with settle_seconds
   bool warned_horizon = false;  ///< the missing pg_read_all_stats was reported
   std::string warned_stale;     ///< the long-open transaction last reported
+  /// Tables that asked SafeHorizon: their reflections bring one along, on whichever of the
+  /// source's connections the run borrowed.
+  std::set<std::string> wants_horizon;
 };
 
 constexpr uint32_t kTimestamptzOid = 1184;
@@ -59,8 +62,8 @@ class PgSourceConnection : public SourceConnection {
     }
     std::string regclass = QuotedTableName(*name);
     // Once a table wants a horizon, every run of it does (SafeHorizon follows Reflect): both
-    // come back from one statement. (Tables share connections: the wish is the table's.)
-    const bool with_horizon = wants_horizon_.count(table) != 0;
+    // come back from one statement.
+    const bool with_horizon = state_->wants_horizon.count(table) != 0;
     fetched_horizon_.reset();
     WithConnection([this, table, parts = *name, regclass, with_horizon,
                     done = std::move(done)](Status s) mutable {
@@ -221,7 +224,7 @@ class PgSourceConnection : public SourceConnection {
       done(std::optional<CursorValue>());
       return;
     }
-    wants_horizon_.insert(table.qualified_name);
+    state_->wants_horizon.insert(table.qualified_name);
     // The horizon that came with this run's reflection: taken a moment earlier, so it holds
     // back at most a little more. Used once, and only while it is that fresh.
     std::optional<std::optional<CursorValue>> fetched = std::move(fetched_horizon_);
@@ -633,9 +636,8 @@ class PgSourceConnection : public SourceConnection {
 
   std::shared_ptr<SourceState> state_;
   PgConnection conn_;
-  std::map<std::string, PageShapeInfo> shapes_;  // by PageShape
-  std::set<std::string> no_row_versions_;        // views: no counted horizon
-  std::set<std::string> wants_horizon_;  // tables that asked SafeHorizon: reflections bring one
+  std::map<std::string, PageShapeInfo> shapes_;                // by PageShape
+  std::set<std::string> no_row_versions_;                      // views: no counted horizon
   std::optional<std::optional<CursorValue>> fetched_horizon_;  // from the last reflection
   std::chrono::steady_clock::time_point fetched_at_;
 };

@@ -37,9 +37,7 @@ void Replicator::Stop(std::function<void()> stopped) {
   // Once no run holds a connection, the idle ones close: siphon is stopping.
   auto release = [this, left, done] {
     if (--*left != 0) return;
-    for (const Pool& p : pools_) {
-      if (auto pool = p.pool.lock()) pool->CloseIdle();
-    }
+    for (const auto& pool : pools()) pool->CloseIdle();
     if (*done) (*done)();
   };
   for (auto& r : runners_) r->Stop(release);
