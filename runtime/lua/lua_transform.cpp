@@ -1,6 +1,7 @@
 #include "runtime/lua/lua_transform.hpp"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "runtime/lua/convert.hpp"
 #include "runtime/lua/lua_host.hpp"
@@ -164,6 +165,43 @@ Status LuaTransform::Apply(const std::vector<ColumnInfo>& in_columns, const RowB
   const size_t nin = in_columns.size();
   const size_t nout = out_.size();
   const auto nnames = static_cast<lua_Integer>(lua_rawlen(L, names));
+  // The names go on the stack, and each one's string object is mapped to its output
+  // position: a row's key is then found by its address (a name is interned, so a key equal to
+  // it is the same object) instead of a second table lookup per value.
+  if (!lua_checkstack(L, static_cast<int>(nnames) + 16)) {
+    lua_settop(L, top);
+    return Status(ErrorKind::kScript, what_ + ": too many columns for the Lua stack");
+  }
+  const int first_name = lua_gettop(L) + 1;
+  size_t slots = 16;
+  while (slots < 2 * static_cast<size_t>(nnames)) slots *= 2;
+  struct Slot {
+    const void* name = nullptr;
+    lua_Integer k = 0;
+  };
+  std::vector<Slot> by_address(slots);
+  auto slot_of = [&by_address, slots](const void* p) {
+    size_t h = (reinterpret_cast<uintptr_t>(p) >> 4) * 0x9E3779B97F4A7C15ull;
+    return static_cast<size_t>(h >> 32) & (slots - 1);
+  };
+  for (lua_Integer i = 1; i <= nnames; ++i) {
+    lua_rawgeti(L, names, i);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, index);
+    const lua_Integer k = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    const void* p = lua_topointer(L, -1);
+    size_t at = slot_of(p);
+    while (by_address[at].name != nullptr) at = (at + 1) & (slots - 1);
+    by_address[at] = Slot{p, k};
+  }
+  // The output position of the key at -1, or -1 when it is not one of the names' objects.
+  auto known = [&](const void* p) -> lua_Integer {
+    for (size_t at = slot_of(p);; at = (at + 1) & (slots - 1)) {
+      if (by_address[at].name == p) return by_address[at].k;
+      if (by_address[at].name == nullptr) return -1;
+    }
+  };
   // The reusable row table: fresh means no key but the pulled columns' is set.
   bool fresh = false;
   if (lua_getfield(L, t, "row") != LUA_TTABLE) {
@@ -189,15 +227,19 @@ Status LuaTransform::Apply(const std::vector<ColumnInfo>& in_columns, const RowB
         lua_pop(L, 2);
         return false;
       }
-      lua_pushvalue(L, -2);
-      if (lua_rawget(L, index) != LUA_TNUMBER) {
-        error = std::string("unknown column '") + lua_tostring(L, -3) +
-                "' (declare added columns in columns_out = { name = \"TEXT\" })";
-        lua_pop(L, 3);
-        return false;
+      lua_Integer k = known(lua_topointer(L, -2));
+      if (k < 0) {
+        // A long name is not interned: an equal key may be another string object.
+        lua_pushvalue(L, -2);
+        if (lua_rawget(L, index) != LUA_TNUMBER) {
+          error = std::string("unknown column '") + lua_tostring(L, -3) +
+                  "' (declare added columns in columns_out = { name = \"TEXT\" })";
+          lua_pop(L, 3);
+          return false;
+        }
+        k = lua_tointeger(L, -1);
+        lua_pop(L, 1);
       }
-      lua_Integer k = lua_tointeger(L, -1);
-      lua_pop(L, 1);
       if (k > 0) {
         OutValue& v = dest[k - 1];
         switch (lua_type(L, -1)) {
@@ -260,13 +302,13 @@ Status LuaTransform::Apply(const std::vector<ColumnInfo>& in_columns, const RowB
     if (!fresh) {
       // Keys the last call may have set (added columns) go; pulled ones are overwritten.
       for (lua_Integer i = static_cast<lua_Integer>(nin) + 1; i <= nnames; ++i) {
-        lua_rawgeti(L, names, i);
+        lua_pushvalue(L, first_name + static_cast<int>(i) - 1);
         lua_pushnil(L);
         lua_rawset(L, row);
       }
     }
     for (size_t c = 0; c < nin; ++c) {
-      lua_rawgeti(L, names, static_cast<lua_Integer>(c) + 1);
+      lua_pushvalue(L, first_name + static_cast<int>(c));
       PushCell(L, in, in.at(r, c));
       lua_rawset(L, row);
     }

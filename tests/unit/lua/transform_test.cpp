@@ -161,6 +161,41 @@ TEST_F(TransformTest, DeclaredColumnsFanOutAndTypes) {
       << rejects[1].error;
 }
 
+// A column name longer than Lua interns (40 bytes) may reach the row as another string
+// object of the same text: a key built by the script still names its column, in the reused
+// row as in a new table.
+TEST_F(TransformTest, LongColumnNamesBuiltByTheScriptStillNameTheirColumns) {
+  auto host = NewHost();
+  const std::string long_name = "customer_lifetime_value_in_the_accounting_currency";
+  auto t = LoadTransform(*host, R"(
+    transform = function(row)
+      local name = "customer_lifetime_value_in_" .. "the_accounting_currency"
+      if row.id == 1 then return { id = 1, [name] = "fresh" } end
+      row[name] = row.id * 10
+      row["customer_lifetime_value_in_" .. "the_accounting_currencY"] = nil
+      return row
+    end)");
+  ASSERT_TRUE(t);
+  std::vector<ColumnInfo> columns = Columns();
+  columns[1].name = long_name;
+  auto cols = t->OutputColumns(columns);
+  ASSERT_TRUE(cols.ok()) << cols.status().message();
+  RowBatch in = Rows();
+  for (int page = 0; page < 2; ++page) {
+    RowBatch out(cols->size());
+    std::vector<Reject> rejects;
+    ASSERT_TRUE(t->Apply(columns, in, out, rejects).ok());
+    EXPECT_TRUE(rejects.empty()) << rejects[0].error;
+    ASSERT_EQ(out.rows(), 5u);
+    EXPECT_EQ(CellText(out, 0, 1), "tfresh");
+    EXPECT_EQ(CellText(out, 0, 2), "NULL");  // not in the table it returned
+    EXPECT_EQ(CellText(out, 1, 1), "i20");
+    EXPECT_EQ(CellText(out, 4, 1), "i50");
+    EXPECT_EQ(CellText(out, 4, 2), "r6.000000");
+  }
+  EXPECT_EQ(lua_gettop(host->state()), 0);
+}
+
 // A row the transform returns wrongly is no Lua error, so it has no traceback: the reject
 // names the line the transform is written on instead (line 3, after the two header lines).
 TEST_F(TransformTest, ARowReturnedWronglyNamesTheTransformsLine) {
