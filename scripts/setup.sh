@@ -17,6 +17,7 @@ packages=(
   clang-format curl python3 python3-psycopg2
   prometheus # provides promtool, which checks the /metrics output
   clang libclang-rt-14-dev # libFuzzer and the sanitizers for tests/fuzz (SIPHON_FUZZ=ON)
+  locales # localedef, for the German locale below
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -24,6 +25,15 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 installed() {
   # "ii" = wanted and installed; anything else (absent, half-installed, removed) counts as missing.
   dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "$@" 2>/dev/null | awk '$2 == "ii" { print $1 }'
+}
+
+# A test runs the PostgreSQL server in German (lc_messages), which needs the locale.
+make_locale() {
+  locale -a 2>/dev/null | grep -qix 'de_DE.utf8' && return 0
+  local run=()
+  ((EUID == 0)) || run=(sudo -n)
+  "${run[@]}" localedef -i de_DE -f UTF-8 de_DE.UTF-8 ||
+    log "WARNING: could not make the de_DE.UTF-8 locale (one fault test needs it)"
 }
 
 mapfile -t have < <(installed "${packages[@]}")
@@ -40,6 +50,7 @@ for p in "${packages[@]}"; do
 done
 
 if ((${#missing[@]} == 0)); then
+  make_locale
   exit 0
 fi
 
@@ -102,3 +113,4 @@ fi
 
 mapfile -t have < <(installed "${missing[@]}")
 log "installed ${#have[@]} of ${#missing[@]} missing packages"
+make_locale

@@ -1,5 +1,6 @@
 #include "adapters/postgres/pg_connection.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
@@ -112,8 +113,58 @@ Status PgResultError(const PGresult* result, bool connection_lost, const std::st
   return Status(kind, Sanitize(message, password));
 }
 
+namespace {
+
+// A connection's errors are asked for in libpq's verbose form, so that a server's refusal
+// carries its SQLSTATE whatever language the server speaks (`lc_messages`): "FATAL:  28P01:
+// Passwort-Authentifizierung … fehlgeschlagen\nLOCATION:  auth_failed, auth.c:334". Takes the
+// codes out of the text into `codes` and drops the LOCATION lines (server source positions).
+std::string TakeSqlStates(std::string_view libpq_message, std::vector<std::string>& codes) {
+  std::string out(libpq_message);
+  for (size_t at = out.find("\nLOCATION:  "); at != std::string::npos;
+       at = out.find("\nLOCATION:  ", at)) {
+    const size_t end = out.find('\n', at + 1);
+    out.erase(at, end == std::string::npos ? std::string::npos : end - at);
+  }
+  auto code_char = [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'); };
+  for (size_t at = out.find(":  "); at != std::string::npos; at = out.find(":  ", at + 3)) {
+    const size_t code = at + 3;
+    if (code + 7 > out.size() || out[code + 5] != ':' || out[code + 6] != ' ') continue;
+    if (!std::all_of(out.begin() + static_cast<std::ptrdiff_t>(code),
+                     out.begin() + static_cast<std::ptrdiff_t>(code + 5), code_char)) {
+      continue;
+    }
+    codes.push_back(out.substr(code, 5));
+    out.erase(code, 7);
+  }
+  return out;
+}
+
+}  // namespace
+
 Status PgConnectError(std::string_view libpq_message, const std::string& password) {
-  std::string message = Sanitize(libpq_message, password);
+  std::vector<std::string> codes;
+  std::string message = Sanitize(TakeSqlStates(libpq_message, codes), password);
+  if (!codes.empty()) {
+    // The server said why (every address tried that answered): a refusal of the login or of
+    // the database stands however often it is asked; anything else (too many clients, a
+    // server starting up or shutting down) is worth another try.
+    auto first = [&codes](auto&& match) {
+      auto it = std::find_if(codes.begin(), codes.end(), match);
+      return it == codes.end() ? std::string() : *it;
+    };
+    ErrorKind kind = ErrorKind::kConnect;
+    std::string code =
+        first([](const std::string& c) { return c.rfind("28", 0) == 0 || c == "42501"; });
+    if (!code.empty()) {
+      kind = ErrorKind::kAuth;
+    } else if (code = first([](const std::string& c) { return c == "3D000"; }); !code.empty()) {
+      kind = ErrorKind::kConfig;
+    } else {
+      code = codes.front();
+    }
+    return Status(kind, message + " (SQLSTATE " + code + ")");
+  }
   ErrorKind kind = ErrorKind::kConnect;
   if (Contains(message, "password authentication failed") ||
       Contains(message, "no password supplied") || Contains(message, "authentication failed") ||
@@ -508,6 +559,8 @@ void PgConnection::StartConnect(const std::vector<std::pair<std::string, std::st
   keys.push_back(nullptr);
   values.push_back(nullptr);
   conn_ = PQconnectStartParams(keys.data(), values.data(), params_.expand_dbname ? 1 : 0);
+  // Until the session is up, errors carry their SQLSTATE (see PgConnectError).
+  if (conn_ != nullptr) PQsetErrorVerbosity(conn_, PQERRORS_VERBOSE);
   if (conn_ == nullptr || PQstatus(conn_) == CONNECTION_BAD) {
     Status s = conn_ ? PgConnectError(PQerrorMessage(conn_), params_.password)
                      : Status(ErrorKind::kConnect, "libpq could not allocate a connection");
@@ -627,6 +680,7 @@ void PgConnection::OnIdleInput() {
 void PgConnection::OnConnectPoll() {
   switch (PQconnectPoll(conn_)) {
     case PGRES_POLLING_OK:
+      PQsetErrorVerbosity(conn_, PQERRORS_DEFAULT);
       // The connect timer keeps running through the session setup round trip.
       if (PQsetnonblocking(conn_, 1) != 0) {
         FailConnect(PgConnectError(PQerrorMessage(conn_), params_.password));

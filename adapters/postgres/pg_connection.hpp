@@ -56,7 +56,9 @@ Result<std::vector<std::pair<std::string, std::string>>> PgKeywordsWithAddresses
 /// the SQLSTATE appended and the password removed.
 Status PgResultError(const PGresult* result, bool connection_lost, const std::string& password);
 
-/// The error of a failed connection attempt (authentication failures are kAuth).
+/// The error of a failed connection attempt (authentication failures are kAuth), from
+/// libpq's message in its verbose form: the server's SQLSTATE decides, in any language; a
+/// message without one (libpq's own) is read as English text.
 Status PgConnectError(std::string_view libpq_message, const std::string& password);
 
 /// Decodes a whole text-format result into a batch (columns in result order) with the

@@ -195,6 +195,60 @@ TEST_F(PgAdapter, AuthErrorMessagesAreSanitized) {
   EXPECT_EQ(s.message().find("secret-pw"), std::string::npos);
 }
 
+// A server speaking another language (lc_messages) refuses in its words; siphon connects in
+// libpq's verbose form, so the SQLSTATE comes with them and decides (these are the messages a
+// German server gives, as libpq reports them). Read as English text, the wrong password was a
+// connect error, retried for ever, and the missing database too.
+TEST_F(PgAdapter, ARefusalInAnotherLanguageIsToldApartByItsSqlState) {
+  const std::string at = "connection to server at \"127.0.0.1\", port 5432 failed: ";
+  Status s = postgres::PgConnectError(
+      at + "FATAL:  28P01: Passwort-Authentifizierung f\u00fcr Benutzer \u00bbbob\u00ab "
+           "fehlgeschlagen\nLOCATION:  auth_failed, auth.c:334\n",
+      "pw");
+  EXPECT_EQ(s.kind(), ErrorKind::kAuth) << s.ToString();
+  EXPECT_EQ(s.message(), at +
+                             "FATAL:  Passwort-Authentifizierung f\u00fcr Benutzer \u00bbbob\u00ab "
+                             "fehlgeschlagen (SQLSTATE 28P01)");
+  s = postgres::PgConnectError(
+      at + "FATAL:  3D000: Datenbank \u00bbshop\u00ab existiert nicht\nLOCATION:  InitPostgres, "
+           "postinit.c:948\n",
+      "pw");
+  EXPECT_EQ(s.kind(), ErrorKind::kConfig) << s.ToString();
+  EXPECT_EQ(s.message(),
+            at + "FATAL:  Datenbank \u00bbshop\u00ab existiert nicht (SQLSTATE 3D000)");
+  // Too many clients is worth another try; with two hosts, a refused login on either stands.
+  s = postgres::PgConnectError(at + "FATAL:  53300: es sind bereits zu viele Clients verbunden\n",
+                               "pw");
+  EXPECT_EQ(s.kind(), ErrorKind::kConnect) << s.ToString();
+  EXPECT_NE(s.message().find("(SQLSTATE 53300)"), std::string::npos) << s.message();
+  s = postgres::PgConnectError(
+      at + "FATAL:  57P03: das Datenbanksystem f\u00e4hrt hoch\n" + at +
+          "FATAL:  28000: Rolle \u00bbbob\u00ab darf sich nicht anmelden\n",
+      "pw");
+  EXPECT_EQ(s.kind(), ErrorKind::kAuth) << s.ToString();
+  EXPECT_NE(s.message().find("f\u00e4hrt hoch"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("(SQLSTATE 28000)"), std::string::npos) << s.message();
+}
+
+// The server's own refusal, in libpq's verbose form, reads as before: no LOCATION line, the
+// SQLSTATE once, at the end.
+TEST_F(PgAdapter, AVerboseRefusalReadsAsBefore) {
+  const ServerEnv& env = Servers();
+  auto& c = Conn(Options{{"host", env.pg_host},
+                         {"port", int64_t{env.pg_port}},
+                         {"user", env.pg_user},
+                         {"password", std::string(kWrongPassword)},
+                         {"database", db_.name()}});
+  Status s = Connect(c);
+  EXPECT_EQ(s.kind(), ErrorKind::kAuth) << s.ToString();
+  EXPECT_NE(s.message().find("FATAL:  password authentication failed for user \"" + env.pg_user +
+                             "\" (SQLSTATE 28P01)"),
+            std::string::npos)
+      << s.message();
+  EXPECT_EQ(s.message().find("LOCATION"), std::string::npos) << s.message();
+  EXPECT_EQ(s.message().find("28P01:"), std::string::npos) << s.message();
+}
+
 // A short password was masked inside every word that held it: "a" left "p********ssword
 // ********uthentic********tion f********iled", and "auth" turned an authentication failure
 // into "********entication", which no longer read as one (a retried connect error).
