@@ -8,6 +8,11 @@
 #   servers.sh start-pg DIR | stop-pg DIR | restart-pg DIR        fault tests: same port,
 #   servers.sh start-mysql DIR | stop-mysql DIR | restart-mysql DIR   same data
 #
+# With SIPHON_SERVERS_TLS=CERTDIR (a folder holding server.crt and server.key, PEM), both
+# servers also offer TLS with that certificate; plain connections stay allowed. The files are
+# copied next to each server's data at each start (PostgreSQL wants its key owned by itself,
+# mode 0600).
+#
 # Both listen on 127.0.0.1 only, on free ports picked at the first start, with sockets
 # and data under DIR. The role/user `siphon` (password `siphon-test-pw`) may do anything,
 # because tests create and drop their own databases. Durability is off (fsync=off,
@@ -251,6 +256,7 @@ pg_start() {
     return 0
   fi
   pg_init
+  tls_copy
   touch "$PG_LOG"
   [[ -n "$pg_owner" ]] && chown "$pg_owner:" "$PG_LOG"
   rm -f "$PG_DATA/postmaster.pid" # stale after a crash or a kill -9
@@ -262,7 +268,7 @@ pg_start() {
       continue
     fi
     if as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t "$kWaitSeconds" \
-      -o "-p $port" start >/dev/null 2>&1 9>&-; then
+      -o "-p $port $(pg_tls_options)" start >/dev/null 2>&1 9>&-; then
       break
     fi
     if [[ $cmd == start ]] && grep -q 'Address already in use' "$PG_LOG"; then
@@ -288,6 +294,33 @@ END
 \$\$;
 EOF
   pg_wait_tcp "$port"
+}
+
+# Copies the certificate of SIPHON_SERVERS_TLS where each server reads it; prints nothing.
+tls_copy() {
+  [[ -n "${SIPHON_SERVERS_TLS:-}" ]] || return 0
+  local f
+  for f in server.crt server.key; do
+    [[ -r "$SIPHON_SERVERS_TLS/$f" ]] || die "SIPHON_SERVERS_TLS: $SIPHON_SERVERS_TLS/$f is missing"
+  done
+  if [[ -d "$PG_DATA" ]]; then
+    install -m 0600 ${pg_owner:+-o "$pg_owner"} "$SIPHON_SERVERS_TLS/server.crt" "$PG_ROOT/server.crt"
+    install -m 0600 ${pg_owner:+-o "$pg_owner"} "$SIPHON_SERVERS_TLS/server.key" "$PG_ROOT/server.key"
+  fi
+  mkdir -p "$MY_ROOT"
+  install -m 0600 "$SIPHON_SERVERS_TLS/server.crt" "$MY_ROOT/server.crt"
+  install -m 0600 "$SIPHON_SERVERS_TLS/server.key" "$MY_ROOT/server.key"
+}
+
+pg_tls_options() {
+  [[ -n "${SIPHON_SERVERS_TLS:-}" ]] || return 0
+  printf -- '-c ssl=on -c ssl_cert_file=%s -c ssl_key_file=%s' "$PG_ROOT/server.crt" \
+    "$PG_ROOT/server.key"
+}
+
+my_tls_options() {
+  [[ -n "${SIPHON_SERVERS_TLS:-}" ]] || return 0
+  printf -- '--ssl-cert=%s\n--ssl-key=%s\n' "$MY_ROOT/server.crt" "$MY_ROOT/server.key"
 }
 
 pg_wait_tcp() {
@@ -347,6 +380,9 @@ my_start() {
     return 0
   fi
   my_init
+  tls_copy
+  local tls_opt=()
+  mapfile -t tls_opt < <(my_tls_options)
   mkdir -p "$(dirname "$MY_SOCKET")"
   rm -f "$MY_PIDFILE" "$MY_SOCKET"
   local user_opt=() started=0
@@ -369,7 +405,7 @@ my_start() {
       --pid-file="$MY_PIDFILE" --log-error="$MY_LOG" --skip-log-bin --skip-name-resolve \
       --innodb-flush-log-at-trx-commit=2 --innodb-buffer-pool-size=128M \
       --max-connections=300 --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
-      </dev/null >/dev/null 2>&1 9>&- &
+      "${tls_opt[@]}" </dev/null >/dev/null 2>&1 9>&- &
     local launched=$!
     local deadline=$((SECONDS + kWaitSeconds))
     while ! "$MYSQLADMIN" --no-defaults --protocol=socket -S "$MY_SOCKET" -uroot \
