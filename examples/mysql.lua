@@ -3,7 +3,8 @@
 --   SHOP_PW=… siphon run examples/mysql.lua
 --
 -- Environment: SHOP_PW (required); SHOP_HOST, SHOP_PORT, SHOP_USER, SHOP_DB and REPLICA
--- (defaults 127.0.0.1, 3306, repl, shop, shop-replica.db).
+-- (defaults 127.0.0.1, 3306, repl, shop, shop-replica.db); SHOP_CA (optional): the CA file
+-- (PEM) that signed the server's certificate, to connect over verified TLS.
 --
 -- The MySQL user needs SELECT on the replicated tables, and PROCESS so that siphon can see
 -- open write transactions (the safe horizon, which keeps a late commit from being skipped):
@@ -19,7 +20,11 @@ local shop = siphon.mysql {
   user     = siphon.env("SHOP_USER", "repl"),
   password = siphon.env("SHOP_PW"),
   database = siphon.env("SHOP_DB", "shop"),
-  -- tls = true,                       -- require TLS
+  -- Verified TLS: the server's certificate must be signed by this CA and name SHOP_HOST,
+  -- or siphon does not connect (a cloud database's CA bundle, say; a relative path is
+  -- relative to this script's folder). nil (SHOP_CA unset) connects without TLS.
+  tls_ca   = siphon.env("SHOP_CA", nil),
+  -- tls = true,                       -- TLS without verifying the certificate
   -- socket = "/run/mysqld/mysqld.sock",  -- a unix socket instead of host/port
 }
 -- Or, in one string (percent-encode special characters in the password):

@@ -1,6 +1,9 @@
 #include "adapters/mysql/mysql_config.hpp"
 
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+#include <fstream>
 #include <optional>
 
 #include "runtime/base/hex.hpp"
@@ -48,6 +51,7 @@ std::string MysqlConfig::Describe() const {
     out += host + ":" + std::to_string(port) + "/" + database;
   }
   if (tls) out += socket.empty() ? "?tls=true" : "&tls=true";
+  if (!tls_ca.empty()) out += "&tls_ca=" + tls_ca;
   return out;
 }
 
@@ -71,6 +75,28 @@ Status ApplySettle(const Options& options, MysqlConfig& config) {
   return Status::Ok();
 }
 
+// The CA file is read once here so that a wrong path stops start-up with the file's name,
+// instead of every connection failing with the client library's "SSL connection error".
+Status ApplyTls(const Options& options, MysqlConfig& config) {
+  if (auto it = options.find("tls"); it != options.end()) config.tls = std::get<bool>(it->second);
+  const std::string* ca = GetString(options, "tls_ca");
+  if (ca == nullptr) return Status::Ok();
+  std::ifstream in(*ca);
+  if (ca->empty() || !in) {
+    return ConfigError("tls_ca: cannot read \"" + *ca + "\"" +
+                       (ca->empty() ? "" : std::string(": ") + std::strerror(errno)));
+  }
+  if (options.count("tls") && !config.tls) {
+    return ConfigError("tls = false contradicts tls_ca (verifying the server needs TLS)");
+  }
+  if (!config.socket.empty()) {
+    return ConfigError("tls_ca verifies a server reached over TCP (host and port), not a socket");
+  }
+  config.tls_ca = *ca;
+  config.tls = true;
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::vector<OptionSpec> OptionSpecs() {
@@ -86,8 +112,12 @@ std::vector<OptionSpec> OptionSpecs() {
       {"database", OptionType::kString, false, "database of tables named without a prefix"},
       {"socket", OptionType::kString, false, "unix socket path, instead of host and port"},
       {"tls", OptionType::kBoolean, false,
-       "require TLS: a server without it is refused; its certificate is not verified "
-       "(default false)"},
+       "require TLS: a server without it is refused; its certificate is verified only with "
+       "tls_ca (default false)"},
+      {"tls_ca", OptionType::kString, false,
+       "CA file (PEM, relative to the script's folder): the server's certificate must chain "
+       "to it and name the host; implies tls",
+       true},
       {"connect_timeout", OptionType::kInteger, false,
        "seconds to wait for a connection (default 10)"},
       {"read_timeout", OptionType::kInteger, false,
@@ -174,8 +204,7 @@ Result<MysqlConfig> ParseOptions(const Options& options) {
     }
     Result<MysqlConfig> config = ParseDsn(*dsn);
     if (!config.ok()) return config;
-    if (auto it = options.find("tls"); it != options.end())
-      config->tls = std::get<bool>(it->second);
+    if (Status st = ApplyTls(options, *config); !st.ok()) return st;
     if (auto it = options.find("connect_timeout"); it != options.end()) {
       config->connect_timeout_s = static_cast<int>(std::get<int64_t>(it->second));
     }
@@ -195,7 +224,7 @@ Result<MysqlConfig> ParseOptions(const Options& options) {
     if (port <= 0 || port > 65535) return ConfigError("port must be between 1 and 65535");
     config.port = static_cast<int>(port);
   }
-  if (auto it = options.find("tls"); it != options.end()) config.tls = std::get<bool>(it->second);
+  if (Status st = ApplyTls(options, config); !st.ok()) return st;
   if (auto it = options.find("connect_timeout"); it != options.end()) {
     int64_t t = std::get<int64_t>(it->second);
     if (t <= 0 || t > 3600)

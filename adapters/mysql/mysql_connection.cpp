@@ -326,6 +326,13 @@ void MysqlConnection::Connect(std::function<void(Status)> done) {
                                  busy_ = false;
                                  abort_ = nullptr;
                                  if (!found.ok()) return done(found.status());
+                                 // Connector/C checks a certificate against the host it is
+                                 // handed, and it must name the host the script gave: with
+                                 // tls_ca it gets the name and looks it up again itself, on
+                                 // the loop, right after the name server answered here.
+                                 if (!config_->tls_ca.empty()) {
+                                   return ConnectTo({config_->host}, 0, done);
+                                 }
                                  ConnectTo(std::move(*found), 0, done);
                                });
   if (!started.ok()) {
@@ -359,6 +366,13 @@ void MysqlConnection::ConnectTo(std::vector<std::string> hosts, size_t index,
     my_bool enforce = 1;
     mysql_options(mysql_, MYSQL_OPT_SSL_ENFORCE, &enforce);
   }
+  if (!config_->tls_ca.empty()) {
+    // The CA makes Connector/C check the chain during the handshake; the name check (the
+    // certificate's subjectAltName or CN against the host) needs VERIFY_SERVER_CERT.
+    mysql_options(mysql_, MYSQL_OPT_SSL_CA, config_->tls_ca.c_str());
+    my_bool verify = 1;
+    mysql_options(mysql_, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
+  }
   busy_ = true;
   abort_ = [done](Status s) { done(std::move(s)); };
   auto ok = std::make_shared<bool>(false);
@@ -383,6 +397,20 @@ void MysqlConnection::ConnectTo(std::vector<std::string> hosts, size_t index,
         if (!*ok) {
           Status status = TakeError("connect to " + config_->Describe());
           Teardown();
+          if (last_errno_ == 2026 && !config_->tls_ca.empty() &&
+              status.message().find("certificate") != std::string::npos) {
+            // The server failed to prove who it is: asking again gets the same answer, as a
+            // refused password does. Connector/C says "Validation of SSL server certificate
+            // failed" only for the name check (the chain was verified in the handshake).
+            bool name = status.message().find("Validation of SSL server certificate failed") !=
+                        std::string::npos;
+            status = Status(ErrorKind::kAuth,
+                            status.message() + ": the server's TLS certificate did not verify " +
+                                (name ? "against tls_ca: it does not name the host " + config_->host
+                                      : std::string("against tls_ca (not signed by that CA, or "
+                                                    "expired)")) +
+                                "; not connecting");
+          }
           // Another address of the name may answer (as Connector/C itself would try).
           if (status.kind() == ErrorKind::kConnect && index + 1 < hosts.size()) {
             ConnectTo(std::move(hosts), index + 1, std::move(done));

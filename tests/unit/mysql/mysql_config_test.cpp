@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include "adapters/mysql/mysql_source.hpp"
 
 namespace siphon::mysql {
@@ -65,6 +67,37 @@ TEST(MysqlConfig, FieldsWithDefaults) {
   EXPECT_EQ(c->Describe(), "mysql://repl@127.0.0.1:3306/shop?tls=true");
   EXPECT_FALSE(ParseOptions({{"user", std::string("u")}, {"port", int64_t{0}}}).ok());
   EXPECT_FALSE(ParseOptions({{"host", std::string("h")}}).ok());
+}
+
+// tls_ca turns verification on, so it needs (and implies) TLS; a CA file siphon cannot read
+// is named at start-up rather than at every connection.
+TEST(MysqlConfig, TlsCaImpliesTlsAndMustBeReadable) {
+  std::string ca = ::testing::TempDir() + "mysql_config_test_ca.pem";
+  FILE* f = fopen(ca.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  fputs("-----BEGIN CERTIFICATE-----\n", f);
+  fclose(f);
+  auto c = ParseOptions({{"user", std::string("u")}, {"tls_ca", ca}});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c->tls);
+  EXPECT_EQ(c->tls_ca, ca);
+  auto dsn = ParseOptions({{"dsn", std::string("mysql://u@h/d")}, {"tls_ca", ca}});
+  ASSERT_TRUE(dsn.ok()) << dsn.status().ToString();
+  EXPECT_TRUE(dsn->tls);
+
+  auto missing = ParseOptions({{"user", std::string("u")}, {"tls_ca", ca + ".missing"}});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().kind(), ErrorKind::kConfig);
+  EXPECT_NE(missing.status().message().find(ca + ".missing"), std::string::npos);
+  EXPECT_NE(missing.status().message().find("No such file"), std::string::npos);
+
+  auto off = ParseOptions({{"user", std::string("u")}, {"tls_ca", ca}, {"tls", false}});
+  ASSERT_FALSE(off.ok());
+  EXPECT_NE(off.status().message().find("tls = false"), std::string::npos);
+  auto socket =
+      ParseOptions({{"user", std::string("u")}, {"tls_ca", ca}, {"socket", std::string("/s")}});
+  EXPECT_FALSE(socket.ok());
+  std::remove(ca.c_str());
 }
 
 TEST(MysqlConfig, DefinitionBuildsASource) {

@@ -1,0 +1,179 @@
+// Verified TLS against real servers: siphon.mysql{ tls_ca } and siphon.postgres{ sslrootcert }.
+// The shared test servers have no TLS, so this suite starts its own pair (scripts/dev/servers.sh
+// with SIPHON_SERVERS_TLS) beside them, with certificates made by openssl here: a CA, a server
+// certificate it signed for localhost and 127.0.0.1, an unrelated CA, and a second pair of
+// servers whose certificate (signed by the same CA) names only another host. Under ctest the
+// servers outlive each test's process and the `tls_servers_stop` cleanup stops them; a run of
+// the binary alone stops the ones it started.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "tests/integration/harness/harness.hpp"
+
+namespace siphon::test {
+namespace {
+
+std::string Dump(const ProcessResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
+}
+
+std::string Script() {
+  return std::string(SIPHON_SOURCE_DIR) + "/scripts/dev/servers.sh";
+}
+
+void MustRun(const std::vector<std::string>& argv,
+             const std::map<std::string, std::string>& env = {}) {
+  ProcessResult r = siphon::test::Run(argv, env);
+  ASSERT_EQ(r.exit_code, 0) << argv[0] << " " << (argv.size() > 1 ? argv[1] : "") << ": "
+                            << Dump(r);
+}
+
+std::map<std::string, std::string> ReadEnv(const std::string& path) {
+  std::map<std::string, std::string> out;
+  std::string text = ReadFile(path);
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(at, end - at);
+    size_t eq = line.find('=');
+    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
+    at = end + 1;
+  }
+  return out;
+}
+
+/// One pair of TLS servers: where they listen.
+struct TlsServers {
+  std::string dir;
+  std::map<std::string, std::string> env;
+  bool started_here = false;
+};
+
+class Tls : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = Servers().all.at("SERVERS_DIR") + "-tls";
+    certs_ = root_ + "/certs";
+    MakeCertificates();
+    if (::testing::Test::HasFatalFailure()) return;
+    Start(good_, "good", certs_ + "/good");
+    Start(other_, "other", certs_ + "/other");
+  }
+  static void TearDownTestSuite() {
+    if (std::getenv("SIPHON_TEST_KEEP_SERVERS") != nullptr) return;
+    for (TlsServers* s : {&good_, &other_}) {
+      if (s->started_here) siphon::test::Run({Script(), "stop", s->dir});
+    }
+  }
+
+  static void MakeCertificates() {
+    namespace fs = std::filesystem;
+    if (fs::exists(certs_ + "/other/server.crt")) return;
+    fs::create_directories(certs_ + "/good");
+    fs::create_directories(certs_ + "/other");
+    auto ca = [](const std::string& name, const std::string& cn) {
+      MustRun({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj",
+               "/CN=" + cn, "-keyout", certs_ + "/" + name + ".key", "-out",
+               certs_ + "/" + name + ".pem"});
+    };
+    ca("ca", "siphon test CA");
+    ca("other-ca", "unrelated CA");
+    auto server = [](const std::string& dir, const std::string& cn, const std::string& names) {
+      std::string d = certs_ + "/" + dir;
+      WriteFile(d + "/ext.cnf", "subjectAltName=" + names + "\n");
+      MustRun({"openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + cn, "-keyout",
+               d + "/server.key", "-out", d + "/server.csr"});
+      MustRun({"openssl", "x509", "-req", "-in", d + "/server.csr", "-CA", certs_ + "/ca.pem",
+               "-CAkey", certs_ + "/ca.key", "-CAcreateserial", "-days", "3650", "-extfile",
+               d + "/ext.cnf", "-out", d + "/server.crt"});
+    };
+    server("good", "localhost", "DNS:localhost,IP:127.0.0.1");
+    server("other", "db.example.invalid", "DNS:db.example.invalid");
+  }
+
+  static void Start(TlsServers& s, const std::string& name, const std::string& certs) {
+    s.dir = root_ + "/" + name;
+    ProcessResult status = siphon::test::Run({Script(), "status", s.dir});
+    s.started_here = status.exit_code != 0;
+    MustRun({Script(), "start", s.dir}, {{"SIPHON_SERVERS_TLS", certs}});
+    s.env = ReadEnv(s.dir + "/env");
+    MustRun({"mariadb", "--no-defaults", "--protocol=socket", "-S", s.env["MYSQL_SOCKET"], "-uroot",
+             "-e",
+             "CREATE DATABASE IF NOT EXISTS tls_test; CREATE TABLE IF NOT EXISTS tls_test.items "
+             "(id INT PRIMARY KEY); INSERT IGNORE INTO tls_test.items VALUES (1), (2), (3)"});
+    MustRun({s.env["PG_BIN"] + "/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h",
+             s.env["PG_SOCKET_DIR"], "-p", s.env["PG_PORT"], "-U", "postgres", "-d", "postgres",
+             "-c",
+             "CREATE TABLE IF NOT EXISTS items (id int PRIMARY KEY); INSERT INTO items VALUES "
+             "(1), (2), (3) ON CONFLICT DO NOTHING"});
+  }
+
+  std::string MysqlSource(const TlsServers& s, const std::string& tls) const {
+    return "local src = siphon.mysql { host = '127.0.0.1', port = " + s.env.at("MYSQL_PORT") +
+           ", user = 'siphon', password = siphon.env('TEST_PW'), database = 'tls_test', " + tls +
+           " }\n";
+  }
+  std::string PgSource(const TlsServers& s, const std::string& tls) const {
+    return "local src = siphon.postgres { host = '127.0.0.1', port = " + s.env.at("PG_PORT") +
+           ", user = 'siphon', password = siphon.env('TEST_PW'), database = 'postgres', " + tls +
+           " }\n";
+  }
+  /// Writes the deployment beside a copy of both CAs (ca.pem, other-ca.pem) and runs it.
+  ProcessResult Siphon(const std::string& command, const std::string& source) {
+    namespace fs = std::filesystem;
+    for (const char* f : {"ca.pem", "other-ca.pem"}) {
+      fs::copy_file(certs_ + "/" + f, dir_.File(f), fs::copy_options::overwrite_existing);
+    }
+    std::string path = dir_.File("deploy.lua");
+    WriteFile(path, source + "siphon.target { path = '" + Replica() +
+                        "' }\nsiphon.replicate 'items' { source = src }\n");
+    // Run from elsewhere: a relative tls_ca is the script's folder's, not the working one's.
+    return siphon::test::Run({SIPHON_BIN, command, path}, {{"TEST_PW", "siphon-test-pw"}});
+  }
+  std::string Replica() const { return dir_.File("replica.db"); }
+  std::string ReplicaHasItems() const {
+    return SqliteQuery(Replica(), "SELECT count(*) FROM sqlite_master WHERE name = 'items'")[0][0]
+        .value_or("");
+  }
+
+  TempDir dir_;
+  static inline std::string root_, certs_;
+  static inline TlsServers good_, other_;
+};
+
+TEST_F(Tls, MysqlTlsCaVerifiesTheServerAndReplicates) {
+  ProcessResult r = Siphon("once", MysqlSource(good_, "tls_ca = 'ca.pem'"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(SqliteQuery(Replica(), "SELECT count(*) FROM items")[0][0], "3");
+}
+
+TEST_F(Tls, MysqlCertificateFromAnotherCaIsRefused) {
+  ProcessResult r = Siphon("once", MysqlSource(good_, "tls_ca = 'other-ca.pem'"));
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("certificate did not verify against tls_ca"), std::string::npos) << Dump(r);
+  EXPECT_NE(r.err.find("giving up"), std::string::npos) << Dump(r);
+  EXPECT_EQ(r.err.find("retrying"), std::string::npos) << Dump(r);
+  EXPECT_EQ(ReplicaHasItems(), "0");
+}
+
+TEST_F(Tls, MysqlCertificateForAnotherHostIsRefused) {
+  ProcessResult r = Siphon("once", MysqlSource(other_, "tls_ca = 'ca.pem'"));
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("certificate did not verify against tls_ca"), std::string::npos) << Dump(r);
+  EXPECT_EQ(ReplicaHasItems(), "0");
+}
+
+TEST_F(Tls, MysqlMissingTlsCaStopsStartUp) {
+  for (const char* command : {"check", "run"}) {
+    ProcessResult r = Siphon(command, MysqlSource(good_, "tls_ca = 'no-such-ca.pem'"));
+    EXPECT_EQ(r.exit_code, 2) << command << " " << Dump(r);
+    EXPECT_NE(r.err.find(dir_.File("no-such-ca.pem")), std::string::npos) << Dump(r);
+    EXPECT_NE(r.err.find("deploy.lua:1:"), std::string::npos) << Dump(r);
+  }
+}
+
+}  // namespace
+}  // namespace siphon::test
