@@ -188,6 +188,16 @@ Status PgConnectError(std::string_view libpq_message, const std::string& passwor
     // answer until the script or the server changes (another host's timeout would not).
     kind = ErrorKind::kConfig;
     message += " (SQLSTATE 08001)";
+  } else if (size_t bad_certificates = Occurrences(message, "certificate verify failed") +
+                                       Occurrences(message, "does not match host name");
+             bad_certificates > 0 && bad_certificates == Occurrences(message, "failed: ")) {
+    // sslmode verify-ca/verify-full and the server's certificate is not signed by the CA or
+    // does not name the host: the server failed to prove who it is, which asking again does
+    // not change (and connecting anyway is what the user asked siphon not to do).
+    kind = ErrorKind::kAuth;
+    message +=
+        " (the server's TLS certificate did not verify against sslrootcert: not connecting; "
+        "SQLSTATE 08001)";
   } else if (!Contains(message, "SQLSTATE")) {
     message += " (SQLSTATE 08001)";
   }

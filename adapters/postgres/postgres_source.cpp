@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -685,8 +687,49 @@ std::string DescribeTarget(const std::string& host, const std::string& port,
   return out;
 }
 
+// sslmode and sslrootcert, field by field. A CA file that cannot be read stops start-up
+// with its name (libpq would name it only at each connection attempt).
+Status ApplySslFields(const Options& options, PgConnectParams& params) {
+  const std::string* mode = GetString(options, "sslmode");
+  if (mode != nullptr) {
+    static const std::set<std::string> kModes = {"disable", "allow",     "prefer",
+                                                 "require", "verify-ca", "verify-full"};
+    if (!kModes.count(*mode)) {
+      return Status(ErrorKind::kConfig,
+                    "siphon.postgres: `sslmode` must be one of disable, allow, prefer, "
+                    "require, verify-ca, verify-full");
+    }
+  }
+  const std::string* root = GetString(options, "sslrootcert");
+  if (root != nullptr) {
+    std::ifstream in(*root);
+    if (root->empty() || !in) {
+      return Status(ErrorKind::kConfig,
+                    "siphon.postgres: `sslrootcert`: cannot read \"" + *root + "\"" +
+                        (root->empty() ? "" : std::string(": ") + std::strerror(errno)));
+    }
+  }
+  if (root != nullptr && mode != nullptr && *mode != "verify-ca" && *mode != "verify-full" &&
+      *mode != "require") {
+    return Status(ErrorKind::kConfig, "siphon.postgres: `sslmode = \"" + *mode +
+                                          "\"` does not verify the server, so `sslrootcert` "
+                                          "would not be used: give verify-full (or leave "
+                                          "sslmode out, which then means verify-full)");
+  }
+  // A CA given is a CA to verify against: without sslmode, libpq's default (prefer) would
+  // not even require TLS.
+  if (mode != nullptr) {
+    params.keywords.emplace_back("sslmode", *mode);
+  } else if (root != nullptr) {
+    params.keywords.emplace_back("sslmode", "verify-full");
+  }
+  if (root != nullptr) params.keywords.emplace_back("sslrootcert", *root);
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<Source>> Make(const Options& options) {
-  static const char* const kFields[] = {"host", "port", "user", "password", "database", "sslmode"};
+  static const char* const kFields[] = {"host",     "port",    "user",       "password",
+                                        "database", "sslmode", "sslrootcert"};
   auto state = std::make_shared<SourceState>();
   PgConnectParams& params = state->params;
   std::string host, port, dbname, user;
@@ -768,16 +811,7 @@ Result<std::unique_ptr<Source>> Make(const Options& options) {
       dbname = *d;
       params.keywords.emplace_back("dbname", dbname);
     }
-    if (const auto* m = GetString(options, "sslmode")) {
-      static const std::set<std::string> kModes = {"disable", "allow",     "prefer",
-                                                   "require", "verify-ca", "verify-full"};
-      if (!kModes.count(*m)) {
-        return Status(ErrorKind::kConfig,
-                      "siphon.postgres: `sslmode` must be one of disable, allow, prefer, "
-                      "require, verify-ca, verify-full");
-      }
-      params.keywords.emplace_back("sslmode", *m);
-    }
+    if (Status st = ApplySslFields(options, params); !st.ok()) return st;
   }
   if (timeout_seconds && (*timeout_seconds < 1 || *timeout_seconds > kMaxConnectTimeoutSeconds)) {
     std::string where = dsn_timeout && !options.count("connect_timeout")
@@ -838,7 +872,11 @@ SourceDefinition Definition() {
       {"password", OptionType::kString, false, "password (never printed)"},
       {"database", OptionType::kString, false, "database name (default: the user name)"},
       {"sslmode", OptionType::kString, false,
-       "disable, allow, prefer (default), require, verify-ca, verify-full"},
+       "disable, allow, prefer (default; verify-full with sslrootcert), require, verify-ca, "
+       "verify-full"},
+      {"sslrootcert", OptionType::kString, false,
+       "CA file (PEM, relative to the script's folder) the server's certificate must chain to",
+       true},
       {"connect_timeout", OptionType::kInteger, false, "seconds to wait for a connection (10)"},
       {"read_timeout", OptionType::kInteger, false,
        "seconds a statement may get no data from the server before the run fails (300)"},

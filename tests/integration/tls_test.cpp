@@ -175,5 +175,42 @@ TEST_F(Tls, MysqlMissingTlsCaStopsStartUp) {
   }
 }
 
+TEST_F(Tls, PostgresSslrootcertVerifiesTheServerAndReplicates) {
+  // sslmode left out: a CA given means verify-full.
+  ProcessResult r = Siphon("once", PgSource(good_, "sslrootcert = 'ca.pem'"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(SqliteQuery(Replica(), "SELECT count(*) FROM items")[0][0], "3");
+}
+
+TEST_F(Tls, PostgresCertificateFromAnotherCaIsRefused) {
+  ProcessResult r =
+      Siphon("once", PgSource(good_, "sslmode = 'verify-full', sslrootcert = 'other-ca.pem'"));
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("certificate verify failed"), std::string::npos) << Dump(r);
+  EXPECT_NE(r.err.find("certificate did not verify against sslrootcert"), std::string::npos)
+      << Dump(r);
+  EXPECT_NE(r.err.find("giving up"), std::string::npos) << Dump(r);
+  EXPECT_EQ(r.err.find("retrying"), std::string::npos) << Dump(r);
+  EXPECT_EQ(ReplicaHasItems(), "0");
+}
+
+TEST_F(Tls, PostgresCertificateForAnotherHostIsRefused) {
+  ProcessResult r = Siphon("once", PgSource(other_, "sslrootcert = 'ca.pem'"));
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("does not match host name"), std::string::npos) << Dump(r);
+  EXPECT_NE(r.err.find("certificate did not verify against sslrootcert"), std::string::npos)
+      << Dump(r);
+  EXPECT_EQ(ReplicaHasItems(), "0");
+}
+
+TEST_F(Tls, PostgresMissingSslrootcertStopsStartUp) {
+  for (const char* command : {"check", "run"}) {
+    ProcessResult r = Siphon(command, PgSource(good_, "sslrootcert = 'no-such-ca.pem'"));
+    EXPECT_EQ(r.exit_code, 2) << command << " " << Dump(r);
+    EXPECT_NE(r.err.find(dir_.File("no-such-ca.pem")), std::string::npos) << Dump(r);
+    EXPECT_NE(r.err.find("deploy.lua:1:"), std::string::npos) << Dump(r);
+  }
+}
+
 }  // namespace
 }  // namespace siphon::test

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
+#include "adapters/postgres/pg_connection.hpp"
 #include "adapters/postgres/postgres_source.hpp"
 
 namespace siphon::postgres {
@@ -255,6 +258,58 @@ TEST(PgDefinition, ValidatesOptionsAndHidesPassword) {
 
   auto sslmode = d.make(Options{{"host", std::string("h")}, {"sslmode", std::string("maybe")}});
   EXPECT_EQ(sslmode.status().kind(), ErrorKind::kConfig);
+}
+
+// sslrootcert: a file siphon cannot read is named at start-up; a mode that would not use it
+// is refused rather than silently not verifying.
+TEST(PgDefinition, SslrootcertMustBeReadableAndUsed) {
+  SourceDefinition d = Definition();
+  std::string ca = ::testing::TempDir() + "pg_sql_test_ca.pem";
+  FILE* f = fopen(ca.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  fputs("-----BEGIN CERTIFICATE-----\n", f);
+  fclose(f);
+  auto ok = d.make(Options{{"host", std::string("h")}, {"sslrootcert", ca}});
+  EXPECT_TRUE(ok.ok()) << ok.status().ToString();
+  auto full = d.make(Options{
+      {"host", std::string("h")}, {"sslrootcert", ca}, {"sslmode", std::string("verify-full")}});
+  EXPECT_TRUE(full.ok()) << full.status().ToString();
+
+  auto missing = d.make(Options{{"host", std::string("h")}, {"sslrootcert", ca + ".missing"}});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().kind(), ErrorKind::kConfig);
+  EXPECT_NE(missing.status().message().find(ca + ".missing"), std::string::npos);
+
+  auto prefer = d.make(
+      Options{{"host", std::string("h")}, {"sslrootcert", ca}, {"sslmode", std::string("prefer")}});
+  ASSERT_FALSE(prefer.ok());
+  EXPECT_NE(prefer.status().message().find("verify-full"), std::string::npos);
+
+  auto with_dsn = d.make(Options{{"dsn", std::string("host=h")}, {"sslrootcert", ca}});
+  ASSERT_FALSE(with_dsn.ok());
+  EXPECT_NE(with_dsn.status().message().find("sslrootcert"), std::string::npos);
+  std::remove(ca.c_str());
+}
+
+// A certificate that does not verify is the server failing to prove who it is: not retried,
+// unless another host of the list failed for a reason that may pass.
+TEST(PgDefinition, CertificateFailuresAreAuthErrors) {
+  Status chain = PgConnectError(
+      "connection to server at \"127.0.0.1\", port 5432 failed: SSL error: certificate verify "
+      "failed\n",
+      "");
+  EXPECT_EQ(chain.kind(), ErrorKind::kAuth) << chain.ToString();
+  EXPECT_NE(chain.message().find("did not verify against sslrootcert"), std::string::npos);
+  Status name = PgConnectError(
+      "connection to server at \"10.0.0.1\", port 5432 failed: server certificate for "
+      "\"db.example.com\" does not match host name \"10.0.0.1\"\n",
+      "");
+  EXPECT_EQ(name.kind(), ErrorKind::kAuth) << name.ToString();
+  Status two = PgConnectError(
+      "connection to server at \"10.0.0.1\", port 5432 failed: SSL error: certificate verify "
+      "failed\nconnection to server at \"10.0.0.2\", port 5432 failed: timeout expired\n",
+      "");
+  EXPECT_EQ(two.kind(), ErrorKind::kConnect) << two.ToString();
 }
 
 }  // namespace
