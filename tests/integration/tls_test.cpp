@@ -5,10 +5,14 @@
 // servers whose certificate (signed by the same CA) names only another host. Under ctest the
 // servers outlive each test's process and the `tls_servers_stop` cleanup stops them; a run of
 // the binary alone stops the ones it started.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netdb.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
+#include <string_view>
 
 #include "tests/integration/harness/harness.hpp"
 
@@ -43,6 +47,30 @@ std::map<std::string, std::string> ReadEnv(const std::string& path) {
     at = end + 1;
   }
   return out;
+}
+
+/// This machine's name when every address it resolves to is the loopback's (127.0.0.1 or
+/// ::1, as /etc/hosts often has it), else "".
+std::string LoopbackName() {
+  char name[256] = {};
+  if (gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "";
+  if (std::string_view(name) == "localhost") return "";  // the Unix socket to Connector/C
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(name, nullptr, &hints, &found) != 0) return "";
+  bool loopback = found != nullptr;
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    char text[INET6_ADDRSTRLEN] = {};
+    const void* at =
+        a->ai_family == AF_INET
+            ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr)
+            : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr);
+    inet_ntop(a->ai_family, at, text, sizeof text);
+    if (std::string_view(text) != "127.0.0.1" && std::string_view(text) != "::1") loopback = false;
+  }
+  freeaddrinfo(found);
+  return loopback ? name : "";
 }
 
 /// One pair of TLS servers: where they listen.
@@ -91,7 +119,11 @@ class Tls : public ::testing::Test {
                d + "/ext.cnf", "-out", d + "/server.crt"});
     };
     server("good", "localhost", "DNS:localhost,IP:127.0.0.1");
-    server("other", "db.example.invalid", "DNS:db.example.invalid");
+    // Names another host, and this machine's name when it is an alias of the loopback: a
+    // connection by that name is checked against the name, not the address it resolves to.
+    std::string name = LoopbackName();
+    server("other", "db.example.invalid",
+           "DNS:db.example.invalid" + (name.empty() ? "" : ",DNS:" + name));
   }
 
   static void Start(TlsServers& s, const std::string& name, const std::string& certs) {
@@ -111,13 +143,15 @@ class Tls : public ::testing::Test {
              "(1), (2), (3) ON CONFLICT DO NOTHING"});
   }
 
-  std::string MysqlSource(const TlsServers& s, const std::string& tls) const {
-    return "local src = siphon.mysql { host = '127.0.0.1', port = " + s.env.at("MYSQL_PORT") +
+  std::string MysqlSource(const TlsServers& s, const std::string& tls,
+                          const std::string& host = "127.0.0.1") const {
+    return "local src = siphon.mysql { host = '" + host + "', port = " + s.env.at("MYSQL_PORT") +
            ", user = 'siphon', password = siphon.env('TEST_PW'), database = 'tls_test', " + tls +
            " }\n";
   }
-  std::string PgSource(const TlsServers& s, const std::string& tls) const {
-    return "local src = siphon.postgres { host = '127.0.0.1', port = " + s.env.at("PG_PORT") +
+  std::string PgSource(const TlsServers& s, const std::string& tls,
+                       const std::string& host = "127.0.0.1") const {
+    return "local src = siphon.postgres { host = '" + host + "', port = " + s.env.at("PG_PORT") +
            ", user = 'siphon', password = siphon.env('TEST_PW'), database = 'postgres', " + tls +
            " }\n";
   }
@@ -166,6 +200,16 @@ TEST_F(Tls, MysqlCertificateForAnotherHostIsRefused) {
   EXPECT_EQ(ReplicaHasItems(), "0");
 }
 
+// The certificate must name the host the script gave: a name siphon resolves itself (off
+// the event loop) is still checked as the name, not as the address it resolved to.
+TEST_F(Tls, MysqlHostNameIsCheckedAsTheName) {
+  std::string name = LoopbackName();
+  if (name.empty()) GTEST_SKIP() << "this machine's name is not an alias of the loopback";
+  ProcessResult r = Siphon("once", MysqlSource(other_, "tls_ca = 'ca.pem'", name));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(SqliteQuery(Replica(), "SELECT count(*) FROM items")[0][0], "3");
+}
+
 TEST_F(Tls, MysqlMissingTlsCaStopsStartUp) {
   for (const char* command : {"check", "run"}) {
     ProcessResult r = Siphon(command, MysqlSource(good_, "tls_ca = 'no-such-ca.pem'"));
@@ -201,6 +245,14 @@ TEST_F(Tls, PostgresCertificateForAnotherHostIsRefused) {
   EXPECT_NE(r.err.find("certificate did not verify against sslrootcert"), std::string::npos)
       << Dump(r);
   EXPECT_EQ(ReplicaHasItems(), "0");
+}
+
+TEST_F(Tls, PostgresHostNameIsCheckedAsTheName) {
+  std::string name = LoopbackName();
+  if (name.empty()) GTEST_SKIP() << "this machine's name is not an alias of the loopback";
+  ProcessResult r = Siphon("once", PgSource(other_, "sslrootcert = 'ca.pem'", name));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(SqliteQuery(Replica(), "SELECT count(*) FROM items")[0][0], "3");
 }
 
 TEST_F(Tls, PostgresMissingSslrootcertStopsStartUp) {
