@@ -75,24 +75,36 @@ Status ApplySettle(const Options& options, MysqlConfig& config) {
   return Status::Ok();
 }
 
-// The CA file is read once here so that a wrong path stops start-up with the file's name,
+// The files are read once here so that a wrong path stops start-up with the file's name,
 // instead of every connection failing with the client library's "SSL connection error".
 Status ApplyTls(const Options& options, MysqlConfig& config) {
   if (auto it = options.find("tls"); it != options.end()) config.tls = std::get<bool>(it->second);
-  const std::string* ca = GetString(options, "tls_ca");
-  if (ca == nullptr) return Status::Ok();
-  std::ifstream in(*ca);
-  if (ca->empty() || !in) {
-    return ConfigError("tls_ca: cannot read \"" + *ca + "\"" +
-                       (ca->empty() ? "" : std::string(": ") + std::strerror(errno)));
+  struct File {
+    const char* option;
+    std::string* field;
+  };
+  for (File f : {File{"tls_ca", &config.tls_ca}, File{"tls_cert", &config.tls_cert},
+                 File{"tls_key", &config.tls_key}}) {
+    const std::string* path = GetString(options, f.option);
+    if (path == nullptr) continue;
+    std::ifstream in(*path);
+    if (path->empty() || !in) {
+      return ConfigError(std::string(f.option) + ": cannot read \"" + *path + "\"" +
+                         (path->empty() ? "" : std::string(": ") + std::strerror(errno)));
+    }
+    *f.field = *path;
   }
+  if (config.tls_cert.empty() != config.tls_key.empty()) {
+    return ConfigError("tls_cert and tls_key go together (the client certificate and its key)");
+  }
+  if (config.tls_ca.empty() && config.tls_cert.empty()) return Status::Ok();
   if (options.count("tls") && !config.tls) {
-    return ConfigError("tls = false contradicts tls_ca (verifying the server needs TLS)");
+    return ConfigError("tls = false contradicts tls_ca and tls_cert (which need TLS)");
   }
   if (!config.socket.empty()) {
-    return ConfigError("tls_ca verifies a server reached over TCP (host and port), not a socket");
+    return ConfigError(
+        "tls_ca and tls_cert are for a server reached over TCP (host and port), not a socket");
   }
-  config.tls_ca = *ca;
   config.tls = true;
   return Status::Ok();
 }
@@ -118,6 +130,9 @@ std::vector<OptionSpec> OptionSpecs() {
        "CA file (PEM, relative to the script's folder): the server's certificate must chain "
        "to it and name the host; implies tls",
        true},
+      {"tls_cert", OptionType::kString, false,
+       "client certificate file (PEM), for a server that asks for one; with tls_key", true},
+      {"tls_key", OptionType::kString, false, "the client certificate's private key (PEM)", true},
       {"connect_timeout", OptionType::kInteger, false,
        "seconds to wait for a connection (default 10)"},
       {"read_timeout", OptionType::kInteger, false,

@@ -18,6 +18,8 @@ struct MysqlConfig {
   /// CA file (PEM) the server's certificate must chain to; when set, the certificate must
   /// also name the host connected to. Implies `tls`.
   std::string tls_ca;
+  std::string tls_cert;  ///< client certificate (PEM), for a server that asks for one
+  std::string tls_key;   ///< its private key (PEM)
   int connect_timeout_s = 10;
   /// Seconds a read or write on an open connection may wait (MYSQL_OPT_READ_TIMEOUT).
   int read_timeout_s = 300;
@@ -34,9 +36,9 @@ std::vector<OptionSpec> OptionSpecs();
 
 /// Builds the config from options checked against OptionSpecs(): either `dsn`
 /// ("mysql://user:pass@host:port/db", percent-decoded) or the separate fields; both at
-/// once is a kConfig error naming the conflicting fields. The tls_ca file must be
-/// readable: a missing one is a kConfig error naming it, at start-up rather than at each
-/// connection.
+/// once is a kConfig error naming the conflicting fields. The tls_ca, tls_cert
+/// and tls_key files must be readable: a missing one is a kConfig error naming it, at start-up
+/// rather than at each connection.
 Result<MysqlConfig> ParseOptions(const Options& options);
 
 /// Parses "mysql://user:pass@host:port/db" (also "mariadb://"). Parts are percent-decoded.

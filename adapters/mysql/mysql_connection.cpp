@@ -373,6 +373,10 @@ void MysqlConnection::ConnectTo(std::vector<std::string> hosts, size_t index,
     my_bool verify = 1;
     mysql_options(mysql_, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
   }
+  if (!config_->tls_cert.empty()) {
+    mysql_options(mysql_, MYSQL_OPT_SSL_CERT, config_->tls_cert.c_str());
+    mysql_options(mysql_, MYSQL_OPT_SSL_KEY, config_->tls_key.c_str());
+  }
   busy_ = true;
   abort_ = [done](Status s) { done(std::move(s)); };
   auto ok = std::make_shared<bool>(false);

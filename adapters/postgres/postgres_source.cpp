@@ -687,8 +687,8 @@ std::string DescribeTarget(const std::string& host, const std::string& port,
   return out;
 }
 
-// sslmode and sslrootcert, field by field. A CA file that cannot be read stops start-up
-// with its name (libpq would name it only at each connection attempt).
+// sslmode and the certificate files, field by field. A file that cannot be read stops
+// start-up with its name (libpq would name it only at each connection attempt).
 Status ApplySslFields(const Options& options, PgConnectParams& params) {
   const std::string* mode = GetString(options, "sslmode");
   if (mode != nullptr) {
@@ -700,15 +700,22 @@ Status ApplySslFields(const Options& options, PgConnectParams& params) {
                     "require, verify-ca, verify-full");
     }
   }
-  const std::string* root = GetString(options, "sslrootcert");
-  if (root != nullptr) {
-    std::ifstream in(*root);
-    if (root->empty() || !in) {
+  for (const char* field : {"sslrootcert", "sslcert", "sslkey"}) {
+    const std::string* path = GetString(options, field);
+    if (path == nullptr) continue;
+    std::ifstream in(*path);
+    if (path->empty() || !in) {
       return Status(ErrorKind::kConfig,
-                    "siphon.postgres: `sslrootcert`: cannot read \"" + *root + "\"" +
-                        (root->empty() ? "" : std::string(": ") + std::strerror(errno)));
+                    std::string("siphon.postgres: `") + field + "`: cannot read \"" + *path + "\"" +
+                        (path->empty() ? "" : std::string(": ") + std::strerror(errno)));
     }
   }
+  if (options.count("sslcert") != options.count("sslkey")) {
+    return Status(ErrorKind::kConfig,
+                  "siphon.postgres: `sslcert` and `sslkey` go together (the client certificate "
+                  "and its key)");
+  }
+  const std::string* root = GetString(options, "sslrootcert");
   if (root != nullptr && mode != nullptr && *mode != "verify-ca" && *mode != "verify-full" &&
       *mode != "require") {
     return Status(ErrorKind::kConfig, "siphon.postgres: `sslmode = \"" + *mode +
@@ -723,13 +730,17 @@ Status ApplySslFields(const Options& options, PgConnectParams& params) {
   } else if (root != nullptr) {
     params.keywords.emplace_back("sslmode", "verify-full");
   }
-  if (root != nullptr) params.keywords.emplace_back("sslrootcert", *root);
+  for (const char* field : {"sslrootcert", "sslcert", "sslkey"}) {
+    if (const std::string* path = GetString(options, field)) {
+      params.keywords.emplace_back(field, *path);
+    }
+  }
   return Status::Ok();
 }
 
 Result<std::unique_ptr<Source>> Make(const Options& options) {
-  static const char* const kFields[] = {"host",     "port",    "user",       "password",
-                                        "database", "sslmode", "sslrootcert"};
+  static const char* const kFields[] = {"host",    "port",        "user",    "password", "database",
+                                        "sslmode", "sslrootcert", "sslcert", "sslkey"};
   auto state = std::make_shared<SourceState>();
   PgConnectParams& params = state->params;
   std::string host, port, dbname, user;
@@ -877,6 +888,10 @@ SourceDefinition Definition() {
       {"sslrootcert", OptionType::kString, false,
        "CA file (PEM, relative to the script's folder) the server's certificate must chain to",
        true},
+      {"sslcert", OptionType::kString, false,
+       "client certificate file (PEM), for a server that asks for one; with sslkey", true},
+      {"sslkey", OptionType::kString, false,
+       "the client certificate's private key (PEM; libpq wants it mode 0600 or stricter)", true},
       {"connect_timeout", OptionType::kInteger, false, "seconds to wait for a connection (10)"},
       {"read_timeout", OptionType::kInteger, false,
        "seconds a statement may get no data from the server before the run fails (300)"},

@@ -11,7 +11,8 @@
 # With SIPHON_SERVERS_TLS=CERTDIR (a folder holding server.crt and server.key, PEM), both
 # servers also offer TLS with that certificate; plain connections stay allowed. The files are
 # copied next to each server's data at each start (PostgreSQL wants its key owned by itself,
-# mode 0600).
+# mode 0600). When CERTDIR also holds ca.crt, the servers trust client certificates it signed,
+# and the user/role `siphon_cert` (no password) logs in only with one (CN=siphon_cert).
 #
 # Both listen on 127.0.0.1 only, on free ports picked at the first start, with sockets
 # and data under DIR. The role/user `siphon` (password `siphon-test-pw`) may do anything,
@@ -293,6 +294,17 @@ BEGIN
 END
 \$\$;
 EOF
+  if tls_clients; then
+    pg_psql "$port" <<EOF || die "could not create the siphon_cert role"
+DO \$\$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'siphon_cert') THEN
+    CREATE ROLE siphon_cert LOGIN SUPERUSER;
+  END IF;
+END
+\$\$;
+EOF
+  fi
   pg_wait_tcp "$port"
 }
 
@@ -310,17 +322,33 @@ tls_copy() {
   mkdir -p "$MY_ROOT"
   install -m 0600 "$SIPHON_SERVERS_TLS/server.crt" "$MY_ROOT/server.crt"
   install -m 0600 "$SIPHON_SERVERS_TLS/server.key" "$MY_ROOT/server.key"
+  tls_clients || return 0
+  install -m 0600 "$SIPHON_SERVERS_TLS/ca.crt" "$MY_ROOT/ca.crt"
+  [[ -d "$PG_DATA" ]] || return 0
+  install -m 0600 ${pg_owner:+-o "$pg_owner"} "$SIPHON_SERVERS_TLS/ca.crt" "$PG_ROOT/ca.crt"
+  # The first matching line wins: siphon_cert over TCP needs TLS and a client certificate.
+  local hba=$PG_DATA/pg_hba.conf line='hostssl all siphon_cert 127.0.0.1/32 cert'
+  if ! grep -qxF "$line" "$hba"; then
+    { echo "$line"; cat "$hba"; } >"$hba.new"
+    [[ -z "$pg_owner" ]] || chown "$pg_owner:" "$hba.new"
+    mv -f "$hba.new" "$hba"
+  fi
 }
+
+# True when SIPHON_SERVERS_TLS names a CA for client certificates.
+tls_clients() { [[ -n "${SIPHON_SERVERS_TLS:-}" && -r "$SIPHON_SERVERS_TLS/ca.crt" ]]; }
 
 pg_tls_options() {
   [[ -n "${SIPHON_SERVERS_TLS:-}" ]] || return 0
   printf -- '-c ssl=on -c ssl_cert_file=%s -c ssl_key_file=%s' "$PG_ROOT/server.crt" \
     "$PG_ROOT/server.key"
+  if tls_clients; then printf -- ' -c ssl_ca_file=%s' "$PG_ROOT/ca.crt"; fi
 }
 
 my_tls_options() {
   [[ -n "${SIPHON_SERVERS_TLS:-}" ]] || return 0
   printf -- '--ssl-cert=%s\n--ssl-key=%s\n' "$MY_ROOT/server.crt" "$MY_ROOT/server.key"
+  if tls_clients; then printf -- '--ssl-ca=%s\n' "$MY_ROOT/ca.crt"; fi
 }
 
 pg_wait_tcp() {
@@ -440,6 +468,12 @@ GRANT ALL PRIVILEGES ON *.* TO '$kUser'@'127.0.0.1' WITH GRANT OPTION;
 GRANT ALL PRIVILEGES ON *.* TO '$kUser'@'localhost' WITH GRANT OPTION;
 FLUSH PRIVILEGES;
 EOF
+  if tls_clients; then
+    my_root_sql <<EOF || die "could not create the siphon_cert user"
+CREATE USER IF NOT EXISTS 'siphon_cert'@'127.0.0.1' REQUIRE X509;
+GRANT ALL PRIVILEGES ON *.* TO 'siphon_cert'@'127.0.0.1';
+EOF
+  fi
   local deadline=$((SECONDS + kWaitSeconds))
   until "$MYSQL_CLIENT" --no-defaults --protocol=tcp -h 127.0.0.1 -P "$port" -u"$kUser" \
     -p"$kPassword" --connect-timeout=5 -e 'SELECT 1' >/dev/null 2>&1; do

@@ -2,7 +2,8 @@
 // The shared test servers have no TLS, so this suite starts its own pair (scripts/dev/servers.sh
 // with SIPHON_SERVERS_TLS) beside them, with certificates made by openssl here: a CA, a server
 // certificate it signed for localhost and 127.0.0.1, an unrelated CA, and a second pair of
-// servers whose certificate (signed by the same CA) names only another host. Under ctest the
+// servers whose certificate (signed by the same CA) names only another host; the first pair
+// also trusts client certificates from the CA (user/role siphon_cert). Under ctest the
 // servers outlive each test's process and the `tls_servers_stop` cleanup stops them; a run of
 // the binary alone stops the ones it started.
 #include <arpa/inet.h>
@@ -99,7 +100,7 @@ class Tls : public ::testing::Test {
 
   static void MakeCertificates() {
     namespace fs = std::filesystem;
-    if (fs::exists(certs_ + "/other/server.crt")) return;
+    if (fs::exists(certs_ + "/client.crt")) return;  // made last
     fs::create_directories(certs_ + "/good");
     fs::create_directories(certs_ + "/other");
     auto ca = [](const std::string& name, const std::string& cn) {
@@ -124,6 +125,13 @@ class Tls : public ::testing::Test {
     std::string name = LoopbackName();
     server("other", "db.example.invalid",
            "DNS:db.example.invalid" + (name.empty() ? "" : ",DNS:" + name));
+    // The first servers trust client certificates from the CA: siphon_cert logs in with one.
+    fs::copy_file(certs_ + "/ca.pem", certs_ + "/good/ca.crt");
+    MustRun({"openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=siphon_cert",
+             "-keyout", certs_ + "/client.key", "-out", certs_ + "/client.csr"});
+    MustRun({"openssl", "x509", "-req", "-in", certs_ + "/client.csr", "-CA", certs_ + "/ca.pem",
+             "-CAkey", certs_ + "/ca.key", "-CAcreateserial", "-days", "3650", "-out",
+             certs_ + "/client.crt"});
   }
 
   static void Start(TlsServers& s, const std::string& name, const std::string& certs) {
@@ -158,9 +166,11 @@ class Tls : public ::testing::Test {
   /// Writes the deployment beside a copy of both CAs (ca.pem, other-ca.pem) and runs it.
   ProcessResult Siphon(const std::string& command, const std::string& source) {
     namespace fs = std::filesystem;
-    for (const char* f : {"ca.pem", "other-ca.pem"}) {
+    for (const char* f : {"ca.pem", "other-ca.pem", "client.crt", "client.key"}) {
       fs::copy_file(certs_ + "/" + f, dir_.File(f), fs::copy_options::overwrite_existing);
     }
+    // libpq refuses a private key that others may read.
+    fs::permissions(dir_.File("client.key"), fs::perms::owner_read | fs::perms::owner_write);
     std::string path = dir_.File("deploy.lua");
     WriteFile(path, source + "siphon.target { path = '" + Replica() +
                         "' }\nsiphon.replicate 'items' { source = src }\n");
@@ -210,6 +220,27 @@ TEST_F(Tls, MysqlHostNameIsCheckedAsTheName) {
   EXPECT_EQ(SqliteQuery(Replica(), "SELECT count(*) FROM items")[0][0], "3");
 }
 
+// Mutual TLS: siphon_cert may log in only with a client certificate the server trusts.
+TEST_F(Tls, MysqlClientCertificateLogsIn) {
+  std::string source =
+      "local src = siphon.mysql { host = '127.0.0.1', port = " + good_.env.at("MYSQL_PORT") +
+      ", user = 'siphon_cert', database = 'tls_test', tls_ca = 'ca.pem', ";
+  ProcessResult r = Siphon("once", source + "tls_cert = 'client.crt', tls_key = 'client.key' }\n");
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(SqliteQuery(Replica(), "SELECT count(*) FROM items")[0][0], "3");
+
+  std::filesystem::remove(Replica());
+  r = Siphon("once", source + "}\n");
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("Access denied for user 'siphon_cert'"), std::string::npos) << Dump(r);
+  EXPECT_NE(r.err.find("giving up"), std::string::npos) << Dump(r);
+  EXPECT_EQ(ReplicaHasItems(), "0");
+
+  r = Siphon("check", source + "tls_cert = 'client.crt' }\n");
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("tls_cert and tls_key go together"), std::string::npos) << Dump(r);
+}
+
 TEST_F(Tls, MysqlMissingTlsCaStopsStartUp) {
   for (const char* command : {"check", "run"}) {
     ProcessResult r = Siphon(command, MysqlSource(good_, "tls_ca = 'no-such-ca.pem'"));
@@ -253,6 +284,26 @@ TEST_F(Tls, PostgresHostNameIsCheckedAsTheName) {
   ProcessResult r = Siphon("once", PgSource(other_, "sslrootcert = 'ca.pem'", name));
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
   EXPECT_EQ(SqliteQuery(Replica(), "SELECT count(*) FROM items")[0][0], "3");
+}
+
+TEST_F(Tls, PostgresClientCertificateLogsIn) {
+  std::string source =
+      "local src = siphon.postgres { host = '127.0.0.1', port = " + good_.env.at("PG_PORT") +
+      ", user = 'siphon_cert', database = 'postgres', sslrootcert = 'ca.pem', ";
+  ProcessResult r = Siphon("once", source + "sslcert = 'client.crt', sslkey = 'client.key' }\n");
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(SqliteQuery(Replica(), "SELECT count(*) FROM items")[0][0], "3");
+
+  std::filesystem::remove(Replica());
+  r = Siphon("once", source + "}\n");
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("certificate"), std::string::npos) << Dump(r);
+  EXPECT_NE(r.err.find("giving up"), std::string::npos) << Dump(r);
+  EXPECT_EQ(ReplicaHasItems(), "0");
+
+  r = Siphon("check", source + "sslkey = 'client.key' }\n");
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("`sslcert` and `sslkey` go together"), std::string::npos) << Dump(r);
 }
 
 TEST_F(Tls, PostgresMissingSslrootcertStopsStartUp) {
