@@ -7,11 +7,15 @@
 // servers outlive each test's process and the `tls_servers_stop` cleanup stops them; a run of
 // the binary alone stops the ones it started.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netdb.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string_view>
 
@@ -87,6 +91,17 @@ class Tls : public ::testing::Test {
     // The same folder whichever servers the other tests use: tls_servers_stop finds it.
     root_ = SIPHON_TEST_TLS_SERVERS_DIR;
     certs_ = root_ + "/certs";
+    // ctest runs each test in a process of its own, two at a time: one process makes the
+    // certificates and starts the servers while another waits, then finds them.
+    std::filesystem::create_directories(root_);
+    struct Lock {
+      int fd;
+      ~Lock() {
+        if (fd >= 0) close(fd);  // releases the lock
+      }
+    } lock{open((root_ + "/setup.lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644)};
+    ASSERT_GE(lock.fd, 0) << root_ << "/setup.lock: " << std::strerror(errno);
+    ASSERT_EQ(flock(lock.fd, LOCK_EX), 0) << std::strerror(errno);
     MakeCertificates();
     if (::testing::Test::HasFatalFailure()) return;
     Start(good_, "good", certs_ + "/good");
