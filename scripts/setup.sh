@@ -13,6 +13,7 @@ packages=(
   libpq-dev libmariadb-dev libsqlite3-dev sqlite3
   libuv1-dev libspdlog-dev libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev
   libcurl4-openssl-dev libhttp-parser-dev libssl-dev
+  openssl # the TLS tests make their certificates with it
   postgresql mariadb-server mariadb-client
   clang-format curl python3 python3-psycopg2
   prometheus # provides promtool, which checks the /metrics output
