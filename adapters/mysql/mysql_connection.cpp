@@ -10,6 +10,7 @@
 
 #include "adapters/first_null_sql.hpp"
 #include "adapters/mysql/mysql_sql.hpp"
+#include "runtime/base/spelling.hpp"
 #include "runtime/loop/resolve.hpp"
 
 namespace siphon::mysql {
@@ -568,21 +569,21 @@ void MysqlConnection::Reflect(const std::string& table,
           // information_schema shows a user only the tables it may read: the table itself
           // says whether it is missing or refused (to a user without a grant on the
           // database, the server refuses a missing table too, so the message names both).
-          QueryText(
-              "SELECT * FROM " + QuotedTable(ref) + " LIMIT 0", [done, table, where](auto probe) {
-                if (!probe.ok() && probe.status().kind() == ErrorKind::kConnect) {
-                  return done(probe.status().WithContext("reflect " + table));
-                }
-                if (!probe.ok() && probe.status().kind() == ErrorKind::kAuth) {
-                  const std::string reason = probe.status().message();
-                  const size_t query = reason.rfind("query: ", 0) == 0 ? 7 : 0;
-                  return done(Status(
-                      ErrorKind::kAuth,
-                      "table " + table + where +
-                          " is missing, or the user may not read it: " + reason.substr(query)));
-                }
-                done(Status(ErrorKind::kSchema, "table " + table + " not found" + where));
-              });
+          QueryText("SELECT * FROM " + QuotedTable(ref) + " LIMIT 0", [this, done, table, ref,
+                                                                       where](auto probe) {
+            if (!probe.ok() && probe.status().kind() == ErrorKind::kConnect) {
+              return done(probe.status().WithContext("reflect " + table));
+            }
+            if (!probe.ok() && probe.status().kind() == ErrorKind::kAuth) {
+              const std::string reason = probe.status().message();
+              const size_t query = reason.rfind("query: ", 0) == 0 ? 7 : 0;
+              return done(
+                  Status(ErrorKind::kAuth,
+                         "table " + table + where +
+                             " is missing, or the user may not read it: " + reason.substr(query)));
+            }
+            NotFound(table, ref.schema, ref.table, where, done);
+          });
           return;
         }
         if (!state_->probed_columns.insert(table).second) {
@@ -884,6 +885,35 @@ std::optional<CursorValue> MysqlConnection::HorizonValue(const std::optional<std
   AppendMysqlValue(utc ? MysqlDecoder::kTimestamp : MysqlDecoder::kDateTime, at->data(), at->size(),
                    one);
   return CursorValueOf(one, 0, 0);
+}
+
+// A table Reflect did not find: the error names the tables of the same database spelled
+// closest to it, as `from` would name them. A failing look-up only leaves them out.
+void MysqlConnection::NotFound(const std::string& table, const std::string& database,
+                               const std::string& name, const std::string& where,
+                               std::function<void(Result<TableSchema>)> done) {
+  QueryText("SELECT table_name FROM information_schema.tables WHERE table_schema = " +
+                (database.empty() ? std::string("DATABASE()") : Quote(database)),
+            [done, table, database, name, where](auto rows) {
+              if (!rows.ok() && rows.status().kind() == ErrorKind::kConnect) {
+                return done(rows.status().WithContext("reflect " + table));
+              }
+              std::vector<std::string> names;
+              if (rows.ok()) {
+                for (const auto& row : *rows) {
+                  if (!row.empty() && row[0]) names.push_back(*row[0]);
+                }
+              }
+              auto part = [](const std::string& n) {
+                return n.find_first_of(".`") == std::string::npos ? n : QuoteIdent(n);
+              };
+              std::vector<std::string> similar = ClosestNames(name, names, 3);
+              for (auto& n : similar) {
+                n = database.empty() ? part(n) : part(database) + "." + part(n);
+              }
+              done(Status(ErrorKind::kSchema,
+                          "table " + table + " not found" + where + DidYouMeanFrom(similar)));
+            });
 }
 
 void MysqlConnection::QueryText(

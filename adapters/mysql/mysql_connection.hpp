@@ -84,6 +84,10 @@ class MysqlConnection final : public SourceConnection {
   /// Called for each row of a result.
   using RowSink = std::function<void(MYSQL_ROW row, unsigned long* lengths)>;
 
+  /// Fails a Reflect of `table` (`name` missing from `database`, "" for the connection's)
+  /// naming the tables spelled closest to it.
+  void NotFound(const std::string& table, const std::string& database, const std::string& name,
+                const std::string& where, std::function<void(Result<TableSchema>)> done);
   /// Connects to hosts[index] (an address of the configured name, or the name itself),
   /// then to the next address while they refuse.
   void ConnectTo(std::vector<std::string> hosts, size_t index, std::function<void(Status)> done);

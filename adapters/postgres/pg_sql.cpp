@@ -4,6 +4,7 @@
 
 #include "adapters/postgres/pg_types.hpp"
 #include "runtime/base/hex.hpp"
+#include "runtime/base/spelling.hpp"
 
 namespace siphon::postgres {
 
@@ -82,15 +83,21 @@ const char* const kQueryTypesSql =
     " LEFT JOIN pg_catalog.pg_type at ON at.oid = a.atttypid"
     " ORDER BY f.ord";
 
+// The same name in other case (in any schema) first; then, as typo candidates, names of about
+// the same length in the schema `from` names, or visible ones when it names none.
 const char* const kSimilarTablesSql =
-    "SELECT n.nspname, c.relname, pg_catalog.pg_table_is_visible(c.oid)"
+    "SELECT n.nspname, c.relname, pg_catalog.pg_table_is_visible(c.oid),"
+    "  lower(c.relname) = lower($2)"
     " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
     " WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')"
     "  AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'"
-    "  AND lower(c.relname) = lower($2)"
-    " ORDER BY lower(n.nspname) = lower($1) DESC, c.relname = $2 DESC,"
-    "  pg_catalog.pg_table_is_visible(c.oid) DESC, n.nspname, c.relname"
-    " LIMIT 3";
+    "  AND (lower(c.relname) = lower($2)"
+    "   OR (CASE WHEN $1 = '' THEN pg_catalog.pg_table_is_visible(c.oid)"
+    "        ELSE lower(n.nspname) = lower($1) END"
+    "       AND abs(length(c.relname) - length($2)) <= greatest(2, length($2) / 3)))"
+    " ORDER BY lower(c.relname) = lower($2) DESC, lower(n.nspname) = lower($1) DESC,"
+    "  c.relname = $2 DESC, pg_catalog.pg_table_is_visible(c.oid) DESC, n.nspname, c.relname"
+    " LIMIT 2000";
 
 std::string FromSpelling(const std::string& schema, const std::string& table) {
   auto part = [](const std::string& name) {
@@ -102,16 +109,7 @@ std::string FromSpelling(const std::string& schema, const std::string& table) {
 
 std::string TableNotFoundMessage(const std::string& from, const std::vector<std::string>& similar,
                                  bool case_differs) {
-  std::string message = "table " + from + " not found";
-  if (similar.empty()) return message;
-  message += "; did you mean from = ";
-  for (size_t i = 0; i < similar.size(); ++i) {
-    if (i > 0) message += i + 1 == similar.size() ? " or " : ", ";
-    // A Lua string: one holding a double quote is given in single quotes.
-    const char quote = similar[i].find('"') == std::string::npos ? '"' : '\'';
-    message += quote + similar[i] + quote;
-  }
-  message += '?';
+  std::string message = "table " + from + " not found" + DidYouMeanFrom(similar);
   if (case_differs) message += " (`from` is matched as written, upper and lower case apart)";
   return message;
 }

@@ -20,6 +20,7 @@
 #include "adapters/postgres/pg_sql.hpp"
 #include "adapters/postgres/pg_types.hpp"
 #include "runtime/base/ascii.hpp"
+#include "runtime/base/spelling.hpp"
 
 namespace siphon::postgres {
 
@@ -550,14 +551,30 @@ class PgSourceConnection : public SourceConnection {
           std::vector<std::string> similar;
           bool case_differs = false;
           const PGresult* res = r.ok() ? r->get() : nullptr;
-          for (int row = 0; res != nullptr && row < PQntuples(res); ++row) {
+          auto spelling = [&](int row) {
+            const bool visible = PQgetvalue(res, row, 2)[0] == 't';
+            return FromSpelling(
+                name.schema.empty() && visible ? std::string() : PQgetvalue(res, row, 0),
+                PQgetvalue(res, row, 1));
+          };
+          // Names that differ only in case come first (at most 3).
+          int rows = res != nullptr ? PQntuples(res) : 0;
+          for (int row = 0; row < rows && similar.size() < 3; ++row) {
+            if (PQgetvalue(res, row, 3)[0] != 't') break;
             const std::string schema = PQgetvalue(res, row, 0);
             const std::string table = PQgetvalue(res, row, 1);
-            const bool visible = PQgetvalue(res, row, 2)[0] == 't';
             case_differs = case_differs || table != name.table ||
                            (schema != name.schema && AsciiLower(schema) == AsciiLower(name.schema));
-            similar.push_back(
-                FromSpelling(name.schema.empty() && visible ? std::string() : schema, table));
+            similar.push_back(spelling(row));
+          }
+          // Otherwise a typo: the closest names of the schema `from` names.
+          if (similar.empty()) {
+            std::vector<std::string> tables;
+            for (int row = 0; row < rows; ++row) tables.emplace_back(PQgetvalue(res, row, 1));
+            for (const std::string& table : ClosestNames(name.table, tables, 3)) {
+              const auto at = std::find(tables.begin(), tables.end(), table) - tables.begin();
+              similar.push_back(spelling(static_cast<int>(at)));
+            }
           }
           done(Status(ErrorKind::kSchema, TableNotFoundMessage(from, similar, case_differs)));
         });

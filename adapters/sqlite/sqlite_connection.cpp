@@ -10,6 +10,7 @@
 #include "adapters/first_null_sql.hpp"
 #include "adapters/sqlite/sqlite_dialect.hpp"
 #include "runtime/base/file_id.hpp"
+#include "runtime/base/spelling.hpp"
 #include "runtime/base/sqlite_value.hpp"
 
 namespace siphon::sqlite_source {
@@ -128,6 +129,30 @@ bool FromNotNullColumn(sqlite3* db, sqlite3_stmt* stmt, int i) {
          sqlite3_table_column_metadata(db, origin_db, origin_table, origin_column, nullptr, nullptr,
                                        &not_null, &primary, nullptr) == SQLITE_OK &&
          (not_null || primary);
+}
+
+// The tables and views of `ref`'s schema spelled closest to its table, as `from` names them
+// (with the schema when `from` has it): what a "not found" suggests. A failing look-up only
+// leaves them out.
+std::vector<std::string> SimilarTables(sqlite3* db, const std::string& from, const TableRef& ref) {
+  Statement list;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT name FROM pragma_table_list WHERE schema = ?1"
+                         " AND type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+                         " ORDER BY name",
+                         -1, &list.stmt, nullptr) != SQLITE_OK) {
+    return {};
+  }
+  sqlite3_bind_text(list.stmt, 1, ref.schema.c_str(), -1, SQLITE_TRANSIENT);
+  std::vector<std::string> names;
+  while (sqlite3_step(list.stmt) == SQLITE_ROW) {
+    names.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(list.stmt, 0)));
+  }
+  std::vector<std::string> similar = ClosestNames(ref.table, names, 3);
+  if (from.rfind(ref.schema + ".", 0) == 0) {
+    for (auto& name : similar) name = ref.schema + "." + name;
+  }
+  return similar;
 }
 
 }  // namespace
@@ -280,7 +305,8 @@ void SqliteConnection::Reflect(const std::string& table,
           return SqliteError(db, rc, "reflect " + table);
         }
         if (schema.columns.empty()) {
-          return Status(ErrorKind::kSchema, "table " + table + " not found");
+          return Status(ErrorKind::kSchema, "table " + table + " not found" +
+                                                DidYouMeanFrom(SimilarTables(db, table, ref)));
         }
         std::sort(key.begin(), key.end());
         for (auto& k : key) schema.primary_key.push_back(k.second);

@@ -197,22 +197,6 @@ Result<FieldValue> ReadValue(lua_State* L, int v, std::string_view what, const F
   return WrongType(L, v, what, f);
 }
 
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + cost});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
 std::string DefaultText(const FieldValue& v) {
   struct Visitor {
     std::string operator()(std::monostate) const { return ""; }
@@ -264,21 +248,6 @@ std::string DescribeValue(lua_State* L, int index) {
     default:
       return luaL_typename(L, index);
   }
-}
-
-std::string ClosestName(std::string_view name, const std::vector<std::string>& candidates) {
-  std::string best;
-  size_t best_distance = std::string::npos;
-  for (const auto& c : candidates) {
-    size_t d = EditDistance(name, c);
-    if (d < best_distance) {
-      best_distance = d;
-      best = c;
-    }
-  }
-  // A typo changes a few characters; beyond that a suggestion misleads more than it helps.
-  size_t allowed = std::max<size_t>(2, name.size() / 3);
-  return best_distance <= allowed ? best : "";
 }
 
 Result<Fields> ReadFields(lua_State* L, int index, const std::vector<FieldSpec>& spec,

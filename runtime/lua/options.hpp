@@ -11,6 +11,7 @@
 #include <lua.hpp>
 
 #include "adapters/source.hpp"
+#include "runtime/base/spelling.hpp"
 #include "runtime/base/status.hpp"
 
 namespace siphon {
@@ -84,10 +85,6 @@ Result<Fields> ReadFields(lua_State* L, int index, const std::vector<FieldSpec>&
 
 /// The fields an adapter's OptionSpec list describes.
 std::vector<FieldSpec> FieldsFromSourceOptions(const std::vector<OptionSpec>& options);
-
-/// The valid name closest to `name` by edit distance, or "" when none is close enough
-/// to be a plausible typo.
-std::string ClosestName(std::string_view name, const std::vector<std::string>& candidates);
 
 /// The reference of a spec as Markdown list items ("- `every` (duration, default 60s): …").
 std::string DescribeFields(const std::vector<FieldSpec>& spec);

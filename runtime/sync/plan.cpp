@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "runtime/base/key_digest.hpp"
+#include "runtime/base/spelling.hpp"
 
 namespace siphon {
 namespace {
@@ -28,10 +29,14 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
       if (schema.columns.size() > kListed) {
         has += ", … (" + std::to_string(schema.columns.size() - kListed) + " more)";
       }
+      std::vector<std::string> names;
+      for (const auto& c : schema.columns) names.push_back(c.name);
+      const std::string close = ClosestName(name, names);
+      const std::string hint = close.empty() ? "" : "; did you mean \"" + close + "\"?";
       // The script names it: exit 2 as for any other mistake in the declaration.
       return Status(ErrorKind::kConfig, where + ": " + role + " column \"" + name +
-                                            "\" does not exist in the source (its columns: " + has +
-                                            ")");
+                                            "\" does not exist in the source" + hint +
+                                            " (its columns: " + has + ")");
     }
     return Status::Ok();
   };

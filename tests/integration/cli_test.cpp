@@ -77,6 +77,43 @@ TEST_F(Cli, EveryCommandsHelpNamesTheLogOptions) {
   EXPECT_EQ(r.exit_code, 0) << Dump(r);
 }
 
+// A misspelt table or column is answered with the closest name the source has, by once and
+// by check (PostgreSQL said "table custmers not found" and named only tables spelled the same
+// in other case or another schema).
+TEST_F(Cli, AMisspeltTableOrColumnNamesTheClosestOne) {
+  db_.Exec("CREATE TABLE customers (id int8 PRIMARY KEY, email text)");
+  db_.Exec("CREATE SCHEMA shop");
+  db_.Exec("CREATE TABLE shop.products (sku text PRIMARY KEY)");
+  const std::string target = dir_.File("replica.db");
+  auto r = Siphon({"once", Script(target, "",
+                                  "siphon.replicate 'c' { source = pg, from = "
+                                  "'custmers' }\n")});
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("table custmers not found; did you mean from = \"customers\"?"),
+            std::string::npos)
+      << Dump(r);
+  r = Siphon({"check", Script(target, "",
+                              "siphon.replicate 'p' { source = pg, from = "
+                              "'shop.prodcts' }\n")});
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.out.find("table shop.prodcts not found; did you mean from = \"shop.products\"?"),
+            std::string::npos)
+      << Dump(r);
+  // A name nothing is close to gets no guess.
+  r = Siphon({"once", Script(target, "",
+                             "siphon.replicate 'c' { source = pg, from = "
+                             "'invoices' }\n")});
+  EXPECT_NE(r.err.find("table invoices not found (giving up)"), std::string::npos) << Dump(r);
+  r = Siphon({"once", Script(target, "",
+                             "siphon.replicate 'c' { source = pg, from = "
+                             "'customers', key = 'Id', columns = { 'emails' } }\n")});
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("key column \"Id\" does not exist in the source; did you mean \"id\"? "
+                       "(its columns: id, email)"),
+            std::string::npos)
+      << Dump(r);
+}
+
 TEST_F(Cli, ATargetInAMissingFolderFailsAsOnceDoes) {
   const std::string target = dir_.File("no/such/folder/replica.db");
   std::string script = Script(target);

@@ -96,6 +96,35 @@ class MysqlSync : public ::testing::Test {
   TempDir dir_;
 };
 
+// A misspelt table or column is answered with the closest name the database has (it said
+// only "table custmers not found in database …").
+TEST_F(MysqlSync, AMisspeltTableOrColumnNamesTheClosestOne) {
+  db_.Exec("CREATE TABLE customers (id INT PRIMARY KEY, email TEXT)");
+  db_.Exec("CREATE TABLE orders (id INT PRIMARY KEY)");
+  auto r = Once(Script("siphon.replicate 'c' { source = my, from = 'custmers' }\n"));
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("table custmers not found in database " + db_.name() +
+                       "; did you mean from = \"customers\"?"),
+            std::string::npos)
+      << Dump(r);
+  r = Once(Script("siphon.replicate 'c' { source = my, from = '" + db_.name() + ".customer' }\n"));
+  EXPECT_NE(r.err.find("table " + db_.name() + ".customer not found; did you mean from = \"" +
+                       db_.name() + ".customers\"?"),
+            std::string::npos)
+      << Dump(r);
+  r = Once(Script("siphon.replicate 'c' { source = my, from = 'invoices' }\n"));
+  EXPECT_NE(r.err.find("table invoices not found in database " + db_.name() + " ("),
+            std::string::npos)
+      << Dump(r);
+  r = Once(Script(
+      "siphon.replicate 'c' { source = my, from = 'customers', cursor = { 'emial', 'id' } }\n"));
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("cursor column \"emial\" does not exist in the source; did you mean "
+                       "\"email\"?"),
+            std::string::npos)
+      << Dump(r);
+}
+
 TEST_F(MysqlSync, EveryTypeRoundTrips) {
   db_.Exec(R"sql(
     SET SESSION sql_mode = '';

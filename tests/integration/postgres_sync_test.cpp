@@ -632,7 +632,8 @@ TEST_F(PgSync, ATableWithoutAPrimaryKeyIsToldItsNotNullColumns) {
 }
 
 // A column the script names and the source lacks is the script's mistake: check and once exit
-// 2, as for an unknown field, whichever field names it.
+// 2, as for an unknown field, whichever field names it, and the closest column is named
+// ("updatedat" was answered with the list of columns only).
 TEST_F(PgSync, AMisspeltColumnInTheScriptExits2) {
   db_.Exec(R"sql(
     CREATE TABLE ms (id int4 PRIMARY KEY, name text, deleted_at timestamptz,
@@ -645,8 +646,8 @@ TEST_F(PgSync, AMisspeltColumnInTheScriptExits2) {
   };
   const Case cases[] = {
       {R"(siphon.replicate "ms" { source = pg, cursor = "updatedat" })",
-       "cursor column \"updatedat\" does not exist in the source (its columns: id, name, "
-       "deleted_at, updated_at)"},
+       "cursor column \"updatedat\" does not exist in the source; did you mean "
+       "\"updated_at\"? (its columns: id, name, deleted_at, updated_at)"},
       {R"(siphon.replicate "ms" { source = pg, key = "ID" })", "key column \"ID\" does not exist"},
       {R"(siphon.replicate "ms" { source = pg, columns = { "id", "nmae" } })",
        "projected column \"nmae\" does not exist"},

@@ -59,6 +59,32 @@ class SqliteSync : public ::testing::Test {
   TempDir dir_;
 };
 
+// A misspelt table or column is answered with the closest name the file has (it said only
+// "table custmers not found", and named no column close to "emial").
+TEST_F(SqliteSync, AMisspeltTableOrColumnNamesTheClosestOne) {
+  SourceExec(
+      "CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT); CREATE TABLE orders (id "
+      "INTEGER PRIMARY KEY)");
+  auto r = Once(Script("siphon.replicate 'c' { source = app, from = 'custmers' }\n"));
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("table custmers not found; did you mean from = \"customers\"?"),
+            std::string::npos)
+      << Dump(r);
+  r = Once(Script("siphon.replicate 'c' { source = app, from = 'main.Customer' }\n"));
+  EXPECT_NE(r.err.find("table main.Customer not found; did you mean from = \"main.customers\"?"),
+            std::string::npos)
+      << Dump(r);
+  r = Once(Script("siphon.replicate 'c' { source = app, from = 'invoices' }\n"));
+  EXPECT_NE(r.err.find("table invoices not found ("), std::string::npos) << Dump(r);
+  r = Once(Script(
+      "siphon.replicate 'c' { source = app, from = 'customers', columns = { 'id', 'emial' } }\n"));
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("projected column \"emial\" does not exist in the source; did you mean "
+                       "\"email\"? (its columns: id, email)"),
+            std::string::npos)
+      << Dump(r);
+}
+
 TEST_F(SqliteSync, EveryStorageClassRoundTrips) {
   SourceExec(R"sql(
     CREATE TABLE t (id INTEGER PRIMARY KEY, i INTEGER, r REAL, tx TEXT, b BLOB, anything,
