@@ -2,6 +2,11 @@
 --
 --   PG_DSN=postgresql://repl@127.0.0.1:5432/shop siphon run examples/deletes.lua
 --   siphon resync examples/deletes.lua --table accounts   -- a whole re-pull, deletions swept
+--
+-- Needs the demo shop's public.orders (examples/demo/shop.sql) and two tables of its own:
+--   CREATE TABLE accounts (id int PRIMARY KEY, name text NOT NULL,
+--                          updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);
+--   CREATE TABLE plans (id int PRIMARY KEY, name text NOT NULL);
 
 local pg = siphon.postgres { dsn = siphon.env("PG_DSN") }
 siphon.target { path = siphon.env("REPLICA", "deletes-replica.db") }

@@ -368,6 +368,25 @@ TEST_F(LuaScripting, ShippedExamplesRun) {
       << hook.Bodies()[0];
 }
 
+// transforms.lua's fan-out on the demo shop, whose orders.tags is a text[] (JSON text in the
+// replica): it split '["gift","express"]' at the comma and wrote the tags '["gift"' and
+// '"express"]', 14,284 of them.
+TEST_F(LuaScripting, TheTransformsExampleSplitsTheDemoShopsTagArrays) {
+  db_.Exec(ReadFile(std::string(SIPHON_SOURCE_DIR) + "/examples/demo/shop.sql"));
+  db_.Exec(R"sql(
+    CREATE TABLE customers (id int PRIMARY KEY, name text, email text, phone text,
+                            updated_at timestamptz NOT NULL DEFAULT now());
+    INSERT INTO customers (id, name, email) VALUES (1, 'Ann Smith', 'ann@example.org');)sql");
+  std::map<std::string, std::string> env = {{"PG_DSN", db_.Dsn()}, {"REPLICA", Replica()}};
+  auto r = Siphon({"once", std::string(SIPHON_SOURCE_DIR) + "/examples/transforms.lua"}, env);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(Target("SELECT count(*) FROM order_tags WHERE tag GLOB '*[^a-z]*'"), (Rows{{"0"}}));
+  EXPECT_EQ(Target("SELECT group_concat(tag) FROM (SELECT tag FROM order_tags WHERE order_id = 7 "
+                   "ORDER BY id)"),
+            (Rows{{"gift,express"}}));
+  EXPECT_EQ(Target("SELECT count(*) FROM _siphon_rejects"), (Rows{{"0"}}));
+}
+
 // The getting-started path of the README and scripts/demo.sh, on the demo's own data: the
 // quickstart replicates the shop, then pulls only what changed; deletes.lua follows a soft
 // delete and a resync.
