@@ -344,6 +344,7 @@ Status ProbeTarget(const std::string& path) {
     int rc =
         sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
     std::string why = rc == SQLITE_OK ? "" : (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    if (rc == SQLITE_OK && sqlite3_db_readonly(db, "main") == 1) why = ReadOnlyTargetReason();
     sqlite3_close_v2(db);
     if (!why.empty()) return cannot(why);
     // SQLite opens any file and reads it at the first statement, where run and once then

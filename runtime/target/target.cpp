@@ -251,13 +251,23 @@ Status Target::ExecOnWriter(const std::string& sql) {
   return Status::Ok();
 }
 
+std::string ReadOnlyTargetReason() {
+  return "the file is read-only to this user (siphon writes it, and creates its -wal and -shm "
+         "files beside it: give the user write access to the file and its folder)";
+}
+
 Status Target::Open() {
   int rc =
       sqlite3_open_v2(path_.c_str(), &db_,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
+  // SQLite opens a file it may not write read-only, without an error: the first write would
+  // fail with "attempt to write a readonly database", naming no file.
+  const bool read_only = rc == SQLITE_OK && sqlite3_db_readonly(db_, "main") == 1;
+  if (rc != SQLITE_OK || read_only) {
     Status st = Status(ErrorKind::kTarget, "cannot open target " + path_ + ": " +
-                                               (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc)));
+                                               (read_only ? ReadOnlyTargetReason()
+                                                : db_     ? sqlite3_errmsg(db_)
+                                                          : sqlite3_errstr(rc)));
     sqlite3_close_v2(db_);
     db_ = nullptr;
     return st;

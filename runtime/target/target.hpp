@@ -145,6 +145,10 @@ struct RunRecord {
 /// Every method but Open/Close is asynchronous: it returns at once and its callback runs on
 /// the loop thread when the writer is done. Pages of one table are written in the order they
 /// are posted.
+/// Why a target file that SQLite could open only for reading cannot be the target: the user
+/// siphon runs as may not write it. Target::Open and `siphon check` say the same.
+std::string ReadOnlyTargetReason();
+
 class Target {
  public:
   Target(uv_loop_t* loop, std::string path);

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -152,6 +154,36 @@ TEST_F(Cli, ATargetThatIsNotADatabaseFailsCheckAsOnceDoes) {
   WriteFile(target, "");
   check = Siphon({"check", script});
   EXPECT_EQ(check.exit_code, 0) << Dump(check);
+}
+
+// A target file the user may not write: once failed, exit 1, with SQLite's "ro.db: attempt to
+// write a readonly database (in: PRAGMA journal_mode=WAL)", which names no fix, and check
+// printed "ok". Both now say the file is read-only to this user, exit 1.
+TEST_F(Cli, AReadOnlyTargetFailsCheckAsOnceDoesAndSaysWhy) {
+  const std::string target = dir_.File("replica.db");
+  std::string script = Script(target);
+  ASSERT_EQ(Siphon({"once", script}).exit_code, 0);
+  ASSERT_EQ(chmod(target.c_str(), 0444), 0);
+  // Root writes any file: siphon then runs as nobody, who may read the folder but not write
+  // the file.
+  std::vector<std::string> as;
+  if (geteuid() == 0) {
+    as = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"};
+    ASSERT_EQ(chmod(dir_.path().c_str(), 0755), 0);
+  }
+  auto siphon = [&](const std::string& command) {
+    std::vector<std::string> argv = as;
+    argv.insert(argv.end(), {SIPHON_BIN, command, script});
+    return siphon::test::Run(argv, {{"TEST_PG_DSN", db_.Dsn()}}, std::chrono::seconds(30));
+  };
+  const std::string message =
+      "siphon: cannot open target " + target + ": the file is read-only to this user";
+  auto once = siphon("once");
+  EXPECT_EQ(once.exit_code, 1) << Dump(once);
+  EXPECT_NE(once.err.find(message), std::string::npos) << Dump(once);
+  auto check = siphon("check");
+  EXPECT_EQ(check.exit_code, 1) << Dump(check);
+  EXPECT_NE(check.err.find(message), std::string::npos) << Dump(check);
 }
 
 TEST_F(Cli, AnExistingOrCreatableTargetPassesAndCheckCreatesNothing) {
