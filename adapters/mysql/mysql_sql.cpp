@@ -546,10 +546,10 @@ ErrorKind ErrorKindFor(unsigned error_number) {
     case 4031:  // ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8)
       return ErrorKind::kConnect;
     case 1064:  // ER_PARSE_ERROR (in a `query`)
+    case 1049:  // ER_BAD_DB_ERROR: `database` names none (exit 2, as PostgreSQL's 3D000)
       return ErrorKind::kConfig;
     // Asking again gets the same answer: the statement names what is not there, or says
     // what cannot be.
-    case 1049:  // ER_BAD_DB_ERROR
     case 1054:  // ER_BAD_FIELD_ERROR
     case 1146:  // ER_NO_SUCH_TABLE
     case 1052:  // ER_NON_UNIQ_ERROR: an ambiguous column

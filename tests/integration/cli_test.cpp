@@ -116,6 +116,18 @@ TEST_F(Cli, AMisspeltTableOrColumnNamesTheClosestOne) {
       << Dump(r);
 }
 
+// A database the server does not have is a mistake in the script: exit 2 (MariaDB's answer is
+// the same, MysqlSync.ADatabaseTheServerDoesNotHaveExitsTwoAsOnPostgres).
+TEST_F(Cli, ADatabaseTheServerDoesNotHaveExitsTwo) {
+  std::string path = dir_.File("deploy.lua");
+  WriteFile(path,
+            "local pg = siphon.postgres { dsn = siphon.env('TEST_PG_DSN') .. ' dbname=nosuch' }\n"
+            "siphon.target { path = 'replica.db' }\nsiphon.replicate 'a' { source = pg }\n");
+  auto r = Siphon({"once", path});
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("database \"nosuch\" does not exist"), std::string::npos) << Dump(r);
+}
+
 TEST_F(Cli, ATargetInAMissingFolderFailsAsOnceDoes) {
   const std::string target = dir_.File("no/such/folder/replica.db");
   std::string script = Script(target);

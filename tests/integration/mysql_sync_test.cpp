@@ -125,6 +125,20 @@ TEST_F(MysqlSync, AMisspeltTableOrColumnNamesTheClosestOne) {
       << Dump(r);
 }
 
+// A `database` the server does not have is a mistake in the script: exit 2, as on PostgreSQL
+// (it was a schema error here, exit 1, and exit 2 there).
+TEST_F(MysqlSync, ADatabaseTheServerDoesNotHaveExitsTwoAsOnPostgres) {
+  const std::string path = dir_.File("deploy.lua");
+  std::string source = Source();
+  source.replace(source.find("database = '"), 12, "database = 'nosuch_");
+  WriteFile(path, source + "siphon.target { path = '" + Replica() +
+                      "' }\nsiphon.replicate 't' { source = my }\n");
+  auto r = Once(path);
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("Unknown database 'nosuch_" + db_.name() + "'"), std::string::npos)
+      << Dump(r);
+}
+
 TEST_F(MysqlSync, EveryTypeRoundTrips) {
   db_.Exec(R"sql(
     SET SESSION sql_mode = '';
