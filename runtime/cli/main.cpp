@@ -29,8 +29,10 @@ int main(int argc, char** argv) {
   // too few to keep the rest going. Read at its first use; a user's own setting wins.
   setenv("UV_THREADPOOL_SIZE", "16", 0);
 
-  CLI::App app{"siphon: replicate PostgreSQL and MySQL tables into SQLite, driven by a Lua script",
-               "siphon"};
+  CLI::App app{
+      "siphon: replicate PostgreSQL, MySQL/MariaDB and SQLite tables into a local SQLite file, "
+      "driven by a Lua script",
+      "siphon"};
   app.set_version_flag("--version", SIPHON_VERSION);
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the subcommand: `siphon run x.lua --log-level

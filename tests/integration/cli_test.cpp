@@ -62,6 +62,16 @@ TEST_F(Cli, HelpListsEveryLogLevel) {
       << r.out;
 }
 
+// `--help` named PostgreSQL and MySQL as the sources, not SQLite, which is one too.
+TEST_F(Cli, HelpNamesEverySource) {
+  auto r = siphon::test::Run({SIPHON_BIN, "--help"}, {});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("replicate PostgreSQL, MySQL/MariaDB and SQLite tables into a local "
+                       "SQLite file"),
+            std::string::npos)
+      << r.out;
+}
+
 // Each command's --help names the options every command takes (`siphon run --help` listed
 // its own only, so it did not say how to turn on debug logs or JSON logs).
 TEST_F(Cli, EveryCommandsHelpNamesTheLogOptions) {
