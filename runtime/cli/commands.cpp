@@ -365,7 +365,7 @@ Status ProbeTarget(const std::string& path) {
   std::filesystem::path folder = std::filesystem::path(path).parent_path();
   if (folder.empty()) folder = ".";
   if (!std::filesystem::is_directory(folder, ec) || access(folder.c_str(), W_OK | X_OK) != 0) {
-    return cannot(sqlite3_errstr(SQLITE_CANTOPEN));
+    return cannot(sqlite3_errstr(SQLITE_CANTOPEN) + TargetFolderHint(path));
   }
   return Status::Ok();
 }

@@ -1,6 +1,7 @@
 #include "runtime/target/target.hpp"
 
 #include <strings.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -8,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <unordered_set>
@@ -256,6 +258,20 @@ std::string ReadOnlyTargetReason() {
          "files beside it: give the user write access to the file and its folder)";
 }
 
+std::string TargetFolderHint(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) return "";
+  std::filesystem::path folder = std::filesystem::path(path).parent_path();
+  if (folder.empty()) folder = ".";
+  if (!std::filesystem::is_directory(folder, ec)) {
+    return " (the folder " + folder.string() + " does not exist)";
+  }
+  if (access(folder.c_str(), W_OK | X_OK) != 0) {
+    return " (this user may not create files in " + folder.string() + ")";
+  }
+  return "";
+}
+
 Status Target::Open() {
   int rc =
       sqlite3_open_v2(path_.c_str(), &db_,
@@ -264,10 +280,12 @@ Status Target::Open() {
   // fail with "attempt to write a readonly database", naming no file.
   const bool read_only = rc == SQLITE_OK && sqlite3_db_readonly(db_, "main") == 1;
   if (rc != SQLITE_OK || read_only) {
-    Status st = Status(ErrorKind::kTarget, "cannot open target " + path_ + ": " +
-                                               (read_only ? ReadOnlyTargetReason()
-                                                : db_     ? sqlite3_errmsg(db_)
-                                                          : sqlite3_errstr(rc)));
+    Status st =
+        Status(ErrorKind::kTarget, "cannot open target " + path_ + ": " +
+                                       (read_only ? ReadOnlyTargetReason()
+                                        : db_     ? sqlite3_errmsg(db_)
+                                                  : sqlite3_errstr(rc)) +
+                                       (rc == SQLITE_CANTOPEN ? TargetFolderHint(path_) : ""));
     sqlite3_close_v2(db_);
     db_ = nullptr;
     return st;

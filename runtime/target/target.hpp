@@ -149,6 +149,11 @@ struct RunRecord {
 /// siphon runs as may not write it. Target::Open and `siphon check` say the same.
 std::string ReadOnlyTargetReason();
 
+/// What to add to SQLite's "unable to open database file" for a target `path` that does not
+/// exist: " (the folder … does not exist)" or " (this user may not create files in …)", or ""
+/// when the folder is not why.
+std::string TargetFolderHint(const std::string& path);
+
 class Target {
  public:
   Target(uv_loop_t* loop, std::string path);

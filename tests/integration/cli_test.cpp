@@ -138,6 +138,7 @@ TEST_F(Cli, ADatabaseTheServerDoesNotHaveExitsTwo) {
   EXPECT_NE(r.err.find("database \"nosuch\" does not exist"), std::string::npos) << Dump(r);
 }
 
+// SQLite's "unable to open database file" did not say that the folder was missing.
 TEST_F(Cli, ATargetInAMissingFolderFailsAsOnceDoes) {
   const std::string target = dir_.File("no/such/folder/replica.db");
   std::string script = Script(target);
@@ -147,6 +148,11 @@ TEST_F(Cli, ATargetInAMissingFolderFailsAsOnceDoes) {
   const std::string said = LineWith(once.err, message);
   ASSERT_NE(said, "") << Dump(once);
   EXPECT_NE(said.find("unable to open database file"), std::string::npos) << said;
+  // And why: SQLite's message alone did not say it was the folder.
+  EXPECT_NE(said.find("unable to open database file (the folder " + dir_.File("no/such/folder") +
+                      " does not exist)"),
+            std::string::npos)
+      << said;
 
   auto check = Siphon({"check", script});
   EXPECT_EQ(check.exit_code, once.exit_code) << Dump(check);
