@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 
 #include "adapters/first_null_sql.hpp"
 #include "adapters/sqlite/sqlite_dialect.hpp"
@@ -229,6 +230,11 @@ void SqliteConnection::Connect(std::function<void(Status)> done) {
                                  SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr);
         if (rc != SQLITE_OK) {
           *status = SqliteError(handle->db, rc, "open " + path + " (read-only)");
+          // SQLite's "unable to open database file" does not say that nothing is there.
+          std::error_code ec;
+          if (!std::filesystem::exists(path, ec)) {
+            *status = Status(status->kind(), status->message() + " (no such file)");
+          }
           return;
         }
         // Wait for a writer's lock rather than fail at once (this is a worker thread).

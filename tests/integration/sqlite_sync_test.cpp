@@ -59,6 +59,20 @@ class SqliteSync : public ::testing::Test {
   TempDir dir_;
 };
 
+// A source file that is not there: SQLite's "unable to open database file" alone did not say
+// that nothing was there.
+TEST_F(SqliteSync, AMissingSourceFileIsNamedAsMissing) {
+  std::string path = dir_.File("deploy.lua");
+  WriteFile(path, "local app = siphon.sqlite { path = 'nosuch.db' }\nsiphon.target { path = '" +
+                      Replica() + "' }\nsiphon.replicate 's' { source = app }\n");
+  auto r = Once(path);
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("open " + dir_.File("nosuch.db") +
+                       " (read-only): unable to open database file (no such file)"),
+            std::string::npos)
+      << Dump(r);
+}
+
 // A misspelt table or column is answered with the closest name the file has (it said only
 // "table custmers not found", and named no column close to "emial").
 TEST_F(SqliteSync, AMisspeltTableOrColumnNamesTheClosestOne) {
