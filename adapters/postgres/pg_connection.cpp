@@ -29,9 +29,18 @@ void CloseHandle(H*& handle) {
 std::string Sanitize(std::string_view message, const std::string& password) {
   std::string out(message);
   while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  for (char& ch : out) {
-    if (ch == '\n') ch = ' ';
+  // libpq indents a hint on its own line ("Connection refused\n\tIs the server running …"):
+  // one line, without the tab, which a JSON log would show as "\t".
+  std::string flat;
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i] != '\n') {
+      flat += out[i];
+      continue;
+    }
+    flat += ' ';
+    while (i + 1 < out.size() && out[i + 1] == '\t') ++i;
   }
+  out = std::move(flat);
   // The password as a whole word, as a connection string or URL would hold it
   // (`password=pw `, `:pw@`): inside a word it is part of that word (a password "a" masked
   // every "a" of the message, and "auth" turned "authentication" into "********entication").

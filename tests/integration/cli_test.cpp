@@ -138,6 +138,22 @@ TEST_F(Cli, ADatabaseTheServerDoesNotHaveExitsTwo) {
   EXPECT_NE(r.err.find("database \"nosuch\" does not exist"), std::string::npos) << Dump(r);
 }
 
+// libpq's hint on a refused connection came with its tab: "Connection refused \tIs the server
+// running …" in the text log, "\t" in a JSON one.
+TEST_F(Cli, ARefusedConnectionReadsAsOneLine) {
+  std::string path = dir_.File("deploy.lua");
+  WriteFile(path,
+            "local pg = siphon.postgres { dsn = 'host=127.0.0.1 port=1 user=x dbname=x' }\n"
+            "siphon.target { path = 'replica.db' }\nsiphon.replicate 'a' { source = pg }\n");
+  auto r = Siphon({"once", path});
+  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_NE(r.err.find("Connection refused Is the server running on that host and accepting "
+                       "TCP/IP connections?"),
+            std::string::npos)
+      << Dump(r);
+  EXPECT_EQ(r.err.find('\t'), std::string::npos) << Dump(r);
+}
+
 // SQLite's "unable to open database file" did not say that the folder was missing.
 TEST_F(Cli, ATargetInAMissingFolderFailsAsOnceDoes) {
   const std::string target = dir_.File("no/such/folder/replica.db");
