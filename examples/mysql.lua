@@ -56,6 +56,15 @@ siphon.replicate "order_events" {
   every  = "10s",
 }
 
+-- An older table without a PRIMARY KEY, but with UNIQUE KEY (currency, day) over NOT NULL
+-- columns: that key is its key, as if it were the primary key (`siphon check` says so). A
+-- table without such a key needs `key = { … }`.
+siphon.replicate "fx_rates" {
+  source = shop,
+  from   = "fx_rates",
+  every  = "1h",
+}
+
 -- Leading and trailing spaces off, in time linear in the value's length. The usual
 -- s:gsub("%s+$", "") backtracks over every run of inner spaces: quadratic, so a value with
 -- 40k spaces in a row runs past the instruction budget and that row fails.

@@ -512,11 +512,12 @@ void MysqlConnection::Reflect(const std::string& table,
     with_horizon = wanted->second;
   fetched_horizon_.reset();
   auto horizon = std::make_shared<FetchedHorizon>();
+  auto unique = std::make_shared<std::vector<UniqueIndex>>();
   abort_ = [done](Status s) { done(std::move(s)); };
   auto quote = [this](std::string_view v) { return Quote(v); };
   Execute(
       ReflectSql(ref, quote, with_horizon), [](MYSQL_RES*) {},
-      [schema, seen_table, horizon](MYSQL_ROW row, unsigned long* lengths) {
+      [schema, seen_table, horizon, unique](MYSQL_ROW row, unsigned long* lengths) {
         auto text = [&](int i) { return row[i] ? std::string(row[i], lengths[i]) : std::string(); };
         auto maybe = [&](int i) {
           return row[i] ? std::optional<std::string>(text(i)) : std::nullopt;
@@ -533,6 +534,26 @@ void MysqlConnection::Reflect(const std::string& table,
           schema->columns.push_back(std::move(column));
         } else if (kind == "k") {
           schema->primary_key.push_back(text(1));
+        } else if (kind == "u") {
+          // Rows come by seq_in_index, the indexes' interleaved: gathered by name.
+          UniqueIndex* index = nullptr;
+          for (auto& u : *unique) {
+            if (u.name == text(2)) index = &u;
+          }
+          if (index == nullptr) index = &unique->emplace_back(UniqueIndex{text(2), {}, {}});
+          if (!row[1]) {
+            index->unusable = "indexes an expression";
+          } else if (text(4) != "BTREE" && index->unusable.empty()) {
+            // A hash index (a MEMORY table's, or MariaDB's UNIQUE over a long BLOB or TEXT)
+            // cannot give the rows in order: every page would sort the table.
+            index->unusable = "is a " + text(4) + " index, which cannot give the rows in order";
+          } else if (row[3] && index->unusable.empty()) {
+            // The index is unique over a prefix, so the whole column is unique too, but a page
+            // ordered by the whole column cannot be read in the order of the index: every page
+            // would sort the table.
+            index->unusable = "indexes only a prefix of the column \"" + text(1) + "\"";
+          }
+          if (row[1]) index->columns.push_back(text(1));
         } else if (kind == "t") {
           *seen_table = true;
           if (row[5]) schema->row_estimate = std::stoll(text(5));
@@ -542,7 +563,7 @@ void MysqlConnection::Reflect(const std::string& table,
           horizon->fetched = true;
         }
       },
-      [this, done, schema, seen_table, table, ref, with_horizon, horizon](Status status) {
+      [this, done, schema, seen_table, table, ref, with_horizon, horizon, unique](Status status) {
         abort_ = nullptr;
         if (!status.ok()) {
           if (with_horizon && last_errno_ == 1227) {
@@ -586,6 +607,8 @@ void MysqlConnection::Reflect(const std::string& table,
           });
           return;
         }
+        // A view has no indexes: its key is the script's.
+        TakeKeyFromUniqueIndex(*schema, *unique);
         if (!state_->probed_columns.insert(table).second) {
           Defer([done, schema] { done(std::move(*schema)); });
           return;

@@ -68,7 +68,9 @@ Result<std::string> FindKeysSql(const TableSchema& table, const std::vector<std:
                                 const std::vector<Cursor>& keys, const QuoteLiteral& quote);
 
 /// One query returning, for `ref`, rows ('c', name, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE,
-/// ordinal), ('k', name, …, seq_in_index) for the primary key, and ('t', …, TABLE_ROWS).
+/// ordinal), ('k', name, …, seq_in_index) for the primary key, ('u', column (NULL for an
+/// expression), index, SUB_PART, INDEX_TYPE, seq_in_index) for the other unique indexes,
+/// and ('t', …, TABLE_ROWS).
 /// With `horizon_local_time`, also ('h', HorizonSql's two columns, …) for that kind of
 /// cursor: the safe horizon in the same statement (so it needs PROCESS too).
 std::string ReflectSql(const TableRef& ref, const QuoteLiteral& quote,

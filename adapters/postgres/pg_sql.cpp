@@ -83,6 +83,27 @@ const char* const kQueryTypesSql =
     " LEFT JOIN pg_catalog.pg_type at ON at.oid = a.atttypid"
     " ORDER BY f.ord";
 
+// A deferrable unique constraint is accepted: siphon reads committed snapshots only, and the
+// check holds at every commit. NULLS NOT DISTINCT does not matter: a key's columns must all be
+// NOT NULL (checked by TakeKeyFromUniqueIndex). A collation other than the column's would
+// make two rows distinct for the index equal (or out of order) for a page's comparison.
+const char* const kUniqueIndexesSql =
+    "SELECT ic.relname, a.attname,"
+    " CASE WHEN NOT (i.indisvalid AND i.indisready AND i.indislive)"
+    "   THEN 'is not valid (its build failed or is under way)'"
+    "  WHEN i.indpred IS NOT NULL THEN 'is partial (it has a WHERE clause)'"
+    "  WHEN k.attnum = 0 THEN 'indexes an expression'"
+    "  WHEN k.coll IS DISTINCT FROM a.attcollation"
+    "   THEN 'compares the column \"' || a.attname || '\" under a collation not its own' END"
+    " FROM pg_catalog.pg_index i"
+    " JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid"
+    " CROSS JOIN LATERAL unnest(i.indkey::int2[], i.indcollation::oid[])"
+    "  WITH ORDINALITY AS k(attnum, coll, ord)"
+    " LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+    " WHERE i.indrelid = pg_catalog.to_regclass($1) AND i.indisunique AND NOT i.indisprimary"
+    "  AND k.ord <= i.indnkeyatts"
+    " ORDER BY ic.relname, k.ord";
+
 // The same name in other case (in any schema) first; then, as typo candidates, names of about
 // the same length in the schema `from` names, or visible ones when it names none.
 const char* const kSimilarTablesSql =

@@ -86,6 +86,13 @@ Result<PageStatement> BuildFindKeysQuery(const TableSchema& table,
 /// position in the primary key (NULL if none), reltuples, relkind.
 extern const std::string kReflectSql;
 
+/// The unique indexes of a table without a primary key ($1 is QuotedTableName()), one row
+/// per key column (INCLUDE columns left out), by index name and position: index name,
+/// column name (NULL for an expression), and why the index cannot be a key (NULL when it
+/// can): not valid or not ready (a build that failed or is under way), partial, an
+/// expression, a column compared under a collation not its own.
+extern const char* const kUniqueIndexesSql;
+
 /// For a table Reflect did not find: up to three tables, views or foreign tables in any
 /// schema named the same but for case; $1 is the schema given (empty when none), $2 the
 /// table. Columns: schema, name, and whether the search_path finds it by its bare name;

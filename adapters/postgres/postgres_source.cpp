@@ -71,22 +71,26 @@ class PgSourceConnection : public SourceConnection {
     WithConnection([this, table, parts = *name, regclass, with_horizon,
                     done = std::move(done)](Status s) mutable {
       if (!s.ok()) return done(s);
-      conn_.Query(with_horizon ? state_->reflect_with_horizon_sql : kReflectSql, {regclass},
-                  [this, table, parts, regclass, with_horizon,
-                   done = std::move(done)](Result<PgResultPtr> r) {
-                    if (!r.ok()) return done(r.status().WithContext("reflect " + table));
-                    if (PQntuples(r->get()) == 0) return NotFound(table, parts, std::move(done));
-                    if (with_horizon) {
-                      fetched_horizon_ = HorizonFrom(r->get(), 7);
-                      fetched_at_ = std::chrono::steady_clock::now();
-                    }
-                    Result<TableSchema> schema = SchemaFrom(table, r->get());
-                    const char relkind = PQgetvalue(r->get(), 0, 6)[0];
-                    if (schema.ok() && (relkind == 'v' || relkind == 'm')) {
-                      return WithViewOrigins(std::move(*schema), regclass, std::move(done));
-                    }
-                    done(std::move(schema));
-                  });
+      conn_.Query(
+          with_horizon ? state_->reflect_with_horizon_sql : kReflectSql, {regclass},
+          [this, table, parts, regclass, with_horizon,
+           done = std::move(done)](Result<PgResultPtr> r) {
+            if (!r.ok()) return done(r.status().WithContext("reflect " + table));
+            if (PQntuples(r->get()) == 0) return NotFound(table, parts, std::move(done));
+            if (with_horizon) {
+              fetched_horizon_ = HorizonFrom(r->get(), 7);
+              fetched_at_ = std::chrono::steady_clock::now();
+            }
+            Result<TableSchema> schema = SchemaFrom(table, r->get());
+            const char relkind = PQgetvalue(r->get(), 0, 6)[0];
+            if (schema.ok() && (relkind == 'v' || relkind == 'm')) {
+              return WithViewOrigins(std::move(*schema), regclass, std::move(done));
+            }
+            if (schema.ok() && schema->primary_key.empty() && (relkind == 'r' || relkind == 'p')) {
+              return WithUniqueIndexKey(std::move(*schema), regclass, std::move(done));
+            }
+            done(std::move(schema));
+          });
     });
   }
 
@@ -533,6 +537,32 @@ class PgSourceConnection : public SourceConnection {
                   views.erase(views.begin());
                   WithViewColumns(std::move(schema), std::move(views), depth, std::move(done));
                 });
+  }
+
+  // A table without a primary key: its key is a unique index that identifies rows as one
+  // would, when it has one (TakeKeyFromUniqueIndex chooses).
+  void WithUniqueIndexKey(TableSchema schema, const std::string& regclass,
+                          std::function<void(Result<TableSchema>)> done) {
+    conn_.Query(
+        kUniqueIndexesSql, {regclass},
+        [schema = std::move(schema), done = std::move(done)](Result<PgResultPtr> r) mutable {
+          if (!r.ok()) return done(r.status().WithContext("reflect " + schema.qualified_name));
+          std::vector<UniqueIndex> indexes;
+          const PGresult* res = r->get();
+          for (int row = 0; row < PQntuples(res); ++row) {
+            const std::string name = PQgetvalue(res, row, 0);
+            if (indexes.empty() || indexes.back().name != name) {
+              indexes.push_back(UniqueIndex{name, {}, {}});
+            }
+            UniqueIndex& index = indexes.back();
+            if (!PQgetisnull(res, row, 1)) index.columns.push_back(PQgetvalue(res, row, 1));
+            if (index.unusable.empty() && !PQgetisnull(res, row, 2)) {
+              index.unusable = PQgetvalue(res, row, 2);
+            }
+          }
+          TakeKeyFromUniqueIndex(schema, indexes);
+          done(std::move(schema));
+        });
   }
 
   // A table Reflect did not find: the error names tables spelled otherwise (in case, or in

@@ -119,6 +119,56 @@ Status NullKey(const std::string& table, const std::string& column) {
                     "key, or delete it");
 }
 
+// The UNIQUE indexes and constraints of a table (a view has none), each with why it cannot
+// identify rows as a primary key would: partial, an expression, or a column compared under
+// a collation not its own (pages compare by the column's: a NOCASE column under a BINARY
+// index can hold "a" and "A", equal to a page). Nullability is TakeKeyFromUniqueIndex's.
+Result<std::vector<UniqueIndex>> UniqueIndexes(sqlite3* db, const TableRef& ref) {
+  std::vector<UniqueIndex> out;
+  Statement list;
+  int rc = sqlite3_prepare_v2(
+      db, "SELECT name, partial FROM pragma_index_list(?1, ?2) WHERE \"unique\" AND origin <> 'pk'",
+      -1, &list.stmt, nullptr);
+  if (rc != SQLITE_OK) return SqliteError(db, rc, "listing the indexes");
+  sqlite3_bind_text(list.stmt, 1, ref.table.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(list.stmt, 2, ref.schema.c_str(), -1, SQLITE_TRANSIENT);
+  while ((rc = sqlite3_step(list.stmt)) == SQLITE_ROW) {
+    UniqueIndex index;
+    index.name = reinterpret_cast<const char*>(sqlite3_column_text(list.stmt, 0));
+    if (sqlite3_column_int(list.stmt, 1) != 0)
+      index.unusable = "is partial (it has a WHERE clause)";
+    Statement columns;
+    int crc = sqlite3_prepare_v2(db,
+                                 "SELECT cid, name, coll FROM pragma_index_xinfo(?1, ?2) "
+                                 "WHERE key ORDER BY seqno",
+                                 -1, &columns.stmt, nullptr);
+    if (crc != SQLITE_OK) return SqliteError(db, crc, "reading index " + index.name);
+    sqlite3_bind_text(columns.stmt, 1, index.name.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(columns.stmt, 2, ref.schema.c_str(), -1, SQLITE_TRANSIENT);
+    while ((crc = sqlite3_step(columns.stmt)) == SQLITE_ROW) {
+      if (sqlite3_column_int(columns.stmt, 0) < 0) {  // -2: an expression; -1: the rowid
+        if (index.unusable.empty()) index.unusable = "indexes an expression";
+        continue;
+      }
+      const std::string name = reinterpret_cast<const char*>(sqlite3_column_text(columns.stmt, 1));
+      const unsigned char* coll = sqlite3_column_text(columns.stmt, 2);
+      const char* own = nullptr;
+      if (sqlite3_table_column_metadata(db, ref.schema.c_str(), ref.table.c_str(), name.c_str(),
+                                        nullptr, &own, nullptr, nullptr, nullptr) == SQLITE_OK &&
+          coll != nullptr && own != nullptr &&
+          sqlite3_stricmp(reinterpret_cast<const char*>(coll), own) != 0 &&
+          index.unusable.empty()) {
+        index.unusable = "compares the column \"" + name + "\" under a collation not its own";
+      }
+      index.columns.push_back(name);
+    }
+    if (crc != SQLITE_DONE) return SqliteError(db, crc, "reading index " + index.name);
+    out.push_back(std::move(index));
+  }
+  if (rc != SQLITE_DONE) return SqliteError(db, rc, "listing the indexes");
+  return out;
+}
+
 // Whether result column `i` of `stmt` is a table column as it is, NOT NULL or in its PRIMARY
 // KEY (taken as NOT NULL, as Reflect does; pages are checked for NULL keys all the same).
 bool FromNotNullColumn(sqlite3* db, sqlite3_stmt* stmt, int i) {
@@ -334,6 +384,11 @@ void SqliteConnection::Reflect(const std::string& table,
             if (at >= 0 && FromNotNullColumn(db, view.stmt, i)) schema.columns[at].nullable = false;
           }
         }
+        if (schema.primary_key.empty()) {
+          Result<std::vector<UniqueIndex>> indexes = UniqueIndexes(db, ref);
+          if (!indexes.ok()) return indexes.status().WithContext("reflect " + table);
+          TakeKeyFromUniqueIndex(schema, *indexes);
+        }
         // The largest rowid is a cheap estimate (WITHOUT ROWID tables and views have none).
         Statement estimate;
         std::string sql =
@@ -443,8 +498,9 @@ void SqliteConnection::Pull(const TableSchema& table, const PageQuery& query,
   std::optional<Guard> guard;
   const bool rowid_key = table.primary_key.size() == 1 &&
                          IsRowidType(table.columns[table.Find(table.primary_key[0])].source_type);
+  // A key taken from a UNIQUE index is over columns declared NOT NULL: none to look for.
   if (query.after && !query.order_by.empty() && !rowid_key && !table.primary_key.empty() &&
-      query.order_by[0] == table.primary_key[0]) {
+      table.key_index.empty() && query.order_by[0] == table.primary_key[0]) {
     guard = Guard{FirstNullSql({query.order_by[0]}, QuoteIdent, From(table)),
                   NullKey(table.qualified_name, query.order_by[0])};
   }

@@ -1,5 +1,6 @@
 #include "runtime/base/schema.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -55,6 +56,43 @@ std::string TableSchema::Hash() const {
   char buf[17];
   snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
   return buf;
+}
+
+void TakeKeyFromUniqueIndex(TableSchema& schema, const std::vector<UniqueIndex>& indexes) {
+  if (!schema.primary_key.empty()) return;
+  // By name: the refusals read the same whatever order the catalog lists the indexes in.
+  std::vector<const UniqueIndex*> by_name;
+  for (const UniqueIndex& index : indexes) by_name.push_back(&index);
+  std::sort(by_name.begin(), by_name.end(),
+            [](const UniqueIndex* a, const UniqueIndex* b) { return a->name < b->name; });
+  const UniqueIndex* chosen = nullptr;
+  for (const UniqueIndex* candidate : by_name) {
+    const UniqueIndex& index = *candidate;
+    std::string refused = index.unusable;
+    for (size_t i = 0; refused.empty() && i < index.columns.size(); ++i) {
+      const int at = schema.Find(index.columns[i]);
+      if (at < 0) {
+        refused = "indexes column \"" + index.columns[i] + "\", which siphon does not read";
+      } else if (schema.columns[at].nullable) {
+        refused = "has the nullable column \"" + index.columns[i] + "\"";
+      } else if (schema.columns[at].order == OrderKind::kOther) {
+        refused = "has the column \"" + index.columns[i] + "\" of type " +
+                  schema.columns[at].source_type + ", which cannot be a key (it has no order)";
+      }
+    }
+    if (index.columns.empty() && refused.empty()) refused = "has no columns";
+    if (!refused.empty()) {
+      schema.refused_key_indexes.push_back("unique index \"" + index.name + "\" " + refused);
+      continue;
+    }
+    if (chosen == nullptr || index.columns.size() < chosen->columns.size() ||
+        (index.columns.size() == chosen->columns.size() && index.name < chosen->name)) {
+      chosen = &index;
+    }
+  }
+  if (chosen == nullptr) return;
+  schema.primary_key = chosen->columns;
+  schema.key_index = chosen->name;
 }
 
 CursorValue CursorValueOf(const RowBatch& batch, size_t row, size_t column) {

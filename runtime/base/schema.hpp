@@ -55,6 +55,13 @@ struct TableSchema {
   std::string query;
   std::vector<ColumnInfo> columns;
   std::vector<std::string> primary_key;
+  /// For a table without a primary key: the unique index `primary_key` was taken from
+  /// (TakeKeyFromUniqueIndex); empty when the key is the primary key or there is none.
+  std::string key_index;
+  /// For a table without a primary key: its unique indexes that cannot be its key, each
+  /// with why (`unique index "u" has the nullable column "c"`), for the message of a table
+  /// left without one.
+  std::vector<std::string> refused_key_indexes;
   int64_t row_estimate = -1;  ///< -1 when unknown
 
   /// Index of a column by exact name, or -1.
@@ -62,6 +69,24 @@ struct TableSchema {
   /// A stable digest of the column names and types (for `_siphon_state.schema_hash`).
   std::string Hash() const;
 };
+
+/// A unique index of a table, as its adapter reflected it.
+struct UniqueIndex {
+  std::string name;
+  std::vector<std::string> columns;  ///< its key columns, in index order
+  /// Why the index cannot identify rows as a primary key would, whatever its columns (it is
+  /// partial, indexes an expression, a prefix …): "is partial". Empty when it can.
+  std::string unusable;
+};
+
+/// For a table without a primary key: takes as its key a unique index that identifies rows
+/// as a primary key would — usable (UniqueIndex::unusable empty), over columns that are all
+/// NOT NULL (NULLs are never equal, and no keyset page can pass one) and of a type a key can
+/// have (one that orders). Of several, the one of fewest columns, then the first by name, so
+/// every run picks the same. Sets primary_key and key_index; the others go, each with why,
+/// to refused_key_indexes (those usable but not chosen are not listed). A table with a
+/// primary key is left as it is.
+void TakeKeyFromUniqueIndex(TableSchema& schema, const std::vector<UniqueIndex>& indexes);
 
 /// A binary cursor or key value (bytea, BINARY(16) uuids, SQLite blobs): its bytes, kept
 /// apart from text so each source compares and binds it as bytes.

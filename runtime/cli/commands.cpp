@@ -685,8 +685,13 @@ class Checker {
                 << (c.text_form ? " (the source's text form: no conversion for this type)" : "")
                 << "\n";
     }
-    std::cout << "  key:     " << Join(plan->key) << (t.key.empty() ? " (primary key)" : "")
-              << "\n";
+    std::cout << "  key:     " << Join(plan->key);
+    if (t.key.empty() && !schema->key_index.empty()) {
+      std::cout << " (unique index \"" << schema->key_index << "\": the table has no primary key)";
+    } else if (t.key.empty()) {
+      std::cout << " (primary key)";
+    }
+    std::cout << "\n";
     if (plan->incremental) {
       std::cout << "  mode:    incremental, cursor (" << Join(plan->order_by) << ")";
       if (plan->lookback_seconds) std::cout << ", lookback " << *plan->lookback_seconds << " s";

@@ -54,10 +54,14 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
         candidates.empty()
             ? std::string("NOT NULL columns (the source declares none of its columns NOT NULL)")
             : "from its NOT NULL columns: " + candidates;
+    // A unique index that came close says why it is not the key: fixing it on the source
+    // (NOT NULL on a column) may be what the author wants.
+    std::string refused;
+    for (const auto& r : schema.refused_key_indexes) refused += "; " + r;
     return Status(ErrorKind::kConfig, where +
                                           " has no primary key: name the columns that identify "
                                           "a row with key = { … }, " +
-                                          from);
+                                          from + refused);
   }
   for (const auto& k : plan.key) {
     if (Status st = require_column(k, "key"); !st.ok()) return st;

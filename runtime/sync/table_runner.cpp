@@ -328,12 +328,19 @@ void TableRunner::OnReflected(Result<TableSchema> schema) {
     return;
   }
   stats_.row_estimate = schema->row_estimate;
-  if (plan_ && schema_ && schema->Hash() == schema_->Hash()) {
+  if (plan_ && schema_ && schema->Hash() == schema_->Hash() &&
+      schema->key_index == schema_->key_index) {
     StartPulling();  // nothing changed since the last run
     return;
   }
   Result<TablePlan> plan = MakePlan(decl_, *schema);
   if (!plan.ok()) {
+    if (decl_.key.empty() && schema->primary_key.empty() && !key_index_.empty()) {
+      // The rows siphon holds were keyed by that index: the message says where the key went.
+      plan = Status(plan.status().kind(), plan.status().message() + " (until now the key was " +
+                                              "the unique index \"" + key_index_ +
+                                              "\", which the source no longer has as such)");
+    }
     Fail(plan.status());
     MaybeFinishRun();
     return;
@@ -365,6 +372,18 @@ void TableRunner::OnReflected(Result<TableSchema> schema) {
       log_->warn("column \"{}\" has type {}, which siphon stores as its text form", c.name,
                  c.source_type);
     }
+  }
+  if (decl_.key.empty() && schema->key_index != key_index_) {
+    if (!schema->key_index.empty()) {
+      log_->info("the source table has no primary key: its key {} is the unique index \"{}\"",
+                 CursorColumnsJson(plan->key), schema->key_index);
+    } else if (!key_index_.empty() && !plan->key.empty()) {
+      log_->info(
+          "the source table now has the primary key {}: it is the key, in place of the "
+          "unique index \"{}\"",
+          CursorColumnsJson(plan->key), key_index_);
+    }
+    key_index_ = schema->key_index;
   }
   schema_ = std::move(*schema);
   plan_ = std::move(*plan);

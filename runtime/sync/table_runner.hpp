@@ -232,6 +232,9 @@ class TableRunner {
   bool accept_schema_ = false;      // resumed after a pause for a schema change
   bool paused_for_schema_ = false;  // paused by on_schema_change (a resume accepts the change)
   std::set<std::string> warned_text_form_;  // "column\ntype" already named as text form
+  // The unique index the key was last taken from (the source table has no primary key), kept
+  // across runs so a run that finds it gone, or a primary key in its place, says so.
+  std::string key_index_;
   std::chrono::steady_clock::time_point run_started_;
   // Reconcile (deletes = { reconcile = … }): at the end of a run that caught up, when due.
   std::unique_ptr<Reconciler> reconciler_;

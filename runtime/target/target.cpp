@@ -525,8 +525,9 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     return Status(ErrorKind::kConfig,
                   "the target table " + spec.name + " has the PRIMARY KEY " +
                       CursorColumnsJson(old_key) +
-                      ", but the table now has no key (the source table has no primary key "
-                      "and the script gives no `key`): give `key = { … }`, or drop the target "
+                      ", but the table now has no key (the source table has no primary key nor "
+                      "a unique index over NOT NULL columns, and the script gives no `key`): "
+                      "give `key = { … }`, or drop the target "
                       "table and its _siphon_state row to start over");
   }
   // What this prepare changes commits at once: a column added for a backfill never without

@@ -643,9 +643,72 @@ TEST_F(MysqlSync, ASlowMysqlQueryDoesNotDelayAPostgresTable) {
   EXPECT_LT(std::stod(log[0][2].value_or("0")), -1500.0) << log[0][2].value_or("NULL");
 }
 
+// A table without a primary key but with a UNIQUE key over NOT NULL columns (the key InnoDB
+// itself clusters such a table by) is keyed by it: paged by it, upserted by it, rows deleted
+// on the source swept. Of several, the one of fewest columns, then the first by name. It was
+// refused (exit 2) for want of `key`.
+TEST_F(MysqlSync, ATableWithAUniqueNotNullKeyIsKeyedByIt) {
+  db_.Exec(R"sql(
+    CREATE TABLE legacy (code VARCHAR(20) NOT NULL, region INT NOT NULL, ref BIGINT NOT NULL,
+                         alt BIGINT NOT NULL, name VARCHAR(40),
+                         UNIQUE KEY legacy_code_region (code, region), UNIQUE KEY legacy_z_ref (ref),
+                         UNIQUE KEY legacy_alt (alt));
+    INSERT INTO legacy SELECT CONCAT('c', seq), seq % 3, seq, 1000 - seq, CONCAT('n', seq)
+      FROM seq_1_to_25;
+  )sql");
+  std::string script =
+      Script("siphon.replicate 'legacy' { source = my, from = 'legacy', batch = 4 }\n");
+  auto r = Siphon({"check", script});
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.out.find("key:     alt (unique index \"legacy_alt\": the table has no primary key)"),
+            std::string::npos)
+      << Dump(r);
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("its key [\"alt\"] is the unique index \"legacy_alt\""), std::string::npos)
+      << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(name) FROM pragma_table_info('legacy') WHERE pk > 0"),
+            "alt");
+  const std::string target_sums =
+      "SELECT count(*) || '/' || sum(ref) || '/' || sum(length(name)) FROM legacy";
+  const std::string source_sums =
+      "SELECT CONCAT(count(*), '/', sum(ref), '/', sum(length(name))) FROM legacy";
+  EXPECT_EQ(TargetScalar(target_sums), db_.Scalar(source_sums));
+  db_.Exec(R"sql(
+    UPDATE legacy SET name = 'renamed' WHERE ref = 7;
+    DELETE FROM legacy WHERE ref IN (3, 20);
+    INSERT INTO legacy VALUES ('new', 1, 99, 5, 'added');
+  )sql");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar(target_sums), db_.Scalar(source_sums));
+  EXPECT_EQ(TargetScalar("SELECT name FROM legacy WHERE ref = 7"), "renamed");
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM legacy WHERE ref IN (3, 20)"), "0");
+}
+
+// A UNIQUE key that cannot stand for a primary key is not the key: one over a nullable column,
+// one over a prefix of a column (unique, but a page ordered by the whole column cannot be read
+// in its order), a hash one (a UNIQUE over a long TEXT). The message names each and why.
+TEST_F(MysqlSync, AUniqueKeyThatIsNotLikeAPrimaryKeyIsNotTheKey) {
+  db_.Exec(R"sql(
+    CREATE TABLE loose (a INT, b VARCHAR(40) NOT NULL, c TEXT NOT NULL,
+                        UNIQUE KEY loose_a (a), UNIQUE KEY loose_b_prefix (b(10)),
+                        UNIQUE KEY loose_c (c));
+  )sql");
+  auto r = Siphon({"check", Script("siphon.replicate 'loose' { source = my, from = 'loose' }\n")});
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("has no primary key: name the columns that identify a row with key = "
+                       "{ … }, from its NOT NULL columns: \"b\", \"c\"; unique index \"loose_a\" "
+                       "has the nullable column \"a\"; unique index \"loose_b_prefix\" indexes "
+                       "only a prefix of the column \"b\"; unique index \"loose_c\" is a HASH "
+                       "index, which cannot give the rows in order"),
+            std::string::npos)
+      << Dump(r);
+}
+
 TEST_F(MysqlSync, ATableWithoutAKeyIsRefusedOrAppended) {
   db_.Exec(R"sql(
-    CREATE TABLE nokey (seq BIGINT NOT NULL AUTO_INCREMENT, msg VARCHAR(20), UNIQUE KEY (seq));
+    CREATE TABLE nokey (seq BIGINT NOT NULL AUTO_INCREMENT, msg VARCHAR(20), KEY (seq));
     INSERT INTO nokey (msg) SELECT CONCAT('m', seq) FROM seq_1_to_250;
   )sql");
   auto r = Once(Script("siphon.replicate 'nokey' { source = my, from = 'nokey' }\n"));
@@ -739,6 +802,8 @@ TEST_F(MysqlSync, TheMysqlExampleChecksAgainstTheTestServer) {
       order_id BIGINT UNSIGNED NOT NULL, kind VARCHAR(20) NOT NULL);
     CREATE TABLE products (sku VARCHAR(20) PRIMARY KEY, name VARCHAR(50), price DECIMAL(10,2),
       active TINYINT(1), stock INT);
+    CREATE TABLE fx_rates (currency CHAR(3) NOT NULL, day DATE NOT NULL, rate DECIMAL(12,6),
+      UNIQUE KEY fx_rates_day (currency, day));
   )sql");
   const ServerEnv& s = Servers();
   auto r = siphon::test::Run(
@@ -752,6 +817,10 @@ TEST_F(MysqlSync, TheMysqlExampleChecksAgainstTheTestServer) {
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
   EXPECT_NE(r.out.find("orders"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("`updated_at` >= ? AND (`updated_at` > ? OR `id` > ?)"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("key:     currency, day (unique index \"fx_rates_day\": the table has no "
+                       "primary key)"),
+            std::string::npos)
       << r.out;
   EXPECT_FALSE(std::filesystem::exists(Replica()));
 }

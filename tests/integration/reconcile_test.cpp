@@ -169,6 +169,27 @@ TEST_F(PgReconcile, CompositeTextKeysAndAnEmptiedSource) {
   EXPECT_EQ(TargetScalar("SELECT count(*) FROM members"), "0");
 }
 
+// A table keyed by a unique index (it has no primary key) reconciles by it as by one.
+TEST_F(PgReconcile, AKeyFromAUniqueIndexFindsDeletes) {
+  db_.Exec(R"sql(
+    CREATE TABLE readings (sensor text NOT NULL, n int4 NOT NULL, at int8 NOT NULL, v float8);
+    CREATE UNIQUE INDEX readings_sensor_n ON readings (sensor, n);
+    INSERT INTO readings SELECT 'sensor ' || (g % 5), g, g, g / 3.0 FROM generate_series(1, 3000) g;
+  )sql");
+  std::string script = Script(R"(siphon.replicate "readings" {
+    source = pg, cursor = "at", deletes = { reconcile = "1s" } })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM readings"), "3000");
+  db_.Exec("DELETE FROM readings WHERE n % 61 = 0");
+  WaitForReconcile();
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(n) FROM readings"),
+            db_.Scalar("SELECT count(*) || '/' || sum(n) FROM readings"));
+  EXPECT_EQ(LastReconcile("readings").substr(LastReconcile("readings").find('/')), "/49");
+}
+
 TEST_F(PgReconcile, ACharKeyIsDigestedWithItsPadding) {
   // The replica holds a char(n) as PostgreSQL prints it, padded: the source digests it so too.
   db_.Exec(R"sql(
@@ -406,6 +427,27 @@ TEST_F(MysqlReconcile, ThousandRandomDeletesOutOf100kAreFoundReadingFewKeys) {
                   .c_str());
 }
 
+// A table keyed by a UNIQUE key (it has no primary key) reconciles by it as by one.
+TEST_F(MysqlReconcile, AKeyFromAUniqueKeyFindsDeletes) {
+  db_.Exec(R"sql(
+    CREATE TABLE readings (sensor VARCHAR(20) NOT NULL, n INT NOT NULL, at BIGINT NOT NULL,
+                           v DOUBLE, UNIQUE KEY readings_sensor_n (sensor, n), KEY (at));
+    INSERT INTO readings SELECT CONCAT('sensor ', seq % 5), seq, seq, seq / 3 FROM seq_1_to_3000;
+  )sql");
+  std::string script = Script(R"(siphon.replicate "readings" {
+    source = my, cursor = "at", deletes = { reconcile = "1s" } })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM readings"), "3000");
+  db_.Exec("DELETE FROM readings WHERE n % 61 = 0");
+  WaitForReconcile();
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(n) FROM readings"),
+            db_.Scalar("SELECT CONCAT(COUNT(*), '/', SUM(n)) FROM readings"));
+  EXPECT_EQ(LastReconcile("readings").substr(LastReconcile("readings").find('/')), "/49");
+}
+
 TEST_F(MysqlReconcile, CompositeKeysWithText) {
   db_.Exec(R"sql(
     CREATE TABLE members (tenant VARCHAR(20) NOT NULL, n INT NOT NULL, seen BIGINT NOT NULL,
@@ -573,6 +615,27 @@ TEST_F(Reconcile, SqliteSourceRowsGoneAreDeleted) {
   r = siphon::test::Run({SIPHON_BIN, "once", script}, {});
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
   EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(id) FROM t"), "2940/4412580");
+  EXPECT_EQ(LastReconcile("t").substr(LastReconcile("t").find('/')), "/60");
+}
+
+// A SQLite table keyed by a UNIQUE index (it has no primary key) reconciles by it.
+TEST_F(Reconcile, SqliteRowsGoneAreDeletedByAUniqueIndexKey) {
+  std::string source = dir_.File("app.db");
+  SqliteExec(source,
+             "CREATE TABLE t (code TEXT NOT NULL, seq INTEGER NOT NULL);"
+             "CREATE UNIQUE INDEX t_code ON t (code);"
+             "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 3000) "
+             "INSERT INTO t SELECT 'c' || n, n FROM g;");
+  std::string script = Write("local app = siphon.sqlite { path = '" + source +
+                             "' }\nsiphon.replicate 't' { source = app, cursor = 'seq', "
+                             "deletes = { reconcile = '1s' } }\n");
+  auto r = siphon::test::Run({SIPHON_BIN, "once", script}, {});
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  SqliteExec(source, "DELETE FROM t WHERE seq % 50 = 7");
+  WaitForReconcile();
+  r = siphon::test::Run({SIPHON_BIN, "once", script}, {});
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(seq) FROM t"), "2940/4412580");
   EXPECT_EQ(LastReconcile("t").substr(LastReconcile("t").find('/')), "/60");
 }
 

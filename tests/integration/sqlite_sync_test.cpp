@@ -309,6 +309,70 @@ TEST_F(SqliteSync, ATextPrimaryKeyWithoutNotNullReplicates) {
 // PRIMARY KEY table column is not, so a view replicates by a key, by full refresh or with a
 // cursor. (Both tables were refused at start-up: "cursor column "id" of open_orders is
 // nullable", exit 2.)
+// A table without a primary key but with a UNIQUE index or constraint over NOT NULL columns
+// is keyed by it: paged by it, upserted by it, rows deleted on the source swept. Of several,
+// the one of fewest columns, then the first by name. It was refused (exit 2) for want of `key`.
+TEST_F(SqliteSync, ATableWithAUniqueNotNullIndexIsKeyedByIt) {
+  SourceExec(R"sql(
+    CREATE TABLE legacy (code TEXT NOT NULL, region INTEGER NOT NULL, ref INTEGER NOT NULL,
+                         alt INTEGER NOT NULL UNIQUE, name TEXT);
+    CREATE UNIQUE INDEX legacy_code_region ON legacy (code, region);
+    CREATE UNIQUE INDEX legacy_ref ON legacy (ref);
+    WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 25)
+    INSERT INTO legacy SELECT 'c' || n, n % 3, n, 1000 - n, 'n' || n FROM g;
+  )sql");
+  std::string script =
+      Script("siphon.replicate 'legacy' { source = app, from = 'legacy', batch = 4 }\n");
+  auto r = siphon::test::Run({SIPHON_BIN, "check", script});
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.out.find("key:     ref (unique index \"legacy_ref\": the table has no primary key)"),
+            std::string::npos)
+      << Dump(r);
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("its key [\"ref\"] is the unique index \"legacy_ref\""), std::string::npos)
+      << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(name) FROM pragma_table_info('legacy') WHERE pk > 0"),
+            "ref");
+  const std::string sums =
+      "SELECT count(*) || '/' || sum(alt) || '/' || sum(length(name)) FROM legacy";
+  EXPECT_EQ(TargetScalar(sums), SourceScalar(sums));
+  SourceExec(R"sql(
+    UPDATE legacy SET name = 'renamed' WHERE ref = 7;
+    DELETE FROM legacy WHERE ref IN (3, 20);
+    INSERT INTO legacy VALUES ('new', 1, 99, 5, 'added');
+  )sql");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar(sums), SourceScalar(sums));
+  EXPECT_EQ(TargetScalar("SELECT name FROM legacy WHERE ref = 7"), "renamed");
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM legacy WHERE ref IN (3, 20)"), "0");
+}
+
+// A UNIQUE index that cannot stand for a primary key is not the key: one over a nullable
+// column (SQLite lets it hold many NULLs), a partial one, one over an expression, one comparing
+// a column under a collation not its own (a NOCASE column holding "a" and "A" under a BINARY
+// index: equal to a page's comparison). The message names each and why.
+TEST_F(SqliteSync, AUniqueIndexThatIsNotLikeAPrimaryKeyIsNotTheKey) {
+  SourceExec(R"sql(
+    CREATE TABLE loose (a INTEGER UNIQUE, b INTEGER NOT NULL, c TEXT NOT NULL,
+                        d TEXT NOT NULL COLLATE NOCASE);
+    CREATE UNIQUE INDEX loose_b_partial ON loose (b) WHERE b > 0;
+    CREATE UNIQUE INDEX loose_lower_c ON loose (lower(c));
+    CREATE UNIQUE INDEX loose_d ON loose (d COLLATE BINARY);
+  )sql");
+  auto r = Once(Script("siphon.replicate 'loose' { source = app, from = 'loose' }\n"));
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("has no primary key: name the columns that identify a row with key = "
+                       "{ … }, from its NOT NULL columns: \"b\", \"c\", \"d\"; unique index "
+                       "\"loose_b_partial\" is partial (it has a WHERE clause); unique index "
+                       "\"loose_d\" compares the column \"d\" under a collation not its own; "
+                       "unique index \"loose_lower_c\" indexes an expression; unique index "
+                       "\"sqlite_autoindex_loose_1\" has the nullable column \"a\""),
+            std::string::npos)
+      << Dump(r);
+}
+
 TEST_F(SqliteSync, AViewReplicatesByTheKeyItTakesFromATable) {
   SourceExec(R"sql(
     CREATE TABLE orders (id INTEGER PRIMARY KEY, status TEXT, at TEXT NOT NULL);

@@ -205,6 +205,60 @@ TEST(Plan, TablesWithAKeyCarryThePassMarkAppendOnlyOnesDoNot) {
   EXPECT_FALSE(append->target.pass_marks);
 }
 
+// A table without a primary key takes its key from a unique index that identifies rows as
+// one would: usable, over NOT NULL columns of a type a key can have; of several, the fewest
+// columns, then the first name. Those refused say why, and the plan's message lists them.
+TEST(Plan, AUniqueIndexOverNotNullColumnsIsTheKeyOfATableWithoutOne) {
+  TableSchema s = Orders();
+  s.primary_key.clear();
+  s.columns.push_back({"sku", "text", ColumnType::kText, OrderKind::kText, false});
+  s.columns.push_back({"doc", "jsonb", ColumnType::kText, OrderKind::kOther, false});
+  const std::vector<UniqueIndex> indexes = {
+      {"orders_status", {"status"}, ""},  // nullable
+      {"orders_doc", {"doc"}, ""},        // no order
+      {"orders_lower", {}, "indexes an expression"},
+      {"orders_sku_at", {"sku", "updated_at"}, ""},  // usable, two columns
+      {"orders_z_sku", {"sku"}, ""},                 // usable, one column
+      {"orders_m_id", {"id"}, ""},                   // usable, one column, first by name
+      {"orders_recent", {"id"}, "is partial (it has a WHERE clause)"},
+  };
+  TableSchema chosen = s;
+  TakeKeyFromUniqueIndex(chosen, indexes);
+  EXPECT_EQ(chosen.primary_key, std::vector<std::string>({"id"}));
+  EXPECT_EQ(chosen.key_index, "orders_m_id");
+  // The order the catalog lists them in does not matter.
+  std::vector<UniqueIndex> reversed(indexes.rbegin(), indexes.rend());
+  TableSchema again = s;
+  TakeKeyFromUniqueIndex(again, reversed);
+  EXPECT_EQ(again.key_index, "orders_m_id");
+  auto plan = MakePlan(Decl(), chosen);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(plan->target.key, std::vector<std::string>({"id"}));
+  EXPECT_EQ(plan->order_by, std::vector<std::string>({"id"}));
+
+  // A primary key stays the key.
+  TableSchema with_pk = Orders();
+  TakeKeyFromUniqueIndex(with_pk, indexes);
+  EXPECT_EQ(with_pk.key_index, "");
+  EXPECT_EQ(with_pk.primary_key, std::vector<std::string>({"id"}));
+
+  // None usable: the plan's message says why of each.
+  TableSchema none = s;
+  TakeKeyFromUniqueIndex(none, {indexes[0], indexes[1], indexes[2], indexes[6]});
+  EXPECT_TRUE(none.primary_key.empty());
+  auto refused = MakePlan(Decl(), none);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find(
+                "has no primary key: name the columns that identify a row with key = { … }, "
+                "from its NOT NULL columns: \"id\", \"updated_at\", \"sku\"; unique index "
+                "\"orders_doc\" has the column \"doc\" of type jsonb, which cannot be a key (it "
+                "has no order); unique index \"orders_lower\" indexes an expression; unique "
+                "index \"orders_recent\" is partial (it has a WHERE clause); unique index "
+                "\"orders_status\" has the nullable column \"status\""),
+            std::string::npos)
+      << refused.status().message();
+}
+
 TEST(Backoff, GrowsExponentiallyWithJitterAndCap) {
   std::mt19937_64 rng(1);
   using std::chrono::milliseconds;
