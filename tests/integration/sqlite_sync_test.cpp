@@ -349,6 +349,29 @@ TEST_F(SqliteSync, ATableWithAUniqueNotNullIndexIsKeyedByIt) {
   EXPECT_EQ(TargetScalar("SELECT count(*) FROM legacy WHERE ref IN (3, 20)"), "0");
 }
 
+// A table appended without a key gets one when a UNIQUE index over NOT NULL columns appears:
+// the replica is rebuilt under it and pulled again, each row once (not appended twice).
+TEST_F(SqliteSync, AnAppendedTableIsRekeyedWhenAUniqueIndexAppears) {
+  SourceExec(R"sql(
+    CREATE TABLE log (seq INTEGER NOT NULL, msg TEXT NOT NULL);
+    WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 30)
+    INSERT INTO log SELECT n, 'm' || n FROM g;
+  )sql");
+  std::string script = Script(
+      "siphon.replicate 'log' { source = app, from = 'log', write = 'append', cursor = 'seq', "
+      "batch = 7 }\n");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM pragma_table_info('log') WHERE pk > 0"), "0");
+  SourceExec("CREATE UNIQUE INDEX log_seq ON log (seq); INSERT INTO log VALUES (31, 'm31');");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("the key changed from [] to [\"seq\"]"), std::string::npos) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(name) FROM pragma_table_info('log') WHERE pk > 0"),
+            "seq");
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(seq) FROM log"), "31/496");
+}
+
 // A UNIQUE index that cannot stand for a primary key is not the key: one over a nullable
 // column (SQLite lets it hold many NULLs), a partial one, one over an expression, one comparing
 // a column under a collation not its own (a NOCASE column holding "a" and "A" under a BINARY
