@@ -241,6 +241,45 @@ TEST_F(MysqlAdapterTest, PageQueryIsAnIndexRangeScan) {
   EXPECT_EQ(page->at(0, 0).i, 5950);  // 00:09:55 is the first second of the window
 }
 
+// A table without a primary key is reflected with the key of its UNIQUE key over NOT NULL
+// columns, and a page by it is a range scan of that index, without a sort.
+TEST_F(MysqlAdapterTest, AUniqueKeyReflectedAsTheKeyPagesByItsIndex) {
+  test::MyDb db;
+  db.Exec(
+      "CREATE TABLE u (code VARCHAR(10) NOT NULL, region INT NOT NULL, note VARCHAR(20), "
+      "UNIQUE KEY u_note (note), UNIQUE KEY u_code_region (code, region));"
+      "INSERT INTO u SELECT CONCAT('c', seq % 100), seq DIV 100, NULL FROM seq_0_to_9999;"
+      "ANALYZE TABLE u");
+  auto conn = NewConnection(db);
+  ASSERT_TRUE(Connect(*conn).ok());
+  auto schema = Reflect(*conn, "u");
+  ASSERT_TRUE(schema.ok()) << schema.status().ToString();
+  EXPECT_EQ(schema->primary_key, std::vector<std::string>({"code", "region"}));
+  EXPECT_EQ(schema->key_index, "u_code_region");
+  EXPECT_EQ(schema->refused_key_indexes,
+            std::vector<std::string>({"unique index \"u_note\" has the nullable column \"note\""}));
+  auto quote = [](std::string_view v) { return "'" + std::string(v) + "'"; };
+  PageQuery q;
+  q.columns = {"code", "region", "note"};
+  q.order_by = schema->primary_key;
+  q.after = Cursor{std::string("c50"), int64_t{40}};
+  q.limit = 100;
+  auto params = PageParameters(*schema, q, quote);
+  ASSERT_TRUE(params.ok());
+  auto sql = BuildPageSql(*schema, q, &*params);
+  ASSERT_TRUE(sql.ok());
+  auto plan = QueryText(*conn, "EXPLAIN " + *sql);
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0][3].value_or(""), "range") << *sql;
+  EXPECT_EQ(plan[0][5].value_or(""), "u_code_region") << *sql;
+  EXPECT_EQ(plan[0][9].value_or("").find("filesort"), std::string::npos) << *sql;
+  auto page = Pull(*conn, *schema, q);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->rows(), 100u);
+  EXPECT_EQ(page->bytes(page->at(0, 0)), "c50");
+  EXPECT_EQ(page->at(0, 1).i, 41);
+}
+
 std::string Base64Decode(std::string_view in) {
   static const std::string chars =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -754,6 +754,38 @@ TEST_F(PgPaging, PageQueriesUseTheIndex) {
   }
 }
 
+// A table without a primary key is reflected with the key of its unique index over NOT NULL
+// columns (INCLUDE columns left out), and a page by it reads that index, without a sort.
+TEST_F(PgPaging, AUniqueIndexReflectedAsTheKeyPagesByIt) {
+  db_.Exec(R"sql(
+    CREATE TABLE u (code text NOT NULL, region int4 NOT NULL, note text);
+    CREATE UNIQUE INDEX u_code_region ON u (code, region) INCLUDE (note);
+    INSERT INTO u SELECT 'c' || (g % 100), g / 100, 'n' FROM generate_series(0, 99999) g;
+    ANALYZE u;
+  )sql");
+  auto& c = Conn();
+  auto t = Reflect(c, "public.u");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->primary_key, std::vector<std::string>({"code", "region"}));
+  EXPECT_EQ(t->key_index, "u_code_region");
+  PageQuery q;
+  q.columns = {"code", "region", "note"};
+  q.order_by = t->primary_key;
+  q.after = Cursor{std::string("c50"), int64_t{40}};
+  q.limit = 1000;
+  std::string sql = c.PageSql(*t, q);
+  Rows plan = db_.Query("EXPLAIN " + Inline(sql, {"c50", "40"}));
+  std::string text;
+  for (const auto& row : plan) text += row[0].value_or("") + "\n";
+  EXPECT_NE(text.find("Scan using u_code_region"), std::string::npos) << sql << "\n" << text;
+  EXPECT_EQ(text.find("Sort"), std::string::npos) << text;
+  auto page = Pull(c, *t, q);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->rows(), 1000u);
+  EXPECT_EQ(page->bytes(page->at(0, 0)), "c50");
+  EXPECT_EQ(page->at(0, 1).i, 41);
+}
+
 // `query = "SELECT …"`: the server describes the result; a column taken as it is from a
 // NOT NULL table column stays NOT NULL, an outer join's or an expression's may be NULL.
 // A column taken as it is from a view's is NOT NULL when the view's own query says so, however
