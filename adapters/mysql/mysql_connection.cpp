@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <mutex>
@@ -707,14 +708,26 @@ void MysqlConnection::Pull(const TableSchema& table, const PageQuery& query,
     int idx = table.Find(name);
     floats.push_back(idx >= 0 && IsSingleFloat(table.columns[idx].source_type));
   }
+  // Rows the server holds equal whose bytes differ carry keys telling so (order_keys).
+  std::vector<size_t> order_sources;
+  const std::vector<std::string> collated = CollationKeyColumns(table, query);
+  if (!collated.empty()) {
+    for (const auto& name : query.order_by) {
+      auto key = std::find(collated.begin(), collated.end(), name);
+      order_sources.push_back(key != collated.end()
+                                  ? names.size() + (key - collated.begin())
+                                  : std::find(names.begin(), names.end(), name) - names.begin());
+    }
+  }
   QueryRows(std::move(*sql), std::move(names), std::move(floats), table.qualified_name,
-            "pull " + Named(table), query.limit, std::move(done));
+            "pull " + Named(table), query.limit, std::move(done), std::move(order_sources));
 }
 
 void MysqlConnection::QueryRows(std::string sql, std::vector<std::string> names,
                                 std::vector<bool> floats, std::string table_name,
                                 std::string context, size_t expected_rows,
-                                std::function<void(Result<RowBatch>)> done) {
+                                std::function<void(Result<RowBatch>)> done,
+                                std::vector<size_t> order_sources) {
   struct PageState {
     RowBatch batch;
     std::vector<MysqlDecoder> decoders;
@@ -726,6 +739,11 @@ void MysqlConnection::QueryRows(std::string sql, std::vector<std::string> names,
   auto page = std::make_shared<PageState>();
   page->batch = RowBatch(names.size());
   page->batch.Reserve(expected_rows, 0);
+  if (!order_sources.empty()) page->batch.order_keys.reserve(expected_rows);
+  // The collation keys follow the columns: they are read into order_keys, not decoded.
+  size_t fields = names.size();
+  for (size_t source : order_sources) fields = std::max(fields, source + 1);
+  const size_t values = names.size();
   abort_ = [done](Status s) { done(std::move(s)); };
   Execute(
       std::move(sql),
@@ -742,9 +760,20 @@ void MysqlConnection::QueryRows(std::string sql, std::vector<std::string> names,
         }
         page->zero_dates.assign(n, false);
       },
-      [page](MYSQL_ROW row, unsigned long* lengths) {
-        size_t n = page->decoders.size();
+      [page, values, order_sources = std::move(order_sources)](MYSQL_ROW row,
+                                                               unsigned long* lengths) {
+        size_t n = std::min(page->decoders.size(), values);
         page->row_zero_dates.clear();
+        if (!order_sources.empty()) {
+          // Each part as its length and bytes (a NULL as a length no value has).
+          std::string& key = page->batch.order_keys.emplace_back();
+          for (size_t source : order_sources) {
+            if (source >= page->decoders.size()) continue;
+            const uint32_t size = row[source] ? static_cast<uint32_t>(lengths[source]) : ~0u;
+            key.append(reinterpret_cast<const char*>(&size), sizeof size);
+            if (row[source]) key.append(row[source], lengths[source]);
+          }
+        }
         for (size_t i = 0; i < n; ++i) {
           if (!row[i]) {
             page->batch.AddNull();
@@ -759,7 +788,7 @@ void MysqlConnection::QueryRows(std::string sql, std::vector<std::string> names,
           if (outcome == DecodeOutcome::kInvalid) page->invalid = true;
         }
       },
-      [this, done, page, names, table_name, context](Status status) {
+      [this, done, page, names, fields, table_name, context](Status status) {
         abort_ = nullptr;
         if (!status.ok()) {
           Status s = status.WithContext(context);
@@ -773,10 +802,10 @@ void MysqlConnection::QueryRows(std::string sql, std::vector<std::string> names,
               ->warn("column \"{}\" holds zero dates ('0000-00-00'); they are replicated as NULL",
                      names[i]);
         }
-        if (page->decoders.size() != names.size()) {
+        if (page->decoders.size() != fields) {
           Status s(ErrorKind::kQuery, context + ": the query returned " +
                                           std::to_string(page->decoders.size()) +
-                                          " columns, expected " + std::to_string(names.size()));
+                                          " columns, expected " + std::to_string(fields));
           Defer([done, s] { done(s); });
           return;
         }

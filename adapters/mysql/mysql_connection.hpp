@@ -114,10 +114,13 @@ class MysqlConnection final : public SourceConnection {
                std::function<void(Status)> done);
   /// Runs a query whose columns are `names` and decodes its rows as Pull does (the
   /// connection must be open and idle). `floats[i]` marks a FLOAT column the query reads as
-  /// a double (BuildPageSql), decoded with MysqlDecoder::kFloat.
+  /// a double (BuildPageSql), decoded with MysqlDecoder::kFloat. `order_sources`, when not
+  /// empty, gives for each order column the result column its RowBatch::order_keys part is
+  /// read from: its value, or one of the collation keys that follow `names`.
   void QueryRows(std::string sql, std::vector<std::string> names, std::vector<bool> floats,
                  std::string table_name, std::string context, size_t expected_rows,
-                 std::function<void(Result<RowBatch>)> done);
+                 std::function<void(Result<RowBatch>)> done,
+                 std::vector<size_t> order_sources = {});
   /// The current client error as a Status (and drops a broken connection).
   Status TakeError(std::string_view context);
   /// Closes the MySQL handle and the uv handles without blocking, even mid-operation.

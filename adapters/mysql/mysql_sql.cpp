@@ -251,6 +251,24 @@ Result<std::vector<std::string>> PageParameters(const TableSchema& table, const 
   return params;
 }
 
+std::vector<std::string> CollationKeyColumns(const TableSchema& table, const PageQuery& query) {
+  const bool unique =
+      !table.primary_key.empty() &&
+      std::all_of(table.primary_key.begin(), table.primary_key.end(), [&](const std::string& k) {
+        return std::find(query.order_by.begin(), query.order_by.end(), k) != query.order_by.end();
+      });
+  std::vector<std::string> out;
+  if (unique) return out;
+  for (const auto& name : query.order_by) {
+    int idx = table.Find(name);
+    if (idx < 0 || table.columns[idx].order != OrderKind::kText) continue;
+    const std::string type = AsciiLower(table.columns[idx].source_type);
+    if (type.rfind("enum(", 0) == 0 || type.rfind("set(", 0) == 0) continue;
+    out.push_back(name);
+  }
+  return out;
+}
+
 Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& query,
                                  const std::vector<std::string>* params) {
   std::vector<std::string> columns = query.columns;
@@ -267,6 +285,11 @@ Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& quer
     if (IsSingleFloat(table.columns[idx].source_type)) {
       sql += " + 0e0 AS " + QuoteIdent(columns[i]);
     }
+  }
+  for (const auto& name : CollationKeyColumns(table, query)) {
+    const std::string c = QuoteIdent(name);
+    sql += ", TRIM(TRAILING WEIGHT_STRING(CONCAT(LEFT(" + c + ", 0), ' ') LEVEL 1) FROM " +
+           "WEIGHT_STRING(" + c + " LEVEL 1))";
   }
   sql += " FROM " + FromClause(table);
   std::vector<std::string> order;

@@ -50,9 +50,24 @@ Result<std::vector<std::string>> PageParameters(const TableSchema& table, const 
 /// is the exact keyset. With lookback: WHERE `c1` >= (? - INTERVAL ? MICROSECOND).
 /// A FLOAT column is read as `f` + 0e0 AS `f`, a double holding its exact value (the text
 /// protocol prints a FLOAT with six significant digits); decode it with MysqlDecoder::kFloat.
-/// Every identifier must be a column of `table` (kSchema otherwise).
+/// Every identifier must be a column of `table` (kSchema otherwise). After the columns come
+/// the collation keys of CollationKeyColumns, in its order.
 Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& query,
                                  const std::vector<std::string>* params);
+
+/// The order columns of a page whose values the server may hold equal though their bytes
+/// differ, when rows of the page can share their order values (the order does not hold the
+/// whole primary key): text under its collation, which ignores trailing spaces (PAD SPACE,
+/// `_bin` collations too) and, when case- or accent-insensitive, more ('a', 'A', 'á' and
+/// 'a ' are equal under utf8mb4_general_ci). The page selects a collation key for each:
+///   TRIM(TRAILING WEIGHT_STRING(CONCAT(LEFT(`c`, 0), ' ') LEVEL 1)
+///        FROM WEIGHT_STRING(`c` LEVEL 1))
+/// the column's primary weights without those of trailing spaces: equal for every two
+/// values the server holds equal (and for some it does not: NO PAD and case-sensitive
+/// multi-level collations compare more, which only keeps more rows in one page). Empty when
+/// rows cannot tie or every order column compares by its bytes. ENUM and SET columns compare
+/// by member, not by collation.
+std::vector<std::string> CollationKeyColumns(const TableSchema& table, const PageQuery& query);
 
 /// Reconcile's digest query (SourceConnection::DigestKeys), values as escaped literals:
 /// one row per non-empty part, (part, count, sum of the hashes' high halves, sum of their

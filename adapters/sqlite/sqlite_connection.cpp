@@ -486,6 +486,18 @@ void SqliteConnection::Pull(const TableSchema& table, const PageQuery& query,
     }
   }
   size_t columns = query.columns.empty() ? table.columns.size() : query.columns.size();
+  // Rows the collation holds equal whose bytes differ carry keys telling so (order_keys).
+  if (std::vector<size_t> keyed = OrderKeyColumns(table, query); !keyed.empty()) {
+    done = [done = std::move(done), keyed = std::move(keyed)](Result<RowBatch> rows) {
+      if (rows.ok()) {
+        rows->order_keys.reserve(rows->rows());
+        for (size_t r = 0; r < rows->rows(); ++r) {
+          rows->order_keys.push_back(OrderKeyOf(*rows, r, keyed));
+        }
+      }
+      done(std::move(rows));
+    };
+  }
   if (!table.query.empty()) {  // the sync run checks a query's keys itself
     RunRows(std::move(*sql), std::move(params), columns, "pull " + table.qualified_name,
             query.limit, std::move(done));

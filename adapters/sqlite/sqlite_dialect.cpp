@@ -1,5 +1,6 @@
 #include "adapters/sqlite/sqlite_dialect.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -118,6 +119,66 @@ Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& quer
   if (!order.empty()) sql += " ORDER BY " + order;
   sql += " LIMIT " + std::to_string(query.limit);
   return sql;
+}
+
+std::vector<size_t> OrderKeyColumns(const TableSchema& table, const PageQuery& query) {
+  auto ordered = [&](const std::string& k) {
+    return std::find(query.order_by.begin(), query.order_by.end(), k) != query.order_by.end();
+  };
+  const bool unique = !table.primary_key.empty() &&
+                      std::all_of(table.primary_key.begin(), table.primary_key.end(), ordered);
+  bool text = false;
+  std::vector<size_t> out;
+  for (const std::string& name : query.order_by) {
+    int idx = table.Find(name);
+    if (idx < 0) return {};
+    text = text || table.columns[idx].order == OrderKind::kText;
+    if (query.columns.empty()) {
+      out.push_back(static_cast<size_t>(idx));
+      continue;
+    }
+    auto it = std::find(query.columns.begin(), query.columns.end(), name);
+    if (it == query.columns.end()) return {};
+    out.push_back(static_cast<size_t>(it - query.columns.begin()));
+  }
+  if (unique || !text) return {};
+  return out;
+}
+
+std::string OrderKeyOf(const RowBatch& page, size_t row, const std::vector<size_t>& columns) {
+  std::string key;
+  for (size_t column : columns) {
+    const Cell& c = page.at(row, column);
+    double number = 0;
+    switch (c.type) {
+      case ValueType::kNull:
+        key += 'z';
+        continue;
+      case ValueType::kInt:
+      case ValueType::kReal:
+        number = c.type == ValueType::kInt ? static_cast<double>(c.i) : c.d;
+        if (number == 0) number = 0;  // -0.0 is 0
+        key += 'n';
+        key.append(reinterpret_cast<const char*>(&number), sizeof number);
+        continue;
+      case ValueType::kText:
+      case ValueType::kBlob: {
+        std::string_view bytes = page.bytes(c);
+        if (c.type == ValueType::kText) {
+          while (!bytes.empty() && bytes.back() == ' ') bytes.remove_suffix(1);
+        }
+        const uint32_t size = static_cast<uint32_t>(bytes.size());
+        key += c.type == ValueType::kText ? 't' : 'b';
+        key.append(reinterpret_cast<const char*>(&size), sizeof size);
+        for (char ch : bytes) {
+          const bool upper = c.type == ValueType::kText && ch >= 'A' && ch <= 'Z';
+          key += upper ? static_cast<char>(ch - 'A' + 'a') : ch;
+        }
+        continue;
+      }
+    }
+  }
+  return key;
 }
 
 std::optional<CursorValue> LookbackBound(const CursorValue& value, double seconds) {

@@ -43,6 +43,18 @@ std::string From(const TableSchema& table);
 /// ORDER BY "c1", "c2" LIMIT n. Every identifier must be a column of `table` (kSchema).
 Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& query);
 
+/// Where a page's rows can share their order values (the order does not hold the whole
+/// primary key) and a text order column may compare by NOCASE or RTRIM ('a', 'A' and 'a '
+/// equal), the page's positions (in `columns` of the page) of its order columns, which
+/// OrderKeyOf reads; empty otherwise (values equal when their bytes are).
+std::vector<size_t> OrderKeyColumns(const TableSchema& table, const PageQuery& query);
+
+/// A row's RowBatch::order_keys entry: its values at `columns`, text with ASCII letters in
+/// lower case and without trailing spaces (equal under BINARY, NOCASE and RTRIM alike, the
+/// collations SQLite has without an extension), numbers as doubles (SQLite holds 1 and 1.0
+/// equal).
+std::string OrderKeyOf(const RowBatch& page, size_t row, const std::vector<size_t>& columns);
+
 /// A query and the values bound to ?1…?n.
 struct BoundSql {
   std::string sql;

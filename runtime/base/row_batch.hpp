@@ -82,6 +82,7 @@ class RowBatch {
     cells_.clear();
     arena_.clear();
     last_row_source_text.clear();
+    order_keys.clear();
   }
   /// Keeps the first `rows` rows and the arena bytes they hold (the arena grows in cell
   /// order, so the first text or blob cell dropped marks where theirs end).
@@ -96,12 +97,21 @@ class RowBatch {
     }
     cells_.resize(keep);
     last_row_source_text.clear();  // it belonged to a row now gone
+    if (order_keys.size() > rows) order_keys.resize(rows);
   }
 
   /// Cells of the last row that are NULL though the source holds a value there which it
   /// orders (a MySQL zero date, replicated as NULL), with that value's text as the source
   /// prints it, by column: a page that ends on such a row continues from that text.
   std::vector<std::pair<size_t, std::string>> last_row_source_text;
+
+  /// When not empty, one per row: the row's order values (PageQuery::order_by) as the
+  /// source compares them, as bytes. Two rows the source holds equal have equal keys, though
+  /// their values' bytes may differ (text under a case-insensitive or PAD SPACE collation:
+  /// 'a', 'A' and 'a '); rows with equal keys may still differ (a key only ever makes them
+  /// kept together in one page). Empty: the source holds values equal exactly when their
+  /// bytes are.
+  std::vector<std::string> order_keys;
 
  private:
   void AddBytes(ValueType type, std::string_view v) {

@@ -704,10 +704,20 @@ void TableRunner::OnPage(Result<RowBatch> page) {
   // told apart: a full page ending inside such a group left the rest of the group behind (the
   // next page starts after its value). The group goes to the next page whole instead; a page
   // holding nothing but one group is pulled again, twice as large. (A page ending on MySQL
-  // zero dates, whose values only its last row knows, is left as it is.)
-  if (full && n > 0 && plan_->target.key.empty() && rows->last_row_source_text.empty()) {
+  // zero dates, whose values only its last row knows, is left as it is.) The source says
+  // which values are equal (RowBatch::order_keys) where it holds some equal whose bytes
+  // differ ('a', 'A' and 'a ' under a case-insensitive collation): the next page starts after
+  // the last value as the source compares it. Such a group can also end a page of a table
+  // whose key the source does not hold unique (a `key` the script gave).
+  const bool keyed_order = rows->order_keys.size() == n && n > 0;
+  if (full && n > 0 && (plan_->target.key.empty() || keyed_order) &&
+      rows->last_row_source_text.empty()) {
+    auto ties_last = [&](size_t row) {
+      return keyed_order ? rows->order_keys[row] == rows->order_keys[n - 1]
+                         : CursorOf(*plan_, *rows, row) == *next_after_;
+    };
     size_t group = n - 1;
-    while (group > 0 && CursorOf(*plan_, *rows, group - 1) == *next_after_) --group;
+    while (group > 0 && ties_last(group - 1)) --group;
     if (group == 0) {
       next_after_ = pulled_after_;
       page_limit_ = pulled_limit_ * 2;

@@ -721,6 +721,36 @@ TEST_F(SqliteSync, RowsSharingACursorValueAreNotSplitWithoutAKey) {
   EXPECT_EQ(TargetScalar("SELECT count(*) || ' ' || count(DISTINCT at || msg) FROM q"), "15 15");
 }
 
+// The same where SQLite's collation holds different values equal: NOCASE ('a', 'A') and RTRIM
+// ('a', 'a '). The page's last group was found by the values' bytes, and the next page asked
+// for values after the last one as the collation compares them: in pages of 2, 3 of 7 rows
+// replicated from each table.
+TEST_F(SqliteSync, RowsTheCollationHoldsEqualAreNotSkippedAtAPageEdgeWithoutAKey) {
+  SourceExec(
+      "CREATE TABLE nocase (name TEXT COLLATE NOCASE NOT NULL, n INTEGER);"
+      "INSERT INTO nocase VALUES ('a', 1), ('A', 2), ('a', 3), ('b', 4), ('B', 5), ('c', 6),"
+      "('C', 7);"
+      "CREATE TABLE rtrim (name TEXT COLLATE RTRIM NOT NULL, n INTEGER);"
+      "INSERT INTO rtrim VALUES ('a', 1), ('a ', 2), ('a  ', 3), ('b', 4), ('b ', 5), ('c', 6),"
+      "('c ', 7)");
+  const std::string script = Script(
+      "siphon.replicate 'nocase' { source = app, from = 'nocase', cursor = 'name', "
+      "write = 'append', batch = 2 }\n"
+      "siphon.replicate 'rtrim' { source = app, from = 'rtrim', cursor = 'name', "
+      "write = 'append', batch = 2 }\n");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(n) FROM nocase"), "7/28");
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(n) FROM rtrim"), "7/28");
+  SourceExec(
+      "INSERT INTO nocase VALUES ('d', 8), ('D', 9), ('e', 10);"
+      "INSERT INTO rtrim VALUES ('d', 8), ('d ', 9), ('e', 10)");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(n) FROM nocase"), "10/55");
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(n) FROM rtrim"), "10/55");
+}
+
 // The replica deleted (or another file renamed over it) under a running siphon: SQLite went
 // on writing the open file, which no path names any more, and every run said "synced 2 rows"
 // while `siphon status` found no replica. A run that writes now fails, naming what happened.

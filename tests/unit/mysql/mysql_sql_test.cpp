@@ -82,6 +82,30 @@ TEST(MysqlSql, AFloatColumnIsReadAsADouble) {
   EXPECT_FALSE(IsSingleFloat("double"));
 }
 
+// Rows that can share their order values (the order does not hold the whole primary key)
+// are told apart by the server's collation keys of their text order columns, selected after
+// the columns; ENUM and SET columns, numbers and times compare by their bytes.
+TEST(MysqlSql, TextOrderColumnsThatCanTieGetCollationKeys) {
+  TableSchema t = Orders();
+  t.columns.push_back({"size", "enum('s','m')", ColumnType::kText, OrderKind::kText, false});
+  PageQuery q;
+  q.columns = {"id", "code"};
+  q.order_by = {"updated_at", "code", "size"};
+  q.limit = 2;
+  EXPECT_EQ(CollationKeyColumns(t, q), std::vector<std::string>{"code"});
+  EXPECT_EQ(*BuildPageSql(t, q, nullptr),
+            "SELECT `id`, `code`, TRIM(TRAILING WEIGHT_STRING(CONCAT(LEFT(`code`, 0), ' ') LEVEL "
+            "1) FROM WEIGHT_STRING(`code` LEVEL 1)) FROM `shop`.`orders` ORDER BY `updated_at`, "
+            "`code`, `size` LIMIT 2");
+  // Under the primary key, no two rows share their order values.
+  q.order_by = {"code", "id"};
+  EXPECT_TRUE(CollationKeyColumns(t, q).empty());
+  t.primary_key.clear();
+  EXPECT_EQ(CollationKeyColumns(t, q), std::vector<std::string>{"code"});
+  q.order_by = {"id"};
+  EXPECT_TRUE(CollationKeyColumns(t, q).empty());
+}
+
 TEST(MysqlSql, KeysetPredicateOneTwoThreeColumns) {
   PageQuery q;
   q.columns = {"id"};

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <set>
 #include <thread>
+#include <type_traits>
 
 #include <gtest/gtest.h>
 
@@ -83,6 +84,54 @@ TEST(SqliteDialect, PageSql) {
 
 // A dot is part of a table's name unless it follows "main" or "temp", the only schemas of a
 // source connection ("my.table" was read as table "table" of a database "my": not found).
+// Order keys: equal for values NOCASE or RTRIM holds equal, and for 1 and 1.0, which SQLite
+// compares as one number; different for text and blob, or a number and its text.
+TEST(SqliteDialect, OrderKeysAreEqualWhereSQLiteComparesEqual) {
+  RowBatch page(2);
+  auto row = [&](auto value, int64_t n) {
+    using T = decltype(value);
+    if constexpr (std::is_same_v<T, double>) {
+      page.AddReal(value);
+    } else if constexpr (std::is_same_v<T, int64_t>) {
+      page.AddInt(value);
+    } else {
+      page.AddText(value);
+    }
+    page.AddInt(n);
+  };
+  row(std::string_view("Ab"), 1);    // 0
+  row(std::string_view("aB  "), 1);  // 1
+  row(std::string_view("ab"), 2);    // 2
+  row(int64_t{1}, 1);                // 3
+  row(1.0, 1);                       // 4
+  row(std::string_view("1"), 1);     // 5
+  row(std::string_view("é"), 1);     // 6
+  row(std::string_view("É"), 1);     // 7
+  page.AddBlob("ab");
+  page.AddInt(2);  // 8
+  auto key = [&](size_t r) { return OrderKeyOf(page, r, {0, 1}); };
+  EXPECT_EQ(key(0), key(1));
+  EXPECT_NE(key(1), key(2));
+  EXPECT_EQ(key(3), key(4));
+  EXPECT_NE(key(3), key(5));
+  EXPECT_NE(key(6), key(7));  // NOCASE folds ASCII letters only
+  EXPECT_NE(key(2), key(8));
+
+  TableSchema t;
+  t.qualified_name = "main.ev";
+  t.columns = {{"name", "TEXT", ColumnType::kText, OrderKind::kText, false},
+               {"n", "INTEGER", ColumnType::kInteger, OrderKind::kNumber, false}};
+  PageQuery q;
+  q.columns = {"n", "name"};
+  q.order_by = {"name"};
+  EXPECT_EQ(OrderKeyColumns(t, q), std::vector<size_t>{1});
+  q.order_by = {"n"};
+  EXPECT_TRUE(OrderKeyColumns(t, q).empty());  // numbers compare by their values' bytes
+  t.primary_key = {"name"};
+  q.order_by = {"name"};
+  EXPECT_TRUE(OrderKeyColumns(t, q).empty());  // no two rows share the primary key
+}
+
 TEST(SqliteDialect, ADotInATableNameIsPartOfIt) {
   struct Case {
     const char* name;
