@@ -20,7 +20,11 @@ constexpr const char* kReflectColumns =
     " (SELECT k.ord FROM pg_catalog.pg_index i,"
     "   unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)"
     "   WHERE i.indrelid = c.oid AND i.indisprimary AND k.attnum = a.attnum),"
-    " c.reltuples::float8, c.relkind";
+    " c.reltuples::float8, c.relkind,"
+    // A nondeterministic collation holds some values equal whose bytes differ (read through
+    // to_jsonb: the column is not there before PostgreSQL 12, which has no such collations).
+    " (SELECT co.collname FROM pg_catalog.pg_collation co WHERE co.oid = a.attcollation"
+    "   AND to_jsonb(co) ->> 'collisdeterministic' = 'false')";
 constexpr const char* kReflectFrom =
     " pg_catalog.pg_class c"
     " JOIN pg_catalog.pg_attribute a"
@@ -72,7 +76,9 @@ const char* const kQueryTypesSql =
     " COALESCE(a.attnotnull OR (at.typtype = 'd' AND at.typnotnull), false)"
     "  OR (t.typtype = 'd' AND t.typnotnull),"
     " COALESCE(bt.typtype, t.typtype),"
-    " a.attnum IS NOT NULL AND COALESCE(rc.relkind IN ('v', 'm'), false)"
+    " a.attnum IS NOT NULL AND COALESCE(rc.relkind IN ('v', 'm'), false),"
+    " (SELECT co.collname FROM pg_catalog.pg_collation co WHERE co.oid = a.attcollation"
+    "   AND to_jsonb(co) ->> 'collisdeterministic' = 'false')"
     " FROM unnest($1::oid[], $2::int4[], $3::oid[], $4::int2[]) WITH ORDINALITY"
     "  AS f(typ, mod, rel, col, ord)"
     " JOIN pg_catalog.pg_type t ON t.oid = f.typ"

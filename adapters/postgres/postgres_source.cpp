@@ -78,7 +78,7 @@ class PgSourceConnection : public SourceConnection {
             if (!r.ok()) return done(r.status().WithContext("reflect " + table));
             if (PQntuples(r->get()) == 0) return NotFound(table, parts, std::move(done));
             if (with_horizon) {
-              fetched_horizon_ = HorizonFrom(r->get(), 7);
+              fetched_horizon_ = HorizonFrom(r->get(), 8);
               fetched_at_ = std::chrono::steady_clock::now();
             }
             Result<TableSchema> schema = SchemaFrom(table, r->get());
@@ -652,6 +652,7 @@ class PgSourceConnection : public SourceConnection {
       c.order = cls.order;
       if (!PQgetisnull(res, r, 4)) key.emplace_back(atoi(PQgetvalue(res, r, 4)), c.name);
       c.text_form = cls.text_form;
+      if (!PQgetisnull(res, r, 7)) c.loose_collation = PQgetvalue(res, r, 7);
       schema.columns.push_back(std::move(c));
     }
     std::sort(key.begin(), key.end());
@@ -679,6 +680,7 @@ class PgSourceConnection : public SourceConnection {
       c.type = cls.type;
       c.order = cls.order;
       c.text_form = cls.text_form;
+      if (!PQgetisnull(res, row, 4)) c.loose_collation = PQgetvalue(res, row, 4);
     }
     return schema;
   }

@@ -43,6 +43,11 @@ struct ColumnInfo {
   /// The adapter has no conversion for the source type and keeps the source's text form; a
   /// run that replicates the column says so once (one left out by `columns` is not named).
   bool text_form = false;
+  /// The collation under which the source holds some different values of the column equal
+  /// ('a' and 'A'), when it cannot tell siphon which (PostgreSQL's nondeterministic
+  /// collations); empty when equal values are equal bytes, or the source says which
+  /// (RowBatch::order_keys).
+  std::string loose_collation = {};
 
   bool operator==(const ColumnInfo&) const = default;
 };

@@ -3,6 +3,8 @@
 // without siphon_core in its own tests) needs that vtable.
 #include "adapters/source.hpp"
 
+#include <algorithm>
+
 namespace siphon {
 
 void SourceConnection::SafeHorizon(const TableSchema&, const std::string&,
@@ -58,6 +60,27 @@ Status SourceConnection::CheckCursor(const TableSchema& table,
                         "Declare it NOT NULL on the source, or name NOT NULL columns that "
                         "identify a row in `key`");
     }
+  }
+  // Rows can share their order values unless the order holds the whole primary key, and a
+  // page is continued after its last row's values as the source compares them. Where the
+  // source holds different values equal without saying which, rows equal to the last one but
+  // for their bytes would be skipped at a page edge.
+  const bool unique =
+      !table.primary_key.empty() &&
+      std::all_of(table.primary_key.begin(), table.primary_key.end(), [&](const std::string& k) {
+        return std::find(order_by.begin(), order_by.end(), k) != order_by.end();
+      });
+  for (size_t i = 0; i < order_by.size() && !unique; ++i) {
+    const ColumnInfo& c = table.columns[table.Find(order_by[i])];
+    if (c.loose_collation.empty()) continue;
+    return Status(
+        ErrorKind::kConfig,
+        std::string(i < cursor_columns ? "cursor" : "key") + " column \"" + c.name + "\" of " +
+            table.qualified_name + " has the nondeterministic collation \"" + c.loose_collation +
+            "\", which holds some different values equal ('a' and 'A'), and siphon cannot tell "
+            "which: rows equal to the last of a page would be skipped. Give the table a cursor "
+            "column with a deterministic collation (an integer or a time), or a key that holds "
+            "its primary key");
   }
   if (has_lookback && !order_by.empty()) {
     int idx = table.Find(order_by[0]);
