@@ -55,6 +55,7 @@ long PeakRssKib(const std::string& script, const std::map<std::string, std::stri
 
 class Reconcile : public ::testing::Test {
  protected:
+  void ExpectSqliteDeletesReconciled(const std::string& create, const std::string& column);
   std::string Replica() const { return dir_.File("replica.db"); }
   std::string Write(const std::string& body) {
     std::string path = dir_.File("deploy.lua");
@@ -599,44 +600,39 @@ TEST_F(MysqlReconcile, AReconcileWhereEveryRangeDiffersHoldsLittleMemory) {
 #endif
 }
 
-TEST_F(Reconcile, SqliteSourceRowsGoneAreDeleted) {
+// A SQLite source table made by `create` (3000 rows, numbered by `column`): every 50th row
+// deleted at the source goes from the replica by the next reconcile.
+void Reconcile::ExpectSqliteDeletesReconciled(const std::string& create,
+                                              const std::string& column) {
   std::string source = dir_.File("app.db");
-  SqliteExec(source,
-             "CREATE TABLE t (id INTEGER PRIMARY KEY, code TEXT NOT NULL);"
-             "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 3000) "
-             "INSERT INTO t SELECT n, 'c' || n FROM g;");
+  SqliteExec(source, create +
+                         "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < "
+                         "3000) INSERT INTO t (" +
+                         column + ", code) SELECT n, 'c' || n FROM g;");
   std::string script = Write("local app = siphon.sqlite { path = '" + source +
-                             "' }\nsiphon.replicate 't' { source = app, cursor = 'id', "
-                             "deletes = { reconcile = '1s' } }\n");
+                             "' }\nsiphon.replicate 't' { source = app, cursor = '" + column +
+                             "', deletes = { reconcile = '1s' } }\n");
   auto r = siphon::test::Run({SIPHON_BIN, "once", script}, {});
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
-  SqliteExec(source, "DELETE FROM t WHERE id % 50 = 7");
+  SqliteExec(source, "DELETE FROM t WHERE " + column + " % 50 = 7");
   WaitForReconcile();
   r = siphon::test::Run({SIPHON_BIN, "once", script}, {});
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
-  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(id) FROM t"), "2940/4412580");
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(" + column + ") FROM t"), "2940/4412580");
   EXPECT_EQ(LastReconcile("t").substr(LastReconcile("t").find('/')), "/60");
+}
+
+TEST_F(Reconcile, SqliteSourceRowsGoneAreDeleted) {
+  ExpectSqliteDeletesReconciled("CREATE TABLE t (id INTEGER PRIMARY KEY, code TEXT NOT NULL);",
+                                "id");
 }
 
 // A SQLite table keyed by a UNIQUE index (it has no primary key) reconciles by it.
 TEST_F(Reconcile, SqliteRowsGoneAreDeletedByAUniqueIndexKey) {
-  std::string source = dir_.File("app.db");
-  SqliteExec(source,
-             "CREATE TABLE t (code TEXT NOT NULL, seq INTEGER NOT NULL);"
-             "CREATE UNIQUE INDEX t_code ON t (code);"
-             "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 3000) "
-             "INSERT INTO t SELECT 'c' || n, n FROM g;");
-  std::string script = Write("local app = siphon.sqlite { path = '" + source +
-                             "' }\nsiphon.replicate 't' { source = app, cursor = 'seq', "
-                             "deletes = { reconcile = '1s' } }\n");
-  auto r = siphon::test::Run({SIPHON_BIN, "once", script}, {});
-  ASSERT_EQ(r.exit_code, 0) << Dump(r);
-  SqliteExec(source, "DELETE FROM t WHERE seq % 50 = 7");
-  WaitForReconcile();
-  r = siphon::test::Run({SIPHON_BIN, "once", script}, {});
-  ASSERT_EQ(r.exit_code, 0) << Dump(r);
-  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(seq) FROM t"), "2940/4412580");
-  EXPECT_EQ(LastReconcile("t").substr(LastReconcile("t").find('/')), "/60");
+  ExpectSqliteDeletesReconciled(
+      "CREATE TABLE t (code TEXT NOT NULL, seq INTEGER NOT NULL);"
+      "CREATE UNIQUE INDEX t_code ON t (code);",
+      "seq");
 }
 
 }  // namespace
