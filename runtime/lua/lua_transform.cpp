@@ -180,7 +180,7 @@ Status LuaTransform::Apply(const std::vector<ColumnInfo>& in_columns, const RowB
     lua_Integer k = 0;
   };
   std::vector<Slot> by_address(slots);
-  auto slot_of = [&by_address, slots](const void* p) {
+  auto slot_of = [slots](const void* p) {
     size_t h = (reinterpret_cast<uintptr_t>(p) >> 4) * 0x9E3779B97F4A7C15ull;
     return static_cast<size_t>(h >> 32) & (slots - 1);
   };
