@@ -509,8 +509,7 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
         return loaded->host ? static_cast<int64_t>(loaded->host->memory_used()) : int64_t{0};
       };
       if (!once) admin_options.reload = [&reloader] { return reloader.Reload(); };
-      admin =
-          std::make_unique<AdminApi>(&loop, replicator, metrics, admin_options, std::move(bound));
+      admin = std::make_unique<AdminApi>(replicator, metrics, admin_options, std::move(bound));
       admin->LogServing(*http);
     }
     if (admin && !once) {

@@ -63,10 +63,9 @@ Result<std::unique_ptr<HttpServer>> AdminApi::Bind(uv_loop_t* loop, const Listen
   return server;
 }
 
-AdminApi::AdminApi(uv_loop_t* loop, Replicator& replicator, SyncMetrics& metrics,
-                   AdminOptions options, std::unique_ptr<HttpServer> server)
-    : loop_(loop),
-      replicator_(replicator),
+AdminApi::AdminApi(Replicator& replicator, SyncMetrics& metrics, AdminOptions options,
+                   std::unique_ptr<HttpServer> server)
+    : replicator_(replicator),
       metrics_(metrics),
       options_(std::move(options)),
       server_(std::move(server)) {

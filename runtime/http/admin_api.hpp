@@ -42,7 +42,7 @@ class AdminApi {
                                                   bool token, HttpLimits limits = {});
 
   /// Serves on `server` (from Bind).
-  AdminApi(uv_loop_t* loop, Replicator& replicator, SyncMetrics& metrics, AdminOptions options,
+  AdminApi(Replicator& replicator, SyncMetrics& metrics, AdminOptions options,
            std::unique_ptr<HttpServer> server);
   ~AdminApi();
   AdminApi(const AdminApi&) = delete;
@@ -73,7 +73,6 @@ class AdminApi {
   HttpResponse Reload();
   sqlite3* Reader();
 
-  uv_loop_t* loop_;
   Replicator& replicator_;
   SyncMetrics& metrics_;
   AdminOptions options_;

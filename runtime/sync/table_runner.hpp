@@ -171,8 +171,7 @@ class TableRunner {
   std::optional<TableSchema> schema_;  // reset after a failure: reflect again
   std::optional<TablePlan> plan_;
   std::optional<Cursor> committed_;  // the cursor in _siphon_state
-  bool state_loaded_ = false;
-  int attempt_ = 0;  // consecutive failed runs
+  int attempt_ = 0;                  // consecutive failed runs
   bool stopping_ = false;
   bool finished_ = false;
   std::function<void()> stopped_;
