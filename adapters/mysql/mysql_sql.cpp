@@ -252,13 +252,8 @@ Result<std::vector<std::string>> PageParameters(const TableSchema& table, const 
 }
 
 std::vector<std::string> CollationKeyColumns(const TableSchema& table, const PageQuery& query) {
-  const bool unique =
-      !table.primary_key.empty() &&
-      std::all_of(table.primary_key.begin(), table.primary_key.end(), [&](const std::string& k) {
-        return std::find(query.order_by.begin(), query.order_by.end(), k) != query.order_by.end();
-      });
   std::vector<std::string> out;
-  if (unique) return out;
+  if (table.OrderIsUnique(query.order_by)) return out;
   for (const auto& name : query.order_by) {
     int idx = table.Find(name);
     if (idx < 0 || table.columns[idx].order != OrderKind::kText) continue;

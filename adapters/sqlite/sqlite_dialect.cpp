@@ -122,11 +122,6 @@ Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& quer
 }
 
 std::vector<size_t> OrderKeyColumns(const TableSchema& table, const PageQuery& query) {
-  auto ordered = [&](const std::string& k) {
-    return std::find(query.order_by.begin(), query.order_by.end(), k) != query.order_by.end();
-  };
-  const bool unique = !table.primary_key.empty() &&
-                      std::all_of(table.primary_key.begin(), table.primary_key.end(), ordered);
   bool text = false;
   std::vector<size_t> out;
   for (const std::string& name : query.order_by) {
@@ -141,7 +136,7 @@ std::vector<size_t> OrderKeyColumns(const TableSchema& table, const PageQuery& q
     if (it == query.columns.end()) return {};
     out.push_back(static_cast<size_t>(it - query.columns.begin()));
   }
-  if (unique || !text) return {};
+  if (!text || table.OrderIsUnique(query.order_by)) return {};
   return out;
 }
 

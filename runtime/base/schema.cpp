@@ -33,6 +33,13 @@ int TableSchema::Find(std::string_view name) const {
   return -1;
 }
 
+bool TableSchema::OrderIsUnique(const std::vector<std::string>& order_by) const {
+  return !primary_key.empty() &&
+         std::all_of(primary_key.begin(), primary_key.end(), [&](const std::string& k) {
+           return std::find(order_by.begin(), order_by.end(), k) != order_by.end();
+         });
+}
+
 std::string TableSchema::Hash() const {
   // FNV-1a over "name:type;" of every column and the key: stable across builds and runs.
   uint64_t h = 1469598103934665603ull;

@@ -71,6 +71,9 @@ struct TableSchema {
 
   /// Index of a column by exact name, or -1.
   int Find(std::string_view name) const;
+  /// Whether rows in the order of `order_by` never share their order values: it holds every
+  /// column of the primary key (never, for a table without one).
+  bool OrderIsUnique(const std::vector<std::string>& order_by) const;
   /// A stable digest of the column names and types (for `_siphon_state.schema_hash`).
   std::string Hash() const;
 };

@@ -3,8 +3,6 @@
 // without siphon_core in its own tests) needs that vtable.
 #include "adapters/source.hpp"
 
-#include <algorithm>
-
 namespace siphon {
 
 void SourceConnection::SafeHorizon(const TableSchema&, const std::string&,
@@ -65,11 +63,7 @@ Status SourceConnection::CheckCursor(const TableSchema& table,
   // page is continued after its last row's values as the source compares them. Where the
   // source holds different values equal without saying which, rows equal to the last one but
   // for their bytes would be skipped at a page edge.
-  const bool unique =
-      !table.primary_key.empty() &&
-      std::all_of(table.primary_key.begin(), table.primary_key.end(), [&](const std::string& k) {
-        return std::find(order_by.begin(), order_by.end(), k) != order_by.end();
-      });
+  const bool unique = table.OrderIsUnique(order_by);
   for (size_t i = 0; i < order_by.size() && !unique; ++i) {
     const ColumnInfo& c = table.columns[table.Find(order_by[i])];
     if (c.loose_collation.empty()) continue;
