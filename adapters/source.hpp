@@ -57,6 +57,16 @@ class SourceConnection {
   virtual void Pull(const TableSchema& table, const PageQuery& query,
                     std::function<void(Result<RowBatch>)> done) = 0;
 
+  /// Pulls up to query.pages pages of query.limit rows with one statement: `page` gets each
+  /// page, in order, and the call with `last` true is the final one. Every page but the last
+  /// is full. The last holds the last rows (none when there were none) and is full when rows
+  /// may remain, as a page from Pull is: the statement stopped at query.pages pages, or the
+  /// source pulls one page at a time. An error comes as the last call, after whole pages
+  /// only. The source goes on producing while the pages are used: no round trip between
+  /// them. The default pulls one page.
+  virtual void PullPages(const TableSchema& table, const PageQuery& query,
+                         std::function<void(Result<RowBatch>, bool last)> page);
+
   /// The exact SQL Pull runs for this query (for `siphon check`), parameters as $n or ?.
   virtual std::string PageSql(const TableSchema& table, const PageQuery& query) const = 0;
 

@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <uv.h>
@@ -44,6 +45,24 @@ class SourceAwait {
   }
   Result<RowBatch> Pull(SourceConnection& c, const TableSchema& t, const PageQuery& q) {
     return Await<Result<RowBatch>>([&](auto done) { c.Pull(t, q, done); });
+  }
+  /// What PullPages handed over, in order: each page (or the error) with its `last` flag.
+  struct PulledPage {
+    Result<RowBatch> page;
+    bool last = false;
+  };
+  std::vector<PulledPage> PullPages(SourceConnection& c, const TableSchema& t, const PageQuery& q) {
+    std::vector<PulledPage> pages;
+    bool done = false;
+    c.PullPages(t, q, [&pages, &done](Result<RowBatch> r, bool last) {
+      pages.push_back(PulledPage{std::move(r), last});
+      done = last;
+    });
+    while (!done) {
+      if (uv_run(await_loop_, UV_RUN_ONCE) == 0 && !done) break;
+    }
+    if (!done) ADD_FAILURE() << "the last page never came";
+    return pages;
   }
 
  private:

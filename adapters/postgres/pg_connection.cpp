@@ -784,6 +784,13 @@ void PgConnection::CopyOut(std::string sql, std::function<void(std::string_view)
   if (state_ == State::kBusy) copy_row_ = std::move(row);  // else refused, its error posted
 }
 
+void PgConnection::CopyOut(std::string sql, std::function<void(const PGresult*)> start,
+                           std::function<void(std::string_view)> row,
+                           std::function<void(Result<PgResultPtr>)> done) {
+  CopyOut(std::move(sql), std::move(row), std::move(done));
+  if (state_ == State::kBusy) copy_start_ = std::move(start);
+}
+
 Status PgConnection::LostError() const {
   return Status(ErrorKind::kConnect,
                 Sanitize(PQerrorMessage(conn_), params_.password) + " (SQLSTATE 08006)");
@@ -857,6 +864,11 @@ void PgConnection::OnQueryIo(int events) {
       if (PQresultStatus(r) == PGRES_COPY_OUT && copy_row_) {
         copying_ = true;
         PQclear(r);
+        if (copy_start_) {
+          auto start = std::move(copy_start_);
+          copy_start_ = nullptr;
+          start(error_ ? nullptr : result_.get());
+        }
         continue;
       }
       if (PQresultStatus(r) == PGRES_FATAL_ERROR) {
@@ -875,6 +887,7 @@ void PgConnection::OnQueryIo(int events) {
 
 void PgConnection::FinishStatement() {
   copy_row_ = nullptr;
+  copy_start_ = nullptr;
   PgResultPtr result = std::move(result_);
   PgResultPtr error = std::move(error_);
   bool lost = PQstatus(conn_) != CONNECTION_OK;
@@ -931,6 +944,7 @@ void PgConnection::DropConnection() {
   flushing_ = false;
   copying_ = false;
   copy_row_ = nullptr;
+  copy_start_ = nullptr;
   result_.reset();
   error_.reset();
   if (timer_ != nullptr) uv_timer_stop(timer_);

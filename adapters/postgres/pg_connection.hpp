@@ -120,6 +120,12 @@ class PgConnection {
   /// same implicit transaction, and `done` gets the last one's result.
   void CopyOut(std::string sql, std::function<void(std::string_view)> row,
                std::function<void(Result<PgResultPtr>)> done);
+  /// The same, where statements come before the COPY (`sql` is "…; COPY … TO STDOUT"):
+  /// `start` gets the result of the statement before it when the COPY starts, before any
+  /// row. `done` then gets the COPY's own result.
+  void CopyOut(std::string sql, std::function<void(const PGresult*)> start,
+               std::function<void(std::string_view)> row,
+               std::function<void(Result<PgResultPtr>)> done);
 
   /// True when connected, healthy and idle.
   bool ready() const;
@@ -171,7 +177,8 @@ class PgConnection {
   PgResultPtr error_;
   std::function<void(Status)> connect_done_;
   std::function<void(Result<PgResultPtr>)> query_done_;
-  std::function<void(std::string_view)> copy_row_;  // a COPY OUT in progress
+  std::function<void(std::string_view)> copy_row_;   // a COPY OUT in progress
+  std::function<void(const PGresult*)> copy_start_;  // told when it starts
   bool copying_ = false;
   std::shared_ptr<char> alive_ = std::make_shared<char>(0);
   uint64_t connect_attempt_ = 0;  // a host lookup answers only the attempt that asked

@@ -431,7 +431,8 @@ std::string InlineParams(const PageStatement& statement) {
   return out;
 }
 
-Result<std::string> BuildPageCopy(const TableSchema& table, const PageQuery& query, bool binary) {
+Result<std::string> BuildPageCopy(const TableSchema& table, const PageQuery& query, bool binary,
+                                  bool columns_first) {
   // A query's own text is not scanned for placeholders (its quoting is the script's): the
   // parameters are inlined around a stand-in for it, which is then replaced.
   constexpr char kStandIn = '\x01';
@@ -455,7 +456,8 @@ Result<std::string> BuildPageCopy(const TableSchema& table, const PageQuery& que
     put(copy);
     put(columns);
   }
-  return "COPY (" + copy + ") TO STDOUT" + (binary ? " (FORMAT binary)" : "") + "; " + columns;
+  copy = "COPY (" + copy + ") TO STDOUT" + (binary ? " (FORMAT binary)" : "");
+  return columns_first ? columns + "; " + copy : copy + "; " + columns;
 }
 
 namespace {

@@ -62,9 +62,11 @@ std::string InlineParams(const PageStatement& statement);
 /// types, so a second statement follows, `SELECT <the same columns> FROM <table> LIMIT 0`:
 /// sent as one query string both run in one transaction, the COPY's lock on the table keeps
 /// an ALTER TABLE out until it ends, and the second result's column types are those of the
-/// rows the COPY sent.
+/// rows the COPY sent. With `columns_first` that statement comes first instead: its lock
+/// holds from before the COPY, so the types are known before the first row (the rows can
+/// be used as they come).
 Result<std::string> BuildPageCopy(const TableSchema& table, const PageQuery& query,
-                                  bool binary = false);
+                                  bool binary = false, bool columns_first = false);
 
 /// Reconcile's digest query (SourceConnection::DigestKeys): one row per non-empty part,
 /// (part, count, sum of the hashes' high halves, sum of their low halves), all as text.

@@ -209,6 +209,108 @@ class PgSourceConnection : public SourceConnection {
     });
   }
 
+  void PullPages(const TableSchema& table, const PageQuery& query,
+                 std::function<void(Result<RowBatch>, bool last)> page) override {
+    // One COPY brings query.pages pages: the server produces the next page while this one is
+    // transformed and written, instead of waiting for the query that asks for it. A page is
+    // handed over as soon as its last row is decoded, so the column types are checked before
+    // the first row: the statement that describes them comes before the COPY (its lock holds
+    // from there). The first page of a column list learns the decoders: one page, as Pull.
+    auto known = shapes_.find(PageShape(table, query));
+    if (query.pages <= 1 || known == shapes_.end()) {
+      return SourceConnection::PullPages(table, query, std::move(page));
+    }
+    const PageShapeInfo& info = known->second;
+    PageQuery whole = query;
+    whole.limit = query.limit * query.pages;
+    auto copy = BuildPageCopy(table, whole, !info.binary.empty(), /*columns_first=*/true);
+    if (!copy.ok()) {
+      conn_.Post([page = std::move(page), st = copy.status()] { page(st, true); });
+      return;
+    }
+    struct Stream {
+      explicit Stream(std::vector<PgBinary> binary) : reader(std::move(binary)) {}
+      std::vector<PgDecoder> decoders;  // text format
+      BinaryCopyReader reader;          // binary format
+      std::vector<ResultType> types;
+      bool binary = false;
+      bool types_ok = false;  // the statement before the COPY described these types
+      bool malformed = false;
+      size_t limit = 0;
+      size_t reserve_rows = 0;
+      size_t reserve_bytes = 0;
+      RowBatch batch;
+      size_t rejected = 0;
+      std::function<void(Result<RowBatch>, bool)> page;
+      void Fresh() {
+        batch = RowBatch(types.size());
+        batch.Reserve(reserve_rows, reserve_bytes);
+      }
+    };
+    auto stream = std::make_shared<Stream>(info.binary);
+    stream->decoders = info.decoders;
+    stream->types = info.types;
+    stream->binary = !info.binary.empty();
+    stream->limit = query.limit;
+    stream->reserve_rows = std::min<size_t>(query.limit, info.rows + info.rows / 8 + 16);
+    stream->reserve_bytes = info.arena_bytes + info.arena_bytes / 8;
+    stream->page = std::move(page);
+    stream->Fresh();
+    const std::string shape = known->first;
+    WithConnection([this, shape, sql = std::move(*copy), stream,
+                    name = table.qualified_name](Status s) mutable {
+      if (!s.ok()) return stream->page(s, true);
+      conn_.CopyOut(
+          std::move(sql),
+          [stream](const PGresult* described) {
+            // An ALTER TABLE since the shape's first page (int8 to float8 is the same eight
+            // bytes) would have the rows read wrong: none is decoded then.
+            stream->types_ok = described != nullptr && TypesOf(described) == stream->types;
+          },
+          [this, stream](std::string_view data) {
+            if (stream->malformed || !stream->types_ok) return;
+            // A whole page goes when the next row comes (not the binary trailer): the last
+            // page is then always handed over as the last, full when the COPY stopped at
+            // its limit with rows left behind it.
+            if (stream->batch.rows() >= stream->limit &&
+                !(stream->binary && data == std::string_view("\xff\xff", 2))) {
+              // Posted, as the last call is: the pages arrive in order.
+              auto full = std::make_shared<RowBatch>(std::move(stream->batch));
+              stream->Fresh();
+              conn_.Post([stream, full] { stream->page(std::move(*full), false); });
+            }
+            if (stream->binary) {
+              stream->malformed = !stream->reader.Feed(data, stream->batch);
+            } else {
+              if (!data.empty() && data.back() == '\n') data.remove_suffix(1);
+              stream->malformed =
+                  !DecodeCopyRow(data, stream->decoders, stream->batch, &stream->rejected);
+            }
+          },
+          [this, shape, stream, name](Result<PgResultPtr> r) {
+            auto outcome = [&]() -> Result<RowBatch> {
+              if (!r.ok()) return r.status().WithContext("pull " + name);
+              if (!stream->types_ok) {
+                shapes_.erase(shape);
+                return Status(ErrorKind::kQuery,
+                              "pull " + name +
+                                  ": a column changed type while the run read the table; the "
+                                  "next run reads its schema again");
+              }
+              if (stream->malformed || (stream->binary && !stream->reader.finished())) {
+                shapes_.erase(shape);
+                return Status(ErrorKind::kQuery,
+                              "pull " + name + ": a COPY row does not match the page's columns");
+              }
+              WarnRejected(name, stream->rejected);
+              return std::move(stream->batch);
+            };
+            auto last = std::make_shared<Result<RowBatch>>(outcome());
+            conn_.Post([stream, last] { stream->page(std::move(*last), true); });
+          });
+    });
+  }
+
   std::string PageSql(const TableSchema& table, const PageQuery& query) const override {
     auto st = BuildPageQuery(table, query);
     if (!st.ok()) return "-- " + st.status().message();

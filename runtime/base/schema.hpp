@@ -155,6 +155,9 @@ struct PageQuery {
   /// no write transaction is still open (SourceConnection::SafeHorizon).
   std::optional<CursorValue> before;
   size_t limit = 5000;
+  /// SourceConnection::PullPages: one statement may bring up to `pages` pages of `limit` rows,
+  /// each handed over as soon as it is whole. Pull brings one page whatever it says.
+  size_t pages = 1;
 };
 
 }  // namespace siphon

@@ -11,6 +11,13 @@ void SourceConnection::SafeHorizon(const TableSchema&, const std::string&,
   done(std::optional<CursorValue>());
 }
 
+void SourceConnection::PullPages(const TableSchema& table, const PageQuery& query,
+                                 std::function<void(Result<RowBatch>, bool last)> page) {
+  PageQuery one = query;
+  one.pages = 1;
+  Pull(table, one, [page = std::move(page)](Result<RowBatch> r) { page(std::move(r), true); });
+}
+
 void SourceConnection::ReflectQuery(const std::string&,
                                     std::function<void(Result<TableSchema>)> done) {
   done(Status(ErrorKind::kConfig, "this source cannot replicate a query: name a table in `from`"));

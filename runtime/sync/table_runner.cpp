@@ -645,15 +645,23 @@ void TableRunner::Pull(PageQuery query) {
   if (page_limit_ > 0) query.limit = page_limit_;
   pulled_after_ = query.after;
   pulled_limit_ = query.limit;
+  // Where no two rows share their order, a page never has to end early (see the ties in
+  // OnPage), so one statement can bring several pages: the source produces the next while
+  // this one is transformed and written. As many as the waiting pages have room for.
+  if (page_limit_ == 0 && !plan_->target.key.empty() && schema_->OrderIsUnique(plan_->order_by)) {
+    const size_t room = kPendingBytes > pending_bytes_ ? kPendingBytes - pending_bytes_ : 0;
+    query.pages =
+        std::clamp<size_t>(room / std::max<size_t>(last_page_bytes_, 1), 1, kPagesPerPull);
+  }
   pull_in_flight_ = true;
   std::weak_ptr<bool> alive = alive_;
-  conn_->Pull(*schema_, query, [this, alive](Result<RowBatch> page) {
-    if (alive.lock()) OnPage(std::move(page));
+  conn_->PullPages(*schema_, query, [this, alive](Result<RowBatch> page, bool last) {
+    if (alive.lock()) OnPage(std::move(page), last);
   });
 }
 
-void TableRunner::OnPage(Result<RowBatch> page) {
-  pull_in_flight_ = false;
+void TableRunner::OnPage(Result<RowBatch> page, bool last) {
+  pull_in_flight_ = !last && page.ok();
   if (stopping_) return MaybeFinishRun();  // as in OnConnected: this page is not written
   if (!page.ok()) {
     Fail(page.status());
@@ -803,6 +811,7 @@ void TableRunner::OnPage(Result<RowBatch> page) {
     }
     const size_t bytes =
         write.rows->arena_bytes() + write.rows->rows() * write.rows->columns() * sizeof(Cell);
+    last_page_bytes_ = bytes;
     pending_bytes_ += bytes;
     pending_.push_back(PendingPage{std::move(write), static_cast<int64_t>(n), bytes});
     SubmitWrite();

@@ -136,7 +136,7 @@ class TableRunner {
   void StartPass();
   Status NullKeyError(const std::string& column) const;
   void Pull(PageQuery query);
-  void OnPage(Result<RowBatch> page);
+  void OnPage(Result<RowBatch> page, bool last);
   void SubmitWrite();
   /// A page committed (or failed): `page_rows` rows pulled, written in `write_ms`.
   void OnWritten(Status st, std::optional<Cursor> cursor, int64_t page_rows, int64_t write_ms);
@@ -196,6 +196,10 @@ class TableRunner {
   // whichever comes first; one page may always wait, however large.
   static constexpr size_t kMaxPending = 4;
   static constexpr size_t kPendingBytes = 64 << 20;
+  // Pages one pull may bring (SourceConnection::PullPages), and the size of the last page
+  // written, which bounds them to the room left under kPendingBytes.
+  static constexpr size_t kPagesPerPull = 4;
+  size_t last_page_bytes_ = 0;
   std::deque<PendingPage> pending_;
   size_t pending_bytes_ = 0;
   bool RoomToPull() const {

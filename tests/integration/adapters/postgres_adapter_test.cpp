@@ -704,6 +704,89 @@ TEST_F(PgPaging, AColumnRetypedBetweenPagesFailsThePage) {
   }
 }
 
+// Pages after a shape's first come several to one COPY, each handed over whole, in order;
+// the last is full when the COPY stopped at its limit (rows may remain), and a COPY that
+// finds fewer rows hands over what it found as its last page. In binary and text format.
+TEST_F(PgPaging, OneCopyBringsSeveralPagesInOrder) {
+  db_.Exec("CREATE TABLE events (id bigint PRIMARY KEY, amount bigint NOT NULL, note interval)");
+  db_.Exec("INSERT INTO events SELECT g, g * 10, '1 day' FROM generate_series(1, 28) g");
+  auto& c = Conn();
+  auto t = Reflect(c, "public.events");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  // The ids of each page handed over, and whether it came as the last.
+  auto pulled = [&](const PageQuery& q) {
+    std::vector<std::pair<std::vector<int64_t>, bool>> out;
+    for (auto& p : PullPages(c, *t, q)) {
+      EXPECT_TRUE(p.page.ok()) << p.page.status().ToString();
+      if (!p.page.ok()) break;
+      std::vector<int64_t> ids;
+      for (size_t r = 0; r < p.page->rows(); ++r) ids.push_back(p.page->at(r, 0).i);
+      out.emplace_back(std::move(ids), p.last);
+    }
+    return out;
+  };
+  using Pages = std::vector<std::pair<std::vector<int64_t>, bool>>;
+  for (const bool binary : {true, false}) {
+    SCOPED_TRACE(binary ? "binary COPY" : "text COPY");
+    PageQuery q;
+    q.columns = {"id", "amount"};
+    if (!binary) q.columns.push_back("note");  // read as text only: the COPY is text
+    q.order_by = {"id"};
+    q.limit = 4;
+    q.pages = 3;
+    // The shape's first page is a plain query, which tells the types: one page.
+    EXPECT_EQ(pulled(q), (Pages{{{1, 2, 3, 4}, true}}));
+    q.after = Cursor{int64_t{4}};
+    EXPECT_EQ(pulled(q),
+              (Pages{{{5, 6, 7, 8}, false}, {{9, 10, 11, 12}, false}, {{13, 14, 15, 16}, true}}));
+    q.after = Cursor{int64_t{16}};
+    q.pages = 2;
+    EXPECT_EQ(pulled(q), (Pages{{{17, 18, 19, 20}, false}, {{21, 22, 23, 24}, true}}));
+    q.after = Cursor{int64_t{24}};
+    q.pages = 4;
+    EXPECT_EQ(pulled(q), (Pages{{{25, 26, 27, 28}, true}}));  // full, though nothing remains
+    q.after = Cursor{int64_t{26}};
+    EXPECT_EQ(pulled(q), (Pages{{{27, 28}, true}}));
+    q.after = Cursor{int64_t{28}};
+    EXPECT_EQ(pulled(q), (Pages{{{}, true}}));
+  }
+}
+
+// The types are checked before the COPY's first row, so a column retyped since the shape's
+// first page fails the pull before any page is handed over.
+TEST_F(PgPaging, AColumnRetypedBeforeACopyOfSeveralPagesHandsOverNone) {
+  db_.Exec("CREATE TABLE events (id bigint PRIMARY KEY, amount bigint NOT NULL)");
+  db_.Exec("INSERT INTO events SELECT g, g * 10 FROM generate_series(1, 30) g");
+  auto& c = Conn();
+  auto t = Reflect(c, "public.events");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  PageQuery q;
+  q.columns = {"id", "amount"};
+  q.order_by = {"id"};
+  q.limit = 5;
+  q.pages = 3;
+  ASSERT_TRUE(Pull(c, *t, q).ok());  // learns the types
+  db_.Exec("ALTER TABLE events ALTER amount TYPE double precision");
+  q.after = Cursor{int64_t{5}};
+  auto pages = PullPages(c, *t, q);
+  ASSERT_EQ(pages.size(), 1u);
+  EXPECT_TRUE(pages[0].last);
+  ASSERT_FALSE(pages[0].page.ok());
+  EXPECT_NE(pages[0].page.status().message().find("changed type"), std::string::npos)
+      << pages[0].page.status().ToString();
+  // The next pull learns the new types: a plain query, one page, read right.
+  pages = PullPages(c, *t, q);
+  ASSERT_EQ(pages.size(), 1u);
+  ASSERT_TRUE(pages[0].page.ok()) << pages[0].page.status().ToString();
+  EXPECT_EQ(pages[0].page->at(0, 1).d, 60.0);
+  // And the pull after it comes as several pages again, decoded with them.
+  q.after = Cursor{int64_t{10}};
+  pages = PullPages(c, *t, q);
+  ASSERT_EQ(pages.size(), 3u);
+  ASSERT_TRUE(pages[2].page.ok()) << pages[2].page.status().ToString();
+  EXPECT_EQ(pages[2].page->at(4, 1).d, 250.0);
+}
+
 // Replaces $n placeholders by literals so EXPLAIN can plan the page query on its own.
 std::string Inline(std::string sql, const std::vector<std::string>& params) {
   for (size_t i = params.size(); i > 0; --i) {
