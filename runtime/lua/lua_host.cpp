@@ -1,6 +1,8 @@
 #include "runtime/lua/lua_host.hpp"
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -165,8 +167,13 @@ LuaHost* LuaHost::From(lua_State* L) {
 void* LuaHost::Alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
   auto* host = static_cast<LuaHost*>(ud);
   if (ptr == nullptr) osize = 0;  // then osize only says what kind of object is made
+  constexpr size_t kSmall = SmallBlocks::kLargest;
   if (nsize == 0) {
-    std::free(ptr);
+    if (osize <= kSmall) {
+      if (ptr != nullptr) host->blocks_.Give(ptr, osize);
+    } else {
+      std::free(ptr);
+    }
     host->used_ -= osize;
     return nullptr;
   }
@@ -180,7 +187,24 @@ void* LuaHost::Alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
     host->refused_nsize_ = nsize;
     return nullptr;
   }
-  void* block = std::realloc(ptr, nsize);
+  void* block = nullptr;
+  if (ptr != nullptr && osize <= kSmall && nsize <= kSmall &&
+      SmallBlocks::SameClass(osize, nsize)) {
+    block = ptr;
+  } else if (osize > kSmall && nsize > kSmall) {
+    block = std::realloc(ptr, nsize);
+  } else {
+    // A new block, or one moving between the small classes and malloc.
+    block = nsize <= kSmall ? host->blocks_.Take(nsize) : std::malloc(nsize);
+    if (block != nullptr && ptr != nullptr) {
+      std::memcpy(block, ptr, std::min(osize, nsize));
+      if (osize <= kSmall) {
+        host->blocks_.Give(ptr, osize);
+      } else {
+        std::free(ptr);
+      }
+    }
+  }
   if (block == nullptr) return nullptr;
   // Lua retries a refused allocation after an emergency collection; when the retry fits,
   // nothing was refused after all.

@@ -16,6 +16,7 @@
 #include "adapters/source.hpp"
 #include "runtime/base/status.hpp"
 #include "runtime/lua/lua_ref.hpp"
+#include "runtime/lua/small_blocks.hpp"
 #include "runtime/sync/deployment.hpp"
 #include "runtime/sync/events.hpp"
 
@@ -223,8 +224,9 @@ class LuaHost {
   std::function<std::string()> status_provider_;
   bool loaded_ = false;
 
-  // Memory accounting (Alloc).
+  // Memory accounting (Alloc), and the state's small blocks (closed before they go).
   size_t used_ = 0;
+  SmallBlocks blocks_;
   int native_depth_ = 0;
   bool refused_ = false;  // an allocation was refused and not yet satisfied by a retry
   const void* refused_ptr_ = nullptr;
