@@ -576,6 +576,16 @@ TEST_F(PgAdapter, ReflectsColumnsKeyAndEstimate) {
 
 class PgPaging : public PgAdapter {
  protected:
+  // Pages of events(id, amount[, note]) by id: with `note`, an interval, which has no binary
+  // decoder, the pages after the first are a text COPY; without it a binary one.
+  static PageQuery EventsByIdQuery(bool binary, size_t limit) {
+    PageQuery q;
+    q.columns = {"id", "amount"};
+    if (!binary) q.columns.push_back("note");
+    q.order_by = {"id"};
+    q.limit = limit;
+    return q;
+  }
   // Pulls every page after `after` and returns the ids in order, plus the last cursor.
   std::vector<int64_t> PullAll(SourceConnection& c, const TableSchema& t, size_t limit,
                                std::optional<Cursor>& after, int* pages = nullptr) {
@@ -672,11 +682,7 @@ TEST_F(PgPaging, AColumnRetypedBetweenPagesFailsThePage) {
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   for (const bool binary : {true, false}) {
     SCOPED_TRACE(binary ? "binary COPY" : "text COPY");
-    PageQuery q;
-    q.columns = {"id", "amount"};
-    if (!binary) q.columns.push_back("note");  // read as text only: the COPY is text
-    q.order_by = {"id"};
-    q.limit = 10;
+    PageQuery q = EventsByIdQuery(binary, 10);
     auto first = Pull(c, *t, q);  // a plain query: its result names the types
     ASSERT_TRUE(first.ok()) << first.status().ToString();
     q.after = Cursor{int64_t{10}};
@@ -728,11 +734,7 @@ TEST_F(PgPaging, OneCopyBringsSeveralPagesInOrder) {
   using Pages = std::vector<std::pair<std::vector<int64_t>, bool>>;
   for (const bool binary : {true, false}) {
     SCOPED_TRACE(binary ? "binary COPY" : "text COPY");
-    PageQuery q;
-    q.columns = {"id", "amount"};
-    if (!binary) q.columns.push_back("note");  // read as text only: the COPY is text
-    q.order_by = {"id"};
-    q.limit = 4;
+    PageQuery q = EventsByIdQuery(binary, 4);
     q.pages = 3;
     // The shape's first page is a plain query, which tells the types: one page.
     EXPECT_EQ(pulled(q), (Pages{{{1, 2, 3, 4}, true}}));
