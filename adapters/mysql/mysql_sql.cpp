@@ -259,6 +259,8 @@ std::vector<std::string> CollationKeyColumns(const TableSchema& table, const Pag
     if (idx < 0 || table.columns[idx].order != OrderKind::kText) continue;
     const std::string type = AsciiLower(table.columns[idx].source_type);
     if (type.rfind("enum(", 0) == 0 || type.rfind("set(", 0) == 0) continue;
+    // The server prints equal times alike ('-00:00:00.500000'): their bytes tell them apart.
+    if (type.rfind("time", 0) == 0) continue;
     out.push_back(name);
   }
   return out;

@@ -29,6 +29,12 @@ constexpr MysqlTypeClass kBinary{ColumnType::kBlob, OrderKind::kOther};
 // BINARY(n) and VARBINARY(n) (uuids as 16 bytes) compare byte by byte: keys and cursors.
 constexpr MysqlTypeClass kShortBinary{ColumnType::kBlob, OrderKind::kBytes};
 constexpr MysqlTypeClass kTime{ColumnType::kText, OrderKind::kTime};
+// TIME (-838:59:59 to 838:59:59, a duration as much as a time of day) is a key or cursor
+// column like text: the server compares it with the value siphon stored ('-00:00:00.500000')
+// as a time, and cuts every page itself, so that its text does not sort as the times do
+// ('-10:00:00' before '-100:00:00', '100:00:00' before '23:00:00') does not matter. It is no
+// moment: no lookback, no safe horizon.
+constexpr MysqlTypeClass kDuration{ColumnType::kText, OrderKind::kText};
 // An ENUM or SET whose members are known pages by the number the server orders it by (its
 // member's position, its bits), which the cursor literal gives (mysql_sql.cpp).
 constexpr MysqlTypeClass kMembers{ColumnType::kText, OrderKind::kText};
@@ -66,7 +72,7 @@ constexpr NamedClass kNamed[] = {
     {"enum", kDocument},
     {"set", kDocument},
     {"json", kDocument},
-    {"time", kDocument},
+    {"time", kDuration},
     {"inet4", kDocument},
     {"inet6", kDocument},
     {"date", kTime},

@@ -88,11 +88,15 @@ TEST(MysqlSql, AFloatColumnIsReadAsADouble) {
 TEST(MysqlSql, TextOrderColumnsThatCanTieGetCollationKeys) {
   TableSchema t = Orders();
   t.columns.push_back({"size", "enum('s','m')", ColumnType::kText, OrderKind::kText, false});
+  t.columns.push_back({"lap", "time(3)", ColumnType::kText, OrderKind::kText, false});
   PageQuery q;
   q.columns = {"id", "code"};
   q.order_by = {"updated_at", "code", "size"};
   q.limit = 2;
   EXPECT_EQ(CollationKeyColumns(t, q), std::vector<std::string>{"code"});
+  q.order_by = {"lap", "code"};
+  EXPECT_EQ(CollationKeyColumns(t, q), std::vector<std::string>{"code"});
+  q.order_by = {"updated_at", "code", "size"};
   EXPECT_EQ(*BuildPageSql(t, q, nullptr),
             "SELECT `id`, `code`, TRIM(TRAILING WEIGHT_STRING(CONCAT(LEFT(`code`, 0), ' ') LEVEL "
             "1) FROM WEIGHT_STRING(`code` LEVEL 1)) FROM `shop`.`orders` ORDER BY `updated_at`, "
