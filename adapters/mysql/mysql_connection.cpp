@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <chrono>
 #include <mutex>
+#include <optional>
+#include <tuple>
 
 #include <spdlog/spdlog.h>
 
@@ -532,6 +534,7 @@ void MysqlConnection::Reflect(const std::string& table,
           column.type = cls.type;
           column.order = cls.order;
           column.nullable = text(4) != "NO";
+          if (IsLossyCharset(text(6))) column.lossy_charset = text(6);
           schema->columns.push_back(std::move(column));
         } else if (kind == "k") {
           schema->primary_key.push_back(text(1));
@@ -670,7 +673,19 @@ void MysqlConnection::ReflectQuery(const std::string& query,
           status = Status(ErrorKind::kConfig, "the query returns no columns");
         }
         if (!status.ok()) return Defer([done, status] { done(status); });
-        Defer([done, schema] { done(std::move(*schema)); });
+        // A text column's character set, which the metadata does not give (the server
+        // describes it in the session's), tells whether its values need checking (Pull).
+        std::vector<std::string> names;
+        for (const auto& c : schema->columns) names.push_back(c.name);
+        QueryText(QueryCharsetsSql(schema->query, names), [done, schema](auto rows) {
+          if (!rows.ok()) return done(rows.status().WithContext("reflect the query"));
+          for (size_t i = 0;
+               !rows->empty() && i < rows->front().size() && i < schema->columns.size(); ++i) {
+            const std::optional<std::string>& charset = rows->front()[i];
+            if (charset && IsLossyCharset(*charset)) schema->columns[i].lossy_charset = *charset;
+          }
+          done(std::move(*schema));
+        });
       });
 }
 
@@ -719,15 +734,29 @@ void MysqlConnection::Pull(const TableSchema& table, const PageQuery& query,
                                   : std::find(names.begin(), names.end(), name) - names.begin());
     }
   }
+  // Each value of a column whose character set has bytes without a character is checked:
+  // the checks follow the collation keys.
+  CharsetChecks charset_checks;
+  size_t check_at = names.size() + collated.size();
+  for (const auto& name : CharsetCheckColumns(table, query.columns)) {
+    const size_t column = std::find(names.begin(), names.end(), name) - names.begin();
+    charset_checks.checks.push_back(
+        {check_at++, column, table.columns[table.Find(name)].lossy_charset});
+  }
+  for (const auto& name : query.order_by) {
+    auto at = std::find(names.begin(), names.end(), name);
+    if (at != names.end()) charset_checks.row_names.push_back(at - names.begin());
+  }
   QueryRows(std::move(*sql), std::move(names), std::move(floats), table.qualified_name,
-            "pull " + Named(table), query.limit, std::move(done), std::move(order_sources));
+            "pull " + Named(table), query.limit, std::move(done), std::move(order_sources),
+            std::move(charset_checks));
 }
 
 void MysqlConnection::QueryRows(std::string sql, std::vector<std::string> names,
                                 std::vector<bool> floats, std::string table_name,
                                 std::string context, size_t expected_rows,
                                 std::function<void(Result<RowBatch>)> done,
-                                std::vector<size_t> order_sources) {
+                                std::vector<size_t> order_sources, CharsetChecks charset_checks) {
   struct PageState {
     RowBatch batch;
     std::vector<MysqlDecoder> decoders;
@@ -735,7 +764,11 @@ void MysqlConnection::QueryRows(std::string sql, std::vector<std::string> names,
     std::vector<std::pair<size_t, std::string>> row_zero_dates;  // of the row last read
     bool invalid = false;
     std::string invalid_column;
+    // The first value whose bytes have no character: its column, the row's order values
+    // and the value's bytes in hex, as the server gives them.
+    std::optional<std::tuple<const CharsetCheck*, Cursor, std::string>> lossy;
   };
+  auto checks = std::make_shared<const CharsetChecks>(std::move(charset_checks));
   auto page = std::make_shared<PageState>();
   page->batch = RowBatch(names.size());
   page->batch.Reserve(expected_rows, 0);
@@ -743,6 +776,7 @@ void MysqlConnection::QueryRows(std::string sql, std::vector<std::string> names,
   // The collation keys follow the columns: they are read into order_keys, not decoded.
   size_t fields = names.size();
   for (size_t source : order_sources) fields = std::max(fields, source + 1);
+  for (const auto& check : checks->checks) fields = std::max(fields, check.result + 1);
   const size_t values = names.size();
   abort_ = [done](Status s) { done(std::move(s)); };
   Execute(
@@ -760,8 +794,8 @@ void MysqlConnection::QueryRows(std::string sql, std::vector<std::string> names,
         }
         page->zero_dates.assign(n, false);
       },
-      [page, values, order_sources = std::move(order_sources)](MYSQL_ROW row,
-                                                               unsigned long* lengths) {
+      [page, values, order_sources = std::move(order_sources), charset_checks = checks](
+          MYSQL_ROW row, unsigned long* lengths) {
         size_t n = std::min(page->decoders.size(), values);
         page->row_zero_dates.clear();
         if (!order_sources.empty()) {
@@ -787,8 +821,19 @@ void MysqlConnection::QueryRows(std::string sql, std::vector<std::string> names,
           }
           if (outcome == DecodeOutcome::kInvalid) page->invalid = true;
         }
+        for (const CharsetCheck& check : charset_checks->checks) {
+          const size_t r = check.result;
+          if (page->lossy || r >= page->decoders.size() || !row[r]) continue;
+          const size_t at = page->batch.rows() - 1;
+          Cursor order;
+          for (size_t c : charset_checks->row_names) {
+            order.push_back(CursorValueOf(page->batch, at, c));
+          }
+          page->lossy.emplace(&check, std::move(order), std::string(row[r], lengths[r]));
+        }
       },
-      [this, done, page, names, fields, table_name, context](Status status) {
+      [this, done, page, names, fields, table_name, context,
+       charset_checks = checks](Status status) {
         abort_ = nullptr;
         if (!status.ok()) {
           Status s = status.WithContext(context);
@@ -806,6 +851,27 @@ void MysqlConnection::QueryRows(std::string sql, std::vector<std::string> names,
           Status s(ErrorKind::kQuery, context + ": the query returned " +
                                           std::to_string(page->decoders.size()) +
                                           " columns, expected " + std::to_string(fields));
+          Defer([done, s] { done(s); });
+          return;
+        }
+        if (page->lossy) {
+          // The replica cannot hold such a value (there is no character to write), and '?'
+          // in its place would be lost silently: the page is not written.
+          const auto& [check, order, hex] = *page->lossy;
+          const std::string& column = names[check->column];
+          std::vector<std::string> order_names;
+          for (size_t c : charset_checks->row_names) order_names.push_back(names[c]);
+          std::string row_name = order_names.empty()
+                                     ? std::string()
+                                     : " in the row where " + CursorColumnsJson(order_names) +
+                                           " = " + CursorToJson(order);
+          Status s(ErrorKind::kType,
+                   context + ": column \"" + column + "\"" + row_name +
+                       " holds bytes that are no " + check->charset +
+                       " character (its bytes: " + hex +
+                       "), which the server sends as '?': correct the value on the "
+                       "source, or replicate the column's bytes with a query (CAST(" +
+                       QuoteIdent(column) + " AS BINARY))");
           Defer([done, s] { done(s); });
           return;
         }

@@ -112,15 +112,26 @@ class MysqlConnection final : public SourceConnection {
   /// into `sink`; `done` gets the outcome.
   void Execute(std::string sql, std::function<void(MYSQL_RES*)> on_result, RowSink sink,
                std::function<void(Status)> done);
+  /// The check of one column of CharsetCheckColumns in a page's result.
+  struct CharsetCheck {
+    size_t result = 0;  ///< the result column of the check (NULL, or the value's hex)
+    size_t column = 0;  ///< the column of the page's `names` checked
+    std::string charset;
+  };
+  struct CharsetChecks {
+    std::vector<CharsetCheck> checks;
+    std::vector<size_t> row_names;  ///< the columns of `names` that name a row (its order)
+  };
   /// Runs a query whose columns are `names` and decodes its rows as Pull does (the
   /// connection must be open and idle). `floats[i]` marks a FLOAT column the query reads as
   /// a double (BuildPageSql), decoded with MysqlDecoder::kFloat. `order_sources`, when not
   /// empty, gives for each order column the result column its RowBatch::order_keys part is
-  /// read from: its value, or one of the collation keys that follow `names`.
+  /// read from: its value, or one of the collation keys that follow `names`. A row whose
+  /// check of `charset_checks` is not NULL fails the page, naming the column and the row.
   void QueryRows(std::string sql, std::vector<std::string> names, std::vector<bool> floats,
                  std::string table_name, std::string context, size_t expected_rows,
-                 std::function<void(Result<RowBatch>)> done,
-                 std::vector<size_t> order_sources = {});
+                 std::function<void(Result<RowBatch>)> done, std::vector<size_t> order_sources = {},
+                 CharsetChecks charset_checks = {});
   /// The current client error as a Status (and drops a broken connection).
   Status TakeError(std::string_view context);
   /// Closes the MySQL handle and the uv handles without blocking, even mid-operation.

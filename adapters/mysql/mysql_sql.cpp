@@ -166,6 +166,17 @@ std::string DescribeQuerySql(const std::string& query) {
   return "SELECT * FROM " + FromClause(shell) + " LIMIT 0";
 }
 
+std::string QueryCharsetsSql(const std::string& query, const std::vector<std::string>& columns) {
+  std::string sql = "SELECT ";
+  for (size_t i = 0; i < columns.size(); ++i) {
+    sql +=
+        (i ? ", " : "") + std::string("CHARSET(`_siphon_columns`.") + QuoteIdent(columns[i]) + ")";
+  }
+  // Outer-joined to one row, so the columns' types answer though the query gives no row.
+  return sql + " FROM (SELECT 1) AS `_siphon_one` LEFT JOIN (" + DescribeQuerySql(query) +
+         ") AS `_siphon_columns` ON TRUE";
+}
+
 namespace {
 
 // One cursor value of `column` as a SQL literal (see PageParameters).
@@ -266,6 +277,21 @@ std::vector<std::string> CollationKeyColumns(const TableSchema& table, const Pag
   return out;
 }
 
+std::vector<std::string> CharsetCheckColumns(const TableSchema& table,
+                                             const std::vector<std::string>& columns) {
+  std::vector<std::string> out;
+  auto add = [&](const ColumnInfo& c) {
+    if (!c.lossy_charset.empty()) out.push_back(c.name);
+  };
+  if (columns.empty()) {
+    for (const auto& c : table.columns) add(c);
+  }
+  for (const auto& name : columns) {
+    if (int idx = table.Find(name); idx >= 0) add(table.columns[idx]);
+  }
+  return out;
+}
+
 Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& query,
                                  const std::vector<std::string>* params) {
   std::vector<std::string> columns = query.columns;
@@ -287,6 +313,16 @@ Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& quer
     const std::string c = QuoteIdent(name);
     sql += ", TRIM(TRAILING WEIGHT_STRING(CONCAT(LEFT(" + c + ", 0), ' ') LEVEL 1) FROM " +
            "WEIGHT_STRING(" + c + " LEVEL 1))";
+  }
+  for (const auto& name : CharsetCheckColumns(table, query.columns)) {
+    // A byte without a character reaches a utf8mb4 session as '?', silently: such a value
+    // holds more '?' once converted than it did. Most values hold none, which LOCATE tells
+    // at once.
+    const std::string c = QuoteIdent(name);
+    const std::string utf8 = "CONVERT(" + c + " USING utf8mb4)";
+    sql += ", IF(LOCATE('?', " + utf8 + ") > 0 AND CHAR_LENGTH(" + utf8 +
+           ") - CHAR_LENGTH(REPLACE(" + utf8 + ", '?', '')) > CHAR_LENGTH(" + c +
+           ") - CHAR_LENGTH(REPLACE(" + c + ", '?', '')), HEX(" + c + "), NULL)";
   }
   sql += " FROM " + FromClause(table);
   std::vector<std::string> order;
@@ -506,22 +542,22 @@ std::string ReflectSql(const TableRef& ref, const QuoteLiteral& quote,
   std::string schema = ref.schema.empty() ? std::string("DATABASE()") : quote(ref.schema);
   std::string where = "TABLE_SCHEMA = " + schema + " AND TABLE_NAME = " + quote(ref.table);
   std::string sql =
-      "SELECT 'c', COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE, ORDINAL_POSITION "
-      "FROM information_schema.COLUMNS WHERE " +
+      "SELECT 'c', COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE, ORDINAL_POSITION, "
+      "CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE " +
       where +
       // The primary key, and the other unique indexes for a table without one, read in one
       // pass over STATISTICS (a second pass made a reflection 29% slower, one 7%). A
       // functional key part (MySQL 8) has no COLUMN_NAME; SUB_PART is a prefix's length.
       " UNION ALL SELECT IF(INDEX_NAME = 'PRIMARY', 'k', 'u'), COLUMN_NAME, INDEX_NAME, "
-      "SUB_PART, INDEX_TYPE, SEQ_IN_INDEX FROM information_schema.STATISTICS WHERE " +
+      "SUB_PART, INDEX_TYPE, SEQ_IN_INDEX, NULL FROM information_schema.STATISTICS WHERE " +
       where +
       " AND NON_UNIQUE = 0"
-      " UNION ALL SELECT 't', TABLE_TYPE, NULL, NULL, NULL, TABLE_ROWS "
+      " UNION ALL SELECT 't', TABLE_TYPE, NULL, NULL, NULL, TABLE_ROWS, NULL "
       "FROM information_schema.TABLES WHERE " +
       where;
   if (horizon_local_time) {
-    sql += " UNION ALL SELECT 'h', " + HorizonColumns(*horizon_local_time) + ", NULL, NULL, NULL" +
-           kHorizonFrom;
+    sql += " UNION ALL SELECT 'h', " + HorizonColumns(*horizon_local_time) +
+           ", NULL, NULL, NULL, NULL" + kHorizonFrom;
   }
   return sql + " ORDER BY 1, 6";
 }

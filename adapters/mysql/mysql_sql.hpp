@@ -32,6 +32,11 @@ std::string FromClause(const TableSchema& table);
 /// result describes the query's columns as the pages will read them (running nothing).
 std::string DescribeQuerySql(const std::string& query);
 
+/// The character sets of a query's `columns` (CHARSET() of each, in order, in one row), which
+/// its result's metadata does not give (the server describes text as the session's utf8mb4).
+/// The query is joined in as `SELECT * FROM (query) … LIMIT 0`: it reads no rows.
+std::string QueryCharsetsSql(const std::string& query, const std::vector<std::string>& columns);
+
 /// Renders a string as a complete SQL literal ('…' with the connection's escaping).
 using QuoteLiteral = std::function<std::string(std::string_view)>;
 
@@ -51,7 +56,9 @@ Result<std::vector<std::string>> PageParameters(const TableSchema& table, const 
 /// A FLOAT column is read as `f` + 0e0 AS `f`, a double holding its exact value (the text
 /// protocol prints a FLOAT with six significant digits); decode it with MysqlDecoder::kFloat.
 /// Every identifier must be a column of `table` (kSchema otherwise). After the columns come
-/// the collation keys of CollationKeyColumns, in its order.
+/// the collation keys of CollationKeyColumns, in its order, then one check of each column of
+/// CharsetCheckColumns, in its order: NULL, or the hex of the value's bytes when the server
+/// sends it with a '?' for bytes that have no character.
 Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& query,
                                  const std::vector<std::string>* params);
 
@@ -69,6 +76,12 @@ Result<std::string> BuildPageSql(const TableSchema& table, const PageQuery& quer
 /// by member, not by collation.
 std::vector<std::string> CollationKeyColumns(const TableSchema& table, const PageQuery& query);
 
+/// The columns of a page (`columns`, or all of `table`'s when empty) whose text is in a
+/// character set that may hold bytes without a UTF-8 equivalent (ColumnInfo::lossy_charset),
+/// which the server would send as '?': the page checks each of their values.
+std::vector<std::string> CharsetCheckColumns(const TableSchema& table,
+                                             const std::vector<std::string>& columns);
+
 /// Reconcile's digest query (SourceConnection::DigestKeys), values as escaped literals:
 /// one row per non-empty part, (part, count, sum of the hashes' high halves, sum of their
 /// low halves), over MD5(CONCAT_WS(CHAR(1), `k1`, …)) of the keys in the range. The range
@@ -83,11 +96,11 @@ Result<std::string> FindKeysSql(const TableSchema& table, const std::vector<std:
                                 const std::vector<Cursor>& keys, const QuoteLiteral& quote);
 
 /// One query returning, for `ref`, rows ('c', name, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE,
-/// ordinal), ('k', name, …, seq_in_index) for the primary key, ('u', column (NULL for an
-/// expression), index, SUB_PART, INDEX_TYPE, seq_in_index) for the other unique indexes,
-/// and ('t', …, TABLE_ROWS).
-/// With `horizon_local_time`, also ('h', HorizonSql's two columns, …) for that kind of
-/// cursor: the safe horizon in the same statement (so it needs PROCESS too).
+/// ordinal, CHARACTER_SET_NAME), ('k', name, …, seq_in_index) for the primary key, ('u', column
+/// (NULL for an expression), index, SUB_PART, INDEX_TYPE, seq_in_index) for the other unique
+/// indexes, and ('t', …, TABLE_ROWS). With `horizon_local_time`, also ('h', HorizonSql's two
+/// columns, …) for that kind of cursor: the safe horizon in the same statement (so it needs PROCESS
+/// too).
 std::string ReflectSql(const TableRef& ref, const QuoteLiteral& quote,
                        std::optional<bool> horizon_local_time = std::nullopt);
 

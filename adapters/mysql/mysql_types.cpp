@@ -204,6 +204,12 @@ std::optional<uint64_t> EnumNumber(const std::vector<std::string>& members, bool
   return bits;
 }
 
+bool IsLossyCharset(std::string_view charset) {
+  const std::string name = AsciiLower(charset);
+  return !name.empty() && name != "utf8mb4" && name != "utf8mb3" && name != "utf8" &&
+         name != "latin1" && name != "binary";
+}
+
 bool IsSingleFloat(std::string_view column_type) {
   return AsciiLower(column_type).rfind("float", 0) == 0;
 }

@@ -35,6 +35,13 @@ std::optional<uint64_t> EnumNumber(const std::vector<std::string>& members, bool
 /// column would turn into a lossy REAL and a TEXT column would not keep as numbers.
 MysqlTypeClass ClassifyType(std::string_view data_type, std::string_view column_type);
 
+/// Whether text in this character set (information_schema's CHARACTER_SET_NAME, e.g.
+/// "cp1251") may hold bytes that have no UTF-8 equivalent, which the server sends a utf8mb4
+/// session as '?' without a word (cp1251's 0x98, ascii's 0x80 to 0xFF): every character set
+/// but utf8mb4, utf8mb3 ("utf8" before MariaDB 10.6), latin1 (MariaDB gives each of its 256
+/// bytes a character) and binary (read as bytes). Case-insensitive; false for "" (not text).
+bool IsLossyCharset(std::string_view charset);
+
 /// A result column's type as the server describes it (MYSQL_FIELD): all ReflectQuery knows
 /// of a query's column, which may be computed rather than a table's.
 struct MysqlField {

@@ -48,6 +48,11 @@ struct ColumnInfo {
   /// collations); empty when equal values are equal bytes, or the source says which
   /// (RowBatch::order_keys).
   std::string loose_collation = {};
+  /// The character set the source keeps the column's text in when some of its bytes have no
+  /// UTF-8 equivalent, which the source would send as '?' (MariaDB's cp1251 holds 0x98,
+  /// which is no character): the adapter checks every value it reads and fails the page on
+  /// such a value, naming it. Empty when every value converts (UTF-8, latin1, not text).
+  std::string lossy_charset = {};
 
   bool operator==(const ColumnInfo&) const = default;
 };

@@ -372,6 +372,41 @@ TEST(MysqlSql, UnknownColumnsAreSchemaErrors) {
   EXPECT_EQ(BuildPageSql(Orders(), q, nullptr).status().kind(), ErrorKind::kSchema);
 }
 
+// A column whose character set holds bytes without a character ('?' in a utf8mb4 session)
+// is checked on every page, after the collation keys: the hex of a value the server would
+// send with more '?' than it holds, else NULL.
+TEST(MysqlSql, TextInACharsetWithoutEveryByteIsChecked) {
+  TableSchema t = Orders();
+  t.primary_key.clear();
+  t.columns.push_back({"note", "varchar(20)", ColumnType::kText, OrderKind::kText, false});
+  t.columns.back().lossy_charset = "cp1251";
+  PageQuery q;
+  q.columns = {"id", "code", "note"};
+  q.order_by = {"code"};
+  q.limit = 2;
+  EXPECT_EQ(CharsetCheckColumns(t, q.columns), std::vector<std::string>{"note"});
+  EXPECT_EQ(CharsetCheckColumns(t, {}), std::vector<std::string>{"note"});
+  EXPECT_TRUE(CharsetCheckColumns(t, {"id", "code"}).empty());
+  const std::string utf8 = "CONVERT(`note` USING utf8mb4)";
+  EXPECT_EQ(*BuildPageSql(t, q, nullptr),
+            "SELECT `id`, `code`, `note`, TRIM(TRAILING WEIGHT_STRING(CONCAT(LEFT(`code`, 0), ' ') "
+            "LEVEL 1) FROM WEIGHT_STRING(`code` LEVEL 1)), IF(LOCATE('?', " +
+                utf8 + ") > 0 AND CHAR_LENGTH(" + utf8 + ") - CHAR_LENGTH(REPLACE(" + utf8 +
+                ", '?', '')) > CHAR_LENGTH(`note`) - CHAR_LENGTH(REPLACE(`note`, '?', '')), "
+                "HEX(`note`), NULL) FROM `shop`.`orders` ORDER BY `code` LIMIT 2");
+  EXPECT_EQ(QueryCharsetsSql("SELECT a, b FROM t", {"a", "b`"}),
+            "SELECT CHARSET(`_siphon_columns`.`a`), CHARSET(`_siphon_columns`.`b```) FROM "
+            "(SELECT 1) AS `_siphon_one` LEFT JOIN (SELECT * FROM (SELECT a, b FROM t\n) AS "
+            "`_siphon_query` LIMIT 0) AS `_siphon_columns` ON TRUE");
+}
+
+TEST(MysqlSql, ReflectSqlReadsEachColumnsCharset) {
+  std::string sql = ReflectSql(SplitTableName("orders"), TestQuote);
+  EXPECT_NE(sql.find("ORDINAL_POSITION, CHARACTER_SET_NAME FROM information_schema.COLUMNS"),
+            std::string::npos)
+      << sql;
+}
+
 TEST(MysqlSql, ReflectSqlQuotesNames) {
   std::string sql = ReflectSql(SplitTableName("shop.it's"), TestQuote);
   EXPECT_NE(sql.find("TABLE_SCHEMA = 'shop' AND TABLE_NAME = 'it\\'s'"), std::string::npos);
@@ -389,7 +424,7 @@ TEST(MysqlSql, ReflectSqlCanBringTheHorizonAlong) {
     std::string row = "UNION ALL SELECT 'h', " + horizon.substr(7);
     size_t from = row.find(" FROM (SELECT NOW(6) AS now)");
     ASSERT_NE(from, std::string::npos);
-    row.insert(from, ", NULL, NULL, NULL");
+    row.insert(from, ", NULL, NULL, NULL, NULL");
     EXPECT_NE(sql.find(row + " ORDER BY 1, 6"), std::string::npos) << sql;
   }
 }

@@ -56,6 +56,15 @@ TEST(MysqlTypes, ClassifiesInformationSchemaTypes) {
   }
 }
 
+TEST(MysqlTypes, CharsetsWithBytesWithoutACharacterAreLossy) {
+  for (const char* lossless : {"utf8mb4", "utf8mb3", "utf8", "UTF8MB4", "latin1", "binary", ""}) {
+    EXPECT_FALSE(IsLossyCharset(lossless)) << lossless;
+  }
+  for (const char* lossy : {"cp1251", "ascii", "cp1250", "koi8r", "sjis", "utf16", "ucs2"}) {
+    EXPECT_TRUE(IsLossyCharset(lossy)) << lossy;
+  }
+}
+
 TEST(MysqlTypes, EnumMembersAreReadFromTheColumnType) {
   auto members = EnumMembers("enum('xl','it''s','a\\\\b','É,x','')");
   ASSERT_TRUE(members);
