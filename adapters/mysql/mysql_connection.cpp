@@ -440,6 +440,8 @@ void MysqlConnection::ConnectTo(std::vector<std::string> hosts, size_t index,
           return;
         }
         connected_ = true;
+        hidden_index_column_ =
+            HiddenIndexColumnOf(mariadb_connection(mysql_) != 0, mysql_get_server_version(mysql_));
         Defer([done] { done(Status::Ok()); });
       });
 }
@@ -519,7 +521,7 @@ void MysqlConnection::Reflect(const std::string& table,
   abort_ = [done](Status s) { done(std::move(s)); };
   auto quote = [this](std::string_view v) { return Quote(v); };
   Execute(
-      ReflectSql(ref, quote, with_horizon), [](MYSQL_RES*) {},
+      ReflectSql(ref, quote, with_horizon, hidden_index_column_), [](MYSQL_RES*) {},
       [schema, seen_table, horizon, unique](MYSQL_ROW row, unsigned long* lengths) {
         auto text = [&](int i) { return row[i] ? std::string(row[i], lengths[i]) : std::string(); };
         auto maybe = [&](int i) {
@@ -556,6 +558,14 @@ void MysqlConnection::Reflect(const std::string& table,
             // ordered by the whole column cannot be read in the order of the index: every page
             // would sort the table.
             index->unusable = "indexes only a prefix of the column \"" + text(1) + "\"";
+          } else if (row[6] && index->unusable.empty()) {
+            // Unique still, but the optimizer may not read through it (ReflectSql).
+            index->unusable =
+                text(6) == "ignored"
+                    ? "is ignored (ALTER INDEX … IGNORED): the server does not read through it, "
+                      "and every page would sort the table"
+                    : "is invisible (ALTER INDEX … INVISIBLE): the server does not read through "
+                      "it, and every page would sort the table";
           }
           if (row[1]) index->columns.push_back(text(1));
         } else if (kind == "t") {

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "adapters/mysql/mysql_config.hpp"
+#include "adapters/mysql/mysql_sql.hpp"
 #include "adapters/mysql/mysql_types.hpp"
 #include "adapters/source.hpp"
 
@@ -160,6 +161,8 @@ class MysqlConnection final : public SourceConnection {
   /// The client or server error number of the last failure (0 after a success).
   unsigned last_errno_ = 0;
   bool connected_ = false;
+  /// Which column of STATISTICS tells the indexes the server may not use (set on connect).
+  HiddenIndexColumn hidden_index_column_ = HiddenIndexColumn::kNone;
   bool busy_ = false;
   MYSQL_RES* result_ = nullptr;
   uv_poll_t* poll_ = nullptr;

@@ -537,10 +537,24 @@ constexpr const char* kHorizonFrom =
 
 }  // namespace
 
+HiddenIndexColumn HiddenIndexColumnOf(bool mariadb, unsigned long server_version) {
+  if (mariadb) {
+    return server_version >= 100600 ? HiddenIndexColumn::kIgnored : HiddenIndexColumn::kNone;
+  }
+  return server_version >= 80000 ? HiddenIndexColumn::kInvisible : HiddenIndexColumn::kNone;
+}
+
 std::string ReflectSql(const TableRef& ref, const QuoteLiteral& quote,
-                       std::optional<bool> horizon_local_time) {
+                       std::optional<bool> horizon_local_time, HiddenIndexColumn hidden) {
   std::string schema = ref.schema.empty() ? std::string("DATABASE()") : quote(ref.schema);
   std::string where = "TABLE_SCHEMA = " + schema + " AND TABLE_NAME = " + quote(ref.table);
+  // An index the optimizer may not use (ALTER INDEX … IGNORED on MariaDB, INVISIBLE on
+  // MySQL) still keeps its rows unique, but no page could be read through it: every page
+  // would sort the table.
+  const char* hidden_sql =
+      hidden == HiddenIndexColumn::kIgnored     ? "IF(IGNORED = 'YES', 'ignored', NULL)"
+      : hidden == HiddenIndexColumn::kInvisible ? "IF(IS_VISIBLE = 'NO', 'invisible', NULL)"
+                                                : "NULL";
   std::string sql =
       "SELECT 'c', COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE, ORDINAL_POSITION, "
       "CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE " +
@@ -549,8 +563,8 @@ std::string ReflectSql(const TableRef& ref, const QuoteLiteral& quote,
       // pass over STATISTICS (a second pass made a reflection 29% slower, one 7%). A
       // functional key part (MySQL 8) has no COLUMN_NAME; SUB_PART is a prefix's length.
       " UNION ALL SELECT IF(INDEX_NAME = 'PRIMARY', 'k', 'u'), COLUMN_NAME, INDEX_NAME, "
-      "SUB_PART, INDEX_TYPE, SEQ_IN_INDEX, NULL FROM information_schema.STATISTICS WHERE " +
-      where +
+      "SUB_PART, INDEX_TYPE, SEQ_IN_INDEX, " +
+      hidden_sql + " FROM information_schema.STATISTICS WHERE " + where +
       " AND NON_UNIQUE = 0"
       " UNION ALL SELECT 't', TABLE_TYPE, NULL, NULL, NULL, TABLE_ROWS, NULL "
       "FROM information_schema.TABLES WHERE " +

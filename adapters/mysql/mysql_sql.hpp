@@ -95,14 +95,24 @@ Result<std::string> DigestSql(const TableSchema& table, const std::vector<std::s
 Result<std::string> FindKeysSql(const TableSchema& table, const std::vector<std::string>& key,
                                 const std::vector<Cursor>& keys, const QuoteLiteral& quote);
 
+/// The column of information_schema.STATISTICS that says the optimizer may not use an index:
+/// MariaDB's IGNORED (10.6 and later), MySQL's IS_VISIBLE (8.0 and later), or none (older
+/// servers have neither, and naming a column a server lacks fails the whole statement).
+enum class HiddenIndexColumn { kNone, kIgnored, kInvisible };
+/// The one the server has, from mariadb_connection() and mysql_get_server_version()
+/// (100600 for 10.6.0, 80000 for 8.0.0).
+HiddenIndexColumn HiddenIndexColumnOf(bool mariadb, unsigned long server_version);
+
 /// One query returning, for `ref`, rows ('c', name, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE,
-/// ordinal, CHARACTER_SET_NAME), ('k', name, …, seq_in_index) for the primary key, ('u', column
-/// (NULL for an expression), index, SUB_PART, INDEX_TYPE, seq_in_index) for the other unique
-/// indexes, and ('t', …, TABLE_ROWS). With `horizon_local_time`, also ('h', HorizonSql's two
-/// columns, …) for that kind of cursor: the safe horizon in the same statement (so it needs PROCESS
-/// too).
+/// ordinal, CHARACTER_SET_NAME), ('k', name, …, seq_in_index, …) for the primary key, ('u', column
+/// (NULL for an expression), index, SUB_PART, INDEX_TYPE, seq_in_index, hidden) for the other
+/// unique indexes, where hidden is "ignored" or "invisible" for an index the optimizer may not use
+/// (by `hidden`'s column; NULL otherwise), and ('t', …, TABLE_ROWS, NULL).
+/// With `horizon_local_time`, also ('h', HorizonSql's two columns, …) for that kind of
+/// cursor: the safe horizon in the same statement (so it needs PROCESS too).
 std::string ReflectSql(const TableRef& ref, const QuoteLiteral& quote,
-                       std::optional<bool> horizon_local_time = std::nullopt);
+                       std::optional<bool> horizon_local_time = std::nullopt,
+                       HiddenIndexColumn hidden = HiddenIndexColumn::kNone);
 
 /// How long an open write transaction may hold a run's upper bound back. Beyond it the
 /// transaction is reported (HorizonSql's second column) and `lookback` is the defence, so a

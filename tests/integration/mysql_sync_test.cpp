@@ -849,6 +849,51 @@ TEST_F(MysqlSync, AUniqueKeyThatIsNotLikeAPrimaryKeyIsNotTheKey) {
       << Dump(r);
 }
 
+// A UNIQUE key the server is told to ignore (MariaDB 10.6: ALTER INDEX … IGNORED) keeps its
+// rows unique, but the server reads no page through it: every page would sort the table. It
+// is not the key: the other one is (it was taken, by name, before), and a table whose other
+// keys cannot be one is refused with a message saying the ignored one is ignored. (MariaDB
+// refuses to ignore the key it clusters the table by, the first UNIQUE over NOT NULL columns.)
+TEST_F(MysqlSync, AnIgnoredUniqueKeyIsNotTheKey) {
+  if (db_.Scalar("SELECT count(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
+                 "'information_schema' AND TABLE_NAME = 'STATISTICS' AND COLUMN_NAME = "
+                 "'IGNORED'") != "1") {
+    GTEST_SKIP() << "the server has no ignored indexes (MariaDB before 10.6, or MySQL)";
+  }
+  db_.Exec(R"sql(
+    CREATE TABLE hidden (a INT NOT NULL, b INT NOT NULL, v VARCHAR(10),
+                         UNIQUE KEY z_first (b), UNIQUE KEY a_second (a));
+    ALTER TABLE hidden ALTER INDEX a_second IGNORED;
+    INSERT INTO hidden SELECT seq, 100 - seq, CONCAT('v', seq) FROM seq_1_to_9;
+    CREATE TABLE hidden_only (t TIME NOT NULL, a INT NOT NULL,
+                              UNIQUE KEY hidden_t (t), UNIQUE KEY hidden_a (a));
+    ALTER TABLE hidden_only ALTER INDEX hidden_a IGNORED;
+  )sql");
+  std::string script =
+      Script("siphon.replicate 'hidden' { source = my, from = 'hidden', batch = 4 }\n");
+  auto r = Siphon({"check", script});
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.out.find("key:     b (unique index \"z_first\": the table has no primary key)"),
+            std::string::npos)
+      << Dump(r);
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(name) FROM pragma_table_info('hidden') WHERE pk > 0"),
+            "b");
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(a) FROM hidden"), "9/45");
+
+  r = Siphon(
+      {"check", Script("siphon.replicate 'hidden_only' { source = my, from = 'hidden_only' }\n")});
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("has no primary key: name the columns that identify a row with key = "
+                       "{ … }, from its NOT NULL columns: \"a\"; unique index \"hidden_a\" is "
+                       "ignored (ALTER INDEX … IGNORED): the server does not read through it, "
+                       "and every page would sort the table; unique index \"hidden_t\" has the "
+                       "column \"t\" of type time, which cannot be a key (it has no order)"),
+            std::string::npos)
+      << Dump(r);
+}
+
 TEST_F(MysqlSync, ATableWithoutAKeyIsRefusedOrAppended) {
   db_.Exec(R"sql(
     CREATE TABLE nokey (seq BIGINT NOT NULL AUTO_INCREMENT, msg VARCHAR(20), KEY (seq));

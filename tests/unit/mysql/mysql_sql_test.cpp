@@ -429,6 +429,34 @@ TEST(MysqlSql, ReflectSqlCanBringTheHorizonAlong) {
   }
 }
 
+// An index the optimizer may not use is told by the column the server has (a column it lacks
+// would fail the statement): MariaDB 10.6's IGNORED, MySQL 8's IS_VISIBLE, else none.
+TEST(MysqlSql, ReflectSqlTellsIndexesTheServerDoesNotUse) {
+  EXPECT_EQ(HiddenIndexColumnOf(true, 101119), HiddenIndexColumn::kIgnored);
+  EXPECT_EQ(HiddenIndexColumnOf(true, 100600), HiddenIndexColumn::kIgnored);
+  EXPECT_EQ(HiddenIndexColumnOf(true, 100519), HiddenIndexColumn::kNone);
+  EXPECT_EQ(HiddenIndexColumnOf(false, 80036), HiddenIndexColumn::kInvisible);
+  EXPECT_EQ(HiddenIndexColumnOf(false, 50744), HiddenIndexColumn::kNone);
+  const TableRef orders = SplitTableName("orders");
+  std::string sql = ReflectSql(orders, TestQuote, std::nullopt, HiddenIndexColumn::kIgnored);
+  EXPECT_NE(sql.find("SEQ_IN_INDEX, IF(IGNORED = 'YES', 'ignored', NULL) FROM "
+                     "information_schema.STATISTICS"),
+            std::string::npos)
+      << sql;
+  EXPECT_EQ(sql.find("IS_VISIBLE"), std::string::npos) << sql;
+  sql = ReflectSql(orders, TestQuote, std::nullopt, HiddenIndexColumn::kInvisible);
+  EXPECT_NE(sql.find("SEQ_IN_INDEX, IF(IS_VISIBLE = 'NO', 'invisible', NULL) FROM "
+                     "information_schema.STATISTICS"),
+            std::string::npos)
+      << sql;
+  EXPECT_EQ(sql.find("IGNORED"), std::string::npos) << sql;
+  sql = ReflectSql(orders, TestQuote);
+  EXPECT_NE(sql.find("SEQ_IN_INDEX, NULL FROM information_schema.STATISTICS"), std::string::npos)
+      << sql;
+  EXPECT_EQ(sql.find("IGNORED"), std::string::npos) << sql;
+  EXPECT_EQ(sql.find("IS_VISIBLE"), std::string::npos) << sql;
+}
+
 TEST(MysqlSql, ErrorKinds) {
   EXPECT_EQ(ErrorKindFor(1045), ErrorKind::kAuth);
   // Not retried either: a host not allowed, an auth plugin, an expired password, a lock.
