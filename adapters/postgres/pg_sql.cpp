@@ -92,15 +92,31 @@ const char* const kQueryTypesSql =
 // A deferrable unique constraint is accepted: siphon reads committed snapshots only, and the
 // check holds at every commit. NULLS NOT DISTINCT does not matter: a key's columns must all be
 // NOT NULL (checked by TakeKeyFromUniqueIndex). A collation other than the column's would
-// make two rows distinct for the index equal (or out of order) for a page's comparison.
+// make two rows distinct for the index equal (or out of order) for a page's comparison; but
+// "C" and "POSIX" (libc's, or the database default when it is one of them) both compare bytes,
+// and an index under one of them on a column of the other was refused for nothing.
 const char* const kUniqueIndexesSql =
-    "SELECT ic.relname, a.attname,"
+    "WITH bytewise AS (SELECT co.oid FROM pg_catalog.pg_collation co"
+    "  WHERE (co.collprovider = 'c' AND co.collcollate IN ('C', 'POSIX'))"
+    "   OR (co.collprovider = 'd' AND EXISTS (SELECT FROM pg_catalog.pg_database d"
+    "    WHERE d.datname = current_database() AND d.datcollate IN ('C', 'POSIX')"
+    // The database's locale provider (PostgreSQL 15 and later; libc before): an ICU default
+    // ignores datcollate.
+    "    AND COALESCE(to_jsonb(d) ->> 'datlocprovider', 'c') = 'c')))"
+    " SELECT ic.relname, a.attname,"
     " CASE WHEN NOT (i.indisvalid AND i.indisready AND i.indislive)"
     "   THEN 'is not valid (its build failed or is under way)'"
     "  WHEN i.indpred IS NOT NULL THEN 'is partial (it has a WHERE clause)'"
     "  WHEN k.attnum = 0 THEN 'indexes an expression'"
     "  WHEN k.coll IS DISTINCT FROM a.attcollation"
-    "   THEN 'compares the column \"' || a.attname || '\" under a collation not its own' END"
+    "   AND NOT (k.coll IN (SELECT oid FROM bytewise)"
+    "    AND a.attcollation IN (SELECT oid FROM bytewise))"
+    "   THEN 'compares the column \"' || a.attname || '\" under a collation not its own' END,"
+    // The index's collation where it is not the column's (then one ordering as the column's
+    // does): pages name it, or the server would not read them through the index.
+    " (SELECT quote_ident(n.nspname) || '.' || quote_ident(co.collname)"
+    "   FROM pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace n ON n.oid = co.collnamespace"
+    "   WHERE co.oid = k.coll AND k.coll IS DISTINCT FROM a.attcollation)"
     " FROM pg_catalog.pg_index i"
     " JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid"
     " CROSS JOIN LATERAL unnest(i.indkey::int2[], i.indcollation::oid[])"
@@ -288,6 +304,13 @@ std::string ArraySelect(const std::string& quoted, std::string_view source_type)
          "), '[1:', ''), '[') > 0 THEN " + quoted + "::text ELSE to_json(" + quoted + ")::text END";
 }
 
+// A column as a page compares and orders it: under its key index's collation when that is
+// not the column's own (ColumnInfo::key_collation), so the server reads through the index.
+std::string Compared(const ColumnInfo& c) {
+  return c.key_collation.empty() ? QuoteIdent(c.name)
+                                 : QuoteIdent(c.name) + " COLLATE " + c.key_collation;
+}
+
 }  // namespace
 
 Result<std::string> FromClause(const TableSchema& table) {
@@ -349,7 +372,7 @@ Result<PageStatement> BuildPageQuery(const TableSchema& table, const PageQuery& 
       // Only the first column bounds the window: ties and later values are all re-read.
       st.params.push_back(CursorParam(after[0]));
       st.params.push_back(CursorParam(*query.lookback_seconds));
-      sql += " WHERE " + QuoteIdent(order[0]->name) + " >= ($1::" + order[0]->source_type +
+      sql += " WHERE " + Compared(*order[0]) + " >= ($1::" + order[0]->source_type +
              " - make_interval(secs => $2::double precision))";
     } else {
       std::string lhs, rhs;
@@ -358,7 +381,7 @@ Result<PageStatement> BuildPageQuery(const TableSchema& table, const PageQuery& 
           lhs += ", ";
           rhs += ", ";
         }
-        lhs += QuoteIdent(order[i]->name);
+        lhs += Compared(*order[i]);
         st.params.push_back(CursorParam(after[i]));
         rhs += "$" + std::to_string(i + 1) + "::" + order[i]->source_type;
       }
@@ -375,14 +398,14 @@ Result<PageStatement> BuildPageQuery(const TableSchema& table, const PageQuery& 
       return Status(ErrorKind::kSchema, "the horizon of " + table.qualified_name + " is NULL");
     }
     st.params.push_back(CursorParam(*query.before));
-    sql += std::string(query.after.has_value() ? " AND " : " WHERE ") + QuoteIdent(order[0]->name) +
+    sql += std::string(query.after.has_value() ? " AND " : " WHERE ") + Compared(*order[0]) +
            " < $" + std::to_string(st.params.size()) + "::" + order[0]->source_type;
   }
   if (!order.empty()) {
     sql += " ORDER BY ";
     for (size_t i = 0; i < order.size(); ++i) {
       if (i > 0) sql += ", ";
-      sql += QuoteIdent(order[i]->name);
+      sql += Compared(*order[i]);
     }
   }
   sql += " LIMIT " + std::to_string(query.limit);
@@ -485,6 +508,13 @@ std::string ColumnList(const std::vector<const ColumnInfo*>& cols) {
   return out;
 }
 
+// The key columns as a list, as pages compare them (Compared).
+std::string ComparedList(const std::vector<const ColumnInfo*>& cols) {
+  std::string out;
+  for (size_t i = 0; i < cols.size(); ++i) out += (i ? ", " : "") + Compared(*cols[i]);
+  return out;
+}
+
 // "($n::t1, $m::t2)" for a key value, appending its parts to `params`.
 Result<std::string> KeyValue(const std::vector<const ColumnInfo*>& cols, const Cursor& values,
                              std::vector<std::string>& params) {
@@ -514,7 +544,7 @@ Result<PageStatement> BuildDigestQuery(const TableSchema& table,
   auto cols = KeyColumns(table, key);
   if (!cols.ok()) return cols.status();
   PageStatement st;
-  const std::string tuple = "(" + ColumnList(*cols) + ")";
+  const std::string tuple = "(" + ComparedList(*cols) + ")";
   std::string part = "0";
   if (!splits.empty()) {
     part = "CASE";
@@ -567,7 +597,8 @@ Result<PageStatement> BuildFindKeysQuery(const TableSchema& table,
     list += (list.empty() ? "" : ", ") + *value;
   }
   if (keys.empty()) list = "(NULL)";
-  st.sql = "SELECT " + select + " FROM " + *from + " WHERE (" + select + ") IN (" + list + ")";
+  st.sql = "SELECT " + select + " FROM " + *from + " WHERE (" + ComparedList(*cols) + ") IN (" +
+           list + ")";
   return st;
 }
 

@@ -92,7 +92,10 @@ extern const std::string kReflectSql;
 /// per key column (INCLUDE columns left out), by index name and position: index name,
 /// column name (NULL for an expression), and why the index cannot be a key (NULL when it
 /// can): not valid or not ready (a build that failed or is under way), partial, an
-/// expression, a column compared under a collation not its own.
+/// expression, a column compared under a collation not its own (nor one of "C", "POSIX" or
+/// a "C" or "POSIX" database default where the column has another of them: those order the
+/// same); and the index's collation, schema-qualified and quoted, where it is not the
+/// column's (NULL otherwise).
 extern const char* const kUniqueIndexesSql;
 
 /// For a table Reflect did not find: up to three tables, views or foreign tables in any

@@ -650,6 +650,8 @@ class PgSourceConnection : public SourceConnection {
         [schema = std::move(schema), done = std::move(done)](Result<PgResultPtr> r) mutable {
           if (!r.ok()) return done(r.status().WithContext("reflect " + schema.qualified_name));
           std::vector<UniqueIndex> indexes;
+          // "index\ncolumn" -> the collation the index holds the column under, not its own.
+          std::map<std::string, std::string> collations;
           const PGresult* res = r->get();
           for (int row = 0; row < PQntuples(res); ++row) {
             const std::string name = PQgetvalue(res, row, 0);
@@ -661,8 +663,18 @@ class PgSourceConnection : public SourceConnection {
             if (index.unusable.empty() && !PQgetisnull(res, row, 2)) {
               index.unusable = PQgetvalue(res, row, 2);
             }
+            if (!PQgetisnull(res, row, 1) && !PQgetisnull(res, row, 3)) {
+              collations[name + "\n" + PQgetvalue(res, row, 1)] = PQgetvalue(res, row, 3);
+            }
           }
           TakeKeyFromUniqueIndex(schema, indexes);
+          // A key index under "POSIX" on a "C" column (kUniqueIndexesSql): pages name its
+          // collation, so the server reads them through it rather than sorting the table.
+          for (const std::string& k : schema.primary_key) {
+            auto it = collations.find(schema.key_index + "\n" + k);
+            const int at = schema.Find(k);
+            if (it != collations.end() && at >= 0) schema.columns[at].key_collation = it->second;
+          }
           done(std::move(schema));
         });
   }

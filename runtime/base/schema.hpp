@@ -53,6 +53,11 @@ struct ColumnInfo {
   /// which is no character): the adapter checks every value it reads and fails the page on
   /// such a value, naming it. Empty when every value converts (UTF-8, latin1, not text).
   std::string lossy_charset = {};
+  /// For a key column taken from a unique index that holds it under another collation than
+  /// the column's own, one that orders the same (PostgreSQL's "POSIX" on a "C" column): that
+  /// collation, as the source spells it in SQL, for pages to compare and order under so the
+  /// server reads them through the index. Empty: the column's own.
+  std::string key_collation = {};
 
   bool operator==(const ColumnInfo&) const = default;
 };

@@ -755,6 +755,45 @@ TEST_F(PgSync, AUniqueIndexThatIsNotLikeAPrimaryKeyIsNotTheKey) {
       << Dump(r);
 }
 
+// In a database whose default collation is "C", a unique index under "POSIX" (or "C") on a
+// column of the default collation orders as the column does: it is the key, and pages name
+// its collation (the server reads through an index only for its own). It was refused, the
+// table with it ("compares the column "code" under a collation not its own").
+TEST_F(PgSync, AUniqueIndexUnderPosixInACDatabaseIsTheKey) {
+  const std::string c_db = db_.name() + "_c";
+  db_.Exec("CREATE DATABASE " + c_db + " LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+  struct Drop {
+    PgDb& db;
+    std::string name;
+    ~Drop() { db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); }
+  } drop{db_, c_db};
+  std::string dsn = db_.Dsn();
+  dsn.replace(dsn.find("dbname=" + db_.name()), 7 + db_.name().size(), "dbname=" + c_db);
+  PGconn* c = PQconnectdb(dsn.c_str());
+  ASSERT_EQ(PQstatus(c), CONNECTION_OK) << PQerrorMessage(c);
+  PGresult* res = PQexec(c, R"sql(
+    CREATE TABLE codes (code text NOT NULL, v text);
+    CREATE UNIQUE INDEX codes_code ON codes (code COLLATE "POSIX");
+    INSERT INTO codes SELECT 'k' || g, 'v' || g FROM generate_series(1, 30) g;
+  )sql");
+  EXPECT_EQ(PQresultStatus(res), PGRES_COMMAND_OK) << PQresultErrorMessage(res);
+  PQclear(res);
+  PQfinish(c);
+  std::string script = Script(R"(siphon.replicate "codes" { source = cdb, batch = 7 })",
+                              "local cdb = siphon.postgres { dsn = \"" + dsn + "\" }\n");
+  auto r = Siphon({"check", script});
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.out.find("key:     code (unique index \"codes_code\": the table has no primary key)"),
+            std::string::npos)
+      << Dump(r);
+  EXPECT_NE(r.out.find("ORDER BY \"code\" COLLATE pg_catalog.\"POSIX\""), std::string::npos)
+      << Dump(r);
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || min(code) || '/' || max(code) FROM codes"),
+            "30/k1/k9");
+}
+
 // The key a unique index gave follows the source: the index turned into the primary key
 // changes nothing; a primary key on other columns becomes the key (the replica is rebuilt
 // under it and pulled again); the index dropped stops the table with a message naming it,

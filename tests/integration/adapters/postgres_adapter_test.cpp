@@ -871,6 +871,52 @@ TEST_F(PgPaging, AUniqueIndexReflectedAsTheKeyPagesByIt) {
   EXPECT_EQ(page->at(0, 1).i, 41);
 }
 
+// "C" and "POSIX" order alike: a unique index under one on a column of the other is the key
+// (it was refused as comparing the column under a collation not its own), and a page names
+// the index's collation, since the server reads through an index only for its own.
+TEST_F(PgPaging, AUniqueIndexUnderPosixOnACColumnIsTheKey) {
+  db_.Exec(R"sql(
+    CREATE TABLE p (code text COLLATE "C" NOT NULL, region int4 NOT NULL, note text);
+    CREATE UNIQUE INDEX p_code_region ON p (code COLLATE "POSIX", region);
+    INSERT INTO p SELECT 'c' || (g % 100), g / 100, 'n' FROM generate_series(0, 99999) g;
+    ANALYZE p;
+  )sql");
+  auto& c = Conn();
+  auto t = Reflect(c, "public.p");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->primary_key, std::vector<std::string>({"code", "region"}));
+  EXPECT_EQ(t->key_index, "p_code_region");
+  EXPECT_TRUE(t->refused_key_indexes.empty());
+  PageQuery q;
+  q.columns = {"code", "region", "note"};
+  q.order_by = t->primary_key;
+  q.after = Cursor{std::string("c50"), int64_t{40}};
+  q.limit = 1000;
+  std::string sql = c.PageSql(*t, q);
+  Rows plan = db_.Query("EXPLAIN " + Inline(sql, {"c50", "40"}));
+  std::string text;
+  for (const auto& row : plan) text += row[0].value_or("") + "\n";
+  EXPECT_NE(text.find("Scan using p_code_region"), std::string::npos) << sql << "\n" << text;
+  EXPECT_EQ(text.find("Sort"), std::string::npos) << text;
+  auto page = Pull(c, *t, q);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->rows(), 1000u);
+  EXPECT_EQ(page->bytes(page->at(0, 0)), "c50");
+  EXPECT_EQ(page->at(0, 1).i, 41);
+  // The other way round, and beside an index under another collation, still refused.
+  db_.Exec(R"sql(
+    CREATE TABLE q (code text COLLATE "POSIX" NOT NULL, d text NOT NULL);
+    CREATE UNIQUE INDEX q_code ON q (code COLLATE "C");
+    CREATE UNIQUE INDEX q_d ON q (d COLLATE "C");
+  )sql");
+  t = Reflect(c, "public.q");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->key_index, "q_code");
+  EXPECT_EQ(t->refused_key_indexes,
+            std::vector<std::string>(
+                {"unique index \"q_d\" compares the column \"d\" under a collation not its own"}));
+}
+
 // `query = "SELECT …"`: the server describes the result; a column taken as it is from a
 // NOT NULL table column stays NOT NULL, an outer join's or an expression's may be NULL.
 // A column taken as it is from a view's is NOT NULL when the view's own query says so, however
