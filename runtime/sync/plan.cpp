@@ -141,6 +141,7 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
   t.schema_hash = schema.Hash();
   t.schema_json = SchemaToJson(schema);
   t.cursor_columns = CursorColumnsJson(plan.order_by);
+  if (decl.key.empty()) t.key_index = schema.key_index;
   if (!decl.query.empty()) {
     // A position in one query's result means nothing in another's: an edited query starts
     // over, like a changed cursor (the query's text is named by its hash).

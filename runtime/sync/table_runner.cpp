@@ -335,11 +335,18 @@ void TableRunner::OnReflected(Result<TableSchema> schema) {
   }
   Result<TablePlan> plan = MakePlan(decl_, *schema);
   if (!plan.ok()) {
-    if (decl_.key.empty() && schema->primary_key.empty() && !key_index_.empty()) {
-      // The rows siphon holds were keyed by that index: the message says where the key went.
-      plan = Status(plan.status().kind(), plan.status().message() + " (until now the key was " +
-                                              "the unique index \"" + key_index_ +
-                                              "\", which the source no longer has as such)");
+    if (decl_.key.empty() && schema->primary_key.empty()) {
+      // The rows siphon holds may have been keyed by a unique index the source no longer has
+      // as such: the target remembers which (for a process that never prepared the table
+      // too), and the message says where the key went and what brings it back.
+      std::weak_ptr<bool> alive = alive_;
+      target_.ReadStoredKey(decl_.name,
+                            [this, alive, failed = plan.status()](Result<StoredKey> stored) {
+                              if (!alive.lock()) return;
+                              Fail(stored.ok() ? KeyIndexGone(failed, *stored) : failed);
+                              MaybeFinishRun();
+                            });
+      return;
     }
     Fail(plan.status());
     MaybeFinishRun();
@@ -392,6 +399,32 @@ void TableRunner::OnReflected(Result<TableSchema> schema) {
   target_.PrepareTable(plan_->target, [this, alive](Result<TableState> state) {
     if (alive.lock()) OnPrepared(std::move(state));
   });
+}
+
+Status TableRunner::KeyIndexGone(const Status& failed, const StoredKey& stored) const {
+  const std::string index = stored.index.empty() ? key_index_ : stored.index;
+  if (index.empty()) return failed;
+  std::string key = "{ … }";
+  if (!stored.columns.empty()) {
+    // As the script would spell it: key = { "code", "region" }.
+    key = "{ ";
+    for (size_t i = 0; i < stored.columns.size(); ++i) {
+      key += i ? ", \"" : "\"";
+      for (char ch : stored.columns[i]) {
+        if (ch == '"' || ch == '\\') key += '\\';
+        key += ch;
+      }
+      key += "\"";
+    }
+    key += " }";
+  }
+  return Status(failed.kind(),
+                failed.message() + "; until now the key was the unique index \"" + index +
+                    "\", which the source no longer has as such (dropped, or no longer unique "
+                    "over NOT NULL columns): give key = " +
+                    key +
+                    " in the script to keep the key the replica has, or create the index "
+                    "again on the source");
 }
 
 void TableRunner::OnPrepared(Result<TableState> state) {

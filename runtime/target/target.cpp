@@ -67,7 +67,8 @@ CREATE TABLE IF NOT EXISTS _siphon_state (
   full_pass       INTEGER NOT NULL DEFAULT 0,
   resync_pass     INTEGER,
   reconciled_at   TEXT,
-  cursor_columns  TEXT
+  cursor_columns  TEXT,
+  key_index       TEXT
 );
 CREATE TABLE IF NOT EXISTS _siphon_log (
   id          INTEGER PRIMARY KEY,
@@ -328,6 +329,7 @@ Status Target::Open() {
       {"_siphon_state", "resync_pass INTEGER"},
       {"_siphon_state", "reconciled_at TEXT"},
       {"_siphon_state", "cursor_columns TEXT"},
+      {"_siphon_state", "key_index TEXT"},
       {"_siphon_log", "deleted INTEGER NOT NULL DEFAULT 0"}};
   for (const auto& [table, add] : kAdded) {
     std::string column(add, strchr(add, ' '));
@@ -344,6 +346,42 @@ Status Target::Open() {
   // From here on the connection belongs to the writer thread.
   writer_ = std::make_unique<WorkerThread>(loop_);
   return Status::Ok();
+}
+
+void Target::ReadStoredKey(const std::string& table, std::function<void(Result<StoredKey>)> done) {
+  auto result = std::make_shared<Result<StoredKey>>(StoredKey{});
+  writer_->Post(
+      [this, table, result] {
+        StoredKey key;
+        {
+          Stmt q;
+          sqlite3_prepare_v2(db_, "SELECT key_index FROM _siphon_state WHERE table_name = ?1", -1,
+                             &q.s, nullptr);
+          sqlite3_bind_text(q.s, 1, table.c_str(), -1, SQLITE_TRANSIENT);
+          const int rc = sqlite3_step(q.s);
+          if (rc == SQLITE_ROW) {
+            if (const unsigned char* v = sqlite3_column_text(q.s, 0)) {
+              key.index = reinterpret_cast<const char*>(v);
+            }
+          } else if (rc != SQLITE_DONE) {
+            *result = SqliteError(db_, "reading the state row of " + table);
+            return;
+          }
+        }
+        Stmt info;
+        if (sqlite3_prepare_v2(db_,
+                               "SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk",
+                               -1, &info.s, nullptr) != SQLITE_OK) {
+          *result = SqliteError(db_, "reading table_info of " + table);
+          return;
+        }
+        sqlite3_bind_text(info.s, 1, table.c_str(), -1, SQLITE_TRANSIENT);
+        while (sqlite3_step(info.s) == SQLITE_ROW) {
+          key.columns.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(info.s, 0)));
+        }
+        *result = std::move(key);
+      },
+      [done = std::move(done), result] { done(std::move(*result)); });
 }
 
 void Target::PrepareTable(TargetTable table, std::function<void(Result<TableState>)> done) {
@@ -757,11 +795,12 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
   {
     Stmt up;
     sqlite3_prepare_v2(db_,
-                       "UPDATE _siphon_state SET cursor_columns = ?2, "
+                       "UPDATE _siphon_state SET cursor_columns = ?2, key_index = NULLIF(?4, ''), "
                        "cursor = CASE WHEN ?3 THEN NULL ELSE cursor END WHERE table_name = ?1",
                        -1, &up.s, nullptr);
     sqlite3_bind_text(up.s, 1, spec.name.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(up.s, 2, spec.cursor_columns.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(up.s, 4, spec.key_index.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(up.s, 3,
                      dropped.empty() && cursor_source.empty() && !rekey && !recreated ? 0 : 1);
     if (sqlite3_step(up.s) != SQLITE_DONE) {

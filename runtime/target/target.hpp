@@ -33,6 +33,9 @@ struct TargetTable {
   /// The columns a stored cursor's values belong to, in order (a JSON array): a cursor kept
   /// for other columns (the script changed `cursor` or `key`) is dropped, not misread.
   std::string cursor_columns;
+  /// The source's unique index the key was taken from (a table without a primary key and no
+  /// `key` in the script), kept in `_siphon_state.key_index`; empty otherwise.
+  std::string key_index;
   /// Rows carry the number of the pass that last wrote them in a column `_siphon_pass`, and
   /// the page that ends a pass (every full refresh, and a resync of any table) deletes the
   /// rows of older passes (mark and sweep): deletions reach the target without ever
@@ -118,6 +121,12 @@ struct TableState {
   std::vector<std::string> added_columns;
 };
 
+/// The key a table was last prepared with (Target::ReadStoredKey).
+struct StoredKey {
+  std::vector<std::string> columns;  ///< the target table's PRIMARY KEY (empty: none, or no table)
+  std::string index;  ///< `_siphon_state.key_index`: the source's unique index it came from
+};
+
 /// Reconcile: a range of a table's keys in the target, cut into parts of about equal size.
 struct KeyRangeScan {
   std::vector<Cursor> splits;      ///< the last key of every part but the last
@@ -166,6 +175,11 @@ class Target {
   /// Creates the table if missing (adds missing columns to an existing one), prepares its
   /// upsert and returns its state (cursor, counters).
   void PrepareTable(TargetTable table, std::function<void(Result<TableState>)> done);
+
+  /// The key the table was last prepared with: its target table's PRIMARY KEY and the unique
+  /// index of the source it was taken from (for the message of a run that finds it gone,
+  /// also in a process that never prepared the table). Read on the writer, between pages.
+  void ReadStoredKey(const std::string& table, std::function<void(Result<StoredKey>)> done);
 
   /// Writes a page, its rejects and the cursor that follows it in ONE transaction: either
   /// all are committed or none. A row the table refuses (TargetTable::reject_refused_rows)

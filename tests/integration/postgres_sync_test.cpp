@@ -841,17 +841,28 @@ TEST_F(PgSync, AKeyFromAUniqueIndexFollowsTheSource) {
   ASSERT_TRUE(p.WaitForOutput("the key changed from [\"id\"] to [\"code\"]")) << p.Stderr();
   ASSERT_TRUE(p.WaitForOutput("its key [\"code\"] is the unique index \"t_code\"")) << p.Stderr();
   db_.Exec("DROP INDEX t_code");
-  EXPECT_TRUE(
-      p.WaitForOutput("(until now the key was the unique index \"t_code\", which the "
-                      "source no longer has as such)"))
-      << p.Stderr();
+  const std::string gone =
+      "; until now the key was the unique index \"t_code\", which the source no longer has as "
+      "such (dropped, or no longer unique over NOT NULL columns): give key = { \"code\" } in the "
+      "script to keep the key the replica has, or create the index again on the source";
+  EXPECT_TRUE(p.WaitForOutput(gone)) << p.Stderr();
   p.Signal(SIGTERM);
   p.Wait();
   EXPECT_EQ(TargetScalar("SELECT count(*) FROM t"), "30");
+  // A new process says the same: the state row remembers the index (`siphon once` said only
+  // "has no primary key").
+  EXPECT_EQ(TargetScalar("SELECT key_index FROM _siphon_state WHERE table_name = 't'"), "t_code");
   r = Once(script);
   EXPECT_EQ(r.exit_code, 2) << Dump(r);
   EXPECT_NE(r.err.find("table \"t\" (t) has no primary key"), std::string::npos) << Dump(r);
+  EXPECT_NE(r.err.find(gone), std::string::npos) << Dump(r);
   EXPECT_EQ(TargetScalar("SELECT count(*) FROM t"), "30");
+  // The key the message gives keeps the replica as it is.
+  r = Once(Script(R"(siphon.replicate "t" { source = pg, key = { "code" } })"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(r.err.find("the key changed"), std::string::npos) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM t"), "30");
+  EXPECT_EQ(TargetScalar("SELECT count(key_index) FROM _siphon_state WHERE table_name = 't'"), "0");
 }
 
 // A column the script names and the source lacks is the script's mistake: check and once exit
