@@ -38,6 +38,10 @@ nlohmann::json TableStatusJson(const TableRunner& r, const SyncMetrics& metrics,
       // The key the target uses (a source's primary key when none is declared), once a run
       // has reflected the source; the declared one until then.
       {"key", s.key.empty() ? d.key : s.key},
+      // Where it came from: the script's is known before any run.
+      {"key_source", !s.key_source.empty() ? nlohmann::json(s.key_source)
+                     : !d.key.empty()      ? nlohmann::json("script")
+                                           : nlohmann::json(nullptr)},
       {"every_s", static_cast<double>(d.every.count()) / 1000.0},
       {"batch", d.batch},
       {"state", std::string(RunnerStateName(s.state))},

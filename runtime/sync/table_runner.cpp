@@ -395,6 +395,10 @@ void TableRunner::OnReflected(Result<TableSchema> schema) {
   schema_ = std::move(*schema);
   plan_ = std::move(*plan);
   stats_.key = plan_->target.key;
+  stats_.key_source = !decl_.key.empty()            ? "script"
+                      : !schema_->key_index.empty() ? "unique index " + schema_->key_index
+                      : !stats_.key.empty()         ? "primary key"
+                                                    : "";
   std::weak_ptr<bool> alive = alive_;
   target_.PrepareTable(plan_->target, [this, alive](Result<TableState> state) {
     if (alive.lock()) OnPrepared(std::move(state));

@@ -62,6 +62,10 @@ struct TableStats {
   /// The target's key as the last plan made it: the declared `key`, else the source's
   /// primary key (empty until a run has reflected the source).
   std::vector<std::string> key;
+  /// Where `key` came from, as the last plan made it: "script", "primary key", "unique
+  /// index NAME" (a table without a primary key), or empty (none yet, or an append table
+  /// without a key).
+  std::string key_source;
 };
 
 /// Replicates one table: a timer per table, one run at a time, pages back to back while they

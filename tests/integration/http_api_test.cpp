@@ -785,6 +785,58 @@ TEST_F(HttpApi, ATableShowsItsKeyItsRecoveryAndItsCursorAfterARestart) {
   EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0) << p->Stderr();
 }
 
+// Each table says where its key came from: the source's primary key, a unique index of a
+// table without one (named), the script's `key`, or none (an append table without a key).
+// /status said only which columns.
+TEST_F(HttpApi, EachTableSaysWhereItsKeyCameFrom) {
+  db_.Exec(R"sql(
+    CREATE TABLE with_pk (id int8 PRIMARY KEY, v text);
+    CREATE TABLE with_index (code text NOT NULL, v text);
+    CREATE UNIQUE INDEX with_index_code ON with_index (code);
+    CREATE TABLE bare (n int8 NOT NULL, v text);
+    INSERT INTO with_pk VALUES (1, 'a');
+    INSERT INTO with_index VALUES ('c1', 'a');
+    INSERT INTO bare VALUES (1, 'a');
+  )sql");
+  auto p = Start(Script(R"(
+siphon.replicate "with_pk" { source = pg, every = "1h" }
+siphon.replicate "with_index" { source = pg, every = "1h" }
+siphon.replicate "scripted" { source = pg, from = "bare", key = { "n" }, every = "1h" }
+siphon.replicate "appended" { source = pg, from = "bare", write = "append", cursor = "n",
+                              every = "1h" }
+)"));
+  auto tables = [this] {
+    std::map<std::string, nlohmann::json> out;
+    HttpResult r = Get("/status");
+    nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
+    if (j.is_discarded() || !j.contains("tables")) return out;
+    for (const auto& t : j["tables"]) out[t["name"].get<std::string>()] = t;
+    return out;
+  };
+  ASSERT_TRUE(WaitFor([&] {
+    auto t = tables();
+    if (t.size() != 4) return false;
+    for (const auto& [name, table] : t) {
+      if (table["runs_ok"] != 1) return false;
+    }
+    return true;
+  })) << p->Stderr();
+  auto t = tables();
+  EXPECT_EQ(t["with_pk"]["key_source"], "primary key") << t["with_pk"].dump(2);
+  EXPECT_EQ(t["with_index"]["key_source"], "unique index with_index_code")
+      << t["with_index"].dump(2);
+  EXPECT_EQ(t["with_index"]["key"], nlohmann::json::array({"code"})) << t["with_index"].dump(2);
+  EXPECT_EQ(t["scripted"]["key_source"], "script") << t["scripted"].dump(2);
+  ASSERT_TRUE(t["appended"].contains("key_source")) << t["appended"].dump(2);
+  EXPECT_TRUE(t["appended"]["key_source"].is_null()) << t["appended"].dump(2);
+  HttpResult one = Get("/tables/with_index");
+  nlohmann::json alone = nlohmann::json::parse(one.body, nullptr, false);
+  ASSERT_FALSE(alone.is_discarded()) << one.body;
+  EXPECT_EQ(alone["key_source"], "unique index with_index_code") << one.body;
+  p->Signal(SIGTERM);
+  EXPECT_EQ(p->Wait(std::chrono::seconds(10)).exit_code, 0) << p->Stderr();
+}
+
 TEST_F(HttpApi, MalformedAndHostileClientsLeaveHealthzServing) {
   db_.Exec("CREATE TABLE a (id int8 PRIMARY KEY); INSERT INTO a VALUES (1);");
   auto p = Start(Script(R"(siphon.replicate "a" { source = pg, every = "1h" })"));
