@@ -52,13 +52,14 @@ int main(int argc, char** argv) {
   std::string replica;
   bool json = false;
 
-  auto add_script = [&script](CLI::App* cmd) {
+  // `check` syncs nothing, so it shows no progress lines to silence: it takes no --quiet.
+  auto add_script = [&script](CLI::App* cmd, bool syncs = true) {
     cmd->add_option("SCRIPT", script.script, "the deployment script (.lua)")
         ->required()
         ->check(CLI::ExistingFile);
     cmd->add_flag("--unsafe-lua", script.unsafe_lua,
                   "let the script use os.execute, io, C modules and debug");
-    cmd->add_flag("--quiet,-q", script.quiet, "no progress lines for long syncs");
+    if (syncs) cmd->add_flag("--quiet,-q", script.quiet, "no progress lines for long syncs");
   };
   CLI::App* run = app.add_subcommand("run", "replicate on schedule until stopped");
   add_script(run);
@@ -78,7 +79,7 @@ int main(int argc, char** argv) {
   add_script(resume);
   resume->add_option("--table", tables, "the table to resume (repeatable)")->required();
   CLI::App* check = app.add_subcommand("check", "validate, connect, reflect and print the plan");
-  add_script(check);
+  add_script(check, /*syncs=*/false);
   // The admin API as `run` would serve it, so check refuses what run refuses.
   check->add_option("--http", script.http, "check the admin API as `run --http ADDR:PORT` would");
   check->add_option("--http-token-env", script.http_token_env,

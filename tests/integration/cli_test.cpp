@@ -89,6 +89,23 @@ TEST_F(Cli, EveryCommandsHelpNamesTheLogOptions) {
   EXPECT_EQ(r.exit_code, 0) << Dump(r);
 }
 
+// `siphon check --help` listed --quiet ("no progress lines for long syncs"), and check took
+// it, though check syncs nothing and never shows a progress line. The commands that sync
+// keep it.
+TEST_F(Cli, CheckTakesNoQuietFlag) {
+  auto help = siphon::test::Run({SIPHON_BIN, "check", "--help"}, {});
+  EXPECT_EQ(help.exit_code, 0) << Dump(help);
+  EXPECT_EQ(help.out.find("--quiet"), std::string::npos) << help.out;
+  for (const char* command : {"run", "once", "resync", "resume"}) {
+    auto r = siphon::test::Run({SIPHON_BIN, command, "--help"}, {});
+    EXPECT_NE(r.out.find("--quiet"), std::string::npos) << command << "\n" << r.out;
+  }
+  auto r = Siphon({"check", Script(dir_.File("replica.db")), "--quiet"});
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("--quiet"), std::string::npos) << Dump(r);
+  EXPECT_EQ(r.out.find("ok: 1 table(s)"), std::string::npos) << Dump(r);
+}
+
 // A misspelt table or column is answered with the closest name the source has, by once and
 // by check (PostgreSQL said "table custmers not found" and named only tables spelled the same
 // in other case or another schema).
