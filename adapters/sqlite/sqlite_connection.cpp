@@ -280,10 +280,14 @@ void SqliteConnection::Connect(std::function<void(Status)> done) {
                                  SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr);
         if (rc != SQLITE_OK) {
           *status = SqliteError(handle->db, rc, "open " + path + " (read-only)");
-          // SQLite's "unable to open database file" does not say that nothing is there.
+          // SQLite's "unable to open database file" does not say that nothing is there. A
+          // path that names nothing is the script's (a typo, the wrong folder), not a
+          // passing failure: `once` gives up at once (exit 2) rather than retrying it for
+          // seconds, and `run` retries every failure anyway, so a file that appears later is
+          // still read.
           std::error_code ec;
-          if (!std::filesystem::exists(path, ec)) {
-            *status = Status(status->kind(), status->message() + " (no such file)");
+          if (!std::filesystem::exists(path, ec) && !ec) {
+            *status = Status(ErrorKind::kConfig, status->message() + " (no such file)");
           }
           return;
         }

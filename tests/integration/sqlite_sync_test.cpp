@@ -60,17 +60,25 @@ class SqliteSync : public ::testing::Test {
 };
 
 // A source file that is not there: SQLite's "unable to open database file" alone did not say
-// that nothing was there.
-TEST_F(SqliteSync, AMissingSourceFileIsNamedAsMissing) {
+// that nothing was there. And it is the script's mistake, not a passing one: `once` retried it
+// 3 times (4.5 s) and exited 1; it now gives up at once, exit 2, as `check` does.
+TEST_F(SqliteSync, AMissingSourceFileIsNamedAsMissingAndNotRetried) {
   std::string path = dir_.File("deploy.lua");
   WriteFile(path, "local app = siphon.sqlite { path = 'nosuch.db' }\nsiphon.target { path = '" +
                       Replica() + "' }\nsiphon.replicate 's' { source = app }\n");
+  const std::string message = "open " + dir_.File("nosuch.db") +
+                              " (read-only): unable to open database file (no such file)";
+  const auto started = std::chrono::steady_clock::now();
   auto r = Once(path);
-  EXPECT_EQ(r.exit_code, 1) << Dump(r);
-  EXPECT_NE(r.err.find("open " + dir_.File("nosuch.db") +
-                       " (read-only): unable to open database file (no such file)"),
-            std::string::npos)
-      << Dump(r);
+  const auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find(message), std::string::npos) << Dump(r);
+  EXPECT_NE(r.err.find("giving up"), std::string::npos) << Dump(r);
+  EXPECT_EQ(r.err.find("retrying"), std::string::npos) << Dump(r);
+  EXPECT_LT(took, std::chrono::seconds(2)) << Dump(r);
+  auto check = siphon::test::Run({SIPHON_BIN, "check", path});
+  EXPECT_EQ(check.exit_code, 2) << Dump(check);
+  EXPECT_NE(check.err.find(message), std::string::npos) << Dump(check);
 }
 
 // A misspelt table or column is answered with the closest name the file has (it said only
@@ -443,7 +451,7 @@ TEST_F(SqliteSync, AnUntypedColumnCanBeAKeyOrACursor) {
 
 TEST_F(SqliteSync, AMissingSourceFileFailsThatTableClearly) {
   auto r = Once(Script("siphon.replicate 'x' { source = app, from = 'x' }\n"));
-  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);  // the script's wrong path
   EXPECT_NE(r.err.find("app.db"), std::string::npos) << Dump(r);
   EXPECT_FALSE(std::filesystem::exists(SourcePath()));  // read-only: never created
 }
