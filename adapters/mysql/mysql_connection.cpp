@@ -1016,7 +1016,8 @@ std::optional<CursorValue> MysqlConnection::HorizonValue(const std::optional<std
 }
 
 // A table Reflect did not find: the error names the tables of the same database spelled
-// closest to it, as `from` would name them. A failing look-up only leaves them out.
+// closest to it, as `from` would name them. A failing look-up only leaves them out. A `from`
+// that names no table is the script's mistake, as a column it names that is not there is.
 void MysqlConnection::NotFound(const std::string& table, const std::string& database,
                                const std::string& name, const std::string& where,
                                std::function<void(Result<TableSchema>)> done) {
@@ -1039,7 +1040,7 @@ void MysqlConnection::NotFound(const std::string& table, const std::string& data
               for (auto& n : similar) {
                 n = database.empty() ? part(n) : part(database) + "." + part(n);
               }
-              done(Status(ErrorKind::kSchema,
+              done(Status(ErrorKind::kConfig,
                           "table " + table + " not found" + where + DidYouMeanFrom(similar)));
             });
 }

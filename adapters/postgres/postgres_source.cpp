@@ -680,7 +680,8 @@ class PgSourceConnection : public SourceConnection {
   }
 
   // A table Reflect did not find: the error names tables spelled otherwise (in case, or in
-  // another schema) that the script may have meant.
+  // another schema) that the script may have meant. A `from` that names no table is the
+  // script's mistake, as a column it names that is not there is (kConfig).
   void NotFound(const std::string& from, const TableName& name,
                 std::function<void(Result<TableSchema>)> done) {
     conn_.Query(
@@ -720,7 +721,7 @@ class PgSourceConnection : public SourceConnection {
               similar.push_back(spelling(static_cast<int>(at)));
             }
           }
-          done(Status(ErrorKind::kSchema, TableNotFoundMessage(from, similar, case_differs)));
+          done(Status(ErrorKind::kConfig, TableNotFoundMessage(from, similar, case_differs)));
         });
   }
 

@@ -364,8 +364,12 @@ void SqliteConnection::Reflect(const std::string& table,
         if (rc != SQLITE_DONE) {
           return SqliteError(db, rc, "reflect " + table);
         }
+        // A `from` that names no table is the script's mistake, as a column it names that
+        // is not there is.
+        // A `from` that names no table is the script's mistake, as a column it names that
+        // is not there is.
         if (schema.columns.empty()) {
-          return Status(ErrorKind::kSchema, "table " + table + " not found" +
+          return Status(ErrorKind::kConfig, "table " + table + " not found" +
                                                 DidYouMeanFrom(SimilarTables(db, table, ref)));
         }
         std::sort(key.begin(), key.end());

@@ -10,11 +10,13 @@ namespace siphon {
 /// transient kinds are retried with backoff, the others fail a run for good.
 enum class ErrorKind {
   kOk,
-  kConfig,     ///< bad script or option: fix the script
+  kConfig,     ///< bad script or option, or a table or column it names that the source
+               ///< does not have: fix the script (exit 2 from once and check)
   kConnect,    ///< could not reach the source (transient)
   kAuth,       ///< the source refused the credentials
   kQuery,      ///< a query failed on the source (transient unless the schema is wrong)
-  kSchema,     ///< missing table or column, no key, unsupported cursor
+  kSchema,     ///< the source's schema does not fit: a table or column a statement reads
+               ///< is gone, no key, unsupported cursor
   kType,       ///< a value could not be converted
   kTarget,     ///< the SQLite target failed (disk full, I/O)
   kScript,     ///< a Lua callback failed

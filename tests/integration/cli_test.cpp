@@ -108,7 +108,8 @@ TEST_F(Cli, CheckTakesNoQuietFlag) {
 
 // A misspelt table or column is answered with the closest name the source has, by once and
 // by check (PostgreSQL said "table custmers not found" and named only tables spelled the same
-// in other case or another schema).
+// in other case or another schema). Both are mistakes in the script: a missing table exited 1
+// where a missing column exited 2; both exit 2 now.
 TEST_F(Cli, AMisspeltTableOrColumnNamesTheClosestOne) {
   db_.Exec("CREATE TABLE customers (id int8 PRIMARY KEY, email text)");
   db_.Exec("CREATE SCHEMA shop");
@@ -117,21 +118,26 @@ TEST_F(Cli, AMisspeltTableOrColumnNamesTheClosestOne) {
   auto r = Siphon({"once", Script(target, "",
                                   "siphon.replicate 'c' { source = pg, from = "
                                   "'custmers' }\n")});
-  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
   EXPECT_NE(r.err.find("table custmers not found; did you mean from = \"customers\"?"),
             std::string::npos)
       << Dump(r);
   r = Siphon({"check", Script(target, "",
                               "siphon.replicate 'p' { source = pg, from = "
                               "'shop.prodcts' }\n")});
-  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
   EXPECT_NE(r.out.find("table shop.prodcts not found; did you mean from = \"shop.products\"?"),
+            std::string::npos)
+      << Dump(r);
+  // On stderr too, naming the script's line, as check names any mistake in the script.
+  EXPECT_NE(r.err.find("deploy.lua:3: table \"p\": table shop.prodcts not found"),
             std::string::npos)
       << Dump(r);
   // A name nothing is close to gets no guess.
   r = Siphon({"once", Script(target, "",
                              "siphon.replicate 'c' { source = pg, from = "
                              "'invoices' }\n")});
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
   EXPECT_NE(r.err.find("table invoices not found (giving up)"), std::string::npos) << Dump(r);
   r = Siphon({"once", Script(target, "",
                              "siphon.replicate 'c' { source = pg, from = "

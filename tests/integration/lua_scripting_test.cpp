@@ -240,7 +240,7 @@ end)
 )lua")},
                   {{"HOOK", ok.Url()}, {"HANG", hang.Url()}});
   auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);  // a `from` the source does not have
   EXPECT_LT(secs, 40.0);  // the hanging post is abandoned at shutdown, not waited for 60s
   EXPECT_EQ(Target("SELECT count(*) FROM other"), (Rows{{"3"}}));
   ASSERT_FALSE(ok.Bodies().empty()) << Dump(r);
@@ -271,11 +271,11 @@ siphon.on("error", function(ev)
   end
 end)
 )lua")});
-  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);  // a `from` the source does not have
   EXPECT_NE(r.err.find("status of other: 3 rows, from public.other, last error siphon.null"),
             std::string::npos)
       << Dump(r);
-  EXPECT_NE(r.err.find("status of missing: schema"), std::string::npos) << Dump(r);
+  EXPECT_NE(r.err.find("status of missing: config"), std::string::npos) << Dump(r);
 }
 
 // `batch` tells each page: its rows and its write time (rows was the run's running total).
@@ -306,7 +306,7 @@ siphon.on("error", function(ev)
 end)
 )lua")},
                   {{"HOOK", "http://127.0.0.1:" + std::to_string(port) + "/x"}});
-  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);  // a `from` the source does not have
   EXPECT_EQ(r.term_signal, 0);
   EXPECT_NE(r.err.find("siphon.http: POST http://127.0.0.1:"), std::string::npos) << Dump(r);
 }
@@ -362,7 +362,7 @@ TEST_F(LuaScripting, ShippedExamplesRun) {
   EXPECT_EQ(r.exit_code, 0) << Dump(r);
   db_.Exec("DROP TABLE orders");
   r = Siphon({"once", std::string(SIPHON_SOURCE_DIR) + "/examples/alerts.lua"}, env);
-  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);  // a `from` the source does not have
   ASSERT_FALSE(hook.Bodies().empty()) << Dump(r);
   EXPECT_NE(hook.Bodies()[0].find("siphon: table orders failed"), std::string::npos)
       << hook.Bodies()[0];

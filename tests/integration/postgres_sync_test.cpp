@@ -553,7 +553,7 @@ TEST_F(PgSync, AMissingTableFailsOnlyThatTable) {
 siphon.replicate "good" { source = pg }
 siphon.replicate "gone" { source = pg, from = "public.does_not_exist" }
 )"));
-  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);  // a `from` the source does not have: the script's
   EXPECT_EQ(TargetScalar("SELECT count(*) FROM good"), "2");
   EXPECT_EQ(TargetScalar("SELECT count(*) FROM _siphon_log WHERE table_name = 'gone' AND "
                          "event = 'error' AND error LIKE '%does_not_exist%'"),

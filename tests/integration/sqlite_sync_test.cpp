@@ -82,13 +82,21 @@ TEST_F(SqliteSync, AMissingSourceFileIsNamedAsMissingAndNotRetried) {
 }
 
 // A misspelt table or column is answered with the closest name the file has (it said only
-// "table custmers not found", and named no column close to "emial").
+// "table custmers not found", and named no column close to "emial"). Both are mistakes in
+// the script: a missing table exited 1 where a missing column exited 2; both exit 2 now, from
+// once and check.
 TEST_F(SqliteSync, AMisspeltTableOrColumnNamesTheClosestOne) {
   SourceExec(
       "CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT); CREATE TABLE orders (id "
       "INTEGER PRIMARY KEY)");
-  auto r = Once(Script("siphon.replicate 'c' { source = app, from = 'custmers' }\n"));
-  EXPECT_EQ(r.exit_code, 1) << Dump(r);
+  const std::string script = Script("siphon.replicate 'c' { source = app, from = 'custmers' }\n");
+  auto r = Once(script);
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("table custmers not found; did you mean from = \"customers\"?"),
+            std::string::npos)
+      << Dump(r);
+  r = siphon::test::Run({SIPHON_BIN, "check", script});
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
   EXPECT_NE(r.err.find("table custmers not found; did you mean from = \"customers\"?"),
             std::string::npos)
       << Dump(r);

@@ -443,13 +443,15 @@ TEST_F(PgAdapter, ConnectTimeoutZeroIsRefusedSayingWhatToGive) {
       make(Options{{"host", std::string("127.0.0.1")}, {"connect_timeout", int64_t{3600}}}).ok());
 }
 
+// A `from` that names no table is the script's mistake (kConfig, exit 2), as a column it
+// names that is not there is; a table or column gone after reflection is the source's.
 TEST_F(PgAdapter, MissingTableAndColumnAreSchemaErrors) {
   auto& c = Conn();
   auto r = Reflect(c, "public.nope");
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().kind(), ErrorKind::kSchema);
+  EXPECT_EQ(r.status().kind(), ErrorKind::kConfig);
   EXPECT_NE(r.status().message().find("table public.nope not found"), std::string::npos);
-  EXPECT_EQ(Reflect(c, "nosuchschema.t").status().kind(), ErrorKind::kSchema);
+  EXPECT_EQ(Reflect(c, "nosuchschema.t").status().kind(), ErrorKind::kConfig);
 
   db_.Exec("CREATE TABLE t (id int PRIMARY KEY, gone text)");
   auto t = Reflect(c, "t");
@@ -483,7 +485,7 @@ TEST_F(PgAdapter, AMissingTableNamesTablesSpelledOtherwise) {
   auto message = [&](const std::string& from) {
     auto r = Reflect(c, from);
     EXPECT_FALSE(r.ok()) << from;
-    EXPECT_EQ(r.status().kind(), ErrorKind::kSchema) << r.status().ToString();
+    EXPECT_EQ(r.status().kind(), ErrorKind::kConfig) << r.status().ToString();
     return r.status().message();
   };
   EXPECT_EQ(message("Orders"),

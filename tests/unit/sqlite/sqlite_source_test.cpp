@@ -224,7 +224,7 @@ TEST_F(SqliteSourceTest, ReflectsColumnsKeyAndEstimate) {
   EXPECT_EQ(t2->row_estimate, 42);
   auto missing = Reflect(*conn, "nope");
   ASSERT_FALSE(missing.ok());
-  EXPECT_EQ(missing.status().kind(), ErrorKind::kSchema);
+  EXPECT_EQ(missing.status().kind(), ErrorKind::kConfig);  // the script's `from`: exit 2
   EXPECT_NE(missing.status().message().find("nope"), std::string::npos);
 }
 
