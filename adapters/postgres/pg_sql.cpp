@@ -150,9 +150,22 @@ std::string FromSpelling(const std::string& schema, const std::string& table) {
   return schema.empty() ? part(table) : part(schema) + "." + part(table);
 }
 
-std::string TableNotFoundMessage(const std::string& from, const std::vector<std::string>& similar,
-                                 bool case_differs) {
-  std::string message = "table " + from + " not found" + DidYouMeanFrom(similar);
+const char* const kNotFoundWhereSql =
+    "SELECT current_database(), array_to_string(current_schemas(false), ', ')";
+
+// A script pointed at the wrong database (or a role whose search_path lacks the schema) reads
+// "not found in database staging (search_path: public)", not only "not found".
+std::string TableNotFoundMessage(const std::string& from, const NotFoundWhere& where,
+                                 const std::vector<std::string>& similar, bool case_differs) {
+  std::string message = "table " + from + " not found";
+  if (!where.database.empty()) message += " in database " + where.database;
+  if (!where.database.empty() && where.search_path) {
+    message +=
+        " (search_path: " +
+        (where.search_path->empty() ? std::string("no schema of it exists") : *where.search_path) +
+        ")";
+  }
+  message += DidYouMeanFrom(similar);
   if (case_differs) message += " (`from` is matched as written, upper and lower case apart)";
   return message;
 }

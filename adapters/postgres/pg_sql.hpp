@@ -1,4 +1,5 @@
 #pragma once
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -108,11 +109,22 @@ extern const char* const kSimilarTablesSql;
 /// part holding a dot or a double quote is double-quoted (SplitTableName reads it back).
 std::string FromSpelling(const std::string& schema, const std::string& table);
 
-/// The message of a table Reflect did not find (`from` as the script gave it), naming the
-/// `similar` tables kSimilarTablesSql found as `from` would name them; `case_differs` when
-/// one differs from `from` in case.
-std::string TableNotFoundMessage(const std::string& from, const std::vector<std::string>& similar,
-                                 bool case_differs);
+/// For a table Reflect did not find: where it was looked for. Columns: the session's
+/// database, and the schemas of its search_path that exist, comma-separated.
+extern const char* const kNotFoundWhereSql;
+
+/// Where a table Reflect did not find was looked for, as kNotFoundWhereSql answered: the
+/// database, and the search_path's schemas when `from` names no schema.
+struct NotFoundWhere {
+  std::string database;                    ///< empty: unknown (the look-up failed)
+  std::optional<std::string> search_path;  ///< the schemas searched; none when `from` names one
+};
+
+/// The message of a table Reflect did not find (`from` as the script gave it), naming where
+/// it was looked for and the `similar` tables kSimilarTablesSql found as `from` would name
+/// them; `case_differs` when one differs from `from` in case.
+std::string TableNotFoundMessage(const std::string& from, const NotFoundWhere& where,
+                                 const std::vector<std::string>& similar, bool case_differs);
 
 /// ReflectQuery's catalog query: for the columns of a query's result, given as arrays of
 /// their type oids ($1), type modifiers ($2), and the table oid ($3) and attribute number

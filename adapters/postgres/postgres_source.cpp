@@ -679,14 +679,33 @@ class PgSourceConnection : public SourceConnection {
         });
   }
 
-  // A table Reflect did not find: the error names tables spelled otherwise (in case, or in
-  // another schema) that the script may have meant. A `from` that names no table is the
-  // script's mistake, as a column it names that is not there is (kConfig).
+  // A table Reflect did not find: the error names the database (and the search_path when
+  // `from` names no schema) and tables spelled otherwise (in case, or in another schema) that
+  // the script may have meant. A `from` that names no table is the script's mistake, as a
+  // column it names that is not there is (kConfig). A failing look-up only leaves its part
+  // out.
   void NotFound(const std::string& from, const TableName& name,
                 std::function<void(Result<TableSchema>)> done) {
+    conn_.Query(kNotFoundWhereSql, {},
+                [this, from, name, done = std::move(done)](Result<PgResultPtr> r) mutable {
+                  if (!r.ok() && (r.status().kind() == ErrorKind::kConnect ||
+                                  r.status().kind() == ErrorKind::kCancelled)) {
+                    return done(r.status().WithContext("reflect " + from));
+                  }
+                  NotFoundWhere where;
+                  if (r.ok() && PQntuples(r->get()) == 1) {
+                    where.database = PQgetvalue(r->get(), 0, 0);
+                    if (name.schema.empty()) where.search_path = PQgetvalue(r->get(), 0, 1);
+                  }
+                  SimilarTables(from, name, std::move(where), std::move(done));
+                });
+  }
+
+  void SimilarTables(const std::string& from, const TableName& name, NotFoundWhere where,
+                     std::function<void(Result<TableSchema>)> done) {
     conn_.Query(
         kSimilarTablesSql, {name.schema, name.table},
-        [from, name, done = std::move(done)](Result<PgResultPtr> r) {
+        [from, name, where = std::move(where), done = std::move(done)](Result<PgResultPtr> r) {
           // A connection lost or closed meanwhile is that error; any other failure of this
           // look-up only leaves the names out.
           if (!r.ok() && (r.status().kind() == ErrorKind::kConnect ||
@@ -721,7 +740,8 @@ class PgSourceConnection : public SourceConnection {
               similar.push_back(spelling(static_cast<int>(at)));
             }
           }
-          done(Status(ErrorKind::kConfig, TableNotFoundMessage(from, similar, case_differs)));
+          done(
+              Status(ErrorKind::kConfig, TableNotFoundMessage(from, where, similar, case_differs)));
         });
   }
 

@@ -119,14 +119,16 @@ TEST_F(Cli, AMisspeltTableOrColumnNamesTheClosestOne) {
                                   "siphon.replicate 'c' { source = pg, from = "
                                   "'custmers' }\n")});
   EXPECT_EQ(r.exit_code, 2) << Dump(r);
-  EXPECT_NE(r.err.find("table custmers not found; did you mean from = \"customers\"?"),
+  EXPECT_NE(r.err.find("table custmers not found in database " + db_.name() +
+                       " (search_path: public); did you mean from = \"customers\"?"),
             std::string::npos)
       << Dump(r);
   r = Siphon({"check", Script(target, "",
                               "siphon.replicate 'p' { source = pg, from = "
                               "'shop.prodcts' }\n")});
   EXPECT_EQ(r.exit_code, 2) << Dump(r);
-  EXPECT_NE(r.out.find("table shop.prodcts not found; did you mean from = \"shop.products\"?"),
+  EXPECT_NE(r.out.find("table shop.prodcts not found in database " + db_.name() +
+                       "; did you mean from = \"shop.products\"?"),
             std::string::npos)
       << Dump(r);
   // On stderr too, naming the script's line, as check names any mistake in the script.
@@ -138,7 +140,10 @@ TEST_F(Cli, AMisspeltTableOrColumnNamesTheClosestOne) {
                              "siphon.replicate 'c' { source = pg, from = "
                              "'invoices' }\n")});
   EXPECT_EQ(r.exit_code, 2) << Dump(r);
-  EXPECT_NE(r.err.find("table invoices not found (giving up)"), std::string::npos) << Dump(r);
+  EXPECT_NE(r.err.find("table invoices not found in database " + db_.name() +
+                       " (search_path: public) (giving up)"),
+            std::string::npos)
+      << Dump(r);
   r = Siphon({"once", Script(target, "",
                              "siphon.replicate 'c' { source = pg, from = "
                              "'customers', key = 'Id', columns = { 'emails' } }\n")});

@@ -656,7 +656,9 @@ TEST_F(HttpApi, ATableDroppedAndRecreatedAtTheSourceComesBackByItself) {
   auto p = Start(Script(R"(siphon.replicate "gone" { source = pg, every = "300ms" })"));
   ASSERT_TRUE(WaitFor([&] { return TargetCount("gone") == "10"; }));
   db_.Exec("DROP TABLE gone");
-  ASSERT_TRUE(p->WaitForOutput("table gone not found (attempt 1")) << p->Stderr();
+  ASSERT_TRUE(p->WaitForOutput("table gone not found in database " + db_.name() +
+                               " (search_path: public) (attempt 1"))
+      << p->Stderr();
   db_.Exec(
       "CREATE TABLE gone (id int8 PRIMARY KEY); INSERT INTO gone SELECT generate_series(1, 20)");
   EXPECT_TRUE(WaitFor([&] { return TargetCount("gone") == "20"; })) << p->Stderr();

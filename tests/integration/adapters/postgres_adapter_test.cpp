@@ -488,17 +488,22 @@ TEST_F(PgAdapter, AMissingTableNamesTablesSpelledOtherwise) {
     EXPECT_EQ(r.status().kind(), ErrorKind::kConfig) << r.status().ToString();
     return r.status().message();
   };
-  EXPECT_EQ(message("Orders"),
-            "table Orders not found; did you mean from = \"shop.Orders\" or \"orders\"? "
-            "(`from` is matched as written, upper and lower case apart)");
+  // Where it was looked for: the database, and the search_path for a bare name.
+  const std::string in = " not found in database " + db_.name();
+  const std::string searched = in + " (search_path: public)";
+  EXPECT_EQ(message("Orders"), "table Orders" + searched +
+                                   "; did you mean from = \"shop.Orders\" or \"orders\"? "
+                                   "(`from` is matched as written, upper and lower case apart)");
   EXPECT_EQ(message("public.ORDERS"),
-            "table public.ORDERS not found; did you mean from = \"public.orders\" or "
-            "\"shop.Orders\"? (`from` is matched as written, upper and lower case apart)");
+            "table public.ORDERS" + in +
+                "; did you mean from = \"public.orders\" or "
+                "\"shop.Orders\"? (`from` is matched as written, upper and lower case apart)");
   EXPECT_EQ(message("invoices"),
-            "table invoices not found; did you mean from = '\"Sales.EU\".invoices' or "
-            "\"Invoices\"? (`from` is matched as written, upper and lower case apart)");
-  EXPECT_EQ(message("stock"), "table stock not found; did you mean from = \"shop.stock\"?");
-  EXPECT_EQ(message("public.nope"), "table public.nope not found");
+            "table invoices" + searched +
+                "; did you mean from = '\"Sales.EU\".invoices' or "
+                "\"Invoices\"? (`from` is matched as written, upper and lower case apart)");
+  EXPECT_EQ(message("stock"), "table stock" + searched + "; did you mean from = \"shop.stock\"?");
+  EXPECT_EQ(message("public.nope"), "table public.nope" + in);
   // Each name it gives is found.
   for (const char* from :
        {"orders", "shop.Orders", "Invoices", "\"Sales.EU\".invoices", "shop.stock"}) {

@@ -75,13 +75,26 @@ TEST(PgSql, SimilarTablesAreNamedAsFromWouldNameThem) {
   EXPECT_EQ(split->schema, "my.schema");
   EXPECT_EQ(split->table, "say \"hi\"");
 
-  EXPECT_EQ(TableNotFoundMessage("public.nope", {}, false), "table public.nope not found");
-  EXPECT_EQ(TableNotFoundMessage("Orders", {"orders"}, true),
+  EXPECT_EQ(TableNotFoundMessage("public.nope", {}, {}, false), "table public.nope not found");
+  EXPECT_EQ(TableNotFoundMessage("Orders", {}, {"orders"}, true),
             "table Orders not found; did you mean from = \"orders\"? (`from` is matched as "
             "written, upper and lower case apart)");
-  EXPECT_EQ(TableNotFoundMessage("orders", {"shop.orders", "\"a.b\".orders", "x.orders"}, false),
-            "table orders not found; did you mean from = \"shop.orders\", '\"a.b\".orders' or "
-            "\"x.orders\"?");
+  EXPECT_EQ(
+      TableNotFoundMessage("orders", {}, {"shop.orders", "\"a.b\".orders", "x.orders"}, false),
+      "table orders not found; did you mean from = \"shop.orders\", '\"a.b\".orders' or "
+      "\"x.orders\"?");
+}
+
+// A "not found" names the database, and the search_path when `from` names no schema: a script
+// pointed at the wrong database said only "table orders not found".
+TEST(PgSql, TableNotFoundNamesTheDatabaseAndSearchPath) {
+  EXPECT_EQ(TableNotFoundMessage("public.nope", {"app", std::nullopt}, {}, false),
+            "table public.nope not found in database app");
+  EXPECT_EQ(TableNotFoundMessage("nope", {"app", "shop, public"}, {"shop.nopes"}, false),
+            "table nope not found in database app (search_path: shop, public); did you mean "
+            "from = \"shop.nopes\"?");
+  EXPECT_EQ(TableNotFoundMessage("nope", {"app", ""}, {}, false),
+            "table nope not found in database app (search_path: no schema of it exists)");
 }
 
 TEST(PgSql, CursorParamsAreExact) {
