@@ -1,12 +1,10 @@
 #include "adapters/mysql/mysql_config.hpp"
 
-#include <cerrno>
 #include <charconv>
-#include <cstring>
-#include <fstream>
 #include <optional>
 
 #include "runtime/base/hex.hpp"
+#include "runtime/base/readable_file.hpp"
 
 namespace siphon::mysql {
 
@@ -87,10 +85,9 @@ Status ApplyTls(const Options& options, MysqlConfig& config) {
                  File{"tls_key", &config.tls_key}}) {
     const std::string* path = GetString(options, f.option);
     if (path == nullptr) continue;
-    std::ifstream in(*path);
-    if (path->empty() || !in) {
-      return ConfigError(std::string(f.option) + ": cannot read \"" + *path + "\"" +
-                         (path->empty() ? "" : std::string(": ") + std::strerror(errno)));
+    // A folder opens (only reading it fails), so it passed here and failed every connection.
+    if (std::string why = UnreadableFileReason(*path); !why.empty()) {
+      return ConfigError(std::string(f.option) + ": cannot read \"" + *path + "\": " + why);
     }
     *f.field = *path;
   }

@@ -2,12 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -20,6 +18,7 @@
 #include "adapters/postgres/pg_sql.hpp"
 #include "adapters/postgres/pg_types.hpp"
 #include "runtime/base/ascii.hpp"
+#include "runtime/base/readable_file.hpp"
 #include "runtime/base/spelling.hpp"
 
 namespace siphon::postgres {
@@ -887,11 +886,10 @@ Status ApplySslFields(const Options& options, PgConnectParams& params) {
   for (const char* field : {"sslrootcert", "sslcert", "sslkey"}) {
     const std::string* path = GetString(options, field);
     if (path == nullptr) continue;
-    std::ifstream in(*path);
-    if (path->empty() || !in) {
-      return Status(ErrorKind::kConfig,
-                    std::string("siphon.postgres: `") + field + "`: cannot read \"" + *path + "\"" +
-                        (path->empty() ? "" : std::string(": ") + std::strerror(errno)));
+    // A folder opens (only reading it fails), so it passed here and failed every connection.
+    if (std::string why = UnreadableFileReason(*path); !why.empty()) {
+      return Status(ErrorKind::kConfig, std::string("siphon.postgres: `") + field +
+                                            "`: cannot read \"" + *path + "\": " + why);
     }
   }
   if (options.count("sslcert") != options.count("sslkey")) {

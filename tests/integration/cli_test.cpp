@@ -154,6 +154,65 @@ TEST_F(Cli, AMisspeltTableOrColumnNamesTheClosestOne) {
       << Dump(r);
 }
 
+// A certificate or key option naming a folder passed the start-up check (a folder opens; only
+// reading it fails) and failed only at connect, once per attempt. It stops start-up now, exit
+// 2, naming the script's line, the option and the path, as a file siphon may not read does.
+TEST_F(Cli, ATlsFileThatIsAFolderOrUnreadableStopsStartUp) {
+  std::filesystem::create_directories(dir_.File("certs"));
+  WriteFile(dir_.File("ca.pem"), "-----BEGIN CERTIFICATE-----\n");
+  const std::string mysql =
+      "local src = siphon.mysql { host = '127.0.0.1', user = 'u', database = 'd', ";
+  const std::string pg = "local src = siphon.postgres { host = '127.0.0.1', user = 'u', ";
+  auto script = [&](const std::string& source) {
+    std::string path = dir_.File("deploy.lua");
+    WriteFile(path, source +
+                        " }\nsiphon.target { path = 'replica.db' }\n"
+                        "siphon.replicate 'a' { source = src }\n");
+    return path;
+  };
+  struct Case {
+    std::string source, option;
+  };
+  const std::vector<Case> cases = {
+      {mysql + "tls_ca = 'certs'", "tls_ca"},
+      {mysql + "tls_cert = 'certs', tls_key = 'ca.pem'", "tls_cert"},
+      {mysql + "tls_cert = 'ca.pem', tls_key = 'certs'", "tls_key"},
+      {pg + "sslrootcert = 'certs'", "`sslrootcert`"},
+      {pg + "sslcert = 'certs', sslkey = 'ca.pem'", "`sslcert`"},
+      {pg + "sslcert = 'ca.pem', sslkey = 'certs'", "`sslkey`"},
+  };
+  for (const Case& c : cases) {
+    for (const char* command : {"check", "once"}) {
+      auto r = Siphon({command, script(c.source)});
+      EXPECT_EQ(r.exit_code, 2) << command << " " << c.option << "\n" << Dump(r);
+      EXPECT_NE(r.err.find("deploy.lua:1: "), std::string::npos) << Dump(r);
+      EXPECT_NE(r.err.find(c.option + ": cannot read \"" + dir_.File("certs") +
+                           "\": it is a folder, not a file"),
+                std::string::npos)
+          << Dump(r);
+    }
+  }
+  // A file the user may not read: root reads any, so siphon then runs as nobody.
+  ASSERT_EQ(chmod(dir_.File("ca.pem").c_str(), 0600), 0);
+  std::vector<std::string> argv;
+  if (geteuid() == 0) {
+    argv = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"};
+    ASSERT_EQ(chmod(dir_.path().c_str(), 0755), 0);
+  } else {
+    ASSERT_EQ(chmod(dir_.File("ca.pem").c_str(), 0), 0);
+  }
+  argv.insert(argv.end(), {SIPHON_BIN, "check", ""});
+  for (const std::string& source : {mysql + "tls_ca = 'ca.pem'", pg + "sslrootcert = 'ca.pem'"}) {
+    argv.back() = script(source);
+    ASSERT_EQ(chmod(argv.back().c_str(), 0644), 0);
+    auto r = siphon::test::Run(argv, {}, std::chrono::seconds(30));
+    EXPECT_EQ(r.exit_code, 2) << source << "\n" << Dump(r);
+    EXPECT_NE(r.err.find("cannot read \"" + dir_.File("ca.pem") + "\": Permission denied"),
+              std::string::npos)
+        << Dump(r);
+  }
+}
+
 // A database the server does not have is a mistake in the script: exit 2 (MariaDB's answer is
 // the same, MysqlSync.ADatabaseTheServerDoesNotHaveExitsTwoAsOnPostgres).
 TEST_F(Cli, ADatabaseTheServerDoesNotHaveExitsTwo) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
 
 #include "adapters/mysql/mysql_source.hpp"
 
@@ -98,6 +99,30 @@ TEST(MysqlConfig, TlsCaImpliesTlsAndMustBeReadable) {
       ParseOptions({{"user", std::string("u")}, {"tls_ca", ca}, {"socket", std::string("/s")}});
   EXPECT_FALSE(socket.ok());
   std::remove(ca.c_str());
+}
+
+// A folder given as tls_ca, tls_cert or tls_key passed the start-up check (it opens; only
+// reading it fails) and failed at every connection; so did an empty file. Both are refused
+// at start-up now, naming the file and why.
+TEST(MysqlConfig, TlsFilesMustBeFilesWithContents) {
+  const std::string folder = ::testing::TempDir() + "mysql_config_test_folder";
+  std::filesystem::create_directories(folder);
+  const std::string empty = ::testing::TempDir() + "mysql_config_test_empty.pem";
+  std::fclose(std::fopen(empty.c_str(), "w"));
+  for (const char* option : {"tls_ca", "tls_cert", "tls_key"}) {
+    SCOPED_TRACE(option);
+    auto dir = ParseOptions({{"user", std::string("u")}, {option, folder}});
+    ASSERT_FALSE(dir.ok());
+    EXPECT_EQ(dir.status().kind(), ErrorKind::kConfig);
+    EXPECT_EQ(dir.status().message(), "siphon.mysql: " + std::string(option) + ": cannot read \"" +
+                                          folder + "\": it is a folder, not a file");
+    auto none = ParseOptions({{"user", std::string("u")}, {option, empty}});
+    ASSERT_FALSE(none.ok());
+    EXPECT_EQ(none.status().message(), "siphon.mysql: " + std::string(option) + ": cannot read \"" +
+                                           empty + "\": it is empty");
+  }
+  std::filesystem::remove(folder);
+  std::filesystem::remove(empty);
 }
 
 TEST(MysqlConfig, DefinitionBuildsASource) {

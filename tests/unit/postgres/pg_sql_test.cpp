@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
 
 #include "adapters/postgres/pg_connection.hpp"
 #include "adapters/postgres/postgres_source.hpp"
@@ -302,6 +303,32 @@ TEST(PgDefinition, SslrootcertMustBeReadableAndUsed) {
   ASSERT_FALSE(with_dsn.ok());
   EXPECT_NE(with_dsn.status().message().find("sslrootcert"), std::string::npos);
   std::remove(ca.c_str());
+}
+
+// A folder given as sslrootcert, sslcert or sslkey passed the start-up check (it opens; only
+// reading it fails) and failed at every connection; so did an empty file. Both are refused
+// at start-up now, naming the file and why.
+TEST(PgDefinition, SslFilesMustBeFilesWithContents) {
+  SourceDefinition d = Definition();
+  const std::string folder = ::testing::TempDir() + "pg_sql_test_folder";
+  std::filesystem::create_directories(folder);
+  const std::string empty = ::testing::TempDir() + "pg_sql_test_empty.pem";
+  std::fclose(std::fopen(empty.c_str(), "w"));
+  for (const char* field : {"sslrootcert", "sslcert", "sslkey"}) {
+    SCOPED_TRACE(field);
+    auto dir = d.make(Options{{"host", std::string("h")}, {field, folder}});
+    ASSERT_FALSE(dir.ok());
+    EXPECT_EQ(dir.status().kind(), ErrorKind::kConfig);
+    EXPECT_EQ(dir.status().message(), std::string("siphon.postgres: `") + field +
+                                          "`: cannot read \"" + folder +
+                                          "\": it is a folder, not a file");
+    auto none = d.make(Options{{"host", std::string("h")}, {field, empty}});
+    ASSERT_FALSE(none.ok());
+    EXPECT_EQ(none.status().message(), std::string("siphon.postgres: `") + field +
+                                           "`: cannot read \"" + empty + "\": it is empty");
+  }
+  std::filesystem::remove(folder);
+  std::filesystem::remove(empty);
 }
 
 // A certificate that does not verify is the server failing to prove who it is: not retried,
