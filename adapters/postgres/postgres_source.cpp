@@ -898,8 +898,18 @@ Status ApplySslFields(const Options& options, PgConnectParams& params) {
                   "and its key)");
   }
   const std::string* root = GetString(options, "sslrootcert");
-  if (root != nullptr && mode != nullptr && *mode != "verify-ca" && *mode != "verify-full" &&
-      *mode != "require") {
+  if (root != nullptr && mode != nullptr && *mode == "require") {
+    // libpq reads require with a CA file as verify-ca: the signature is checked, the host
+    // name is not, so a certificate the CA issued to any other host would be taken. A user
+    // who gave a CA expects the server checked, as sslrootcert alone (verify-full) does.
+    return Status(ErrorKind::kConfig,
+                  "siphon.postgres: `sslmode = \"require\"` with `sslrootcert` checks that the "
+                  "server's certificate is signed by that CA but not that it names the host "
+                  "(libpq then acts as verify-ca): give sslmode = \"verify-full\" (or leave "
+                  "sslmode out, which then means verify-full), or \"verify-ca\" to check the "
+                  "signature only");
+  }
+  if (root != nullptr && mode != nullptr && *mode != "verify-ca" && *mode != "verify-full") {
     return Status(ErrorKind::kConfig, "siphon.postgres: `sslmode = \"" + *mode +
                                           "\"` does not verify the server, so `sslrootcert` "
                                           "would not be used: give verify-full (or leave "

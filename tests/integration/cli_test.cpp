@@ -213,6 +213,28 @@ TEST_F(Cli, ATlsFileThatIsAFolderOrUnreadableStopsStartUp) {
   }
 }
 
+// `sslmode = "require"` with `sslrootcert` was taken, and libpq then checks the certificate's
+// signature but not the host it names (verify-ca), though sslrootcert alone means verify-full.
+// It stops start-up now, exit 2, saying what to give instead.
+TEST_F(Cli, SslmodeRequireWithSslrootcertIsRefused) {
+  WriteFile(dir_.File("ca.pem"), "-----BEGIN CERTIFICATE-----\n");
+  std::string path = dir_.File("deploy.lua");
+  WriteFile(path,
+            "local pg = siphon.postgres { host = '127.0.0.1', user = 'u', sslmode = 'require', "
+            "sslrootcert = 'ca.pem' }\nsiphon.target { path = 'replica.db' }\n"
+            "siphon.replicate 'a' { source = pg }\n");
+  for (const char* command : {"check", "once"}) {
+    auto r = Siphon({command, path});
+    EXPECT_EQ(r.exit_code, 2) << command << "\n" << Dump(r);
+    EXPECT_NE(r.err.find("deploy.lua:1: siphon.postgres: `sslmode = \"require\"` with "
+                         "`sslrootcert` checks that the server's certificate is signed by that CA "
+                         "but not that it names the host"),
+              std::string::npos)
+        << Dump(r);
+    EXPECT_NE(r.err.find("give sslmode = \"verify-full\""), std::string::npos) << Dump(r);
+  }
+}
+
 // A database the server does not have is a mistake in the script: exit 2 (MariaDB's answer is
 // the same, MysqlSync.ADatabaseTheServerDoesNotHaveExitsTwoAsOnPostgres).
 TEST_F(Cli, ADatabaseTheServerDoesNotHaveExitsTwo) {

@@ -298,6 +298,23 @@ TEST(PgDefinition, SslrootcertMustBeReadableAndUsed) {
       Options{{"host", std::string("h")}, {"sslrootcert", ca}, {"sslmode", std::string("prefer")}});
   ASSERT_FALSE(prefer.ok());
   EXPECT_NE(prefer.status().message().find("verify-full"), std::string::npos);
+  auto verify_ca = d.make(Options{
+      {"host", std::string("h")}, {"sslrootcert", ca}, {"sslmode", std::string("verify-ca")}});
+  EXPECT_TRUE(verify_ca.ok()) << verify_ca.status().ToString();
+  // require with a CA is verify-ca to libpq, without the host check sslrootcert alone makes:
+  // it was taken silently.
+  auto require = d.make(Options{
+      {"host", std::string("h")}, {"sslrootcert", ca}, {"sslmode", std::string("require")}});
+  ASSERT_FALSE(require.ok());
+  EXPECT_EQ(require.status().kind(), ErrorKind::kConfig);
+  EXPECT_NE(require.status().message().find("not that it names the host"), std::string::npos)
+      << require.status().message();
+  EXPECT_NE(require.status().message().find("give sslmode = \"verify-full\""), std::string::npos)
+      << require.status().message();
+  // require alone (encryption, no verification) stays as libpq has it.
+  auto require_alone =
+      d.make(Options{{"host", std::string("h")}, {"sslmode", std::string("require")}});
+  EXPECT_TRUE(require_alone.ok()) << require_alone.status().ToString();
 
   auto with_dsn = d.make(Options{{"dsn", std::string("host=h")}, {"sslrootcert", ca}});
   ASSERT_FALSE(with_dsn.ok());
