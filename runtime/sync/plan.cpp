@@ -216,6 +216,54 @@ Cursor CursorOf(const TablePlan& plan, const RowBatch& page, size_t row) {
   return c;
 }
 
+namespace {
+
+// `text` as a decimal number is written when it is one ([-]digits[.digits]): without the
+// trailing zeros of its fraction, and zero without its sign. Any other text is left as it is.
+std::string_view CanonicalDecimal(std::string_view text, std::string& scratch) {
+  size_t i = !text.empty() && text[0] == '-' ? 1 : 0;
+  const size_t digits = i;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+  if (i == digits) return text;
+  size_t end = text.size();
+  if (i < text.size()) {
+    if (text[i] != '.') return text;
+    for (size_t f = i + 1; f < text.size(); ++f) {
+      if (text[f] < '0' || text[f] > '9') return text;
+    }
+    while (end > i + 1 && text[end - 1] == '0') --end;
+    if (end == i + 1) end = i;  // "1." -> "1"
+  }
+  std::string_view number = text.substr(0, end);
+  if (number.find_first_not_of("-0") == std::string_view::npos) return "0";
+  if (end == text.size()) return text;
+  scratch.assign(number);
+  return scratch;
+}
+
+bool SameNumber(const CursorValue& a, const CursorValue& b) {
+  const auto* sa = std::get_if<std::string>(&a);
+  const auto* sb = std::get_if<std::string>(&b);
+  if (sa && sb) {
+    std::string scratch_a, scratch_b;
+    return CanonicalDecimal(*sa, scratch_a) == CanonicalDecimal(*sb, scratch_b);
+  }
+  return a == b;
+}
+
+}  // namespace
+
+bool SameOrder(const TablePlan& plan, const Cursor& a, const Cursor& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const bool number = i < plan.order_index.size() &&
+                        plan.order_index[i] < plan.source_columns.size() &&
+                        plan.source_columns[plan.order_index[i]].order == OrderKind::kNumber;
+    if (number ? !SameNumber(a[i], b[i]) : a[i] != b[i]) return false;
+  }
+  return true;
+}
+
 std::chrono::milliseconds Backoff(int attempt, std::chrono::milliseconds base,
                                   std::chrono::milliseconds cap, std::mt19937_64& rng) {
   int shift = std::clamp(attempt - 1, 0, 30);

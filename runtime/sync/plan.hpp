@@ -40,6 +40,11 @@ PageQuery FirstPage(const TablePlan& plan, const std::optional<Cursor>& committe
 PageQuery NextPage(const TablePlan& plan, const Cursor& after);
 /// The order values of row `row` of a page pulled with this plan.
 Cursor CursorOf(const TablePlan& plan, const RowBatch& page, size_t row);
+/// Whether the source holds two rows' order values (CursorOf) equal, as far as the values
+/// tell: a number column's decimal text compares as a number (a numeric's `1.0` and `1.00`),
+/// every other value by its bytes (a collation that holds more values equal says so with
+/// RowBatch::order_keys).
+bool SameOrder(const TablePlan& plan, const Cursor& a, const Cursor& b);
 
 /// Exponential backoff with jitter: attempt 1 waits about `base`, each next one twice as long,
 /// never more than `cap`; the wait is drawn uniformly from [delay/2, delay].

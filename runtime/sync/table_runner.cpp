@@ -731,7 +731,7 @@ void TableRunner::OnPage(Result<RowBatch> page, bool last) {
       }
       Cursor order = CursorOf(*plan_, *rows, r);
       // (Without a key, rows sharing the cursor are ties, kept whole in one page below.)
-      if (wrong.ok() && r > 0 && order == previous && !plan_->target.key.empty()) {
+      if (wrong.ok() && r > 0 && !plan_->target.key.empty() && SameOrder(*plan_, order, previous)) {
         wrong = Status(ErrorKind::kSchema, "the query returned two rows with the same " +
                                                CursorColumnsJson(plan_->order_by) +
                                                ": the key must identify one row of the result");
@@ -752,14 +752,15 @@ void TableRunner::OnPage(Result<RowBatch> page, bool last) {
   // zero dates, whose values only its last row knows, is left as it is.) The source says
   // which values are equal (RowBatch::order_keys) where it holds some equal whose bytes
   // differ ('a', 'A' and 'a ' under a case-insensitive collation): the next page starts after
-  // the last value as the source compares it. Such a group can also end a page of a table
+  // the last value as the source compares it. Numbers compare as numbers (SameOrder): a
+  // numeric's 1.0 and 1.00 are one value. Such a group can also end a page of a table
   // whose key the source does not hold unique (a `key` the script gave).
   const bool keyed_order = rows->order_keys.size() == n && n > 0;
   if (full && n > 0 && (plan_->target.key.empty() || keyed_order) &&
       rows->last_row_source_text.empty()) {
     auto ties_last = [&](size_t row) {
       return keyed_order ? rows->order_keys[row] == rows->order_keys[n - 1]
-                         : CursorOf(*plan_, *rows, row) == *next_after_;
+                         : SameOrder(*plan_, CursorOf(*plan_, *rows, row), *next_after_);
     };
     size_t group = n - 1;
     while (group > 0 && ties_last(group - 1)) --group;

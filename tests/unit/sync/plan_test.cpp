@@ -115,6 +115,34 @@ TEST(Plan, CursorOfReadsTheOrderColumnsOfARow) {
   EXPECT_EQ(CursorFromJson(CursorToJson(c)), c);
 }
 
+// Pages of a table without a key keep rows the source holds equal together; a numeric's
+// text keeps its scale, so 1.0 and 1.00 must count as one value.
+TEST(Plan, SameOrderComparesNumbersAsNumbers) {
+  TableDecl d = Decl();
+  d.cursor = {"amount", "status"};
+  auto plan = MakePlan(d, Orders());
+  ASSERT_TRUE(plan.ok());
+  auto same = [&](CursorValue amount_a, CursorValue amount_b) {
+    return SameOrder(*plan, {amount_a, std::string("x"), int64_t{1}},
+                     {amount_b, std::string("x"), int64_t{1}});
+  };
+  const std::pair<const char*, const char*> equal[] = {
+      {"1.0", "1.00"}, {"1", "1.000"}, {"-0.50", "-0.5"}, {"0", "-0.00"},
+      {"10", "10."},   {"NaN", "NaN"}, {"1.5", "1.5"},
+  };
+  for (const auto& [a, b] : equal) EXPECT_TRUE(same(std::string(a), std::string(b))) << a << b;
+  const std::pair<const char*, const char*> differ[] = {
+      {"1.0", "10"}, {"10", "1"}, {"1.01", "1.1"}, {"-1", "1"}, {"NaN", "Infinity"}, {"0", "x0"},
+  };
+  for (const auto& [a, b] : differ) EXPECT_FALSE(same(std::string(a), std::string(b))) << a << b;
+  EXPECT_TRUE(same(0.0, -0.0));
+  EXPECT_FALSE(same(1.0, 2.0));
+  EXPECT_FALSE(same(int64_t{1}, std::string("1")));
+  // A text column keeps its bytes: "1.0" and "1.00" are two strings there.
+  EXPECT_FALSE(SameOrder(*plan, {std::string("1"), std::string("1.0"), int64_t{1}},
+                         {std::string("1"), std::string("1.00"), int64_t{1}}));
+}
+
 TEST(Plan, CursorJsonKeepsInt64Extremes) {
   Cursor c = {int64_t{INT64_MIN}, int64_t{INT64_MAX}, std::string("a\"b\\c"), 0.1};
   auto back = CursorFromJson(CursorToJson(c));
