@@ -47,6 +47,9 @@ constexpr PgTypeClass kString{ColumnType::kText, OrderKind::kText, false, false}
 constexpr PgTypeClass kDocument{ColumnType::kText, OrderKind::kOther, false, false};
 constexpr PgTypeClass kBinary{ColumnType::kBlob, OrderKind::kBytes, false, false};
 constexpr PgTypeClass kTime{ColumnType::kText, OrderKind::kTime, false, false};
+// citext compares its values lowercased: 'a' and 'A' are equal, and no page says which.
+constexpr PgTypeClass kCaseInsensitiveString{ColumnType::kText, OrderKind::kText, false, false,
+                                             "the type citext"};
 // Kept as their text form, which reads back as the same value: a key or cursor on one pages
 // by the server's own order (`col > $1::inet`), whatever order their text has.
 constexpr PgTypeClass kOrderedTextForm{ColumnType::kText, OrderKind::kText, false, true};
@@ -66,7 +69,7 @@ constexpr NamedClass kNamed[] = {
     {"bpchar", kString},
     {"\"char\"", kString},
     {"name", kString},
-    {"citext", kString},
+    {"citext", kCaseInsensitiveString},
     {"uuid", kString},
     {"json", kDocument},
     {"jsonb", kDocument},
@@ -361,6 +364,13 @@ void AppendBinaryUuid(const char* data, RowBatch& batch) {
 }
 
 }  // namespace
+
+std::string LooseEquality(const PgTypeClass& cls, const char* collation) {
+  if (cls.loose_equality != nullptr) return cls.loose_equality;
+  if (collation != nullptr)
+    return std::string("the nondeterministic collation \"") + collation + "\"";
+  return {};
+}
 
 bool IsTimestamptz(std::string_view type_name) {
   return StripModifiers(type_name) == "timestamp with time zone";

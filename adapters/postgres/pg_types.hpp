@@ -16,7 +16,14 @@ struct PgTypeClass {
   /// True when siphon has no dedicated conversion and keeps PostgreSQL's text form (a run
   /// replicating such a column warns once).
   bool text_form = false;
+  /// For a type that holds some different values equal whatever its collation (citext holds
+  /// 'a' and 'A' equal): how a message names it (ColumnInfo::loose_equality).
+  const char* loose_equality = nullptr;
 };
+
+/// ColumnInfo::loose_equality of a column of class `cls` under the collation `collation`,
+/// given when it is nondeterministic (nullptr otherwise).
+std::string LooseEquality(const PgTypeClass& cls, const char* collation);
 
 /// Classifies a column. `type_name` is format_type() of the column's base type (domains
 /// resolved), e.g. "numeric(30,10)", "timestamp(3) with time zone", "integer[]";

@@ -786,7 +786,8 @@ class PgSourceConnection : public SourceConnection {
       c.order = cls.order;
       if (!PQgetisnull(res, r, 4)) key.emplace_back(atoi(PQgetvalue(res, r, 4)), c.name);
       c.text_form = cls.text_form;
-      if (!PQgetisnull(res, r, 7)) c.loose_collation = PQgetvalue(res, r, 7);
+      c.loose_equality =
+          LooseEquality(cls, PQgetisnull(res, r, 7) ? nullptr : PQgetvalue(res, r, 7));
       schema.columns.push_back(std::move(c));
     }
     std::sort(key.begin(), key.end());
@@ -814,7 +815,8 @@ class PgSourceConnection : public SourceConnection {
       c.type = cls.type;
       c.order = cls.order;
       c.text_form = cls.text_form;
-      if (!PQgetisnull(res, row, 4)) c.loose_collation = PQgetvalue(res, row, 4);
+      c.loose_equality =
+          LooseEquality(cls, PQgetisnull(res, row, 4) ? nullptr : PQgetvalue(res, row, 4));
     }
     return schema;
   }

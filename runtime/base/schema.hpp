@@ -43,11 +43,11 @@ struct ColumnInfo {
   /// The adapter has no conversion for the source type and keeps the source's text form; a
   /// run that replicates the column says so once (one left out by `columns` is not named).
   bool text_form = false;
-  /// The collation under which the source holds some different values of the column equal
-  /// ('a' and 'A'), when it cannot tell siphon which (PostgreSQL's nondeterministic
-  /// collations); empty when equal values are equal bytes, or the source says which
-  /// (RowBatch::order_keys).
-  std::string loose_collation = {};
+  /// What makes the source hold some different values of the column equal ('a' and 'A')
+  /// when it cannot tell siphon which, as a message names it: `the nondeterministic collation
+  /// "ci"`, `the type citext` (PostgreSQL); empty when equal values are equal bytes, or the
+  /// source says which (RowBatch::order_keys).
+  std::string loose_equality = {};
   /// The character set the source keeps the column's text in when some of its bytes have no
   /// UTF-8 equivalent, which the source would send as '?' (MariaDB's cp1251 holds 0x98,
   /// which is no character): the adapter checks every value it reads and fails the page on

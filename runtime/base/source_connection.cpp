@@ -73,15 +73,15 @@ Status SourceConnection::CheckCursor(const TableSchema& table,
   const bool unique = table.OrderIsUnique(order_by);
   for (size_t i = 0; i < order_by.size() && !unique; ++i) {
     const ColumnInfo& c = table.columns[table.Find(order_by[i])];
-    if (c.loose_collation.empty()) continue;
+    if (c.loose_equality.empty()) continue;
     return Status(
         ErrorKind::kConfig,
         std::string(i < cursor_columns ? "cursor" : "key") + " column \"" + c.name + "\" of " +
-            table.qualified_name + " has the nondeterministic collation \"" + c.loose_collation +
-            "\", which holds some different values equal ('a' and 'A'), and siphon cannot tell "
+            table.qualified_name + " has " + c.loose_equality +
+            ", which holds some different values equal ('a' and 'A'), and siphon cannot tell "
             "which: rows equal to the last of a page would be skipped. Give the table a cursor "
-            "column with a deterministic collation (an integer or a time), or a key that holds "
-            "its primary key");
+            "column that compares by its bytes (an integer, a time, text under a deterministic "
+            "collation), or a key that holds its primary key");
   }
   if (has_lookback && !order_by.empty()) {
     int idx = table.Find(order_by[0]);

@@ -77,6 +77,17 @@ TEST(PgTypes, ClassifiesEveryMappedType) {
   }
 }
 
+// citext holds 'a' and 'A' equal under any collation; other text types only under a
+// nondeterministic one.
+TEST(PgTypes, LooseEqualityNamesCitextOrTheNondeterministicCollation) {
+  EXPECT_EQ(LooseEquality(ClassifyType("citext", 'b'), nullptr), "the type citext");
+  EXPECT_EQ(LooseEquality(ClassifyType("citext", 'b'), "ci"), "the type citext");
+  EXPECT_EQ(LooseEquality(ClassifyType("text", 'b'), "ci"),
+            "the nondeterministic collation \"ci\"");
+  EXPECT_EQ(LooseEquality(ClassifyType("text", 'b'), nullptr), "");
+  EXPECT_EQ(LooseEquality(ClassifyType("character varying(5)", 'b'), nullptr), "");
+}
+
 TEST(PgTypes, TimestamptzWithOrWithoutAPrecision) {
   EXPECT_TRUE(IsTimestamptz("timestamp with time zone"));
   EXPECT_TRUE(IsTimestamptz("timestamp(3) with time zone"));
