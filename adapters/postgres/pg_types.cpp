@@ -47,9 +47,19 @@ constexpr PgTypeClass kString{ColumnType::kText, OrderKind::kText, false, false}
 constexpr PgTypeClass kDocument{ColumnType::kText, OrderKind::kOther, false, false};
 constexpr PgTypeClass kBinary{ColumnType::kBlob, OrderKind::kBytes, false, false};
 constexpr PgTypeClass kTime{ColumnType::kText, OrderKind::kTime, false, false};
-// citext compares its values lowercased: 'a' and 'A' are equal, and no page says which.
-constexpr PgTypeClass kCaseInsensitiveString{ColumnType::kText, OrderKind::kText, false, false,
-                                             "the type citext"};
+// Types whose equal values can differ in their text, and no page says which: citext compares
+// its values lowercased, bpchar (character without a length, which keeps the spaces it was
+// given) without trailing spaces, interval as a span with 30-day months and 24-hour days.
+constexpr PgTypeClass kCaseInsensitiveString{
+    ColumnType::kText, OrderKind::kText, false, false,
+    "the type citext, which holds some different values equal ('a' and 'A')"};
+constexpr PgTypeClass kUnpaddedCharacter{
+    ColumnType::kText, OrderKind::kText, false, false,
+    "the type bpchar (character without a length), which holds values equal but for their "
+    "trailing spaces ('a' and 'a ')"};
+constexpr PgTypeClass kInterval{ColumnType::kText, OrderKind::kText, false, true,
+                                "the type interval, which holds some different values equal "
+                                "('1 day' and '24:00:00', '1 mon' and '30 days')"};
 // Kept as their text form, which reads back as the same value: a key or cursor on one pages
 // by the server's own order (`col > $1::inet`), whatever order their text has.
 constexpr PgTypeClass kOrderedTextForm{ColumnType::kText, OrderKind::kText, false, true};
@@ -66,7 +76,7 @@ constexpr NamedClass kNamed[] = {
     {"text", kString},
     {"character varying", kString},
     {"character", kString},
-    {"bpchar", kString},
+    {"bpchar", kUnpaddedCharacter},
     {"\"char\"", kString},
     {"name", kString},
     {"citext", kCaseInsensitiveString},
@@ -79,7 +89,7 @@ constexpr NamedClass kNamed[] = {
     {"timestamp with time zone", kTime},
     {"time without time zone", kOrderedTextForm},
     {"time with time zone", kOrderedTextForm},
-    {"interval", kOrderedTextForm},
+    {"interval", kInterval},
     {"inet", kOrderedTextForm},
     {"cidr", kOrderedTextForm},
     {"macaddr", kOrderedTextForm},
@@ -367,8 +377,10 @@ void AppendBinaryUuid(const char* data, RowBatch& batch) {
 
 std::string LooseEquality(const PgTypeClass& cls, const char* collation) {
   if (cls.loose_equality != nullptr) return cls.loose_equality;
-  if (collation != nullptr)
-    return std::string("the nondeterministic collation \"") + collation + "\"";
+  if (collation != nullptr) {
+    return std::string("the nondeterministic collation \"") + collation +
+           "\", which holds some different values equal ('a' and 'A')";
+  }
   return {};
 }
 

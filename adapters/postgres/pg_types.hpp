@@ -17,7 +17,8 @@ struct PgTypeClass {
   /// replicating such a column warns once).
   bool text_form = false;
   /// For a type that holds some different values equal whatever its collation (citext holds
-  /// 'a' and 'A' equal): how a message names it (ColumnInfo::loose_equality).
+  /// 'a' and 'A' equal, interval '1 day' and '24 hours'): how a message names it and them
+  /// (ColumnInfo::loose_equality).
   const char* loose_equality = nullptr;
 };
 

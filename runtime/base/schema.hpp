@@ -45,8 +45,8 @@ struct ColumnInfo {
   bool text_form = false;
   /// What makes the source hold some different values of the column equal ('a' and 'A')
   /// when it cannot tell siphon which, as a message names it: `the nondeterministic collation
-  /// "ci"`, `the type citext` (PostgreSQL); empty when equal values are equal bytes, or the
-  /// source says which (RowBatch::order_keys).
+  /// "ci", which holds some different values equal ('a' and 'A')` (PostgreSQL); empty when
+  /// equal values are equal bytes, or the source says which (RowBatch::order_keys).
   std::string loose_equality = {};
   /// The character set the source keeps the column's text in when some of its bytes have no
   /// UTF-8 equivalent, which the source would send as '?' (MariaDB's cp1251 holds 0x98,

@@ -78,8 +78,8 @@ Status SourceConnection::CheckCursor(const TableSchema& table,
         ErrorKind::kConfig,
         std::string(i < cursor_columns ? "cursor" : "key") + " column \"" + c.name + "\" of " +
             table.qualified_name + " has " + c.loose_equality +
-            ", which holds some different values equal ('a' and 'A'), and siphon cannot tell "
-            "which: rows equal to the last of a page would be skipped. Give the table a cursor "
+            ", and siphon cannot tell which: rows equal to the last of a page would be skipped. "
+            "Give the table a cursor "
             "column that compares by its bytes (an integer, a time, text under a deterministic "
             "collation), or a key that holds its primary key");
   }

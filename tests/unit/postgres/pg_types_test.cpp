@@ -80,10 +80,18 @@ TEST(PgTypes, ClassifiesEveryMappedType) {
 // citext holds 'a' and 'A' equal under any collation; other text types only under a
 // nondeterministic one.
 TEST(PgTypes, LooseEqualityNamesCitextOrTheNondeterministicCollation) {
-  EXPECT_EQ(LooseEquality(ClassifyType("citext", 'b'), nullptr), "the type citext");
-  EXPECT_EQ(LooseEquality(ClassifyType("citext", 'b'), "ci"), "the type citext");
+  const std::string citext =
+      "the type citext, which holds some different values equal ('a' and 'A')";
+  EXPECT_EQ(LooseEquality(ClassifyType("citext", 'b'), nullptr), citext);
+  EXPECT_EQ(LooseEquality(ClassifyType("citext", 'b'), "ci"), citext);
   EXPECT_EQ(LooseEquality(ClassifyType("text", 'b'), "ci"),
-            "the nondeterministic collation \"ci\"");
+            "the nondeterministic collation \"ci\", which holds some different values equal "
+            "('a' and 'A')");
+  EXPECT_NE(LooseEquality(ClassifyType("interval", 'b'), nullptr).find("'1 day' and '24:00:00'"),
+            std::string::npos);
+  EXPECT_NE(LooseEquality(ClassifyType("bpchar", 'b'), nullptr).find("trailing spaces"),
+            std::string::npos);
+  EXPECT_EQ(LooseEquality(ClassifyType("character(3)", 'b'), nullptr), "");
   EXPECT_EQ(LooseEquality(ClassifyType("text", 'b'), nullptr), "");
   EXPECT_EQ(LooseEquality(ClassifyType("character varying(5)", 'b'), nullptr), "");
 }
