@@ -242,6 +242,15 @@ std::string_view CanonicalDecimal(std::string_view text, std::string& scratch) {
 }
 
 bool SameNumber(const CursorValue& a, const CursorValue& b) {
+  // An integer and a real (SQLite's 1 and 1.0): a real equal to an integer is that integer
+  // exactly, so it equals the integer's nearest double too (which may also hold a neighbour
+  // equal: that only keeps one more row in the page).
+  const auto* ia = std::get_if<int64_t>(&a);
+  const auto* ib = std::get_if<int64_t>(&b);
+  const auto* da = std::get_if<double>(&a);
+  const auto* db = std::get_if<double>(&b);
+  if (ia && db) return static_cast<double>(*ia) == *db;
+  if (da && ib) return *da == static_cast<double>(*ib);
   const auto* sa = std::get_if<std::string>(&a);
   const auto* sb = std::get_if<std::string>(&b);
   if (sa && sb) {

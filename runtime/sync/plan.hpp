@@ -42,8 +42,8 @@ PageQuery NextPage(const TablePlan& plan, const Cursor& after);
 Cursor CursorOf(const TablePlan& plan, const RowBatch& page, size_t row);
 /// Whether the source holds two rows' order values (CursorOf) equal, as far as the values
 /// tell: a number column's decimal text compares as a number (a numeric's `1.0` and `1.00`),
-/// every other value by its bytes (a collation that holds more values equal says so with
-/// RowBatch::order_keys).
+/// and its integers with its reals (SQLite's 1 and 1.0), every other value by its bytes (a
+/// collation that holds more values equal says so with RowBatch::order_keys).
 bool SameOrder(const TablePlan& plan, const Cursor& a, const Cursor& b);
 
 /// Exponential backoff with jitter: attempt 1 waits about `base`, each next one twice as long,

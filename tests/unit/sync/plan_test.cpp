@@ -138,6 +138,9 @@ TEST(Plan, SameOrderComparesNumbersAsNumbers) {
   EXPECT_TRUE(same(0.0, -0.0));
   EXPECT_FALSE(same(1.0, 2.0));
   EXPECT_FALSE(same(int64_t{1}, std::string("1")));
+  EXPECT_TRUE(same(int64_t{1}, 1.0));
+  EXPECT_TRUE(same(-2.0, int64_t{-2}));
+  EXPECT_FALSE(same(int64_t{1}, 1.5));
   // A text column keeps its bytes: "1.0" and "1.00" are two strings there.
   EXPECT_FALSE(SameOrder(*plan, {std::string("1"), std::string("1.0"), int64_t{1}},
                          {std::string("1"), std::string("1.00"), int64_t{1}}));
