@@ -583,6 +583,9 @@ TEST_F(PgAdapter, ReflectsColumnsKeyAndEstimate) {
 
 class PgPaging : public PgAdapter {
  protected:
+  // A page of a table keyed by (code, region), after ('c50', 40), is read through `index`
+  // without a sort and starts at ('c50', 41).
+  void ExpectPagedThrough(SourceConnection& c, const TableSchema& t, const std::string& index);
   // Pages of events(id, amount[, note]) by id: with `note`, an interval, which has no binary
   // decoder, the pages after the first are a text COPY; without it a binary one.
   static PageQuery EventsByIdQuery(bool binary, size_t limit) {
@@ -806,6 +809,26 @@ std::string Inline(std::string sql, const std::vector<std::string>& params) {
   return sql;
 }
 
+void PgPaging::ExpectPagedThrough(SourceConnection& c, const TableSchema& t,
+                                  const std::string& index) {
+  PageQuery q;
+  q.columns = {"code", "region", "note"};
+  q.order_by = t.primary_key;
+  q.after = Cursor{std::string("c50"), int64_t{40}};
+  q.limit = 1000;
+  std::string sql = c.PageSql(t, q);
+  Rows plan = db_.Query("EXPLAIN " + Inline(sql, {"c50", "40"}));
+  std::string text;
+  for (const auto& row : plan) text += row[0].value_or("") + "\n";
+  EXPECT_NE(text.find("Scan using " + index), std::string::npos) << sql << "\n" << text;
+  EXPECT_EQ(text.find("Sort"), std::string::npos) << text;
+  auto page = Pull(c, t, q);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->rows(), 1000u);
+  EXPECT_EQ(page->bytes(page->at(0, 0)), "c50");
+  EXPECT_EQ(page->at(0, 1).i, 41);
+}
+
 TEST_F(PgPaging, PageQueriesUseTheIndex) {
   db_.Exec(
       "CREATE TABLE events (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL, "
@@ -860,22 +883,7 @@ TEST_F(PgPaging, AUniqueIndexReflectedAsTheKeyPagesByIt) {
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_EQ(t->primary_key, std::vector<std::string>({"code", "region"}));
   EXPECT_EQ(t->key_index, "u_code_region");
-  PageQuery q;
-  q.columns = {"code", "region", "note"};
-  q.order_by = t->primary_key;
-  q.after = Cursor{std::string("c50"), int64_t{40}};
-  q.limit = 1000;
-  std::string sql = c.PageSql(*t, q);
-  Rows plan = db_.Query("EXPLAIN " + Inline(sql, {"c50", "40"}));
-  std::string text;
-  for (const auto& row : plan) text += row[0].value_or("") + "\n";
-  EXPECT_NE(text.find("Scan using u_code_region"), std::string::npos) << sql << "\n" << text;
-  EXPECT_EQ(text.find("Sort"), std::string::npos) << text;
-  auto page = Pull(c, *t, q);
-  ASSERT_TRUE(page.ok()) << page.status().ToString();
-  ASSERT_EQ(page->rows(), 1000u);
-  EXPECT_EQ(page->bytes(page->at(0, 0)), "c50");
-  EXPECT_EQ(page->at(0, 1).i, 41);
+  ExpectPagedThrough(c, *t, "u_code_region");
 }
 
 // "C" and "POSIX" order alike: a unique index under one on a column of the other is the key
@@ -894,22 +902,7 @@ TEST_F(PgPaging, AUniqueIndexUnderPosixOnACColumnIsTheKey) {
   EXPECT_EQ(t->primary_key, std::vector<std::string>({"code", "region"}));
   EXPECT_EQ(t->key_index, "p_code_region");
   EXPECT_TRUE(t->refused_key_indexes.empty());
-  PageQuery q;
-  q.columns = {"code", "region", "note"};
-  q.order_by = t->primary_key;
-  q.after = Cursor{std::string("c50"), int64_t{40}};
-  q.limit = 1000;
-  std::string sql = c.PageSql(*t, q);
-  Rows plan = db_.Query("EXPLAIN " + Inline(sql, {"c50", "40"}));
-  std::string text;
-  for (const auto& row : plan) text += row[0].value_or("") + "\n";
-  EXPECT_NE(text.find("Scan using p_code_region"), std::string::npos) << sql << "\n" << text;
-  EXPECT_EQ(text.find("Sort"), std::string::npos) << text;
-  auto page = Pull(c, *t, q);
-  ASSERT_TRUE(page.ok()) << page.status().ToString();
-  ASSERT_EQ(page->rows(), 1000u);
-  EXPECT_EQ(page->bytes(page->at(0, 0)), "c50");
-  EXPECT_EQ(page->at(0, 1).i, 41);
+  ExpectPagedThrough(c, *t, "p_code_region");
   // The other way round, and beside an index under another collation, still refused.
   db_.Exec(R"sql(
     CREATE TABLE q (code text COLLATE "POSIX" NOT NULL, d text NOT NULL);
