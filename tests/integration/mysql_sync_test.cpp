@@ -871,8 +871,8 @@ TEST_F(MysqlSync, AnIgnoredUniqueKeyIsNotTheKey) {
                          UNIQUE KEY z_first (b), UNIQUE KEY a_second (a));
     ALTER TABLE hidden ALTER INDEX a_second IGNORED;
     INSERT INTO hidden SELECT seq, 100 - seq, CONCAT('v', seq) FROM seq_1_to_9;
-    CREATE TABLE hidden_only (t TIME NOT NULL, a INT NOT NULL,
-                              UNIQUE KEY hidden_t (t), UNIQUE KEY hidden_a (a));
+    CREATE TABLE hidden_only (f FLOAT NOT NULL, a INT NOT NULL,
+                              UNIQUE KEY hidden_f (f), UNIQUE KEY hidden_a (a));
     ALTER TABLE hidden_only ALTER INDEX hidden_a IGNORED;
   )sql");
   std::string script =
@@ -894,8 +894,8 @@ TEST_F(MysqlSync, AnIgnoredUniqueKeyIsNotTheKey) {
   EXPECT_NE(r.err.find("has no primary key: name the columns that identify a row with key = "
                        "{ … }, from its NOT NULL columns: \"a\"; unique index \"hidden_a\" is "
                        "ignored (ALTER INDEX … IGNORED): the server does not read through it, "
-                       "and every page would sort the table; unique index \"hidden_t\" has the "
-                       "column \"t\" of type time, which cannot be a key (it has no order)"),
+                       "and every page would sort the table; unique index \"hidden_f\" has the "
+                       "column \"f\" of type float, which cannot be a key (it has no order)"),
             std::string::npos)
       << Dump(r);
 }
