@@ -149,55 +149,20 @@ class PgSourceConnection : public SourceConnection {
       conn_.Post([done = std::move(done), st] { done(st); });
       return;
     }
-    struct Page {
-      explicit Page(std::vector<PgBinary> binary) : reader(std::move(binary)) {}
-      std::vector<PgDecoder> decoders;  // text format
-      BinaryCopyReader reader;          // binary format
-      std::vector<ResultType> types;    // the column types the decoders were chosen for
-      bool binary = false;
-      RowBatch batch;
-      size_t rejected = 0;
-      bool malformed = false;
-    };
-    auto page = std::make_shared<Page>(info.binary);
-    page->decoders = info.decoders;
-    page->types = info.types;
-    page->binary = binary;
-    page->batch = RowBatch(info.decoders.size());
-    page->batch.Reserve(std::min<size_t>(query.limit, info.rows + info.rows / 8 + 16),
-                        info.arena_bytes + info.arena_bytes / 8);
+    auto page = std::make_shared<CopyRows>(info, query.limit);
     WithConnection([this, shape, sql = std::move(*copy), page, name = table.qualified_name,
                     done = std::move(done)](Status s) mutable {
       if (!s.ok()) return done(s);
       conn_.CopyOut(
-          std::move(sql),
-          [page](std::string_view data) {
-            if (page->malformed) return;
-            if (page->binary) {
-              page->malformed = !page->reader.Feed(data, page->batch);
-            } else {
-              if (!data.empty() && data.back() == '\n') data.remove_suffix(1);
-              page->malformed = !DecodeCopyRow(data, page->decoders, page->batch, &page->rejected);
-            }
-          },
+          std::move(sql), [page](std::string_view data) { page->Feed(data); },
           [this, shape, page, name, done = std::move(done)](Result<PgResultPtr> r) {
             if (!r.ok()) return done(r.status().WithContext("pull " + name));
             // The rows were decoded for the types of the shape's first page: an ALTER TABLE
             // since then (int8 to float8 is the same eight bytes) would have them read wrong.
-            if (TypesOf(r->get()) != page->types) {
-              shapes_.erase(shape);
-              return done(Status(ErrorKind::kQuery,
-                                 "pull " + name +
-                                     ": a column changed type while the run read the table; the "
-                                     "next run reads its schema again"));
+            if (Status st = CopyOutcome(shape, name, *page, TypesOf(r->get()) == page->types);
+                !st.ok()) {
+              return done(st);
             }
-            if (page->malformed || (page->binary && !page->reader.finished())) {
-              shapes_.erase(shape);  // the next page asks the server for the types again
-              return done(
-                  Status(ErrorKind::kQuery,
-                         "pull " + name + ": a COPY row does not match the page's columns"));
-            }
-            WarnRejected(name, page->rejected);
             auto it = shapes_.find(shape);
             if (it != shapes_.end()) {
               it->second.rows = page->batch.rows();
@@ -227,34 +192,13 @@ class PgSourceConnection : public SourceConnection {
       conn_.Post([page = std::move(page), st = copy.status()] { page(st, true); });
       return;
     }
-    struct Stream {
-      explicit Stream(std::vector<PgBinary> binary) : reader(std::move(binary)) {}
-      std::vector<PgDecoder> decoders;  // text format
-      BinaryCopyReader reader;          // binary format
-      std::vector<ResultType> types;
-      bool binary = false;
+    struct Stream : CopyRows {
+      using CopyRows::CopyRows;
       bool types_ok = false;  // the statement before the COPY described these types
-      bool malformed = false;
-      size_t limit = 0;
-      size_t reserve_rows = 0;
-      size_t reserve_bytes = 0;
-      RowBatch batch;
-      size_t rejected = 0;
       std::function<void(Result<RowBatch>, bool)> page;
-      void Fresh() {
-        batch = RowBatch(types.size());
-        batch.Reserve(reserve_rows, reserve_bytes);
-      }
     };
-    auto stream = std::make_shared<Stream>(info.binary);
-    stream->decoders = info.decoders;
-    stream->types = info.types;
-    stream->binary = !info.binary.empty();
-    stream->limit = query.limit;
-    stream->reserve_rows = std::min<size_t>(query.limit, info.rows + info.rows / 8 + 16);
-    stream->reserve_bytes = info.arena_bytes + info.arena_bytes / 8;
+    auto stream = std::make_shared<Stream>(info, query.limit);
     stream->page = std::move(page);
-    stream->Fresh();
     const std::string shape = known->first;
     WithConnection([this, shape, sql = std::move(*copy), stream,
                     name = table.qualified_name](Status s) mutable {
@@ -278,30 +222,14 @@ class PgSourceConnection : public SourceConnection {
               stream->Fresh();
               conn_.Post([stream, full] { stream->page(std::move(*full), false); });
             }
-            if (stream->binary) {
-              stream->malformed = !stream->reader.Feed(data, stream->batch);
-            } else {
-              if (!data.empty() && data.back() == '\n') data.remove_suffix(1);
-              stream->malformed =
-                  !DecodeCopyRow(data, stream->decoders, stream->batch, &stream->rejected);
-            }
+            stream->Feed(data);
           },
           [this, shape, stream, name](Result<PgResultPtr> r) {
             auto outcome = [&]() -> Result<RowBatch> {
               if (!r.ok()) return r.status().WithContext("pull " + name);
-              if (!stream->types_ok) {
-                shapes_.erase(shape);
-                return Status(ErrorKind::kQuery,
-                              "pull " + name +
-                                  ": a column changed type while the run read the table; the "
-                                  "next run reads its schema again");
+              if (Status st = CopyOutcome(shape, name, *stream, stream->types_ok); !st.ok()) {
+                return st;
               }
-              if (stream->malformed || (stream->binary && !stream->reader.finished())) {
-                shapes_.erase(shape);
-                return Status(ErrorKind::kQuery,
-                              "pull " + name + ": a COPY row does not match the page's columns");
-              }
-              WarnRejected(name, stream->rejected);
               return std::move(stream->batch);
             };
             auto last = std::make_shared<Result<RowBatch>>(outcome());
@@ -419,6 +347,65 @@ class PgSourceConnection : public SourceConnection {
     size_t rows = 0;
     size_t arena_bytes = 0;
   };
+
+  // The rows of one COPY, decoded as they arrive into pages of `limit` rows (Pull, PullPages).
+  struct CopyRows {
+    CopyRows(const PageShapeInfo& info, size_t limit)
+        : decoders(info.decoders),
+          reader(info.binary),
+          types(info.types),
+          binary(!info.binary.empty()),
+          limit(limit),
+          reserve_rows(std::min<size_t>(limit, info.rows + info.rows / 8 + 16)),
+          reserve_bytes(info.arena_bytes + info.arena_bytes / 8) {
+      Fresh();
+    }
+    std::vector<PgDecoder> decoders;  // text format
+    BinaryCopyReader reader;          // binary format
+    std::vector<ResultType> types;    // the column types the decoders were chosen for
+    bool binary = false;
+    size_t limit = 0;
+    size_t reserve_rows = 0;
+    size_t reserve_bytes = 0;
+    RowBatch batch;
+    size_t rejected = 0;
+    bool malformed = false;
+    // A new, empty page.
+    void Fresh() {
+      batch = RowBatch(types.size());
+      batch.Reserve(reserve_rows, reserve_bytes);
+    }
+    // Appends the rows of one COPY data message (a row, in text format with its newline).
+    void Feed(std::string_view data) {
+      if (malformed) return;
+      if (binary) {
+        malformed = !reader.Feed(data, batch);
+      } else {
+        if (!data.empty() && data.back() == '\n') data.remove_suffix(1);
+        malformed = !DecodeCopyRow(data, decoders, batch, &rejected);
+      }
+    }
+  };
+
+  // How a COPY that ended without an error went: its rows decoded with the types it sent
+  // (`types_ok`) and whole, or the error (the shape is then forgotten, so the next page asks
+  // the server for the types again).
+  Status CopyOutcome(const std::string& shape, const std::string& name, const CopyRows& rows,
+                     bool types_ok) {
+    if (!types_ok) {
+      shapes_.erase(shape);
+      return Status(ErrorKind::kQuery, "pull " + name +
+                                           ": a column changed type while the run read the "
+                                           "table; the next run reads its schema again");
+    }
+    if (rows.malformed || (rows.binary && !rows.reader.finished())) {
+      shapes_.erase(shape);
+      return Status(ErrorKind::kQuery,
+                    "pull " + name + ": a COPY row does not match the page's columns");
+    }
+    WarnRejected(name, rows.rejected);
+    return Status::Ok();
+  }
   static constexpr size_t kMaxShapes = 64;
 
   // The table and its selected columns with their types: pages of one shape share decoders.
