@@ -718,177 +718,207 @@ std::string MysqlConnection::PageSql(const TableSchema& table, const PageQuery& 
 
 void MysqlConnection::Pull(const TableSchema& table, const PageQuery& query,
                            std::function<void(Result<RowBatch>)> done) {
-  if (Refuse([done](Status s) { done(std::move(s)); })) return;
+  PageQuery one = query;
+  one.pages = 1;
+  PullPages(table, one,
+            [done = std::move(done)](Result<RowBatch> r, bool /*last*/) { done(std::move(r)); });
+}
+
+void MysqlConnection::PullPages(const TableSchema& table, const PageQuery& query,
+                                std::function<void(Result<RowBatch>, bool last)> page) {
+  auto fail = [page](Status s) { page(std::move(s), true); };
+  if (Refuse(fail)) return;
   Result<std::vector<std::string>> params =
       PageParameters(table, query, [this](std::string_view v) { return Quote(v); });
-  if (!params.ok()) return FailLater([done](Status s) { done(std::move(s)); }, params.status());
-  Result<std::string> sql = BuildPageSql(table, query, &*params);
-  if (!sql.ok()) return FailLater([done](Status s) { done(std::move(s)); }, sql.status());
-  std::vector<std::string> names = query.columns;
-  if (names.empty()) {
-    for (const auto& c : table.columns) names.push_back(c.name);
+  if (!params.ok()) return FailLater(fail, params.status());
+  PageQuery whole = query;
+  whole.limit = query.limit * std::max<size_t>(query.pages, 1);
+  Result<std::string> sql = BuildPageSql(table, whole, &*params);
+  if (!sql.ok()) return FailLater(fail, sql.status());
+  RowsQuery rows;
+  rows.sql = std::move(*sql);
+  rows.names = query.columns;
+  if (rows.names.empty()) {
+    for (const auto& c : table.columns) rows.names.push_back(c.name);
   }
-  std::vector<bool> floats;
+  const std::vector<std::string>& names = rows.names;
   for (const auto& name : names) {
     int idx = table.Find(name);
-    floats.push_back(idx >= 0 && IsSingleFloat(table.columns[idx].source_type));
+    rows.floats.push_back(idx >= 0 && IsSingleFloat(table.columns[idx].source_type));
   }
   // Rows the server holds equal whose bytes differ carry keys telling so (order_keys).
-  std::vector<size_t> order_sources;
   const std::vector<std::string> collated = CollationKeyColumns(table, query);
   if (!collated.empty()) {
     for (const auto& name : query.order_by) {
       auto key = std::find(collated.begin(), collated.end(), name);
-      order_sources.push_back(key != collated.end()
-                                  ? names.size() + (key - collated.begin())
-                                  : std::find(names.begin(), names.end(), name) - names.begin());
+      rows.order_sources.push_back(
+          key != collated.end() ? names.size() + (key - collated.begin())
+                                : std::find(names.begin(), names.end(), name) - names.begin());
     }
   }
   // Each value of a column whose character set has bytes without a character is checked:
   // the checks follow the collation keys.
-  CharsetChecks charset_checks;
   size_t check_at = names.size() + collated.size();
   for (const auto& name : CharsetCheckColumns(table, query.columns)) {
     const size_t column = std::find(names.begin(), names.end(), name) - names.begin();
-    charset_checks.checks.push_back(
+    rows.charset_checks.checks.push_back(
         {check_at++, column, table.columns[table.Find(name)].lossy_charset});
   }
   for (const auto& name : query.order_by) {
     auto at = std::find(names.begin(), names.end(), name);
-    if (at != names.end()) charset_checks.row_names.push_back(at - names.begin());
+    if (at != names.end()) rows.charset_checks.row_names.push_back(at - names.begin());
   }
-  QueryRows(std::move(*sql), std::move(names), std::move(floats), table.qualified_name,
-            "pull " + Named(table), query.limit, std::move(done), std::move(order_sources),
-            std::move(charset_checks));
+  rows.table_name = table.qualified_name;
+  rows.context = "pull " + Named(table);
+  rows.page_rows = query.limit;
+  QueryRows(std::move(rows), std::move(page));
 }
 
-void MysqlConnection::QueryRows(std::string sql, std::vector<std::string> names,
-                                std::vector<bool> floats, std::string table_name,
-                                std::string context, size_t expected_rows,
-                                std::function<void(Result<RowBatch>)> done,
-                                std::vector<size_t> order_sources, CharsetChecks charset_checks) {
-  struct PageState {
-    RowBatch batch;
+void MysqlConnection::QueryRows(RowsQuery query,
+                                std::function<void(Result<RowBatch>, bool last)> page) {
+  // The statement's rows, decoded into the page being filled.
+  struct Stream {
+    RowsQuery query;
+    size_t fields = 0;  // the columns the statement must return
     std::vector<MysqlDecoder> decoders;
     std::vector<bool> zero_dates;
+    RowBatch batch;
     std::vector<std::pair<size_t, std::string>> row_zero_dates;  // of the row last read
-    bool invalid = false;
-    std::string invalid_column;
-    // The first value whose bytes have no character: its column, the row's order values
-    // and the value's bytes in hex, as the server gives them.
+    // The first value whose bytes have no character: its check, the row's order values and
+    // the value's bytes in hex, as the server gives them. No page is handed over after it.
     std::optional<std::tuple<const CharsetCheck*, Cursor, std::string>> lossy;
+    std::function<void(Result<RowBatch>, bool)> page;
+
+    void Fresh() {
+      batch = RowBatch(query.names.size());
+      batch.Reserve(query.page_rows, 0);
+      if (!query.order_sources.empty()) batch.order_keys.reserve(query.page_rows);
+    }
+    // A zero date is replicated as NULL, but the server orders it (first): a page that ends
+    // on one in a cursor column continues from it.
+    RowBatch Take() {
+      batch.last_row_source_text = std::move(row_zero_dates);
+      row_zero_dates = {};
+      RowBatch whole = std::move(batch);
+      Fresh();
+      return whole;
+    }
   };
-  auto checks = std::make_shared<const CharsetChecks>(std::move(charset_checks));
-  auto page = std::make_shared<PageState>();
-  page->batch = RowBatch(names.size());
-  page->batch.Reserve(expected_rows, 0);
-  if (!order_sources.empty()) page->batch.order_keys.reserve(expected_rows);
-  // The collation keys follow the columns: they are read into order_keys, not decoded.
-  size_t fields = names.size();
-  for (size_t source : order_sources) fields = std::max(fields, source + 1);
-  for (const auto& check : checks->checks) fields = std::max(fields, check.result + 1);
-  const size_t values = names.size();
-  abort_ = [done](Status s) { done(std::move(s)); };
+  auto stream = std::make_shared<Stream>();
+  stream->query = std::move(query);
+  stream->page = std::move(page);
+  stream->Fresh();
+  // The collation keys and the charset checks follow the columns: they are not decoded.
+  const RowsQuery& q = stream->query;
+  stream->fields = q.names.size();
+  for (size_t source : q.order_sources) stream->fields = std::max(stream->fields, source + 1);
+  for (const auto& check : q.charset_checks.checks) {
+    stream->fields = std::max(stream->fields, check.result + 1);
+  }
+  abort_ = [stream](Status s) { stream->page(std::move(s), true); };
+  std::string sql = std::move(stream->query.sql);
   Execute(
       std::move(sql),
-      [page, floats = std::move(floats)](MYSQL_RES* result) {
+      [stream](MYSQL_RES* result) {
         unsigned n = mysql_num_fields(result);
         MYSQL_FIELD* fields = mysql_fetch_fields(result);
+        const std::vector<bool>& floats = stream->query.floats;
         for (unsigned i = 0; i < n; ++i) {
           if (i < floats.size() && floats[i] && fields[i].type == MYSQL_TYPE_DOUBLE) {
-            page->decoders.push_back(MysqlDecoder::kFloat);
+            stream->decoders.push_back(MysqlDecoder::kFloat);
             continue;
           }
-          page->decoders.push_back(
+          stream->decoders.push_back(
               DecoderFor(fields[i].type, fields[i].flags, fields[i].charsetnr));
         }
-        page->zero_dates.assign(n, false);
+        stream->zero_dates.assign(n, false);
       },
-      [page, values, order_sources = std::move(order_sources), charset_checks = checks](
-          MYSQL_ROW row, unsigned long* lengths) {
-        size_t n = std::min(page->decoders.size(), values);
-        page->row_zero_dates.clear();
-        if (!order_sources.empty()) {
+      [this, stream](MYSQL_ROW row, unsigned long* lengths) {
+        Stream& s = *stream;
+        // A result of other columns is failed whole when it ends, as is one with a value
+        // no character set can hold: nothing of it is handed over.
+        if (s.decoders.size() != s.fields || s.lossy) return;
+        const RowsQuery& q = s.query;
+        if (q.page_rows > 0 && s.batch.rows() >= q.page_rows) {
+          // Posted, as the last page is: the pages arrive in order.
+          auto whole = std::make_shared<RowBatch>(s.Take());
+          Defer([stream, whole] { stream->page(std::move(*whole), false); });
+        }
+        s.row_zero_dates.clear();
+        if (!q.order_sources.empty()) {
           // Each part as its length and bytes (a NULL as a length no value has).
-          std::string& key = page->batch.order_keys.emplace_back();
-          for (size_t source : order_sources) {
-            if (source >= page->decoders.size()) continue;
+          std::string& key = s.batch.order_keys.emplace_back();
+          for (size_t source : q.order_sources) {
             const uint32_t size = row[source] ? static_cast<uint32_t>(lengths[source]) : ~0u;
             key.append(reinterpret_cast<const char*>(&size), sizeof size);
             if (row[source]) key.append(row[source], lengths[source]);
           }
         }
-        for (size_t i = 0; i < n; ++i) {
+        for (size_t i = 0; i < q.names.size(); ++i) {
           if (!row[i]) {
-            page->batch.AddNull();
+            s.batch.AddNull();
             continue;
           }
-          DecodeOutcome outcome =
-              AppendMysqlValue(page->decoders[i], row[i], lengths[i], page->batch);
-          if (outcome == DecodeOutcome::kZeroDate) {
-            page->zero_dates[i] = true;
-            page->row_zero_dates.emplace_back(i, std::string(row[i], lengths[i]));
+          if (AppendMysqlValue(s.decoders[i], row[i], lengths[i], s.batch) ==
+              DecodeOutcome::kZeroDate) {
+            s.zero_dates[i] = true;
+            s.row_zero_dates.emplace_back(i, std::string(row[i], lengths[i]));
           }
-          if (outcome == DecodeOutcome::kInvalid) page->invalid = true;
         }
-        for (const CharsetCheck& check : charset_checks->checks) {
-          const size_t r = check.result;
-          if (page->lossy || r >= page->decoders.size() || !row[r]) continue;
-          const size_t at = page->batch.rows() - 1;
+        for (const CharsetCheck& check : q.charset_checks.checks) {
+          if (!row[check.result]) continue;
+          const size_t at = s.batch.rows() - 1;
           Cursor order;
-          for (size_t c : charset_checks->row_names) {
-            order.push_back(CursorValueOf(page->batch, at, c));
+          for (size_t c : q.charset_checks.row_names) {
+            order.push_back(CursorValueOf(s.batch, at, c));
           }
-          page->lossy.emplace(&check, std::move(order), std::string(row[r], lengths[r]));
+          s.lossy.emplace(&check, std::move(order),
+                          std::string(row[check.result], lengths[check.result]));
+          break;
         }
       },
-      [this, done, page, names, fields, table_name, context,
-       charset_checks = checks](Status status) {
+      [this, stream](Status status) {
         abort_ = nullptr;
-        if (!status.ok()) {
-          Status s = status.WithContext(context);
-          Defer([done, s] { done(s); });
-          return;
-        }
-        for (size_t i = 0; i < page->zero_dates.size() && i < names.size(); ++i) {
-          if (!page->zero_dates[i]) continue;
-          if (!state_->warned_zero_dates.insert(table_name + "\n" + names[i]).second) continue;
-          Logger(table_name)
+        Stream& s = *stream;
+        const RowsQuery& q = s.query;
+        auto last = [this, stream](Result<RowBatch> r) {
+          auto shared = std::make_shared<Result<RowBatch>>(std::move(r));
+          Defer([stream, shared] { stream->page(std::move(*shared), true); });
+        };
+        if (!status.ok()) return last(status.WithContext(q.context));
+        for (size_t i = 0; i < s.zero_dates.size() && i < q.names.size(); ++i) {
+          if (!s.zero_dates[i]) continue;
+          if (!state_->warned_zero_dates.insert(q.table_name + "\n" + q.names[i]).second) continue;
+          Logger(q.table_name)
               ->warn("column \"{}\" holds zero dates ('0000-00-00'); they are replicated as NULL",
-                     names[i]);
+                     q.names[i]);
         }
-        if (page->decoders.size() != fields) {
-          Status s(ErrorKind::kQuery, context + ": the query returned " +
-                                          std::to_string(page->decoders.size()) +
-                                          " columns, expected " + std::to_string(fields));
-          Defer([done, s] { done(s); });
-          return;
+        if (s.decoders.size() != s.fields) {
+          return last(Status(ErrorKind::kQuery, q.context + ": the query returned " +
+                                                    std::to_string(s.decoders.size()) +
+                                                    " columns, expected " +
+                                                    std::to_string(s.fields)));
         }
-        if (page->lossy) {
+        if (s.lossy) {
           // The replica cannot hold such a value (there is no character to write), and '?'
           // in its place would be lost silently: the page is not written.
-          const auto& [check, order, hex] = *page->lossy;
-          const std::string& column = names[check->column];
+          const auto& [check, order, hex] = *s.lossy;
+          const std::string& column = q.names[check->column];
           std::vector<std::string> order_names;
-          for (size_t c : charset_checks->row_names) order_names.push_back(names[c]);
+          for (size_t c : q.charset_checks.row_names) order_names.push_back(q.names[c]);
           std::string row_name = order_names.empty()
                                      ? std::string()
                                      : " in the row where " + CursorColumnsJson(order_names) +
                                            " = " + CursorToJson(order);
-          Status s(ErrorKind::kType,
-                   context + ": column \"" + column + "\"" + row_name +
-                       " holds bytes that are no " + check->charset +
-                       " character (its bytes: " + hex +
-                       "), which the server sends as '?': correct the value on the "
-                       "source, or replicate the column's bytes with a query (CAST(" +
-                       QuoteIdent(column) + " AS BINARY))");
-          Defer([done, s] { done(s); });
-          return;
+          return last(Status(ErrorKind::kType,
+                             q.context + ": column \"" + column + "\"" + row_name +
+                                 " holds bytes that are no " + check->charset +
+                                 " character (its bytes: " + hex +
+                                 "), which the server sends as '?': correct the value on the "
+                                 "source, or replicate the column's bytes with a query (CAST(" +
+                                 QuoteIdent(column) + " AS BINARY))"));
         }
-        // A zero date is replicated as NULL, but the server orders it (first): a page that
-        // ends on one in a cursor column continues from it.
-        page->batch.last_row_source_text = std::move(page->row_zero_dates);
-        Defer([done, page] { done(std::move(page->batch)); });
+        last(s.Take());
       });
 }
 
@@ -923,11 +953,15 @@ void MysqlConnection::FindKeys(const TableSchema& table, const std::vector<std::
   Result<std::string> sql =
       FindKeysSql(table, key, keys, [this](std::string_view v) { return Quote(v); });
   if (!sql.ok()) return FailLater([done](Status s) { done(std::move(s)); }, sql.status());
-  QueryRows(std::move(*sql), key, {}, table.qualified_name, "find keys of " + Named(table),
-            keys.size(), [done](Result<RowBatch> rows) {
-              if (!rows.ok()) return done(rows.status());
-              done(CursorsOf(*rows));
-            });
+  RowsQuery rows;
+  rows.sql = std::move(*sql);
+  rows.names = key;
+  rows.table_name = table.qualified_name;
+  rows.context = "find keys of " + Named(table);
+  QueryRows(std::move(rows), [done](Result<RowBatch> rows, bool /*last*/) {
+    if (!rows.ok()) return done(rows.status());
+    done(CursorsOf(*rows));
+  });
 }
 
 void MysqlConnection::SafeHorizon(const TableSchema& table, const std::string& column,

@@ -57,6 +57,10 @@ class MysqlConnection final : public SourceConnection {
                     std::function<void(Result<TableSchema>)> done) override;
   void Pull(const TableSchema& table, const PageQuery& query,
             std::function<void(Result<RowBatch>)> done) override;
+  /// One statement of LIMIT limit × pages, streamed (mysql_use_result): each page is handed
+  /// over as soon as the row after it arrives, while the server sends the next.
+  void PullPages(const TableSchema& table, const PageQuery& query,
+                 std::function<void(Result<RowBatch>, bool last)> page) override;
   std::string PageSql(const TableSchema& table, const PageQuery& query) const override;
   /// For a DATETIME or TIMESTAMP cursor: the start of the oldest write transaction open on
   /// the server (information_schema.INNODB_TRX, HorizonSql), capped at
@@ -124,15 +128,25 @@ class MysqlConnection final : public SourceConnection {
     std::vector<size_t> row_names;  ///< the columns of `names` that name a row (its order)
   };
   /// Runs a query whose columns are `names` and decodes its rows as Pull does (the
-  /// connection must be open and idle). `floats[i]` marks a FLOAT column the query reads as
-  /// a double (BuildPageSql), decoded with MysqlDecoder::kFloat. `order_sources`, when not
-  /// empty, gives for each order column the result column its RowBatch::order_keys part is
-  /// read from: its value, or one of the collation keys that follow `names`. A row whose
-  /// check of `charset_checks` is not NULL fails the page, naming the column and the row.
-  void QueryRows(std::string sql, std::vector<std::string> names, std::vector<bool> floats,
-                 std::string table_name, std::string context, size_t expected_rows,
-                 std::function<void(Result<RowBatch>)> done, std::vector<size_t> order_sources = {},
-                 CharsetChecks charset_checks = {});
+  /// connection must be open and idle), into pages of `page_rows` rows (0: one page of all
+  /// rows), each handed to `page` when the row after it arrives, the last one when the
+  /// statement ends. `floats[i]` marks a FLOAT column the query reads as a double
+  /// (BuildPageSql), decoded with MysqlDecoder::kFloat. `order_sources`, when not empty,
+  /// gives for each order column the result column its RowBatch::order_keys part is read
+  /// from: its value, or one of the collation keys that follow `names`. A row whose check of
+  /// `charset_checks` is not NULL fails its page, naming the column and the row; no page after
+  /// it is handed over.
+  struct RowsQuery {
+    std::string sql;
+    std::vector<std::string> names;
+    std::vector<bool> floats;
+    std::string table_name;
+    std::string context;
+    size_t page_rows = 0;
+    std::vector<size_t> order_sources;
+    CharsetChecks charset_checks;
+  };
+  void QueryRows(RowsQuery query, std::function<void(Result<RowBatch>, bool last)> page);
   /// The current client error as a Status (and drops a broken connection).
   Status TakeError(std::string_view context);
   /// Closes the MySQL handle and the uv handles without blocking, even mid-operation.

@@ -802,6 +802,108 @@ TEST_F(MysqlAdapterTest, AReflectionOutlivesARevokedProcessPrivilege) {
   db.Exec("DROP USER " + who);
 }
 
+// One statement brings `pages` pages, each handed over whole and in order as the row after it
+// arrives; the last is full when the statement stopped at its limit (rows may remain), and a
+// statement that finds fewer rows hands over what it found as its last page.
+TEST_F(MysqlAdapterTest, OneStatementBringsSeveralPagesInOrder) {
+  test::MyDb db;
+  db.Exec("CREATE TABLE e (id BIGINT PRIMARY KEY, v INT NOT NULL)");
+  db.Exec("INSERT INTO e SELECT seq, seq * 10 FROM seq_1_to_28");
+  auto conn = NewConnection(db);
+  ASSERT_TRUE(Connect(*conn).ok());
+  auto schema = Reflect(*conn, "e");
+  ASSERT_TRUE(schema.ok()) << schema.status().ToString();
+  using Pages = std::vector<std::pair<std::vector<int64_t>, bool>>;
+  auto pulled = [&](const PageQuery& q) {
+    Pages out;
+    for (auto& p : PullPages(*conn, *schema, q)) {
+      EXPECT_TRUE(p.page.ok()) << p.page.status().ToString();
+      if (!p.page.ok()) break;
+      std::vector<int64_t> ids;
+      for (size_t r = 0; r < p.page->rows(); ++r) {
+        ids.push_back(p.page->at(r, 0).i);
+        EXPECT_EQ(p.page->at(r, 1).i, p.page->at(r, 0).i * 10);
+      }
+      out.emplace_back(std::move(ids), p.last);
+    }
+    return out;
+  };
+  PageQuery q;
+  q.columns = {"id", "v"};
+  q.order_by = {"id"};
+  q.limit = 4;
+  q.pages = 3;
+  EXPECT_EQ(pulled(q),
+            (Pages{{{1, 2, 3, 4}, false}, {{5, 6, 7, 8}, false}, {{9, 10, 11, 12}, true}}));
+  q.after = Cursor{int64_t{16}};
+  q.pages = 2;
+  EXPECT_EQ(pulled(q), (Pages{{{17, 18, 19, 20}, false}, {{21, 22, 23, 24}, true}}));
+  q.after = Cursor{int64_t{24}};
+  q.pages = 4;
+  EXPECT_EQ(pulled(q), (Pages{{{25, 26, 27, 28}, true}}));  // full, though nothing remains
+  q.after = Cursor{int64_t{26}};
+  EXPECT_EQ(pulled(q), (Pages{{{27, 28}, true}}));
+  q.after = Cursor{int64_t{28}};
+  EXPECT_EQ(pulled(q), (Pages{{{}, true}}));
+  // Pull brings one page whatever `pages` says.
+  q.after = Cursor{int64_t{0}};
+  auto one = Pull(*conn, *schema, q);
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  EXPECT_EQ(one->rows(), 4u);
+}
+
+// Each page of a statement is checked as a page of its own: a value whose bytes are no
+// character fails its page (the pages before it are handed over, none after it), and a page
+// ending on a zero date carries the date as the server printed it, so the next page continues
+// from there.
+TEST_F(MysqlAdapterTest, EachPageOfAStatementIsCheckedAsItsOwn) {
+  test::MyDb db;
+  db.Exec(R"sql(
+    SET SESSION sql_mode = '';
+    CREATE TABLE e (id INT PRIMARY KEY, at DATETIME NOT NULL,
+                    s VARCHAR(20) CHARACTER SET cp1251 NOT NULL);
+    INSERT INTO e SELECT seq, '2024-01-01 00:00:00', 'ok' FROM seq_1_to_12;
+    UPDATE e SET at = '0000-00-00 00:00:00' WHERE id = 4;
+  )sql");
+  auto conn = NewConnection(db);
+  ASSERT_TRUE(Connect(*conn).ok());
+  auto schema = Reflect(*conn, "e");
+  ASSERT_TRUE(schema.ok()) << schema.status().ToString();
+  PageQuery q;
+  q.columns = {"id", "at", "s"};
+  q.order_by = {"id"};
+  q.limit = 4;
+  q.pages = 3;
+  auto pages = PullPages(*conn, *schema, q);
+  ASSERT_EQ(pages.size(), 3u);
+  for (auto& p : pages) ASSERT_TRUE(p.page.ok()) << p.page.status().ToString();
+  using Texts = std::vector<std::pair<size_t, std::string>>;
+  EXPECT_EQ(pages[0].page->last_row_source_text, (Texts{{1, "0000-00-00 00:00:00"}}));
+  EXPECT_EQ(static_cast<int>(pages[0].page->at(3, 1).type), static_cast<int>(ValueType::kNull));
+  EXPECT_EQ(pages[1].page->last_row_source_text, Texts{});
+  EXPECT_EQ(pages[2].page->last_row_source_text, Texts{});
+
+  db.Exec("UPDATE e SET s = CONCAT('a', X'98', 'b') WHERE id = 7");
+  pages = PullPages(*conn, *schema, q);
+  ASSERT_EQ(pages.size(), 2u);
+  ASSERT_TRUE(pages[0].page.ok()) << pages[0].page.status().ToString();
+  EXPECT_FALSE(pages[0].last);
+  EXPECT_EQ(pages[0].page->rows(), 4u);
+  EXPECT_TRUE(pages[1].last);
+  ASSERT_FALSE(pages[1].page.ok());
+  EXPECT_EQ(pages[1].page.status().kind(), ErrorKind::kType);
+  EXPECT_NE(pages[1].page.status().message().find(
+                "column \"s\" in the row where [\"id\"] = [7] holds bytes that are no cp1251 "
+                "character (its bytes: 619862)"),
+            std::string::npos)
+      << pages[1].page.status().ToString();
+  // The connection is idle again, and the page before the value still reads.
+  q.pages = 1;
+  auto first = Pull(*conn, *schema, q);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->rows(), 4u);
+}
+
 TEST_F(MysqlAdapterTest, DefinitionConnectsThroughTheSourceInterface) {
   test::MyDb db;
   db.Exec("CREATE TABLE t (id INT PRIMARY KEY)");
