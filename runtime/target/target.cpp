@@ -1095,18 +1095,21 @@ Result<PageResult> Target::WriteOnWriter(Table& t, const PageWrite& page) {
   // writer's time on a transformed sync); rows that share a hash compare their keys.
   std::vector<bool> repeats;
   std::string key;
-  auto has_null_key = [&](size_t r) {
-    for (int k : t.key_index) {
-      if (rows.at(r, static_cast<size_t>(k)).type == ValueType::kNull) return true;
+  // The first key column of row r that is NULL (key_index.size(): none).
+  auto null_key = [&](size_t r) {
+    size_t k = 0;
+    while (k < t.key_index.size() &&
+           rows.at(r, static_cast<size_t>(t.key_index[k])).type != ValueType::kNull) {
+      ++k;
     }
-    return false;
+    return k;
   };
   if (t.spec.distinct_keys && !t.key_index.empty()) {
     repeats.assign(nrows, false);
     std::vector<std::pair<size_t, size_t>> hashed;  // (hash of the key, row)
     hashed.reserve(nrows);
     for (size_t r = 0; r < nrows; ++r) {
-      if (has_null_key(r)) continue;
+      if (null_key(r) < t.key_index.size()) continue;
       key.clear();
       AppendKey(key, rows, r, t.key_index, t.spec.columns);
       hashed.emplace_back(std::hash<std::string_view>{}(key), r);
@@ -1129,14 +1132,11 @@ Result<PageResult> Target::WriteOnWriter(Table& t, const PageWrite& page) {
     }
   }
   for (size_t r = 0; r < nrows && result.ok() && !t.key_index.empty(); ++r) {
-    bool null = false;
-    for (size_t k = 0; k < t.key_index.size() && !null; ++k) {
-      if (rows.at(r, static_cast<size_t>(t.key_index[k])).type == ValueType::kNull) {
-        null = true;
-        refuse(r, "key column \"" + t.spec.key[k] + "\" is NULL");
-      }
+    if (const size_t k = null_key(r); k < t.key_index.size()) {
+      refuse(r, "key column \"" + t.spec.key[k] + "\" is NULL");
+      continue;
     }
-    if (null || repeats.empty() || !repeats[r]) continue;
+    if (repeats.empty() || !repeats[r]) continue;
     Cursor values;
     for (int k : t.key_index) values.push_back(CursorValueOf(rows, r, static_cast<size_t>(k)));
     refuse(r, "key " + CursorColumnsJson(t.spec.key) + " = " + CursorToJson(values) +
