@@ -64,6 +64,38 @@ class SourceAwait {
     if (!done) ADD_FAILURE() << "the last page never came";
     return pages;
   }
+  /// The pages of a table of ids 1..28 (its first column, the key) in pages of 4 after `q`'s
+  /// first page (q.after = 4): each page whole and in order; the last full when the statement
+  /// stopped at its limit (rows may remain), or what the statement found.
+  void ExpectSeveralPagesInOrder(SourceConnection& c, const TableSchema& t, PageQuery q) {
+    using Pages = std::vector<std::pair<std::vector<int64_t>, bool>>;
+    auto pulled = [&] {
+      Pages out;
+      for (auto& p : PullPages(c, t, q)) {
+        EXPECT_TRUE(p.page.ok()) << p.page.status().ToString();
+        if (!p.page.ok()) break;
+        std::vector<int64_t> ids;
+        for (size_t r = 0; r < p.page->rows(); ++r) ids.push_back(p.page->at(r, 0).i);
+        out.emplace_back(std::move(ids), p.last);
+      }
+      return out;
+    };
+    q.limit = 4;
+    q.after = Cursor{int64_t{4}};
+    q.pages = 3;
+    EXPECT_EQ(pulled(),
+              (Pages{{{5, 6, 7, 8}, false}, {{9, 10, 11, 12}, false}, {{13, 14, 15, 16}, true}}));
+    q.after = Cursor{int64_t{16}};
+    q.pages = 2;
+    EXPECT_EQ(pulled(), (Pages{{{17, 18, 19, 20}, false}, {{21, 22, 23, 24}, true}}));
+    q.after = Cursor{int64_t{24}};
+    q.pages = 4;
+    EXPECT_EQ(pulled(), (Pages{{{25, 26, 27, 28}, true}}));  // full, though nothing remains
+    q.after = Cursor{int64_t{26}};
+    EXPECT_EQ(pulled(), (Pages{{{27, 28}, true}}));
+    q.after = Cursor{int64_t{28}};
+    EXPECT_EQ(pulled(), (Pages{{{}, true}}));
+  }
 
  private:
   uv_loop_t* await_loop_;

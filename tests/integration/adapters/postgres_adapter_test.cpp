@@ -729,38 +729,17 @@ TEST_F(PgPaging, OneCopyBringsSeveralPagesInOrder) {
   auto& c = Conn();
   auto t = Reflect(c, "public.events");
   ASSERT_TRUE(t.ok()) << t.status().ToString();
-  // The ids of each page handed over, and whether it came as the last.
-  auto pulled = [&](const PageQuery& q) {
-    std::vector<std::pair<std::vector<int64_t>, bool>> out;
-    for (auto& p : PullPages(c, *t, q)) {
-      EXPECT_TRUE(p.page.ok()) << p.page.status().ToString();
-      if (!p.page.ok()) break;
-      std::vector<int64_t> ids;
-      for (size_t r = 0; r < p.page->rows(); ++r) ids.push_back(p.page->at(r, 0).i);
-      out.emplace_back(std::move(ids), p.last);
-    }
-    return out;
-  };
-  using Pages = std::vector<std::pair<std::vector<int64_t>, bool>>;
   for (const bool binary : {true, false}) {
     SCOPED_TRACE(binary ? "binary COPY" : "text COPY");
     PageQuery q = EventsByIdQuery(binary, 4);
     q.pages = 3;
     // The shape's first page is a plain query, which tells the types: one page.
-    EXPECT_EQ(pulled(q), (Pages{{{1, 2, 3, 4}, true}}));
-    q.after = Cursor{int64_t{4}};
-    EXPECT_EQ(pulled(q),
-              (Pages{{{5, 6, 7, 8}, false}, {{9, 10, 11, 12}, false}, {{13, 14, 15, 16}, true}}));
-    q.after = Cursor{int64_t{16}};
-    q.pages = 2;
-    EXPECT_EQ(pulled(q), (Pages{{{17, 18, 19, 20}, false}, {{21, 22, 23, 24}, true}}));
-    q.after = Cursor{int64_t{24}};
-    q.pages = 4;
-    EXPECT_EQ(pulled(q), (Pages{{{25, 26, 27, 28}, true}}));  // full, though nothing remains
-    q.after = Cursor{int64_t{26}};
-    EXPECT_EQ(pulled(q), (Pages{{{27, 28}, true}}));
-    q.after = Cursor{int64_t{28}};
-    EXPECT_EQ(pulled(q), (Pages{{{}, true}}));
+    auto first = PullPages(c, *t, q);
+    ASSERT_EQ(first.size(), 1u);
+    ASSERT_TRUE(first[0].page.ok()) << first[0].page.status().ToString();
+    EXPECT_TRUE(first[0].last);
+    EXPECT_EQ(first[0].page->rows(), 4u);
+    ExpectSeveralPagesInOrder(c, *t, q);
   }
 }
 
