@@ -50,7 +50,7 @@ step "Changing the source: 3 orders paid, 2 new"
         (50002, 'alan@example.com', 'new', 5.00, '{\"sku\": \"SKU-2\", \"qty\": 2}')" \
   -c "INSERT INTO order_events (order_id, event) VALUES (3, 'paid'), (6, 'paid'), (9, 'paid')"
 
-step "siphon once again: only the changes are pulled"
+step "siphon once again: only the changes are pulled, and the rows within 5 s before the orders cursor (its lookback)"
 "$siphon" once examples/quickstart.lua
 sqlite3 -header -column "$REPLICA" "SELECT id, status, amount FROM orders WHERE id IN (3, 6, 9, 50001, 50002)"
 sqlite3 -header -column "$REPLICA" \
