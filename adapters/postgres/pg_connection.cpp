@@ -9,6 +9,7 @@
 
 #include "adapters/postgres/pg_sql.hpp"
 #include "adapters/postgres/pg_types.hpp"
+#include "runtime/base/hex.hpp"
 #include "runtime/loop/resolve.hpp"
 
 namespace siphon::postgres {
@@ -744,10 +745,91 @@ void PgConnection::SendSetup() {
 
 void PgConnection::Query(std::string sql, std::vector<std::string> params,
                          std::function<void(Result<PgResultPtr>)> done) {
-  Send(std::move(sql), std::move(params), false, std::move(done));
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p.c_str());
+  // libpq copies the statement and parameters into its output buffer before returning.
+  Send(
+      [&] {
+        return PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                                 values.data(), nullptr, nullptr, 0);
+      },
+      std::move(done));
 }
 
-void PgConnection::Send(std::string sql, std::vector<std::string> params, bool several,
+void PgConnection::QueryPrepared(std::string sql, std::vector<std::string> params,
+                                 std::function<void(Result<PgResultPtr>)> done) {
+  if (unprepared_ || state_ != State::kIdle) {
+    return Query(std::move(sql), std::move(params), std::move(done));
+  }
+  Fnv1a hash;
+  hash.Mix(sql);
+  std::string name = "siphon_" + hash.Hex();
+  if (prepared_.count(name)) {
+    return ExecPrepared(std::move(name), std::move(sql), std::move(params), std::move(done));
+  }
+  if (prepared_.size() >= kMaxPrepared) {
+    return Query(std::move(sql), std::move(params), std::move(done));
+  }
+  const int nparams = static_cast<int>(params.size());
+  Send([&] { return PQsendPrepare(conn_, name.c_str(), sql.c_str(), nparams, nullptr); },
+       [this, name, sql, params = std::move(params),
+        done = std::move(done)](Result<PgResultPtr> r) mutable {
+         const ErrorKind kind = r.ok() ? ErrorKind::kQuery : r.status().kind();
+         if (!r.ok() && (kind == ErrorKind::kConnect || kind == ErrorKind::kCancelled)) {
+           return done(r.status());
+         }
+         // 42P05: the session holds the name already, so the same text (a pooler's session
+         // another client prepared it on).
+         if (!r.ok() && r.status().message().find("(SQLSTATE 42P05)") == std::string::npos) {
+           // The statement itself says what is wrong with it when run as it is, and a
+           // server that refuses to prepare refuses every time.
+           unprepared_ = true;
+           return Query(std::move(sql), std::move(params), std::move(done));
+         }
+         prepared_.insert(name);
+         ExecPrepared(std::move(name), std::move(sql), std::move(params), std::move(done));
+       });
+}
+
+void PgConnection::ExecPrepared(std::string name, std::string sql, std::vector<std::string> params,
+                                std::function<void(Result<PgResultPtr>)> done) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p.c_str());
+  Send(
+      [&] {
+        return PQsendQueryPrepared(conn_, name.c_str(), static_cast<int>(values.size()),
+                                   values.data(), nullptr, nullptr, 0);
+      },
+      // `values` point into `params`: the retry keeps a copy of its own.
+      [this, name, sql = std::move(sql), params,
+       done = std::move(done)](Result<PgResultPtr> r) mutable {
+        const std::string_view message = r.ok() ? "" : r.status().message();
+        // 26000: the session lost it (DEALLOCATE, or a pooler that handed this transaction
+        // another server session): from now on every statement runs as it is.
+        if (message.find("(SQLSTATE 26000)") != std::string::npos) {
+          unprepared_ = true;
+          prepared_.clear();
+          return Query(std::move(sql), std::move(params), std::move(done));
+        }
+        // 0A000: a table it reads changed so that its result columns would change type
+        // ("cached plan must not change result type"); the server never plans it again. It
+        // runs as it is this time, and is prepared anew the next.
+        if (message.find("(SQLSTATE 0A000)") != std::string::npos) {
+          prepared_.erase(name);
+          return Query("DEALLOCATE " + name, {},
+                       [this, sql = std::move(sql), params = std::move(params),
+                        done = std::move(done)](Result<PgResultPtr> gone) mutable {
+                         if (!gone.ok()) return done(gone.status());
+                         Query(std::move(sql), std::move(params), std::move(done));
+                       });
+        }
+        done(std::move(r));
+      });
+}
+
+void PgConnection::Send(const std::function<int()>& send,
                         std::function<void(Result<PgResultPtr>)> done) {
   if (state_ != State::kIdle || conn_ == nullptr) {
     bool busy = state_ != State::kClosed;
@@ -757,15 +839,7 @@ void PgConnection::Send(std::string sql, std::vector<std::string> params, bool s
     });
     return;
   }
-  std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const auto& p : params) values.push_back(p.c_str());
-  // libpq copies the statement and parameters into its output buffer before returning. Only
-  // the simple protocol takes several statements (and no parameters).
-  const int sent = several ? PQsendQuery(conn_, sql.c_str())
-                           : PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(values.size()),
-                                               nullptr, values.data(), nullptr, nullptr, 0);
-  if (sent == 0) {
+  if (send() == 0) {
     bool lost = PQstatus(conn_) != CONNECTION_OK;
     Status s(lost ? ErrorKind::kConnect : ErrorKind::kQuery,
              Sanitize(PQerrorMessage(conn_), params_.password));
@@ -780,7 +854,8 @@ void PgConnection::Send(std::string sql, std::vector<std::string> params, bool s
 
 void PgConnection::CopyOut(std::string sql, std::function<void(std::string_view)> row,
                            std::function<void(Result<PgResultPtr>)> done) {
-  Send(std::move(sql), {}, true, std::move(done));
+  // Only the simple protocol takes several statements (and no parameters).
+  Send([&] { return PQsendQuery(conn_, sql.c_str()); }, std::move(done));
   if (state_ == State::kBusy) copy_row_ = std::move(row);  // else refused, its error posted
 }
 
@@ -947,6 +1022,8 @@ void PgConnection::DropConnection() {
   copy_start_ = nullptr;
   result_.reset();
   error_.reset();
+  prepared_.clear();  // the next session holds none
+  unprepared_ = false;
   if (timer_ != nullptr) uv_timer_stop(timer_);
   if (conn_ != nullptr) PQfinish(conn_);
   conn_ = nullptr;

@@ -1,6 +1,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -114,6 +115,16 @@ class PgConnection {
   void Query(std::string sql, std::vector<std::string> params,
              std::function<void(Result<PgResultPtr>)> done);
 
+  /// The same, as a statement of this session prepared on its first run (a named statement
+  /// whose name is a hash of `sql`, so a name means one text on any session): the server
+  /// parses and plans it once instead of every time. For the statements every run sends;
+  /// at most kMaxPrepared per session, the rest run as Query does. A server that refuses
+  /// named statements, or loses them (a pooler handing each transaction another session),
+  /// gets every statement of this session through Query.
+  void QueryPrepared(std::string sql, std::vector<std::string> params,
+                     std::function<void(Result<PgResultPtr>)> done);
+  static constexpr size_t kMaxPrepared = 256;
+
   /// Runs a `COPY … TO STDOUT`: `row` gets each data message as it arrives (in text
   /// format a line with its newline, in binary format a row), then `done` the outcome.
   /// `sql` may go on with more statements after the COPY (no parameters): they run in the
@@ -151,8 +162,11 @@ class PgConnection {
   void OnIdleInput();
   void OnQueryIo(int events);
   void SendSetup();
-  void Send(std::string sql, std::vector<std::string> params, bool several,
-            std::function<void(Result<PgResultPtr>)> done);
+  /// Sends a statement through `send` (a PQsend* call, 0 when it failed) when idle, and
+  /// has `done` get its outcome.
+  void Send(const std::function<int()>& send, std::function<void(Result<PgResultPtr>)> done);
+  void ExecPrepared(std::string name, std::string sql, std::vector<std::string> params,
+                    std::function<void(Result<PgResultPtr>)> done);
   void StartStatement();
   void ArmReadTimeout();
   void FinishStatement();
@@ -180,6 +194,8 @@ class PgConnection {
   std::function<void(std::string_view)> copy_row_;   // a COPY OUT in progress
   std::function<void(const PGresult*)> copy_start_;  // told when it starts
   bool copying_ = false;
+  std::set<std::string> prepared_;  // the names QueryPrepared prepared in this session
+  bool unprepared_ = false;         // the session refused or lost a prepared statement
   std::shared_ptr<char> alive_ = std::make_shared<char>(0);
   uint64_t connect_attempt_ = 0;  // a host lookup answers only the attempt that asked
 };

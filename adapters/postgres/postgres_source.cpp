@@ -70,7 +70,7 @@ class PgSourceConnection : public SourceConnection {
     WithConnection([this, table, parts = *name, regclass, with_horizon,
                     done = std::move(done)](Status s) mutable {
       if (!s.ok()) return done(s);
-      conn_.Query(
+      conn_.QueryPrepared(
           with_horizon ? state_->reflect_with_horizon_sql : kReflectSql, {regclass},
           [this, table, parts, regclass, with_horizon,
            done = std::move(done)](Result<PgResultPtr> r) {
@@ -271,11 +271,12 @@ class PgSourceConnection : public SourceConnection {
     }
     WithConnection([this, done = std::move(done)](Status s) mutable {
       if (!s.ok()) return done(s);
-      conn_.Query(state_->horizon_sql, {}, [this, done = std::move(done)](Result<PgResultPtr> r) {
-        if (!r.ok()) return done(r.status().WithContext("safe horizon"));
-        if (PQntuples(r->get()) != 1) return done(std::optional<CursorValue>());
-        done(HorizonFrom(r->get(), 0));
-      });
+      conn_.QueryPrepared(state_->horizon_sql, {},
+                          [this, done = std::move(done)](Result<PgResultPtr> r) {
+                            if (!r.ok()) return done(r.status().WithContext("safe horizon"));
+                            if (PQntuples(r->get()) != 1) return done(std::optional<CursorValue>());
+                            done(HorizonFrom(r->get(), 0));
+                          });
     });
   }
 
@@ -443,19 +444,20 @@ class PgSourceConnection : public SourceConnection {
     WithConnection([this, sql = std::move(*sql), params = std::move(params),
                     name = table.qualified_name, done = std::move(done)](Status s) mutable {
       if (!s.ok()) return done(s);
-      conn_.Query(std::move(sql), std::move(params),
-                  [this, name, done = std::move(done)](Result<PgResultPtr> r) {
-                    if (!r.ok()) {
-                      // A view has no row versions (xmin) to read: no horizon for it.
-                      if (r.status().message().find("(SQLSTATE 42703)") != std::string::npos) {
-                        no_row_versions_.insert(name);
-                        return done(std::optional<CursorValue>());
-                      }
-                      return done(r.status().WithContext("safe horizon"));
-                    }
-                    if (PQntuples(r->get()) != 1) return done(std::optional<CursorValue>());
-                    done(HorizonFrom(r->get(), 0, true));
-                  });
+      conn_.QueryPrepared(
+          std::move(sql), std::move(params),
+          [this, name, done = std::move(done)](Result<PgResultPtr> r) {
+            if (!r.ok()) {
+              // A view has no row versions (xmin) to read: no horizon for it.
+              if (r.status().message().find("(SQLSTATE 42703)") != std::string::npos) {
+                no_row_versions_.insert(name);
+                return done(std::optional<CursorValue>());
+              }
+              return done(r.status().WithContext("safe horizon"));
+            }
+            if (PQntuples(r->get()) != 1) return done(std::optional<CursorValue>());
+            done(HorizonFrom(r->get(), 0, true));
+          });
     });
   }
 
@@ -631,7 +633,7 @@ class PgSourceConnection : public SourceConnection {
   // would, when it has one (TakeKeyFromUniqueIndex chooses).
   void WithUniqueIndexKey(TableSchema schema, const std::string& regclass,
                           std::function<void(Result<TableSchema>)> done) {
-    conn_.Query(
+    conn_.QueryPrepared(
         kUniqueIndexesSql, {regclass},
         [schema = std::move(schema), done = std::move(done)](Result<PgResultPtr> r) mutable {
           if (!r.ok()) return done(r.status().WithContext("reflect " + schema.qualified_name));

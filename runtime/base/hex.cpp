@@ -30,4 +30,13 @@ std::optional<std::string> DecodeHex(std::string_view hex) {
   return bytes;
 }
 
+std::string Fnv1a::Hex() const {
+  std::string out;
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    const char byte = static_cast<char>((h >> shift) & 0xff);
+    AppendHex(out, std::string_view(&byte, 1));
+  }
+  return out;
+}
+
 }  // namespace siphon

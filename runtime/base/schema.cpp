@@ -41,28 +41,20 @@ bool TableSchema::OrderIsUnique(const std::vector<std::string>& order_by) const 
 }
 
 std::string TableSchema::Hash() const {
-  // FNV-1a over "name:type;" of every column and the key: stable across builds and runs.
-  uint64_t h = 1469598103934665603ull;
-  auto mix = [&h](std::string_view s) {
-    for (unsigned char ch : s) {
-      h ^= ch;
-      h *= 1099511628211ull;
-    }
-  };
+  // Over "name:type;" of every column and the key: stable across builds and runs.
+  Fnv1a h;
   for (const auto& c : columns) {
-    mix(c.name);
-    mix(":");
-    mix(c.source_type);
-    mix(";");
+    h.Mix(c.name);
+    h.Mix(":");
+    h.Mix(c.source_type);
+    h.Mix(";");
   }
-  mix("key:");
+  h.Mix("key:");
   for (const auto& k : primary_key) {
-    mix(k);
-    mix(";");
+    h.Mix(k);
+    h.Mix(";");
   }
-  char buf[17];
-  snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
+  return h.Hex();
 }
 
 void TakeKeyFromUniqueIndex(TableSchema& schema, const std::vector<UniqueIndex>& indexes) {

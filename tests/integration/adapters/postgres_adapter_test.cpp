@@ -111,11 +111,13 @@ class PgAdapter : public ::testing::Test, protected testing_support::SourceAwait
     for (std::string line; std::getline(log, line);) {
       size_t at = line.find(marker);
       if (at == std::string::npos) continue;
-      // Simple-protocol statements, then those sent with PQsendQueryParams.
-      for (std::string_view kind : {"statement: ", "execute <unnamed>: "}) {
-        if (line.compare(at + marker.size(), kind.size(), kind) == 0) {
-          out.push_back(line.substr(at + marker.size() + kind.size()));
-        }
+      // Simple-protocol statements, then those sent with PQsendQueryParams ("execute
+      // <unnamed>: ") or prepared ("execute siphon_…: ").
+      const std::string_view logged = std::string_view(line).substr(at + marker.size());
+      if (logged.rfind("statement: ", 0) == 0) {
+        out.emplace_back(logged.substr(11));
+      } else if (logged.rfind("execute ", 0) == 0 && logged.find(": ") != std::string::npos) {
+        out.emplace_back(logged.substr(logged.find(": ") + 2));
       }
     }
     return out;
@@ -165,6 +167,82 @@ TEST_F(PgAdapter, ReportsServerParameters) {
   EXPECT_EQ(pg.ParameterStatus("no_such_setting"), "");
   pg.Close();
   EXPECT_EQ(pg.ParameterStatus("integer_datetimes"), "");
+}
+
+// The statements every run sends (a table's reflection, the safe horizon) are prepared once
+// per session: planning the reflection with the horizon took the server 1.35 ms a run against
+// 0.10 ms prepared (pgbench, one client). A session that loses its prepared statements, one
+// that holds the name already, and one whose table changed under a prepared statement's
+// result all still answer, right.
+TEST_F(PgAdapter, EveryRunsStatementsArePreparedOncePerSession) {
+  db_.Exec("CREATE TABLE p (id int4 PRIMARY KEY, v int4 NOT NULL)");
+  db_.Exec("INSERT INTO p VALUES (1, 10), (2, 20)");
+  postgres::PgConnectParams params;
+  params.keywords = {{"dbname", db_.Dsn()}};
+  params.expand_dbname = true;
+  postgres::PgConnection pg(&loop_, params);
+  ASSERT_TRUE(Await<Status>([&pg](auto done) { pg.Connect(done); }).ok());
+  auto run = [&](bool prepared, const std::string& sql, std::vector<std::string> args = {}) {
+    auto r = Await<Result<postgres::PgResultPtr>>([&](auto done) {
+      prepared ? pg.QueryPrepared(sql, args, done) : pg.Query(sql, args, done);
+    });
+    EXPECT_TRUE(r.ok()) << sql << ": " << r.status().ToString();
+    return r.ok() && PQntuples(r->get()) > 0 ? std::string(PQgetvalue(r->get(), 0, 0))
+                                             : std::string("(none)");
+  };
+  const std::string held = "SELECT count(*) FROM pg_prepared_statements";
+  const std::string sum = "SELECT sum(v) FROM p WHERE id >= $1";
+  EXPECT_EQ(run(true, sum, {"1"}), "30");
+  EXPECT_EQ(run(true, sum, {"2"}), "20");
+  EXPECT_EQ(run(false, held), "1");
+  EXPECT_EQ(run(false, "SELECT statement FROM pg_prepared_statements"), sum);
+  // A table changed so that the result's type changes: the server refuses the plan once
+  // (0A000); the statement runs as it is, then is prepared anew.
+  db_.Exec("ALTER TABLE p ALTER v TYPE numeric");
+  db_.Exec("UPDATE p SET v = v + 0.5");
+  EXPECT_EQ(run(true, sum, {"1"}), "31.0");
+  EXPECT_EQ(run(false, held), "0");
+  EXPECT_EQ(run(true, sum, {"1"}), "31.0");
+  EXPECT_EQ(run(false, held), "1");
+  // The session loses its statements (26000): the statement runs as it is, and from then on
+  // every one does.
+  run(false, "DEALLOCATE ALL");
+  EXPECT_EQ(run(true, sum, {"2"}), "20.5");
+  EXPECT_EQ(run(true, held), "0");
+  // A new session prepares again, and a name it holds already (42P05) is the same text.
+  pg.Close();
+  ASSERT_TRUE(Await<Status>([&pg](auto done) { pg.Connect(done); }).ok());
+  EXPECT_EQ(run(true, sum, {"1"}), "31.0");
+  EXPECT_EQ(run(false, held), "1");
+  const std::string name = run(false, "SELECT name FROM pg_prepared_statements");
+  EXPECT_EQ(name.rfind("siphon_", 0), 0u) << name;
+  pg.Close();
+  ASSERT_TRUE(Await<Status>([&pg](auto done) { pg.Connect(done); }).ok());
+  run(false, "PREPARE " + name + " AS SELECT sum(v) FROM p WHERE id >= $1");
+  EXPECT_EQ(run(true, sum, {"1"}), "31.0");
+  EXPECT_EQ(run(false, held), "1");
+  EXPECT_EQ(run(true, "SELECT count(*) FROM p WHERE id >= $1", {"2"}), "1");
+  EXPECT_EQ(run(false, held), "2");  // the session still prepares
+  pg.Close();
+
+  // Through the source: a table's reflections run one prepared statement.
+  db_.Exec("ALTER DATABASE " + db_.name() + " SET log_statement = 'all'");
+  auto& c = Conn();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Reflect(c, "p").ok());
+  std::ifstream log(Servers().all.at("PG_LOG"));
+  std::set<std::string> names;
+  size_t reflections = 0;
+  const std::string marker = "@" + db_.name() + " LOG:  execute ";
+  for (std::string line; std::getline(log, line);) {
+    const size_t at = line.find(marker);
+    if (at == std::string::npos || line.find("pg_attribute", at) == std::string::npos) continue;
+    ++reflections;
+    names.insert(
+        line.substr(at + marker.size(), line.find(':', at + marker.size()) - at - marker.size()));
+  }
+  EXPECT_EQ(reflections, 3u);
+  ASSERT_EQ(names.size(), 1u);
+  EXPECT_EQ(names.begin()->rfind("siphon_", 0), 0u) << *names.begin();
 }
 
 TEST_F(PgAdapter, WrongPasswordIsAuthWithoutThePassword) {
