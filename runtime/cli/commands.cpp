@@ -656,6 +656,12 @@ class Checker {
     if (!schema.ok()) return Done(schema.status());
     const TableDecl& t = d_.tables[index_];
     Result<TablePlan> plan = MakePlan(t, *schema);
+    if (!plan.ok() && t.key.empty() && schema->primary_key.empty()) {
+      // As run and once say it: the replica may have been keyed by a unique index the source
+      // no longer has as such, which the target's state row names (read only).
+      Result<StoredKey> stored = ReadStoredKeyReadOnly(d_.target->path, t.name);
+      return Done(stored.ok() ? KeyIndexGone(plan.status(), *stored) : plan.status());
+    }
     if (!plan.ok()) return Done(plan.status());
     // The columns the replica gets are the transform's, as a run finds them: a key column it
     // leaves out is refused here as there, and the columns it adds are printed.

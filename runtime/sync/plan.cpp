@@ -157,6 +157,31 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
   return plan;
 }
 
+Status KeyIndexGone(const Status& failed, const StoredKey& stored) {
+  if (stored.index.empty()) return failed;
+  std::string key = "{ … }";
+  if (!stored.columns.empty()) {
+    // As the script would spell it: key = { "code", "region" }.
+    key = "{ ";
+    for (size_t i = 0; i < stored.columns.size(); ++i) {
+      key += i ? ", \"" : "\"";
+      for (char ch : stored.columns[i]) {
+        if (ch == '"' || ch == '\\') key += '\\';
+        key += ch;
+      }
+      key += "\"";
+    }
+    key += " }";
+  }
+  return Status(failed.kind(),
+                failed.message() + "; until now the key was the unique index \"" + stored.index +
+                    "\", which the source no longer has as such (dropped, or no longer unique "
+                    "over NOT NULL columns): give key = " +
+                    key +
+                    " in the script to keep the key the replica has, or create the index "
+                    "again on the source");
+}
+
 Status ApplyTransformColumns(TablePlan& plan, RowTransform& transform) {
   Result<std::vector<ColumnInfo>> out = transform.OutputColumns(plan.source_columns);
   if (!out.ok()) return out.status();

@@ -31,6 +31,12 @@ struct TablePlan {
 /// impossible: fix the script, exit 2) and name the table and column.
 Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema);
 
+/// `failed` (MakePlan's "has no primary key") with where the key went when the replica was
+/// keyed by a unique index of the source (`stored.index`, `_siphon_state.key_index`) that the
+/// source no longer has as such, and what brings it back; `failed` as it is otherwise.
+/// `siphon run`, `once` and `check` say the same.
+Status KeyIndexGone(const Status& failed, const StoredKey& stored);
+
 /// Makes the target's columns those the transform outputs; they must keep the key columns.
 Status ApplyTransformColumns(TablePlan& plan, RowTransform& transform);
 

@@ -343,7 +343,13 @@ void TableRunner::OnReflected(Result<TableSchema> schema) {
       target_.ReadStoredKey(decl_.name,
                             [this, alive, failed = plan.status()](Result<StoredKey> stored) {
                               if (!alive.lock()) return;
-                              Fail(stored.ok() ? KeyIndexGone(failed, *stored) : failed);
+                              if (!stored.ok()) {
+                                Fail(failed);
+                              } else {
+                                // The state row names none: the index this process saw.
+                                if (stored->index.empty()) stored->index = key_index_;
+                                Fail(KeyIndexGone(failed, *stored));
+                              }
                               MaybeFinishRun();
                             });
       return;
@@ -403,32 +409,6 @@ void TableRunner::OnReflected(Result<TableSchema> schema) {
   target_.PrepareTable(plan_->target, [this, alive](Result<TableState> state) {
     if (alive.lock()) OnPrepared(std::move(state));
   });
-}
-
-Status TableRunner::KeyIndexGone(const Status& failed, const StoredKey& stored) const {
-  const std::string index = stored.index.empty() ? key_index_ : stored.index;
-  if (index.empty()) return failed;
-  std::string key = "{ … }";
-  if (!stored.columns.empty()) {
-    // As the script would spell it: key = { "code", "region" }.
-    key = "{ ";
-    for (size_t i = 0; i < stored.columns.size(); ++i) {
-      key += i ? ", \"" : "\"";
-      for (char ch : stored.columns[i]) {
-        if (ch == '"' || ch == '\\') key += '\\';
-        key += ch;
-      }
-      key += "\"";
-    }
-    key += " }";
-  }
-  return Status(failed.kind(),
-                failed.message() + "; until now the key was the unique index \"" + index +
-                    "\", which the source no longer has as such (dropped, or no longer unique "
-                    "over NOT NULL columns): give key = " +
-                    key +
-                    " in the script to keep the key the replica has, or create the index "
-                    "again on the source");
 }
 
 void TableRunner::OnPrepared(Result<TableState> state) {

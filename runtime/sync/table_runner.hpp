@@ -135,9 +135,6 @@ class TableRunner {
   void OnConnected(Status st);
   void OnReflected(Result<TableSchema> schema);
   void OnPrepared(Result<TableState> state);
-  /// `failed` (a table without a key) with, when the key was a unique index until now (as
-  /// `stored` or this process remembers), which one, and what to do.
-  Status KeyIndexGone(const Status& failed, const StoredKey& stored) const;
   void HandleSchemaChange(const SchemaDiff& diff);
   void StartPulling();  ///< a query table's pass from the beginning looks for NULL keys first
   void StartPass();

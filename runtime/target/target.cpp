@@ -348,40 +348,72 @@ Status Target::Open() {
   return Status::Ok();
 }
 
+namespace {
+
+// The key `table` was last prepared with, as `db` holds it (ReadStoredKey).
+Result<StoredKey> StoredKeyIn(sqlite3* db, const std::string& table) {
+  StoredKey key;
+  {
+    Stmt q;
+    if (sqlite3_prepare_v2(db, "SELECT key_index FROM _siphon_state WHERE table_name = ?1", -1,
+                           &q.s, nullptr) != SQLITE_OK) {
+      return SqliteError(db, "reading the state row of " + table);
+    }
+    sqlite3_bind_text(q.s, 1, table.c_str(), -1, SQLITE_TRANSIENT);
+    const int rc = sqlite3_step(q.s);
+    if (rc == SQLITE_ROW) {
+      if (const unsigned char* v = sqlite3_column_text(q.s, 0)) {
+        key.index = reinterpret_cast<const char*>(v);
+      }
+    } else if (rc != SQLITE_DONE) {
+      return SqliteError(db, "reading the state row of " + table);
+    }
+  }
+  Stmt info;
+  if (sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk", -1,
+                         &info.s, nullptr) != SQLITE_OK) {
+    return SqliteError(db, "reading table_info of " + table);
+  }
+  sqlite3_bind_text(info.s, 1, table.c_str(), -1, SQLITE_TRANSIENT);
+  while (sqlite3_step(info.s) == SQLITE_ROW) {
+    key.columns.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(info.s, 0)));
+  }
+  return key;
+}
+
+}  // namespace
+
 void Target::ReadStoredKey(const std::string& table, std::function<void(Result<StoredKey>)> done) {
   auto result = std::make_shared<Result<StoredKey>>(StoredKey{});
-  writer_->Post(
-      [this, table, result] {
-        StoredKey key;
-        {
-          Stmt q;
-          sqlite3_prepare_v2(db_, "SELECT key_index FROM _siphon_state WHERE table_name = ?1", -1,
-                             &q.s, nullptr);
-          sqlite3_bind_text(q.s, 1, table.c_str(), -1, SQLITE_TRANSIENT);
-          const int rc = sqlite3_step(q.s);
-          if (rc == SQLITE_ROW) {
-            if (const unsigned char* v = sqlite3_column_text(q.s, 0)) {
-              key.index = reinterpret_cast<const char*>(v);
-            }
-          } else if (rc != SQLITE_DONE) {
-            *result = SqliteError(db_, "reading the state row of " + table);
-            return;
-          }
-        }
-        Stmt info;
-        if (sqlite3_prepare_v2(db_,
-                               "SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk",
-                               -1, &info.s, nullptr) != SQLITE_OK) {
-          *result = SqliteError(db_, "reading table_info of " + table);
-          return;
-        }
-        sqlite3_bind_text(info.s, 1, table.c_str(), -1, SQLITE_TRANSIENT);
-        while (sqlite3_step(info.s) == SQLITE_ROW) {
-          key.columns.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(info.s, 0)));
-        }
-        *result = std::move(key);
-      },
-      [done = std::move(done), result] { done(std::move(*result)); });
+  writer_->Post([this, table, result] { *result = StoredKeyIn(db_, table); },
+                [done = std::move(done), result] { done(std::move(*result)); });
+}
+
+Result<StoredKey> ReadStoredKeyReadOnly(const std::string& path, const std::string& table) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return StoredKey{};
+  sqlite3* db = nullptr;
+  // Only read, but not opened SQLITE_OPEN_READONLY: reading a WAL file creates its -wal and
+  // -shm files when they are not there, and only a connection that may write removes them
+  // as it closes (a read-only one leaves both behind). A file this user may not write opens
+  // read-only all the same. The path as is, never inside a file: URI.
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+    Status st = SqliteError(db, "cannot open target " + path);
+    sqlite3_close_v2(db);
+    return st;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  // A file siphon never wrote (no state table) holds no key.
+  bool replica = false;
+  {
+    Stmt state;
+    replica = sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE name = '_siphon_state'", -1,
+                                 &state.s, nullptr) == SQLITE_OK &&
+              sqlite3_step(state.s) == SQLITE_ROW;
+  }
+  Result<StoredKey> key = replica ? StoredKeyIn(db, table) : Result<StoredKey>(StoredKey{});
+  sqlite3_close_v2(db);
+  return key;
 }
 
 void Target::PrepareTable(TargetTable table, std::function<void(Result<TableState>)> done) {

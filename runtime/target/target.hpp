@@ -163,6 +163,10 @@ std::string ReadOnlyTargetReason();
 /// when the folder is not why.
 std::string TargetFolderHint(const std::string& path);
 
+/// What Target::ReadStoredKey reads, from the target file at `path` opened read-only, for
+/// `siphon check`, which writes nothing. No file, or a file siphon never wrote, holds no key.
+Result<StoredKey> ReadStoredKeyReadOnly(const std::string& path, const std::string& table);
+
 class Target {
  public:
   Target(uv_loop_t* loop, std::string path);

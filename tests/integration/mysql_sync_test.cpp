@@ -900,6 +900,39 @@ TEST_F(MysqlSync, AnIgnoredUniqueKeyIsNotTheKey) {
       << Dump(r);
 }
 
+// The UNIQUE key a table was keyed by, dropped on the source: once and check both say the
+// key is gone, name the index and the `key` that keeps the replica as it is (check said only
+// "has no primary key"), and change nothing in the replica.
+TEST_F(MysqlSync, AKeyIndexDroppedIsNamedByOnceAndCheck) {
+  db_.Exec(R"sql(
+    CREATE TABLE parts (code VARCHAR(20) NOT NULL, region INT NOT NULL, name VARCHAR(40),
+                        UNIQUE KEY parts_code_region (code, region));
+    INSERT INTO parts SELECT CONCAT('p', seq), seq % 4, CONCAT('n', seq) FROM seq_1_to_12;
+  )sql");
+  std::string script = Script("siphon.replicate 'parts' { source = my, from = 'parts' }\n");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  db_.Exec("ALTER TABLE parts DROP INDEX parts_code_region");
+  const std::string gone =
+      "; until now the key was the unique index \"parts_code_region\", which the source no "
+      "longer has as such (dropped, or no longer unique over NOT NULL columns): give key = { "
+      "\"code\", \"region\" } in the script to keep the key the replica has, or create the "
+      "index again on the source";
+  r = Once(script);
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find(gone), std::string::npos) << Dump(r);
+  const auto before = std::filesystem::last_write_time(Replica());
+  r = Siphon({"check", script});
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("table \"parts\" (parts) has no primary key"), std::string::npos) << Dump(r);
+  EXPECT_NE(r.out.find(gone), std::string::npos) << Dump(r);
+  EXPECT_NE(r.err.find(gone), std::string::npos) << Dump(r);
+  EXPECT_EQ(std::filesystem::last_write_time(Replica()), before);
+  EXPECT_FALSE(std::filesystem::exists(Replica() + "-wal"));  // nor leaves SQLite's files
+  EXPECT_FALSE(std::filesystem::exists(Replica() + "-shm"));
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM parts"), "12");
+}
+
 TEST_F(MysqlSync, ATableWithoutAKeyIsRefusedOrAppended) {
   db_.Exec(R"sql(
     CREATE TABLE nokey (seq BIGINT NOT NULL AUTO_INCREMENT, msg VARCHAR(20), KEY (seq));

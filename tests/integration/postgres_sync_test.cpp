@@ -983,6 +983,17 @@ TEST_F(PgSync, AKeyFromAUniqueIndexFollowsTheSource) {
   EXPECT_NE(r.err.find("table \"t\" (t) has no primary key"), std::string::npos) << Dump(r);
   EXPECT_NE(r.err.find(gone), std::string::npos) << Dump(r);
   EXPECT_EQ(TargetScalar("SELECT count(*) FROM t"), "30");
+  // check, after a schema change, explains it as once does (it said only "has no primary
+  // key"), and changes nothing in the replica.
+  const auto before = std::filesystem::last_write_time(Replica());
+  r = Siphon({"check", script});
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("table \"t\" (t) has no primary key"), std::string::npos) << Dump(r);
+  EXPECT_NE(r.out.find(gone), std::string::npos) << Dump(r);
+  EXPECT_NE(r.err.find(gone), std::string::npos) << Dump(r);
+  EXPECT_EQ(std::filesystem::last_write_time(Replica()), before);
+  EXPECT_FALSE(std::filesystem::exists(Replica() + "-wal"));  // nor leaves SQLite's files
+  EXPECT_FALSE(std::filesystem::exists(Replica() + "-shm"));
   // The key the message gives keeps the replica as it is.
   r = Once(Script(R"(siphon.replicate "t" { source = pg, key = { "code" } })"));
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
