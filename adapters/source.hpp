@@ -28,7 +28,7 @@ class SourceConnection {
 
   /// Reads a table's columns, primary key and row estimate from the catalog.
   /// `table` is the name the script gave (`schema.table` or `table`). A missing table is
-  /// ErrorKind::kSchema.
+  /// ErrorKind::kConfig: the script names a table the source does not have.
   virtual void Reflect(const std::string& table, std::function<void(Result<TableSchema>)> done) = 0;
 
   /// Reads the columns of a query's result (a `SELECT …` the script gave as `query`): their
@@ -36,7 +36,8 @@ class SourceConnection {
   /// tell a column comes straight from a NOT NULL table column. The schema's `query` holds
   /// the text, so every later statement reads from it as a sub-select; a query has no
   /// primary key. An invalid query fails with the server's message; duplicate column names
-  /// are ErrorKind::kConfig. The default reports that the source cannot replicate a query.
+  /// and a table the query reads that the source does not have (QueryTableNotFound) are
+  /// ErrorKind::kConfig. The default reports that the source cannot replicate a query.
   virtual void ReflectQuery(const std::string& query,
                             std::function<void(Result<TableSchema>)> done);
 
@@ -106,6 +107,12 @@ class SourceConnection {
   /// Drops the connection; a later Connect opens a new one.
   virtual void Close() = 0;
 };
+
+/// ReflectQuery's error for a table the query reads that the source does not have, from the
+/// server's error `server`, which names it (in the server's language): the script's mistake,
+/// as a `from` the source does not have is, so ErrorKind::kConfig (exit 2 from `once` and
+/// `check`; `run` retries it like any failure, and picks the table up once it is there).
+Status QueryTableNotFound(const Status& server);
 
 /// A declared source (one `siphon.postgres{…}` call): makes connections.
 class Source {

@@ -54,6 +54,7 @@ std::string Named(const TableSchema& table) {
 }
 
 constexpr unsigned kDuplicateColumnName = 1060;  // ER_DUP_FIELDNAME
+constexpr unsigned kNoSuchTable = 1146;          // ER_NO_SUCH_TABLE (also for a database)
 
 // A query's result column as ReflectQuery records it. Its type comes from the metadata
 // alone: read through the sub-select, a column names the derived table (`_siphon_query`,
@@ -677,6 +678,11 @@ void MysqlConnection::ReflectQuery(const std::string& query,
                           "the query returns two columns of the same name: give them distinct "
                           "names (AS …): " +
                               server.message());
+        } else if (!status.ok() && last_errno_ == kNoSuchTable && mysql_) {
+          // Named as the server names it ("Table 'shop.ordrs' doesn't exist"), without the
+          // statement's context.
+          status = QueryTableNotFound(MysqlStatus(last_errno_, mysql_error(mysql_),
+                                                  "reflect the query", config_->password));
         } else if (!status.ok()) {
           status = status.WithContext("reflect the query");
         } else if (schema->columns.empty()) {

@@ -96,7 +96,13 @@ class PgSourceConnection : public SourceConnection {
   void ReflectQuery(const std::string& query,
                     std::function<void(Result<TableSchema>)> done) override {
     fetched_horizon_.reset();
-    DescribeQuery(query, 0, std::move(done));
+    DescribeQuery(query, 0, [done = std::move(done)](Result<TableSchema> schema) {
+      // 42P01 undefined_table: a relation the query names is not there (nor its schema).
+      if (!schema.ok() && schema.status().message().find("(SQLSTATE 42P01)") != std::string::npos) {
+        return done(QueryTableNotFound(schema.status()));
+      }
+      done(std::move(schema));
+    });
   }
 
   void Pull(const TableSchema& table, const PageQuery& query,

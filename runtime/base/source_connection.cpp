@@ -94,6 +94,10 @@ Status SourceConnection::CheckCursor(const TableSchema& table,
   return Status::Ok();
 }
 
+Status QueryTableNotFound(const Status& server) {
+  return Status(ErrorKind::kConfig, server.message());
+}
+
 namespace {
 Status NoReconcile() {
   return Status(ErrorKind::kConfig, "this source cannot reconcile deletes");

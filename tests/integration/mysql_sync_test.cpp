@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <thread>
 #include <tuple>
+#include <utility>
 
 #include "tests/integration/harness/harness.hpp"
 
@@ -1194,6 +1195,33 @@ TEST_F(MysqlSync, AJoinQueryReplicatesIncrementallyAndReconciles) {
   EXPECT_EQ(r.exit_code, 1) << Dump(r);
   EXPECT_NE(r.err.find("1242"), std::string::npos) << Dump(r);
   EXPECT_EQ(r.err.find("retrying"), std::string::npos) << Dump(r);
+}
+
+// A table the query reads that the server does not have is the script's mistake, as a `from`
+// the server does not have is: once and check exit 2 (they exited 1), naming the table, and the
+// run gives up at once. In the script's database, and in a database the server does not have.
+TEST_F(MysqlSync, ATableMissingFromAQueryIsTheScriptsMistake) {
+  db_.Exec("CREATE TABLE orders (id BIGINT PRIMARY KEY, customer_id INT NOT NULL)");
+  const std::pair<std::string, std::string> cases[] = {
+      {"SELECT id FROM no_such_orders",
+       "Table '" + db_.name() + ".no_such_orders' doesn't exist (MySQL error 1146)"},
+      {"SELECT o.id FROM orders o JOIN h_nowhere.customers c ON c.id = o.customer_id",
+       "Table 'h_nowhere.customers' doesn't exist (MySQL error 1146)"},
+  };
+  for (const auto& [query, says] : cases) {
+    const std::string script =
+        Script("siphon.replicate 'x' { source = my, key = 'id', query = '" + query + "' }\n");
+    auto r = Once(script);
+    EXPECT_EQ(r.exit_code, 2) << Dump(r);
+    EXPECT_NE(r.err.find("x: failed: config: reflect the query: " + says), std::string::npos)
+        << Dump(r);
+    EXPECT_EQ(r.err.find("retrying"), std::string::npos) << Dump(r);
+    r = Siphon({"check", script});
+    EXPECT_EQ(r.exit_code, 2) << Dump(r);
+    EXPECT_NE(r.err.find("deploy.lua:3: table \"x\": reflect the query: " + says),
+              std::string::npos)
+        << Dump(r);
+  }
 }
 
 // BIGINT UNSIGNED and BIT(64) columns have no declared type in the target (BLOB affinity,

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <thread>
+#include <utility>
 
 #include "tests/integration/harness/harness.hpp"
 
@@ -150,11 +151,6 @@ TEST_F(QuerySource, MistakesAreRefusedWithAdvice) {
             std::string::npos)
       << Dump(r);
   EXPECT_EQ(r.err.find("table \"x\": "), std::string::npos) << Dump(r);
-  // A query the server refuses names the server's reason; the table fails (exit 1).
-  r = Once(Script(R"(siphon.replicate "x" { source = pg, key = "id",
-      query = "SELECT id FROM no_such_orders" })"));
-  EXPECT_EQ(r.exit_code, 1) << Dump(r);
-  EXPECT_NE(r.err.find("no_such_orders"), std::string::npos) << Dump(r);
   // Asking again gets the same answer: the run gives up at once instead of retrying as for a
   // lost connection. A syntax error is the script's (exit 2), a division by zero the data's.
   r = Once(Script(R"(siphon.replicate "x" { source = pg, key = "id",
@@ -167,6 +163,34 @@ TEST_F(QuerySource, MistakesAreRefusedWithAdvice) {
   EXPECT_EQ(r.exit_code, 1) << Dump(r);
   EXPECT_NE(r.err.find("division by zero"), std::string::npos) << Dump(r);
   EXPECT_EQ(r.err.find("retrying"), std::string::npos) << Dump(r);
+}
+
+// A table the query reads that the source does not have is the script's mistake, as a `from`
+// the source does not have is: once and check exit 2 (they exited 1), naming the relation, and
+// the run gives up at once. Unqualified, and in a schema that is not there either.
+TEST_F(QuerySource, ATableMissingFromTheQueryIsTheScriptsMistake) {
+  db_.Exec(kShop);
+  const std::pair<const char*, const char*> cases[] = {
+      {"SELECT id FROM no_such_orders",
+       "relation \"no_such_orders\" does not exist (SQLSTATE 42P01)"},
+      {"SELECT o.id FROM orders o JOIN nowhere.customers c ON c.id = o.customer_id",
+       "relation \"nowhere.customers\" does not exist (SQLSTATE 42P01)"},
+  };
+  for (const auto& [query, says] : cases) {
+    const std::string script = Script(std::string(R"(siphon.replicate "x" { source = pg, key = "id",
+      query = ")") + query + "\" }");
+    auto r = Once(script);
+    EXPECT_EQ(r.exit_code, 2) << Dump(r);
+    EXPECT_NE(r.err.find(std::string("x: failed: config: reflect the query: ") + says),
+              std::string::npos)
+        << Dump(r);
+    EXPECT_EQ(r.err.find("retrying"), std::string::npos) << Dump(r);
+    r = Siphon({"check", script});
+    EXPECT_EQ(r.exit_code, 2) << Dump(r);
+    EXPECT_NE(r.err.find(std::string("deploy.lua:4: table \"x\": reflect the query: ") + says),
+              std::string::npos)
+        << Dump(r);
+  }
 }
 
 // A key or cursor taken from the optional side of an outer join passes the NOT NULL check
@@ -303,6 +327,22 @@ TEST_F(QuerySource, ASqliteSourceReplicatesAJoin) {
   EXPECT_EQ(r.exit_code, 1) << Dump(r);
   EXPECT_NE(r.err.find("no such function"), std::string::npos) << Dump(r);
   EXPECT_EQ(r.err.find("retrying"), std::string::npos) << Dump(r);
+  // A table the query reads that the file does not have is the script's mistake, as a `from`
+  // the file does not have is (it exited 1): once and check exit 2, naming it.
+  const std::string missing = Script(R"(siphon.replicate "bad" { source = app, key = "id",
+    query = "SELECT n.id FROM notes n JOIN no_such_authors a ON a.id = n.author_id" })");
+  r = Once(missing);
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("bad: failed: config: reflect the query: no such table: no_such_authors"),
+            std::string::npos)
+      << Dump(r);
+  EXPECT_EQ(r.err.find("retrying"), std::string::npos) << Dump(r);
+  r = Siphon({"check", missing});
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("deploy.lua:4: table \"bad\": reflect the query: no such table: "
+                       "no_such_authors"),
+            std::string::npos)
+      << Dump(r);
 }
 
 }  // namespace

@@ -1043,6 +1043,7 @@ TEST_F(PgAdapter, AQueryIsReflectedFromItsResult) {
       << dup.status().ToString();
   auto bad = reflect("SELECT id FROM no_such_table");
   ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().kind(), ErrorKind::kConfig);  // as a `from` it lacks: the script's
   EXPECT_NE(bad.status().ToString().find("no_such_table"), std::string::npos)
       << bad.status().ToString();
   // The connection is still usable after a failed description.
