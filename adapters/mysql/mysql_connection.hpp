@@ -18,6 +18,14 @@
 
 namespace siphon::mysql {
 
+/// A safe horizon as the server answered it (HorizonSql, or ReflectSql's 'h' row).
+struct MysqlHorizon {
+  std::optional<std::string> at, stale;
+  bool fetched = false;
+  bool local_time = false;  ///< for a DATETIME cursor
+  std::chrono::steady_clock::time_point when;
+};
+
 /// What the connections of one source remember together, so a warning shows once per
 /// source rather than once per table. Loop thread only.
 struct MysqlSourceState {
@@ -31,6 +39,11 @@ struct MysqlSourceState {
   std::map<std::string, bool> horizon_wanted;
   /// Tables checked for a column-level grant that hides columns (Reflect).
   std::set<std::string> probed_columns;
+  /// The horizon last read on any of the source's sessions, for a DATETIME cursor (true) and
+  /// a TIMESTAMP one. It covers every table of the source (transactions are counted by the
+  /// session's database, not by table), and one read earlier holds back a little more, never
+  /// less: the runs of the next moment use it instead of asking again (kSharedHorizonFresh).
+  std::map<bool, MysqlHorizon> recent_horizons;
 };
 
 /// A MariaDB Connector/C connection driven on a libuv loop with the non-blocking
@@ -159,14 +172,8 @@ class MysqlConnection final : public SourceConnection {
   std::optional<CursorValue> HorizonValue(const std::optional<std::string>& at,
                                           const std::optional<std::string>& stale, bool utc,
                                           const std::string& table_name);
-
-  /// A horizon that came with a reflection (ReflectSql's 'h' row).
-  struct FetchedHorizon {
-    std::optional<std::string> at, stale;
-    bool fetched = false;
-    bool local_time = false;  ///< for a DATETIME cursor
-    std::chrono::steady_clock::time_point when;
-  };
+  /// The source's horizon of that kind when a run read it less than kSharedHorizonFresh ago.
+  std::optional<MysqlHorizon> RecentHorizon(bool local_time) const;
 
   uv_loop_t* loop_;
   std::shared_ptr<const MysqlConfig> config_;
@@ -193,7 +200,7 @@ class MysqlConnection final : public SourceConnection {
   std::function<void(Status)> abort_;
   std::shared_ptr<bool> alive_;
   uint64_t connect_attempt_ = 0;  ///< a host lookup answers only the attempt that asked
-  std::optional<FetchedHorizon> fetched_horizon_;  ///< from the last reflection
+  std::optional<MysqlHorizon> fetched_horizon_;  ///< from the last reflection
 };
 
 }  // namespace siphon::mysql
