@@ -454,22 +454,43 @@ done
 
 # --- scenario 4: idle CPU, many tables, nothing changing (PostgreSQL, then MariaDB) --------
 
-declare -A IDLE_CPU=()
+declare -A IDLE_CPU=() IDLE_SERVER_CPU=()
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null; }
-# idle_run NAME SCRIPT: siphon's own CPU over IDLE_SECONDS while SCRIPT's tables find nothing
+# The source server's processes serving siphon: PostgreSQL's backends of siphon's sessions,
+# or the whole MariaDB server (one process; nothing else uses the bench's own servers).
+server_pids() { # pg|mysql
+  if [[ $1 == pg ]]; then
+    pg_sql -c "SELECT pid FROM pg_stat_activity WHERE datname = '$DB' AND application_name = 'siphon'"
+  else
+    echo "$MYSQL_PID"
+  fi
+}
+sum_ticks() { # PID…
+  local p t=0
+  for p in "$@"; do t=$((t + $(cpu_ticks "$p" || echo 0))); done
+  echo "$t"
+}
+# idle_run NAME SCRIPT pg|mysql: siphon's own CPU, and the source server's for it, over
+# IDLE_SECONDS while SCRIPT's tables find nothing
 idle_run() {
-  local name=$1 script=$2 target=$WORK/$1.db pid a b rc synced
+  local name=$1 script=$2 target=$WORK/$1.db pid a b sa sb rc synced servers
   rm -f "$target" "$target-wal" "$target-shm"
   BENCH_TARGET=$target "$SIPHON" run "$script" >"$WORK/$name.log" 2>&1 &
   pid=$!
   sleep 10 # the initial syncs of the tiny tables are not idle time
+  # shellcheck disable=SC2207
+  servers=($(server_pids "$3" || true))
   a=$(cpu_ticks "$pid" || true)
+  sa=$(sum_ticks "${servers[@]}")
   sleep "$IDLE_SECONDS"
   b=$(cpu_ticks "$pid" || true)
+  sb=$(sum_ticks "${servers[@]}")
   rc=0
   if [[ -n "$a" && -n "$b" ]] && kill -0 "$pid" 2>/dev/null; then
     IDLE_CPU[$name]=$(awk -v a="$a" -v b="$b" -v hz="$(getconf CLK_TCK)" -v s="$IDLE_SECONDS" \
       'BEGIN { printf "%.2f", (b - a) / hz / s * 100 }')
+    ((${#servers[@]} > 0)) && IDLE_SERVER_CPU[$name]=$(awk -v a="$sa" -v b="$sb" \
+      -v hz="$(getconf CLK_TCK)" -v s="$IDLE_SECONDS" 'BEGIN { printf "%.2f", (b - a) / hz / s * 100 }')
     kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" || rc=$?
     synced=$(sqlite3 -readonly "$target" "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name LIKE 'idle_%'" 2>/dev/null || echo 0)
@@ -507,7 +528,7 @@ for i = 1, $IDLE_TABLES do
     cursor = { "updated_at", "id" }, every = "1s" }
 end
 EOF
-  idle_run siphon_idle "$WORK/idle.lua"
+  idle_run siphon_idle "$WORK/idle.lua" pg
 fi
 if ((IDLE_SECONDS > 0)) && siphon_usable siphon_idle_mysql; then
   say "idle: $IDLE_TABLES MariaDB tables every 1s for ${IDLE_SECONDS}s"
@@ -528,7 +549,7 @@ for i = 1, $IDLE_TABLES do
     cursor = { "updated_at", "id" }, every = "1s" }
 end
 EOF
-  idle_run siphon_idle_mysql "$WORK/idle_mysql.lua"
+  idle_run siphon_idle_mysql "$WORK/idle_mysql.lua" mysql
 fi
 
 # --- scenario 5: peak RSS at --big-rows against --rows -----------------------------------
@@ -625,6 +646,9 @@ for c in siphon_idle siphon_idle_mysql; do
     row "$what, ${IDLE_SECONDS}s" "-" \
       "$([[ -n "${FAIL[$c]:-}" ]] && siphon_cell "$c" || echo "${IDLE_CPU[$c]:-}% of a core")" \
       "" "< 5%" "$(verdict "$c" "${IDLE_CPU[$c]:-}" 4.9999)"
+    # Not a target: what the same runs cost the source server.
+    [[ -n "${IDLE_SERVER_CPU[$c]:-}" ]] &&
+      row "  the source server for it" "-" "${IDLE_SERVER_CPU[$c]}% of a core" "" "(info)" "-"
   else
     row "$what" "-" "not measured (--idle-seconds 0)" "" "< 5%" "n/a"
   fi
