@@ -135,6 +135,7 @@ void MysqlConnection::OnDefer(uv_timer_t* handle) {
 
 void MysqlConnection::Run(Step step, std::function<void()> finished) {
   read_timed_out_ = false;
+  ++runs_;
   step_ = std::move(step);
   finished_ = std::move(finished);
   Drive(-1);
@@ -142,6 +143,16 @@ void MysqlConnection::Run(Step step, std::function<void()> finished) {
 
 void MysqlConnection::Drive(int ready) {
   int status = step_(ready);
+  if (status == kStepAgain) {
+    // Nothing is waited for meanwhile: the rows that come next may already be buffered in the
+    // client library, where the socket shows nothing of them.
+    if (poll_) Watch(0);
+    uv_timer_stop(timer_);
+    Defer([this, run = runs_] {
+      if (step_ && runs_ == run) Drive(-1);
+    });
+    return;
+  }
   if (status != 0) {
     Wait(status);
     return;
@@ -485,10 +496,11 @@ void MysqlConnection::Execute(std::string sql, std::function<void(MYSQL_RES*)> o
               MYSQL_ROW row = nullptr;
               int status = ready < 0 ? mysql_fetch_row_start(&row, result_)
                                      : mysql_fetch_row_cont(&row, result_, ready);
-              // Rows already buffered come back at once: drain them in one wake-up.
+              // Rows already buffered come back at once: drain them in one wake-up, but
+              // for a page the sink completed, which goes first (the server keeps sending).
               while (status == 0) {
                 if (!row) return 0;
-                sink(row, mysql_fetch_lengths(result_));
+                if (!sink(row, mysql_fetch_lengths(result_))) return kStepAgain;
                 status = mysql_fetch_row_start(&row, result_);
               }
               return status;
@@ -585,6 +597,7 @@ void MysqlConnection::Reflect(const std::string& table,
           horizon->stale = maybe(2);
           horizon->fetched = true;
         }
+        return true;
       },
       [this, done, schema, seen_table, table, ref, with_horizon, horizon, recent,
        unique](Status status) {
@@ -679,7 +692,7 @@ void MysqlConnection::ReflectQuery(const std::string& query,
         MYSQL_FIELD* fields = mysql_fetch_fields(result);
         for (unsigned i = 0; i < n; ++i) schema->columns.push_back(QueryColumn(fields[i]));
       },
-      [](MYSQL_ROW, unsigned long*) {},
+      [](MYSQL_ROW, unsigned long*) { return true; },
       [this, done, schema](Status status) {
         abort_ = nullptr;
         if (!status.ok() && last_errno_ == kDuplicateColumnName && mysql_) {
@@ -855,12 +868,14 @@ void MysqlConnection::QueryRows(RowsQuery query,
         Stream& s = *stream;
         // A result of other columns is failed whole when it ends, as is one with a value
         // no character set can hold: nothing of it is handed over.
-        if (s.decoders.size() != s.fields || s.lossy) return;
+        if (s.decoders.size() != s.fields || s.lossy) return true;
         const RowsQuery& q = s.query;
-        if (q.page_rows > 0 && s.batch.rows() >= q.page_rows) {
-          // Posted, as the last page is: the pages arrive in order.
-          auto whole = std::make_shared<RowBatch>(s.Take());
-          Defer([stream, whole] { stream->page(std::move(*whole), false); });
+        // Posted, as the last page is: the pages arrive in order. The rows after it are read
+        // once it is handed over, so it is not held back while the server sends the rest.
+        const bool whole = q.page_rows > 0 && s.batch.rows() >= q.page_rows;
+        if (whole) {
+          auto page = std::make_shared<RowBatch>(s.Take());
+          Defer([stream, page] { stream->page(std::move(*page), false); });
         }
         s.row_zero_dates.clear();
         if (!q.order_sources.empty()) {
@@ -894,6 +909,7 @@ void MysqlConnection::QueryRows(RowsQuery query,
                           std::string(row[check.result], lengths[check.result]));
           break;
         }
+        return !whole;
       },
       [this, stream](Status status) {
         abort_ = nullptr;
@@ -1130,6 +1146,7 @@ void MysqlConnection::QueryText(
             out.emplace_back(std::nullopt);
           }
         }
+        return true;
       },
       [this, done, rows](Status status) {
         abort_ = nullptr;

@@ -99,8 +99,12 @@ class MysqlConnection final : public SourceConnection {
   /// Calls the *_start function (ready < 0) or the *_cont function with the ready events;
   /// returns the MYSQL_WAIT_* mask to wait for, 0 when the operation has finished.
   using Step = std::function<int(int ready)>;
-  /// Called for each row of a result.
-  using RowSink = std::function<void(MYSQL_ROW row, unsigned long* lengths)>;
+  /// Called for each row of a result; false lets the loop turn before the next row is read
+  /// (the row completed a page, which is handed over first).
+  using RowSink = std::function<bool(MYSQL_ROW row, unsigned long* lengths)>;
+  /// What a Step returns to be started again on the loop's next turn, after the callbacks
+  /// deferred so far, without waiting on the socket (outside the MYSQL_WAIT_* mask).
+  static constexpr int kStepAgain = 1 << 16;
 
   /// Fails a Reflect of `table` (`name` missing from `database`, "" for the connection's)
   /// naming the tables spelled closest to it.
@@ -195,6 +199,7 @@ class MysqlConnection final : public SourceConnection {
   uv_timer_t* defer_timer_ = nullptr;
   std::vector<std::function<void()>> deferred_;
   Step step_;
+  uint64_t runs_ = 0;  ///< Run calls so far: a step started again must still be the current one
   std::function<void()> finished_;
   /// Fails the operation in flight (used by Close); empty when idle.
   std::function<void(Status)> abort_;

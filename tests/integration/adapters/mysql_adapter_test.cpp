@@ -853,6 +853,41 @@ TEST_F(MysqlAdapterTest, OneStatementBringsSeveralPagesInOrder) {
   EXPECT_EQ(one->rows(), 4u);
 }
 
+// A page is handed over as soon as the row after it arrives, before the rows after that are
+// read: the server may send faster than they are decoded, and the page must not wait for the
+// statement's end (its transform and write overlap the reading of the next). So a Close from
+// its callback leaves no later page to hand over, however many the server has sent by then.
+TEST_F(MysqlAdapterTest, APageIsHandedOverBeforeTheRowsAfterItAreRead) {
+  test::MyDb db;
+  db.Exec("CREATE TABLE e (id BIGINT PRIMARY KEY, v VARCHAR(100) NOT NULL)");
+  db.Exec("INSERT INTO e SELECT seq, REPEAT('x', 100) FROM seq_1_to_4000");
+  auto conn = NewConnection(db);
+  ASSERT_TRUE(Connect(*conn).ok());
+  auto schema = Reflect(*conn, "e");
+  ASSERT_TRUE(schema.ok()) << schema.status().ToString();
+  PageQuery q;
+  q.columns = {"id", "v"};
+  q.order_by = {"id"};
+  q.limit = 10;
+  q.pages = 400;
+  std::vector<std::pair<Result<RowBatch>, bool>> pages;
+  bool done = false;
+  conn->PullPages(*schema, q, [&](Result<RowBatch> page, bool last) {
+    if (pages.empty()) conn->Close();
+    pages.emplace_back(std::move(page), last);
+    done = last;
+  });
+  while (!done && uv_run(&loop_, UV_RUN_ONCE) != 0) {
+  }
+  ASSERT_EQ(pages.size(), 2u) << "pages handed over after the Close";
+  ASSERT_TRUE(pages[0].first.ok()) << pages[0].first.status().ToString();
+  EXPECT_EQ(pages[0].first->rows(), 10u);
+  EXPECT_FALSE(pages[0].second);
+  ASSERT_FALSE(pages[1].first.ok());
+  EXPECT_EQ(pages[1].first.status().kind(), ErrorKind::kCancelled);
+  EXPECT_TRUE(pages[1].second);
+}
+
 // Each page of a statement is checked as a page of its own: a value whose bytes are no
 // character fails its page (the pages before it are handed over, none after it), and a page
 // ending on a zero date carries the date as the server printed it, so the next page continues
