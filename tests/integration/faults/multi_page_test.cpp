@@ -1,0 +1,204 @@
+// Fault (k): a statement that brings several pages (SourceConnection::PullPages: one COPY on
+// PostgreSQL, one streamed SELECT on MariaDB, LIMIT 4 × batch) cut short after its first
+// pages were handed over: the source session killed (pg_terminate_backend, KILL), or siphon
+// killed with SIGKILL. Each page commits with its own cursor, so the replica holds exactly the
+// rows up to its cursor at any moment, and a run after the fault ends with every row once.
+//
+// The kill lands mid-statement by construction, not by timing: pages of 1,000 rows of 15 kB
+// (PostgreSQL) or 30 kB (MariaDB), so the pages still to come outgrow the socket buffers
+// (loopback TCP grows them to 36 MB here), and a transform stops on the first row of a page
+// for about 3 s of CPU and logs it. While it runs the event loop reads nothing, so the server
+// is stuck sending the statement's later pages; the test asks the server that the statement
+// is still running before it kills.
+#include <signal.h>
+
+#include "tests/integration/faults/fault_util.hpp"
+
+namespace siphon::test {
+namespace {
+
+constexpr int kBatch = 1000;
+
+class MultiPageFaults : public FaultTest {
+ protected:
+  /// The declaration of table "pages" from `source`, whose transform pauses on row `pause_at`
+  /// (the first row of a page) and the 150 rows after it, once per process.
+  static std::string Pages(const std::string& source, int pause_at) {
+    return "local paused = 0\n"
+           "siphon.replicate \"pages\" { source = " +
+           source + ", cursor = \"id\", batch = " + std::to_string(kBatch) +
+           ",\n"
+           "  transform = function(row)\n"
+           "    if row.id == " +
+           std::to_string(pause_at) +
+           " and paused == 0 then\n"
+           "      siphon.log.warn(\"MULTIPAGE PAUSE %d\", row.id)\n"
+           "      paused = 1\n"
+           "    end\n"
+           "    if paused > 0 and paused <= 150 then\n"
+           "      paused = paused + 1\n"
+           "      local resume = os.clock() + 0.02\n"
+           "      while os.clock() < resume do end\n"
+           "    end\n"
+           "    return row\n"
+           "  end }\n";
+  }
+  std::string MySource() const {
+    const ServerEnv& s = Servers();
+    return "local my = siphon.mysql { host = '" + s.mysql_host +
+           "', port = " + std::to_string(s.mysql_port) + ", user = '" + s.mysql_user +
+           "', password = siphon.env('TEST_MYSQL_PW'), database = '" + my_.name() +
+           "', connect_timeout = 2 }\n";
+  }
+  /// 6,000 rows of 15 kB: the plain query of the first page, then a COPY of four pages (a
+  /// page's 15 MB leave room for four under the runner's 64 MB of waiting pages).
+  void LoadPg() {
+    rows_ = 6000;
+    db_.Exec(
+        "CREATE TABLE pages (id int8 PRIMARY KEY, v text NOT NULL);"
+        "INSERT INTO pages SELECT g, repeat(md5(g::text), 480) FROM generate_series(1, " +
+        std::to_string(rows_) + ") g;");
+  }
+  /// 4,000 rows of 30 kB: the first SELECT brings all four pages (no page size is known yet).
+  void LoadMy() {
+    rows_ = 4000;
+    my_.Exec(
+        "CREATE TABLE pages (id BIGINT PRIMARY KEY, v MEDIUMTEXT NOT NULL);"
+        "INSERT INTO pages SELECT seq, REPEAT(MD5(seq), 960) FROM seq_1_to_" +
+        std::to_string(rows_));
+  }
+  /// siphon's COPY, while the server still runs it: its backend's pid, else "".
+  std::string PgCopyRunning() {
+    return db_.Scalar(
+        "SELECT coalesce(min(pid)::text, '') FROM pg_stat_activity WHERE application_name = "
+        "'siphon' AND datname = current_database() AND state = 'active' AND query LIKE "
+        "'%COPY (%'");
+  }
+  /// siphon's SELECT of the table, while the server still runs it: its thread id, else "".
+  std::string MySelectRunning() {
+    Rows t = my_.Query("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '" +
+                       Servers().mysql_user + "' AND DB = '" + my_.name() +
+                       "' AND ID <> CONNECTION_ID() AND COMMAND = 'Query' AND INFO LIKE "
+                       "'SELECT%pages%'");
+    return t.size() == 1 && t[0][0] ? *t[0][0] : "";
+  }
+  /// The replica right after the fault: rows 1 .. its cursor, each once, and nothing beyond.
+  void ExpectUpToCursor(int64_t rows) {
+    EXPECT_EQ(Target("PRAGMA integrity_check"), "ok");
+    EXPECT_EQ(Target("SELECT cursor FROM _siphon_state WHERE table_name = 'pages'"),
+              "[" + std::to_string(rows) + "]");
+    EXPECT_EQ(Target("SELECT count(*) || ' ' || max(id) FROM pages"),
+              std::to_string(rows) + " " + std::to_string(rows));
+  }
+  /// Every source row once, with its value, and the cursor on the last; the mismatches.
+  int64_t ExpectWhole(const Rows& source) {
+    EXPECT_EQ(Target("PRAGMA integrity_check"), "ok");
+    TableDiff d = CompareRows(source, SqliteQuery(Replica(), "SELECT id, v FROM pages ORDER BY 1"));
+    EXPECT_EQ(d.mismatches, 0) << d.first;
+    EXPECT_EQ(d.target_rows, rows_);
+    EXPECT_EQ(Target("SELECT cursor FROM _siphon_state WHERE table_name = 'pages'"),
+              "[" + std::to_string(rows_) + "]");
+    return d.mismatches;
+  }
+  int ErrorRuns() {
+    return std::stoi(
+        Target("SELECT count(*) FROM _siphon_log WHERE table_name = 'pages' AND event = 'error'"));
+  }
+
+  MyDb my_;
+  int64_t rows_ = 0;
+};
+
+// PostgreSQL's first page of a column list is a plain query (rows 1-1000); the COPY after it
+// brings rows 1001-5000, and its first page is handed over when row 2001 arrives.
+TEST_F(MultiPageFaults, PgSessionKilledAfterTheFirstPageOfACopy) {
+  LoadPg();
+  Process p(Argv("once", Script(Pages("pg", 1001))), Env());
+  ASSERT_TRUE(p.WaitForOutput("MULTIPAGE PAUSE 1001", std::chrono::seconds(60))) << p.Stderr();
+  const std::string pid = PgCopyRunning();
+  ASSERT_NE(pid, "") << "the COPY should still run while its first page is transformed";
+  EXPECT_EQ(db_.Scalar("SELECT pg_terminate_backend(" + pid + ")"), "t");
+  // `once` retries the lost connection and goes on from the cursor.
+  ProcessResult r = p.Wait(std::chrono::seconds(120));
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_GE(ErrorRuns(), 1) << "the kill should fail a run\n" << Dump(r);
+  const int64_t mismatches = ExpectWhole(db_.Query("SELECT id::text, v FROM pages ORDER BY 1"));
+  Summary("multi_page_kill", 1, 1, rows_, mismatches, "source=postgres");
+}
+
+// The COPY's backend is stopped (SIGSTOP) while siphon transforms the COPY's first page (rows
+// 1001-2000): the statement cannot end, and the pages that reached siphon commit, each with
+// its cursor (the first of them only once the write before it is answered on the loop, so
+// the loop must run meanwhile). siphon is killed then, with the COPY's last page still on the
+// server.
+TEST_F(MultiPageFaults, PgSigkillBetweenThePagesOfACopy) {
+  LoadPg();
+  const std::string script = Script(Pages("pg", 1001));
+  {
+    Process p(Argv("once", script), Env());
+    ASSERT_TRUE(p.WaitForOutput("MULTIPAGE PAUSE 1001", std::chrono::seconds(60))) << p.Stderr();
+    const std::string pid = PgCopyRunning();
+    ASSERT_NE(pid, "") << "the COPY should still run while its first page is transformed";
+    ASSERT_EQ(kill(std::stoi(pid), SIGSTOP), 0);
+    struct Thaw {
+      int pid;
+      ~Thaw() { kill(pid, SIGCONT); }
+    } thaw{std::stoi(pid)};
+    EXPECT_TRUE(WaitUntil([&] { return TargetCount(Replica(), "pages") >= 2000; },
+                          std::chrono::seconds(20), std::chrono::milliseconds(10)))
+        << p.Stderr();
+    p.Signal(SIGKILL);
+    p.Wait();
+  }
+  const int64_t at_kill = TargetCount(Replica(), "pages");
+  EXPECT_LT(at_kill, 5000) << "the COPY's last page cannot have come";
+  ExpectUpToCursor(at_kill);
+  ProcessResult r = Once(script);
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  const int64_t mismatches = ExpectWhole(db_.Query("SELECT id::text, v FROM pages ORDER BY 1"));
+  Summary("multi_page_sigkill", 2, 1, rows_, mismatches,
+          "source=postgres committed_at_kill=" + std::to_string(at_kill));
+}
+
+// MariaDB's first SELECT already brings all 4,000 rows; its first page is handed over when
+// row 1001 arrives.
+TEST_F(MultiPageFaults, MysqlSessionKilledAfterTheFirstPageOfASelect) {
+  LoadMy();
+  Process p(Argv("once", Script(Pages("my", 1), MySource())), Env());
+  ASSERT_TRUE(p.WaitForOutput("MULTIPAGE PAUSE 1", std::chrono::seconds(60))) << p.Stderr();
+  const std::string id = MySelectRunning();
+  ASSERT_NE(id, "") << "the SELECT should still run while its first page is transformed";
+  my_.Exec("KILL " + id);
+  ProcessResult r = p.Wait(std::chrono::seconds(120));
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_GE(ErrorRuns(), 1) << "the kill should fail a run\n" << Dump(r);
+  const int64_t mismatches = ExpectWhole(my_.Query("SELECT id, v FROM pages ORDER BY 1"));
+  Summary("multi_page_kill", 1, 1, rows_, mismatches, "source=mariadb");
+}
+
+// The SELECT's first page (rows 1-1000) is the run's first write, sent to the writer at once:
+// it commits while the second page is transformed. siphon is killed then, with two more pages
+// of the statement on their way.
+TEST_F(MultiPageFaults, MysqlSigkillBetweenThePagesOfASelect) {
+  LoadMy();
+  const std::string script = Script(Pages("my", 1001), MySource());
+  {
+    Process p(Argv("once", script), Env());
+    ASSERT_TRUE(p.WaitForOutput("MULTIPAGE PAUSE 1001", std::chrono::seconds(60))) << p.Stderr();
+    EXPECT_TRUE(WaitUntil([&] { return TargetCount(Replica(), "pages") >= 1000; },
+                          std::chrono::seconds(2), std::chrono::milliseconds(10)));
+    ASSERT_NE(MySelectRunning(), "") << "the SELECT should still run while its second page is "
+                                        "transformed\n"
+                                     << p.Stderr();
+    p.Signal(SIGKILL);
+    p.Wait();
+  }
+  ExpectUpToCursor(1000);
+  ProcessResult r = Once(script);
+  EXPECT_EQ(r.exit_code, 0) << Dump(r);
+  const int64_t mismatches = ExpectWhole(my_.Query("SELECT id, v FROM pages ORDER BY 1"));
+  Summary("multi_page_sigkill", 2, 1, rows_, mismatches, "source=mariadb");
+}
+
+}  // namespace
+}  // namespace siphon::test
