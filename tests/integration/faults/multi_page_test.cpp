@@ -200,5 +200,47 @@ TEST_F(MultiPageFaults, MysqlSigkillBetweenThePagesOfASelect) {
   Summary("multi_page_sigkill", 2, 1, rows_, mismatches, "source=mariadb");
 }
 
+// SIGTERM while the first page of a statement is transformed and the server still sends the
+// rest: the page in hand is written with its cursor, the statement is abandoned (the pages
+// after it are not written), and siphon exits 0 without waiting for the statement to end.
+TEST_F(MultiPageFaults, SigtermDuringAStatementOfSeveralPages) {
+  LoadPg();
+  LoadMy();
+  struct Case {
+    const char* source;
+    int pause_at;
+    std::function<std::string()> running;
+  };
+  const Case cases[] = {{"pg", 1001, [&] { return PgCopyRunning(); }},
+                        {"my", 1, [&] { return MySelectRunning(); }}};
+  int64_t mismatches = 0;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.source);
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(Replica() + suffix);
+    const std::string script = Script(Pages(c.source, c.pause_at), MySource());
+    Process p(Argv("once", script), Env());
+    ASSERT_TRUE(
+        p.WaitForOutput("MULTIPAGE PAUSE " + std::to_string(c.pause_at), std::chrono::seconds(60)))
+        << p.Stderr();
+    ASSERT_NE(c.running(), "") << "the statement should still run while its page is transformed";
+    p.Signal(SIGTERM);
+    ProcessResult r = p.Wait(std::chrono::seconds(30));
+    EXPECT_EQ(r.exit_code, 0) << Dump(r);
+    const int64_t page_end = c.pause_at + kBatch - 1;
+    EXPECT_EQ(TargetCount(Replica(), "pages"), page_end) << Dump(r);
+    // The table's stop ended (the statement it abandoned answered), not just the loop's work.
+    EXPECT_NE(r.err.find("stopped after " + std::to_string(page_end) + " rows"), std::string::npos)
+        << Dump(r);
+    ExpectUpToCursor(page_end);
+    rows_ = std::string(c.source) == "pg" ? 6000 : 4000;
+    r = Once(script);
+    EXPECT_EQ(r.exit_code, 0) << Dump(r);
+    mismatches += ExpectWhole(std::string(c.source) == "pg"
+                                  ? db_.Query("SELECT id::text, v FROM pages ORDER BY 1")
+                                  : my_.Query("SELECT id, v FROM pages ORDER BY 1"));
+  }
+  Summary("multi_page_sigterm", 4, 2, 10000, mismatches, "source=postgres,mariadb");
+}
+
 }  // namespace
 }  // namespace siphon::test
