@@ -664,11 +664,12 @@ void TableRunner::Pull(PageQuery query) {
   pulled_limit_ = query.limit;
   // Where no two rows share their order, a page never has to end early (see the ties in
   // OnPage), so one statement can bring several pages: the source produces the next while
-  // this one is transformed and written. As many as the waiting pages have room for.
-  if (page_limit_ == 0 && !plan_->target.key.empty() && schema_->OrderIsUnique(plan_->order_by)) {
+  // this one is transformed and written. As many as the waiting pages have room for, by
+  // their number and by the size of the last page written; before one was, a single page.
+  if (page_limit_ == 0 && last_page_bytes_ > 0 && !plan_->target.key.empty() &&
+      schema_->OrderIsUnique(plan_->order_by)) {
     const size_t room = kPendingBytes > pending_bytes_ ? kPendingBytes - pending_bytes_ : 0;
-    query.pages =
-        std::clamp<size_t>(room / std::max<size_t>(last_page_bytes_, 1), 1, kPagesPerPull);
+    query.pages = std::clamp<size_t>(room / last_page_bytes_, 1, kPagesPerPull);
   }
   pull_in_flight_ = true;
   std::weak_ptr<bool> alive = alive_;
@@ -787,7 +788,9 @@ void TableRunner::OnPage(Result<RowBatch> page, bool last) {
   }
   more_pages_ = full || to_tail;
   // The next page is asked for before this one is transformed, so the source produces it
-  // while the transform runs (this page counts against the waiting pages once queued).
+  // while the transform runs (this page counts against the waiting pages once queued). The
+  // first page's size as pulled stands for the pages' size until one is written.
+  if (last_page_bytes_ == 0) last_page_bytes_ = PageBytes(*rows);
   PullNextIfRoom();
   std::vector<Reject> rejects;
   if (decl_.transform && n > 0) {
@@ -827,8 +830,7 @@ void TableRunner::OnPage(Result<RowBatch> page, bool last) {
       write.starts_pass = fresh_pass_;
       fresh_pass_ = false;
     }
-    const size_t bytes =
-        write.rows->arena_bytes() + write.rows->rows() * write.rows->columns() * sizeof(Cell);
+    const size_t bytes = PageBytes(*write.rows);
     last_page_bytes_ = bytes;
     pending_bytes_ += bytes;
     pending_.push_back(PendingPage{std::move(write), static_cast<int64_t>(n), bytes});

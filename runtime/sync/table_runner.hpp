@@ -203,7 +203,10 @@ class TableRunner {
   // Pages one pull may bring (SourceConnection::PullPages), and the size of the last page
   // written, which bounds them to the room left under kPendingBytes.
   static constexpr size_t kPagesPerPull = 4;
-  size_t last_page_bytes_ = 0;
+  size_t last_page_bytes_ = 0;  // 0: none pulled yet, and a pull brings one page
+  static size_t PageBytes(const RowBatch& rows) {
+    return rows.arena_bytes() + rows.rows() * rows.columns() * sizeof(Cell);
+  }
   std::deque<PendingPage> pending_;
   size_t pending_bytes_ = 0;
   bool RoomToPull() const {

@@ -254,6 +254,34 @@ TEST_F(MysqlSync, EveryTypeRoundTrips) {
 // word, and the replica held 'a?b' for the bytes 61 98 62. The page now fails, naming the
 // column, the row and the bytes, and nothing of it is written; once the value is corrected on
 // the source the table replicates exactly, Cyrillic and a real '?' included.
+// A statement may bring several pages only as many as the pages waiting for the writer have
+// room for, by the size of the last page: the first statement of a table, before any page
+// was pulled, asked for 4 pages blind (4 × 5000 wide rows where one was allowed). It now
+// brings one page, and the statements after it several. Read from the server's general log
+// (to a table while the test runs).
+TEST_F(MysqlSync, TheFirstStatementBringsOnePageTheNextSeveral) {
+  const std::string table = "paged_" + db_.name().substr(db_.name().size() - 6);
+  db_.Exec("CREATE TABLE " + table + " (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)");
+  db_.Exec("INSERT INTO " + table + " SELECT seq, CONCAT('v', seq) FROM seq_1_to_40");
+  const std::string output = db_.Scalar("SELECT @@global.log_output");
+  const std::string logging = db_.Scalar("SELECT @@global.general_log");
+  db_.Exec("SET GLOBAL log_output = 'FILE,TABLE'");
+  db_.Exec("SET GLOBAL general_log = 1");
+  auto r = Once(Script("siphon.replicate \"" + table + "\" { source = my, batch = 5 }\n"));
+  db_.Exec("SET GLOBAL general_log = " + logging);
+  const std::string limits = db_.Scalar(
+      "SELECT GROUP_CONCAT(SUBSTRING_INDEX(argument, 'LIMIT ', -1) ORDER BY event_time, "
+      "thread_id SEPARATOR ',') FROM mysql.general_log WHERE command_type = 'Query' AND "
+      "argument LIKE 'SELECT `id`, `v` FROM `" +
+      table + "`%'");
+  db_.Exec("SET GLOBAL log_output = '" + output + "'");
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM " + table), "40");
+  // 5, then 4 pages at a time: ids 6 to 25, 26 to 40 (three full pages, so one more
+  // statement finds the end).
+  EXPECT_EQ(limits, "5,20,20,20") << limits;
+}
+
 TEST_F(MysqlSync, TextWithBytesThatAreNoCharacterFailsThePageNamingIt) {
   db_.Exec(R"sql(
     CREATE TABLE notes (id INT PRIMARY KEY, s VARCHAR(20) CHARACTER SET cp1251 NOT NULL,
