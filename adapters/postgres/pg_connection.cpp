@@ -805,7 +805,7 @@ void PgConnection::ExecPrepared(std::string name, std::string sql, std::vector<s
       // `values` point into `params`: the retry keeps a copy of its own.
       [this, name, sql = std::move(sql), params,
        done = std::move(done)](Result<PgResultPtr> r) mutable {
-        const std::string_view message = r.ok() ? "" : r.status().message();
+        const std::string message = r.ok() ? std::string() : r.status().message();
         // 26000: the session lost it (DEALLOCATE, or a pooler that handed this transaction
         // another server session): from now on every statement runs as it is.
         if (message.find("(SQLSTATE 26000)") != std::string::npos) {
