@@ -743,11 +743,19 @@ void PgConnection::SendSetup() {
   StartStatement();
 }
 
-void PgConnection::Query(std::string sql, std::vector<std::string> params,
-                         std::function<void(Result<PgResultPtr>)> done) {
+namespace {
+// Parameters as libpq takes them, pointing into `params`.
+std::vector<const char*> CStrings(const std::vector<std::string>& params) {
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p.c_str());
+  return values;
+}
+}  // namespace
+
+void PgConnection::Query(std::string sql, std::vector<std::string> params,
+                         std::function<void(Result<PgResultPtr>)> done) {
+  const std::vector<const char*> values = CStrings(params);
   // libpq copies the statement and parameters into its output buffer before returning.
   Send(
       [&] {
@@ -794,9 +802,7 @@ void PgConnection::QueryPrepared(std::string sql, std::vector<std::string> param
 
 void PgConnection::ExecPrepared(std::string name, std::string sql, std::vector<std::string> params,
                                 std::function<void(Result<PgResultPtr>)> done) {
-  std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const auto& p : params) values.push_back(p.c_str());
+  const std::vector<const char*> values = CStrings(params);
   Send(
       [&] {
         return PQsendQueryPrepared(conn_, name.c_str(), static_cast<int>(values.size()),
