@@ -59,12 +59,13 @@ class MultiPageFaults : public FaultTest {
         "INSERT INTO pages SELECT g, repeat(md5(g::text), 480) FROM generate_series(1, " +
         std::to_string(rows_) + ") g;");
   }
-  /// 4,000 rows of 30 kB: the first SELECT brings all four pages (no page size is known yet).
+  /// 6,000 rows of 15 kB, as LoadPg's: the first SELECT brings one page (no page size is
+  /// known yet), the one after it four.
   void LoadMy() {
-    rows_ = 4000;
+    rows_ = 6000;
     my_.Exec(
         "CREATE TABLE pages (id BIGINT PRIMARY KEY, v MEDIUMTEXT NOT NULL);"
-        "INSERT INTO pages SELECT seq, REPEAT(MD5(seq), 960) FROM seq_1_to_" +
+        "INSERT INTO pages SELECT seq, REPEAT(MD5(seq), 480) FROM seq_1_to_" +
         std::to_string(rows_));
   }
   /// siphon's COPY, while the server still runs it: its backend's pid, else "".
@@ -160,12 +161,12 @@ TEST_F(MultiPageFaults, PgSigkillBetweenThePagesOfACopy) {
           "source=postgres committed_at_kill=" + std::to_string(at_kill));
 }
 
-// MariaDB's first SELECT already brings all 4,000 rows; its first page is handed over when
-// row 1001 arrives.
+// MariaDB's first SELECT brings one page (rows 1-1000), the second rows 1001-5000; its first
+// page is handed over when row 2001 arrives.
 TEST_F(MultiPageFaults, MysqlSessionKilledAfterTheFirstPageOfASelect) {
   LoadMy();
-  Process p(Argv("once", Script(Pages("my", 1), MySource())), Env());
-  ASSERT_TRUE(p.WaitForOutput("MULTIPAGE PAUSE 1", std::chrono::seconds(60))) << p.Stderr();
+  Process p(Argv("once", Script(Pages("my", 1001), MySource())), Env());
+  ASSERT_TRUE(p.WaitForOutput("MULTIPAGE PAUSE 1001", std::chrono::seconds(60))) << p.Stderr();
   const std::string id = MySelectRunning();
   ASSERT_NE(id, "") << "the SELECT should still run while its first page is transformed";
   my_.Exec("KILL " + id);
@@ -176,9 +177,9 @@ TEST_F(MultiPageFaults, MysqlSessionKilledAfterTheFirstPageOfASelect) {
   Summary("multi_page_kill", 1, 1, rows_, mismatches, "source=mariadb");
 }
 
-// The SELECT's first page (rows 1-1000) is the run's first write, sent to the writer at once:
-// it commits while the second page is transformed. siphon is killed then, with two more pages
-// of the statement on their way.
+// The first SELECT's page (rows 1-1000) is the run's first write, sent to the writer at once:
+// it commits while the first page of the second SELECT (rows 1001-5000) is transformed.
+// siphon is killed then, with three more pages of that statement on their way.
 TEST_F(MultiPageFaults, MysqlSigkillBetweenThePagesOfASelect) {
   LoadMy();
   const std::string script = Script(Pages("my", 1001), MySource());
@@ -187,7 +188,7 @@ TEST_F(MultiPageFaults, MysqlSigkillBetweenThePagesOfASelect) {
     ASSERT_TRUE(p.WaitForOutput("MULTIPAGE PAUSE 1001", std::chrono::seconds(60))) << p.Stderr();
     EXPECT_TRUE(WaitUntil([&] { return TargetCount(Replica(), "pages") >= 1000; },
                           std::chrono::seconds(2), std::chrono::milliseconds(10)));
-    ASSERT_NE(MySelectRunning(), "") << "the SELECT should still run while its second page is "
+    ASSERT_NE(MySelectRunning(), "") << "the SELECT should still run while its first page is "
                                         "transformed\n"
                                      << p.Stderr();
     p.Signal(SIGKILL);
@@ -212,7 +213,7 @@ TEST_F(MultiPageFaults, SigtermDuringAStatementOfSeveralPages) {
     std::function<std::string()> running;
   };
   const Case cases[] = {{"pg", 1001, [&] { return PgCopyRunning(); }},
-                        {"my", 1, [&] { return MySelectRunning(); }}};
+                        {"my", 1001, [&] { return MySelectRunning(); }}};
   int64_t mismatches = 0;
   for (const Case& c : cases) {
     SCOPED_TRACE(c.source);
@@ -232,14 +233,14 @@ TEST_F(MultiPageFaults, SigtermDuringAStatementOfSeveralPages) {
     EXPECT_NE(r.err.find("stopped after " + std::to_string(page_end) + " rows"), std::string::npos)
         << Dump(r);
     ExpectUpToCursor(page_end);
-    rows_ = std::string(c.source) == "pg" ? 6000 : 4000;
+    rows_ = 6000;
     r = Once(script);
     EXPECT_EQ(r.exit_code, 0) << Dump(r);
     mismatches += ExpectWhole(std::string(c.source) == "pg"
                                   ? db_.Query("SELECT id::text, v FROM pages ORDER BY 1")
                                   : my_.Query("SELECT id, v FROM pages ORDER BY 1"));
   }
-  Summary("multi_page_sigterm", 4, 2, 10000, mismatches, "source=postgres,mariadb");
+  Summary("multi_page_sigterm", 4, 2, 12000, mismatches, "source=postgres,mariadb");
 }
 
 }  // namespace
