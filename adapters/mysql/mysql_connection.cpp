@@ -519,13 +519,74 @@ void MysqlConnection::Execute(std::string sql, std::function<void(MYSQL_RES*)> o
       });
 }
 
+namespace {
+
+// ReflectSql's rows, read into the table's columns, keys, unique indexes, size and horizon.
+void ReadReflectedRows(std::vector<ReflectedRow>& rows, TableSchema& schema,
+                       std::vector<UniqueIndex>& unique, MysqlHorizon& horizon) {
+  OrderReflectedRows(rows);
+  for (const ReflectedRow& cells : rows) {
+    auto text = [&](int i) { return cells[i].value_or(std::string()); };
+    auto maybe = [&](int i) { return cells[i]; };
+    std::string kind = text(0);
+    if (kind == "c") {
+      ColumnInfo column;
+      column.name = text(1);
+      column.source_type = text(2);
+      MysqlTypeClass cls = ClassifyType(text(3), column.source_type);
+      column.type = cls.type;
+      column.order = cls.order;
+      column.nullable = text(4) != "NO";
+      if (IsLossyCharset(text(6))) column.lossy_charset = text(6);
+      schema.columns.push_back(std::move(column));
+    } else if (kind == "k") {
+      schema.primary_key.push_back(text(1));
+    } else if (kind == "u") {
+      // Rows come by seq_in_index, the indexes' interleaved: gathered by name.
+      UniqueIndex* index = nullptr;
+      for (auto& u : unique) {
+        if (u.name == text(2)) index = &u;
+      }
+      if (index == nullptr) index = &unique.emplace_back(UniqueIndex{text(2), {}, {}});
+      if (!cells[1]) {
+        index->unusable = "indexes an expression";
+      } else if (text(4) != "BTREE" && index->unusable.empty()) {
+        // A hash index (a MEMORY table's, or MariaDB's UNIQUE over a long BLOB or TEXT)
+        // cannot give the rows in order: every page would sort the table.
+        index->unusable = "is a " + text(4) + " index, which cannot give the rows in order";
+      } else if (cells[3] && index->unusable.empty()) {
+        // The index is unique over a prefix, so the whole column is unique too, but a page
+        // ordered by the whole column cannot be read in the order of the index: every page
+        // would sort the table.
+        index->unusable = "indexes only a prefix of the column \"" + text(1) + "\"";
+      } else if (cells[6] && index->unusable.empty()) {
+        // Unique still, but the optimizer may not read through it (ReflectSql).
+        index->unusable =
+            text(6) == "ignored"
+                ? "is ignored (ALTER INDEX … IGNORED): the server does not read through it, "
+                  "and every page would sort the table"
+                : "is invisible (ALTER INDEX … INVISIBLE): the server does not read through "
+                  "it, and every page would sort the table";
+      }
+      if (cells[1]) index->columns.push_back(text(1));
+    } else if (kind == "t") {
+      if (cells[5]) schema.row_estimate = std::stoll(text(5));
+    } else if (kind == "h") {
+      horizon.at = maybe(1);
+      horizon.stale = maybe(2);
+      horizon.fetched = true;
+    }
+  }
+}
+
+}  // namespace
+
 void MysqlConnection::Reflect(const std::string& table,
                               std::function<void(Result<TableSchema>)> done) {
   if (Refuse([done](Status s) { done(std::move(s)); })) return;
   TableRef ref = SplitTableName(table);
   auto schema = std::make_shared<TableSchema>();
   schema->qualified_name = table;
-  auto seen_table = std::make_shared<bool>(false);
   // Once a table wants a horizon, every run of it does (SafeHorizon follows Reflect): both
   // come back from one statement.
   std::optional<bool> with_horizon;
@@ -537,70 +598,19 @@ void MysqlConnection::Reflect(const std::string& table,
   std::optional<MysqlHorizon> recent;
   if (with_horizon) recent = RecentHorizon(*with_horizon);
   if (recent) with_horizon.reset();
-  auto horizon = std::make_shared<MysqlHorizon>();
-  auto unique = std::make_shared<std::vector<UniqueIndex>>();
   abort_ = [done](Status s) { done(std::move(s)); };
   auto quote = [this](std::string_view v) { return Quote(v); };
+  auto rows = std::make_shared<std::vector<ReflectedRow>>();
   Execute(
       ReflectSql(ref, quote, with_horizon, hidden_index_column_), [](MYSQL_RES*) {},
-      [schema, seen_table, horizon, unique](MYSQL_ROW row, unsigned long* lengths) {
-        auto text = [&](int i) { return row[i] ? std::string(row[i], lengths[i]) : std::string(); };
-        auto maybe = [&](int i) {
-          return row[i] ? std::optional<std::string>(text(i)) : std::nullopt;
-        };
-        std::string kind = text(0);
-        if (kind == "c") {
-          ColumnInfo column;
-          column.name = text(1);
-          column.source_type = text(2);
-          MysqlTypeClass cls = ClassifyType(text(3), column.source_type);
-          column.type = cls.type;
-          column.order = cls.order;
-          column.nullable = text(4) != "NO";
-          if (IsLossyCharset(text(6))) column.lossy_charset = text(6);
-          schema->columns.push_back(std::move(column));
-        } else if (kind == "k") {
-          schema->primary_key.push_back(text(1));
-        } else if (kind == "u") {
-          // Rows come by seq_in_index, the indexes' interleaved: gathered by name.
-          UniqueIndex* index = nullptr;
-          for (auto& u : *unique) {
-            if (u.name == text(2)) index = &u;
-          }
-          if (index == nullptr) index = &unique->emplace_back(UniqueIndex{text(2), {}, {}});
-          if (!row[1]) {
-            index->unusable = "indexes an expression";
-          } else if (text(4) != "BTREE" && index->unusable.empty()) {
-            // A hash index (a MEMORY table's, or MariaDB's UNIQUE over a long BLOB or TEXT)
-            // cannot give the rows in order: every page would sort the table.
-            index->unusable = "is a " + text(4) + " index, which cannot give the rows in order";
-          } else if (row[3] && index->unusable.empty()) {
-            // The index is unique over a prefix, so the whole column is unique too, but a page
-            // ordered by the whole column cannot be read in the order of the index: every page
-            // would sort the table.
-            index->unusable = "indexes only a prefix of the column \"" + text(1) + "\"";
-          } else if (row[6] && index->unusable.empty()) {
-            // Unique still, but the optimizer may not read through it (ReflectSql).
-            index->unusable =
-                text(6) == "ignored"
-                    ? "is ignored (ALTER INDEX … IGNORED): the server does not read through it, "
-                      "and every page would sort the table"
-                    : "is invisible (ALTER INDEX … INVISIBLE): the server does not read through "
-                      "it, and every page would sort the table";
-          }
-          if (row[1]) index->columns.push_back(text(1));
-        } else if (kind == "t") {
-          *seen_table = true;
-          if (row[5]) schema->row_estimate = std::stoll(text(5));
-        } else if (kind == "h") {
-          horizon->at = maybe(1);
-          horizon->stale = maybe(2);
-          horizon->fetched = true;
+      [rows](MYSQL_ROW row, unsigned long* lengths) {
+        ReflectedRow& cells = rows->emplace_back();
+        for (size_t i = 0; i < cells.size(); ++i) {
+          if (row[i]) cells[i].emplace(row[i], lengths[i]);
         }
         return true;
       },
-      [this, done, schema, seen_table, table, ref, with_horizon, horizon, recent,
-       unique](Status status) {
+      [this, done, schema, table, ref, with_horizon, recent, rows](Status status) {
         abort_ = nullptr;
         if (!status.ok()) {
           if (with_horizon && last_errno_ == 1227) {
@@ -613,11 +623,14 @@ void MysqlConnection::Reflect(const std::string& table,
           Defer([done, s] { done(s); });
           return;
         }
-        if (horizon->fetched) {
-          horizon->local_time = *with_horizon;
-          horizon->when = std::chrono::steady_clock::now();
-          state_->recent_horizons[horizon->local_time] = *horizon;
-          fetched_horizon_ = std::move(*horizon);
+        std::vector<UniqueIndex> unique;
+        MysqlHorizon horizon;
+        ReadReflectedRows(*rows, *schema, unique, horizon);
+        if (horizon.fetched) {
+          horizon.local_time = *with_horizon;
+          horizon.when = std::chrono::steady_clock::now();
+          state_->recent_horizons[horizon.local_time] = horizon;
+          fetched_horizon_ = std::move(horizon);
         } else if (recent) {
           fetched_horizon_ = std::move(recent);
         }
@@ -648,7 +661,7 @@ void MysqlConnection::Reflect(const std::string& table,
           return;
         }
         // A view has no indexes: its key is the script's.
-        TakeKeyFromUniqueIndex(*schema, *unique);
+        TakeKeyFromUniqueIndex(*schema, unique);
         if (!state_->probed_columns.insert(table).second) {
           Defer([done, schema] { done(std::move(*schema)); });
           return;

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <variant>
 
@@ -555,7 +556,14 @@ std::string ReflectSql(const TableRef& ref, const QuoteLiteral& quote,
       hidden == HiddenIndexColumn::kIgnored     ? "IF(IGNORED = 'YES', 'ignored', NULL)"
       : hidden == HiddenIndexColumn::kInvisible ? "IF(IS_VISIBLE = 'NO', 'invisible', NULL)"
                                                 : "NULL";
-  std::string sql =
+  // The horizon goes first: a user without PROCESS is refused before any row is sent, and
+  // the connection can ask again without it (a refusal mid-result would end the session).
+  std::string sql;
+  if (horizon_local_time) {
+    sql = "SELECT 'h', " + HorizonColumns(*horizon_local_time) + ", NULL, NULL, NULL, NULL" +
+          kHorizonFrom + " UNION ALL ";
+  }
+  sql +=
       "SELECT 'c', COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE, ORDINAL_POSITION, "
       "CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE " +
       where +
@@ -569,11 +577,19 @@ std::string ReflectSql(const TableRef& ref, const QuoteLiteral& quote,
       " UNION ALL SELECT 't', TABLE_TYPE, NULL, NULL, NULL, TABLE_ROWS, NULL "
       "FROM information_schema.TABLES WHERE " +
       where;
-  if (horizon_local_time) {
-    sql += " UNION ALL SELECT 'h', " + HorizonColumns(*horizon_local_time) +
-           ", NULL, NULL, NULL, NULL" + kHorizonFrom;
-  }
-  return sql + " ORDER BY 1, 6";
+  return sql;
+}
+
+void OrderReflectedRows(std::vector<ReflectedRow>& rows) {
+  auto place = [](const ReflectedRow& row) {
+    return row[5] ? std::strtoll(row[5]->c_str(), nullptr, 10) : 0;
+  };
+  std::stable_sort(rows.begin(), rows.end(), [&](const ReflectedRow& a, const ReflectedRow& b) {
+    const std::string_view kind_a = a[0] ? std::string_view(*a[0]) : std::string_view();
+    const std::string_view kind_b = b[0] ? std::string_view(*b[0]) : std::string_view();
+    if (kind_a != kind_b) return kind_a < kind_b;
+    return place(a) < place(b);
+  });
 }
 
 std::string HorizonSql(bool local_time) {

@@ -416,17 +416,38 @@ TEST(MysqlSql, ReflectSqlQuotesNames) {
 }
 
 TEST(MysqlSql, ReflectSqlCanBringTheHorizonAlong) {
-  // The horizon query's row, under its own kind, before the one ORDER BY of the union.
+  // The horizon query's row, under its own kind, first in the union: a user without PROCESS
+  // is refused before any other row comes.
   for (bool local_time : {false, true}) {
     std::string sql = ReflectSql(SplitTableName("orders"), TestQuote, local_time);
     std::string horizon = HorizonSql(local_time);
     ASSERT_EQ(horizon.rfind("SELECT ", 0), 0u);
-    std::string row = "UNION ALL SELECT 'h', " + horizon.substr(7);
+    std::string row = "SELECT 'h', " + horizon.substr(7);
     size_t from = row.find(" FROM (SELECT NOW(6) AS now)");
     ASSERT_NE(from, std::string::npos);
     row.insert(from, ", NULL, NULL, NULL, NULL");
-    EXPECT_NE(sql.find(row + " ORDER BY 1, 6"), std::string::npos) << sql;
+    EXPECT_EQ(sql.rfind(row + " UNION ALL SELECT 'c', ", 0), 0u) << sql;
   }
+}
+
+// The server sends the reflection's rows in no set order; they are read by kind, then by
+// ordinal or place in the index as numbers (the 10th column after the 9th).
+TEST(MysqlSql, ReflectedRowsAreReadInOrderOfKindAndPlace) {
+  EXPECT_EQ(ReflectSql(SplitTableName("orders"), TestQuote).find("ORDER BY"), std::string::npos);
+  auto row = [](const char* kind, const char* name, std::optional<std::string> place) {
+    return ReflectedRow{kind, name, std::nullopt, std::nullopt, std::nullopt, place, std::nullopt};
+  };
+  std::vector<ReflectedRow> rows = {
+      row("u", "b", "2"),  row("t", "BASE TABLE", "7"),
+      row("c", "j", "10"), row("k", "id", "1"),
+      row("c", "i", "9"),  row("u", "a", "1"),
+      row("c", "a", "1"),  row("h", "2026-01-01", std::nullopt),
+  };
+  OrderReflectedRows(rows);
+  std::vector<std::string> order;
+  for (const ReflectedRow& r : rows) order.push_back(*r[0] + ":" + *r[1]);
+  EXPECT_EQ(order, (std::vector<std::string>{"c:a", "c:i", "c:j", "h:2026-01-01", "k:id",
+                                             "t:BASE TABLE", "u:a", "u:b"}));
 }
 
 // An index the optimizer may not use is told by the column the server has (a column it lacks
