@@ -572,10 +572,14 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
                 t.Origin(), t.cursor.empty() ? "full refresh" : "cursor " + Join(t.cursor),
                 FormatDuration(t.every), t.batch);
     }
+    bool stop_ended = false;
     SignalStop signals(&loop, [&] {
       stopping = true;  // a reload now would start tables again
       admin.reset();    // no new requests while the pages in flight finish
-      replicator.Stop(drain_and_stop);
+      replicator.Stop([&] {
+        stop_ended = true;
+        drain_and_stop();
+      });
     });
     auto started = std::chrono::steady_clock::now();
     bool stopped_on_purpose = false;
@@ -591,11 +595,21 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
       log->error("the event loop ran out of work while tables were still replicating");
       code = 1;
     }
+    // The same after a signal: a stop ends when every table's work in flight has answered,
+    // and a table whose work never did left the stop unfinished. That is no clean stop.
+    const bool stop_unfinished = signals.signalled() && !stopped_on_purpose && !stop_ended;
+    if (stop_unfinished) {
+      log->error(
+          "the stop did not end: {} did not finish the work in flight (the event loop ran out "
+          "of work waiting for it); what was not committed is read again by the next run",
+          Join(replicator.StopsPending()));
+      code = 1;
+    }
     progress.reset();
     // The replicator goes with this scope; the Lua state stays a little longer.
     if (loaded->host) loaded->host->SetStatusProvider(nullptr);
 
-    if (once && code == 0) {
+    if (once && (code == 0 || stop_unfinished)) {
       auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       for (const auto& r : replicator.runners()) {
         if (r->last_status().ok()) {
@@ -607,7 +621,7 @@ int Replicate(const ScriptOptions& options, bool once, const std::vector<std::st
           log->error("  {}: failed: {}", r->decl().name, r->last_status().ToString());
         }
       }
-      code = signals.signalled() ? 0 : replicator.ExitCode();
+      code = stop_unfinished ? 1 : signals.signalled() ? 0 : replicator.ExitCode();
       log->info("done in {:.2f} s{}", secs, code == 0 ? "" : " with failures");
     }
   }

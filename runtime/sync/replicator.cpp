@@ -40,8 +40,21 @@ void Replicator::Stop(std::function<void()> stopped) {
     for (const auto& pool : pools()) pool->CloseIdle();
     if (*done) (*done)();
   };
-  for (auto& r : runners_) r->Stop(release);
+  for (auto& r : runners_) {
+    const TableRunner* runner = r.get();
+    stops_pending_.push_back(runner);
+    r->Stop([this, runner, release] {
+      std::erase(stops_pending_, runner);
+      release();
+    });
+  }
   release();
+}
+
+std::vector<std::string> Replicator::StopsPending() const {
+  std::vector<std::string> names;
+  for (const TableRunner* r : stops_pending_) names.push_back(r->decl().name);
+  return names;
 }
 
 std::vector<std::shared_ptr<ConnectionPool>> Replicator::pools() const {

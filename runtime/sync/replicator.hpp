@@ -1,6 +1,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <uv.h>
@@ -29,6 +30,8 @@ class Replicator {
   void Start(std::function<void()> finished = nullptr);
   /// Stops scheduling; `stopped` runs when no page is in flight any more.
   void Stop(std::function<void()> stopped);
+  /// After Stop: the tables whose stop has not ended yet (work still in flight), by name.
+  std::vector<std::string> StopsPending() const;
 
   const std::vector<std::unique_ptr<TableRunner>>& runners() const { return runners_; }
   /// The connection pools of the sources the tables read (one per source).
@@ -73,6 +76,7 @@ class Replicator {
   RunnerOptions options_;
   std::vector<std::unique_ptr<TableRunner>> runners_;
   std::vector<std::unique_ptr<TableRunner>> stopping_;  // removed or replaced, not stopped yet
+  std::vector<const TableRunner*> stops_pending_;       // Stop called, its `stopped` not yet
   std::function<void()> finished_;
   size_t remaining_ = 0;
   /// The pools the runners hold, with the source each was made for; one nobody holds any more
