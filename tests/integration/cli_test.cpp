@@ -531,6 +531,33 @@ TEST_F(Cli, StatusReadsAReplicaWhoseNameHoldsUriCharacters) {
   EXPECT_NE(json.out.find("\"rows_total\": 5"), std::string::npos) << json.out;
 }
 
+// `status` only reads, and leaves the folder as it found it: reading a WAL file through a
+// read-only connection created its -wal and -shm files, which only a connection that may
+// write removes as it closes, so each `siphon status` left both beside the replica.
+TEST_F(Cli, StatusLeavesNoWalOrShmFileBesideTheReplica) {
+  db_.Exec("INSERT INTO a SELECT g FROM generate_series(1, 3) g");
+  const std::string replica = dir_.File("replica.db");
+  ASSERT_EQ(Siphon({"once", Script(replica)}).exit_code, 0);
+  ASSERT_FALSE(std::filesystem::exists(replica + "-wal"));
+  ASSERT_FALSE(std::filesystem::exists(replica + "-shm"));
+  const auto before = std::filesystem::last_write_time(replica);
+  auto text = Siphon({"status", replica});
+  ASSERT_EQ(text.exit_code, 0) << Dump(text);
+  EXPECT_EQ(LineWith(text.out, "ok").rfind("a ", 0), 0u) << text.out;
+  EXPECT_FALSE(std::filesystem::exists(replica + "-wal"));
+  EXPECT_FALSE(std::filesystem::exists(replica + "-shm"));
+  auto json = Siphon({"status", replica, "--json"});
+  ASSERT_EQ(json.exit_code, 0) << Dump(json);
+  EXPECT_NE(json.out.find("\"rows_total\": 3"), std::string::npos) << json.out;
+  EXPECT_FALSE(std::filesystem::exists(replica + "-wal"));
+  EXPECT_FALSE(std::filesystem::exists(replica + "-shm"));
+  EXPECT_EQ(std::filesystem::last_write_time(replica), before);
+  // A path that names nothing is not created.
+  auto missing = Siphon({"status", dir_.File("nothing.db")});
+  EXPECT_EQ(missing.exit_code, 2) << Dump(missing);
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("nothing.db")));
+}
+
 /// Runs `sql` on the SQLite file at `path` (read-write).
 void SqliteExec(const std::string& path, const std::string& sql) {
   sqlite3* db = nullptr;
