@@ -35,9 +35,10 @@ class SourceConnection {
   /// names and source types as the server describes them, nullable unless the source can
   /// tell a column comes straight from a NOT NULL table column. The schema's `query` holds
   /// the text, so every later statement reads from it as a sub-select; a query has no
-  /// primary key. An invalid query fails with the server's message; duplicate column names
-  /// and a table the query reads that the source does not have (QueryTableNotFound) are
-  /// ErrorKind::kConfig. The default reports that the source cannot replicate a query.
+  /// primary key. An invalid query fails with the server's message; duplicate column names,
+  /// a table the query reads that the source does not have (QueryTableNotFound) and a column
+  /// it names that its table does not have (QueryColumnNotFound) are ErrorKind::kConfig. The
+  /// default reports that the source cannot replicate a query.
   virtual void ReflectQuery(const std::string& query,
                             std::function<void(Result<TableSchema>)> done);
 
@@ -113,6 +114,11 @@ class SourceConnection {
 /// as a `from` the source does not have is, so ErrorKind::kConfig (exit 2 from `once` and
 /// `check`; `run` retries it like any failure, and picks the table up once it is there).
 Status QueryTableNotFound(const Status& server);
+
+/// ReflectQuery's error for a column the query names that its table does not have (a typo, a
+/// column dropped at the source), from the server's error `server`, which names it: the
+/// script's mistake as a missing table is (QueryTableNotFound), so ErrorKind::kConfig.
+Status QueryColumnNotFound(const Status& server);
 
 /// A declared source (one `siphon.postgres{…}` call): makes connections.
 class Source {

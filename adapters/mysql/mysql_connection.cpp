@@ -59,6 +59,7 @@ std::string Named(const TableSchema& table) {
 
 constexpr unsigned kDuplicateColumnName = 1060;  // ER_DUP_FIELDNAME
 constexpr unsigned kNoSuchTable = 1146;          // ER_NO_SUCH_TABLE (also for a database)
+constexpr unsigned kBadField = 1054;             // ER_BAD_FIELD_ERROR: no such column
 
 // A query's result column as ReflectQuery records it. Its type comes from the metadata
 // alone: read through the sub-select, a column names the derived table (`_siphon_query`,
@@ -721,6 +722,10 @@ void MysqlConnection::ReflectQuery(const std::string& query,
           // statement's context.
           status = QueryTableNotFound(MysqlStatus(last_errno_, mysql_error(mysql_),
                                                   "reflect the query", config_->password));
+        } else if (!status.ok() && last_errno_ == kBadField && mysql_) {
+          // "Unknown column 'c.nme' in 'SELECT'", as the server names it.
+          status = QueryColumnNotFound(MysqlStatus(last_errno_, mysql_error(mysql_),
+                                                   "reflect the query", config_->password));
         } else if (!status.ok()) {
           status = status.WithContext("reflect the query");
         } else if (schema->columns.empty()) {

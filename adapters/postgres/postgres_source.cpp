@@ -101,6 +101,10 @@ class PgSourceConnection : public SourceConnection {
       if (!schema.ok() && schema.status().message().find("(SQLSTATE 42P01)") != std::string::npos) {
         return done(QueryTableNotFound(schema.status()));
       }
+      // 42703 undefined_column: a column the query names is not in its table.
+      if (!schema.ok() && schema.status().message().find("(SQLSTATE 42703)") != std::string::npos) {
+        return done(QueryColumnNotFound(schema.status()));
+      }
       done(std::move(schema));
     });
   }

@@ -424,11 +424,12 @@ void SqliteConnection::ReflectQuery(const std::string& query,
         const std::string sql = "SELECT * FROM " + From(schema);
         int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &select.stmt, nullptr);
         if (rc != SQLITE_OK) {
-          // SQLite says "no such table: app.notes" (a schema not attached included) with the
-          // code of any mistake in a statement, SQLITE_ERROR.
+          // SQLite says "no such table: app.notes" (a schema not attached included) and "no
+          // such column: n.bdy" with the code of any mistake in a statement, SQLITE_ERROR.
           const bool no_table = std::strncmp(sqlite3_errmsg(db), "no such table: ", 15) == 0;
+          const bool no_column = std::strncmp(sqlite3_errmsg(db), "no such column: ", 16) == 0;
           Status st = SqliteError(db, rc, "reflect the query");
-          return no_table ? QueryTableNotFound(st) : st;
+          return no_table ? QueryTableNotFound(st) : no_column ? QueryColumnNotFound(st) : st;
         }
         // Read through a sub-select, a second "id" is renamed "id:1": the names are the
         // query's own, compared as SQLite compares names (ASCII case ignored).

@@ -98,6 +98,10 @@ Status QueryTableNotFound(const Status& server) {
   return Status(ErrorKind::kConfig, server.message());
 }
 
+Status QueryColumnNotFound(const Status& server) {
+  return Status(ErrorKind::kConfig, server.message());
+}
+
 namespace {
 Status NoReconcile() {
   return Status(ErrorKind::kConfig, "this source cannot reconcile deletes");

@@ -1228,13 +1228,17 @@ TEST_F(MysqlSync, AJoinQueryReplicatesIncrementallyAndReconciles) {
 // A table the query reads that the server does not have is the script's mistake, as a `from`
 // the server does not have is: once and check exit 2 (they exited 1), naming the table, and the
 // run gives up at once. In the script's database, and in a database the server does not have.
-TEST_F(MysqlSync, ATableMissingFromAQueryIsTheScriptsMistake) {
+// So is a column the query names that its table does not have (it exited 1).
+TEST_F(MysqlSync, ATableOrColumnMissingFromAQueryIsTheScriptsMistake) {
   db_.Exec("CREATE TABLE orders (id BIGINT PRIMARY KEY, customer_id INT NOT NULL)");
   const std::pair<std::string, std::string> cases[] = {
       {"SELECT id FROM no_such_orders",
        "Table '" + db_.name() + ".no_such_orders' doesn't exist (MySQL error 1146)"},
       {"SELECT o.id FROM orders o JOIN h_nowhere.customers c ON c.id = o.customer_id",
        "Table 'h_nowhere.customers' doesn't exist (MySQL error 1146)"},
+      // Where the server found it reads "'field list'" or "'SELECT'" by version.
+      {"SELECT id, customer FROM orders", "Unknown column 'customer' in '"},
+      {"SELECT o.id FROM orders o WHERE o.customer > 0", "Unknown column 'o.customer' in '"},
   };
   for (const auto& [query, says] : cases) {
     const std::string script =

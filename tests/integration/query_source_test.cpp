@@ -167,14 +167,18 @@ TEST_F(QuerySource, MistakesAreRefusedWithAdvice) {
 
 // A table the query reads that the source does not have is the script's mistake, as a `from`
 // the source does not have is: once and check exit 2 (they exited 1), naming the relation, and
-// the run gives up at once. Unqualified, and in a schema that is not there either.
-TEST_F(QuerySource, ATableMissingFromTheQueryIsTheScriptsMistake) {
+// the run gives up at once. Unqualified, and in a schema that is not there either. So is a
+// column the query names that its table does not have (it exited 1).
+TEST_F(QuerySource, ATableOrColumnMissingFromTheQueryIsTheScriptsMistake) {
   db_.Exec(kShop);
   const std::pair<const char*, const char*> cases[] = {
       {"SELECT id FROM no_such_orders",
        "relation \"no_such_orders\" does not exist (SQLSTATE 42P01)"},
       {"SELECT o.id FROM orders o JOIN nowhere.customers c ON c.id = o.customer_id",
        "relation \"nowhere.customers\" does not exist (SQLSTATE 42P01)"},
+      {"SELECT id, amont FROM orders", "column \"amont\" does not exist (SQLSTATE 42703)"},
+      {"SELECT o.id, c.nme FROM orders o JOIN customers c ON c.id = o.customer_id",
+       "column c.nme does not exist (SQLSTATE 42703)"},
   };
   for (const auto& [query, says] : cases) {
     const std::string script = Script(std::string(R"(siphon.replicate "x" { source = pg, key = "id",
@@ -328,21 +332,30 @@ TEST_F(QuerySource, ASqliteSourceReplicatesAJoin) {
   EXPECT_NE(r.err.find("no such function"), std::string::npos) << Dump(r);
   EXPECT_EQ(r.err.find("retrying"), std::string::npos) << Dump(r);
   // A table the query reads that the file does not have is the script's mistake, as a `from`
-  // the file does not have is (it exited 1): once and check exit 2, naming it.
-  const std::string missing = Script(R"(siphon.replicate "bad" { source = app, key = "id",
-    query = "SELECT n.id FROM notes n JOIN no_such_authors a ON a.id = n.author_id" })");
-  r = Once(missing);
-  EXPECT_EQ(r.exit_code, 2) << Dump(r);
-  EXPECT_NE(r.err.find("bad: failed: config: reflect the query: no such table: no_such_authors"),
-            std::string::npos)
-      << Dump(r);
-  EXPECT_EQ(r.err.find("retrying"), std::string::npos) << Dump(r);
-  r = Siphon({"check", missing});
-  EXPECT_EQ(r.exit_code, 2) << Dump(r);
-  EXPECT_NE(r.err.find("deploy.lua:4: table \"bad\": reflect the query: no such table: "
-                       "no_such_authors"),
-            std::string::npos)
-      << Dump(r);
+  // the file does not have is (it exited 1): once and check exit 2, naming it. So is a column
+  // the query names that its table does not have (it exited 1).
+  const std::pair<const char*, const char*> missing[] = {
+      {"SELECT n.id FROM notes n JOIN no_such_authors a ON a.id = n.author_id",
+       "no such table: no_such_authors"},
+      {"SELECT n.id, a.nme FROM notes n JOIN authors a ON a.id = n.author_id",
+       "no such column: a.nme"},
+  };
+  for (const auto& [query, says] : missing) {
+    const std::string script =
+        Script("siphon.replicate \"bad\" { source = app, key = \"id\", query = \"" +
+               std::string(query) + "\" }");
+    r = Once(script);
+    EXPECT_EQ(r.exit_code, 2) << Dump(r);
+    EXPECT_NE(r.err.find(std::string("bad: failed: config: reflect the query: ") + says),
+              std::string::npos)
+        << Dump(r);
+    EXPECT_EQ(r.err.find("retrying"), std::string::npos) << Dump(r);
+    r = Siphon({"check", script});
+    EXPECT_EQ(r.exit_code, 2) << Dump(r);
+    EXPECT_NE(r.err.find(std::string("deploy.lua:4: table \"bad\": reflect the query: ") + says),
+              std::string::npos)
+        << Dump(r);
+  }
 }
 
 }  // namespace

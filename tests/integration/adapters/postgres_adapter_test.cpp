@@ -1046,6 +1046,11 @@ TEST_F(PgAdapter, AQueryIsReflectedFromItsResult) {
   EXPECT_EQ(bad.status().kind(), ErrorKind::kConfig);  // as a `from` it lacks: the script's
   EXPECT_NE(bad.status().ToString().find("no_such_table"), std::string::npos)
       << bad.status().ToString();
+  auto column = reflect("SELECT id, nope FROM orders");
+  ASSERT_FALSE(column.ok());
+  EXPECT_EQ(column.status().kind(), ErrorKind::kConfig);  // so is a column it lacks
+  EXPECT_NE(column.status().ToString().find("column \"nope\" does not exist"), std::string::npos)
+      << column.status().ToString();
   // The connection is still usable after a failed description.
   EXPECT_TRUE(reflect("SELECT 1 AS one;").ok() == false);  // a semicolon ends the sub-select
   EXPECT_TRUE(reflect("SELECT 1 AS one").ok());
