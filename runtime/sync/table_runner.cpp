@@ -862,30 +862,33 @@ void TableRunner::SubmitWrite() {
   const int64_t pass = page.write.pass;
   const bool sweep = page.write.sweep;
   const auto submitted = std::chrono::steady_clock::now();
-  target_.WritePage(decl_.name, std::move(page.write),
-                    [this, alive, cursor = std::move(cursor), written, rejected,
-                     reject_error = std::move(reject_error), pulled, pass, sweep,
-                     submitted](Result<PageResult> done) mutable {
-                      if (!alive.lock()) return;
-                      if (done.ok()) {
-                        run_rows_ += written - done->refused - done->flagged;
-                        run_pulled_ += pulled;
-                        run_deleted_ += done->deleted;
-                        run_rejected_ += rejected + done->refused;
-                        if (run_reject_error_.empty()) run_reject_error_ = reject_error;
-                        full_pass_ = std::max(full_pass_, pass);
-                        if (sweep) resync_pass_ = 0;
-                        stats_.run_rows = run_pulled_;
-                        stats_.rows_written += written - done->refused - done->flagged;
-                        stats_.rows_rejected += rejected + done->refused;
-                        stats_.rows_deleted += done->deleted;
-                      }
-                      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                          std::chrono::steady_clock::now() - submitted)
-                                          .count();
-                      OnWritten(done.ok() ? Status::Ok() : done.status(), std::move(cursor), pulled,
-                                ms);
-                    });
+  target_.WritePage(
+      decl_.name, std::move(page.write),
+      [this, alive, cursor = std::move(cursor), written, rejected,
+       reject_error = std::move(reject_error), pulled, pass, sweep,
+       submitted](Result<PageResult> done) mutable {
+        if (!alive.lock()) return;
+        if (done.ok()) {
+          // Rows the replica already held as read are not counted: a
+          // lookback's window alone is no change.
+          const int64_t taken = written - done->refused - done->flagged - done->unchanged;
+          run_rows_ += taken;
+          run_pulled_ += pulled;
+          run_deleted_ += done->deleted;
+          run_rejected_ += rejected + done->refused;
+          if (run_reject_error_.empty()) run_reject_error_ = reject_error;
+          full_pass_ = std::max(full_pass_, pass);
+          if (sweep) resync_pass_ = 0;
+          stats_.run_rows = run_pulled_;
+          stats_.rows_written += taken;
+          stats_.rows_rejected += rejected + done->refused;
+          stats_.rows_deleted += done->deleted;
+        }
+        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - submitted)
+                            .count();
+        OnWritten(done.ok() ? Status::Ok() : done.status(), std::move(cursor), pulled, ms);
+      });
 }
 
 void TableRunner::OnWritten(Status st, std::optional<Cursor> cursor, int64_t page_rows,

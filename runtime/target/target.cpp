@@ -642,7 +642,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
   // The upsert: one prepared statement for every page of this table.
   auto t = std::make_unique<Table>();
   t->spec = spec;
-  std::string cols, params, updates, fills;
+  std::string cols, params, updates, fills, compared, excluded;
   for (size_t i = 0; i < spec.columns.size(); ++i) {
     const std::string q = Quote(spec.columns[i].name);
     cols += (i ? ", " : "") + q;
@@ -651,6 +651,8 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     for (const auto& k : spec.key) is_key |= (k == spec.columns[i].name);
     if (!is_key) {
       updates += (updates.empty() ? "" : ", ") + q + " = excluded." + q;
+      compared += (compared.empty() ? "" : ", ") + q;
+      excluded += (excluded.empty() ? "" : ", ") + std::string("excluded.") + q + " COLLATE BINARY";
       fills += (fills.empty() ? "" : ", ") + q + " = coalesce(" + q + ", excluded." + q + ")";
     }
   }
@@ -660,6 +662,8 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     cols += ", " + q;
     params += ", ?";
     updates += (updates.empty() ? "" : ", ") + q + " = excluded." + q;
+    compared += (compared.empty() ? "" : ", ") + q;
+    excluded += (excluded.empty() ? "" : ", ") + std::string("excluded.") + q + " COLLATE BINARY";
   }
   const std::string head = "INSERT INTO " + Quote(spec.name) + " (" + cols + ") VALUES ";
   const std::string tuple = "(" + params + ")";
@@ -675,6 +679,11 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
       // guard on the cursor column would keep a stale row forever when the source's own
       // timestamp goes backwards, e.g. `now()` in a transaction that waited for a lock.)
       sql += conflict + " DO UPDATE SET " + updates;
+      // A row read again as the replica holds it (a lookback's window, a page retried) is left
+      // alone: no page of the file changes for it, no UPDATE trigger fires, and the run counts
+      // only the rows that changed. The pass mark is compared too: a full refresh's new pass
+      // writes every row, so its sweep keeps them.
+      sql += " WHERE (" + compared + ") IS NOT (" + excluded + ")";
     }
   }
   // Most of a one-row upsert's cost is per statement (reset, halt, opening the cursors), not
@@ -1248,7 +1257,11 @@ Result<PageResult> Target::WriteOnWriter(Table& t, const PageWrite& page) {
     }
     if (t.spec.pass_marks) sqlite3_bind_int64(s, static_cast<int>(ncols) + 1, page.pass);
     if (result.ok()) {
-      if (int rc = sqlite3_step(s); rc != SQLITE_DONE) step_failed(rc, r);
+      if (int rc = sqlite3_step(s); rc != SQLITE_DONE) {
+        step_failed(rc, r);
+      } else if (sqlite3_changes64(db_) == 0) {
+        ++done.unchanged;
+      }
     }
     sqlite3_reset(s);
   };
@@ -1278,6 +1291,9 @@ Result<PageResult> Target::WriteOnWriter(Table& t, const PageWrite& page) {
     }
     int rc = result.ok() ? sqlite3_step(m) : SQLITE_DONE;
     sqlite3_reset(m);
+    if (rc == SQLITE_DONE && result.ok()) {
+      done.unchanged += static_cast<int64_t>(t.many_rows) - sqlite3_changes64(db_);
+    }
     if (rc != SQLITE_DONE) {
       if (!RowRefused(rc) || sqlite3_get_autocommit(db_) != 0) {
         result = SqliteError(db_, writing);

@@ -85,6 +85,9 @@ struct PageResult {
   int64_t deleted = 0;  ///< rows removed from the table (a sweep, soft deletes)
   int64_t refused = 0;  ///< rows the target refused, in `_siphon_rejects` instead
   int64_t flagged = 0;  ///< rows whose soft delete flag is set: deleted by key, not written
+  /// Rows the table already held as they were read (a lookback's window read again), or, in
+  /// an append table, held at all: left as they were, not written.
+  int64_t unchanged = 0;
 };
 
 /// A table's row of `_siphon_state`.
