@@ -60,6 +60,9 @@ std::string Named(const TableSchema& table) {
 constexpr unsigned kDuplicateColumnName = 1060;  // ER_DUP_FIELDNAME
 constexpr unsigned kNoSuchTable = 1146;          // ER_NO_SUCH_TABLE (also for a database)
 constexpr unsigned kBadField = 1054;             // ER_BAD_FIELD_ERROR: no such column
+// ER_VIEW_INVALID: a view over a table or column since dropped (or one its definer may no
+// longer read). The script names a broken object, as it names a missing table.
+constexpr unsigned kViewInvalid = 1356;
 
 // A query's result column as ReflectQuery records it. Its type comes from the metadata
 // alone: read through the sub-select, a column names the derived table (`_siphon_query`,
@@ -657,6 +660,15 @@ void MysqlConnection::Reflect(const std::string& table,
                          "table " + table + where +
                              " is missing, or the user may not read it: " + reason.substr(query)));
             }
+            if (!probe.ok() && last_errno_ == kViewInvalid) {
+              // A view whose table is gone: information_schema lists the view but none of
+              // its columns, and "not found; did you mean" would name the view itself.
+              const std::string reason = probe.status().message();
+              const size_t query = reason.rfind("query: ", 0) == 0 ? 7 : 0;
+              return done(
+                  Status(ErrorKind::kConfig,
+                         "table " + table + where + " cannot be read: " + reason.substr(query)));
+            }
             NotFound(table, ref.schema, ref.table, where, done);
           });
           return;
@@ -717,9 +729,10 @@ void MysqlConnection::ReflectQuery(const std::string& query,
                           "the query returns two columns of the same name: give them distinct "
                           "names (AS …): " +
                               server.message());
-        } else if (!status.ok() && last_errno_ == kNoSuchTable && mysql_) {
-          // Named as the server names it ("Table 'shop.ordrs' doesn't exist"), without the
-          // statement's context.
+        } else if (!status.ok() && (last_errno_ == kNoSuchTable || last_errno_ == kViewInvalid) &&
+                   mysql_) {
+          // Named as the server names it ("Table 'shop.ordrs' doesn't exist", "View 'shop.v'
+          // references invalid table(s) …"), without the statement's context.
           status = QueryTableNotFound(MysqlStatus(last_errno_, mysql_error(mysql_),
                                                   "reflect the query", config_->password));
         } else if (!status.ok() && last_errno_ == kBadField && mysql_) {

@@ -362,6 +362,12 @@ void SqliteConnection::Reflect(const std::string& table,
           schema.columns.push_back(std::move(column));
         }
         if (rc != SQLITE_DONE) {
+          // A view over a table since dropped (SQLite allows it) says "no such table: main.t"
+          // here: a broken object the script names, as a missing table is.
+          if (std::strncmp(sqlite3_errmsg(db), "no such table: ", 15) == 0) {
+            return Status(ErrorKind::kConfig,
+                          "table " + table + " cannot be read: " + sqlite3_errmsg(db));
+          }
           return SqliteError(db, rc, "reflect " + table);
         }
         // A `from` that names no table is the script's mistake, as a column it names that

@@ -428,6 +428,30 @@ TEST_F(SqliteSync, AViewReplicatesByTheKeyItTakesFromATable) {
   EXPECT_EQ(TargetScalar("SELECT group_concat(id) FROM recent"), "1,3");
 }
 
+// SQLite lets a table go from under a view that reads it. Such a view as `from` is a broken
+// object the script names, as a missing table is (and as MariaDB's is): once and check exit 2
+// naming the view and the table it lacks (once exited 1, "schema: reflect v: no such table").
+TEST_F(SqliteSync, AViewOverADroppedTableIsTheScriptsMistake) {
+  SourceExec(R"sql(
+    CREATE TABLE base (id INTEGER PRIMARY KEY, v TEXT);
+    CREATE VIEW v AS SELECT id, v FROM base;
+    DROP TABLE base;
+  )sql");
+  const std::string script =
+      Script("siphon.replicate 'x' { source = app, from = 'v', key = 'id' }\n");
+  auto r = Once(script);
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("x: failed: config: table v cannot be read: no such table: main.base"),
+            std::string::npos)
+      << Dump(r);
+  r = siphon::test::Run({SIPHON_BIN, "check", script});
+  EXPECT_EQ(r.exit_code, 2) << Dump(r);
+  EXPECT_NE(r.err.find("deploy.lua:3: table \"x\": table v cannot be read: no such table: "
+                       "main.base"),
+            std::string::npos)
+      << Dump(r);
+}
+
 // An untyped column (`id PRIMARY KEY`, no type) holds numbers and text side by side, and
 // SQLite orders them the same way in ORDER BY and in the keyset comparison: it can be the key
 // a full refresh walks and an incremental cursor, across pages that change storage class.
