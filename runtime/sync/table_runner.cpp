@@ -869,8 +869,8 @@ void TableRunner::SubmitWrite() {
        submitted](Result<PageResult> done) mutable {
         if (!alive.lock()) return;
         if (done.ok()) {
-          // Rows the replica already held as read are not counted: a
-          // lookback's window alone is no change.
+          // Rows the replica already held as read are not counted: a lookback's window read
+          // again is no change.
           const int64_t taken = written - done->refused - done->flagged - done->unchanged;
           run_rows_ += taken;
           run_pulled_ += pulled;

@@ -1327,7 +1327,8 @@ Result<PageResult> Target::WriteOnWriter(Table& t, const PageWrite& page) {
     } else {
       sqlite3_bind_null(u, 1);
     }
-    sqlite3_bind_int64(u, 2, static_cast<int64_t>(nrows - refused.size()) - done.flagged);
+    sqlite3_bind_int64(
+        u, 2, static_cast<int64_t>(nrows - refused.size()) - done.flagged - done.unchanged);
     sqlite3_bind_text(u, 3, now.data(), static_cast<int>(now.size()), SQLITE_STATIC);
     sqlite3_bind_text(u, 4, t.spec.name.data(), static_cast<int>(t.spec.name.size()),
                       SQLITE_STATIC);

@@ -273,6 +273,8 @@ TEST_F(PgSync, RowsALookbackReadsAgainUnchangedAreNotRewritten) {
             "2");
   EXPECT_NE(r.err.find("synced 2 rows (10 pulled)"), std::string::npos) << Dump(r);
   EXPECT_EQ(TargetScalar("SELECT quote(note) FROM o WHERE id = 7"), "''");
+  // `siphon status` shows rows_total as WRITTEN.
+  EXPECT_EQ(TargetScalar("SELECT rows_total FROM _siphon_state WHERE table_name = 'o'"), "12");
   // Nothing changed: nothing written, and the run says so.
   r = Once(script);
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
