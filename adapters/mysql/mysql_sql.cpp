@@ -641,6 +641,7 @@ ErrorKind ErrorKindFor(unsigned error_number) {
     // what cannot be.
     case 1054:  // ER_BAD_FIELD_ERROR
     case 1146:  // ER_NO_SUCH_TABLE
+    case 1356:  // ER_VIEW_INVALID: a view over a table or column dropped since
     case 1052:  // ER_NON_UNIQ_ERROR: an ambiguous column
     case 1055:  // ER_WRONG_FIELD_WITH_GROUP (ONLY_FULL_GROUP_BY)
     case 1066:  // ER_NONUNIQ_TABLE: a table or alias named twice

@@ -490,6 +490,7 @@ TEST(MysqlSql, ErrorKinds) {
   EXPECT_EQ(ErrorKindFor(2013), ErrorKind::kConnect);
   EXPECT_EQ(ErrorKindFor(1146), ErrorKind::kSchema);
   EXPECT_EQ(ErrorKindFor(1054), ErrorKind::kSchema);
+  EXPECT_EQ(ErrorKindFor(1356), ErrorKind::kSchema);
   // A syntax error is the script's (exit 2); an ambiguous column or a division by zero is
   // the same on every attempt; a lock wait timeout or a deadlock is not.
   EXPECT_EQ(ErrorKindFor(1064), ErrorKind::kConfig);
