@@ -80,7 +80,6 @@ void TableRunner::TakeOver(const TableRunner& old) {
   lagging_ = old.lagging_;
   started_at_ = old.started_at_;
   last_status_ = old.last_status_;
-  rows_last_run_ = old.rows_last_run_;
   warned_text_form_ = old.warned_text_form_;
 }
 
@@ -1017,7 +1016,6 @@ void TableRunner::FinishRun() {
   record.rows = run_rows_;
   record.deleted = run_deleted_;
   record.duration_ms = duration.count();
-  rows_last_run_ = run_rows_;
   last_status_ = run_error_;
   std::chrono::milliseconds next = decl_.every;
   bool finish_now = false;

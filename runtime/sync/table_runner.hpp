@@ -120,7 +120,6 @@ class TableRunner {
   bool finished() const { return finished_; }
   /// The last run's outcome (ok after a success).
   const Status& last_status() const { return last_status_; }
-  int64_t rows_last_run() const { return rows_last_run_; }
   /// Called when a once-mode table finishes.
   void OnFinished(std::function<void()> fn) { on_finished_ = std::move(fn); }
 
@@ -183,7 +182,6 @@ class TableRunner {
   Status last_status_;
   TableStats stats_;
   bool paused_ = false;
-  int64_t rows_last_run_ = 0;
 
   // During a run.
   bool running_ = false;
