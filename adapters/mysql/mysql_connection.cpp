@@ -107,26 +107,28 @@ MysqlConnection::MysqlConnection(uv_loop_t* loop, std::shared_ptr<const MysqlCon
   timer_ = new uv_timer_t;
   uv_timer_init(loop_, timer_);
   timer_->data = this;
-  defer_timer_ = new uv_timer_t;
-  uv_timer_init(loop_, defer_timer_);
-  defer_timer_->data = this;
+  defer_idle_ = new uv_idle_t;
+  uv_idle_init(loop_, defer_idle_);
+  defer_idle_->data = this;
 }
 
 MysqlConnection::~MysqlConnection() {
   *alive_ = false;
   Teardown();
   CloseHandle(timer_);
-  CloseHandle(defer_timer_);
+  CloseHandle(defer_idle_);
 }
 
 void MysqlConnection::Defer(std::function<void()> fn) {
   deferred_.push_back(std::move(fn));
-  uv_timer_start(defer_timer_, OnDefer, 0, 0);
+  uv_idle_start(defer_idle_, OnDefer);
 }
 
-void MysqlConnection::OnDefer(uv_timer_t* handle) {
+void MysqlConnection::OnDefer(uv_idle_t* handle) {
   auto* self = static_cast<MysqlConnection*>(handle->data);
   if (!self) return;
+  // What these callbacks defer runs on the next turn, after the loop has polled.
+  uv_idle_stop(handle);
   std::vector<std::function<void()>> items;
   items.swap(self->deferred_);
   std::shared_ptr<bool> alive = self->alive_;

@@ -122,7 +122,7 @@ class MysqlConnection final : public SourceConnection {
   /// The socket stirred while no statement was in flight.
   void OnIdleInput(int status, int events);
   static void OnTimer(uv_timer_t* handle);
-  static void OnDefer(uv_timer_t* handle);
+  static void OnDefer(uv_idle_t* handle);
 
   /// True (after answering `fail` from the loop) when the connection is busy or closed.
   bool Refuse(const std::function<void(Status)>& fail);
@@ -196,7 +196,11 @@ class MysqlConnection final : public SourceConnection {
   uv_timer_t* timer_ = nullptr;
   /// The operation in flight waited read_timeout for the server (its error says so).
   bool read_timed_out_ = false;
-  uv_timer_t* defer_timer_ = nullptr;
+  /// Runs the deferred callbacks on the loop's next turn. An idle handle, not a timer of 0 ms:
+  /// libuv before 1.48 runs a 0 ms timer started in a timer's callback again in the same pass,
+  /// so a page handed over that way was followed by the next without ever polling (a SIGTERM
+  /// waited until the statement's every page had come).
+  uv_idle_t* defer_idle_ = nullptr;
   std::vector<std::function<void()>> deferred_;
   Step step_;
   uint64_t runs_ = 0;  ///< Run calls so far: a step started again must still be the current one
