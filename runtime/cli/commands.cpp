@@ -922,19 +922,11 @@ std::string FitColumns(const std::string& text, size_t columns) {
 
 int StatusCommand(const std::string& replica, bool json) {
   sqlite3* db = nullptr;
-  // The path as is, never inside a file: URI, where '#', '?' and '%' in it mean something.
-  // Only read, but not opened SQLITE_OPEN_READONLY: reading a WAL file creates its -wal and
-  // -shm files when they are not there, and only a connection that may write removes them as
-  // it closes (a read-only one left both beside the replica). Without SQLITE_OPEN_CREATE no
-  // file is made, a file this user may not write opens read-only all the same, and
-  // query_only keeps every statement from writing.
-  if (sqlite3_open_v2(replica.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+  if (OpenReplicaToRead(replica, &db) != SQLITE_OK) {
     std::cerr << "siphon: cannot open " << replica << ": " << sqlite3_errmsg(db) << "\n";
     sqlite3_close(db);
     return 1;
   }
-  sqlite3_busy_timeout(db, 5000);
-  sqlite3_exec(db, "PRAGMA query_only = 1", nullptr, nullptr, nullptr);
   sqlite3_stmt* s = nullptr;
   const char* sql =
       "SELECT table_name, status, rows_total, last_success_at, last_sync_at, cursor, "

@@ -854,7 +854,6 @@ void TableRunner::SubmitWrite() {
   pending_bytes_ -= page.bytes;
   std::weak_ptr<bool> alive = alive_;
   auto cursor = page.write.cursor_after;
-  const int64_t written = static_cast<int64_t>(page.write.rows->rows());
   const int64_t rejected = static_cast<int64_t>(page.write.rejects.size());
   std::string reject_error = rejected > 0 ? page.write.rejects.front().error : std::string();
   const int64_t pulled = page.source_rows;
@@ -863,15 +862,13 @@ void TableRunner::SubmitWrite() {
   const auto submitted = std::chrono::steady_clock::now();
   target_.WritePage(
       decl_.name, std::move(page.write),
-      [this, alive, cursor = std::move(cursor), written, rejected,
-       reject_error = std::move(reject_error), pulled, pass, sweep,
-       submitted](Result<PageResult> done) mutable {
+      [this, alive, cursor = std::move(cursor), rejected, reject_error = std::move(reject_error),
+       pulled, pass, sweep, submitted](Result<PageResult> done) mutable {
         if (!alive.lock()) return;
         if (done.ok()) {
           // Rows the replica already held as read are not counted: a lookback's window read
           // again is no change.
-          const int64_t taken = written - done->refused - done->flagged - done->unchanged;
-          run_rows_ += taken;
+          run_rows_ += done->written;
           run_pulled_ += pulled;
           run_deleted_ += done->deleted;
           run_rejected_ += rejected + done->refused;
@@ -879,7 +876,7 @@ void TableRunner::SubmitWrite() {
           full_pass_ = std::max(full_pass_, pass);
           if (sweep) resync_pass_ = 0;
           stats_.run_rows = run_pulled_;
-          stats_.rows_written += taken;
+          stats_.rows_written += done->written;
           stats_.rows_rejected += rejected + done->refused;
           stats_.rows_deleted += done->deleted;
         }

@@ -389,20 +389,22 @@ void Target::ReadStoredKey(const std::string& table, std::function<void(Result<S
                 [done = std::move(done), result] { done(std::move(*result)); });
 }
 
+int OpenReplicaToRead(const std::string& path, sqlite3** db) {
+  const int rc = sqlite3_open_v2(path.c_str(), db, SQLITE_OPEN_READWRITE, nullptr);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_busy_timeout(*db, 5000);
+  return sqlite3_exec(*db, "PRAGMA query_only = 1", nullptr, nullptr, nullptr);
+}
+
 Result<StoredKey> ReadStoredKeyReadOnly(const std::string& path, const std::string& table) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) return StoredKey{};
   sqlite3* db = nullptr;
-  // Only read, but not opened SQLITE_OPEN_READONLY: reading a WAL file creates its -wal and
-  // -shm files when they are not there, and only a connection that may write removes them
-  // as it closes (a read-only one leaves both behind). A file this user may not write opens
-  // read-only all the same. The path as is, never inside a file: URI.
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+  if (OpenReplicaToRead(path, &db) != SQLITE_OK) {
     Status st = SqliteError(db, "cannot open target " + path);
     sqlite3_close_v2(db);
     return st;
   }
-  sqlite3_busy_timeout(db, 5000);
   // A file siphon never wrote (no state table) holds no key.
   bool replica = false;
   {
@@ -643,6 +645,12 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
   auto t = std::make_unique<Table>();
   t->spec = spec;
   std::string cols, params, updates, fills, compared, excluded;
+  // A column a conflicting row takes from the source, and compares to leave it alone.
+  auto take = [&](const std::string& q) {
+    updates += (updates.empty() ? "" : ", ") + q + " = excluded." + q;
+    compared += (compared.empty() ? "" : ", ") + q;
+    excluded += (excluded.empty() ? "" : ", ") + std::string("excluded.") + q + " COLLATE BINARY";
+  };
   for (size_t i = 0; i < spec.columns.size(); ++i) {
     const std::string q = Quote(spec.columns[i].name);
     cols += (i ? ", " : "") + q;
@@ -650,9 +658,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     bool is_key = false;
     for (const auto& k : spec.key) is_key |= (k == spec.columns[i].name);
     if (!is_key) {
-      updates += (updates.empty() ? "" : ", ") + q + " = excluded." + q;
-      compared += (compared.empty() ? "" : ", ") + q;
-      excluded += (excluded.empty() ? "" : ", ") + std::string("excluded.") + q + " COLLATE BINARY";
+      take(q);
       fills += (fills.empty() ? "" : ", ") + q + " = coalesce(" + q + ", excluded." + q + ")";
     }
   }
@@ -661,9 +667,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     const std::string q = Quote(kPassColumn);
     cols += ", " + q;
     params += ", ?";
-    updates += (updates.empty() ? "" : ", ") + q + " = excluded." + q;
-    compared += (compared.empty() ? "" : ", ") + q;
-    excluded += (excluded.empty() ? "" : ", ") + std::string("excluded.") + q + " COLLATE BINARY";
+    take(q);
   }
   const std::string head = "INSERT INTO " + Quote(spec.name) + " (" + cols + ") VALUES ";
   const std::string tuple = "(" + params + ")";
@@ -1308,6 +1312,7 @@ Result<PageResult> Target::WriteOnWriter(Table& t, const PageWrite& page) {
   if (t.many_rows > 0) sqlite3_clear_bindings(m);  // the page's text goes
   sqlite3_clear_bindings(s);
   done.refused = static_cast<int64_t>(refused.size());
+  done.written = static_cast<int64_t>(nrows) - done.refused - done.flagged - done.unchanged;
   write_rejects(rejects);
   if (result.ok() && page.sweep && t.sweep.s != nullptr && t.empty_at_pass != page.pass) {
     // The pass is complete: rows no page of it wrote are gone from the source.
@@ -1327,8 +1332,7 @@ Result<PageResult> Target::WriteOnWriter(Table& t, const PageWrite& page) {
     } else {
       sqlite3_bind_null(u, 1);
     }
-    sqlite3_bind_int64(
-        u, 2, static_cast<int64_t>(nrows - refused.size()) - done.flagged - done.unchanged);
+    sqlite3_bind_int64(u, 2, done.written);
     sqlite3_bind_text(u, 3, now.data(), static_cast<int>(now.size()), SQLITE_STATIC);
     sqlite3_bind_text(u, 4, t.spec.name.data(), static_cast<int>(t.spec.name.size()),
                       SQLITE_STATIC);

@@ -88,6 +88,8 @@ struct PageResult {
   /// Rows the table already held as they were read (a lookback's window read again), or, in
   /// an append table, held at all: left as they were, not written.
   int64_t unchanged = 0;
+  /// Rows inserted or changed: the page's rows but those refused, flagged or unchanged.
+  int64_t written = 0;
 };
 
 /// A table's row of `_siphon_state`.
@@ -165,6 +167,14 @@ std::string ReadOnlyTargetReason();
 /// exist: " (the folder … does not exist)" or " (this user may not create files in …)", or ""
 /// when the folder is not why.
 std::string TargetFolderHint(const std::string& path);
+
+/// Opens the replica at `path`, which must exist, only to read it (`siphon status`, `check`):
+/// read-write without SQLITE_OPEN_CREATE, with a 5 s busy timeout and query_only. Not
+/// SQLITE_OPEN_READONLY: reading a WAL file creates its -wal and -shm files when they are not
+/// there, and only a connection that may write removes them as it closes (a read-only one
+/// leaves both behind). A file this user may not write opens read-only all the same. The path
+/// is taken as is, never as a file: URI. Returns SQLite's code; `*db` is to be closed either way.
+int OpenReplicaToRead(const std::string& path, sqlite3** db);
 
 /// What Target::ReadStoredKey reads, from the target file at `path` opened read-only, for
 /// `siphon check`, which writes nothing. No file, or a file siphon never wrote, holds no key.
