@@ -654,22 +654,21 @@ void MysqlConnection::Reflect(const std::string& table,
             if (!probe.ok() && probe.status().kind() == ErrorKind::kConnect) {
               return done(probe.status().WithContext("reflect " + table));
             }
+            // The server's words, without the statement's "query: " context.
+            auto reason = [&probe] {
+              const std::string message = probe.status().message();
+              return message.substr(message.rfind("query: ", 0) == 0 ? 7 : 0);
+            };
             if (!probe.ok() && probe.status().kind() == ErrorKind::kAuth) {
-              const std::string reason = probe.status().message();
-              const size_t query = reason.rfind("query: ", 0) == 0 ? 7 : 0;
-              return done(
-                  Status(ErrorKind::kAuth,
-                         "table " + table + where +
-                             " is missing, or the user may not read it: " + reason.substr(query)));
+              return done(Status(ErrorKind::kAuth,
+                                 "table " + table + where +
+                                     " is missing, or the user may not read it: " + reason()));
             }
             if (!probe.ok() && last_errno_ == kViewInvalid) {
               // A view whose table is gone: information_schema lists the view but none of
               // its columns, and "not found; did you mean" would name the view itself.
-              const std::string reason = probe.status().message();
-              const size_t query = reason.rfind("query: ", 0) == 0 ? 7 : 0;
-              return done(
-                  Status(ErrorKind::kConfig,
-                         "table " + table + where + " cannot be read: " + reason.substr(query)));
+              return done(Status(ErrorKind::kConfig,
+                                 "table " + table + where + " cannot be read: " + reason()));
             }
             NotFound(table, ref.schema, ref.table, where, done);
           });

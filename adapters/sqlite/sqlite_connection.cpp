@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <string_view>
 
 #include "adapters/first_null_sql.hpp"
 #include "adapters/sqlite/sqlite_dialect.hpp"
@@ -364,7 +365,7 @@ void SqliteConnection::Reflect(const std::string& table,
         if (rc != SQLITE_DONE) {
           // A view over a table since dropped (SQLite allows it) says "no such table: main.t"
           // here: a broken object the script names, as a missing table is.
-          if (std::strncmp(sqlite3_errmsg(db), "no such table: ", 15) == 0) {
+          if (std::string_view(sqlite3_errmsg(db)).starts_with("no such table: ")) {
             return Status(ErrorKind::kConfig,
                           "table " + table + " cannot be read: " + sqlite3_errmsg(db));
           }
@@ -432,8 +433,9 @@ void SqliteConnection::ReflectQuery(const std::string& query,
         if (rc != SQLITE_OK) {
           // SQLite says "no such table: app.notes" (a schema not attached included) and "no
           // such column: n.bdy" with the code of any mistake in a statement, SQLITE_ERROR.
-          const bool no_table = std::strncmp(sqlite3_errmsg(db), "no such table: ", 15) == 0;
-          const bool no_column = std::strncmp(sqlite3_errmsg(db), "no such column: ", 16) == 0;
+          const bool no_table = std::string_view(sqlite3_errmsg(db)).starts_with("no such table: ");
+          const bool no_column =
+              std::string_view(sqlite3_errmsg(db)).starts_with("no such column: ");
           Status st = SqliteError(db, rc, "reflect the query");
           return no_table ? QueryTableNotFound(st) : no_column ? QueryColumnNotFound(st) : st;
         }
