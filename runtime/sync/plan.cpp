@@ -266,6 +266,8 @@ std::string_view CanonicalDecimal(std::string_view text, std::string& scratch) {
   return scratch;
 }
 
+}  // namespace
+
 bool SameNumber(const CursorValue& a, const CursorValue& b) {
   // An integer and a real (SQLite's 1 and 1.0): a real equal to an integer is that integer
   // exactly, so it equals the integer's nearest double too (which may also hold a neighbour
@@ -284,8 +286,6 @@ bool SameNumber(const CursorValue& a, const CursorValue& b) {
   }
   return a == b;
 }
-
-}  // namespace
 
 bool SameOrder(const TablePlan& plan, const Cursor& a, const Cursor& b) {
   if (a.size() != b.size()) return false;

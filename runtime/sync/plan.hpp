@@ -51,6 +51,10 @@ Cursor CursorOf(const TablePlan& plan, const RowBatch& page, size_t row);
 /// and its integers with its reals (SQLite's 1 and 1.0), every other value by its bytes (a
 /// collation that holds more values equal says so with RowBatch::order_keys).
 bool SameOrder(const TablePlan& plan, const Cursor& a, const Cursor& b);
+/// Whether two values of a number column are the same number: decimal text (a numeric's `1.0`
+/// and `1.00`, `-0.0` and `0`), and an integer with a real (SQLite's 1 and 1.0). Other values
+/// compare as they are.
+bool SameNumber(const CursorValue& a, const CursorValue& b);
 
 /// Exponential backoff with jitter: attempt 1 waits about `base`, each next one twice as long,
 /// never more than `cap`; the wait is drawn uniformly from [delay/2, delay].

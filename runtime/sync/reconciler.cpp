@@ -4,6 +4,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "runtime/sync/plan.hpp"
+
 namespace siphon {
 
 Reconciler::Reconciler(SourceConnection& source, Target& target, const TableSchema& schema,
@@ -48,9 +50,22 @@ Status Reconciler::CheckKey(const TableSchema& schema, const std::vector<std::st
   return Status::Ok();
 }
 
+bool Reconciler::SameKey(const Cursor& target, const Cursor& source) const {
+  if (target.size() != number_.size() || source.size() != number_.size()) return false;
+  for (size_t i = 0; i < number_.size(); ++i) {
+    if (KeyText({target[i]}) == KeyText({source[i]})) continue;
+    if (!number_[i] || !SameNumber(target[i], source[i])) return false;
+  }
+  return true;
+}
+
 void Reconciler::Start(std::function<void(Result<ReconcileResult>)> done) {
   done_ = std::move(done);
   if (Status st = CheckKey(schema_, key_); !st.ok()) return Finish(st);
+  for (const auto& k : key_) {
+    number_.push_back(schema_.columns[schema_.Find(k)].order == OrderKind::kNumber);
+    has_number_ |= number_.back();
+  }
   // The whole table is the first range to cut (a table without deletions costs one
   // digest query on each side).
   ranges_.push_back(Range{KeyRange{}, kLeafKeys + 1});
@@ -143,11 +158,31 @@ void Reconciler::Check() {
         std::unordered_set<std::string> present;
         for (const Cursor& k : *found) present.insert(KeyText(k));
         std::vector<Cursor> gone;
+        std::vector<KeyRespelling> respelled;
         for (Cursor& k : *batch) {
-          if (!present.count(KeyText(k))) gone.push_back(std::move(k));
+          if (present.count(KeyText(k))) continue;
+          // A key whose number the source now spells otherwise (a numeric key updated from
+          // 1.0 to 1.00) is still the source's row. Where the update moved the row's cursor
+          // the replica holds the new spelling too, and the old one is a stale twin to
+          // delete; where it did not (the key is the cursor), the old spelling is the only
+          // copy of the row, and deleting it lost the row for good: it takes the new one.
+          const Cursor* same = nullptr;
+          if (has_number_) {
+            for (const Cursor& f : *found) {
+              if (SameKey(k, f)) {
+                same = &f;
+                break;
+              }
+            }
+          }
+          if (same) {
+            respelled.push_back(KeyRespelling{std::move(k), *same});
+          } else {
+            gone.push_back(std::move(k));
+          }
         }
-        if (gone.empty()) return Next();
-        target_.DeleteKeys(table_, key_, std::move(gone),
+        if (gone.empty() && respelled.empty()) return Next();
+        target_.DeleteKeys(table_, key_, std::move(gone), std::move(respelled),
                            Guard<Result<int64_t>>([this](Result<int64_t> deleted) {
                              if (!deleted.ok()) return Finish(deleted.status());
                              result_.deleted += *deleted;

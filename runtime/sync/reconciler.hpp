@@ -27,7 +27,9 @@ struct ReconcileResult {
 /// source by key and those not found are deleted. The work follows the number of differing ranges,
 /// not the table's size. A key is deleted only after the source said it does not have it, so a
 /// digest that never matches (the two sides write a key differently, or order text
-/// differently) costs lookups but never deletes a row the source still has.
+/// differently) costs lookups but never deletes a row the source still has. A key the source
+/// answers with its number spelled otherwise (`1.0` asked, `1.00` found) is the source's row:
+/// the target's row takes the source's spelling, unless the target holds that one as well.
 ///
 /// Loop thread only; one operation in flight at a time on the connection and the target.
 class Reconciler {
@@ -63,6 +65,9 @@ class Reconciler {
   void Split(Range range);
   void Check();
   void Finish(Status status);
+  // Whether the source's `source` is the target's key `target` spelled otherwise: equal
+  // column by column, a number column's as numbers (SameNumber).
+  bool SameKey(const Cursor& target, const Cursor& source) const;
   // Wraps a callback so that it does nothing once this object is gone.
   template <typename T>
   std::function<void(T)> Guard(std::function<void(T)> fn);
@@ -72,6 +77,8 @@ class Reconciler {
   const TableSchema& schema_;
   std::string table_;
   std::vector<std::string> key_;
+  std::vector<bool> number_;  // per key column: it holds numbers (OrderKind::kNumber)
+  bool has_number_ = false;
   std::function<void(Result<ReconcileResult>)> done_;
   std::deque<Range> ranges_;
   std::vector<Cursor> to_check_;  // target keys of differing leaves, not yet looked up

@@ -1772,35 +1772,65 @@ void Target::ListKeys(const std::string& table, std::vector<std::string> key, Ke
 }
 
 void Target::DeleteKeys(const std::string& table, std::vector<std::string> key,
-                        std::vector<Cursor> keys, std::function<void(Result<int64_t>)> done) {
+                        std::vector<Cursor> gone, std::vector<KeyRespelling> respelled,
+                        std::function<void(Result<int64_t>)> done) {
   auto result = std::make_shared<Result<int64_t>>(Status());
   writer_->Post(
-      [this, table, key = std::move(key), keys = std::move(keys), result] {
-        std::string where;
+      [this, table, key = std::move(key), gone = std::move(gone), respelled = std::move(respelled),
+       result] {
+        // The key columns equal to parameters `first`, `first` + 1, ...
+        auto key_is = [&key](size_t first) {
+          std::string where;
+          for (size_t i = 0; i < key.size(); ++i) {
+            where += (i ? " AND " : "") + Quote(key[i]) + " = ?" + std::to_string(first + i);
+          }
+          return where;
+        };
+        std::string set;
         for (size_t i = 0; i < key.size(); ++i) {
-          where += (i ? " AND " : "") + Quote(key[i]) + " = ?" + std::to_string(i + 1);
+          set += (i ? ", " : "") + Quote(key[i]) + " = ?" + std::to_string(key.size() + i + 1);
         }
         if (Status st = ExecOnWriter("BEGIN IMMEDIATE"); !st.ok()) {
           *result = st;
           return;
         }
-        Stmt d;
+        Stmt d, u;
         Status st;
         int64_t deleted = 0;
-        const std::string sql = "DELETE FROM " + Quote(table) + " WHERE " + where;
-        if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &d.s, nullptr) != SQLITE_OK) {
+        const std::string q = Quote(table);
+        const std::string del = "DELETE FROM " + q + " WHERE " + key_is(1);
+        const std::string upd = "UPDATE " + q + " SET " + set + " WHERE " + key_is(1) +
+                                " AND NOT EXISTS (SELECT 1 FROM " + q + " WHERE " +
+                                key_is(key.size() + 1) + ")";
+        if (sqlite3_prepare_v2(db_, del.c_str(), -1, &d.s, nullptr) != SQLITE_OK ||
+            (!respelled.empty() &&
+             sqlite3_prepare_v2(db_, upd.c_str(), -1, &u.s, nullptr) != SQLITE_OK)) {
           st = SqliteError(db_, "preparing the reconcile delete of " + table);
         }
-        for (size_t r = 0; r < keys.size() && st.ok(); ++r) {
-          for (size_t i = 0; i < keys[r].size(); ++i) {
-            BindCursorValue(d.s, static_cast<int>(i) + 1, keys[r][i], SQLITE_STATIC);
+        auto step = [&](sqlite3_stmt* s, const Cursor& k, const Cursor* to) -> int64_t {
+          for (size_t i = 0; i < k.size(); ++i) {
+            BindCursorValue(s, static_cast<int>(i) + 1, k[i], SQLITE_STATIC);
           }
-          if (sqlite3_step(d.s) != SQLITE_DONE) {
-            st = SqliteError(db_, "deleting from " + table);
+          for (size_t i = 0; to != nullptr && i < to->size(); ++i) {
+            BindCursorValue(s, static_cast<int>(k.size() + i) + 1, (*to)[i], SQLITE_STATIC);
+          }
+          int64_t changed = 0;
+          if (sqlite3_step(s) != SQLITE_DONE) {
+            st = SqliteError(db_, "reconciling the keys of " + table);
           } else {
-            deleted += sqlite3_changes64(db_);
+            changed = sqlite3_changes64(db_);
           }
-          sqlite3_reset(d.s);
+          sqlite3_reset(s);
+          return changed;
+        };
+        for (size_t r = 0; r < gone.size() && st.ok(); ++r) deleted += step(d.s, gone[r], nullptr);
+        for (size_t r = 0; r < respelled.size() && st.ok(); ++r) {
+          // Nothing updated: a row holds the source's spelling already (the update that
+          // respelled the key moved its cursor), and this one is its stale twin.
+          const KeyRespelling& k = respelled[r];
+          if (step(u.s, k.target, &k.source) == 0 && st.ok()) {
+            deleted += step(d.s, k.target, nullptr);
+          }
         }
         if (st.ok()) st = ExecOnWriter("COMMIT");
         if (!st.ok()) {

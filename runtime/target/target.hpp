@@ -138,6 +138,13 @@ struct KeyRangeScan {
   std::vector<KeyDigest> digests;  ///< one per part: splits.size() + 1
 };
 
+/// Reconcile: a key the target holds that the source holds as the same key spelled otherwise
+/// (a numeric's `1.0` that the source now prints `1.00`).
+struct KeyRespelling {
+  Cursor target;  ///< as ListKeys returned it
+  Cursor source;  ///< as the source returned it
+};
+
 /// How a sync run ended, for `_siphon_state` and `_siphon_log`.
 struct RunRecord {
   std::string table;
@@ -239,10 +246,12 @@ class Target {
   void ListKeys(const std::string& table, std::vector<std::string> key, KeyRange range,
                 std::function<void(Result<std::vector<Cursor>>)> done);
 
-  /// Reconcile: deletes the rows with these keys (as ListKeys returned them) in one
-  /// transaction on the writer. `done` gets the number of rows deleted.
-  void DeleteKeys(const std::string& table, std::vector<std::string> key, std::vector<Cursor> keys,
-                  std::function<void(Result<int64_t>)> done);
+  /// Reconcile: deletes the rows with the keys `gone` (as ListKeys returned them), and gives
+  /// each row of `respelled` its key as the source spells it, or deletes it when another row
+  /// holds that spelling already (its stale twin), in one transaction on the writer. `done`
+  /// gets the number of rows deleted.
+  void DeleteKeys(const std::string& table, std::vector<std::string> key, std::vector<Cursor> gone,
+                  std::vector<KeyRespelling> respelled, std::function<void(Result<int64_t>)> done);
 
   /// Records a finished run in `_siphon_state` and `_siphon_log` (the log keeps the newest
   /// kLogRetention rows, trimmed every 64 runs: at most 63 more in between), stamped with the
