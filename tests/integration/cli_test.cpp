@@ -558,17 +558,6 @@ TEST_F(Cli, StatusLeavesNoWalOrShmFileBesideTheReplica) {
   EXPECT_FALSE(std::filesystem::exists(dir_.File("nothing.db")));
 }
 
-/// Runs `sql` on the SQLite file at `path` (read-write).
-void SqliteExec(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  char* error = nullptr;
-  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK)
-      << (error ? error : "");
-  sqlite3_free(error);
-  sqlite3_close(db);
-}
-
 // A state row whose error holds a line break and bytes that are not UTF-8 (a source's error
 // message quotes whatever it was given): `status --json` prints it with the bytes replaced
 // (it aborted, exit 134, printing nothing), and the table keeps one line per table.

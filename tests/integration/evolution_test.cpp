@@ -1,7 +1,6 @@
 // End-to-end: deletions and schema changes on the source reach the replica (issue 7).
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
-#include <sqlite3.h>
 
 #include <atomic>
 #include <chrono>
@@ -155,16 +154,10 @@ siphon.replicate "d" { source = pg })";
   };
   auto r = Once(with("continue"));
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
-  {  // an index a user made on the replica, and a table with a constraint siphon did not make
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(Replica().c_str(), &db), SQLITE_OK);
-    EXPECT_EQ(sqlite3_exec(db,
-                           "CREATE INDEX c_zip ON c (zip); ALTER TABLE d ADD COLUMN twice "
-                           "GENERATED ALWAYS AS (zip * 2)",
-                           nullptr, nullptr, nullptr),
-              SQLITE_OK);
-    sqlite3_close(db);
-  }
+  // An index a user made on the replica, and a table with a constraint siphon did not make.
+  SqliteExec(Replica(),
+             "CREATE INDEX c_zip ON c (zip); ALTER TABLE d ADD COLUMN twice GENERATED ALWAYS AS "
+             "(zip * 2)");
   db_.Exec(R"sql(
     ALTER TABLE c ALTER COLUMN zip TYPE text;
     ALTER TABLE c ALTER COLUMN big TYPE numeric(30,2);
@@ -272,10 +265,7 @@ TEST_F(Evolution, AKeylessAppendTableRefusesWhatWouldReadRowsAgain) {
   }
 
   // Emptied by hand, it can be pulled again.
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(Replica().c_str(), &db), SQLITE_OK);
-  EXPECT_EQ(sqlite3_exec(db, "DELETE FROM ev", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
+  SqliteExec(Replica(), "DELETE FROM ev");
   script = declare("");
   r = siphon::test::Run({SIPHON_BIN, "resync", script, "--table", "ev"},
                         {{"TEST_PG_DSN", db_.Dsn()}});
@@ -360,11 +350,7 @@ TEST_F(Evolution, AChangedKeyRebuildsTheTableUnderItAndPullsAgain) {
   )sql");
   auto r = Once(Script(R"(siphon.replicate "k" { source = pg, cursor = { "updated_at", "id" } })"));
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(Replica().c_str(), &db), SQLITE_OK);
-  EXPECT_EQ(sqlite3_exec(db, "CREATE INDEX k_name ON k (name)", nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
+  SqliteExec(Replica(), "CREATE INDEX k_name ON k (name)");
 
   // The script keys the table by sku now; ids were renumbered at the source meanwhile.
   db_.Exec("UPDATE k SET id = id + 1000, updated_at = clock_timestamp() WHERE id <= 10");

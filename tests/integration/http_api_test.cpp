@@ -8,7 +8,6 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -637,11 +636,7 @@ TEST_F(HttpApi, AResyncOfAKeylessAppendTableIsRefused) {
   std::this_thread::sleep_for(std::chrono::milliseconds(600));
   EXPECT_EQ(TargetCount("ev"), "100");
   // Emptied by hand, it can be pulled again.
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(Replica().c_str(), &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  EXPECT_EQ(sqlite3_exec(db, "DELETE FROM ev", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
+  SqliteExec(Replica(), "DELETE FROM ev");
   ASSERT_TRUE(WaitFor([&] { return Post("/tables/ev/resync").status == 202; }));
   EXPECT_TRUE(WaitFor([&] { return TargetCount("ev") == "100"; })) << p->Stderr();
   p->Signal(SIGTERM);

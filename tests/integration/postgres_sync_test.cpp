@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 #include <signal.h>
-#include <sqlite3.h>
 
 #include <array>
 #include <filesystem>
@@ -252,15 +251,9 @@ TEST_F(PgSync, RowsALookbackReadsAgainUnchangedAreNotRewritten) {
       R"(siphon.replicate "o" { source = pg, cursor = { "updated_at", "id" }, lookback = "1h", batch = 4 })");
   auto r = Once(script);
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
-  sqlite3* replica = nullptr;
-  ASSERT_EQ(sqlite3_open(Replica().c_str(), &replica), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(replica,
-                         "CREATE TABLE audit (id INTEGER); CREATE TRIGGER o_audit AFTER UPDATE ON "
-                         "o BEGIN INSERT INTO audit VALUES (new.id); END",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK)
-      << sqlite3_errmsg(replica);
-  sqlite3_close(replica);
+  SqliteExec(Replica(),
+             "CREATE TABLE audit (id INTEGER); CREATE TRIGGER o_audit AFTER UPDATE ON o BEGIN "
+             "INSERT INTO audit VALUES (new.id); END");
   // Two rows change, one of them only from NULL to '' (the same as text, not as a value).
   db_.Exec(
       "UPDATE o SET status = 'paid', updated_at = clock_timestamp() WHERE id = 3; "

@@ -1,7 +1,6 @@
 // End-to-end: `query = "SELECT …"` replicates the result of a query (a join, a filter, a
 // computed column) instead of a table, from PostgreSQL and from a SQLite source.
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <chrono>
 #include <filesystem>
@@ -39,16 +38,7 @@ class QuerySource : public ::testing::Test {
     Rows r = SqliteQuery(Replica(), sql);
     return r.empty() || r[0].empty() || !r[0][0] ? "" : *r[0][0];
   }
-  void AppExec(const std::string& sql) {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(dir_.File("app.db").c_str(), &db), SQLITE_OK);
-    char* error = nullptr;
-    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK)
-        << (error ? error : "") << "\n"
-        << sql;
-    sqlite3_free(error);
-    sqlite3_close(db);
-  }
+  void AppExec(const std::string& sql) { SqliteExec(dir_.File("app.db"), sql); }
 
   PgDb db_;
   TempDir dir_;

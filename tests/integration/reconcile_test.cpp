@@ -6,7 +6,6 @@
 #include <thread>
 
 #include <fcntl.h>
-#include <sqlite3.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -74,15 +73,6 @@ class Reconcile : public ::testing::Test {
   int64_t KeysChecked(const std::string& table) {
     std::string last = LastReconcile(table);
     return last.empty() ? -1 : std::stoll(last.substr(0, last.find('/')));
-  }
-  static void SqliteExec(const std::string& path, const std::string& sql) {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    char* error = nullptr;
-    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK)
-        << (error ? error : "");
-    sqlite3_free(error);
-    sqlite3_close(db);
   }
   /// The reconcile interval of the scripts below is 1 s: let it come due.
   static void WaitForReconcile() { std::this_thread::sleep_for(std::chrono::milliseconds(1100)); }

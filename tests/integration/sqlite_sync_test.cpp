@@ -22,16 +22,7 @@ std::string Dump(const ProcessResult& r) {
 class SqliteSync : public ::testing::Test {
  protected:
   /// Runs statements on the source file (a writable connection, closed at once).
-  void SourceExec(const std::string& sql) {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(SourcePath().c_str(), &db), SQLITE_OK);
-    char* error = nullptr;
-    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK)
-        << (error ? error : "") << "\n"
-        << sql;
-    sqlite3_free(error);
-    sqlite3_close(db);
-  }
+  void SourceExec(const std::string& sql) { SqliteExec(SourcePath(), sql); }
   std::string SourcePath() const { return dir_.File("app.db"); }
   std::string Replica() const { return dir_.File("replica.db"); }
   std::string Script(const std::string& tables) {
@@ -503,14 +494,9 @@ TEST_F(SqliteSync, ARunningSiphonFollowsTheFileItsPathNames) {
   auto value = [this] { return TargetScalar("SELECT group_concat(v) FROM t"); };
   EXPECT_EQ(value(), "old");
   // A new copy renamed over the old file.
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(dir_.File("new.db").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db,
-                         "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL);"
-                         "INSERT INTO t VALUES (1, 'new'), (2, 'two')",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
+  SqliteExec(dir_.File("new.db"),
+             "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL);"
+             "INSERT INTO t VALUES (1, 'new'), (2, 'two')");
   std::filesystem::rename(dir_.File("new.db"), SourcePath());
   EXPECT_TRUE(WaitUntil([&] { return value() == "new,two"; }, std::chrono::seconds(20)))
       << value() << "\n"
@@ -537,14 +523,9 @@ TEST_F(SqliteSync, AWalFileInAFolderSiphonCannotWriteSaysWhatItNeeds) {
   const std::string folder = dir_.File("ro");
   const std::string source = folder + "/app.db";
   ASSERT_TRUE(std::filesystem::create_directory(folder));
-  sqlite3* app = nullptr;
-  ASSERT_EQ(sqlite3_open(source.c_str(), &app), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(app,
-                         "PRAGMA journal_mode = wal; CREATE TABLE t (id INTEGER PRIMARY KEY);"
-                         "INSERT INTO t VALUES (1), (2)",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(app);
+  SqliteExec(source,
+             "PRAGMA journal_mode = wal; CREATE TABLE t (id INTEGER PRIMARY KEY);"
+             "INSERT INTO t VALUES (1), (2)");
   ASSERT_FALSE(std::filesystem::exists(source + "-shm"));
   ASSERT_EQ(chmod(folder.c_str(), 0555), 0);
   ASSERT_EQ(chmod(dir_.path().c_str(), 0777), 0);
@@ -562,6 +543,7 @@ TEST_F(SqliteSync, AWalFileInAFolderSiphonCannotWriteSaysWhatItNeeds) {
   EXPECT_NE(r.err.find("the file is in WAL mode"), std::string::npos) << Dump(r);
   EXPECT_FALSE(std::filesystem::exists(source + "-shm"));
   // The application opens it (making its -wal and -shm): siphon reads it.
+  sqlite3* app = nullptr;
   ASSERT_EQ(sqlite3_open(source.c_str(), &app), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(app, "SELECT count(*) FROM t", nullptr, nullptr, nullptr), SQLITE_OK);
   r = siphon::test::Run(argv);
@@ -715,12 +697,7 @@ TEST_F(SqliteSync, ATargetTableDroppedByHandIsPulledAgainWhole) {
   auto r = Once(script);
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
   ASSERT_EQ(TargetScalar("SELECT count(*) FROM t"), "3");
-  {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(Replica().c_str(), &db), SQLITE_OK);
-    EXPECT_EQ(sqlite3_exec(db, "DROP TABLE t", nullptr, nullptr, nullptr), SQLITE_OK);
-    sqlite3_close(db);
-  }
+  SqliteExec(Replica(), "DROP TABLE t");
   SourceExec("INSERT INTO t VALUES (4, 'd', 40)");
   r = Once(script);
   ASSERT_EQ(r.exit_code, 0) << Dump(r);

@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 #include <signal.h>
-#include <sqlite3.h>
 
 #include <set>
 #include <string>
@@ -111,15 +110,9 @@ TEST(Harness, MyDbCreatesQueriesAndDrops) {
 TEST(Harness, SqliteQueryReturnsTextNullAndRawBlobs) {
   TempDir dir;
   const std::string path = dir.File("t.db");
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(
-      sqlite3_exec(db,
-                   "CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB);"
-                   "INSERT INTO t VALUES (42, 1.5, 'hé', x'00ff10'), (NULL, NULL, NULL, NULL)",
-                   nullptr, nullptr, nullptr),
-      SQLITE_OK);
-  sqlite3_close(db);
+  SqliteExec(path,
+             "CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB);"
+             "INSERT INTO t VALUES (42, 1.5, 'hé', x'00ff10'), (NULL, NULL, NULL, NULL)");
 
   Rows rows = SqliteQuery(path, "SELECT i, r, s, b FROM t ORDER BY i IS NULL");
   ASSERT_EQ(rows.size(), 2u);
@@ -127,6 +120,19 @@ TEST(Harness, SqliteQueryReturnsTextNullAndRawBlobs) {
   EXPECT_EQ(rows[1], (Row{std::nullopt, std::nullopt, std::nullopt, std::nullopt}));
   EXPECT_NONFATAL_FAILURE(SqliteQuery(path, "INSERT INTO t VALUES (1, 1, 1, 1)"), "readonly");
   EXPECT_NONFATAL_FAILURE(SqliteQuery(path, "SELECT * FROM missing"), "no such table");
+}
+
+TEST(Harness, SqliteExecWritesAndNamesTheStatementThatFails) {
+  TempDir dir;
+  const std::string path = dir.File("w.db");
+  SqliteExec(path, "CREATE TABLE t (x); INSERT INTO t VALUES (1); SELECT * FROM t");
+  // Statements run in order up to the failing one; what ran before it stays written.
+  EXPECT_NONFATAL_FAILURE(
+      SqliteExec(path, "INSERT INTO t VALUES (2); INSERT INTO missing VALUES (3)"),
+      "no such table: missing  in: INSERT INTO t VALUES (2)");
+  EXPECT_EQ(SqliteQuery(path, "SELECT group_concat(x) FROM t"), (Rows{{"1,2"}}));
+  EXPECT_NONFATAL_FAILURE(SqliteExec(dir.File("no/such/folder.db"), "SELECT 1"),
+                          "SQLite open " + dir.File("no/such/folder.db") + ": unable to open");
 }
 
 TEST(Harness, TempDirAndFiles) {

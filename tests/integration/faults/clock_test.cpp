@@ -8,8 +8,6 @@
 //  - a row whose cursor moves backwards inside `lookback` is re-read and written as the
 //    source has it now; behind the watermark minus `lookback` it is not seen by incremental
 //    runs, and a resync (cursor reset) pulls it again.
-#include <sqlite3.h>
-
 #include "tests/integration/faults/fault_util.hpp"
 
 namespace siphon::test {
@@ -17,16 +15,6 @@ namespace {
 
 class ClockFaults : public FaultTest {
  protected:
-  /// Runs SQL on the replica read-write (the test plays the operator here).
-  void TargetWrite(const std::string& sql) {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(Replica().c_str(), &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 10000);
-    char* err = nullptr;
-    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
-    sqlite3_free(err);
-    sqlite3_close(db);
-  }
   std::string V(int id) { return Target("SELECT v FROM c WHERE id = " + std::to_string(id)); }
 };
 
@@ -77,7 +65,7 @@ TEST_F(ClockFaults, FutureAndBackwardTimestampsNeitherStallNorCorruptTheTable) {
   EXPECT_EQ(V(102), "back-2s");
 
   // Resync (the cursor reset, as POST /tables/c/resync does): every row is read again.
-  TargetWrite("UPDATE _siphon_state SET cursor = NULL WHERE table_name = 'c'");
+  SqliteExec(Replica(), "UPDATE _siphon_state SET cursor = NULL WHERE table_name = 'c'");
   once();
   EXPECT_EQ(V(5), "back");
   EXPECT_EQ(V(101), "") << "still in the future";

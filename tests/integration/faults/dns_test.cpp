@@ -8,8 +8,6 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include <sqlite3.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -104,14 +102,8 @@ TEST_F(DnsFaults, AHangingNameServerHoldsBackOnlyTheSourceItNames) {
   if (HasFatalFailure()) return;
 
   db_.Exec("CREATE TABLE items (id int8 PRIMARY KEY); INSERT INTO items VALUES (1), (2), (3)");
-  sqlite3* app = nullptr;
-  ASSERT_EQ(sqlite3_open(dir_.File("app.db").c_str(), &app), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(app,
-                         "CREATE TABLE items (id INTEGER PRIMARY KEY); INSERT INTO items "
-                         "VALUES (1)",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(app);
+  SqliteExec(dir_.File("app.db"),
+             "CREATE TABLE items (id INTEGER PRIMARY KEY); INSERT INTO items VALUES (1)");
   my_.Exec("CREATE TABLE items (id BIGINT PRIMARY KEY); INSERT INTO items VALUES (1), (2)");
   std::string script = dir_.File("deploy.lua");
   WriteFile(script, "local named = " + PgSource("pg.siphon.test") + "\n" +

@@ -632,6 +632,21 @@ Rows SqliteQuery(const std::string& db_path, const std::string& sql) {
   return rows;
 }
 
+void SqliteExec(const std::string& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
+    ADD_FAILURE() << "SQLite open " << db_path << ": " << (db ? sqlite3_errmsg(db) : "no memory");
+    sqlite3_close(db);
+    return;
+  }
+  sqlite3_busy_timeout(db, 10000);
+  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
+    ADD_FAILURE() << "SQLite: " << sqlite3_errmsg(db) << "  in: " << Abbrev(sql);
+  }
+  sqlite3_close(db);
+}
+
 // --- public: processes -------------------------------------------------------------------
 
 StoppedRun StopWhileBlocked(const std::vector<std::string>& argv,

@@ -143,6 +143,10 @@ std::string ReadFile(const std::string& path);
 /// (REAL as SQLite prints it, e.g. "1.5"); a BLOB comes as its raw bytes, unencoded.
 /// Use typeof(col) in the query when the storage class matters.
 Rows SqliteQuery(const std::string& db_path, const std::string& sql);
+/// Runs the statement(s) on a SQLite file opened read-write, creating it when missing (a new
+/// connection per call, closed at once, waiting up to 10 s for another's lock); rows are
+/// dropped. ADD_FAILURE with SQLite's message and the SQL when the open or a statement fails.
+void SqliteExec(const std::string& db_path, const std::string& sql);
 
 /// How a child process ended. exit_code is -1 unless it exited normally; term_signal is
 /// the signal that killed it (0 if none); timed_out means the harness killed it.
