@@ -658,7 +658,7 @@ void TableRunner::StartPass() {
 
 void TableRunner::Pull(PageQuery query) {
   if (!tail_) query.before = horizon_;
-  if (page_limit_ > 0) query.limit = page_limit_;
+  query.limit = page_limit_ > 0 ? page_limit_ : RowsPerPage(query.limit);
   pulled_after_ = query.after;
   pulled_limit_ = query.limit;
   // Where no two rows share their order, a page never has to end early (see the ties in
@@ -790,6 +790,7 @@ void TableRunner::OnPage(Result<RowBatch> page, bool last) {
   // while the transform runs (this page counts against the waiting pages once queued). The
   // first page's size as pulled stands for the pages' size until one is written.
   if (last_page_bytes_ == 0) last_page_bytes_ = PageBytes(*rows);
+  if (n > 0) row_bytes_ = std::max<size_t>(PageBytes(*rows) / n, 1);
   PullNextIfRoom();
   std::vector<Reject> rejects;
   if (decl_.transform && n > 0) {

@@ -1,4 +1,5 @@
 #pragma once
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -202,6 +203,17 @@ class TableRunner {
   // written, which bounds them to the room left under kPendingBytes.
   static constexpr size_t kPagesPerPull = 4;
   size_t last_page_bytes_ = 0;  // 0: none pulled yet, and a pull brings one page
+  // A page is held whole (pulled, transformed, queued, written), so its rows are counted to
+  // keep it near kPageBytes, by the size a row took in the page before it: `batch` rows of
+  // 5 MB documents would not fit in memory. The first page a runner pulls, its rows' size
+  // unknown, holds at most kFirstPageRows.
+  static constexpr size_t kPageBytes = 32 << 20;
+  static constexpr size_t kFirstPageRows = 8;
+  size_t row_bytes_ = 0;  // a row's share of the last page pulled; 0: none pulled yet
+  size_t RowsPerPage(size_t batch) const {
+    if (row_bytes_ == 0) return std::min(batch, kFirstPageRows);
+    return std::clamp<size_t>(kPageBytes / row_bytes_, 1, batch);
+  }
   static size_t PageBytes(const RowBatch& rows) {
     return rows.arena_bytes() + rows.rows() * rows.columns() * sizeof(Cell);
   }

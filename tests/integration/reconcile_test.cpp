@@ -5,11 +5,6 @@
 #include <chrono>
 #include <thread>
 
-#include <fcntl.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include "tests/integration/harness/harness.hpp"
 
 namespace siphon::test {
@@ -22,34 +17,8 @@ std::string Dump(const ProcessResult& r) {
 /// Runs `siphon once SCRIPT` with `env` added and returns its peak resident memory in KiB
 /// (-1 when it failed).
 long PeakRssKib(const std::string& script, const std::map<std::string, std::string>& env) {
-  // Everything the child needs is built before fork: the child only opens, dups and execs.
-  std::vector<std::string> vars;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string var = *e;
-    if (env.count(var.substr(0, var.find('='))) == 0) vars.push_back(std::move(var));
-  }
-  for (const auto& [name, value] : env) vars.push_back(name + "=" + value);
-  std::vector<char*> envp;
-  for (auto& var : vars) envp.push_back(var.data());
-  envp.push_back(nullptr);
-  std::string bin = SIPHON_BIN, once = "once", path = script;
-  char* argv[] = {bin.data(), once.data(), path.data(), nullptr};
-  pid_t pid = fork();
-  if (pid == 0) {
-    int null = open("/dev/null", O_RDWR);
-    dup2(null, 0);
-    dup2(null, 1);
-    dup2(null, 2);
-    execve(bin.c_str(), argv, envp.data());
-    _exit(127);
-  }
-  int status = 0;
-  struct rusage usage {};
-  if (pid < 0 || wait4(pid, &status, 0, &usage) != pid || !WIFEXITED(status) ||
-      WEXITSTATUS(status) != 0) {
-    return -1;
-  }
-  return usage.ru_maxrss;
+  ProcessResult r = Run({SIPHON_BIN, "once", script}, env);
+  return r.exit_code == 0 ? r.peak_rss_kib : -1;
 }
 
 class Reconcile : public ::testing::Test {

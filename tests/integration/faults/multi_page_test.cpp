@@ -18,6 +18,10 @@ namespace siphon::test {
 namespace {
 
 constexpr int kBatch = 1000;
+// The rows of the first page a table pulls after start-up (its rows' size not yet known, it
+// holds at most 8); the statement of several pages follows it, from row kFirstPage + 1.
+constexpr int kFirstPage = 8;
+constexpr int kPause = kFirstPage + 1;
 
 class MultiPageFaults : public FaultTest {
  protected:
@@ -110,12 +114,14 @@ class MultiPageFaults : public FaultTest {
   int64_t rows_ = 0;
 };
 
-// PostgreSQL's first page of a column list is a plain query (rows 1-1000); the COPY after it
-// brings rows 1001-5000, and its first page is handed over when row 2001 arrives.
+// PostgreSQL's first page of a column list is a plain query (rows 1-8); the COPY after it
+// brings rows 9-4008, and its first page is handed over when row 1009 arrives.
 TEST_F(MultiPageFaults, PgSessionKilledAfterTheFirstPageOfACopy) {
   LoadPg();
-  Process p(Argv("once", Script(Pages("pg", 1001))), Env());
-  ASSERT_TRUE(p.WaitForOutput("MULTIPAGE PAUSE 1001", std::chrono::seconds(60))) << p.Stderr();
+  Process p(Argv("once", Script(Pages("pg", kPause))), Env());
+  ASSERT_TRUE(
+      p.WaitForOutput("MULTIPAGE PAUSE " + std::to_string(kPause), std::chrono::seconds(60)))
+      << p.Stderr();
   const std::string pid = PgCopyRunning();
   ASSERT_NE(pid, "") << "the COPY should still run while its first page is transformed";
   EXPECT_EQ(db_.Scalar("SELECT pg_terminate_backend(" + pid + ")"), "t");
@@ -128,16 +134,18 @@ TEST_F(MultiPageFaults, PgSessionKilledAfterTheFirstPageOfACopy) {
 }
 
 // The COPY's backend is stopped (SIGSTOP) while siphon transforms the COPY's first page (rows
-// 1001-2000): the statement cannot end, and the pages that reached siphon commit, each with
+// 9-1008): the statement cannot end, and the pages that reached siphon commit, each with
 // its cursor (the first of them only once the write before it is answered on the loop, so
 // the loop must run meanwhile). siphon is killed then, with the COPY's last page still on the
 // server.
 TEST_F(MultiPageFaults, PgSigkillBetweenThePagesOfACopy) {
   LoadPg();
-  const std::string script = Script(Pages("pg", 1001));
+  const std::string script = Script(Pages("pg", kPause));
   {
     Process p(Argv("once", script), Env());
-    ASSERT_TRUE(p.WaitForOutput("MULTIPAGE PAUSE 1001", std::chrono::seconds(60))) << p.Stderr();
+    ASSERT_TRUE(
+        p.WaitForOutput("MULTIPAGE PAUSE " + std::to_string(kPause), std::chrono::seconds(60)))
+        << p.Stderr();
     const std::string pid = PgCopyRunning();
     ASSERT_NE(pid, "") << "the COPY should still run while its first page is transformed";
     ASSERT_EQ(kill(std::stoi(pid), SIGSTOP), 0);
@@ -145,14 +153,14 @@ TEST_F(MultiPageFaults, PgSigkillBetweenThePagesOfACopy) {
       int pid;
       ~Thaw() { kill(pid, SIGCONT); }
     } thaw{std::stoi(pid)};
-    EXPECT_TRUE(WaitUntil([&] { return TargetCount(Replica(), "pages") >= 2000; },
+    EXPECT_TRUE(WaitUntil([&] { return TargetCount(Replica(), "pages") >= kFirstPage + kBatch; },
                           std::chrono::seconds(20), std::chrono::milliseconds(10)))
         << p.Stderr();
     p.Signal(SIGKILL);
     p.Wait();
   }
   const int64_t at_kill = TargetCount(Replica(), "pages");
-  EXPECT_LT(at_kill, 5000) << "the COPY's last page cannot have come";
+  EXPECT_LT(at_kill, kFirstPage + 4 * kBatch) << "the COPY's last page cannot have come";
   ExpectUpToCursor(at_kill);
   ProcessResult r = Once(script);
   EXPECT_EQ(r.exit_code, 0) << Dump(r);
@@ -161,12 +169,14 @@ TEST_F(MultiPageFaults, PgSigkillBetweenThePagesOfACopy) {
           "source=postgres committed_at_kill=" + std::to_string(at_kill));
 }
 
-// MariaDB's first SELECT brings one page (rows 1-1000), the second rows 1001-5000; its first
-// page is handed over when row 2001 arrives.
+// MariaDB's first SELECT brings one page (rows 1-8), the second rows 9-4008; its first page
+// is handed over when row 1009 arrives.
 TEST_F(MultiPageFaults, MysqlSessionKilledAfterTheFirstPageOfASelect) {
   LoadMy();
-  Process p(Argv("once", Script(Pages("my", 1001), MySource())), Env());
-  ASSERT_TRUE(p.WaitForOutput("MULTIPAGE PAUSE 1001", std::chrono::seconds(60))) << p.Stderr();
+  Process p(Argv("once", Script(Pages("my", kPause), MySource())), Env());
+  ASSERT_TRUE(
+      p.WaitForOutput("MULTIPAGE PAUSE " + std::to_string(kPause), std::chrono::seconds(60)))
+      << p.Stderr();
   const std::string id = MySelectRunning();
   ASSERT_NE(id, "") << "the SELECT should still run while its first page is transformed";
   my_.Exec("KILL " + id);
@@ -177,16 +187,18 @@ TEST_F(MultiPageFaults, MysqlSessionKilledAfterTheFirstPageOfASelect) {
   Summary("multi_page_kill", 1, 1, rows_, mismatches, "source=mariadb");
 }
 
-// The first SELECT's page (rows 1-1000) is the run's first write, sent to the writer at once:
-// it commits while the first page of the second SELECT (rows 1001-5000) is transformed.
+// The first SELECT's page (rows 1-8) is the run's first write, sent to the writer at once:
+// it commits while the first page of the second SELECT (rows 9-4008) is transformed.
 // siphon is killed then, with three more pages of that statement on their way.
 TEST_F(MultiPageFaults, MysqlSigkillBetweenThePagesOfASelect) {
   LoadMy();
-  const std::string script = Script(Pages("my", 1001), MySource());
+  const std::string script = Script(Pages("my", kPause), MySource());
   {
     Process p(Argv("once", script), Env());
-    ASSERT_TRUE(p.WaitForOutput("MULTIPAGE PAUSE 1001", std::chrono::seconds(60))) << p.Stderr();
-    EXPECT_TRUE(WaitUntil([&] { return TargetCount(Replica(), "pages") >= 1000; },
+    ASSERT_TRUE(
+        p.WaitForOutput("MULTIPAGE PAUSE " + std::to_string(kPause), std::chrono::seconds(60)))
+        << p.Stderr();
+    EXPECT_TRUE(WaitUntil([&] { return TargetCount(Replica(), "pages") >= kFirstPage; },
                           std::chrono::seconds(2), std::chrono::milliseconds(10)));
     ASSERT_NE(MySelectRunning(), "") << "the SELECT should still run while its first page is "
                                         "transformed\n"
@@ -194,7 +206,7 @@ TEST_F(MultiPageFaults, MysqlSigkillBetweenThePagesOfASelect) {
     p.Signal(SIGKILL);
     p.Wait();
   }
-  ExpectUpToCursor(1000);
+  ExpectUpToCursor(kFirstPage);
   ProcessResult r = Once(script);
   EXPECT_EQ(r.exit_code, 0) << Dump(r);
   const int64_t mismatches = ExpectWhole(my_.Query("SELECT id, v FROM pages ORDER BY 1"));
@@ -212,8 +224,8 @@ TEST_F(MultiPageFaults, SigtermDuringAStatementOfSeveralPages) {
     int pause_at;
     std::function<std::string()> running;
   };
-  const Case cases[] = {{"pg", 1001, [&] { return PgCopyRunning(); }},
-                        {"my", 1001, [&] { return MySelectRunning(); }}};
+  const Case cases[] = {{"pg", kPause, [&] { return PgCopyRunning(); }},
+                        {"my", kPause, [&] { return MySelectRunning(); }}};
   int64_t mismatches = 0;
   for (const Case& c : cases) {
     SCOPED_TRACE(c.source);

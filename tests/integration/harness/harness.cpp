@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -677,11 +678,13 @@ ProcessResult Run(const std::vector<std::string>& argv,
   std::optional<Clock::time_point> exited_at;
   int status = 0;
   bool reaped = false;
+  struct rusage usage {};
   while (sp.out_fd >= 0 || sp.err_fd >= 0 || !reaped) {
     DrainOnce(&sp.out_fd, &sp.err_fd, &result.out, &result.err, 50);
-    if (!reaped && waitpid(sp.pid, &status, WNOHANG) == sp.pid) {
+    if (!reaped && wait4(sp.pid, &status, WNOHANG, &usage) == sp.pid) {
       reaped = true;
       exited_at = Clock::now();
+      result.peak_rss_kib = usage.ru_maxrss;
     }
     if (!reaped && Clock::now() >= deadline) {
       result.timed_out = true;

@@ -155,6 +155,7 @@ struct ProcessResult {
   int term_signal = 0;
   std::string out, err;
   bool timed_out = false;
+  long peak_rss_kib = -1;  ///< the largest resident set it had (Run only; -1 when unknown)
 };
 
 /// Runs a program to completion with extra environment variables; captures stdout and
