@@ -1778,18 +1778,16 @@ void Target::DeleteKeys(const std::string& table, std::vector<std::string> key,
   writer_->Post(
       [this, table, key = std::move(key), gone = std::move(gone), respelled = std::move(respelled),
        result] {
-        // The key columns equal to parameters `first`, `first` + 1, ...
-        auto key_is = [&key](size_t first) {
-          std::string where;
+        // "k1 = ?first <sep> k2 = ?first+1 ...": the key columns as a WHERE (" AND ") or a
+        // SET (", ") of parameters from `first`.
+        auto key_is = [&key](size_t first, const char* sep = " AND ") {
+          std::string list;
           for (size_t i = 0; i < key.size(); ++i) {
-            where += (i ? " AND " : "") + Quote(key[i]) + " = ?" + std::to_string(first + i);
+            list += (i ? sep : "") + Quote(key[i]) + " = ?" + std::to_string(first + i);
           }
-          return where;
+          return list;
         };
-        std::string set;
-        for (size_t i = 0; i < key.size(); ++i) {
-          set += (i ? ", " : "") + Quote(key[i]) + " = ?" + std::to_string(key.size() + i + 1);
-        }
+        const std::string set = key_is(key.size() + 1, ", ");
         if (Status st = ExecOnWriter("BEGIN IMMEDIATE"); !st.ok()) {
           *result = st;
           return;
