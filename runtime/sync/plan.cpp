@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <string_view>
 
 #include "runtime/base/key_digest.hpp"
 #include "runtime/base/spelling.hpp"
@@ -11,6 +12,22 @@ namespace {
 
 bool Contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+/// Noted after a full refresh's cursor columns when its pages sweep by key range: a pass
+/// stopped midway resumes only as it began (a pass marking rows that ended with a sweep by
+/// marks would delete the rows its pages by range left unmarked), so one begun the other way
+/// starts over.
+constexpr std::string_view kSweptByKeyRange = " swept by key range";
+
+void SetKeyRangeSweep(TargetTable& t, bool on) {
+  if (t.key_range_sweep == on) return;
+  t.key_range_sweep = on;
+  if (on) {
+    t.cursor_columns += kSweptByKeyRange;
+  } else if (t.cursor_columns.ends_with(kSweptByKeyRange)) {
+    t.cursor_columns.resize(t.cursor_columns.size() - kSweptByKeyRange.size());
+  }
 }
 
 }  // namespace
@@ -150,6 +167,13 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
     t.cursor_columns += std::string(" of query ") + hash;
   }
   t.pass_marks = !t.append && !t.key.empty();
+  // A full refresh whose key is integers pages in the order SQLite keeps them in, so each
+  // page can sweep its own key range and an unchanged row need not be marked again.
+  bool integer_key = t.pass_marks && !plan.incremental;
+  for (const auto& k : plan.key) {
+    integer_key = integer_key && schema.columns[schema.Find(k)].type == ColumnType::kInteger;
+  }
+  SetKeyRangeSweep(t, integer_key);
   // A full refresh that upserts fills an added column on its next pass anyway; an append
   // table never rewrites a row it holds, so only a re-pull (filling NULL columns) does.
   t.backfill = decl.backfill && !t.key.empty() && (plan.incremental || t.append);
@@ -203,8 +227,10 @@ Status ApplyTransformColumns(TablePlan& plan, RowTransform& transform) {
                       *plan.target.soft_delete_column + "\"");
   }
   plan.target.columns = std::move(*out);
-  // A transform can set a key to NULL, or give two rows of a page one key.
+  // A transform can set a key to NULL, or give two rows of a page one key, or another key
+  // than the row it read: a page's rows no longer span its key range.
   plan.target.distinct_keys = true;
+  SetKeyRangeSweep(plan.target, false);
   plan.target.reject_refused_rows = transform.RejectsRows();
   return Status::Ok();
 }

@@ -620,6 +620,7 @@ void TableRunner::StartPass() {
   horizon_.reset();
   tail_ = false;
   tail_cursor_.reset();
+  sweep_from_ = committed_;
   // A resync writes its own pass (recorded, so a crash resumes it); a full pass resumes where
   // a crash left it (cursor set) or starts a new one; incremental rows keep the current pass.
   if (resync_pass_ != 0) {
@@ -829,6 +830,12 @@ void TableRunner::OnPage(Result<RowBatch> page, bool last) {
       write.pass = pass_;
       write.starts_pass = fresh_pass_;
       fresh_pass_ = false;
+    }
+    if (plan_->target.key_range_sweep) {
+      // Every row of the source after the page before's last key, up to this one's last, is in
+      // this page; the page that ends the pass holds every row after that.
+      write.range = KeyRange{sweep_from_, ends_pass ? std::nullopt : next_after_};
+      sweep_from_ = next_after_;
     }
     const size_t bytes = PageBytes(*write.rows);
     last_page_bytes_ = bytes;

@@ -236,6 +236,9 @@ class TableRunner {
   // the tail commit tail_cursor_, the position below the horizon.
   bool tail_ = false;
   std::optional<Cursor> tail_cursor_;
+  // A table swept by key range (TargetTable::key_range_sweep): where the next page's range
+  // starts, the last key of the page before it (none: the pass's first key).
+  std::optional<Cursor> sweep_from_;
   Status run_error_;
   int64_t run_rows_ = 0;    // rows the run wrote (its log line, _siphon_log, `synced`)
   int64_t run_pulled_ = 0;  // rows it pulled (a transform drops, rejects or adds some)

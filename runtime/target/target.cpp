@@ -13,6 +13,7 @@
 #include <map>
 #include <set>
 #include <string_view>
+#include <unordered_set>
 
 #include <sqlite3.h>
 
@@ -168,6 +169,30 @@ std::string NowIso() {
   return buf;
 }
 
+namespace {
+
+// " WHERE (k…) > (?…) AND (k…) <= (?…)" for a range; its values are appended to `params`.
+std::string RangeWhere(const std::vector<std::string>& key, const KeyRange& range,
+                       std::vector<CursorValue>& params) {
+  const std::string tuple = "(" + KeyTuple(key) + ")";
+  auto placeholders = [&params](const Cursor& values) {
+    std::string out = "(";
+    for (size_t i = 0; i < values.size(); ++i) {
+      params.push_back(values[i]);
+      out += (i ? ", ?" : "?") + std::to_string(params.size());
+    }
+    return out + ")";
+  };
+  std::string where;
+  if (range.after) where = " WHERE " + tuple + " > " + placeholders(*range.after);
+  if (range.upto) {
+    where += (where.empty() ? " WHERE " : " AND ") + tuple + " <= " + placeholders(*range.upto);
+  }
+  return where;
+}
+
+}  // namespace
+
 struct Target::Table {
   TargetTable spec;
   Stmt upsert;
@@ -175,10 +200,11 @@ struct Target::Table {
   size_t many_rows = 0;  // rows per upsert_many (0: not prepared)
   Stmt fill, fill_many;  // append tables: the upserts that fill a held row's NULL columns
   Stmt save_cursor;
-  Stmt sweep;                   // full refresh only
+  Stmt sweep;                   // pass marks only: DELETE … WHERE the mark is another pass's
   Stmt any_row;                 // SELECT 1 FROM the table LIMIT 1 (pass marks only)
   int64_t empty_at_pass = -1;   // a pass that started on an empty table: nothing to sweep
-  Stmt soft_delete;             // soft deletes only: DELETE … WHERE key = row's key
+  Stmt delete_key;              // soft deletes, key range sweeps: DELETE … WHERE key = ?
+  Stmt range_keys[4];           // key range sweeps: the keys after ?, through ?, both, neither
   int soft_index = -1;          // the soft delete column in each page
   std::vector<int> key_index;   // the key columns in each page (none: a table without a key)
   int64_t schema_version = -1;  // the file's schema_version when these were prepared
@@ -663,11 +689,12 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     }
   }
   if (spec.pass_marks) {
-    // The pass number is the last parameter; a row seen again is marked as seen.
+    // The pass number is the last parameter; a row seen again is marked as seen, unless the
+    // pass sweeps by key range (a row it holds unchanged keeps its mark).
     const std::string q = Quote(kPassColumn);
     cols += ", " + q;
     params += ", ?";
-    take(q);
+    if (!spec.key_range_sweep) take(q);
   }
   const std::string head = "INSERT INTO " + Quote(spec.name) + " (" + cols + ") VALUES ";
   const std::string tuple = "(" + params + ")";
@@ -685,8 +712,8 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
       sql += conflict + " DO UPDATE SET " + updates;
       // A row read again as the replica holds it (a lookback's window, a page retried) is left
       // alone: no page of the file changes for it, no UPDATE trigger fires, and the run counts
-      // only the rows that changed. The pass mark is compared too: a full refresh's new pass
-      // writes every row, so its sweep keeps them.
+      // only the rows that changed. The pass mark is compared too where a pass marks every
+      // row it reads, so its sweep keeps them (TargetTable::key_range_sweep does not).
       sql += " WHERE (" + compared + ") IS NOT (" + excluded + ")";
     }
   }
@@ -731,10 +758,6 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     }
   }
   if (spec.soft_delete_column) {
-    std::string where;
-    for (size_t k = 0; k < spec.key.size(); ++k) {
-      where += (k ? " AND " : "") + Quote(spec.key[k]) + " = ?" + std::to_string(k + 1);
-    }
     for (size_t c = 0; c < spec.columns.size(); ++c) {
       if (spec.columns[c].name == *spec.soft_delete_column) t->soft_index = static_cast<int>(c);
     }
@@ -742,16 +765,26 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
       return Status(ErrorKind::kConfig,
                     "soft deletes of " + spec.name + " need the key and the soft delete column");
     }
+  }
+  if (spec.key_range_sweep && (t->key_index.size() != spec.key.size() || spec.key.empty())) {
+    return Status(ErrorKind::kConfig, "the key range sweep of " + spec.name + " needs its key");
+  }
+  if (spec.soft_delete_column || spec.key_range_sweep) {
+    std::string where;
+    for (size_t k = 0; k < spec.key.size(); ++k) {
+      where += (k ? " AND " : "") + Quote(spec.key[k]) + " = ?" + std::to_string(k + 1);
+    }
     std::string sql_delete = "DELETE FROM " + Quote(spec.name) + " WHERE " + where;
-    if (sqlite3_prepare_v3(db_, sql_delete.c_str(), -1, SQLITE_PREPARE_PERSISTENT,
-                           &t->soft_delete.s, nullptr) != SQLITE_OK) {
-      return SqliteError(db_, "preparing the soft delete of " + spec.name);
+    if (sqlite3_prepare_v3(db_, sql_delete.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &t->delete_key.s,
+                           nullptr) != SQLITE_OK) {
+      return SqliteError(db_, "preparing the deletes by key of " + spec.name);
     }
   }
   if (spec.pass_marks) {
     std::string sweep =
         "DELETE FROM " + Quote(spec.name) + " WHERE " + Quote(kPassColumn) + " IS NOT ?1";
-    if (sqlite3_prepare_v3(db_, sweep.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &t->sweep.s,
+    if (!spec.key_range_sweep &&
+        sqlite3_prepare_v3(db_, sweep.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &t->sweep.s,
                            nullptr) != SQLITE_OK) {
       return SqliteError(db_, "preparing the sweep of " + spec.name);
     }
@@ -1103,7 +1136,7 @@ bool SoftDeleteFlagSet(const ColumnInfo& column, const RowBatch& rows, const Cel
 }  // namespace
 
 Status Target::DeleteByKey(Table& t, const RowBatch& rows, size_t row) {
-  sqlite3_stmt* d = t.soft_delete.s;
+  sqlite3_stmt* d = t.delete_key.s;
   for (size_t k = 0; k < t.key_index.size(); ++k) {
     BindCell(d, static_cast<int>(k) + 1, rows, rows.at(row, static_cast<size_t>(t.key_index[k])));
   }
@@ -1111,6 +1144,86 @@ Status Target::DeleteByKey(Table& t, const RowBatch& rows, size_t row) {
   if (sqlite3_step(d) != SQLITE_DONE) st = SqliteError(db_, "deleting from " + t.spec.name);
   sqlite3_reset(d);
   return st;
+}
+
+Result<int64_t> Target::SweepKeyRangeOnWriter(Table& t, const RowBatch& rows,
+                                              const KeyRange& range) {
+  const size_t nkeys = t.key_index.size();
+  // The keys compare as integers on both sides, which the plan made sure of by their types
+  // (an INTEGER column); a value that is not one (a SQLite source holds text in any column)
+  // leaves this page's range as it is: a row the source deleted stays until a pass brings a
+  // page that can tell, and no row is ever deleted on a comparison the source would not make.
+  auto integers = [nkeys](const std::optional<Cursor>& bound) {
+    if (!bound) return true;
+    if (bound->size() != nkeys) return false;
+    return std::all_of(bound->begin(), bound->end(),
+                       [](const CursorValue& v) { return std::holds_alternative<int64_t>(v); });
+  };
+  if (!integers(range.after) || !integers(range.upto)) return int64_t{0};
+  // The page's keys, each as its integers' bytes.
+  std::unordered_set<std::string> held;
+  held.reserve(rows.rows());
+  std::string key(nkeys * sizeof(int64_t), '\0');
+  for (size_t r = 0; r < rows.rows(); ++r) {
+    for (size_t k = 0; k < nkeys; ++k) {
+      const Cell& cell = rows.at(r, static_cast<size_t>(t.key_index[k]));
+      if (cell.type != ValueType::kInt) return int64_t{0};
+      memcpy(key.data() + k * sizeof(int64_t), &cell.i, sizeof(int64_t));
+    }
+    held.insert(key);
+  }
+  std::vector<CursorValue> params;
+  const std::string where = RangeWhere(t.spec.key, range, params);
+  Stmt& select = t.range_keys[(range.after ? 1 : 0) | (range.upto ? 2 : 0)];
+  if (select.s == nullptr) {
+    const std::string sql =
+        "SELECT " + KeyTuple(t.spec.key) + " FROM " + Quote(t.spec.name) + where;
+    if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &select.s, nullptr) !=
+        SQLITE_OK) {
+      return SqliteError(db_, "preparing the key range sweep of " + t.spec.name);
+    }
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    BindCursorValue(select.s, static_cast<int>(i) + 1, params[i], SQLITE_STATIC);
+  }
+  // The rows to delete are found first and deleted after: a table is not changed under a
+  // statement still reading it.
+  std::vector<sqlite3_value*> gone;
+  struct Free {
+    std::vector<sqlite3_value*>& values;
+    ~Free() {
+      for (sqlite3_value* v : values) sqlite3_value_free(v);
+    }
+  } free_gone{gone};
+  int rc;
+  while ((rc = sqlite3_step(select.s)) == SQLITE_ROW) {
+    bool integer = true;
+    for (size_t k = 0; k < nkeys && integer; ++k) {
+      const int c = static_cast<int>(k);
+      integer = sqlite3_column_type(select.s, c) == SQLITE_INTEGER;
+      const int64_t v = sqlite3_column_int64(select.s, c);
+      memcpy(key.data() + k * sizeof(int64_t), &v, sizeof(int64_t));
+    }
+    // (A key that is not an integer, text a script wrote, is none the source holds.)
+    if (integer && held.count(key) > 0) continue;
+    for (size_t k = 0; k < nkeys; ++k) {
+      gone.push_back(sqlite3_value_dup(sqlite3_column_value(select.s, static_cast<int>(k))));
+    }
+  }
+  sqlite3_reset(select.s);
+  if (rc != SQLITE_DONE) return SqliteError(db_, "reading the keys of " + t.spec.name);
+  int64_t deleted = 0;
+  sqlite3_stmt* d = t.delete_key.s;
+  for (size_t at = 0; at < gone.size(); at += nkeys) {
+    for (size_t k = 0; k < nkeys; ++k) {
+      sqlite3_bind_value(d, static_cast<int>(k + 1), gone[at + k]);
+    }
+    rc = sqlite3_step(d);
+    sqlite3_reset(d);
+    if (rc != SQLITE_DONE) return SqliteError(db_, "deleting from " + t.spec.name);
+    deleted += sqlite3_changes64(db_);
+  }
+  return deleted;
 }
 
 Result<PageResult> Target::WriteOnWriter(Table& t, const PageWrite& page) {
@@ -1314,6 +1427,15 @@ Result<PageResult> Target::WriteOnWriter(Table& t, const PageWrite& page) {
   done.refused = static_cast<int64_t>(refused.size());
   done.written = static_cast<int64_t>(nrows) - done.refused - done.flagged - done.unchanged;
   write_rejects(rejects);
+  if (result.ok() && page.range && t.spec.key_range_sweep && t.empty_at_pass != page.pass) {
+    // The rows of the page's key range that it does not hold are gone from the source.
+    Result<int64_t> swept = SweepKeyRangeOnWriter(t, rows, *page.range);
+    if (swept.ok()) {
+      done.deleted += *swept;
+    } else {
+      result = swept.status();
+    }
+  }
   if (result.ok() && page.sweep && t.sweep.s != nullptr && t.empty_at_pass != page.pass) {
     // The pass is complete: rows no page of it wrote are gone from the source.
     sqlite3_bind_int64(t.sweep.s, 1, page.pass);
@@ -1619,26 +1741,6 @@ Status Target::WriteRecordsOnWriter(const std::vector<PendingRecord>& batch) {
 }
 
 namespace {
-
-// " WHERE (k…) > (?…) AND (k…) <= (?…)" for a range; its values are appended to `params`.
-std::string RangeWhere(const std::vector<std::string>& key, const KeyRange& range,
-                       std::vector<CursorValue>& params) {
-  const std::string tuple = "(" + KeyTuple(key) + ")";
-  auto placeholders = [&params](const Cursor& values) {
-    std::string out = "(";
-    for (size_t i = 0; i < values.size(); ++i) {
-      params.push_back(values[i]);
-      out += (i ? ", ?" : "?") + std::to_string(params.size());
-    }
-    return out + ")";
-  };
-  std::string where;
-  if (range.after) where = " WHERE " + tuple + " > " + placeholders(*range.after);
-  if (range.upto) {
-    where += (where.empty() ? " WHERE " : " AND ") + tuple + " <= " + placeholders(*range.upto);
-  }
-  return where;
-}
 
 CursorValue ColumnValue(sqlite3_stmt* s, int col) {
   switch (sqlite3_column_type(s, col)) {

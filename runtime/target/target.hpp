@@ -41,6 +41,12 @@ struct TargetTable {
   /// rows of older passes (mark and sweep): deletions reach the target without ever
   /// emptying it. Every table with a key has it; append-only tables do not.
   bool pass_marks = false;
+  /// A full refresh keyed by integer columns, which the source and SQLite order alike: each
+  /// page deletes the rows of its key range it does not hold (PageWrite::range) instead of
+  /// the pass's last page deleting the rows of older passes. A row read again as the replica
+  /// holds it is then left alone, pass mark and all, so a pass over an unchanged table writes
+  /// nothing. Rows a transform makes may have other keys, so tables with one keep pass marks.
+  bool key_range_sweep = false;
   /// Soft deletes: a row whose value in this column is set (not NULL, not false or a zero
   /// number) is deleted from the target by key instead of written.
   std::optional<std::string> soft_delete_column;
@@ -75,6 +81,10 @@ struct PageWrite {
   /// the pass's closing sweep has nothing to delete and is skipped (a first sync would
   /// otherwise scan the whole table it just wrote).
   bool starts_pass = false;
+  /// A table swept by key range (TargetTable::key_range_sweep): the range of keys this page
+  /// holds every row of, so the rows in it the table holds and the page does not are gone
+  /// from the source.
+  std::optional<KeyRange> range;
   /// A re-pull of an append table (a backfill, a resync): a row it holds gets the values of its
   /// NULL columns, and keeps the others.
   bool fill = false;
@@ -308,6 +318,8 @@ class Target {
   /// moved there): SQLite would go on writing the old one, which nobody can read.
   Status CheckFileOnWriter() const;
   Status DeleteByKey(Table& t, const RowBatch& rows, size_t row);
+  /// Deletes the rows of `range` the page does not hold; returns how many.
+  Result<int64_t> SweepKeyRangeOnWriter(Table& t, const RowBatch& rows, const KeyRange& range);
 
   uv_loop_t* loop_;
   std::string path_;

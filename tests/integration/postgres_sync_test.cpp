@@ -580,6 +580,114 @@ TEST_F(PgSync, FullRefreshReplicatesATableLargerThanManyPages) {
   EXPECT_EQ(TargetScalar("SELECT payload FROM big WHERE id = 9999"), "changed");
 }
 
+// A full refresh keyed by integers leaves the rows it reads unchanged alone (no UPDATE trigger
+// fires, nothing counts as written) and still deletes what the source deleted: the first row,
+// rows on both sides of a page's edge, the last rows, and a row only the replica held.
+TEST_F(PgSync, AFullRefreshWritesOnlyTheRowsThatChangedAndDeletesTheRest) {
+  db_.Exec(R"sql(
+    CREATE TABLE t (id int8 PRIMARY KEY, v text);
+    INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 50) g;
+  )sql");
+  std::string script = Script(R"(siphon.replicate "t" { source = pg, batch = 5 })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  SqliteExec(
+      Replica(),
+      "CREATE TABLE audit (op TEXT, id INTEGER);"
+      "CREATE TRIGGER t_i AFTER INSERT ON t BEGIN INSERT INTO audit VALUES ('i', new.id); END;"
+      "CREATE TRIGGER t_u AFTER UPDATE ON t BEGIN INSERT INTO audit VALUES ('u', new.id); END;"
+      "CREATE TRIGGER t_d AFTER DELETE ON t BEGIN INSERT INTO audit VALUES ('d', old.id); END");
+  // The first page after start-up holds 8 rows, the next ones 5: 8 and 9, 13 and 14 are edges.
+  db_.Exec(
+      "DELETE FROM t WHERE id IN (1, 8, 9, 14, 23, 48, 49, 50); "
+      "UPDATE t SET v = 'changed' WHERE id = 10; INSERT INTO t VALUES (-1, 'first'), (100, "
+      "'last')");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  auto audit = [this](const char* op) {
+    return TargetScalar(
+        std::string("SELECT group_concat(id) FROM (SELECT id FROM audit WHERE op = '") + op +
+        "' ORDER BY id)");
+  };
+  EXPECT_EQ(audit("u"), "10");
+  EXPECT_EQ(audit("i"), "-1,100");
+  EXPECT_EQ(audit("d"), "1,8,9,14,23,48,49,50");
+  const char* rows = "SELECT string_agg(id || '=' || v, ',' ORDER BY id) FROM t";
+  EXPECT_EQ(
+      TargetScalar("SELECT group_concat(id || '=' || v, ',') FROM (SELECT * FROM t ORDER BY id)"),
+      db_.Scalar(rows));
+  EXPECT_EQ(TargetScalar("SELECT rows || '/' || deleted FROM _siphon_log ORDER BY id DESC LIMIT 1"),
+            "3/8");
+  // A row only the replica holds is gone after the next pass; nothing else is touched.
+  SqliteExec(Replica(), "INSERT INTO t (id, v) VALUES (23, 'stray'); DELETE FROM audit");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(op || id) FROM audit"), "d23");
+  EXPECT_EQ(TargetScalar("SELECT rows || '/' || deleted FROM _siphon_log ORDER BY id DESC LIMIT 1"),
+            "0/1");
+  // The source emptied: the pass's one page, empty, deletes every row.
+  db_.Exec("DELETE FROM t");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM t"), "0");
+}
+
+// The same with a key of two integer columns, compared as a row on both sides.
+TEST_F(PgSync, AFullRefreshByTwoIntegerColumnsDeletesWithinEachPagesRange) {
+  db_.Exec(R"sql(
+    CREATE TABLE g (a int4, b int2, v text, PRIMARY KEY (a, b));
+    INSERT INTO g SELECT x, y, x || '.' || y FROM generate_series(1, 6) x, generate_series(-2, 2) y;
+  )sql");
+  std::string script = Script(R"(siphon.replicate "g" { source = pg, batch = 4 })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  SqliteExec(Replica(),
+             "CREATE TABLE audit (op TEXT, k TEXT);"
+             "CREATE TRIGGER g_u AFTER UPDATE ON g BEGIN INSERT INTO audit VALUES ('u', new.a || "
+             "'.' || new.b); END;"
+             "CREATE TRIGGER g_d AFTER DELETE ON g BEGIN INSERT INTO audit VALUES ('d', old.a || "
+             "'.' || old.b); END");
+  db_.Exec(
+      "DELETE FROM g WHERE (a, b) IN ((1, -2), (2, 2), (3, -2), (3, 0), (6, 2)); "
+      "UPDATE g SET v = 'x' WHERE (a, b) = (4, 1)");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(
+      TargetScalar("SELECT group_concat(op || k, ' ') FROM (SELECT * FROM audit ORDER BY op, k)"),
+      "d1.-2 d2.2 d3.-2 d3.0 d6.2 u4.1");
+  EXPECT_EQ(TargetScalar("SELECT group_concat(a || '.' || b || '=' || v, ',') FROM "
+                         "(SELECT * FROM g ORDER BY a, b)"),
+            db_.Scalar("SELECT string_agg(a || '.' || b || '=' || v, ',' ORDER BY a, b) FROM g"));
+}
+
+// A pass stopped midway resumes only as it began. One begun by key range resumed with a
+// transform (whose pass marks every row, and sweeps by marks) would delete the rows the
+// first part left unmarked; it starts over instead, and no row is lost.
+TEST_F(PgSync, APassBegunByKeyRangeStartsOverWhenATransformIsAdded) {
+  db_.Exec(R"sql(
+    CREATE TABLE t (id int8 PRIMARY KEY, v text);
+    INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 30) g;
+  )sql");
+  const std::string table = R"(siphon.replicate "t" { source = pg, batch = 5)";
+  auto r = Once(Script(table + " }"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  r = Once(Script(table + " }"));  // a second pass: the rows keep the first pass's mark
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  // As a pass stopped after its page ending at id 20 leaves it.
+  SqliteExec(Replica(), "UPDATE _siphon_state SET cursor = '[20]' WHERE table_name = 't'");
+  r = Once(Script(table + ", transform = function(row) return row end }"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("stored cursor belongs to the columns [\"id\"] swept by key range"),
+            std::string::npos)
+      << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(id) FROM t"), "30/465");
+  // And back: the table sweeps by key range again, the transform's pass having marked all.
+  db_.Exec("DELETE FROM t WHERE id IN (1, 30)");
+  r = Once(Script(table + " }"));
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(id) FROM t"), "28/434");
+}
+
 // Keys of types kept as their text form page in the server's order (an enum's declaration
 // order is not its labels' text order): a table keyed by one replicates, by full refresh and
 // by cursor, across many pages.

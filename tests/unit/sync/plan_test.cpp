@@ -236,6 +236,52 @@ TEST(Plan, TablesWithAKeyCarryThePassMarkAppendOnlyOnesDoNot) {
   EXPECT_FALSE(append->target.pass_marks);
 }
 
+// A full refresh keyed by integers sweeps each page's key range; by anything else, with a
+// cursor, or with a transform (whose rows may carry other keys), it marks passes. The way is
+// noted after the cursor columns, so a pass begun one way never resumes the other.
+TEST(Plan, OnlyFullRefreshesKeyedByIntegersWithoutATransformSweepByKeyRange) {
+  auto full = MakePlan(Decl(), Orders());
+  ASSERT_TRUE(full.ok());
+  EXPECT_TRUE(full->target.key_range_sweep);
+  EXPECT_EQ(full->target.cursor_columns, "[\"id\"] swept by key range");
+  struct Identity : RowTransform {
+    Result<std::vector<ColumnInfo>> OutputColumns(const std::vector<ColumnInfo>& in) override {
+      return in;
+    }
+    Status Apply(const std::vector<ColumnInfo>&, const RowBatch& in, RowBatch& out,
+                 std::vector<Reject>&) override {
+      out = in;
+      return Status::Ok();
+    }
+    bool RejectsRows() const override { return false; }
+  } identity;
+  ASSERT_TRUE(ApplyTransformColumns(*full, identity).ok());
+  EXPECT_FALSE(full->target.key_range_sweep);
+  EXPECT_EQ(full->target.cursor_columns, "[\"id\"]");
+
+  TableDecl d = Decl();
+  d.key = {"id", "updated_at"};  // one column is not an integer
+  auto mixed = MakePlan(d, Orders());
+  ASSERT_TRUE(mixed.ok());
+  EXPECT_FALSE(mixed->target.key_range_sweep);
+  d.key = {"amount"};  // a numeric orders as a number, but is kept as text
+  TableSchema numeric_key = Orders();
+  numeric_key.columns[2].nullable = false;
+  auto numeric = MakePlan(d, numeric_key);
+  ASSERT_TRUE(numeric.ok()) << numeric.status().ToString();
+  EXPECT_FALSE(numeric->target.key_range_sweep);
+  d = Decl();
+  d.cursor = {"updated_at"};
+  auto inc = MakePlan(d, Orders());
+  ASSERT_TRUE(inc.ok());
+  EXPECT_FALSE(inc->target.key_range_sweep);
+  TableSchema unsigned_key = Orders();
+  unsigned_key.columns[0].type = ColumnType::kAny;  // MySQL BIGINT UNSIGNED
+  auto wide = MakePlan(Decl(), unsigned_key);
+  ASSERT_TRUE(wide.ok());
+  EXPECT_FALSE(wide->target.key_range_sweep);
+}
+
 // A table without a primary key takes its key from a unique index that identifies rows as
 // one would: usable, over NOT NULL columns of a type a key can have; of several, the fewest
 // columns, then the first name. Those refused say why, and the plan's message lists them.
