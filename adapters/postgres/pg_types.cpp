@@ -44,6 +44,9 @@ constexpr PgTypeClass kFloat{ColumnType::kReal, OrderKind::kNumber, false, false
 constexpr PgTypeClass kNumeric{ColumnType::kText, OrderKind::kNumber, false, false};
 constexpr PgTypeClass kBoolean{ColumnType::kInteger, OrderKind::kOther, false, false};
 constexpr PgTypeClass kString{ColumnType::kText, OrderKind::kText, false, false};
+// A uuid orders by its 16 bytes, and its text (lower-case hex digits, dashes in fixed places)
+// in the same order, byte by byte as SQLite compares text.
+constexpr PgTypeClass kUuid{ColumnType::kText, OrderKind::kText, false, false, nullptr, true};
 constexpr PgTypeClass kDocument{ColumnType::kText, OrderKind::kOther, false, false};
 constexpr PgTypeClass kBinary{ColumnType::kBlob, OrderKind::kBytes, false, false};
 constexpr PgTypeClass kTime{ColumnType::kText, OrderKind::kTime, false, false};
@@ -80,7 +83,7 @@ constexpr NamedClass kNamed[] = {
     {"\"char\"", kString},
     {"name", kString},
     {"citext", kCaseInsensitiveString},
-    {"uuid", kString},
+    {"uuid", kUuid},
     {"json", kDocument},
     {"jsonb", kDocument},
     {"bytea", kBinary},

@@ -785,6 +785,7 @@ class PgSourceConnection : public SourceConnection {
       c.order = cls.order;
       if (!PQgetisnull(res, r, 4)) key.emplace_back(atoi(PQgetvalue(res, r, 4)), c.name);
       c.text_form = cls.text_form;
+      c.stored_order = cls.stored_order;
       c.loose_equality =
           LooseEquality(cls, PQgetisnull(res, r, 7) ? nullptr : PQgetvalue(res, r, 7));
       schema.columns.push_back(std::move(c));
@@ -814,6 +815,7 @@ class PgSourceConnection : public SourceConnection {
       c.type = cls.type;
       c.order = cls.order;
       c.text_form = cls.text_form;
+      c.stored_order = cls.stored_order;
       c.loose_equality =
           LooseEquality(cls, PQgetisnull(res, row, 4) ? nullptr : PQgetvalue(res, row, 4));
     }

@@ -167,13 +167,16 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
     t.cursor_columns += std::string(" of query ") + hash;
   }
   t.pass_marks = !t.append && !t.key.empty();
-  // A full refresh whose key is integers pages in the order SQLite keeps them in, so each
-  // page can sweep its own key range and an unchanged row need not be marked again.
-  bool integer_key = t.pass_marks && !plan.incremental;
+  // A full refresh whose key the source orders as SQLite does (integers, binary strings, a
+  // uuid's text) pages in the order the replica keeps its rows in, so each page can sweep its
+  // own key range and an unchanged row need not be marked again.
+  bool stored_order = t.pass_marks && !plan.incremental;
   for (const auto& k : plan.key) {
-    integer_key = integer_key && schema.columns[schema.Find(k)].type == ColumnType::kInteger;
+    const ColumnInfo& c = schema.columns[schema.Find(k)];
+    stored_order = stored_order && (c.type == ColumnType::kInteger || c.stored_order ||
+                                    (c.type == ColumnType::kBlob && c.order == OrderKind::kBytes));
   }
-  SetKeyRangeSweep(t, integer_key);
+  SetKeyRangeSweep(t, stored_order);
   // A full refresh that upserts fills an added column on its next pass anyway; an append
   // table never rewrites a row it holds, so only a re-pull (filling NULL columns) does.
   t.backfill = decl.backfill && !t.key.empty() && (plan.incremental || t.append);

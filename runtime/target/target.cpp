@@ -1146,29 +1146,70 @@ Status Target::DeleteByKey(Table& t, const RowBatch& rows, size_t row) {
   return st;
 }
 
+namespace {
+
+// A key value as bytes that tell its storage class too (an integer 1 is not the text '1'), to
+// find a key of the table among a page's.
+void AppendKeyBytes(std::string& out, char kind, const void* data, size_t size) {
+  out += kind;
+  const auto n = static_cast<uint32_t>(size);
+  out.append(reinterpret_cast<const char*>(&n), sizeof n);
+  if (size > 0) out.append(static_cast<const char*>(data), size);  // (an empty blob's is null)
+}
+
+}  // namespace
+
 Result<int64_t> Target::SweepKeyRangeOnWriter(Table& t, const RowBatch& rows,
                                               const KeyRange& range) {
   const size_t nkeys = t.key_index.size();
-  // The keys compare as integers on both sides, which the plan made sure of by their types
-  // (an INTEGER column); a value that is not one (a SQLite source holds text in any column)
-  // leaves this page's range as it is: a row the source deleted stays until a pass brings a
-  // page that can tell, and no row is ever deleted on a comparison the source would not make.
-  auto integers = [nkeys](const std::optional<Cursor>& bound) {
+  // The plan made sure, by the key columns' types, that the source orders the keys as SQLite
+  // does (TargetTable::key_range_sweep). A value that is not of the kind the column's type
+  // stores (a SQLite source holds any value in any column) leaves this page's range as it is:
+  // a row the source deleted stays until a page that can tell comes, and no row is ever
+  // deleted on a comparison the source would not make.
+  auto stored_as = [&](size_t k) {
+    return t.spec.columns[static_cast<size_t>(t.key_index[k])].type;
+  };
+  auto fits = [&](size_t k, const CursorValue& v) {
+    switch (stored_as(k)) {
+      case ColumnType::kInteger:
+        return std::holds_alternative<int64_t>(v);
+      case ColumnType::kText:
+        return std::holds_alternative<std::string>(v);
+      case ColumnType::kBlob:
+        return std::holds_alternative<Bytes>(v);
+      default:
+        return false;
+    }
+  };
+  auto bound_fits = [&](const std::optional<Cursor>& bound) {
     if (!bound) return true;
     if (bound->size() != nkeys) return false;
-    return std::all_of(bound->begin(), bound->end(),
-                       [](const CursorValue& v) { return std::holds_alternative<int64_t>(v); });
+    for (size_t k = 0; k < nkeys; ++k) {
+      if (!fits(k, (*bound)[k])) return false;
+    }
+    return true;
   };
-  if (!integers(range.after) || !integers(range.upto)) return int64_t{0};
-  // The page's keys, each as its integers' bytes.
+  if (!bound_fits(range.after) || !bound_fits(range.upto)) return int64_t{0};
+  // The page's keys.
   std::unordered_set<std::string> held;
   held.reserve(rows.rows());
-  std::string key(nkeys * sizeof(int64_t), '\0');
+  std::string key;
   for (size_t r = 0; r < rows.rows(); ++r) {
+    key.clear();
     for (size_t k = 0; k < nkeys; ++k) {
       const Cell& cell = rows.at(r, static_cast<size_t>(t.key_index[k]));
-      if (cell.type != ValueType::kInt) return int64_t{0};
-      memcpy(key.data() + k * sizeof(int64_t), &cell.i, sizeof(int64_t));
+      if (cell.type == ValueType::kInt && stored_as(k) == ColumnType::kInteger) {
+        AppendKeyBytes(key, 'i', &cell.i, sizeof cell.i);
+      } else if (cell.type == ValueType::kText && stored_as(k) == ColumnType::kText) {
+        const std::string_view v = rows.bytes(cell);
+        AppendKeyBytes(key, 't', v.data(), v.size());
+      } else if (cell.type == ValueType::kBlob && stored_as(k) == ColumnType::kBlob) {
+        const std::string_view v = rows.bytes(cell);
+        AppendKeyBytes(key, 'b', v.data(), v.size());
+      } else {
+        return int64_t{0};
+      }
     }
     held.insert(key);
   }
@@ -1197,15 +1238,31 @@ Result<int64_t> Target::SweepKeyRangeOnWriter(Table& t, const RowBatch& rows,
   } free_gone{gone};
   int rc;
   while ((rc = sqlite3_step(select.s)) == SQLITE_ROW) {
-    bool integer = true;
-    for (size_t k = 0; k < nkeys && integer; ++k) {
+    key.clear();
+    bool comparable = true;  // a REAL or NULL key is none a page holds
+    for (size_t k = 0; k < nkeys && comparable; ++k) {
       const int c = static_cast<int>(k);
-      integer = sqlite3_column_type(select.s, c) == SQLITE_INTEGER;
-      const int64_t v = sqlite3_column_int64(select.s, c);
-      memcpy(key.data() + k * sizeof(int64_t), &v, sizeof(int64_t));
+      switch (sqlite3_column_type(select.s, c)) {
+        case SQLITE_INTEGER: {
+          const int64_t v = sqlite3_column_int64(select.s, c);
+          AppendKeyBytes(key, 'i', &v, sizeof v);
+          break;
+        }
+        case SQLITE_TEXT: {
+          const unsigned char* v = sqlite3_column_text(select.s, c);
+          AppendKeyBytes(key, 't', v, static_cast<size_t>(sqlite3_column_bytes(select.s, c)));
+          break;
+        }
+        case SQLITE_BLOB: {
+          const void* v = sqlite3_column_blob(select.s, c);
+          AppendKeyBytes(key, 'b', v, static_cast<size_t>(sqlite3_column_bytes(select.s, c)));
+          break;
+        }
+        default:
+          comparable = false;
+      }
     }
-    // (A key that is not an integer, text a script wrote, is none the source holds.)
-    if (integer && held.count(key) > 0) continue;
+    if (comparable && held.count(key) > 0) continue;
     for (size_t k = 0; k < nkeys; ++k) {
       gone.push_back(sqlite3_value_dup(sqlite3_column_value(select.s, static_cast<int>(k))));
     }

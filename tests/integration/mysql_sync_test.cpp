@@ -619,13 +619,17 @@ TEST_F(MysqlSync, AFullRefreshWritesOnlyChangedRowsAndDeletesTheRest) {
   db_.Exec(R"sql(
     CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20));
     INSERT INTO t SELECT seq, CONCAT('v', seq) FROM seq_1_to_40;
+    CREATE TABLE vb (id VARBINARY(4) PRIMARY KEY, v VARCHAR(20));
+    INSERT INTO vb VALUES (x'', 'empty'), (x'00', 'zero'), (x'0000', 'zeros'), (x'01', 'one'),
+      (x'0100', 'one zero'), (x'ff', 'ff'), (x'ff00', 'ff zero'), (x'ffff', 'ff ff');
     CREATE TABLE u (id BIGINT UNSIGNED PRIMARY KEY, v VARCHAR(20));
     INSERT INTO u VALUES (1, 'a'), (2, 'b'), (9223372036854775807, 'c'),
       (9223372036854775808, 'd'), (18446744073709551615, 'e');
   )sql");
   std::string script = Script(
       "siphon.replicate 't' { source = my, from = 't', batch = 5 }\n"
-      "siphon.replicate 'u' { source = my, from = 'u', batch = 2 }\n");
+      "siphon.replicate 'u' { source = my, from = 'u', batch = 2 }\n"
+      "siphon.replicate 'vb' { source = my, from = 'vb', batch = 2 }\n");
   auto r = Once(script);
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
   SqliteExec(
@@ -638,6 +642,8 @@ TEST_F(MysqlSync, AFullRefreshWritesOnlyChangedRowsAndDeletesTheRest) {
     UPDATE t SET v = 'changed' WHERE id = 20;
     DELETE FROM u WHERE id IN (1, 9223372036854775808);
     UPDATE u SET v = 'B' WHERE id = 2;
+    DELETE FROM vb WHERE id IN (x'', x'0000', x'ffff');
+    UPDATE vb SET v = 'ONE' WHERE id = x'01';
   )sql");
   r = Once(script);
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
@@ -650,6 +656,15 @@ TEST_F(MysqlSync, AFullRefreshWritesOnlyChangedRowsAndDeletesTheRest) {
   EXPECT_EQ(TargetScalar("SELECT group_concat(id || '=' || v, ',') FROM (SELECT * FROM u ORDER BY "
                          "CAST(id AS REAL))"),
             db_.Scalar("SELECT group_concat(CONCAT(id, '=', v) ORDER BY id SEPARATOR ',') FROM u"));
+  // Binary strings: MariaDB orders them byte by byte, shorter first, as SQLite does.
+  EXPECT_EQ(TargetScalar("SELECT group_concat(hex(id) || '=' || v, ',') FROM (SELECT * FROM vb "
+                         "ORDER BY id)"),
+            db_.Scalar("SELECT group_concat(CONCAT(hex(id), '=', v) ORDER BY id SEPARATOR ',') "
+                       "FROM vb"));
+  EXPECT_EQ(TargetScalar("SELECT group_concat(name || ':' || key_range_sweep) FROM (SELECT "
+                         "table_name AS name, cursor_columns LIKE '% swept by key range' AS "
+                         "key_range_sweep FROM _siphon_state ORDER BY table_name)"),
+            "t:1,u:0,vb:1");
 }
 
 TEST_F(MysqlSync, AnOpenWriteTransactionHoldsTheCursorBackUntilItCommits) {

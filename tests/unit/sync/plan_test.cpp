@@ -236,10 +236,11 @@ TEST(Plan, TablesWithAKeyCarryThePassMarkAppendOnlyOnesDoNot) {
   EXPECT_FALSE(append->target.pass_marks);
 }
 
-// A full refresh keyed by integers sweeps each page's key range; by anything else, with a
-// cursor, or with a transform (whose rows may carry other keys), it marks passes. The way is
+// A full refresh keyed by what the source orders as SQLite does (integers, bytes, uuids)
+// sweeps each page's key range; by anything else, with a cursor, or with a transform (whose
+// rows may carry other keys), it marks passes. The way is
 // noted after the cursor columns, so a pass begun one way never resumes the other.
-TEST(Plan, OnlyFullRefreshesKeyedByIntegersWithoutATransformSweepByKeyRange) {
+TEST(Plan, OnlyFullRefreshesKeyedInSqlitesOrderWithoutATransformSweepByKeyRange) {
   auto full = MakePlan(Decl(), Orders());
   ASSERT_TRUE(full.ok());
   EXPECT_TRUE(full->target.key_range_sweep);
@@ -280,6 +281,22 @@ TEST(Plan, OnlyFullRefreshesKeyedByIntegersWithoutATransformSweepByKeyRange) {
   auto wide = MakePlan(Decl(), unsigned_key);
   ASSERT_TRUE(wide.ok());
   EXPECT_FALSE(wide->target.key_range_sweep);
+  // Text orders as SQLite's only where the source says so (a PostgreSQL uuid); binary
+  // strings always do.
+  TableSchema text_key = Orders();
+  text_key.columns[0] = {"id", "text", ColumnType::kText, OrderKind::kText, false};
+  auto text = MakePlan(Decl(), text_key);
+  ASSERT_TRUE(text.ok());
+  EXPECT_FALSE(text->target.key_range_sweep);
+  text_key.columns[0].stored_order = true;  // uuid
+  auto uuid = MakePlan(Decl(), text_key);
+  ASSERT_TRUE(uuid.ok());
+  EXPECT_TRUE(uuid->target.key_range_sweep);
+  TableSchema bytes_key = Orders();
+  bytes_key.columns[0] = {"id", "bytea", ColumnType::kBlob, OrderKind::kBytes, false};
+  auto bytes = MakePlan(Decl(), bytes_key);
+  ASSERT_TRUE(bytes.ok());
+  EXPECT_TRUE(bytes->target.key_range_sweep);
 }
 
 // A table without a primary key takes its key from a unique index that identifies rows as
