@@ -12,7 +12,31 @@
 namespace siphon::test {
 namespace {
 
-class KillFaults : public FaultTest {};
+class KillFaults : public FaultTest {
+ protected:
+  /// Starts `siphon run` `times` times, each killed with SIGKILL 300-1500 ms later (it must
+  /// still be running then); the replica must pass integrity_check after each. False, with the
+  /// failure added, when one does not: the caller stops its writer before it asserts.
+  bool KillRuns(const std::string& script, int times, std::mt19937& rng, int& runs, int& kills) {
+    for (int i = 0; i < times; ++i) {
+      Process p(Argv("run", script), Env());
+      ++runs;
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::uniform_int_distribution<>(300, 1500)(rng)));
+      if (p.Running()) {
+        p.Signal(SIGKILL);
+        ++kills;
+      } else {
+        ADD_FAILURE() << "siphon run exited on its own\n" << Dump(p.Wait());
+      }
+      p.Wait();
+      const std::string check = Target("PRAGMA integrity_check");
+      EXPECT_EQ(check, "ok") << "after kill " << i;
+      if (check != "ok") return false;
+    }
+    return true;
+  }
+};
 
 TEST_F(KillFaults, SigkillDuringFirstSyncAndIncrementalRunsLosesNothing) {
   db_.Exec(R"sql(
@@ -73,22 +97,10 @@ TEST_F(KillFaults, SigkillDuringFirstSyncAndIncrementalRunsLosesNothing) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   });
-  for (int i = 0; i < 10; ++i) {
-    Process p(Argv("run", script), Env());
-    ++runs;
-    std::this_thread::sleep_for(
-        std::chrono::milliseconds(std::uniform_int_distribution<>(300, 1500)(rng)));
-    if (p.Running()) {
-      p.Signal(SIGKILL);
-      ++kills;
-    } else {
-      ADD_FAILURE() << "siphon run exited on its own\n" << Dump(p.Wait());
-    }
-    p.Wait();
-    ASSERT_EQ(Target("PRAGMA integrity_check"), "ok");
-  }
+  const bool killed = KillRuns(script, 10, rng, runs, kills);
   stop = true;
   writer.join();
+  ASSERT_TRUE(killed);
 
   // A final run, then the whole table compared row by row.
   ProcessResult r = Once(script);
@@ -166,22 +178,10 @@ TEST_F(KillFaults, SigkillDuringFullRefreshPassesThatDeleteLosesNothing) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   });
-  for (int i = 0; i < 5; ++i) {
-    Process p(Argv("run", script), Env());
-    ++runs;
-    std::this_thread::sleep_for(
-        std::chrono::milliseconds(std::uniform_int_distribution<>(300, 1500)(rng)));
-    if (p.Running()) {
-      p.Signal(SIGKILL);
-      ++kills;
-    } else {
-      ADD_FAILURE() << "siphon run exited on its own\n" << Dump(p.Wait());
-    }
-    p.Wait();
-    ASSERT_EQ(Target("PRAGMA integrity_check"), "ok");
-  }
+  const bool killed = KillRuns(script, 5, rng, runs, kills);
   stop = true;
   writer.join();
+  ASSERT_TRUE(killed);
 
   // A pass after the last kill ends the one in progress, a second is whole: the replica is
   // the source.
