@@ -89,6 +89,7 @@ ColumnInfo QueryColumn(const MYSQL_FIELD& field) {
   column.source_type = std::move(type.column_type);
   column.type = cls.type;
   column.order = cls.order;
+  column.stored_order = cls.stored_order;
   column.nullable = (field.flags & NOT_NULL_FLAG) == 0;
   return column;
 }
@@ -542,6 +543,7 @@ void ReadReflectedRows(std::vector<ReflectedRow>& rows, TableSchema& schema,
       MysqlTypeClass cls = ClassifyType(text(3), column.source_type);
       column.type = cls.type;
       column.order = cls.order;
+      column.stored_order = cls.stored_order;
       column.nullable = text(4) != "NO";
       if (IsLossyCharset(text(6))) column.lossy_charset = text(6);
       schema.columns.push_back(std::move(column));

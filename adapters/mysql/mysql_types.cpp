@@ -13,7 +13,7 @@ namespace {
 
 constexpr unsigned kBinaryCharset = 63;
 
-constexpr MysqlTypeClass kInteger{ColumnType::kInteger, OrderKind::kNumber};
+constexpr MysqlTypeClass kInteger{ColumnType::kInteger, OrderKind::kNumber, true};
 // Values up to 2^63-1 must stay INTEGER and larger ones become exact TEXT (DESIGN §5), so
 // the target column needs BLOB affinity, which stores each value as given: a TEXT column
 // would turn 5 into '5' and an INTEGER one 18446744073709551615 into a lossy REAL.
@@ -27,7 +27,7 @@ constexpr MysqlTypeClass kString{ColumnType::kText, OrderKind::kText};
 constexpr MysqlTypeClass kDocument{ColumnType::kText, OrderKind::kOther};
 constexpr MysqlTypeClass kBinary{ColumnType::kBlob, OrderKind::kOther};
 // BINARY(n) and VARBINARY(n) (uuids as 16 bytes) compare byte by byte: keys and cursors.
-constexpr MysqlTypeClass kShortBinary{ColumnType::kBlob, OrderKind::kBytes};
+constexpr MysqlTypeClass kShortBinary{ColumnType::kBlob, OrderKind::kBytes, true};
 constexpr MysqlTypeClass kTime{ColumnType::kText, OrderKind::kTime};
 // TIME (-838:59:59 to 838:59:59, a duration as much as a time of day) is a key or cursor
 // column like text: the server compares it with the value siphon stored ('-00:00:00.500000')

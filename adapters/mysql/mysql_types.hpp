@@ -14,6 +14,9 @@ namespace siphon::mysql {
 struct MysqlTypeClass {
   ColumnType type = ColumnType::kText;
   OrderKind order = OrderKind::kOther;
+  /// ColumnInfo::stored_order: the server orders the values as SQLite orders what siphon
+  /// stores (integers that fit in 64 bits, binary strings byte by byte).
+  bool stored_order = false;
 };
 
 /// The members of an ENUM or SET column in declaration order, from its COLUMN_TYPE

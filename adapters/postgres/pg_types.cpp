@@ -39,7 +39,8 @@ struct NamedClass {
 };
 
 // Base type names as format_type() spells them, without type modifiers.
-constexpr PgTypeClass kInteger{ColumnType::kInteger, OrderKind::kNumber, false, false};
+constexpr PgTypeClass kInteger{
+    ColumnType::kInteger, OrderKind::kNumber, false, false, nullptr, true};
 constexpr PgTypeClass kFloat{ColumnType::kReal, OrderKind::kNumber, false, false};
 constexpr PgTypeClass kNumeric{ColumnType::kText, OrderKind::kNumber, false, false};
 constexpr PgTypeClass kBoolean{ColumnType::kInteger, OrderKind::kOther, false, false};
@@ -48,7 +49,8 @@ constexpr PgTypeClass kString{ColumnType::kText, OrderKind::kText, false, false}
 // in the same order, byte by byte as SQLite compares text.
 constexpr PgTypeClass kUuid{ColumnType::kText, OrderKind::kText, false, false, nullptr, true};
 constexpr PgTypeClass kDocument{ColumnType::kText, OrderKind::kOther, false, false};
-constexpr PgTypeClass kBinary{ColumnType::kBlob, OrderKind::kBytes, false, false};
+// bytea compares byte by byte, a shorter value first, as SQLite compares blobs.
+constexpr PgTypeClass kBinary{ColumnType::kBlob, OrderKind::kBytes, false, false, nullptr, true};
 constexpr PgTypeClass kTime{ColumnType::kText, OrderKind::kTime, false, false};
 // Types whose equal values can differ in their text, and no page says which: citext compares
 // its values lowercased, bpchar (character without a length, which keeps the spaces it was

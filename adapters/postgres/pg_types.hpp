@@ -20,7 +20,8 @@ struct PgTypeClass {
   /// 'a' and 'A' equal, interval '1 day' and '24 hours'): how a message names it and them
   /// (ColumnInfo::loose_equality).
   const char* loose_equality = nullptr;
-  /// ColumnInfo::stored_order: the text siphon keeps orders as the values do (uuid).
+  /// ColumnInfo::stored_order: what siphon keeps orders as the values do (integers, bytea, and
+  /// a uuid's text).
   bool stored_order = false;
 };
 

@@ -58,10 +58,12 @@ struct ColumnInfo {
   /// collation, as the source spells it in SQL, for pages to compare and order under so the
   /// server reads them through the index. Empty: the column's own.
   std::string key_collation = {};
-  /// The source orders the column's values as SQLite orders what siphon stores for them, where
-  /// the column's type alone does not say so (integers and binary strings do): a PostgreSQL
-  /// uuid, whose text has its hex digits in the order of its bytes. A full refresh keyed by
-  /// such columns sweeps by key range (TargetTable::key_range_sweep).
+  /// The source orders the column's values as SQLite orders what siphon stores for them, as
+  /// its adapter vouches: integers (but MySQL's BIGINT UNSIGNED, text past 2^63-1), binary
+  /// strings, a PostgreSQL uuid (whose text has its hex digits in the order of its bytes). A
+  /// full refresh keyed by such columns sweeps by key range (TargetTable::key_range_sweep).
+  /// Not set for a SQLite source, whose columns may hold values of any kind, each compared
+  /// under the column's collation.
   bool stored_order = false;
 
   bool operator==(const ColumnInfo&) const = default;

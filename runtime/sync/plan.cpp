@@ -14,19 +14,13 @@ bool Contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
-/// Noted after a full refresh's cursor columns when its pages sweep by key range: a pass
-/// stopped midway resumes only as it began (a pass marking rows that ended with a sweep by
-/// marks would delete the rows its pages by range left unmarked), so one begun the other way
-/// starts over.
-constexpr std::string_view kSweptByKeyRange = " swept by key range";
-
 void SetKeyRangeSweep(TargetTable& t, bool on) {
   if (t.key_range_sweep == on) return;
   t.key_range_sweep = on;
   if (on) {
-    t.cursor_columns += kSweptByKeyRange;
-  } else if (t.cursor_columns.ends_with(kSweptByKeyRange)) {
-    t.cursor_columns.resize(t.cursor_columns.size() - kSweptByKeyRange.size());
+    t.cursor_columns += kKeyRangeSweptNote;
+  } else if (t.cursor_columns.ends_with(kKeyRangeSweptNote)) {
+    t.cursor_columns.resize(t.cursor_columns.size() - kKeyRangeSweptNote.size());
   }
 }
 
@@ -167,15 +161,12 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
     t.cursor_columns += std::string(" of query ") + hash;
   }
   t.pass_marks = !t.append && !t.key.empty();
-  // A full refresh whose key the source orders as SQLite does (integers, binary strings, a
-  // uuid's text) pages in the order the replica keeps its rows in, so each page can sweep its
-  // own key range and an unchanged row need not be marked again.
+  // A full refresh whose key the source orders as SQLite does (ColumnInfo::stored_order: the
+  // adapter says so) pages in the order the replica keeps its rows in, so each page can sweep
+  // its own key range and an unchanged row need not be marked again.
   bool stored_order = t.pass_marks && !plan.incremental;
-  for (const auto& k : plan.key) {
-    const ColumnInfo& c = schema.columns[schema.Find(k)];
-    stored_order = stored_order && (c.type == ColumnType::kInteger || c.stored_order ||
-                                    (c.type == ColumnType::kBlob && c.order == OrderKind::kBytes));
-  }
+  for (const auto& k : plan.key)
+    stored_order = stored_order && schema.columns[schema.Find(k)].stored_order;
   SetKeyRangeSweep(t, stored_order);
   // A full refresh that upserts fills an added column on its next pass anyway; an append
   // table never rewrites a row it holds, so only a re-pull (filling NULL columns) does.

@@ -205,6 +205,7 @@ struct Target::Table {
   int64_t empty_at_pass = -1;   // a pass that started on an empty table: nothing to sweep
   Stmt delete_key;              // soft deletes, key range sweeps: DELETE … WHERE key = ?
   Stmt range_keys[4];           // key range sweeps: the keys after ?, through ?, both, neither
+  bool range_sweep = false;     // spec.key_range_sweep, unless the key's declared types refuse
   int soft_index = -1;          // the soft delete column in each page
   std::vector<int> key_index;   // the key columns in each page (none: a table without a key)
   int64_t schema_version = -1;  // the file's schema_version when these were prepared
@@ -584,20 +585,68 @@ Status Target::RebuildOnWriter(const TargetTable& spec, bool rekey) {
   return Status::Ok();
 }
 
-Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
+namespace {
+
+// SQLite's affinity of a declared column type, by its rules in their order.
+ColumnType AffinityOf(std::string_view declared) {
+  std::string t(declared);
+  for (char& c : t) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  auto has = [&t](const char* part) { return t.find(part) != std::string::npos; };
+  if (has("INT")) return ColumnType::kInteger;
+  if (has("CHAR") || has("CLOB") || has("TEXT")) return ColumnType::kText;
+  if (t.empty() || has("BLOB")) return ColumnType::kBlob;
+  if (has("REAL") || has("FLOA") || has("DOUB")) return ColumnType::kReal;
+  return ColumnType::kAny;  // NUMERIC
+}
+
+}  // namespace
+
+Result<std::string> Target::KeyStoredAsDeclared(const TargetTable& spec) {
+  Stmt info;
+  const std::string sql = "PRAGMA table_info(" + Quote(spec.name) + ")";
+  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &info.s, nullptr) != SQLITE_OK) {
+    return SqliteError(db_, "reading table_info of " + spec.name);
+  }
+  std::map<std::string, std::string> declared;
+  int rc;
+  while ((rc = sqlite3_step(info.s)) == SQLITE_ROW) {
+    const unsigned char* type = sqlite3_column_text(info.s, 2);
+    declared[reinterpret_cast<const char*>(sqlite3_column_text(info.s, 1))] =
+        type ? reinterpret_cast<const char*>(type) : "";
+  }
+  if (rc != SQLITE_DONE) return SqliteError(db_, "reading table_info of " + spec.name);
+  for (const auto& k : spec.key) {
+    for (const auto& c : spec.columns) {
+      if (c.name != k) continue;
+      const auto it = declared.find(k);
+      const std::string type = it == declared.end() ? "" : it->second;
+      if (AffinityOf(type) != c.type) {
+        return "its key column \"" + k + "\" is declared " +
+               (type.empty() ? std::string("without a type") : type) +
+               " in the replica, where siphon declares " + std::string(ColumnTypeName(c.type));
+      }
+    }
+  }
+  return std::string();
+}
+
+Result<TableState> Target::PrepareOnWriter(const TargetTable& requested) {
   if (Status st = CheckFileOnWriter(); !st.ok()) return st;
   // Every run prepares its table again (100 tables on 1 s intervals: 100 a second). When the
   // table is as the last run left it, its statements stand: only the state row is read.
-  auto known = tables_.find(spec.name);
-  if (known != tables_.end() && known->second->spec == spec && known->second->schema_version >= 0 &&
-      known->second->schema_version == SchemaVersion()) {
-    Result<std::optional<TableState>> state = ReadState(spec.name);
+  auto known = tables_.find(requested.name);
+  if (known != tables_.end() && known->second->spec == requested &&
+      known->second->schema_version >= 0 && known->second->schema_version == SchemaVersion()) {
+    Result<std::optional<TableState>> state = ReadState(requested.name);
     if (!state.ok()) return state.status();
     if (state->has_value()) {
       known->second->empty_at_pass = -1;  // as for a table prepared afresh
       return std::move(**state);
     }
   }
+  // What the table is prepared as: the request, but a key range sweep its key's declared types
+  // do not allow (KeyStoredAsDeclared, below).
+  TargetTable spec = requested;
   // Create or extend the table.
   std::set<std::string> existing;
   std::vector<std::pair<int, std::string>> primary;  // position in the key, column
@@ -667,9 +716,29 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& spec) {
     }
   }
 
+  // A replica whose key columns are declared otherwise than siphon declares them (by hand, or
+  // kept through a change of the source's type by a table with constraints of its own) stores
+  // some keys as another kind than a page holds them ('5' for 5, 5.0): by key range, its rows
+  // would seem to be none the page holds. Such a table marks its passes instead.
+  if (spec.key_range_sweep) {
+    Result<std::string> declared = KeyStoredAsDeclared(spec);
+    if (!declared.ok()) return declared.status();
+    if (!declared->empty()) {
+      Logger("target")->warn(
+          "{}: {}; deletions on the source are found by marking every row each pass, which "
+          "writes every row again",
+          spec.name, *declared);
+      spec.key_range_sweep = false;
+      if (spec.cursor_columns.ends_with(kKeyRangeSweptNote)) {
+        spec.cursor_columns.resize(spec.cursor_columns.size() - kKeyRangeSweptNote.size());
+      }
+    }
+  }
+
   // The upsert: one prepared statement for every page of this table.
   auto t = std::make_unique<Table>();
-  t->spec = spec;
+  t->spec = requested;
+  t->range_sweep = spec.key_range_sweep;
   std::string cols, params, updates, fills, compared, excluded;
   // A column a conflicting row takes from the source, and compares to leave it alone.
   auto take = [&](const std::string& q) {
@@ -1162,11 +1231,10 @@ void AppendKeyBytes(std::string& out, char kind, const void* data, size_t size) 
 Result<int64_t> Target::SweepKeyRangeOnWriter(Table& t, const RowBatch& rows,
                                               const KeyRange& range) {
   const size_t nkeys = t.key_index.size();
-  // The plan made sure, by the key columns' types, that the source orders the keys as SQLite
-  // does (TargetTable::key_range_sweep). A value that is not of the kind the column's type
-  // stores (a SQLite source holds any value in any column) leaves this page's range as it is:
-  // a row the source deleted stays until a page that can tell comes, and no row is ever
-  // deleted on a comparison the source would not make.
+  // The source orders the keys as SQLite does (its adapter says so: ColumnInfo::stored_order)
+  // and the replica stores them as the page holds them (KeyStoredAsDeclared). A value of
+  // another kind than its column's, which such sources do not send, leaves this page's range
+  // as it is: no row is ever deleted on a comparison the source would not make.
   auto stored_as = [&](size_t k) {
     return t.spec.columns[static_cast<size_t>(t.key_index[k])].type;
   };
@@ -1224,61 +1292,79 @@ Result<int64_t> Target::SweepKeyRangeOnWriter(Table& t, const RowBatch& rows,
       return SqliteError(db_, "preparing the key range sweep of " + t.spec.name);
     }
   }
-  for (size_t i = 0; i < params.size(); ++i) {
-    BindCursorValue(select.s, static_cast<int>(i) + 1, params[i], SQLITE_STATIC);
-  }
   // The rows to delete are found first and deleted after: a table is not changed under a
-  // statement still reading it.
+  // statement still reading it. At most kGoneAtOnce at a time, so a source emptied of
+  // millions of rows costs no more memory than a page: the range is read again after each
+  // batch, finding the page's rows again and the rest of what is gone.
+  constexpr size_t kGoneAtOnce = 10000;
   std::vector<sqlite3_value*> gone;
   struct Free {
     std::vector<sqlite3_value*>& values;
-    ~Free() {
+    void operator()() {
       for (sqlite3_value* v : values) sqlite3_value_free(v);
+      values.clear();
     }
+    ~Free() { (*this)(); }
   } free_gone{gone};
-  int rc;
-  while ((rc = sqlite3_step(select.s)) == SQLITE_ROW) {
-    key.clear();
-    bool comparable = true;  // a REAL or NULL key is none a page holds
-    for (size_t k = 0; k < nkeys && comparable; ++k) {
-      const int c = static_cast<int>(k);
-      switch (sqlite3_column_type(select.s, c)) {
-        case SQLITE_INTEGER: {
-          const int64_t v = sqlite3_column_int64(select.s, c);
-          AppendKeyBytes(key, 'i', &v, sizeof v);
-          break;
+  int64_t deleted = 0;
+  for (bool more = true; more;) {
+    for (size_t i = 0; i < params.size(); ++i) {
+      BindCursorValue(select.s, static_cast<int>(i) + 1, params[i], SQLITE_STATIC);
+    }
+    more = false;
+    int rc;
+    while ((rc = sqlite3_step(select.s)) == SQLITE_ROW) {
+      key.clear();
+      bool comparable = true;  // a REAL or NULL key is none a page holds
+      for (size_t k = 0; k < nkeys && comparable; ++k) {
+        const int c = static_cast<int>(k);
+        switch (sqlite3_column_type(select.s, c)) {
+          case SQLITE_INTEGER: {
+            const int64_t v = sqlite3_column_int64(select.s, c);
+            AppendKeyBytes(key, 'i', &v, sizeof v);
+            break;
+          }
+          case SQLITE_TEXT: {
+            const unsigned char* v = sqlite3_column_text(select.s, c);
+            AppendKeyBytes(key, 't', v, static_cast<size_t>(sqlite3_column_bytes(select.s, c)));
+            break;
+          }
+          case SQLITE_BLOB: {
+            const void* v = sqlite3_column_blob(select.s, c);
+            AppendKeyBytes(key, 'b', v, static_cast<size_t>(sqlite3_column_bytes(select.s, c)));
+            break;
+          }
+          default:
+            comparable = false;
         }
-        case SQLITE_TEXT: {
-          const unsigned char* v = sqlite3_column_text(select.s, c);
-          AppendKeyBytes(key, 't', v, static_cast<size_t>(sqlite3_column_bytes(select.s, c)));
-          break;
+      }
+      if (comparable && held.count(key) > 0) continue;
+      for (size_t k = 0; k < nkeys; ++k) {
+        sqlite3_value* v = sqlite3_value_dup(sqlite3_column_value(select.s, static_cast<int>(k)));
+        if (v == nullptr) {
+          sqlite3_reset(select.s);
+          return Status(ErrorKind::kTarget, "out of memory reading the keys of " + t.spec.name);
         }
-        case SQLITE_BLOB: {
-          const void* v = sqlite3_column_blob(select.s, c);
-          AppendKeyBytes(key, 'b', v, static_cast<size_t>(sqlite3_column_bytes(select.s, c)));
-          break;
-        }
-        default:
-          comparable = false;
+        gone.push_back(v);
+      }
+      if (gone.size() >= kGoneAtOnce * nkeys) {
+        more = true;
+        break;
       }
     }
-    if (comparable && held.count(key) > 0) continue;
-    for (size_t k = 0; k < nkeys; ++k) {
-      gone.push_back(sqlite3_value_dup(sqlite3_column_value(select.s, static_cast<int>(k))));
+    sqlite3_reset(select.s);
+    if (!more && rc != SQLITE_DONE) return SqliteError(db_, "reading the keys of " + t.spec.name);
+    sqlite3_stmt* d = t.delete_key.s;
+    for (size_t at = 0; at < gone.size(); at += nkeys) {
+      for (size_t k = 0; k < nkeys; ++k) {
+        sqlite3_bind_value(d, static_cast<int>(k + 1), gone[at + k]);
+      }
+      rc = sqlite3_step(d);
+      sqlite3_reset(d);
+      if (rc != SQLITE_DONE) return SqliteError(db_, "deleting from " + t.spec.name);
+      deleted += sqlite3_changes64(db_);
     }
-  }
-  sqlite3_reset(select.s);
-  if (rc != SQLITE_DONE) return SqliteError(db_, "reading the keys of " + t.spec.name);
-  int64_t deleted = 0;
-  sqlite3_stmt* d = t.delete_key.s;
-  for (size_t at = 0; at < gone.size(); at += nkeys) {
-    for (size_t k = 0; k < nkeys; ++k) {
-      sqlite3_bind_value(d, static_cast<int>(k + 1), gone[at + k]);
-    }
-    rc = sqlite3_step(d);
-    sqlite3_reset(d);
-    if (rc != SQLITE_DONE) return SqliteError(db_, "deleting from " + t.spec.name);
-    deleted += sqlite3_changes64(db_);
+    free_gone();
   }
   return deleted;
 }
@@ -1484,7 +1570,7 @@ Result<PageResult> Target::WriteOnWriter(Table& t, const PageWrite& page) {
   done.refused = static_cast<int64_t>(refused.size());
   done.written = static_cast<int64_t>(nrows) - done.refused - done.flagged - done.unchanged;
   write_rejects(rejects);
-  if (result.ok() && page.range && t.spec.key_range_sweep && t.empty_at_pass != page.pass) {
+  if (result.ok() && page.range && t.range_sweep && t.empty_at_pass != page.pass) {
     // The rows of the page's key range that it does not hold are gone from the source.
     Result<int64_t> swept = SweepKeyRangeOnWriter(t, rows, *page.range);
     if (swept.ok()) {

@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <uv.h>
@@ -69,6 +70,11 @@ struct TargetTable {
 
 /// The name of the mark column of full-refresh tables.
 inline constexpr const char* kPassColumn = "_siphon_pass";
+/// What TargetTable::cursor_columns ends with when the table sweeps by key range: a pass
+/// stopped midway resumes only as it began (a pass marking rows that ended with a sweep by
+/// marks would delete the rows its pages by range left unmarked), so one begun the other way
+/// starts over.
+inline constexpr std::string_view kKeyRangeSweptNote = " swept by key range";
 
 /// One page to commit, with everything that must commit with it.
 struct PageWrite {
@@ -299,6 +305,10 @@ class Target {
   int wal_frames_ = 0;  // writer thread only: frames in the WAL after the last commit
   int wal_max_frames_ = static_cast<int>(kWalMaxBytes / 4096);
   Result<TableState> PrepareOnWriter(const TargetTable& table);
+  /// Why the table's key columns, as the replica declares them, cannot be compared with a
+  /// page's keys by their stored values (a key column with another affinity than siphon
+  /// gives it); empty when they can.
+  Result<std::string> KeyStoredAsDeclared(const TargetTable& spec);
   /// Gives the columns of the table the declared types `spec` wants, rebuilding it with its
   /// rows, key, indexes and triggers when one differs (SQLite would otherwise convert what is
   /// written now by the old column's affinity: text "01234" into INTEGER is stored as 1234).

@@ -619,6 +619,9 @@ TEST_F(MysqlSync, AFullRefreshWritesOnlyChangedRowsAndDeletesTheRest) {
   db_.Exec(R"sql(
     CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20));
     INSERT INTO t SELECT seq, CONCAT('v', seq) FROM seq_1_to_40;
+    CREATE TABLE bn (id BINARY(2) PRIMARY KEY, v VARCHAR(20));
+    INSERT INTO bn VALUES (x'0000', 'a'), (x'0001', 'b'), (x'00ff', 'c'), (x'0100', 'd'),
+      (x'ff00', 'e'), (x'ffff', 'f');
     CREATE TABLE vb (id VARBINARY(4) PRIMARY KEY, v VARCHAR(20));
     INSERT INTO vb VALUES (x'', 'empty'), (x'00', 'zero'), (x'0000', 'zeros'), (x'01', 'one'),
       (x'0100', 'one zero'), (x'ff', 'ff'), (x'ff00', 'ff zero'), (x'ffff', 'ff ff');
@@ -629,7 +632,8 @@ TEST_F(MysqlSync, AFullRefreshWritesOnlyChangedRowsAndDeletesTheRest) {
   std::string script = Script(
       "siphon.replicate 't' { source = my, from = 't', batch = 5 }\n"
       "siphon.replicate 'u' { source = my, from = 'u', batch = 2 }\n"
-      "siphon.replicate 'vb' { source = my, from = 'vb', batch = 2 }\n");
+      "siphon.replicate 'vb' { source = my, from = 'vb', batch = 2 }\n"
+      "siphon.replicate 'bn' { source = my, from = 'bn', batch = 2 }\n");
   auto r = Once(script);
   ASSERT_EQ(r.exit_code, 0) << Dump(r);
   SqliteExec(
@@ -643,6 +647,8 @@ TEST_F(MysqlSync, AFullRefreshWritesOnlyChangedRowsAndDeletesTheRest) {
     DELETE FROM u WHERE id IN (1, 9223372036854775808);
     UPDATE u SET v = 'B' WHERE id = 2;
     DELETE FROM vb WHERE id IN (x'', x'0000', x'ffff');
+    DELETE FROM bn WHERE id IN (x'0000', x'00ff', x'ffff');
+    UPDATE bn SET v = 'D' WHERE id = x'0100';
     UPDATE vb SET v = 'ONE' WHERE id = x'01';
   )sql");
   r = Once(script);
@@ -664,7 +670,10 @@ TEST_F(MysqlSync, AFullRefreshWritesOnlyChangedRowsAndDeletesTheRest) {
   EXPECT_EQ(TargetScalar("SELECT group_concat(name || ':' || key_range_sweep) FROM (SELECT "
                          "table_name AS name, cursor_columns LIKE '% swept by key range' AS "
                          "key_range_sweep FROM _siphon_state ORDER BY table_name)"),
-            "t:1,u:0,vb:1");
+            "bn:1,t:1,u:0,vb:1");
+  EXPECT_EQ(TargetScalar("SELECT group_concat(hex(id) || '=' || v, ',') FROM (SELECT * FROM bn "
+                         "ORDER BY id)"),
+            "0001=b,0100=D,FF00=e");
 }
 
 TEST_F(MysqlSync, AnOpenWriteTransactionHoldsTheCursorBackUntilItCommits) {

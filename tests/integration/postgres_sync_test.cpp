@@ -708,6 +708,53 @@ TEST_F(PgSync, AFullRefreshKeyedByUuidsOrBytesWritesOnlyWhatChanged) {
                 "SELECT string_agg(upper(encode(id, 'hex')) || '=' || v, ',' ORDER BY id) FROM b"));
 }
 
+// A replica whose key column is declared otherwise than siphon declares it (made by hand
+// with `id TEXT`, which stores 5 as '5') cannot tell its keys by range: the table marks its
+// passes, says so, and loses no row.
+TEST_F(PgSync, AReplicaKeyDeclaredAsTextByHandKeepsEveryRowOnAFullRefresh) {
+  db_.Exec(R"sql(
+    CREATE TABLE t (id int8 PRIMARY KEY, v text);
+    INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 30) g;
+  )sql");
+  SqliteExec(Replica(), "CREATE TABLE t (id TEXT NOT NULL PRIMARY KEY, v TEXT)");
+  std::string script = Script(R"(siphon.replicate "t" { source = pg, batch = 5 })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_NE(r.err.find("its key column \"id\" is declared TEXT in the replica, where siphon "
+                       "declares INTEGER; deletions on the source are found by marking every row"),
+            std::string::npos)
+      << Dump(r);
+  db_.Exec("DELETE FROM t WHERE id IN (3, 17)");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || sum(id) FROM t"), "28/445");
+  EXPECT_EQ(TargetScalar("SELECT cursor_columns FROM _siphon_state"), "[\"id\"]");
+}
+
+// A source emptied of most of its rows: the first page's range, and then the last (empty)
+// page's, hold tens of thousands of rows to delete, deleted 10,000 at a time.
+TEST_F(PgSync, AFullRefreshDeletesTensOfThousandsOfRowsInOnePagesRange) {
+  db_.Exec(R"sql(
+    CREATE TABLE t (id int8 PRIMARY KEY, v text);
+    INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 50000) g;
+  )sql");
+  std::string script = Script(R"(siphon.replicate "t" { source = pg })");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  // The first page after start-up holds ids 1-8; the next starts at 35009.
+  db_.Exec("DELETE FROM t WHERE id BETWEEN 9 AND 35008");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) || '/' || min(id) || '/' || max(id) FROM t WHERE id > 8"),
+            "14992/35009/50000");
+  EXPECT_EQ(TargetScalar("SELECT deleted FROM _siphon_log ORDER BY id DESC LIMIT 1"), "35000");
+  db_.Exec("DELETE FROM t");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT count(*) FROM t"), "0");
+  EXPECT_EQ(TargetScalar("SELECT deleted FROM _siphon_log ORDER BY id DESC LIMIT 1"), "15000");
+}
+
 // A pass stopped midway resumes only as it began. One begun by key range resumed with a
 // transform (whose pass marks every row, and sweeps by marks) would delete the rows the
 // first part left unmarked; it starts over instead, and no row is lost.

@@ -275,6 +275,28 @@ TEST_F(SqliteSync, FullRefreshPicksUpEveryChange) {
   EXPECT_EQ(SourceScalar("SELECT count(*) FROM sqlite_master WHERE name LIKE '_siphon%'"), "0");
 }
 
+// An INT key column of a SQLite source may hold text and blobs too ('A12' beside 7; in a key
+// of two columns, which the replica keeps in no rowid): such keys are not compared by range,
+// and a full refresh still deletes what the source deleted, whatever its kind.
+TEST_F(SqliteSync, AFullRefreshOfAnIntKeyHoldingTextDeletesWhatTheSourceDeleted) {
+  SourceExec(R"sql(
+    CREATE TABLE codes (code INT NOT NULL, part INT NOT NULL, v TEXT, PRIMARY KEY (code, part));
+    INSERT INTO codes VALUES (1, 0, 'a'), (2, 0, 'b'), (7, 0, 'c'), ('A12', 0, 'd'), ('B7', 0, 'e'),
+      (x'01', 0, 'f'), (x'02', 0, 'g');
+  )sql");
+  std::string script =
+      Script("siphon.replicate 'codes' { source = app, from = 'codes', batch = 2 }\n");
+  auto r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  SourceExec("DELETE FROM codes WHERE code IN (2, 'A12', x'01')");
+  r = Once(script);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_EQ(TargetScalar("SELECT group_concat(typeof(code) || ':' || quote(code) || '=' || v) FROM "
+                         "(SELECT * FROM codes ORDER BY code)"),
+            "integer:1=a,integer:7=c,text:'B7'=e,blob:X'02'=g");
+  EXPECT_EQ(TargetScalar("SELECT cursor_columns FROM _siphon_state"), "[\"code\",\"part\"]");
+}
+
 // The usual way to write a table keyed by text: `key TEXT PRIMARY KEY`, without NOT NULL. It
 // replicates (it was refused at start-up as a nullable "cursor column", exit 2, though the
 // script gave no cursor). SQLite lets such a column hold NULL: a row without a key fails the
