@@ -142,8 +142,15 @@ TEST_F(KillFaults, SigkillDuringFullRefreshPassesThatDeleteLosesNothing) {
     std::sort(kept.begin(), kept.end());
     Process p(Argv("once", script), Env());
     ++runs;
+    // Killed once the pass has committed a page (its cursor stored), a moment later: at a
+    // random page, however long start-up takes (a sanitizer build's is long).
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (p.Running() && std::chrono::steady_clock::now() < give_up &&
+           Target("SELECT cursor IS NOT NULL FROM _siphon_state") != "1") {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
     std::this_thread::sleep_for(
-        std::chrono::milliseconds(std::uniform_int_distribution<>(20, 300)(rng)));
+        std::chrono::milliseconds(std::uniform_int_distribution<>(0, 80)(rng)));
     if (p.Running()) {
       p.Signal(SIGKILL);
       ++kills;
