@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <string_view>
 
 #include "runtime/base/key_digest.hpp"
 #include "runtime/base/spelling.hpp"
@@ -12,16 +11,6 @@ namespace {
 
 bool Contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
-}
-
-void SetKeyRangeSweep(TargetTable& t, bool on) {
-  if (t.key_range_sweep == on) return;
-  t.key_range_sweep = on;
-  if (on) {
-    t.cursor_columns += kKeyRangeSweptNote;
-  } else if (t.cursor_columns.ends_with(kKeyRangeSweptNote)) {
-    t.cursor_columns.resize(t.cursor_columns.size() - kKeyRangeSweptNote.size());
-  }
 }
 
 }  // namespace
@@ -165,8 +154,9 @@ Result<TablePlan> MakePlan(const TableDecl& decl, const TableSchema& schema) {
   // adapter says so) pages in the order the replica keeps its rows in, so each page can sweep
   // its own key range and an unchanged row need not be marked again.
   bool stored_order = t.pass_marks && !plan.incremental;
-  for (const auto& k : plan.key)
+  for (const auto& k : plan.key) {
     stored_order = stored_order && schema.columns[schema.Find(k)].stored_order;
+  }
   SetKeyRangeSweep(t, stored_order);
   // A full refresh that upserts fills an added column on its next pass anyway; an append
   // table never rewrites a row it holds, so only a re-pull (filling NULL columns) does.

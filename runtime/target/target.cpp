@@ -585,6 +585,16 @@ Status Target::RebuildOnWriter(const TargetTable& spec, bool rekey) {
   return Status::Ok();
 }
 
+void SetKeyRangeSweep(TargetTable& table, bool on) {
+  if (table.key_range_sweep == on) return;
+  table.key_range_sweep = on;
+  if (on) {
+    table.cursor_columns += kKeyRangeSweptNote;
+  } else if (table.cursor_columns.ends_with(kKeyRangeSweptNote)) {
+    table.cursor_columns.resize(table.cursor_columns.size() - kKeyRangeSweptNote.size());
+  }
+}
+
 namespace {
 
 // SQLite's affinity of a declared column type, by its rules in their order.
@@ -728,10 +738,7 @@ Result<TableState> Target::PrepareOnWriter(const TargetTable& requested) {
           "{}: {}; deletions on the source are found by marking every row each pass, which "
           "writes every row again",
           spec.name, *declared);
-      spec.key_range_sweep = false;
-      if (spec.cursor_columns.ends_with(kKeyRangeSweptNote)) {
-        spec.cursor_columns.resize(spec.cursor_columns.size() - kKeyRangeSweptNote.size());
-      }
+      SetKeyRangeSweep(spec, false);
     }
   }
 

@@ -75,6 +75,8 @@ inline constexpr const char* kPassColumn = "_siphon_pass";
 /// marks would delete the rows its pages by range left unmarked), so one begun the other way
 /// starts over.
 inline constexpr std::string_view kKeyRangeSweptNote = " swept by key range";
+/// Sets or clears `key_range_sweep`, and kKeyRangeSweptNote after the cursor columns with it.
+void SetKeyRangeSweep(TargetTable& table, bool on);
 
 /// One page to commit, with everything that must commit with it.
 struct PageWrite {
